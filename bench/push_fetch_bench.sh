@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Core benchmark (issue 2, item 12): walpush / walfetch vs pgbackrest archive-push / archive-get
+# on the same real 16 MiB WAL segments made by pgbench, in one run.
+#   walpush:  file:// repository, lz4 + AES-256-GCM
+#   pgBackRest 2.x: posix repository, lz4, no encryption, synchronous (archive-async=n)
+# Every command runs as the postgres user, one process per segment as PostgreSQL would run it,
+# alternating which tool goes first.  Prints the median wall time per segment, the ratios and
+# the peak RSS of each tool (GNU time %M).  Not a test: run it by hand (as root).
+# Env: BENCH_SEGMENTS (default 48), BENCH_KEEP=1 keeps the temp dir.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tests/lib/common.sh
+. "$root/tests/lib/common.sh"
+WS_SCRIPT=push_fetch_bench
+WS_KEEP=${BENCH_KEEP:-0}
+nseg=${BENCH_SEGMENTS:-48}
+
+command -v pgbackrest >/dev/null || ws_die "pgbackrest not installed (scripts/install-deps)"
+[[ -x /usr/bin/time ]] || ws_die "GNU time not installed (apt-get install time)"
+ws_setup
+ws_require_tool walpush walfetch
+
+ws_log "making $nseg+ segments of real WAL with pgbench"
+wal=$WS_TMP/wal
+WS_WAL_SCALE=10 WS_WAL_TPCB_SECONDS=5 ws_make_wal "$wal" "$nseg"
+mapfile -t segs < <(ws_segments "$wal")
+segs=("${segs[@]:0:$nseg}")
+chmod 0644 "$wal"/*
+ws_log "${#segs[@]} segments ${segs[0]}..${segs[-1]}, system id $WS_WAL_SYSID"
+
+# walstore
+key=$WS_TMP/key
+ws_make_key "$key"
+ws_pg_dir "$WS_TMP/wsrepo"
+ws_opts=(--repo "file://$WS_TMP/wsrepo" --key-file "$key")
+
+# pgBackRest: a stanza for the cluster that made the WAL (stanza-create needs it running).
+pgbr_conf=$WS_TMP/pgbackrest.conf
+for d in pgbr-repo pgbr-log pgbr-lock pgbr-spool; do ws_pg_dir "$WS_TMP/$d"; done
+port=$(ws_free_port)
+cat >"$pgbr_conf" <<CONF
+[global]
+repo1-path=$WS_TMP/pgbr-repo
+log-path=$WS_TMP/pgbr-log
+lock-path=$WS_TMP/pgbr-lock
+spool-path=$WS_TMP/pgbr-spool
+log-level-console=warn
+log-level-file=off
+compress-type=lz4
+archive-async=n
+
+[bench]
+pg1-path=$WS_WAL_DATADIR
+pg1-port=$port
+pg1-socket-path=$WS_TMP/sock
+pg1-user=postgres
+CONF
+chmod 0644 "$pgbr_conf"
+pgbr=(pgbackrest "--config=$pgbr_conf" --stanza=bench)
+pg_start "$WS_WAL_DATADIR" "$port"
+as_pg "${pgbr[@]}" stanza-create >/dev/null
+pg_stop "$WS_WAL_DATADIR"
+
+ws_pg_dir "$WS_TMP/fetched"
+results=$WS_TMP/results.tsv
+: >"$results"
+chmod 0666 "$results"
+
+# measure TOOL OP SEG CMD...: one run as postgres; appends "tool op seg microseconds rss_kib".
+measure() {
+  local tool=$1 op=$2 seg=$3
+  shift 3
+  # shellcheck disable=SC2016  # expanded by the inner bash
+  as_pg bash -c '
+    out=$1 tool=$2 op=$3 seg=$4; shift 4
+    mem=$(mktemp)
+    start=$EPOCHREALTIME
+    /usr/bin/time -f %M -o "$mem" "$@" >/dev/null 2>"$mem.err" || { cat "$mem.err" >&2; exit 1; }
+    end=$EPOCHREALTIME
+    us=$(( (${end/./} - ${start/./}) ))
+    printf "%s\t%s\t%s\t%s\t%s\n" "$tool" "$op" "$seg" "$us" "$(tail -n 1 "$mem")" >>"$out"
+    rm -f "$mem" "$mem.err"' bench "$results" "$tool" "$op" "$seg" "$@"
+}
+
+ws_log "archive push: ${#segs[@]} segments, each tool once per segment"
+i=0
+for s in "${segs[@]}"; do
+  if ((i++ % 2 == 0)); then
+    measure walpush push "$s" "$WS_BIN/walpush" "${ws_opts[@]}" --compression lz4 "$wal/$s"
+    measure pgbackrest push "$s" "${pgbr[@]}" archive-push "$wal/$s"
+  else
+    measure pgbackrest push "$s" "${pgbr[@]}" archive-push "$wal/$s"
+    measure walpush push "$s" "$WS_BIN/walpush" "${ws_opts[@]}" --compression lz4 "$wal/$s"
+  fi
+done
+
+ws_log "archive get: ${#segs[@]} segments, each tool once per segment"
+i=0
+for s in "${segs[@]}"; do
+  for turn in 0 1; do
+    if (((i + turn) % 2 == 0)); then
+      measure walfetch fetch "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
+        "$s" "$WS_TMP/fetched/$s.walfetch"
+    else
+      measure pgbackrest fetch "$s" "${pgbr[@]}" archive-get "$s" "$WS_TMP/fetched/$s.pgbackrest"
+    fi
+  done
+  i=$((i + 1))
+  cmp "$wal/$s" "$WS_TMP/fetched/$s.walfetch" || ws_die "walfetch returned different bytes for $s"
+  cmp "$wal/$s" "$WS_TMP/fetched/$s.pgbackrest" || ws_die "pgbackrest returned different bytes for $s"
+  rm -f "$WS_TMP/fetched/$s".*
+done
+
+ws_size=$(du -sb "$WS_TMP/wsrepo" | cut -f1)
+pgbr_size=$(du -sb "$WS_TMP/pgbr-repo/archive" | cut -f1)
+wal_size=$((${#segs[@]} * 16777216))
+python3 - "$results" "${#segs[@]}" "$wal_size" "$ws_size" "$pgbr_size" \
+  "$(pgbackrest version)" "$(nproc)" <<'PY'
+import statistics, sys
+from collections import defaultdict
+path, n, wal, ws_size, pgbr_size, pgbr_version, cores = sys.argv[1:8]
+t = defaultdict(list)
+m = defaultdict(int)
+for line in open(path):
+    tool, op, seg, us, rss = line.split("\t")
+    t[(tool, op)].append(int(us) / 1000.0)
+    m[(tool, op)] = max(m[(tool, op)], int(rss))
+def med(k): return statistics.median(t[k])
+print()
+print(f"{n} segments of 16 MiB from pgbench ({int(wal) / 2**20:.0f} MiB), {cores} cores, {pgbr_version}")
+print(f"{'':<34}{'median ms/seg':>14}{'p90 ms/seg':>12}{'peak RSS MiB':>14}")
+rows = [("walpush (lz4 + AES-256-GCM)", ("walpush", "push")),
+        ("pgbackrest archive-push (lz4)", ("pgbackrest", "push")),
+        ("walfetch (lz4 + AES-256-GCM)", ("walfetch", "fetch")),
+        ("pgbackrest archive-get (lz4)", ("pgbackrest", "fetch"))]
+for label, k in rows:
+    q = sorted(t[k])
+    p90 = q[min(len(q) - 1, int(0.9 * len(q)))]
+    print(f"{label:<34}{med(k):>14.1f}{p90:>12.1f}{m[k] / 1024:>14.1f}")
+push_ratio = med(("walpush", "push")) / med(("pgbackrest", "push"))
+fetch_ratio = med(("walfetch", "fetch")) / med(("pgbackrest", "fetch"))
+push_mem = m[("walpush", "push")] / 1024
+print()
+print(f"push  ratio walpush / archive-push: {push_ratio:.2f}  (target <= 0.60: {'met' if push_ratio <= 0.6 else 'NOT met'})")
+print(f"fetch ratio walfetch / archive-get: {fetch_ratio:.2f}  (target <= 0.60: {'met' if fetch_ratio <= 0.6 else 'NOT met'})")
+print(f"walpush peak RSS: {push_mem:.1f} MiB  (target < 32 MiB: {'met' if push_mem < 32 else 'NOT met'})")
+print(f"repository size: walstore {int(ws_size) / 2**20:.0f} MiB (encrypted), pgbackrest {int(pgbr_size) / 2**20:.0f} MiB")
+PY

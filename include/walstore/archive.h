@@ -1,0 +1,97 @@
+// The WAL archive: where objects live in a repository, and the two operations
+// walpush and walfetch perform.  walctl uses the same layout.
+//
+// Repository layout (docs/format.md):
+//   <system-id>/wal/<TTTTTTTTLLLLLLLL>/<segment>          segments, .partial, .backup
+//   <system-id>/wal/<TTTTTTTT>.history                    timeline history
+//   <system-id>/backup/<label>/...                        base backups (walctl)
+// <system-id> is the cluster's system identifier in decimal, as
+// pg_controldata prints it, so the WAL of two clusters never mixes.
+#pragma once
+
+#include <walstore/config.h>
+#include <walstore/crypto.h>
+#include <walstore/storage.h>
+#include <walstore/wal_name.h>
+
+#include <cstdint>
+#include <string>
+
+namespace walstore {
+
+std::string ArchivePrefix(uint64_t system_id);             // "<id>/"
+std::string WalObjectKey(uint64_t system_id, const WalFileName& name);
+std::string WalPrefix(uint64_t system_id);                  // "<id>/wal/"
+std::string BackupPrefix(uint64_t system_id);               // "<id>/backup/"
+
+// Metadata names stored with every object (S3 x-amz-meta-*).
+inline constexpr const char* kMetaSha256 = "walstore-sha256";
+inline constexpr const char* kMetaSize = "walstore-size";
+
+enum class PushOutcome {
+  kStored,           // a new object was published
+  kAlreadyArchived,  // an identical object was already there
+};
+
+struct PushResult {
+  PushOutcome outcome = PushOutcome::kStored;
+  WalFileName name;
+  std::string key;
+  uint64_t system_id = 0;
+  uint64_t plaintext_size = 0;
+  uint64_t stored_size = 0;
+  Sha256Digest sha256{};
+};
+
+// Archives one file (walpush %p).  `path` may be relative (to the cwd, which
+// is the data directory when PostgreSQL runs it).  Validates the name and,
+// for segments, the size and long page header; learns the system id from the
+// segment header (or config.system_id, or <cwd>/global/pg_control for files
+// without one).  Test before overwrite: an existing object with the same
+// plaintext SHA-256 gives kAlreadyArchived; a different one throws kConflict
+// naming both checksums, and the stored object is left untouched.
+PushResult PushWalFile(Storage& storage, const Config& config, const std::string& path);
+
+enum class FetchOutcome { kRestored, kMissing };
+
+struct FetchResult {
+  FetchOutcome outcome = FetchOutcome::kMissing;
+  std::string key;
+  uint64_t plaintext_size = 0;
+};
+
+// Restores one file (walfetch %f %p): `name` is %f, `dest_path` is %p.  The
+// system id comes from config.system_id, else <cwd>/global/pg_control.  On
+// kRestored, dest_path holds the verified plaintext, published atomically
+// (temp file in the same directory, fsync, rename, directory fsync).  On
+// kMissing nothing was written.  Damage, a wrong key or any repository error
+// throws: the caller must not report that as missing.
+FetchResult FetchWalFile(Storage& storage, const Config& config, const std::string& name,
+                         const std::string& dest_path);
+
+// Resolves the system id for commands that are not given a segment: config,
+// then <data_dir>/global/pg_control.  Throws kConfig saying what to set.
+uint64_t ResolveSystemId(const Config& config, const std::string& data_dir);
+
+// Reads the object under `key` to `dest_path` atomically (see FetchWalFile);
+// false when the key does not exist.  Shared by walfetch and walctl restore.
+bool RestoreObjectToFile(Storage& storage, const Config& config, const std::string& key,
+                         const std::string& dest_path, uint64_t* plaintext_size = nullptr);
+
+// Encodes the local file `path` and publishes it under `key` with no
+// overwrite; returns the commit result and fills the digest/sizes.
+struct StoreResult {
+  CommitResult commit = CommitResult::kCreated;
+  uint64_t plaintext_size = 0;
+  uint64_t stored_size = 0;
+  Sha256Digest sha256{};
+};
+StoreResult StoreFileObject(Storage& storage, const Config& config, const std::string& path,
+                            const std::string& key);
+
+// The plaintext SHA-256 of a stored object without decoding the body: from
+// metadata when the backend has it, else from the object header.  nullopt
+// when the object does not exist or its header carries no digest.
+std::optional<Sha256Digest> StoredDigest(Storage& storage, const std::string& key);
+
+}  // namespace walstore

@@ -1,0 +1,97 @@
+// Configuration: one TOML file plus environment overrides.
+//
+// Precedence, highest first (docs/configuration.md):
+//   1. command-line options of the tool
+//   2. environment variables (WALSTORE_*, AWS_*)
+//   3. the config file: --config PATH, else $WALSTORE_CONFIG, else
+//      /etc/walstore/walstore.toml if it exists
+//   4. built-in defaults
+//
+// Secrets (the encryption key, S3 secret keys) are never logged or put in
+// error messages; Config::Describe() masks them.
+#pragma once
+
+#include <walstore/crypto.h>
+#include <walstore/codec.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace walstore {
+
+enum class LogLevel { kError = 0, kWarning = 1, kNotice = 2, kInfo = 3, kDebug = 4 };
+
+struct S3Settings {
+  std::string endpoint;        // "" = AWS (https://s3.<region>.amazonaws.com)
+  std::string region;          // "" = us-east-1
+  std::optional<bool> path_style;  // unset = automatic (path-style for IPs/localhost)
+  std::string storage_class;   // "" = bucket default
+  std::string sse;             // "", "AES256" (SSE-S3) or "aws:kms"
+  std::string sse_kms_key_id;  // with sse = "aws:kms"
+  std::string ca_bundle;       // PEM file; "" = system default
+  bool verify_tls = true;
+  std::string profile;         // ~/.aws/credentials profile; "" = $AWS_PROFILE or "default"
+  std::string access_key_id;   // secret-bearing fields: never log
+  std::string secret_access_key;
+  std::string session_token;
+  uint64_t multipart_threshold = 64ull << 20;  // bytes
+  uint64_t part_size = 16ull << 20;            // bytes
+  double connect_timeout_seconds = 10;
+  double low_speed_seconds = 30;   // abort a transfer below 1 KiB/s for this long
+  double retry_total_seconds = 120;  // bounded total time spent retrying
+  int max_attempts = 8;
+};
+
+struct Config {
+  std::string repo_url;                 // required for most commands
+  CompressionSpec compression{Codec::kLz4, 0};
+  std::string key_file;                 // "" = no key file
+  std::optional<Key> key;               // loaded key (from key_file or WALSTORE_ENCRYPTION_KEY)
+  LogLevel log_level = LogLevel::kNotice;
+  std::optional<uint64_t> system_id;    // override; normally read from WAL / pg_control
+  uint32_t chunk_size = 1u << 20;       // plaintext bytes per object chunk
+  int parallel = 0;                     // worker threads for walctl; 0 = number of cores
+  S3Settings s3;
+  std::string source_path;              // the config file actually read ("" = none)
+
+  // "repository=file:///..., compression=lz4, encryption=on (key id ...)" for
+  // --debug output and walctl status; never includes secrets.
+  std::string Describe() const;
+};
+
+// Looks up an environment variable; tests inject their own.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup ProcessEnvironment();
+
+// Command-line options shared by the tools; unset = not given.
+struct ConfigOverrides {
+  std::optional<std::string> config_path;
+  std::optional<std::string> repo_url;
+  std::optional<std::string> compression;
+  std::optional<std::string> key_file;
+  std::optional<LogLevel> log_level;
+  std::optional<uint64_t> system_id;
+};
+
+// Loads the config file (explicit path, $WALSTORE_CONFIG, or the default path
+// when it exists), applies environment overrides, then the command-line
+// overrides, and loads the key.  Throws Error(kConfig) with the file name and
+// the offending setting.
+Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env);
+//
+// Environment overrides: WALSTORE_REPO, WALSTORE_COMPRESSION ("lz4",
+// "zstd:9", ...), WALSTORE_ENCRYPTION_KEY_FILE, WALSTORE_ENCRYPTION_KEY (64
+// hex characters), WALSTORE_LOG_LEVEL, WALSTORE_SYSTEM_ID, and for S3
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
+// AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, WALSTORE_S3_* (see docs).
+Config LoadConfig(const std::optional<std::string>& explicit_path, const EnvLookup& env);
+
+// "error", "warning", "notice", "info", "debug".  Throws Error(kConfig).
+LogLevel ParseLogLevel(std::string_view text);
+
+inline constexpr const char* kDefaultConfigPath = "/etc/walstore/walstore.toml";
+
+}  // namespace walstore

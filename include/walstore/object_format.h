@@ -1,0 +1,119 @@
+// walstore object format, version 1 (written down in docs/format.md).
+//
+// Every object in a repository (WAL segment, history file, backup file) is
+//   header (128 bytes) | data record* | end record
+// The header says how to read the rest (codec, cipher, key id, chunk size)
+// and, when known before writing, the plaintext size and SHA-256.  Each data
+// record holds one chunk of at most chunk_size plaintext bytes, compressed on
+// its own and, with encryption, sealed with AES-256-GCM under a per-object key
+// (HKDF of the master key and the header's random salt) with the record
+// index as nonce and the header and record header as associated data.  The
+// end record carries the record count, plaintext size and SHA-256.
+//
+// A reader therefore detects truncation (no end record), reordering (index),
+// any flipped bit (header check, GCM tag, decompression, SHA-256), a wrong key
+// (key id) and an unknown version (kUnsupportedFormat), and needs memory for
+// about two chunks whatever the object size.
+#pragma once
+
+#include <walstore/codec.h>
+#include <walstore/crypto.h>
+#include <walstore/stream.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace walstore {
+
+inline constexpr size_t kObjectHeaderSize = 128;
+inline constexpr uint16_t kObjectFormatVersion = 1;
+inline constexpr uint32_t kMaxChunkSize = 16u << 20;
+
+enum class Cipher : uint8_t { kNone = 0, kAes256Gcm = 1 };
+
+struct ObjectHeader {
+  uint16_t version = kObjectFormatVersion;
+  Codec codec = Codec::kNone;
+  Cipher cipher = Cipher::kNone;
+  uint32_t chunk_size = 1u << 20;
+  uint64_t key_id = 0;                // 0 when not encrypted
+  std::array<uint8_t, 32> salt{};     // per-object random salt (encrypted objects)
+  bool has_digest = false;            // plaintext size and digest below are set
+  uint64_t plaintext_size = 0;
+  Sha256Digest plaintext_sha256{};
+};
+
+// Parses and checks a header (magic, header check, version, known codec and
+// cipher).  Throws kCorrupt / kUnsupportedFormat with `what` in the message.
+ObjectHeader ParseObjectHeader(Bytes header_bytes, const std::string& what);
+// Reads kObjectHeaderSize bytes from `in` and parses them; a shorter stream
+// is kCorrupt ("truncated header").
+ObjectHeader ReadObjectHeader(ReadStream& in, const std::string& what);
+
+struct EncodeOptions {
+  CompressionSpec compression;
+  const Key* key = nullptr;          // nullptr: no encryption
+  uint32_t chunk_size = 1u << 20;
+  // When the caller knows the plaintext's size and SHA-256 in advance (walpush
+  // hashes the segment first), they go into the header, so test-before-
+  // overwrite can compare without decoding.  The encoder still verifies them
+  // and throws kInternal if the data written does not match.
+  std::optional<std::pair<uint64_t, Sha256Digest>> known_digest;
+  // Set when the sink can replace what it was given first (see
+  // ObjectWriter::RewriteHead): without known_digest, Finish() passes it the
+  // final header carrying the size and SHA-256, so one pass over the data
+  // yields a header with the digest.  Bytes 64.. of the header are outside
+  // the records' associated data precisely so they can be written last.
+  std::function<void(Bytes header)> rewrite_header;
+  int threads = 1;                   // >1: compress/encrypt chunks in parallel
+};
+
+// Encodes plaintext written to it into `sink`.  Finish() writes the end
+// record (it does not finish the sink).  Abandoning it before Finish()
+// leaves an object without end record, which every reader refuses.
+class ObjectEncoder : public WriteStream {
+ public:
+  ObjectEncoder(WriteStream& sink, const EncodeOptions& options);
+  ~ObjectEncoder() override;
+  void Write(Bytes data) override;
+  void Finish() override;
+  // After Finish(): the plaintext's size and SHA-256, and bytes written to sink.
+  uint64_t plaintext_size() const;
+  const Sha256Digest& plaintext_sha256() const;
+  uint64_t encoded_size() const;
+  const ObjectHeader& header() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Decodes an object read from `source`: Read() yields verified plaintext.
+// The header is read and checked in the constructor, so a wrong key or an
+// unknown version fails before any plaintext is produced.  Read() returns 0
+// only after the end record has been verified (size and SHA-256); any damage
+// throws kCorrupt.  Plaintext of a chunk is returned only after that chunk
+// authenticated (encrypted objects); the whole-object SHA-256 is known only at
+// the end, so callers must not publish what they wrote before Read() == 0.
+// `what` names the object in messages (e.g. the key).
+class ObjectDecoder : public ReadStream {
+ public:
+  ObjectDecoder(ReadStream& source, const Key* key, std::string what);
+  ~ObjectDecoder() override;
+  size_t Read(MutableBytes out) override;
+  const ObjectHeader& header() const;
+  // Valid once Read() returned 0.
+  const Sha256Digest& plaintext_sha256() const;
+  uint64_t plaintext_size() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+const char* CipherName(Cipher cipher);
+
+}  // namespace walstore

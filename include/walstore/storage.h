@@ -1,0 +1,125 @@
+// Repository storage: the one small interface every backend implements.
+//
+// Backends live in src/lib/storage/<name>/ (posix, s3, memory) and are chosen
+// by URL through OpenStorage():
+//   file:///var/lib/walstore        -> posix
+//   s3://bucket/prefix              -> s3 (settings from Config::s3)
+//   memory://name                   -> memory (tests; one process-wide store per name)
+//
+// Keys are relative, '/'-separated paths without a leading '/', without "."
+// or ".." components and without empty components ("a//b").  Backends refuse
+// any other key with Error(kInternal): keys come from walstore code, never
+// straight from users.
+//
+// Absence is a value, not an exception: Stat() returns nullopt, OpenRead()
+// returns nullptr and Remove() returns false for a key that does not exist.
+// Everything else that goes wrong throws walstore::Error.
+//
+// Thread-safety: a Storage may be used from several threads at once; each
+// ObjectWriter / ReadStream it returns is used by one thread at a time.
+#pragma once
+
+#include <walstore/stream.h>
+
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace walstore {
+
+struct Config;
+
+struct ObjectInfo {
+  std::string key;
+  uint64_t size = 0;
+  std::time_t modified = 0;  // seconds since the epoch; 0 when unknown
+  // User metadata stored with the object (S3 x-amz-meta-*, lower-case names
+  // without the prefix).  Backends that have none (posix) return it empty.
+  std::map<std::string, std::string> metadata;
+};
+
+struct WriteOptions {
+  // Stored with the object where the backend supports metadata.
+  std::map<std::string, std::string> metadata;
+  // Size of the object when known in advance (lets S3 choose single PUT vs
+  // multipart); 0 = unknown.
+  uint64_t size_hint = 0;
+};
+
+enum class CommitResult {
+  kCreated,        // the object is now visible under its key
+  kAlreadyExists,  // another object already had the key; it was left untouched
+                   // and what was written here was discarded
+};
+
+// A new object being written.  Nothing is visible under the key until
+// Commit() returns kCreated.  Destroying a writer without Commit() (an
+// exception, a cancelled push) discards everything written, and a process
+// killed mid-write leaves no visible object either (at most an invisible
+// temporary that the backend cleans up or that a later push ignores).
+class ObjectWriter : public WriteStream {
+ public:
+  // Finish() is a no-op for writers; Commit() publishes.
+  void Finish() override {}
+  // Makes the object durable and visible under its key, never replacing an
+  // existing object (posix: rename without replace; s3: If-None-Match: *;
+  // memory: insert).
+  virtual CommitResult Commit() = 0;
+
+  // Replaces the first head.size() bytes already written (at most 4096)
+  // before Commit().  Only for storages whose SupportsRewriteHead() is true
+  // (posix: pwrite; memory); the default throws kInternal.
+  virtual void RewriteHead(Bytes head);
+};
+
+class Storage {
+ public:
+  Storage() = default;
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  virtual ~Storage() = default;
+
+  // nullopt when the key does not exist.
+  virtual std::optional<ObjectInfo> Stat(const std::string& key) = 0;
+
+  // nullptr when the key does not exist.  The stream yields the whole object.
+  virtual std::unique_ptr<ReadStream> OpenRead(const std::string& key) = 0;
+
+  // Starts a new object; see ObjectWriter.
+  virtual std::unique_ptr<ObjectWriter> Create(const std::string& key,
+                                               const WriteOptions& options = {}) = 0;
+
+  // Calls `visit` for each object whose key starts with `prefix`, in
+  // lexicographic key order.  `metadata` is not filled in by List.
+  virtual void List(const std::string& prefix,
+                    const std::function<void(const ObjectInfo&)>& visit) = 0;
+
+  // Removes one object; false if it did not exist.
+  virtual bool Remove(const std::string& key) = 0;
+
+  // Whether writers support ObjectWriter::RewriteHead().  Lets walpush encode
+  // a segment in one pass and still put its digest in the object header;
+  // otherwise it hashes the file first.
+  virtual bool SupportsRewriteHead() const { return false; }
+
+  // Removes many objects (S3 batch delete); missing keys are ignored.
+  virtual void RemoveMany(const std::vector<std::string>& keys);
+
+  // A human-readable location for messages, e.g. "file:///var/lib/walstore"
+  // or "s3://bucket/prefix".  Never contains credentials.
+  virtual std::string Describe() const = 0;
+};
+
+// Opens the repository named by config.repo_url.  Throws Error(kConfig) for
+// an unknown scheme or malformed URL.
+std::unique_ptr<Storage> OpenStorage(const Config& config);
+
+// Throws Error(kInternal) unless `key` follows the key rules above.
+void ValidateKey(const std::string& key);
+
+}  // namespace walstore

@@ -1,0 +1,43 @@
+// Facts read from PostgreSQL files: the WAL long page header at the start of
+// every segment, and the system identifier in global/pg_control.
+#pragma once
+
+#include <walstore/stream.h>
+#include <walstore/wal_name.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace walstore {
+
+// XLogLongPageHeaderData (PostgreSQL 15: magic 0xD110).  Bytes 0..39.
+struct WalLongHeader {
+  uint16_t magic = 0;
+  uint16_t info = 0;
+  uint32_t timeline = 0;
+  uint64_t page_address = 0;  // LSN of the segment start
+  uint64_t system_id = 0;
+  uint32_t segment_size = 0;
+  uint32_t block_size = 0;
+};
+inline constexpr size_t kWalLongHeaderSize = 40;
+inline constexpr uint16_t kXlogPageMagicPg15 = 0xD110;
+inline constexpr uint16_t kXlpLongHeader = 0x0002;
+
+// Parses the first kWalLongHeaderSize bytes of a segment; nullopt when they
+// are not a long page header (bad info flag, impossible sizes).  Accepts
+// any magic from PostgreSQL 9.x on (0xD0xx/0xD1xx) so newer servers work.
+std::optional<WalLongHeader> ParseWalLongHeader(Bytes first_bytes);
+
+// Checks that a segment file's header matches its name and is from a sane
+// PostgreSQL: throws kNotWal explaining the mismatch (the name, the timeline
+// and segment the header says, the segment size).
+void CheckSegmentHeader(const WalLongHeader& header, const WalFileName& name,
+                        uint64_t file_size, const std::string& path);
+
+// Reads the system identifier (the first 8 bytes of ControlFileData) from
+// <data_dir>/global/pg_control; nullopt when the file does not exist.
+std::optional<uint64_t> ReadControlFileSystemId(const std::string& data_dir);
+
+}  // namespace walstore

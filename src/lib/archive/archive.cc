@@ -1,0 +1,220 @@
+#include <sys/stat.h>
+#include <unistd.h>
+#include <walstore/archive.h>
+#include <walstore/error.h>
+#include <walstore/log.h>
+#include <walstore/object_format.h>
+#include <walstore/wal_file.h>
+
+#include <cerrno>
+#include <charconv>
+#include <thread>
+#include <vector>
+
+#include "common/file_util.h"
+
+namespace walstore {
+namespace {
+
+constexpr size_t kReadBuffer = 1 << 20;
+
+// An open local file to store: its size and first bytes, read before any
+// encoding so that a bad file is refused before anything is written.
+struct LocalFile {
+  explicit LocalFile(const std::string& p) : path(p), reader(p) {
+    struct stat st {};
+    if (fstat(reader.fd(), &st) != 0) FailErrno(errno, fmt::format("could not stat \"{}\"", path));
+    if (!S_ISREG(st.st_mode)) Fail(ErrorCode::kNotWal, "\"{}\" is not a regular file", path);
+    size = static_cast<uint64_t>(st.st_size);
+    const ssize_t n = pread(reader.fd(), head.data(), head.size(), 0);
+    if (n < 0) FailErrno(errno, fmt::format("could not read \"{}\"", path));
+    head_size = static_cast<size_t>(n);
+  }
+  std::string path;
+  FileReader reader;
+  uint64_t size = 0;
+  std::array<uint8_t, kWalLongHeaderSize> head{};
+  size_t head_size = 0;
+};
+
+Sha256Digest HashFile(LocalFile& file) {
+  Sha256 hash;
+  std::vector<uint8_t> buffer(kReadBuffer);
+  while (size_t n = file.reader.Read(buffer)) hash.Update(Bytes(buffer.data(), n));
+  if (lseek(file.reader.fd(), 0, SEEK_SET) != 0) {
+    FailErrno(errno, fmt::format("could not seek \"{}\"", file.path));
+  }
+  return hash.Final();
+}
+
+std::optional<Sha256Digest> ParseHexDigest(const std::string& hex) {
+  if (hex.size() != 64) return std::nullopt;
+  Sha256Digest digest;
+  for (size_t i = 0; i < 32; ++i) {
+    auto [end, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, digest[i], 16);
+    if (ec != std::errc() || end != hex.data() + 2 * i + 2) return std::nullopt;
+  }
+  return digest;
+}
+
+std::string ObjectName(const Storage& storage, const std::string& key) {
+  return fmt::format("{}/{}", storage.Describe(), key);
+}
+
+int EncodeThreads(const Config& config) {
+  if (config.parallel > 0) return config.parallel;
+  return static_cast<int>(std::max(1u, std::min(4u, std::thread::hardware_concurrency())));
+}
+
+// Encodes `file` and publishes it under `key` without overwrite.  Storages
+// that can rewrite an object's head get one pass (the digest goes into the
+// header at the end); others get a hashing pass first, so the digest can
+// also travel as metadata (S3 HEAD compares without a download).
+StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& file,
+                            const std::string& key) {
+  const bool one_pass = storage.SupportsRewriteHead();
+  WriteOptions options;
+  options.size_hint = file.size;
+  EncodeOptions encode;
+  if (!one_pass) {
+    const Sha256Digest digest = HashFile(file);
+    options.metadata[kMetaSha256] = ToHex(digest);
+    options.metadata[kMetaSize] = std::to_string(file.size);
+    encode.known_digest = std::make_pair(file.size, digest);
+  }
+  auto writer = storage.Create(key, options);
+  encode.compression = config.compression;
+  encode.key = config.key ? &*config.key : nullptr;
+  encode.chunk_size = config.chunk_size;
+  encode.threads = EncodeThreads(config);
+  if (one_pass) encode.rewrite_header = [&writer](Bytes header) { writer->RewriteHead(header); };
+  ObjectEncoder encoder(*writer, encode);
+  Copy(file.reader, encoder, kReadBuffer);
+  encoder.Finish();
+  StoreResult result;
+  result.plaintext_size = encoder.plaintext_size();
+  result.sha256 = encoder.plaintext_sha256();
+  result.stored_size = encoder.encoded_size();
+  result.commit = writer->Commit();
+  return result;
+}
+
+}  // namespace
+
+std::string ArchivePrefix(uint64_t system_id) { return fmt::format("{}/", system_id); }
+std::string WalPrefix(uint64_t system_id) { return fmt::format("{}/wal/", system_id); }
+std::string BackupPrefix(uint64_t system_id) { return fmt::format("{}/backup/", system_id); }
+
+std::string WalObjectKey(uint64_t system_id, const WalFileName& name) {
+  if (name.kind == WalFileKind::kHistory) return WalPrefix(system_id) + name.text;
+  return fmt::format("{}{}/{}", WalPrefix(system_id), name.TimelineLogPrefix(), name.text);
+}
+
+uint64_t ResolveSystemId(const Config& config, const std::string& data_dir) {
+  if (config.system_id) return *config.system_id;
+  if (auto id = ReadControlFileSystemId(data_dir)) return *id;
+  char cwd[4096];
+  const std::string where = data_dir == "." && getcwd(cwd, sizeof cwd) ? cwd : data_dir;
+  throw Error(ErrorCode::kConfig,
+              fmt::format("cannot tell which cluster's archive to use: no global/pg_control in "
+                          "\"{}\"",
+                          where),
+              "run from the data directory (PostgreSQL does), or set system_id / "
+              "WALSTORE_SYSTEM_ID to the value pg_controldata prints");
+}
+
+std::optional<Sha256Digest> StoredDigest(Storage& storage, const std::string& key) {
+  auto info = storage.Stat(key);
+  if (!info) return std::nullopt;
+  if (auto it = info->metadata.find(kMetaSha256); it != info->metadata.end()) {
+    if (auto digest = ParseHexDigest(it->second)) return digest;
+  }
+  auto reader = storage.OpenRead(key);
+  if (!reader) return std::nullopt;
+  const ObjectHeader header = ReadObjectHeader(*reader, ObjectName(storage, key));
+  if (!header.has_digest) return std::nullopt;
+  return header.plaintext_sha256;
+}
+
+StoreResult StoreFileObject(Storage& storage, const Config& config, const std::string& path,
+                            const std::string& key) {
+  LocalFile file(path);
+  return EncodeAndCommit(storage, config, file, key);
+}
+
+PushResult PushWalFile(Storage& storage, const Config& config, const std::string& path) {
+  PushResult result;
+  result.name = ParseWalFileNameOrThrow(BaseName(path));
+  LocalFile file(path);
+  const bool has_wal_header = result.name.kind == WalFileKind::kSegment ||
+                              result.name.kind == WalFileKind::kPartial;
+  if (has_wal_header) {
+    auto header = ParseWalLongHeader(Bytes(file.head.data(), file.head_size));
+    if (!header) {
+      Fail(ErrorCode::kNotWal, "\"{}\" does not start with a WAL long page header ({} bytes)",
+           path, file.size);
+    }
+    CheckSegmentHeader(*header, result.name, file.size, path);
+    if (config.system_id && *config.system_id != header->system_id) {
+      throw Error(ErrorCode::kSystemIdMismatch,
+                  fmt::format("{} belongs to cluster {}, but system_id is set to {}",
+                              result.name.text, header->system_id, *config.system_id),
+                  "WAL of two clusters must not share an archive: fix system_id / "
+                  "WALSTORE_SYSTEM_ID or the repository");
+    }
+    result.system_id = header->system_id;
+  } else {
+    result.system_id = ResolveSystemId(config, ".");
+  }
+  result.key = WalObjectKey(result.system_id, result.name);
+
+  const StoreResult stored = EncodeAndCommit(storage, config, file, result.key);
+  result.sha256 = stored.sha256;
+  result.plaintext_size = stored.plaintext_size;
+  result.stored_size = stored.stored_size;
+  if (stored.commit == CommitResult::kCreated) {
+    result.outcome = PushOutcome::kStored;
+    return result;
+  }
+  // Test before overwrite: the key was taken.  Same content is success.
+  const auto existing = StoredDigest(storage, result.key);
+  if (existing && *existing == stored.sha256) {
+    result.outcome = PushOutcome::kAlreadyArchived;
+    return result;
+  }
+  throw Error(
+      ErrorCode::kConflict,
+      fmt::format("{} is already archived with different content (archived SHA-256 {}, local "
+                  "SHA-256 {}); the archived object {} was left untouched",
+                  result.name.text, existing ? ToHex(*existing) : "unknown", ToHex(stored.sha256),
+                  ObjectName(storage, result.key)),
+      "another server with the same system identifier (a clone, a restored backup, or the old "
+      "primary after a failover) archived this segment first. Find out which copy is on the "
+      "timeline you keep; if the archived one is wrong, move it aside with walctl or by hand, "
+      "or point this cluster at a new repository prefix");
+}
+
+bool RestoreObjectToFile(Storage& storage, const Config& config, const std::string& key,
+                         const std::string& dest_path, uint64_t* plaintext_size) {
+  auto reader = storage.OpenRead(key);
+  if (!reader) return false;
+  ObjectDecoder decoder(*reader, config.key ? &*config.key : nullptr, ObjectName(storage, key));
+  AtomicFileWriter out(dest_path, 0600, false);
+  Copy(decoder, out, kReadBuffer);
+  out.Publish(true);  // only after the decoder verified the end record
+  if (plaintext_size != nullptr) *plaintext_size = decoder.plaintext_size();
+  return true;
+}
+
+FetchResult FetchWalFile(Storage& storage, const Config& config, const std::string& name,
+                         const std::string& dest_path) {
+  const WalFileName parsed = ParseWalFileNameOrThrow(name);
+  FetchResult result;
+  result.key = WalObjectKey(ResolveSystemId(config, "."), parsed);
+  result.outcome = RestoreObjectToFile(storage, config, result.key, dest_path, &result.plaintext_size)
+                       ? FetchOutcome::kRestored
+                       : FetchOutcome::kMissing;
+  return result;
+}
+
+}  // namespace walstore

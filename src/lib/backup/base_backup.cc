@@ -1,0 +1,304 @@
+#include "backup/base_backup.h"
+
+#include "backup/manifest.h"
+#include "backup/pg_connection.h"
+#include "backup/util.h"
+
+#include <walstore/archive.h>
+#include <walstore/error.h>
+#include <walstore/log.h>
+#include <walstore/object_format.h>
+#include <walstore/wal_name.h>
+
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+namespace walstore::backup {
+namespace {
+
+// One archive (tar) being streamed into the repository.
+class ArchiveSink {
+ public:
+  ArchiveSink(Storage& storage, const Config& config, const std::string& key, int threads)
+      : key_(key), writer_(storage.Create(key)) {
+    EncodeOptions options;
+    options.compression = config.compression;
+    options.key = config.key ? &*config.key : nullptr;
+    options.chunk_size = config.chunk_size;
+    options.threads = threads;
+    encoder_ = std::make_unique<ObjectEncoder>(*writer_, options);
+  }
+  void Write(Bytes data) { encoder_->Write(data); }
+  // Publishes the object; fills the sizes and digest of `object`.
+  void Commit(BackupObject& object) {
+    encoder_->Finish();
+    if (writer_->Commit() != CommitResult::kCreated) {
+      Fail(ErrorCode::kConflict, "{} already exists in the repository", key_);
+    }
+    object.size = encoder_->plaintext_size();
+    object.stored_size = encoder_->encoded_size();
+    object.sha256 = ToHex(encoder_->plaintext_sha256());
+  }
+
+ private:
+  std::string key_;
+  std::unique_ptr<ObjectWriter> writer_;
+  std::unique_ptr<ObjectEncoder> encoder_;
+};
+
+class ProgressLine {
+ public:
+  ProgressLine(bool enabled, uint64_t total) : enabled_(enabled), total_(total), start_(NowSeconds()) {}
+  ~ProgressLine() {
+    if (enabled_ && shown_) std::fputs("\n", stderr);
+  }
+  void Update(uint64_t done) {
+    double now = NowSeconds();
+    if (!enabled_ || now - last_ < 0.5) return;
+    last_ = now;
+    shown_ = true;
+    double rate = done / std::max(now - start_, 0.001);
+    std::string pct = total_ > 0 ? fmt::format(" ({}%)", std::min<uint64_t>(100, done * 100 / total_)) : "";
+    std::fprintf(stderr, "\rwalctl: backup %s / ~%s%s, %s/s   ", FormatBytes(done).c_str(),
+                 FormatBytes(total_).c_str(), pct.c_str(), FormatBytes(static_cast<uint64_t>(rate)).c_str());
+  }
+
+ private:
+  bool enabled_;
+  uint64_t total_;
+  double start_;
+  double last_ = 0;
+  bool shown_ = false;
+};
+
+std::string DefaultLabel(double now) {
+  std::time_t t = static_cast<std::time_t>(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+std::string SqlQuote(const std::string& text) { return ConfQuote(text); }
+
+// The next result of the running command; throws on an error result.
+PgResultPtr NextResult(PgConnection& conn, const char* what) {
+  PgResultPtr result(PQgetResult(conn.get()));
+  if (!result) return result;
+  auto status = PQresultStatus(result.get());
+  if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) {
+    std::string message = PQresultErrorMessage(result.get());
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    Fail(ErrorCode::kPostgres, "BASE_BACKUP failed ({}): {}", what, message);
+  }
+  return result;
+}
+
+uint64_t ReadBigEndian64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+}  // namespace
+
+uint64_t ParseGucBytes(const std::string& text) {
+  size_t pos = 0;
+  uint64_t value = std::stoull(text, &pos);
+  std::string unit = text.substr(pos);
+  if (unit == "kB") return value << 10;
+  if (unit == "MB") return value << 20;
+  if (unit == "GB") return value << 30;
+  if (unit == "TB") return value << 40;
+  if (unit.empty() || unit == "B") return value;
+  Fail(ErrorCode::kPostgres, "unexpected size '{}' from the server", text);
+}
+
+std::vector<std::string> RequiredWal(const BackupRecord& record) {
+  std::vector<std::string> names;
+  for (uint64_t seg = record.start_segno(); seg <= record.stop_segno(); ++seg) {
+    uint32_t tli = seg == record.stop_segno() ? record.stop_timeline : record.timeline;
+    names.push_back(SegmentFileName(tli, seg, record.segment_size));
+  }
+  return names;
+}
+
+std::vector<std::string> WaitForWal(Storage& storage, uint64_t system_id,
+                                    const std::vector<std::string>& names, double timeout_seconds) {
+  double deadline = NowSeconds() + timeout_seconds;
+  std::vector<std::string> missing = names;
+  for (;;) {
+    std::vector<std::string> still;
+    for (const auto& name : missing) {
+      if (!storage.Stat(WalObjectKey(system_id, ParseWalFileNameOrThrow(name)))) still.push_back(name);
+    }
+    missing.swap(still);
+    if (missing.empty() || NowSeconds() >= deadline) return missing;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptions& options) {
+  PgConnection conn(options.conninfo, /*replication=*/true);
+  BackupRecord record;
+  record.pg_version = conn.server_version();
+  if (record.pg_version < 150000) {
+    Fail(ErrorCode::kPostgres, "walctl backup needs PostgreSQL 15 or later (server is {})",
+         record.pg_version);
+  }
+  auto ident = conn.Query("IDENTIFY_SYSTEM");
+  if (ident.empty() || !ident[0][0]) Fail(ErrorCode::kPostgres, "IDENTIFY_SYSTEM returned nothing");
+  record.system_id = std::stoull(*ident[0][0]);
+  record.segment_size = ParseGucBytes(conn.QueryValue("SHOW wal_segment_size"));
+  record.start_time = NowSeconds();
+  record.label = options.label.empty() ? DefaultLabel(record.start_time) : options.label;
+  ValidateLabel(record.label);
+  record.manifest_checksums = options.manifest_checksums;
+  record.compression = ToString(config.compression);
+  record.key_id = config.key ? config.key->IdHex() : "";
+
+  const uint64_t sysid = record.system_id;
+  bool exists = false;
+  storage.List(BackupDirKey(sysid, record.label), [&](const ObjectInfo&) { exists = true; });
+  if (exists) {
+    Fail(ErrorCode::kConflict, "backup label '{}' is already used in {}", record.label,
+         storage.Describe());
+  }
+  int threads = options.threads > 0 ? options.threads
+                : config.parallel > 0 ? config.parallel
+                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  std::string command = fmt::format(
+      "BASE_BACKUP (LABEL {}, PROGRESS, CHECKPOINT '{}', WAIT true, MANIFEST 'yes', "
+      "MANIFEST_CHECKSUMS '{}', TARGET 'client'{})",
+      SqlQuote("walctl " + record.label), options.fast_checkpoint ? "fast" : "spread",
+      options.manifest_checksums,
+      options.max_rate_kb ? fmt::format(", MAX_RATE {}", options.max_rate_kb) : "");
+  Log(LogLevel::kInfo, "starting {} on system {}", command, sysid);
+  if (!PQsendQuery(conn.get(), command.c_str())) conn.FailWith("cannot send BASE_BACKUP");
+
+  auto start = NextResult(conn, "start position");
+  if (!start || PQresultStatus(start.get()) != PGRES_TUPLES_OK || PQntuples(start.get()) != 1) {
+    Fail(ErrorCode::kPostgres, "BASE_BACKUP: unexpected start result");
+  }
+  record.start_lsn = ParseLsn(PQgetvalue(start.get(), 0, 0));
+  record.timeline = static_cast<uint32_t>(std::stoul(PQgetvalue(start.get(), 0, 1)));
+  Log(LogLevel::kInfo, "backup started at {} on timeline {}", FormatLsn(record.start_lsn),
+      record.timeline);
+
+  auto spaces = NextResult(conn, "tablespace list");
+  uint64_t total_estimate = 0;
+  std::map<std::string, std::string> tablespace_paths;  // oid -> location
+  if (spaces && PQresultStatus(spaces.get()) == PGRES_TUPLES_OK) {
+    for (const auto& row : RowsOf(spaces.get())) {
+      if (row.size() > 2 && row[2]) total_estimate += std::stoull(*row[2]) * 1024;
+      if (row[0] && row[1]) tablespace_paths[*row[0]] = *row[1];
+    }
+  }
+  auto copy = NextResult(conn, "copy");
+  if (!copy || PQresultStatus(copy.get()) != PGRES_COPY_OUT) {
+    Fail(ErrorCode::kPostgres, "BASE_BACKUP: the server did not start streaming the backup");
+  }
+
+  ProgressLine progress(options.progress, total_estimate);
+  std::unique_ptr<ArchiveSink> sink;
+  std::string manifest_text;
+  bool in_manifest = false;
+  uint64_t received = 0;
+  auto finish_archive = [&] {
+    if (sink) {
+      sink->Commit(record.archives.back());
+      sink.reset();
+    }
+  };
+  for (;;) {
+    char* buffer = nullptr;
+    int len = PQgetCopyData(conn.get(), &buffer, 0);
+    if (len == -1) break;
+    if (len == -2) conn.FailWith("error while receiving the backup");
+    std::unique_ptr<char, void (*)(void*)> owned(buffer, PQfreemem);
+    if (len < 1) continue;
+    char type = buffer[0];
+    const char* body = buffer + 1;
+    size_t body_len = static_cast<size_t>(len) - 1;
+    if (type == 'n') {
+      finish_archive();
+      std::string name(body, strnlen(body, body_len));
+      std::string path = name.size() + 1 < body_len ? std::string(body + name.size() + 1) : "";
+      BackupObject object;
+      object.name = name;
+      if (name != "base.tar") {
+        if (!name.ends_with(".tar") || name.size() < 5 ||
+            name.find_first_not_of("0123456789") != name.size() - 4) {
+          Fail(ErrorCode::kPostgres, "BASE_BACKUP sent an unexpected archive '{}'", name);
+        }
+        object.tablespace_oid = static_cast<uint32_t>(std::stoul(name.substr(0, name.size() - 4)));
+        object.tablespace_path = path;
+      }
+      Log(LogLevel::kInfo, "receiving {}{}", name, path.empty() ? "" : " (" + path + ")");
+      record.archives.push_back(object);
+      sink = std::make_unique<ArchiveSink>(storage, config,
+                                           BackupObjectKey(sysid, record.label, name), threads);
+    } else if (type == 'm') {
+      finish_archive();
+      in_manifest = true;
+    } else if (type == 'd') {
+      if (in_manifest) {
+        manifest_text.append(body, body_len);
+      } else if (sink) {
+        sink->Write(Bytes(reinterpret_cast<const uint8_t*>(body), body_len));
+        received += body_len;
+        progress.Update(received);
+      } else {
+        Fail(ErrorCode::kPostgres, "BASE_BACKUP sent data before an archive header");
+      }
+    } else if (type == 'p') {
+      if (body_len >= 8) progress.Update(ReadBigEndian64(body));
+    }
+  }
+  finish_archive();
+  // After COPY: the end position, then command completion.
+  for (;;) {
+    auto result = NextResult(conn, "end position");
+    if (!result) break;
+    if (PQresultStatus(result.get()) == PGRES_TUPLES_OK && PQntuples(result.get()) == 1 &&
+        PQnfields(result.get()) >= 2) {
+      record.stop_lsn = ParseLsn(PQgetvalue(result.get(), 0, 0));
+      record.stop_timeline = static_cast<uint32_t>(std::stoul(PQgetvalue(result.get(), 0, 1)));
+    }
+  }
+  record.stop_time = NowSeconds();
+  if (record.stop_lsn == 0 || record.archives.empty()) {
+    Fail(ErrorCode::kPostgres, "BASE_BACKUP ended without an end position or any archive");
+  }
+  if (manifest_text.empty()) Fail(ErrorCode::kPostgres, "BASE_BACKUP sent no backup manifest");
+  ParseManifest(manifest_text, "backup manifest of " + record.label);  // checks its checksum
+  record.manifest =
+      WriteSmallObject(storage, config, BackupObjectKey(sysid, record.label, kManifestName), manifest_text);
+  record.wal_start = SegmentFileName(record.timeline, record.start_segno(), record.segment_size);
+  record.wal_stop = SegmentFileName(record.stop_timeline, record.stop_segno(), record.segment_size);
+  Log(LogLevel::kInfo, "backup stopped at {}; waiting for WAL {} .. {} in the archive",
+      FormatLsn(record.stop_lsn), record.wal_start, record.wal_stop);
+
+  auto missing = WaitForWal(storage, sysid, RequiredWal(record), options.wal_timeout_seconds);
+  record.complete = missing.empty();
+  WriteSmallObject(storage, config, BackupObjectKey(sysid, record.label, kRecordName),
+                   ToJson(record).dump(2) + "\n");
+  if (!missing.empty()) {
+    throw Error(ErrorCode::kVerifyFailed,
+                fmt::format("backup {} is incomplete: WAL {} not in {} after {:.0f} s", record.label,
+                            missing.front() + (missing.size() > 1 ? fmt::format(" (and {} more)", missing.size() - 1) : ""),
+                            storage.Describe(), options.wal_timeout_seconds),
+                "check archive_mode = on, archive_command = 'walpush %p' and pg_stat_archiver; "
+                "the backup cannot be restored without that WAL");
+  }
+  return record;
+}
+
+}  // namespace walstore::backup

@@ -1,0 +1,47 @@
+// walctl backup: a base backup through the replication protocol.
+//
+// BASE_BACKUP (PostgreSQL 15 syntax, TARGET 'client') streams one tar per
+// tablespace and the backup manifest in a single COPY OUT.  Each tar flows
+// through an ObjectEncoder straight into Storage::Create, so memory is a few
+// object chunks whatever the cluster's size.  The record (repository.h) is
+// written last; it says "complete" only once every WAL segment from the
+// start to the stop segment is present in the archive.
+#pragma once
+
+#include "backup/repository.h"
+
+#include <walstore/config.h>
+#include <walstore/storage.h>
+
+#include <string>
+
+namespace walstore::backup {
+
+struct BackupOptions {
+  std::string conninfo;                    // libpq conninfo / URI; "" = PG* environment
+  std::string label;                       // "" = UTC time "20261121T112014Z"
+  bool fast_checkpoint = true;             // CHECKPOINT 'fast' (else 'spread')
+  std::string manifest_checksums = "CRC32C";
+  double wal_timeout_seconds = 300;        // wait for the archive to hold the WAL range
+  int threads = 0;                         // compression threads; 0 = config.parallel / cores
+  uint64_t max_rate_kb = 0;                // MAX_RATE in kB/s; 0 = unlimited
+  bool progress = false;                   // progress line on stderr
+};
+
+// Takes the backup.  On success returns the complete record.  When the WAL
+// range does not reach the archive in time the record is stored as
+// incomplete and Error(kVerifyFailed) is thrown.
+BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptions& options);
+
+// "16MB" / "1GB" / "64kB" (SHOW wal_segment_size) -> bytes.
+uint64_t ParseGucBytes(const std::string& text);
+
+// Waits until every segment name in `names` is in the archive of
+// `system_id`; returns the names still missing when the timeout expires.
+std::vector<std::string> WaitForWal(Storage& storage, uint64_t system_id,
+                                    const std::vector<std::string>& names, double timeout_seconds);
+
+// Segment names from `record.wal_start` to `record.wal_stop`.
+std::vector<std::string> RequiredWal(const BackupRecord& record);
+
+}  // namespace walstore::backup

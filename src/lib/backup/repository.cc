@@ -1,0 +1,288 @@
+#include "backup/repository.h"
+
+#include "backup/util.h"
+
+#include <walstore/archive.h>
+#include <walstore/error.h>
+#include <walstore/object_format.h>
+#include <walstore/wal_file.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace walstore::backup {
+
+using nlohmann::json;
+
+uint64_t BackupRecord::size() const {
+  uint64_t total = 0;
+  for (const auto& a : archives) total += a.size;
+  return total;
+}
+
+uint64_t BackupRecord::stored_size() const {
+  uint64_t total = manifest.stored_size;
+  for (const auto& a : archives) total += a.stored_size;
+  return total;
+}
+
+uint64_t BackupRecord::start_segno() const { return start_lsn / segment_size; }
+uint64_t BackupRecord::stop_segno() const {
+  return stop_lsn == 0 ? 0 : (stop_lsn - 1) / segment_size;
+}
+
+namespace {
+
+json ObjectJson(const BackupObject& o) {
+  json j = {{"name", o.name},
+            {"size", o.size},
+            {"stored_size", o.stored_size},
+            {"sha256", o.sha256}};
+  if (o.tablespace_oid != 0) {
+    j["tablespace_oid"] = o.tablespace_oid;
+    j["tablespace_path"] = o.tablespace_path;
+  }
+  return j;
+}
+
+BackupObject ObjectFromJson(const json& j) {
+  BackupObject o;
+  o.name = j.at("name").get<std::string>();
+  o.size = j.value("size", uint64_t{0});
+  o.stored_size = j.value("stored_size", uint64_t{0});
+  o.sha256 = j.value("sha256", std::string());
+  o.tablespace_oid = j.value("tablespace_oid", 0u);
+  o.tablespace_path = j.value("tablespace_path", std::string());
+  return o;
+}
+
+}  // namespace
+
+json ToJson(const BackupRecord& r) {
+  json archives = json::array();
+  for (const auto& a : r.archives) archives.push_back(ObjectJson(a));
+  return {{"format", kRecordFormat},
+          {"label", r.label},
+          {"status", r.complete ? "complete" : "incomplete"},
+          {"system_id", std::to_string(r.system_id)},
+          {"pg_version", r.pg_version},
+          {"timeline", r.timeline},
+          {"stop_timeline", r.stop_timeline},
+          {"start_lsn", FormatLsn(r.start_lsn)},
+          {"stop_lsn", FormatLsn(r.stop_lsn)},
+          {"start_time", FormatUtc(static_cast<std::time_t>(r.start_time))},
+          {"stop_time", FormatUtc(static_cast<std::time_t>(r.stop_time))},
+          {"start_epoch", r.start_time},
+          {"stop_epoch", r.stop_time},
+          {"segment_size", r.segment_size},
+          {"wal_start", r.wal_start},
+          {"wal_stop", r.wal_stop},
+          {"size", r.size()},
+          {"stored_size", r.stored_size()},
+          {"manifest_checksums", r.manifest_checksums},
+          {"compression", r.compression},
+          {"encrypted", !r.key_id.empty()},
+          {"key_id", r.key_id},
+          {"archives", archives},
+          {"manifest", ObjectJson(r.manifest)}};
+}
+
+BackupRecord RecordFromJson(const json& j, const std::string& what) {
+  if (!j.is_object() || j.value("format", 0) != kRecordFormat) {
+    Fail(ErrorCode::kUnsupportedFormat, "{}: not a walctl backup record of format {}", what,
+         kRecordFormat);
+  }
+  BackupRecord r;
+  try {
+    r.label = j.at("label").get<std::string>();
+    r.complete = j.value("status", std::string()) == "complete";
+    r.system_id = std::stoull(j.at("system_id").get<std::string>());
+    r.pg_version = j.value("pg_version", 0);
+    r.timeline = j.at("timeline").get<uint32_t>();
+    r.stop_timeline = j.value("stop_timeline", r.timeline);
+    r.start_lsn = ParseLsn(j.at("start_lsn").get<std::string>());
+    r.stop_lsn = ParseLsn(j.at("stop_lsn").get<std::string>());
+    r.start_time = j.at("start_epoch").get<double>();
+    r.stop_time = j.at("stop_epoch").get<double>();
+    r.segment_size = j.at("segment_size").get<uint64_t>();
+    r.wal_start = j.at("wal_start").get<std::string>();
+    r.wal_stop = j.at("wal_stop").get<std::string>();
+    r.manifest_checksums = j.value("manifest_checksums", std::string());
+    r.compression = j.value("compression", std::string());
+    r.key_id = j.value("key_id", std::string());
+    for (const auto& a : j.at("archives")) r.archives.push_back(ObjectFromJson(a));
+    r.manifest = ObjectFromJson(j.at("manifest"));
+  } catch (const json::exception& e) {
+    Fail(ErrorCode::kCorrupt, "{}: malformed backup record ({})", what, e.what());
+  }
+  if (!IsValidSegmentSize(r.segment_size)) {
+    Fail(ErrorCode::kCorrupt, "{}: bad segment size {}", what, r.segment_size);
+  }
+  return r;
+}
+
+std::string BackupDirKey(uint64_t system_id, const std::string& label) {
+  return BackupPrefix(system_id) + label + "/";
+}
+
+std::string BackupObjectKey(uint64_t system_id, const std::string& label, const std::string& name) {
+  return BackupDirKey(system_id, label) + name;
+}
+
+void ValidateLabel(const std::string& label) {
+  bool ok = !label.empty() && label.size() <= 64 && label[0] != '.' &&
+            std::all_of(label.begin(), label.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+                     c == '.';
+            });
+  if (!ok) {
+    Fail(ErrorCode::kUsage, "invalid backup label '{}': use 1-64 letters, digits, '_', '-', '.'",
+         label);
+  }
+}
+
+std::vector<BackupRecord> LoadBackups(Storage& storage, const Config& config, uint64_t system_id) {
+  std::vector<std::string> keys;
+  const std::string suffix = std::string("/") + kRecordName;
+  storage.List(BackupPrefix(system_id), [&](const ObjectInfo& info) {
+    if (info.key.size() > suffix.size() && info.key.ends_with(suffix)) keys.push_back(info.key);
+  });
+  std::vector<BackupRecord> records;
+  for (const auto& key : keys) {
+    auto text = ReadSmallObject(storage, config, key);
+    if (!text) continue;  // removed meanwhile (prune)
+    json doc = json::parse(*text, nullptr, false);
+    records.push_back(RecordFromJson(doc, key));
+  }
+  std::sort(records.begin(), records.end(), [](const BackupRecord& a, const BackupRecord& b) {
+    return a.start_time != b.start_time ? a.start_time < b.start_time : a.label < b.label;
+  });
+  return records;
+}
+
+std::vector<std::string> OrphanLabels(Storage& storage, uint64_t system_id,
+                                      const std::vector<BackupRecord>& records) {
+  std::set<std::string> labels;
+  const std::string prefix = BackupPrefix(system_id);
+  storage.List(prefix, [&](const ObjectInfo& info) {
+    std::string rest = info.key.substr(prefix.size());
+    size_t slash = rest.find('/');
+    if (slash != std::string::npos) labels.insert(rest.substr(0, slash));
+  });
+  for (const auto& r : records) labels.erase(r.label);
+  return {labels.begin(), labels.end()};
+}
+
+const BackupRecord& SelectBackup(const std::vector<BackupRecord>& records, const std::string& which,
+                                 std::optional<double> target_time,
+                                 std::optional<uint64_t> target_lsn) {
+  if (which != "latest") {
+    for (const auto& r : records) {
+      if (r.label == which) return r;
+    }
+    Fail(ErrorCode::kUsage, "no backup labelled '{}' ({} backups in the repository; see walctl list)",
+         which, records.size());
+  }
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    if (!it->complete) continue;
+    if (target_time && it->stop_time > *target_time) continue;
+    if (target_lsn && it->stop_lsn > *target_lsn) continue;
+    return *it;
+  }
+  if (target_time || target_lsn) {
+    Fail(ErrorCode::kUsage, "no complete backup ended before the recovery target");
+  }
+  Fail(ErrorCode::kUsage, "no complete backup in the repository (see walctl list)");
+}
+
+std::optional<std::string> ReadSmallObject(Storage& storage, const Config& config,
+                                           const std::string& key) {
+  auto in = storage.OpenRead(key);
+  if (!in) return std::nullopt;
+  ObjectDecoder decoder(*in, config.key ? &*config.key : nullptr, key);
+  StringWriteStream out;
+  Copy(decoder, out, 256 << 10);
+  return std::move(out.data());
+}
+
+BackupObject WriteSmallObject(Storage& storage, const Config& config, const std::string& key,
+                              std::string_view data) {
+  Sha256Digest digest = Sha256Of(AsBytes(data));
+  WriteOptions options;
+  options.metadata[kMetaSha256] = ToHex(digest);
+  options.metadata[kMetaSize] = std::to_string(data.size());
+  auto writer = storage.Create(key, options);
+  EncodeOptions encode;
+  encode.compression = config.compression;
+  encode.key = config.key ? &*config.key : nullptr;
+  encode.chunk_size = config.chunk_size;
+  encode.known_digest = std::make_pair(uint64_t{data.size()}, digest);
+  ObjectEncoder encoder(*writer, encode);
+  encoder.Write(AsBytes(data));
+  encoder.Finish();
+  if (writer->Commit() != CommitResult::kCreated) {
+    Fail(ErrorCode::kConflict, "{} already exists in {}", key, storage.Describe());
+  }
+  BackupObject object;
+  object.name = key.substr(key.rfind('/') + 1);
+  object.size = data.size();
+  object.stored_size = encoder.encoded_size();
+  object.sha256 = ToHex(digest);
+  return object;
+}
+
+std::vector<WalObject> ListWal(Storage& storage, uint64_t system_id) {
+  std::vector<WalObject> out;
+  storage.List(WalPrefix(system_id), [&](const ObjectInfo& info) {
+    auto name = ParseWalFileName(info.key.substr(info.key.rfind('/') + 1));
+    if (name) out.push_back({*name, info.key, info.size, info.modified});
+  });
+  return out;
+}
+
+uint64_t DiscoverSystemId(Storage& storage, const Config& config, const std::string& pgdata) {
+  if (config.system_id) return *config.system_id;
+  if (!pgdata.empty()) {
+    if (auto id = ReadControlFileSystemId(pgdata)) return *id;
+    Fail(ErrorCode::kConfig, "{}/global/pg_control not found", pgdata);
+  }
+  std::set<std::string> ids;
+  storage.List("", [&](const ObjectInfo& info) {
+    std::string first = info.key.substr(0, info.key.find('/'));
+    if (!first.empty() && first.size() < info.key.size() &&
+        std::all_of(first.begin(), first.end(), ::isdigit)) {
+      ids.insert(first);
+    }
+  });
+  if (ids.size() == 1) return std::stoull(*ids.begin());
+  if (ids.empty()) {
+    throw Error(ErrorCode::kConfig, fmt::format("{} holds no archive yet", storage.Describe()),
+                "archive WAL with walpush or take a backup first, or set --system-id");
+  }
+  std::string list;
+  for (const auto& id : ids) list += (list.empty() ? "" : ", ") + id;
+  throw Error(ErrorCode::kConfig,
+              fmt::format("{} holds the archives of several clusters ({})", storage.Describe(), list),
+              "choose one with --system-id, WALSTORE_SYSTEM_ID or --pgdata");
+}
+
+std::vector<TimelineSwitch> ParseHistory(std::string_view text) {
+  std::vector<TimelineSwitch> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    std::string line(text.substr(pos, end == std::string_view::npos ? text.npos : end - pos));
+    pos = end == std::string_view::npos ? text.size() : end + 1;
+    unsigned tli = 0, hi = 0, lo = 0;
+    if (line.empty() || line[0] == '#') continue;
+    if (std::sscanf(line.c_str(), "%u %X/%X", &tli, &hi, &lo) == 3) {
+      out.push_back({tli, (uint64_t{hi} << 32) | lo});
+    }
+  }
+  return out;
+}
+
+}  // namespace walstore::backup

@@ -1,0 +1,408 @@
+#include "backup/restore.h"
+
+#include "backup/base_backup.h"
+#include "backup/checksum.h"
+#include "backup/manifest.h"
+#include "backup/tar_reader.h"
+#include "backup/util.h"
+
+#include <walstore/archive.h>
+#include <walstore/error.h>
+#include <walstore/log.h>
+#include <walstore/object_format.h>
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+namespace walstore::backup {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Removes what a failed restore wrote (the directories were empty before).
+class CleanupGuard {
+ public:
+  void Add(const fs::path& dir, bool created) { dirs_.push_back({dir, created}); }
+  void Commit() { committed_ = true; }
+  ~CleanupGuard() {
+    if (committed_) return;
+    for (const auto& [dir, created] : dirs_) {
+      std::error_code ec;
+      if (created) {
+        fs::remove_all(dir, ec);
+      } else {
+        for (const auto& entry : fs::directory_iterator(dir, ec)) fs::remove_all(entry.path(), ec);
+      }
+    }
+  }
+
+ private:
+  std::vector<std::pair<fs::path, bool>> dirs_;
+  bool committed_ = false;
+};
+
+// Creates `dir` (0700) unless it exists empty; returns true when created.
+bool PrepareEmptyDir(const fs::path& dir, const char* what) {
+  if (!IsMissingOrEmptyDir(dir)) {
+    throw Error(ErrorCode::kUsage, fmt::format("{} {} is not empty", what, dir.string()),
+                "restore into an empty or new directory");
+  }
+  std::error_code ec;
+  bool created = fs::create_directories(dir, ec);
+  if (ec) FailErrno(ec.value(), "create " + dir.string());
+  if (chmod(dir.c_str(), 0700) != 0) FailErrno(errno, "chmod " + dir.string());
+  return created;
+}
+
+void WriteAll(int fd, const uint8_t* data, size_t size, const std::string& path) {
+  while (size > 0) {
+    ssize_t n = write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      FailErrno(errno, "write " + path);
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+class Extractor {
+ public:
+  Extractor(ManifestChecker& checker, const std::map<std::string, std::string>& tablespace_map,
+            std::function<void(uint64_t)> on_bytes)
+      : checker_(checker), map_(tablespace_map), on_bytes_(std::move(on_bytes)),
+        buffer_(1 << 20) {}
+
+  // Extracts one tar into `root` (or, with no root, only checks it); manifest
+  // paths are `manifest_prefix` + member path.
+  void Extract(ReadStream& tar_stream, const std::optional<fs::path>& root,
+               const std::string& manifest_prefix, const std::string& what) {
+    TarReader tar(tar_stream, what);
+    while (auto entry = tar.Next()) {
+      if (!IsSafeMemberPath(entry->path)) {
+        Fail(ErrorCode::kCorrupt, "{}: unsafe member path '{}'", what, entry->path);
+      }
+      fs::path dest = root ? *root / entry->path : fs::path();
+      std::error_code ec;
+      if (!root && entry->type != TarEntry::Type::kFile) continue;
+      switch (entry->type) {
+        case TarEntry::Type::kDirectory:
+          fs::create_directories(dest, ec);
+          if (ec) FailErrno(ec.value(), "create " + dest.string());
+          chmod(dest.c_str(), entry->mode ? entry->mode : 0700);
+          break;
+        case TarEntry::Type::kSymlink: {
+          std::string target = entry->link_target;
+          if (auto it = map_.find(target); it != map_.end()) target = it->second;
+          fs::create_directories(dest.parent_path(), ec);
+          if (symlink(target.c_str(), dest.c_str()) != 0) FailErrno(errno, "symlink " + dest.string());
+          break;
+        }
+        case TarEntry::Type::kFile:
+          ExtractFile(tar, *entry, dest, manifest_prefix + entry->path);
+          break;
+        default:
+          Fail(ErrorCode::kUnsupportedFormat, "{}: unsupported tar member '{}' (type '{}')", what,
+               entry->path, entry->typeflag);
+      }
+    }
+  }
+
+  uint64_t files() const { return files_; }
+  ManifestChecker& checker() { return checker_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  void ExtractFile(TarReader& tar, const TarEntry& entry, const fs::path& dest,
+                   const std::string& manifest_path) {
+    const ManifestFile* expected = checker_.Find(manifest_path);
+    if (!expected) {
+      Fail(ErrorCode::kCorrupt, "{} is in the backup but not in its manifest", manifest_path);
+    }
+    auto checksum = MakeFileChecksum(expected->algorithm);
+    int fd = -1;
+    if (!dest.empty()) {
+      std::error_code ec;
+      fs::create_directories(dest.parent_path(), ec);
+      fd = open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd < 0) FailErrno(errno, "create " + dest.string());
+    }
+    uint64_t size = 0;
+    struct Closer {
+      int fd;
+      ~Closer() {
+        if (fd >= 0) close(fd);
+      }
+    } closer{fd};
+    for (;;) {
+      size_t n = tar.Read(MutableBytes(buffer_.data(), buffer_.size()));
+      if (n == 0) break;
+      if (checksum) checksum->Update(Bytes(buffer_.data(), n));
+      if (fd >= 0) WriteAll(fd, buffer_.data(), n, dest.string());
+      size += n;
+      on_bytes_(n);
+    }
+    if (fd >= 0 && entry.mode) fchmod(fd, entry.mode & 0777);
+    checker_.Check(*expected, size, checksum ? checksum->FinalHex() : "");
+    ++files_;
+    bytes_ += size;
+  }
+
+  ManifestChecker& checker_;
+  const std::map<std::string, std::string>& map_;
+  std::function<void(uint64_t)> on_bytes_;
+  std::vector<uint8_t> buffer_;
+  uint64_t files_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+// Decodes every tar of `backup` through `extractor` (into `root` and the
+// tablespace directories, or only checking when `root` is empty) and checks
+// each object's SHA-256 against the record and the manifest's coverage.
+void ExtractArchives(Storage& storage, const Config& config, const BackupRecord& backup,
+                     Extractor& extractor, const std::optional<fs::path>& root,
+                     const std::vector<fs::path>& tablespace_dirs) {
+  size_t tablespace_index = 0;
+  for (const auto& archive : backup.archives) {
+    std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
+    auto in = storage.OpenRead(key);
+    if (!in) Fail(ErrorCode::kCorrupt, "{} is missing from the repository", key);
+    ObjectDecoder decoder(*in, config.key ? &*config.key : nullptr, key);
+    if (archive.tablespace_oid == 0) {
+      extractor.Extract(decoder, root, "", key);
+    } else {
+      std::optional<fs::path> dir;
+      if (root) dir = tablespace_dirs.at(tablespace_index++);
+      extractor.Extract(decoder, dir, fmt::format("pg_tblspc/{}/", archive.tablespace_oid), key);
+    }
+    // Drain to the end so the decoder verifies the object's size and SHA-256.
+    uint8_t rest[4096];
+    while (decoder.Read(MutableBytes(rest, sizeof rest)) > 0) {
+    }
+    if (ToHex(decoder.plaintext_sha256()) != archive.sha256) {
+      Fail(ErrorCode::kCorrupt, "{}: SHA-256 differs from the backup record", key);
+    }
+  }
+  auto unseen = extractor.checker().Unseen();
+  if (!unseen.empty()) {
+    Fail(ErrorCode::kCorrupt, "{} files of the manifest are missing from backup {} (first: {})",
+         unseen.size(), backup.label, unseen.front());
+  }
+}
+
+std::string EscapePercent(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    out += c;
+    if (c == '%') out += '%';
+  }
+  return out;
+}
+
+// The owner restored files get when walctl runs as root.
+std::optional<std::pair<uid_t, gid_t>> ChooseOwner(const fs::path& dir, const std::string& owner) {
+  if (geteuid() != 0) return std::nullopt;
+  if (!owner.empty()) {
+    struct passwd* pw = getpwnam(owner.c_str());
+    if (!pw) Fail(ErrorCode::kUsage, "unknown user '{}' for --owner", owner);
+    return std::make_pair(pw->pw_uid, pw->pw_gid);
+  }
+  struct stat st{};
+  fs::path parent = fs::absolute(dir).parent_path();
+  if (stat(parent.c_str(), &st) == 0 && st.st_uid != 0) return std::make_pair(st.st_uid, st.st_gid);
+  if (struct passwd* pw = getpwnam("postgres")) return std::make_pair(pw->pw_uid, pw->pw_gid);
+  return std::nullopt;
+}
+
+void ChownTree(const fs::path& root, uid_t uid, gid_t gid) {
+  if (lchown(root.c_str(), uid, gid) != 0) FailErrno(errno, "chown " + root.string());
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    if (lchown(entry.path().c_str(), uid, gid) != 0) FailErrno(errno, "chown " + entry.path().string());
+  }
+}
+
+void SyncTree(const fs::path& root) {
+  int fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) FailErrno(errno, "open " + root.string());
+  int rc = syncfs(fd);
+  int err = errno;
+  close(fd);
+  if (rc != 0) FailErrno(err, "syncfs " + root.string());
+}
+
+void AppendFile(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::app | std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) FailErrno(errno, "write " + path.string());
+}
+
+}  // namespace
+
+uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup) {
+  std::string manifest_key = BackupObjectKey(backup.system_id, backup.label, kManifestName);
+  auto manifest_text = ReadSmallObject(storage, config, manifest_key);
+  if (!manifest_text) Fail(ErrorCode::kCorrupt, "{} is missing", manifest_key);
+  BackupManifest manifest = ParseManifest(*manifest_text, manifest_key);
+  ManifestChecker checker(manifest);
+  std::map<std::string, std::string> no_map;
+  Extractor extractor(checker, no_map, [](uint64_t) {});
+  ExtractArchives(storage, config, backup, extractor, std::nullopt, {});
+  return extractor.bytes();
+}
+
+bool IsSafeMemberPath(const std::string& path) {
+  if (path.empty() || path[0] == '/') return false;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string::npos) end = path.size();
+    if (path.compare(pos, end - pos, "..") == 0 && end - pos == 2) return false;
+    pos = end + 1;
+  }
+  return true;
+}
+
+void RecoveryTarget::Validate() const {
+  int count = (time ? 1 : 0) + (xid ? 1 : 0) + (name ? 1 : 0) + (lsn ? 1 : 0) + (immediate ? 1 : 0);
+  if (count > 1) Fail(ErrorCode::kUsage, "give at most one recovery target");
+  if (!action.empty() && action != "pause" && action != "promote" && action != "shutdown") {
+    Fail(ErrorCode::kUsage, "--target-action must be pause, promote or shutdown");
+  }
+  if (lsn) ParseLsn(*lsn);
+  if (time && !ParseTimestamp(*time)) {
+    Fail(ErrorCode::kUsage, "cannot parse --target-time '{}' (use e.g. '2026-11-21 11:20:14+00')",
+         *time);
+  }
+}
+
+std::string RecoveryTarget::ConfLines() const {
+  std::string out;
+  auto line = [&](const char* key, const std::string& value) {
+    out += fmt::format("{} = {}\n", key, ConfQuote(value));
+  };
+  if (time) line("recovery_target_time", *time);
+  if (xid) line("recovery_target_xid", *xid);
+  if (name) line("recovery_target_name", *name);
+  if (lsn) line("recovery_target_lsn", *lsn);
+  if (immediate) line("recovery_target", "immediate");
+  if (any()) line("recovery_target_action", action.empty() ? "promote" : action);
+  if (exclusive) line("recovery_target_inclusive", "off");
+  if (!timeline.empty()) line("recovery_target_timeline", timeline);
+  return out;
+}
+
+std::string MakeRestoreCommand(const Config& config, const std::string& walfetch) {
+  std::string command = ShellQuote(walfetch);
+  if (!config.source_path.empty()) {
+    command += " --config " + ShellQuote(fs::absolute(config.source_path).string());
+  }
+  command += " --repo " + ShellQuote(config.repo_url);
+  if (!config.key_file.empty()) {
+    command += " --key-file " + ShellQuote(fs::absolute(config.key_file).string());
+  } else if (config.key) {
+    Log(LogLevel::kWarning,
+        "the encryption key came from WALSTORE_ENCRYPTION_KEY, which restore_command cannot "
+        "repeat; set it in the server's environment or use a key file");
+  }
+  return EscapePercent(command) + " %f %p";
+}
+
+RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system_id,
+                         const RestoreOptions& options) {
+  double started = NowSeconds();
+  options.target.Validate();
+  auto records = LoadBackups(storage, config, system_id);
+  std::optional<double> target_time =
+      options.target.time ? ParseTimestamp(*options.target.time) : std::nullopt;
+  std::optional<uint64_t> target_lsn =
+      options.target.lsn ? std::optional<uint64_t>(ParseLsn(*options.target.lsn)) : std::nullopt;
+  RestoreResult result;
+  result.backup = SelectBackup(records, options.backup, target_time, target_lsn);
+  const BackupRecord& backup = result.backup;
+  Log(LogLevel::kInfo, "restoring backup {} (stopped {} at {})", backup.label,
+      FormatUtc(static_cast<std::time_t>(backup.stop_time)), FormatLsn(backup.stop_lsn));
+
+  auto missing = WaitForWal(storage, system_id, RequiredWal(backup), 0);
+  if (!missing.empty()) {
+    throw Error(ErrorCode::kVerifyFailed,
+                fmt::format("backup {} needs WAL {} .. {}, but {} is not in the archive",
+                            backup.label, backup.wal_start, backup.wal_stop, missing.front()),
+                "the backup cannot reach a consistent state; choose another backup");
+  }
+  if (options.restore_command.empty() && options.walfetch.empty() && !FindProgram("walfetch")) {
+    Fail(ErrorCode::kConfig, "walfetch not found next to walctl or on PATH; use --walfetch");
+  }
+  result.restore_command = !options.restore_command.empty()
+                               ? options.restore_command
+                               : MakeRestoreCommand(config, options.walfetch.empty()
+                                                                ? *FindProgram("walfetch")
+                                                                : fs::absolute(options.walfetch).string());
+
+  std::string manifest_key = BackupObjectKey(system_id, backup.label, kManifestName);
+  auto manifest_text = ReadSmallObject(storage, config, manifest_key);
+  if (!manifest_text) Fail(ErrorCode::kCorrupt, "{} is missing", manifest_key);
+  BackupManifest manifest = ParseManifest(*manifest_text, manifest_key);
+  ManifestChecker checker(manifest);
+
+  const fs::path root = fs::absolute(options.target_dir);
+  CleanupGuard cleanup;
+  cleanup.Add(root, PrepareEmptyDir(root, "data directory"));
+  std::vector<fs::path> tablespace_dirs;
+  for (const auto& archive : backup.archives) {
+    if (archive.tablespace_oid == 0) continue;
+    auto it = options.tablespace_map.find(archive.tablespace_path);
+    fs::path dir = it != options.tablespace_map.end() ? it->second : archive.tablespace_path;
+    cleanup.Add(dir, PrepareEmptyDir(dir, "tablespace directory"));
+    tablespace_dirs.push_back(dir);
+  }
+
+  uint64_t total = backup.size(), done = 0;
+  double last_shown = 0;
+  auto on_bytes = [&](uint64_t n) {
+    done += n;
+    if (!options.progress || NowSeconds() - last_shown < 0.5) return;
+    last_shown = NowSeconds();
+    std::fprintf(stderr, "\rwalctl: restore %s / %s (%d%%)   ", FormatBytes(done).c_str(),
+                 FormatBytes(total).c_str(), total ? static_cast<int>(done * 100 / total) : 100);
+  };
+  Extractor extractor(checker, options.tablespace_map, on_bytes);
+  ExtractArchives(storage, config, backup, extractor, root, tablespace_dirs);
+  if (options.progress && total > 0) std::fputs("\n", stderr);
+  fs::create_directories(root / "pg_wal" / "archive_status");
+  {
+    std::ofstream out(root / "backup_manifest", std::ios::binary);
+    out << *manifest_text;
+    if (!out) FailErrno(errno, "write backup_manifest");
+  }
+  std::string settings = fmt::format("\n# Added by walctl restore of backup {} at {}\n", backup.label,
+                                     FormatUtc(static_cast<std::time_t>(NowSeconds())));
+  settings += "restore_command = " + ConfQuote(result.restore_command) + "\n";
+  settings += options.target.ConfLines();
+  if (options.archive_off) settings += "archive_mode = 'off'\n";
+  AppendFile(root / "postgresql.auto.conf", settings);
+  AppendFile(root / "recovery.signal", "");
+  chmod(root.c_str(), 0700);
+  if (auto owner = ChooseOwner(root, options.owner)) {
+    ChownTree(root, owner->first, owner->second);
+    for (const auto& dir : tablespace_dirs) ChownTree(dir, owner->first, owner->second);
+  }
+  SyncTree(root);
+  for (const auto& dir : tablespace_dirs) SyncTree(dir);
+  cleanup.Commit();
+  result.files = extractor.files();
+  result.bytes = extractor.bytes();
+  result.seconds = NowSeconds() - started;
+  return result;
+}
+
+}  // namespace walstore::backup

@@ -1,0 +1,78 @@
+// walctl restore: a base backup from the repository into an empty data
+// directory, set up to recover from the WAL archive to a target.
+//
+// Every tar is decoded and extracted as a stream (tar_reader.h); every file
+// is checked against PostgreSQL's backup manifest (size and checksum) while
+// it is written, and a file missing from the tars, or one the manifest does
+// not know, fails the restore.  The required WAL range must be in the
+// archive before anything is written.  On failure everything written is
+// removed again, so a half-restored directory is never left to be started.
+// On success DIR holds recovery.signal and, appended to
+// postgresql.auto.conf, restore_command (walfetch with this repository's
+// settings) and the recovery_target_* settings, so `pg_ctl start` recovers
+// with no hand editing.
+#pragma once
+
+#include "backup/repository.h"
+
+#include <walstore/config.h>
+#include <walstore/storage.h>
+
+#include <map>
+#include <optional>
+#include <string>
+
+namespace walstore::backup {
+
+struct RecoveryTarget {
+  std::optional<std::string> time;    // recovery_target_time
+  std::optional<std::string> xid;     // recovery_target_xid
+  std::optional<std::string> name;    // recovery_target_name
+  std::optional<std::string> lsn;     // recovery_target_lsn
+  bool immediate = false;             // recovery_target = 'immediate'
+  std::string action;                 // pause|promote|shutdown; "" = promote with a target
+  std::string timeline;               // recovery_target_timeline; "" = server default (latest)
+  bool exclusive = false;             // recovery_target_inclusive = off
+
+  bool any() const { return time || xid || name || lsn || immediate; }
+  // Throws Error(kUsage) for more than one target or a bad action.
+  void Validate() const;
+  // The postgresql.conf lines for this target.
+  std::string ConfLines() const;
+};
+
+struct RestoreOptions {
+  std::string backup = "latest";      // label or "latest"
+  std::string target_dir;
+  RecoveryTarget target;
+  std::map<std::string, std::string> tablespace_map;  // original path -> new path
+  std::string owner;                  // user to own the files when run as root; "" = automatic
+  std::string walfetch;               // path of walfetch; "" = next to walctl, else $PATH
+  std::string restore_command;        // overrides the generated restore_command
+  bool archive_off = false;           // write archive_mode = off
+  bool progress = false;
+};
+
+struct RestoreResult {
+  BackupRecord backup;
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  double seconds = 0;
+  std::string restore_command;
+};
+
+RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system_id,
+                         const RestoreOptions& options);
+
+// Decodes every tar of `backup` and checks every file against its manifest
+// without writing anything (walctl verify --full).  Returns the bytes checked;
+// throws Error(kCorrupt) on the first problem.
+uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup);
+
+// The restore_command walfetch needs for this configuration.
+std::string MakeRestoreCommand(const Config& config, const std::string& walfetch);
+
+// Rejects archive member paths that are absolute or contain "..".
+bool IsSafeMemberPath(const std::string& path);
+
+}  // namespace walstore::backup

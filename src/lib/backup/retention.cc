@@ -1,0 +1,84 @@
+#include "backup/retention.h"
+
+#include <walstore/error.h>
+
+#include <algorithm>
+#include <set>
+
+namespace walstore::backup {
+
+RetentionPlan PlanRetention(const std::vector<BackupRecord>& backups,
+                            const std::vector<WalObject>& wal, const RetentionPolicy& policy) {
+  if (policy.keep_full.has_value() == policy.keep_days.has_value()) {
+    Fail(ErrorCode::kUsage, "give exactly one of --keep-full and --keep-days");
+  }
+  if (policy.keep_full && *policy.keep_full < 1) Fail(ErrorCode::kUsage, "--keep-full must be at least 1");
+  if (policy.keep_days && *policy.keep_days < 0) Fail(ErrorCode::kUsage, "--keep-days must not be negative");
+
+  std::vector<const BackupRecord*> sorted;
+  for (const auto& b : backups) sorted.push_back(&b);
+  std::sort(sorted.begin(), sorted.end(), [](const BackupRecord* a, const BackupRecord* b) {
+    return a->start_time < b->start_time;
+  });
+  std::vector<const BackupRecord*> complete;
+  for (const auto* b : sorted) {
+    if (b->complete) complete.push_back(b);
+  }
+  RetentionPlan plan;
+  if (complete.empty()) {
+    for (const auto* b : sorted) plan.keep_backups.push_back(b->label);
+    return plan;
+  }
+
+  std::set<const BackupRecord*> keep;
+  if (policy.keep_full) {
+    size_t n = std::min(complete.size(), static_cast<size_t>(*policy.keep_full));
+    keep.insert(complete.end() - static_cast<long>(n), complete.end());
+  } else {
+    double cutoff = policy.now - *policy.keep_days * 86400;
+    const BackupRecord* newest_before = nullptr;
+    for (const auto* b : complete) {
+      if (b->stop_time >= cutoff) {
+        keep.insert(b);
+      } else {
+        newest_before = b;
+      }
+    }
+    if (newest_before) keep.insert(newest_before);
+  }
+  keep.insert(complete.back());
+  double oldest_kept = (*std::min_element(keep.begin(), keep.end(), [](auto* a, auto* b) {
+                         return a->start_time < b->start_time;
+                       }))->start_time;
+  for (const auto* b : sorted) {
+    if (!b->complete && b->start_time > oldest_kept) keep.insert(b);
+  }
+  for (const auto* b : sorted) {
+    (keep.count(b) ? plan.keep_backups : plan.remove_backups).push_back(b->label);
+  }
+
+  // Thresholds per timeline, from the kept complete backups.
+  std::set<uint32_t> timelines;
+  for (const auto& w : wal) timelines.insert(w.name.timeline);
+  uint64_t overall = UINT64_MAX;
+  for (const auto* b : keep) {
+    if (b->complete) overall = std::min(overall, b->start_segno());
+  }
+  for (uint32_t tli : timelines) {
+    uint64_t threshold = UINT64_MAX;
+    for (const auto* b : keep) {
+      if (b->complete && b->timeline <= tli) threshold = std::min(threshold, b->start_segno());
+    }
+    plan.wal_threshold[tli] = threshold == UINT64_MAX ? overall : threshold;
+  }
+  const uint64_t segment_size = complete.back()->segment_size;
+  for (const auto& w : wal) {
+    if (w.name.kind == WalFileKind::kHistory) continue;
+    if (w.name.SegmentNumber(segment_size) < plan.wal_threshold[w.name.timeline]) {
+      plan.remove_wal.push_back(w);
+    }
+  }
+  return plan;
+}
+
+}  // namespace walstore::backup

@@ -1,0 +1,44 @@
+// Small helpers shared by the walctl commands: LSNs, UTC timestamps, sizes,
+// quoting for shells and postgresql.conf, local directory utilities.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace walstore::backup {
+
+// "16/B374D848" <-> 0x16B374D848.  ParseLsn throws Error(kUsage) on bad text.
+uint64_t ParseLsn(std::string_view text);
+std::string FormatLsn(uint64_t lsn);
+
+// "2026-11-21T11:20:14Z".
+std::string FormatUtc(std::time_t t);
+// Parses the timestamps PostgreSQL accepts for recovery_target_time in the
+// forms people use: "YYYY-MM-DD HH:MM:SS[.fff][Z|+HH|+HH:MM|-HHMM]" (a 'T'
+// may replace the space; without a zone the time is local).  Returns
+// seconds since the epoch (fraction kept); nullopt when not understood.
+std::optional<double> ParseTimestamp(std::string_view text);
+
+// "1.5 GiB".
+std::string FormatBytes(uint64_t bytes);
+// "1h02m", "3m20s", "12s".
+std::string FormatDuration(double seconds);
+
+// 'text' quoted for /bin/sh (single quotes, embedded ' as '\'').
+std::string ShellQuote(std::string_view text);
+// 'text' quoted for postgresql.conf (embedded ' doubled).
+std::string ConfQuote(std::string_view text);
+
+// True when `dir` does not exist or is an empty directory.
+bool IsMissingOrEmptyDir(const std::string& dir);
+// The absolute path of a sibling program of the running executable, or of
+// `name` found on $PATH; nullopt when neither exists.
+std::optional<std::string> FindProgram(const std::string& name);
+
+// Seconds since the epoch, wall clock, with sub-second precision.
+double NowSeconds();
+
+}  // namespace walstore::backup

@@ -1,0 +1,67 @@
+#include <walstore/cli.h>
+#include <walstore/error.h>
+#include <walstore/log.h>
+
+#include <exception>
+
+namespace walstore {
+
+int RunMain(const char* program, bool for_fetch, const std::function<int()>& body) {
+  SetLogProgram(program);
+  try {
+    return body();
+  } catch (const Error& error) {
+    LogMessage(LogLevel::kError, error.what());
+    LogHint(error.hint());
+    const auto& info = InfoFor(error.code());
+    return for_fetch ? info.fetch_exit : info.exit_code;
+  } catch (const std::exception& error) {
+    LogMessage(LogLevel::kError, fmt::format("internal error: {}", error.what()));
+    const auto& info = InfoFor(ErrorCode::kInternal);
+    return for_fetch ? info.fetch_exit : info.exit_code;
+  }
+}
+
+void AddCommonOptions(CLI::App& app, ConfigOverrides& overrides, bool with_compression) {
+  app.set_version_flag("--version", kVersionText);
+  app.add_option_function<std::string>(
+         "-c,--config", [&](const std::string& v) { overrides.config_path = v; },
+         "config file (default: $WALSTORE_CONFIG, else /etc/walstore/walstore.toml)")
+      ->type_name("FILE");
+  app.add_option_function<std::string>(
+         "--repo", [&](const std::string& v) { overrides.repo_url = v; },
+         "repository URL: file:///path or s3://bucket/prefix (overrides WALSTORE_REPO)")
+      ->type_name("URL");
+  if (with_compression) {
+    app.add_option_function<std::string>(
+           "--compression", [&](const std::string& v) { overrides.compression = v; },
+           "none, lz4[:level] or zstd[:level] (overrides WALSTORE_COMPRESSION)")
+        ->type_name("SPEC");
+  }
+  app.add_option_function<std::string>(
+         "--key-file", [&](const std::string& v) { overrides.key_file = v; },
+         "file holding the 64-hex-digit encryption key (mode 0600)")
+      ->type_name("FILE");
+  app.add_option_function<uint64_t>(
+         "--system-id", [&](uint64_t v) { overrides.system_id = v; },
+         "cluster system identifier (default: from the WAL or global/pg_control)")
+      ->type_name("ID");
+  app.add_flag_callback("-q,--quiet", [&] { overrides.log_level = LogLevel::kWarning; },
+                        "print errors and warnings only");
+  app.add_flag_callback("-v,--verbose", [&] { overrides.log_level = LogLevel::kDebug; },
+                        "print progress and details");
+}
+
+std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, bool for_fetch) {
+  try {
+    app.parse(argc, argv);
+    return std::nullopt;
+  } catch (const CLI::ParseError& error) {  // CLI11 reports --help and usage errors this way
+    if (error.get_exit_code() == 0) return app.exit(error);
+    LogMessage(LogLevel::kError, fmt::format("{} (try --help)", error.what()));
+    const auto& info = InfoFor(ErrorCode::kUsage);
+    return for_fetch ? info.fetch_exit : info.exit_code;
+  }
+}
+
+}  // namespace walstore

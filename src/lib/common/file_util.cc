@@ -1,0 +1,146 @@
+#include "common/file_util.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <walstore/crypto.h>
+#include <walstore/error.h>
+
+#include <cerrno>
+
+namespace walstore {
+
+std::string DirName(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string BaseName(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+void SyncDirectory(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) FailErrno(errno, fmt::format("could not open directory \"{}\"", path));
+  const int rc = fsync(fd);
+  const int err = errno;
+  close(fd);
+  if (rc != 0 && err != EINVAL) FailErrno(err, fmt::format("could not fsync directory \"{}\"", path));
+}
+
+void MakeDirectories(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) Fail(ErrorCode::kLocalIo, "\"{}\" exists and is not a directory", path);
+    return;
+  }
+  const std::string parent = DirName(path);
+  if (parent != path) MakeDirectories(parent);
+  if (mkdir(path.c_str(), 0750) != 0 && errno != EEXIST) {
+    FailErrno(errno, fmt::format("could not create directory \"{}\"", path));
+  }
+  SyncDirectory(parent);
+}
+
+FileReader::FileReader(const std::string& path) : path_(path) {
+  fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) FailErrno(errno, fmt::format("could not open \"{}\"", path));
+  posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+}
+
+FileReader::~FileReader() {
+  if (fd_ >= 0) close(fd_);
+}
+
+size_t FileReader::Read(MutableBytes out) {
+  size_t total = 0;
+  while (total < out.size()) {
+    const ssize_t n = read(fd_, out.data() + total, out.size() - total);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      FailErrno(errno, fmt::format("could not read \"{}\"", path_));
+    }
+    if (n == 0) break;
+    total += static_cast<size_t>(n);
+  }
+  return total;
+}
+
+AtomicFileWriter::AtomicFileWriter(std::string final_path, mode_t mode, bool create_parent_dirs)
+    : final_path_(std::move(final_path)) {
+  const std::string dir = DirName(final_path_);
+  if (create_parent_dirs) MakeDirectories(dir);
+  uint8_t random[6];
+  RandomBytes(random);
+  temp_path_ = fmt::format("{}/.{}{}{}.{}", dir, BaseName(final_path_), kTempMarker, getpid(),
+                           ToHex(random));
+  fd_ = open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd_ < 0) FailErrno(errno, fmt::format("could not create \"{}\"", temp_path_));
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) close(fd_);
+  if (!temp_path_.empty()) unlink(temp_path_.c_str());
+}
+
+void AtomicFileWriter::Write(Bytes data) {
+  while (!data.empty()) {
+    const ssize_t n = write(fd_, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      FailErrno(errno, fmt::format("could not write \"{}\"", temp_path_));
+    }
+    data = data.subspan(static_cast<size_t>(n));
+    written_ += static_cast<uint64_t>(n);
+  }
+  // Start writeback of each full 4 MiB as it is written, so the disk works
+  // while we compute and the fdatasync in Publish() has little left to do.
+  constexpr uint64_t kWritebackStep = 4u << 20;
+  while (written_ - writeback_started_ >= kWritebackStep) {
+    sync_file_range(fd_, static_cast<off_t>(writeback_started_), kWritebackStep,
+                    SYNC_FILE_RANGE_WRITE);
+    writeback_started_ += kWritebackStep;
+  }
+}
+
+void AtomicFileWriter::RewriteHead(Bytes head) {
+  if (head.size() > written_) Fail(ErrorCode::kInternal, "rewrite past the end of \"{}\"", temp_path_);
+  if (pwrite(fd_, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) {
+    FailErrno(errno, fmt::format("could not write \"{}\"", temp_path_));
+  }
+}
+
+bool AtomicFileWriter::Publish(bool replace) {
+  if (fdatasync(fd_) != 0) FailErrno(errno, fmt::format("could not fsync \"{}\"", temp_path_));
+  if (close(fd_) != 0) {
+    fd_ = -1;
+    FailErrno(errno, fmt::format("could not close \"{}\"", temp_path_));
+  }
+  fd_ = -1;
+  if (replace) {
+    if (rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
+      FailErrno(errno, fmt::format("could not rename \"{}\" to \"{}\"", temp_path_, final_path_));
+    }
+  } else if (renameat2(AT_FDCWD, temp_path_.c_str(), AT_FDCWD, final_path_.c_str(),
+                       RENAME_NOREPLACE) != 0) {
+    if (errno == EEXIST) return false;  // the destructor removes the temp file
+    if (errno != EINVAL && errno != ENOSYS) {
+      FailErrno(errno, fmt::format("could not publish \"{}\"", final_path_));
+    }
+    // File systems without RENAME_NOREPLACE: link(2) never replaces either.
+    if (link(temp_path_.c_str(), final_path_.c_str()) != 0) {
+      if (errno == EEXIST) return false;
+      FailErrno(errno, fmt::format("could not publish \"{}\"", final_path_));
+    }
+    unlink(temp_path_.c_str());
+  }
+  temp_path_.clear();
+  SyncDirectory(DirName(final_path_));
+  return true;
+}
+
+}  // namespace walstore

@@ -1,0 +1,262 @@
+#include <sys/stat.h>
+#include <walstore/config.h>
+#include <walstore/error.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <set>
+// Header-only and without exceptions: parse errors come back as values.
+#undef TOML_HEADER_ONLY
+#undef TOML_SHARED_LIB
+#define TOML_HEADER_ONLY 1
+#define TOML_EXCEPTIONS 0
+#include <toml++/toml.h>
+
+namespace walstore {
+namespace {
+
+[[noreturn]] void BadSetting(const std::string& source, std::string_view name,
+                             std::string_view problem) {
+  Fail(ErrorCode::kConfig, "{}: setting \"{}\" {}", source, name, problem);
+}
+
+uint64_t ParseUnsigned(std::string_view text, const std::string& source, std::string_view name) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
+    BadSetting(source, name, fmt::format("must be a non-negative integer, not \"{}\"", text));
+  }
+  return value;
+}
+
+bool ParseBool(std::string_view text, const std::string& source, std::string_view name) {
+  if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
+  if (text == "0" || text == "false" || text == "no" || text == "off") return false;
+  BadSetting(source, name, fmt::format("must be true or false, not \"{}\"", text));
+}
+
+// Reads typed values out of one TOML table, refusing unknown names.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string source, std::string prefix)
+      : table_(table), source_(std::move(source)), prefix_(std::move(prefix)) {}
+
+  void String(const char* name, std::string& out) {
+    if (auto* node = Take(name)) {
+      auto value = node->value<std::string>();
+      if (!value) BadSetting(source_, prefix_ + name, "must be a string");
+      out = *value;
+    }
+  }
+  void Bool(const char* name, bool& out) {
+    if (auto* node = Take(name)) {
+      auto value = node->value<bool>();
+      if (!value) BadSetting(source_, prefix_ + name, "must be true or false");
+      out = *value;
+    }
+  }
+  template <typename T>
+  void Number(const char* name, T& out) {
+    if (auto* node = Take(name)) {
+      auto value = node->value<double>();
+      if (!value || *value < 0) BadSetting(source_, prefix_ + name, "must be a non-negative number");
+      out = static_cast<T>(*value);
+    }
+  }
+  const toml::node* Take(const char* name) {
+    seen_.insert(name);
+    return table_.get(name);
+  }
+  // Throws for names nobody asked for (typos must not be ignored silently).
+  void RefuseUnknown() {
+    for (const auto& [key, node] : table_) {
+      if (!seen_.count(std::string(key.str()))) {
+        BadSetting(source_, prefix_ + std::string(key.str()), "is not a known setting");
+      }
+    }
+  }
+
+ private:
+  const toml::table& table_;
+  std::string source_;
+  std::string prefix_;
+  std::set<std::string> seen_;
+};
+
+void ReadS3Table(const toml::table& table, const std::string& source, S3Settings& s3) {
+  TableReader r(table, source, "s3.");
+  r.String("endpoint", s3.endpoint);
+  r.String("region", s3.region);
+  if (auto* node = r.Take("path_style")) {
+    auto value = node->value<bool>();
+    if (!value) BadSetting(source, "s3.path_style", "must be true or false");
+    s3.path_style = *value;
+  }
+  r.String("storage_class", s3.storage_class);
+  r.String("sse", s3.sse);
+  r.String("sse_kms_key_id", s3.sse_kms_key_id);
+  r.String("ca_bundle", s3.ca_bundle);
+  r.Bool("verify_tls", s3.verify_tls);
+  r.String("profile", s3.profile);
+  r.String("access_key_id", s3.access_key_id);
+  r.String("secret_access_key", s3.secret_access_key);
+  r.String("session_token", s3.session_token);
+  r.Number("multipart_threshold", s3.multipart_threshold);
+  r.Number("part_size", s3.part_size);
+  r.Number("connect_timeout_seconds", s3.connect_timeout_seconds);
+  r.Number("low_speed_seconds", s3.low_speed_seconds);
+  r.Number("retry_total_seconds", s3.retry_total_seconds);
+  r.Number("max_attempts", s3.max_attempts);
+  r.RefuseUnknown();
+}
+
+void ReadFile(const std::string& path, Config& config) {
+  toml::parse_result parsed = toml::parse_file(path);
+  if (!parsed) {
+    const auto& error = parsed.error();
+    const auto& where = error.source().begin;
+    Fail(ErrorCode::kConfig, "{}:{}:{}: {}", path, where.line, where.column, error.description());
+  }
+  const toml::table& root = parsed.table();
+  TableReader r(root, path, "");
+  r.String("repository", config.repo_url);
+  std::string text;
+  r.String("compression", text);
+  if (!text.empty()) config.compression = ParseCompressionSpec(text);
+  r.String("encryption_key_file", config.key_file);
+  text.clear();
+  r.String("log_level", text);
+  if (!text.empty()) config.log_level = ParseLogLevel(text);
+  if (auto* node = r.Take("system_id")) {
+    if (auto n = node->value<int64_t>(); n && *n > 0) {
+      config.system_id = static_cast<uint64_t>(*n);
+    } else if (auto s = node->value<std::string>()) {
+      config.system_id = ParseUnsigned(*s, path, "system_id");
+    } else {
+      BadSetting(path, "system_id", "must be the cluster's system identifier");
+    }
+  }
+  r.Number("chunk_size", config.chunk_size);
+  r.Number("parallel", config.parallel);
+  if (auto* node = r.Take("s3")) {
+    if (!node->is_table()) BadSetting(path, "s3", "must be a table ([s3])");
+    ReadS3Table(*node->as_table(), path, config.s3);
+  }
+  r.RefuseUnknown();
+  config.source_path = path;
+}
+
+bool FileExists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+void ApplyEnvironment(const EnvLookup& env, Config& config) {
+  auto get = [&](const char* name) -> std::optional<std::string> {
+    auto value = env(name);
+    if (value && value->empty()) return std::nullopt;
+    return value;
+  };
+  if (auto v = get("WALSTORE_REPO")) config.repo_url = *v;
+  if (auto v = get("WALSTORE_COMPRESSION")) config.compression = ParseCompressionSpec(*v);
+  if (auto v = get("WALSTORE_LOG_LEVEL")) config.log_level = ParseLogLevel(*v);
+  if (auto v = get("WALSTORE_SYSTEM_ID")) {
+    config.system_id = ParseUnsigned(*v, "environment", "WALSTORE_SYSTEM_ID");
+  }
+  auto& s3 = config.s3;
+  if (auto v = get("AWS_ENDPOINT_URL")) s3.endpoint = *v;
+  if (auto v = get("AWS_DEFAULT_REGION")) s3.region = *v;
+  if (auto v = get("AWS_REGION")) s3.region = *v;
+  if (auto v = get("AWS_PROFILE")) s3.profile = *v;
+  if (auto v = get("AWS_ACCESS_KEY_ID")) {
+    // Credentials from the environment come as a set: never mix with the file's.
+    s3.access_key_id = *v;
+    s3.secret_access_key = get("AWS_SECRET_ACCESS_KEY").value_or("");
+    s3.session_token = get("AWS_SESSION_TOKEN").value_or("");
+  }
+  if (auto v = get("WALSTORE_S3_PATH_STYLE")) s3.path_style = ParseBool(*v, "environment", "WALSTORE_S3_PATH_STYLE");
+  if (auto v = get("WALSTORE_S3_VERIFY_TLS")) s3.verify_tls = ParseBool(*v, "environment", "WALSTORE_S3_VERIFY_TLS");
+  if (auto v = get("WALSTORE_S3_CA_BUNDLE")) s3.ca_bundle = *v;
+  if (auto v = get("AWS_CA_BUNDLE")) s3.ca_bundle = *v;
+  if (auto v = get("WALSTORE_S3_STORAGE_CLASS")) s3.storage_class = *v;
+  if (auto v = get("WALSTORE_S3_SSE")) s3.sse = *v;
+  if (auto v = get("WALSTORE_S3_SSE_KMS_KEY_ID")) s3.sse_kms_key_id = *v;
+}
+
+}  // namespace
+
+LogLevel ParseLogLevel(std::string_view text) {
+  if (text == "error") return LogLevel::kError;
+  if (text == "warning") return LogLevel::kWarning;
+  if (text == "notice") return LogLevel::kNotice;
+  if (text == "info") return LogLevel::kInfo;
+  if (text == "debug") return LogLevel::kDebug;
+  Fail(ErrorCode::kConfig, "unknown log level \"{}\": use error, warning, notice, info or debug",
+       text);
+}
+
+EnvLookup ProcessEnvironment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
+  Config config;
+  std::optional<std::string> path = overrides.config_path;
+  if (!path) path = env("WALSTORE_CONFIG");
+  if (path && !path->empty()) {
+    if (!FileExists(*path)) {
+      throw Error(ErrorCode::kConfig, fmt::format("config file \"{}\" does not exist", *path),
+                  "check --config / WALSTORE_CONFIG");
+    }
+    ReadFile(*path, config);
+  } else if (FileExists(kDefaultConfigPath)) {
+    ReadFile(kDefaultConfigPath, config);
+  }
+  ApplyEnvironment(env, config);
+
+  if (overrides.repo_url) config.repo_url = *overrides.repo_url;
+  if (overrides.compression) config.compression = ParseCompressionSpec(*overrides.compression);
+  if (overrides.log_level) config.log_level = *overrides.log_level;
+  if (overrides.system_id) config.system_id = overrides.system_id;
+  if (config.chunk_size == 0 || config.chunk_size > (16u << 20)) {
+    Fail(ErrorCode::kConfig, "chunk_size must be between 1 and 16777216 bytes");
+  }
+
+  // The key: --key-file, else the environment (file or hex, not both), else the file's.
+  const auto env_key_file = env("WALSTORE_ENCRYPTION_KEY_FILE");
+  const auto env_key_hex = env("WALSTORE_ENCRYPTION_KEY");
+  const bool env_file_set = env_key_file && !env_key_file->empty();
+  const bool env_hex_set = env_key_hex && !env_key_hex->empty();
+  if (overrides.key_file) {
+    config.key_file = *overrides.key_file;
+  } else if (env_file_set && env_hex_set) {
+    Fail(ErrorCode::kConfig,
+         "both WALSTORE_ENCRYPTION_KEY_FILE and WALSTORE_ENCRYPTION_KEY are set: set only one");
+  } else if (env_hex_set) {
+    config.key_file.clear();
+    config.key = ParseHexKey(*env_key_hex, "WALSTORE_ENCRYPTION_KEY");
+  } else if (env_file_set) {
+    config.key_file = *env_key_file;
+  }
+  if (!config.key && !config.key_file.empty()) config.key = LoadKeyFile(config.key_file);
+  return config;
+}
+
+Config LoadConfig(const std::optional<std::string>& explicit_path, const EnvLookup& env) {
+  ConfigOverrides overrides;
+  overrides.config_path = explicit_path;
+  return LoadConfig(overrides, env);
+}
+
+std::string Config::Describe() const {
+  std::string encryption = key ? fmt::format("aes-256-gcm (key id {})", key->IdHex()) : "off";
+  return fmt::format("repository={}, compression={}, encryption={}, config={}",
+                     repo_url.empty() ? "(unset)" : repo_url, ToString(compression), encryption,
+                     source_path.empty() ? "(none)" : source_path);
+}
+
+}  // namespace walstore

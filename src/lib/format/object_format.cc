@@ -1,0 +1,501 @@
+#include <walstore/error.h>
+#include <walstore/object_format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/endian.h"
+#include <future>
+#include <vector>
+
+namespace walstore {
+namespace {
+
+constexpr char kMagic[8] = {'W', 'A', 'L', 'S', 'T', 'O', 'R', 'E'};
+constexpr size_t kAadHeaderBytes = 64;   // magic .. salt: authenticated with every record
+                                         // (the digest part after it is not)
+constexpr size_t kHeaderCheckOffset = 120;
+constexpr size_t kRecordHeaderSize = 16;
+constexpr uint8_t kRecordData = 1;
+constexpr uint8_t kRecordEnd = 2;
+constexpr uint8_t kRecordFlagRaw = 1;   // payload stored uncompressed
+constexpr uint32_t kEndPayloadSize = 8 + 32;
+constexpr uint32_t kFlagHasDigest = 1;
+
+
+std::array<uint8_t, 8> HeaderCheck(const uint8_t* header) {
+  const Sha256Digest digest = Sha256Of(Bytes(header, kHeaderCheckOffset));
+  std::array<uint8_t, 8> check;
+  std::copy_n(digest.begin(), 8, check.begin());
+  return check;
+}
+
+std::array<uint8_t, kObjectHeaderSize> SerializeHeader(const ObjectHeader& h) {
+  std::array<uint8_t, kObjectHeaderSize> out{};
+  std::memcpy(out.data(), kMagic, 8);
+  PutLe(&out[8], h.version, 2);
+  out[10] = static_cast<uint8_t>(h.codec);
+  out[11] = static_cast<uint8_t>(h.cipher);
+  PutLe(&out[12], h.chunk_size, 4);
+  PutLe(&out[16], h.key_id, 8);
+  std::memcpy(&out[24], h.salt.data(), 32);
+  // Bytes 64.. may be rewritten once the digest is known (not in the AAD).
+  PutLe(&out[64], h.has_digest ? kFlagHasDigest : 0, 4);
+  PutLe(&out[72], h.plaintext_size, 8);
+  std::memcpy(&out[80], h.plaintext_sha256.data(), 32);
+  const auto check = HeaderCheck(out.data());
+  std::memcpy(&out[kHeaderCheckOffset], check.data(), check.size());
+  return out;
+}
+
+std::array<uint8_t, AesGcm::kNonceSize> RecordNonce(uint8_t type, uint32_t index) {
+  std::array<uint8_t, AesGcm::kNonceSize> nonce{};
+  PutLe(nonce.data(), index, 4);
+  nonce[4] = type;
+  return nonce;
+}
+
+struct RecordHeader {
+  uint8_t type = 0;
+  uint8_t flags = 0;
+  uint32_t index = 0;
+  uint32_t plain_len = 0;
+  uint32_t stored_len = 0;
+
+  std::array<uint8_t, kRecordHeaderSize> Serialize() const {
+    std::array<uint8_t, kRecordHeaderSize> out{};
+    out[0] = type;
+    out[1] = flags;
+    PutLe(&out[4], index, 4);
+    PutLe(&out[8], plain_len, 4);
+    PutLe(&out[12], stored_len, 4);
+    return out;
+  }
+  static RecordHeader Parse(const uint8_t* p) {
+    return {p[0], p[1], static_cast<uint32_t>(GetLe(p + 4, 4)),
+            static_cast<uint32_t>(GetLe(p + 8, 4)), static_cast<uint32_t>(GetLe(p + 12, 4))};
+  }
+};
+
+// AAD of a record: the header's first 64 bytes and the record header.
+std::array<uint8_t, kAadHeaderBytes + kRecordHeaderSize> RecordAad(
+    const std::array<uint8_t, kObjectHeaderSize>& header, const RecordHeader& record) {
+  std::array<uint8_t, kAadHeaderBytes + kRecordHeaderSize> aad;
+  std::memcpy(aad.data(), header.data(), kAadHeaderBytes);
+  const auto rh = record.Serialize();
+  std::memcpy(aad.data() + kAadHeaderBytes, rh.data(), rh.size());
+  return aad;
+}
+
+size_t TagSize(Cipher cipher) { return cipher == Cipher::kAes256Gcm ? AesGcm::kTagSize : 0; }
+
+// Turns one plaintext chunk into one record (record header + payload).
+class ChunkSealer {
+ public:
+  ChunkSealer(const CompressionSpec& compression, const std::array<uint8_t, 32>* object_key,
+              uint32_t chunk_size)
+      : codec_(MakeBlockCodec(compression)),
+        compress_(compression.codec != Codec::kNone) {
+    if (object_key != nullptr) cipher_ = std::make_unique<AesGcm>(*object_key);
+    scratch_.resize(codec_->MaxCompressedSize(chunk_size));
+    out_.resize(kRecordHeaderSize + std::max<size_t>(scratch_.size(), chunk_size) +
+                AesGcm::kTagSize);
+  }
+
+  // Seals `plain` as record `index`; the result stays valid until the next call.
+  Bytes Seal(const std::array<uint8_t, kObjectHeaderSize>& header, uint8_t type, uint32_t index,
+             Bytes plain) {
+    RecordHeader record{type, 0, index, static_cast<uint32_t>(plain.size()), 0};
+    Bytes payload = plain;
+    if (type == kRecordData && compress_) {
+      const size_t n = codec_->Compress(plain, scratch_);
+      if (n < plain.size()) {
+        payload = Bytes(scratch_.data(), n);
+      }
+    }
+    if (payload.data() == plain.data() && type == kRecordData) record.flags |= kRecordFlagRaw;
+    const size_t tag = cipher_ ? AesGcm::kTagSize : 0;
+    record.stored_len = static_cast<uint32_t>(payload.size() + tag);
+    const auto rh = record.Serialize();
+    std::memcpy(out_.data(), rh.data(), rh.size());
+    uint8_t* body = out_.data() + kRecordHeaderSize;
+    if (cipher_) {
+      const auto aad = RecordAad(header, record);
+      cipher_->Seal(RecordNonce(type, index), aad, payload, MutableBytes(body, record.stored_len));
+    } else {
+      std::memmove(body, payload.data(), payload.size());
+    }
+    return Bytes(out_.data(), kRecordHeaderSize + record.stored_len);
+  }
+
+ private:
+  std::unique_ptr<BlockCodec> codec_;
+  bool compress_;
+  std::unique_ptr<AesGcm> cipher_;
+  std::vector<uint8_t> scratch_;
+  std::vector<uint8_t> out_;
+};
+
+std::string DescribeKeyMismatch(const std::string& what, uint64_t object_key_id, const Key* key) {
+  if (key == nullptr) {
+    return fmt::format("{} is encrypted (key id {}) but no encryption key is configured", what,
+                       KeyIdHex(object_key_id));
+  }
+  return fmt::format("wrong key for {} (object key id {}, yours {})", what,
+                     KeyIdHex(object_key_id), key->IdHex());
+}
+
+}  // namespace
+
+const char* CipherName(Cipher cipher) {
+  switch (cipher) {
+    case Cipher::kNone: return "none";
+    case Cipher::kAes256Gcm: return "aes-256-gcm";
+  }
+  return "unknown";
+}
+
+ObjectHeader ParseObjectHeader(Bytes bytes, const std::string& what) {
+  if (bytes.size() < kObjectHeaderSize) {
+    Fail(ErrorCode::kCorrupt, "{}: truncated object header ({} of {} bytes)", what, bytes.size(),
+         kObjectHeaderSize);
+  }
+  const uint8_t* p = bytes.data();
+  if (std::memcmp(p, kMagic, 8) != 0) {
+    Fail(ErrorCode::kCorrupt, "{}: not a walstore object (bad magic)", what);
+  }
+  const bool check_ok =
+      std::memcmp(HeaderCheck(p).data(), p + kHeaderCheckOffset, 8) == 0;
+  ObjectHeader h;
+  h.version = static_cast<uint16_t>(GetLe(p + 8, 2));
+  if (h.version != kObjectFormatVersion) {
+    if (check_ok) {
+      throw Error(ErrorCode::kUnsupportedFormat,
+                  fmt::format("{}: object format version {} is not supported by this walstore "
+                              "(reads version {})",
+                              what, h.version, kObjectFormatVersion),
+                  "upgrade walstore to read objects written by a newer version");
+    }
+    Fail(ErrorCode::kCorrupt, "{}: damaged object header (version field {})", what, h.version);
+  }
+  if (!check_ok) Fail(ErrorCode::kCorrupt, "{}: damaged object header (header check mismatch)", what);
+  h.codec = static_cast<Codec>(p[10]);
+  h.cipher = static_cast<Cipher>(p[11]);
+  if (p[10] > static_cast<uint8_t>(Codec::kZstd)) {
+    Fail(ErrorCode::kUnsupportedFormat, "{}: unknown compression codec {}", what, p[10]);
+  }
+  if (p[11] > static_cast<uint8_t>(Cipher::kAes256Gcm)) {
+    Fail(ErrorCode::kUnsupportedFormat, "{}: unknown cipher {}", what, p[11]);
+  }
+  h.chunk_size = static_cast<uint32_t>(GetLe(p + 12, 4));
+  if (h.chunk_size == 0 || h.chunk_size > kMaxChunkSize) {
+    Fail(ErrorCode::kCorrupt, "{}: impossible chunk size {}", what, h.chunk_size);
+  }
+  h.key_id = GetLe(p + 16, 8);
+  std::memcpy(h.salt.data(), p + 24, 32);
+  h.has_digest = (GetLe(p + 64, 4) & kFlagHasDigest) != 0;
+  h.plaintext_size = GetLe(p + 72, 8);
+  std::memcpy(h.plaintext_sha256.data(), p + 80, 32);
+  return h;
+}
+
+ObjectHeader ReadObjectHeader(ReadStream& in, const std::string& what) {
+  std::array<uint8_t, kObjectHeaderSize> buffer;
+  const size_t n = ReadFully(in, buffer);
+  return ParseObjectHeader(Bytes(buffer.data(), n), what);
+}
+
+// ---------------------------------------------------------------- encoder
+
+struct ObjectEncoder::Impl {
+  WriteStream& sink;
+  EncodeOptions options;
+  ObjectHeader header;
+  std::array<uint8_t, kObjectHeaderSize> header_bytes{};
+  std::array<uint8_t, 32> object_key{};
+  // One sealer and input buffer per parallel slot; slot 0 runs on the caller.
+  std::vector<std::unique_ptr<ChunkSealer>> sealers;
+  std::vector<std::vector<uint8_t>> chunks;
+  size_t filled_slots = 0;   // complete chunks waiting in slots [0, filled_slots)
+  size_t fill = 0;           // bytes in chunks[filled_slots]
+  uint32_t next_index = 0;
+  Sha256 hash;
+  uint64_t plaintext_size = 0;
+  uint64_t encoded_size = 0;
+  Sha256Digest digest{};
+  bool finished = false;
+
+  Impl(WriteStream& s, const EncodeOptions& o) : sink(s), options(o) {
+    if (options.chunk_size == 0 || options.chunk_size > kMaxChunkSize) {
+      Fail(ErrorCode::kInternal, "chunk size {} out of range", options.chunk_size);
+    }
+    header.codec = options.compression.codec;
+    header.chunk_size = options.chunk_size;
+    if (options.key != nullptr) {
+      header.cipher = Cipher::kAes256Gcm;
+      header.key_id = options.key->id();
+      RandomBytes(header.salt);
+      object_key = DeriveObjectKey(*options.key, header.salt);
+    }
+    if (options.known_digest) {
+      header.has_digest = true;
+      header.plaintext_size = options.known_digest->first;
+      header.plaintext_sha256 = options.known_digest->second;
+    }
+    header_bytes = SerializeHeader(header);
+    const size_t slots = static_cast<size_t>(std::max(1, options.threads));
+    for (size_t i = 0; i < slots; ++i) {
+      sealers.push_back(std::make_unique<ChunkSealer>(
+          options.compression, options.key ? &object_key : nullptr, options.chunk_size));
+      chunks.emplace_back(options.chunk_size);
+    }
+    Emit(header_bytes);
+  }
+
+  ~Impl() { std::fill(object_key.begin(), object_key.end(), 0); }
+
+  void Emit(Bytes bytes) {
+    sink.Write(bytes);
+    encoded_size += bytes.size();
+  }
+
+  // Seals and emits the chunks in slots [0, count).  With several slots the
+  // chunks are sealed in parallel while another thread hashes them in order.
+  void FlushSlots(size_t count, size_t last_fill) {
+    auto chunk = [&](size_t slot) {
+      return Bytes(chunks[slot].data(), slot + 1 == count ? last_fill : options.chunk_size);
+    };
+    auto seal = [&](size_t slot) {
+      return sealers[slot]->Seal(header_bytes, kRecordData,
+                                 static_cast<uint32_t>(next_index + slot), chunk(slot));
+    };
+    if (sealers.size() == 1) {
+      hash.Update(chunk(0));
+      Emit(seal(0));
+    } else {
+      auto hashed = std::async(std::launch::async, [&] {
+        for (size_t slot = 0; slot < count; ++slot) hash.Update(chunk(slot));
+      });
+      std::vector<std::future<Bytes>> sealed;
+      for (size_t slot = 1; slot < count; ++slot) {
+        sealed.push_back(std::async(std::launch::async, seal, slot));
+      }
+      const Bytes first = seal(0);
+      hashed.get();
+      Emit(first);
+      for (auto& f : sealed) Emit(f.get());
+    }
+    next_index += static_cast<uint32_t>(count);
+  }
+
+  void Write(Bytes data) {
+    if (finished) Fail(ErrorCode::kInternal, "write after Finish()");
+    plaintext_size += data.size();
+    while (!data.empty()) {
+      auto& chunk = chunks[filled_slots];
+      const size_t n = std::min(data.size(), options.chunk_size - fill);
+      std::memcpy(chunk.data() + fill, data.data(), n);
+      fill += n;
+      data = data.subspan(n);
+      if (fill == options.chunk_size) {
+        fill = 0;
+        if (++filled_slots == chunks.size()) {
+          FlushSlots(filled_slots, options.chunk_size);
+          filled_slots = 0;
+        }
+      }
+    }
+  }
+
+  void Finish() {
+    if (finished) return;
+    if (fill > 0) {
+      FlushSlots(filled_slots + 1, fill);
+    } else if (filled_slots > 0) {
+      FlushSlots(filled_slots, options.chunk_size);
+    }
+    filled_slots = 0;
+    fill = 0;
+    digest = hash.Final();
+    if (options.known_digest &&
+        (options.known_digest->first != plaintext_size || options.known_digest->second != digest)) {
+      Fail(ErrorCode::kInternal,
+           "the data changed while it was being stored (expected {} bytes with SHA-256 {}, read "
+           "{} bytes with SHA-256 {})",
+           options.known_digest->first, ToHex(options.known_digest->second), plaintext_size,
+           ToHex(digest));
+    }
+    if (options.rewrite_header && !options.known_digest) {
+      header.has_digest = true;
+      header.plaintext_size = plaintext_size;
+      header.plaintext_sha256 = digest;
+      options.rewrite_header(SerializeHeader(header));
+    }
+    uint8_t end[kEndPayloadSize];
+    PutLe(end, plaintext_size, 8);
+    std::memcpy(end + 8, digest.data(), digest.size());
+    Emit(sealers[0]->Seal(header_bytes, kRecordEnd, next_index, Bytes(end, sizeof end)));
+    finished = true;
+  }
+};
+
+ObjectEncoder::ObjectEncoder(WriteStream& sink, const EncodeOptions& options)
+    : impl_(std::make_unique<Impl>(sink, options)) {}
+ObjectEncoder::~ObjectEncoder() = default;
+void ObjectEncoder::Write(Bytes data) { impl_->Write(data); }
+void ObjectEncoder::Finish() { impl_->Finish(); }
+uint64_t ObjectEncoder::plaintext_size() const { return impl_->plaintext_size; }
+const Sha256Digest& ObjectEncoder::plaintext_sha256() const { return impl_->digest; }
+uint64_t ObjectEncoder::encoded_size() const { return impl_->encoded_size; }
+const ObjectHeader& ObjectEncoder::header() const { return impl_->header; }
+
+// ---------------------------------------------------------------- decoder
+
+struct ObjectDecoder::Impl {
+  ReadStream& source;
+  std::string what;
+  ObjectHeader header;
+  std::array<uint8_t, kObjectHeaderSize> header_bytes{};
+  std::unique_ptr<BlockCodec> codec;
+  std::unique_ptr<AesGcm> cipher;
+  std::vector<uint8_t> stored;    // one record's payload as stored
+  std::vector<uint8_t> opened;    // decrypted payload
+  std::vector<uint8_t> plain;     // one chunk of plaintext
+  size_t plain_pos = 0;
+  size_t plain_len = 0;
+  uint32_t next_index = 0;
+  Sha256 hash;
+  uint64_t plaintext_size = 0;
+  Sha256Digest digest{};
+  bool done = false;
+
+  Impl(ReadStream& s, const Key* key, std::string w) : source(s), what(std::move(w)) {
+    const size_t n = ReadFully(source, header_bytes);
+    header = ParseObjectHeader(Bytes(header_bytes.data(), n), what);
+    if (header.cipher == Cipher::kAes256Gcm) {
+      if (key == nullptr || key->id() != header.key_id) {
+        throw Error(ErrorCode::kWrongKey, DescribeKeyMismatch(what, header.key_id, key),
+                    "configure the key this object was written with "
+                    "(encryption_key_file / WALSTORE_ENCRYPTION_KEY_FILE)");
+      }
+      auto object_key = DeriveObjectKey(*key, header.salt);
+      cipher = std::make_unique<AesGcm>(object_key);
+      std::fill(object_key.begin(), object_key.end(), 0);
+    }
+    codec = MakeBlockCodec({header.codec, 0});
+    const size_t max_stored =
+        std::max<size_t>(codec->MaxCompressedSize(header.chunk_size), header.chunk_size) +
+        TagSize(header.cipher);
+    stored.resize(max_stored);
+    opened.resize(max_stored);
+    plain.resize(header.chunk_size);
+  }
+
+  [[noreturn]] void Corrupt(const std::string& detail) {
+    throw Error(ErrorCode::kCorrupt, fmt::format("{} is damaged: {}", what, detail),
+                "the stored object cannot be used; restore it from another copy of the archive");
+  }
+
+  void ReadExactly(MutableBytes out, const char* part) {
+    if (ReadFully(source, out) != out.size()) {
+      Corrupt(fmt::format("truncated (the object ends inside {} {})", part, next_index));
+    }
+  }
+
+  // Reads the next record; returns false after the verified end record.
+  bool NextRecord() {
+    std::array<uint8_t, kRecordHeaderSize> rh_bytes;
+    const size_t got = ReadFully(source, rh_bytes);
+    if (got == 0) Corrupt(fmt::format("truncated after {} records (no end record)", next_index));
+    if (got != rh_bytes.size()) Corrupt(fmt::format("truncated inside record header {}", next_index));
+    const RecordHeader record = RecordHeader::Parse(rh_bytes.data());
+    const size_t tag = TagSize(header.cipher);
+    if (record.type != kRecordData && record.type != kRecordEnd) {
+      Corrupt(fmt::format("record {} has unknown type {}", next_index, record.type));
+    }
+    if (record.index != next_index) {
+      Corrupt(fmt::format("record {} found where record {} belongs (reordered or spliced)",
+                          record.index, next_index));
+    }
+    const uint32_t max_plain = record.type == kRecordEnd ? kEndPayloadSize : header.chunk_size;
+    if (record.plain_len > max_plain || (record.type == kRecordEnd && record.plain_len != kEndPayloadSize) ||
+        record.stored_len > stored.size() || record.stored_len < tag ||
+        (record.type == kRecordData && record.plain_len == 0)) {
+      Corrupt(fmt::format("record {} has impossible lengths", next_index));
+    }
+    MutableBytes payload(stored.data(), record.stored_len);
+    ReadExactly(payload, "record");
+    Bytes body = payload;
+    if (cipher) {
+      const auto aad = RecordAad(header_bytes, record);
+      MutableBytes out(opened.data(), record.stored_len - tag);
+      if (!cipher->Open(RecordNonce(record.type, record.index), aad, payload, out)) {
+        Corrupt(fmt::format("record {} failed authentication", record.index));
+      }
+      body = out;
+    }
+    if (record.type == kRecordEnd) {
+      FinishObject(body);
+      return false;
+    }
+    MutableBytes out(plain.data(), record.plain_len);
+    if ((record.flags & kRecordFlagRaw) != 0 || header.codec == Codec::kNone) {
+      if (body.size() != out.size()) Corrupt(fmt::format("record {} has the wrong size", record.index));
+      std::memcpy(out.data(), body.data(), body.size());
+    } else if (!codec->Decompress(body, out)) {
+      Corrupt(fmt::format("record {} does not decompress ({})", record.index,
+                          CodecName(header.codec)));
+    }
+    hash.Update(out);
+    plaintext_size += out.size();
+    plain_pos = 0;
+    plain_len = out.size();
+    ++next_index;
+    return true;
+  }
+
+  void FinishObject(Bytes end) {
+    if (end.size() != kEndPayloadSize) Corrupt("end record has the wrong size");
+    const uint64_t size = GetLe(end.data(), 8);
+    Sha256Digest expected;
+    std::memcpy(expected.data(), end.data() + 8, expected.size());
+    digest = hash.Final();
+    if (size != plaintext_size || expected != digest) {
+      Corrupt(fmt::format("content does not match its checksum (expected {} bytes with SHA-256 {}, "
+                          "decoded {} bytes with SHA-256 {})",
+                          size, ToHex(expected), plaintext_size, ToHex(digest)));
+    }
+    if (header.has_digest &&
+        (header.plaintext_size != size || header.plaintext_sha256 != expected)) {
+      Corrupt("header checksum differs from the end record");
+    }
+    uint8_t extra;
+    if (source.Read(MutableBytes(&extra, 1)) != 0) Corrupt("unexpected data after the end record");
+    done = true;
+  }
+
+  size_t Read(MutableBytes out) {
+    size_t total = 0;
+    while (total < out.size()) {
+      if (plain_pos == plain_len) {
+        if (done || !NextRecord()) break;
+        continue;
+      }
+      const size_t n = std::min(out.size() - total, plain_len - plain_pos);
+      std::memcpy(out.data() + total, plain.data() + plain_pos, n);
+      plain_pos += n;
+      total += n;
+    }
+    return total;
+  }
+};
+
+ObjectDecoder::ObjectDecoder(ReadStream& source, const Key* key, std::string what)
+    : impl_(std::make_unique<Impl>(source, key, std::move(what))) {}
+ObjectDecoder::~ObjectDecoder() = default;
+size_t ObjectDecoder::Read(MutableBytes out) { return impl_->Read(out); }
+const ObjectHeader& ObjectDecoder::header() const { return impl_->header; }
+const Sha256Digest& ObjectDecoder::plaintext_sha256() const { return impl_->digest; }
+uint64_t ObjectDecoder::plaintext_size() const { return impl_->plaintext_size; }
+
+}  // namespace walstore

@@ -1,0 +1,288 @@
+#include "http/http_client.h"
+
+#include <walstore/error.h>
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+namespace walstore::http {
+namespace {
+
+std::string HostOf(std::string_view url) {
+  size_t start = url.find("://");
+  start = start == std::string_view::npos ? 0 : start + 3;
+  const size_t end = url.find_first_of("/?", start);
+  return std::string(url.substr(start, end == std::string_view::npos ? end : end - start));
+}
+
+bool IsTlsFailure(CURLcode code) {
+  switch (code) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Turns a failed transfer into an Error(kNetwork) that says what to fix.
+[[noreturn]] void FailTransport(CURLcode code, const std::string& detail, const std::string& url,
+                                const ClientOptions& options) {
+  const std::string host = HostOf(url);
+  const std::string what = detail.empty() ? curl_easy_strerror(code) : detail;
+  if (code == CURLE_COULDNT_RESOLVE_HOST) {
+    throw Error(ErrorCode::kNetwork,
+                fmt::format("could not resolve host {}: check the endpoint ({})", host, what),
+                "set [s3] endpoint or AWS_ENDPOINT_URL to a host name this machine can resolve");
+  }
+  if (IsTlsFailure(code)) {
+    throw Error(
+        ErrorCode::kNetwork,
+        fmt::format("TLS failure talking to {}: {}", host, what),
+        options.ca_bundle.empty()
+            ? "if the endpoint uses a private CA or a self-signed certificate, set [s3] "
+              "ca_bundle to its PEM file (verify_tls = false disables the check, for tests only)"
+            : fmt::format("check that [s3] ca_bundle ({}) holds the CA that signed {}'s "
+                          "certificate (verify_tls = false disables the check, for tests only)",
+                          options.ca_bundle, host));
+  }
+  if (code == CURLE_OPERATION_TIMEDOUT) {
+    Fail(ErrorCode::kNetwork,
+         "timed out talking to {} ({}): no connection within {} s or under 1 KiB/s for {} s", host,
+         what, options.connect_timeout_seconds, options.low_speed_seconds);
+  }
+  if (code == CURLE_COULDNT_CONNECT) {
+    throw Error(ErrorCode::kNetwork, fmt::format("could not connect to {}: {}", host, what),
+                "check that the S3 endpoint is up and its address and port are right");
+  }
+  Fail(ErrorCode::kNetwork, "request to {} failed: {}", host, what);
+}
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  return text;
+}
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+}  // namespace
+
+std::optional<std::string> Response::Header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (key == name) return value;
+  }
+  return std::nullopt;
+}
+
+struct Client::Impl {
+  ClientOptions options;
+  CURL* easy = nullptr;
+  CURLM* multi = nullptr;
+  curl_slist* header_list = nullptr;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+
+  // State of the current transfer.
+  std::string url;
+  bool attached = false;  // easy is in multi
+  bool collect = false;   // body goes to response.body instead of pending
+  bool headers_done = false;
+  bool done = false;
+  CURLcode result = CURLE_OK;
+  Response response;
+  std::string pending;  // body bytes not yet handed out by ReadBody
+  size_t pending_pos = 0;
+  ReadStream* upload = nullptr;
+
+  static size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    const std::string_view line(data, size * count);
+    if (line.starts_with("HTTP/")) {  // a new response (after 100 Continue, redirects)
+      self->response.headers.clear();
+      const size_t space = line.find(' ');
+      self->response.status = space == std::string_view::npos ? 0 : std::atol(line.data() + space + 1);
+    } else if (Trim(line).empty()) {
+      if (self->response.status >= 200) self->headers_done = true;
+    } else if (const size_t colon = line.find(':'); colon != std::string_view::npos) {
+      self->response.headers.emplace_back(Lower(Trim(line.substr(0, colon))),
+                                          std::string(Trim(line.substr(colon + 1))));
+    }
+    return size * count;
+  }
+
+  static size_t OnBody(char* data, size_t size, size_t count, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    (self->collect ? self->response.body : self->pending).append(data, size * count);
+    return size * count;
+  }
+
+  static size_t OnUpload(char* buffer, size_t size, size_t count, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    return self->upload->Read(MutableBytes(reinterpret_cast<uint8_t*>(buffer), size * count));
+  }
+
+  void Detach() {
+    if (attached) curl_multi_remove_handle(multi, easy);
+    attached = false;
+  }
+
+  void Begin(const Request& request, bool collect_body) {
+    Detach();
+    url = request.url;
+    collect = collect_body;
+    headers_done = done = false;
+    result = CURLE_OK;
+    response = Response{};
+    pending.clear();
+    pending_pos = 0;
+    upload = request.body;
+    error_buffer[0] = '\0';
+
+    curl_easy_reset(easy);  // keeps the connection cache
+    curl_slist_free_all(header_list);
+    header_list = curl_slist_append(nullptr, "Expect:");  // no 100-continue round trip
+    for (const auto& [name, value] : request.headers) {
+      header_list = curl_slist_append(header_list, fmt::format("{}: {}", name, value).c_str());
+    }
+    curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
+    curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);  // S3 keys are sent as signed
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, header_list);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_buffer);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Impl::OnHeader);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, this);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Impl::OnBody);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(options.connect_timeout_seconds * 1000));
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME,
+                     std::max(1L, static_cast<long>(options.low_speed_seconds)));
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
+    if (!options.ca_bundle.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_bundle.c_str());
+
+    if (request.method == "HEAD") {
+      curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    } else if (request.method != "GET") {
+      curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    }
+    if (request.body != nullptr) {
+      curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);  // PUT semantics; method set above
+      curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body_size));
+      curl_easy_setopt(easy, CURLOPT_READFUNCTION, &Impl::OnUpload);
+      curl_easy_setopt(easy, CURLOPT_READDATA, this);
+    }
+    curl_multi_add_handle(multi, easy);
+    attached = true;
+  }
+
+  // Lets curl make progress; returns after some progress or up to 1 s idle.
+  void Drive() {
+    const size_t before = pending.size() + response.body.size();
+    const bool had_headers = headers_done;
+    int running = 0;
+    curl_multi_perform(multi, &running);
+    int queued = 0;
+    while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
+      if (message->msg == CURLMSG_DONE) {
+        done = true;
+        result = message->data.result;
+      }
+    }
+    if (done || had_headers != headers_done || before != pending.size() + response.body.size()) {
+      return;
+    }
+    curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+  }
+
+  // Runs the current transfer to its end; false on a transport failure.
+  bool RunToEnd() {
+    while (!done) Drive();
+    Detach();
+    return result == CURLE_OK;
+  }
+
+  [[noreturn]] void FailCurrent() {
+    Detach();
+    FailTransport(result, error_buffer, url, options);
+  }
+};
+
+Client::Client(const ClientOptions& options) : impl_(std::make_unique<Impl>()) {
+  GlobalInit();
+  impl_->options = options;
+  impl_->easy = curl_easy_init();
+  impl_->multi = curl_multi_init();
+  if (impl_->easy == nullptr || impl_->multi == nullptr) {
+    Fail(ErrorCode::kInternal, "could not initialise libcurl");
+  }
+}
+
+Client::~Client() {
+  impl_->Detach();
+  curl_multi_cleanup(impl_->multi);
+  curl_easy_cleanup(impl_->easy);
+  curl_slist_free_all(impl_->header_list);
+}
+
+Response Client::Perform(const Request& request) {
+  impl_->Begin(request, true);
+  if (!impl_->RunToEnd()) impl_->FailCurrent();
+  return std::move(impl_->response);
+}
+
+std::optional<Response> Client::PerformNoThrow(const Request& request) noexcept {
+  impl_->Begin(request, true);
+  if (!impl_->RunToEnd()) return std::nullopt;
+  return std::move(impl_->response);
+}
+
+Response Client::Start(const Request& request) {
+  impl_->Begin(request, false);
+  while (!impl_->headers_done && !impl_->done) impl_->Drive();
+  if (impl_->done && impl_->result != CURLE_OK) impl_->FailCurrent();
+  return impl_->response;
+}
+
+size_t Client::ReadBody(MutableBytes out) {
+  Impl& s = *impl_;
+  while (s.pending_pos == s.pending.size()) {
+    s.pending.clear();
+    s.pending_pos = 0;
+    if (s.done) {
+      if (s.result != CURLE_OK) s.FailCurrent();
+      s.Detach();
+      return 0;
+    }
+    s.Drive();
+  }
+  const size_t n = std::min(out.size(), s.pending.size() - s.pending_pos);
+  std::memcpy(out.data(), s.pending.data() + s.pending_pos, n);
+  s.pending_pos += n;
+  return n;
+}
+
+}  // namespace walstore::http

@@ -1,0 +1,498 @@
+#include "storage/s3/s3_storage.h"
+
+#include "http/http_client.h"
+#include "storage/s3/s3_config.h"
+#include "storage/s3/s3_xml.h"
+#include "storage/s3/sigv4.h"
+
+#include <walstore/error.h>
+#include <walstore/log.h>
+#include <walstore/retry.h>
+
+#include <openssl/evp.h>
+
+#include <mutex>
+
+namespace walstore {
+namespace {
+
+using s3::NameValues;
+
+constexpr std::string_view kEmptySha256 =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+std::string Md5Base64(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_md5(), nullptr);
+  unsigned char encoded[64];
+  const int n = EVP_EncodeBlock(encoded, digest, static_cast<int>(length));
+  return std::string(reinterpret_cast<char*>(encoded), n);
+}
+
+std::time_t ParseHttpDate(const std::string& text) {
+  std::tm tm{};
+  if (strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S", &tm) == nullptr) return 0;
+  return timegm(&tm);
+}
+
+// Statuses worth another attempt: server errors, throttling (429, 503
+// SlowDown), request timeouts, and a conditional write racing another one.
+bool IsTransient(const http::Response& response) {
+  const long status = response.status;
+  if (status >= 500 || status == 429 || status == 408) return true;
+  const std::string code = s3::ParseErrorBody(response.body).code;
+  return (status == 400 && code == "RequestTimeout") ||
+         (status == 409 && code == "ConditionalRequestConflict");
+}
+
+// Idle HTTP clients, so that sequential requests reuse one connection and
+// concurrent ones (several threads, an open read stream) get their own.
+class ClientPool {
+ public:
+  explicit ClientPool(const http::ClientOptions& options) : options_(options) {}
+
+  class Lease {
+   public:
+    Lease(ClientPool* pool, std::unique_ptr<http::Client> client)
+        : pool_(pool), client_(std::move(client)) {}
+    Lease(Lease&&) = default;
+    ~Lease() {
+      if (client_) pool_->Return(std::move(client_));
+    }
+    http::Client* operator->() { return client_.get(); }
+    http::Client& operator*() { return *client_; }
+
+   private:
+    ClientPool* pool_;
+    std::unique_ptr<http::Client> client_;
+  };
+
+  Lease Acquire() {
+    std::lock_guard lock(mutex_);
+    if (idle_.empty()) return Lease(this, std::make_unique<http::Client>(options_));
+    Lease lease(this, std::move(idle_.back()));
+    idle_.pop_back();
+    return lease;
+  }
+
+ private:
+  void Return(std::unique_ptr<http::Client> client) {
+    std::lock_guard lock(mutex_);
+    idle_.push_back(std::move(client));
+  }
+
+  http::ClientOptions options_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<http::Client>> idle_;
+};
+
+// One S3 request before signing.  `key` is the full object key ("" for the
+// bucket itself).
+struct Call {
+  std::string method;
+  std::string key;
+  NameValues query = {};
+  NameValues headers = {};
+  const std::string* body = nullptr;
+};
+
+std::string ReadAllBody(http::Client& client) {
+  std::string body;
+  uint8_t buffer[16384];
+  while (size_t n = client.ReadBody(MutableBytes(buffer, sizeof buffer))) {
+    body.append(reinterpret_cast<char*>(buffer), n);
+  }
+  return body;
+}
+
+class S3Storage : public Storage {
+ public:
+  S3Storage(const Config& config, std::string bucket, std::string prefix, const S3Tuning& tuning)
+      : settings_(config.s3),
+        bucket_(std::move(bucket)),
+        prefix_(std::move(prefix)),
+        tuning_(tuning),
+        location_(s3::ResolveLocation(settings_, bucket_)),
+        credentials_(s3::ResolveCredentials(settings_, ProcessEnvironment())),
+        pool_(http::ClientOptions{settings_.connect_timeout_seconds, settings_.low_speed_seconds,
+                                  settings_.ca_bundle, settings_.verify_tls}) {
+    policy_.max_attempts = std::max(1, settings_.max_attempts);
+    policy_.total_budget =
+        std::chrono::milliseconds(static_cast<int64_t>(settings_.retry_total_seconds * 1000));
+  }
+
+  std::optional<ObjectInfo> Stat(const std::string& key) override {
+    ValidateKey(key);
+    const http::Response response = Send({"HEAD", FullKey(key)}, "HEAD " + key);
+    if (response.status == 404) return std::nullopt;
+    if (response.status != 200) FailResponse(response, "HEAD " + key);
+    ObjectInfo info;
+    info.key = key;
+    info.size = std::stoull(response.Header("content-length").value_or("0"));
+    info.modified = ParseHttpDate(response.Header("last-modified").value_or(""));
+    for (const auto& [name, value] : response.headers) {
+      if (name.starts_with("x-amz-meta-")) info.metadata[name.substr(11)] = value;
+    }
+    return info;
+  }
+
+  std::unique_ptr<ReadStream> OpenRead(const std::string& key) override;
+
+  std::unique_ptr<ObjectWriter> Create(const std::string& key,
+                                       const WriteOptions& options) override;
+
+  void List(const std::string& prefix,
+            const std::function<void(const ObjectInfo&)>& visit) override {
+    const std::string strip = prefix_.empty() ? "" : prefix_ + "/";
+    std::string token;
+    do {
+      Call call{"GET", "", {{"list-type", "2"}, {"prefix", strip + prefix}}};
+      if (tuning_.list_page_size != 1000) {
+        call.query.emplace_back("max-keys", std::to_string(tuning_.list_page_size));
+      }
+      if (!token.empty()) call.query.emplace_back("continuation-token", token);
+      const http::Response response = Send(call, "list " + Describe());
+      if (response.status != 200) FailResponse(response, "list " + Describe());
+      const s3::ListPage page = s3::ParseListPage(response.body);
+      for (const s3::ListedObject& object : page.objects) {
+        if (!object.key.starts_with(strip)) continue;
+        visit(ObjectInfo{object.key.substr(strip.size()), object.size, object.modified, {}});
+      }
+      token = page.next_token;
+    } while (!token.empty());
+  }
+
+  bool Remove(const std::string& key) override {
+    if (!Stat(key)) return false;
+    const http::Response response = Send({"DELETE", FullKey(key)}, "DELETE " + key);
+    if (response.status != 204 && response.status != 200) FailResponse(response, "DELETE " + key);
+    return true;
+  }
+
+  void RemoveMany(const std::vector<std::string>& keys) override {
+    const size_t batch = static_cast<size_t>(std::max(1, tuning_.delete_batch_size));
+    for (size_t start = 0; start < keys.size(); start += batch) {
+      std::vector<std::string> full;
+      for (size_t i = start; i < std::min(keys.size(), start + batch); ++i) {
+        ValidateKey(keys[i]);
+        full.push_back(FullKey(keys[i]));
+      }
+      const std::string body = s3::DeleteRequestBody(full);
+      const std::string what = fmt::format("delete {} objects from {}", full.size(), Describe());
+      const http::Response response = Send(
+          {"POST", "", {{"delete", ""}}, {{"content-md5", Md5Base64(body)}}, &body}, what);
+      if (response.status != 200) FailResponse(response, what);
+      const std::vector<std::string> errors = s3::ParseDeleteErrors(response.body);
+      if (!errors.empty()) {
+        Fail(ErrorCode::kStorage, "{}: {} keys not deleted, e.g. {}", what, errors.size(),
+             errors.front());
+      }
+    }
+  }
+
+  std::string Describe() const override {
+    return prefix_.empty() ? "s3://" + bucket_ : fmt::format("s3://{}/{}", bucket_, prefix_);
+  }
+
+  // --- for the reader and writer ---
+
+  std::string FullKey(const std::string& key) const {
+    return prefix_.empty() ? key : prefix_ + "/" + key;
+  }
+  const S3Settings& settings() const { return settings_; }
+  ClientPool& pool() { return pool_; }
+
+  void Retry(const std::string& what, const std::function<void()>& attempt) {
+    WithRetry(policy_, what, attempt);
+  }
+
+  // Signs `call` for the current time.
+  http::Request Build(const Call& call, const std::string& payload_hash) const {
+    const std::string path = location_.path_prefix + "/" + call.key;
+    const std::string date = s3::AmzDate(std::time(nullptr));
+    s3::SigningRequest signing{call.method, path, call.query, call.headers, payload_hash};
+    signing.headers.emplace_back("host", location_.host);
+    signing.headers.emplace_back("x-amz-date", date);
+    signing.headers.emplace_back("x-amz-content-sha256", payload_hash);
+    if (!credentials_.session_token.empty()) {
+      signing.headers.emplace_back("x-amz-security-token", credentials_.session_token);
+    }
+    const s3::SignResult signature =
+        s3::Sign(signing, credentials_, location_.region, "s3", date);
+    http::Request request;
+    request.method = call.method;
+    request.url = location_.BaseUrl() + s3::UriEncode(path, true);
+    if (!call.query.empty()) request.url += "?" + s3::CanonicalQuery(call.query);
+    request.headers = std::move(signing.headers);
+    request.headers.emplace_back("authorization", signature.authorization);
+    return request;
+  }
+
+  // Sends `call` with retries; returns any response that is not transient.
+  http::Response Send(const Call& call, const std::string& what) {
+    // Over plain HTTP the body is signed (integrity); TLS protects it otherwise.
+    std::string payload_hash(kEmptySha256);
+    if (call.body != nullptr) {
+      payload_hash = location_.scheme == "http" ? s3::Sha256Hex(AsBytes(*call.body))
+                                                : std::string(s3::kUnsignedPayload);
+    }
+    http::Response response;
+    Retry(what, [&] {
+      http::Request request = Build(call, payload_hash);
+      MemoryReadStream body(call.body ? std::string_view(*call.body) : std::string_view());
+      if (call.body != nullptr) {
+        request.body = &body;
+        request.body_size = call.body->size();
+      }
+      response = pool_.Acquire()->Perform(request);
+      // CompleteMultipartUpload may report a failure inside a 200 reply.
+      if (response.status == 200 && response.body.find("<Error>") != std::string::npos &&
+          !s3::ParseErrorBody(response.body).code.empty()) {
+        response.status = 500;
+      }
+      ThrowIfTransient(response, what);
+    });
+    return response;
+  }
+
+  // The same request, one attempt, never throwing (cleanup in destructors).
+  void SendOnceNoThrow(const Call& call) noexcept {
+    const auto response = pool_.Acquire()->PerformNoThrow(Build(call, std::string(kEmptySha256)));
+    if (!response || (response->status != 204 && response->status != 200)) {
+      Log(LogLevel::kWarning, "could not {} {} (an incomplete upload may remain until a "
+          "lifecycle rule removes it)", call.method, call.key);
+    }
+  }
+
+  void ThrowIfTransient(const http::Response& response, const std::string& what) const {
+    if (!IsTransient(response)) return;
+    const s3::ErrorBody error = s3::ParseErrorBody(response.body);
+    Fail(ErrorCode::kStorageTransient, "{} on {}: HTTP {} {}", what, Describe(), response.status,
+         error.code.empty() ? error.message : error.code);
+  }
+
+  [[noreturn]] void FailResponse(const http::Response& response, const std::string& what) const {
+    const s3::ErrorBody error = s3::ParseErrorBody(response.body);
+    const std::string endpoint = location_.BaseUrl();
+    if (error.code == "NoSuchBucket") {
+      throw Error(ErrorCode::kStorage,
+                  fmt::format("bucket {} does not exist at endpoint {}", bucket_, endpoint),
+                  "create the bucket, or check the repository URL, [s3] endpoint and region");
+    }
+    if (response.status == 403 || response.status == 401) {
+      std::string hint = fmt::format(
+          "check the access key and secret key, and that they may read, write, list and delete "
+          "in bucket {}",
+          bucket_);
+      if (error.code == "RequestTimeTooSkewed") hint = "this machine's clock is off: sync it (NTP)";
+      if (error.code == "SignatureDoesNotMatch") hint = "the secret access key is wrong";
+      if (error.code == "InvalidAccessKeyId") hint = "the access key id is unknown at " + endpoint;
+      throw Error(ErrorCode::kAuth,
+                  fmt::format("S3 refused {} on {} (HTTP {} {})", what, Describe(),
+                              response.status, error.code.empty() ? "Forbidden" : error.code),
+                  hint);
+    }
+    Fail(ErrorCode::kStorage, "{} on {} failed: HTTP {} {} {}", what, Describe(), response.status,
+         error.code, error.message);
+  }
+
+  // Headers that go with a new object: metadata, storage class, encryption.
+  NameValues ObjectHeaders(const WriteOptions& options) const {
+    NameValues headers;
+    for (const auto& [name, value] : options.metadata) {
+      headers.emplace_back("x-amz-meta-" + name, value);
+    }
+    if (!settings_.storage_class.empty()) {
+      headers.emplace_back("x-amz-storage-class", settings_.storage_class);
+    }
+    if (!settings_.sse.empty()) {
+      headers.emplace_back("x-amz-server-side-encryption", settings_.sse);
+      if (!settings_.sse_kms_key_id.empty()) {
+        headers.emplace_back("x-amz-server-side-encryption-aws-kms-key-id",
+                             settings_.sse_kms_key_id);
+      }
+    }
+    return headers;
+  }
+
+ private:
+  S3Settings settings_;
+  std::string bucket_;
+  std::string prefix_;
+  S3Tuning tuning_;
+  s3::Location location_;
+  s3::Credentials credentials_;
+  RetryPolicy policy_;
+  ClientPool pool_;
+};
+
+// A streamed GET.  A transfer that fails midway is resumed from the current
+// offset with a Range request pinned to the object's ETag.
+class S3Reader : public ReadStream {
+ public:
+  S3Reader(S3Storage& storage, std::string key, ClientPool::Lease client, uint64_t size,
+           std::string etag)
+      : storage_(storage), key_(std::move(key)), client_(std::move(client)), size_(size),
+        etag_(std::move(etag)) {}
+
+  size_t Read(MutableBytes out) override {
+    size_t n = 0;
+    storage_.Retry("GET " + key_, [&] {
+      if (!streaming_) {
+        if (offset_ >= size_) return;  // failed after the last byte: nothing to resume
+        Resume();
+      }
+      streaming_ = false;
+      n = client_->ReadBody(out);
+      streaming_ = true;
+    });
+    offset_ += n;
+    return n;
+  }
+
+ private:
+  void Resume() {
+    Call call{"GET", storage_.FullKey(key_), {},
+              {{"range", fmt::format("bytes={}-", offset_)}, {"if-match", etag_}}};
+    const http::Response response = client_->Start(storage_.Build(call, std::string(kEmptySha256)));
+    if (response.status == 206) {
+      streaming_ = true;
+      return;
+    }
+    http::Response error = response;
+    error.body = ReadAllBody(*client_);
+    storage_.ThrowIfTransient(error, "GET " + key_);
+    if (response.status == 412) {
+      Fail(ErrorCode::kStorage, "{} changed on {} while being read", key_, storage_.Describe());
+    }
+    storage_.FailResponse(error, "GET " + key_);
+  }
+
+  S3Storage& storage_;
+  std::string key_;
+  ClientPool::Lease client_;
+  uint64_t size_;
+  std::string etag_;
+  uint64_t offset_ = 0;
+  bool streaming_ = true;
+};
+
+std::unique_ptr<ReadStream> S3Storage::OpenRead(const std::string& key) {
+  ValidateKey(key);
+  std::unique_ptr<ReadStream> reader;
+  const std::string what = "GET " + key;
+  Retry(what, [&] {
+    ClientPool::Lease client = pool_.Acquire();
+    http::Response response = client->Start(Build({"GET", FullKey(key)}, std::string(kEmptySha256)));
+    if (response.status == 200) {
+      reader = std::make_unique<S3Reader>(
+          *this, key, std::move(client),
+          std::stoull(response.Header("content-length").value_or("0")),
+          response.Header("etag").value_or(""));
+      return;
+    }
+    response.body = ReadAllBody(*client);
+    if (response.status == 404 && s3::ParseErrorBody(response.body).code != "NoSuchBucket") return;
+    ThrowIfTransient(response, what);
+    FailResponse(response, what);
+  });
+  return reader;
+}
+
+// Buffers up to multipart_threshold, then streams parts of part_size.
+class S3Writer : public ObjectWriter {
+ public:
+  S3Writer(S3Storage& storage, std::string key, const WriteOptions& options)
+      : storage_(storage), key_(std::move(key)), full_key_(storage.FullKey(key_)),
+        headers_(storage.ObjectHeaders(options)) {}
+
+  ~S3Writer() override {
+    if (!upload_id_.empty() && !completed_) {
+      storage_.SendOnceNoThrow({"DELETE", full_key_, {{"uploadId", upload_id_}}});
+    }
+  }
+
+  void Write(Bytes data) override {
+    buffer_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    const S3Settings& settings = storage_.settings();
+    if (upload_id_.empty() && buffer_.size() <= settings.multipart_threshold) return;
+    if (upload_id_.empty()) StartUpload();
+    const size_t part_size = std::max<uint64_t>(1, settings.part_size);
+    size_t offset = 0;
+    while (buffer_.size() - offset >= part_size) {
+      UploadPart(buffer_.substr(offset, part_size));
+      offset += part_size;
+    }
+    buffer_.erase(0, offset);
+  }
+
+  CommitResult Commit() override {
+    if (storage_.Stat(key_)) return CommitResult::kAlreadyExists;
+    NameValues headers = headers_;
+    headers.emplace_back("if-none-match", "*");
+    const std::string what = "PUT " + key_;
+    http::Response response;
+    if (upload_id_.empty()) {
+      response = storage_.Send({"PUT", full_key_, {}, headers, &buffer_}, what);
+    } else {
+      if (!buffer_.empty() || etags_.empty()) UploadPart(buffer_);
+      const std::string body = s3::CompleteRequestBody(etags_);
+      response = storage_.Send({"POST", full_key_, {{"uploadId", upload_id_}},
+                                {{"if-none-match", "*"}}, &body},
+                               what);
+    }
+    if (response.status == 412) return CommitResult::kAlreadyExists;
+    if (response.status != 200) storage_.FailResponse(response, what);
+    completed_ = true;
+    return CommitResult::kCreated;
+  }
+
+ private:
+  void StartUpload() {
+    const std::string what = "start multipart upload of " + key_;
+    const http::Response response =
+        storage_.Send({"POST", full_key_, {{"uploads", ""}}, headers_}, what);
+    if (response.status != 200) storage_.FailResponse(response, what);
+    upload_id_ = s3::ParseUploadId(response.body);
+  }
+
+  void UploadPart(const std::string& part) {
+    const std::string number = std::to_string(etags_.size() + 1);
+    const std::string what = fmt::format("upload part {} of {}", number, key_);
+    const http::Response response = storage_.Send(
+        {"PUT", full_key_, {{"partNumber", number}, {"uploadId", upload_id_}}, {}, &part}, what);
+    if (response.status != 200) storage_.FailResponse(response, what);
+    etags_.push_back(response.Header("etag").value_or(""));
+  }
+
+  S3Storage& storage_;
+  std::string key_;
+  std::string full_key_;
+  NameValues headers_;
+  std::string buffer_;
+  std::string upload_id_;
+  std::vector<std::string> etags_;
+  bool completed_ = false;
+};
+
+std::unique_ptr<ObjectWriter> S3Storage::Create(const std::string& key,
+                                                const WriteOptions& options) {
+  ValidateKey(key);
+  return std::make_unique<S3Writer>(*this, key, options);
+}
+
+}  // namespace
+
+std::unique_ptr<Storage> OpenS3Storage(const Config& config, const std::string& bucket,
+                                       const std::string& prefix, const S3Tuning& tuning) {
+  if (bucket.empty()) Fail(ErrorCode::kConfig, "s3:// repository URL without a bucket name");
+  return std::make_unique<S3Storage>(config, bucket, prefix, tuning);
+}
+
+std::unique_ptr<Storage> OpenS3Storage(const Config& config, const std::string& bucket,
+                                       const std::string& prefix) {
+  return OpenS3Storage(config, bucket, prefix, S3Tuning{});
+}
+
+}  // namespace walstore

@@ -1,0 +1,104 @@
+#include "storage/s3/s3_xml.h"
+
+#include <walstore/error.h>
+
+#include <pugixml.hpp>
+
+#include <sstream>
+
+namespace walstore::s3 {
+namespace {
+
+pugi::xml_document Parse(const std::string& xml, const char* what) {
+  pugi::xml_document document;
+  if (!document.load_buffer(xml.data(), xml.size())) {
+    Fail(ErrorCode::kStorage, "S3 sent a malformed {} reply: {:.200}", what, xml);
+  }
+  return document;
+}
+
+std::string Serialize(const pugi::xml_document& document) {
+  std::ostringstream out;
+  document.save(out, "", pugi::format_raw);
+  return out.str();
+}
+
+}  // namespace
+
+std::time_t ParseIsoTime(const std::string& text) {
+  std::tm tm{};
+  if (sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+             &tm.tm_min, &tm.tm_sec) != 6) {
+    return 0;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return timegm(&tm);
+}
+
+ListPage ParseListPage(const std::string& xml) {
+  const pugi::xml_document document = Parse(xml, "ListObjectsV2");
+  const pugi::xml_node root = document.child("ListBucketResult");
+  if (!root) Fail(ErrorCode::kStorage, "S3 sent no ListBucketResult: {:.200}", xml);
+  ListPage page;
+  for (pugi::xml_node node : root.children("Contents")) {
+    page.objects.push_back({node.child_value("Key"), node.child("Size").text().as_ullong(),
+                            ParseIsoTime(node.child_value("LastModified"))});
+  }
+  if (root.child("IsTruncated").text().as_bool()) {
+    page.next_token = root.child_value("NextContinuationToken");
+    if (page.next_token.empty()) {
+      Fail(ErrorCode::kStorage, "S3 listing is truncated but has no NextContinuationToken");
+    }
+  }
+  return page;
+}
+
+ErrorBody ParseErrorBody(const std::string& xml) {
+  pugi::xml_document document;
+  if (!document.load_buffer(xml.data(), xml.size())) return {};
+  const pugi::xml_node error = document.child("Error");
+  return {error.child_value("Code"), error.child_value("Message")};
+}
+
+std::string DeleteRequestBody(const std::vector<std::string>& keys) {
+  pugi::xml_document document;
+  pugi::xml_node root = document.append_child("Delete");
+  root.append_attribute("xmlns") = "http://s3.amazonaws.com/doc/2006-03-01/";
+  root.append_child("Quiet").text() = "true";
+  for (const std::string& key : keys) {
+    root.append_child("Object").append_child("Key").text() = key.c_str();
+  }
+  return Serialize(document);
+}
+
+std::vector<std::string> ParseDeleteErrors(const std::string& xml) {
+  const pugi::xml_document document = Parse(xml, "DeleteObjects");
+  std::vector<std::string> errors;
+  for (pugi::xml_node node : document.child("DeleteResult").children("Error")) {
+    errors.push_back(fmt::format("{}: {} {}", node.child_value("Key"), node.child_value("Code"),
+                                 node.child_value("Message")));
+  }
+  return errors;
+}
+
+std::string ParseUploadId(const std::string& xml) {
+  const pugi::xml_document document = Parse(xml, "CreateMultipartUpload");
+  std::string id = document.child("InitiateMultipartUploadResult").child_value("UploadId");
+  if (id.empty()) Fail(ErrorCode::kStorage, "S3 sent no UploadId: {:.200}", xml);
+  return id;
+}
+
+std::string CompleteRequestBody(const std::vector<std::string>& etags) {
+  pugi::xml_document document;
+  pugi::xml_node root = document.append_child("CompleteMultipartUpload");
+  root.append_attribute("xmlns") = "http://s3.amazonaws.com/doc/2006-03-01/";
+  for (size_t i = 0; i < etags.size(); ++i) {
+    pugi::xml_node part = root.append_child("Part");
+    part.append_child("PartNumber").text() = static_cast<unsigned long long>(i + 1);
+    part.append_child("ETag").text() = etags[i].c_str();
+  }
+  return Serialize(document);
+}
+
+}  // namespace walstore::s3

@@ -1,0 +1,46 @@
+// The XML documents of the S3 REST API that the backend reads and writes
+// (parsed with pugixml).  Internal to the backend; pure functions.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <string>
+#include <vector>
+
+namespace walstore::s3 {
+
+struct ListedObject {
+  std::string key;  // full key, bucket prefix included
+  uint64_t size = 0;
+  std::time_t modified = 0;
+};
+
+struct ListPage {
+  std::vector<ListedObject> objects;
+  std::string next_token;  // "" on the last page
+};
+
+// A ListObjectsV2 (list-type=2) reply.  Throws kStorage if it is not one.
+ListPage ParseListPage(const std::string& xml);
+
+struct ErrorBody {
+  std::string code;     // "NoSuchBucket", "SlowDown", ... ("" if none)
+  std::string message;
+};
+// An <Error> document; empty fields when `xml` is not one.
+ErrorBody ParseErrorBody(const std::string& xml);
+
+// <Delete><Quiet>true</Quiet><Object><Key>..</Key></Object>...</Delete>
+std::string DeleteRequestBody(const std::vector<std::string>& keys);
+// The <Error> entries of a DeleteObjects reply as "key: code message".
+std::vector<std::string> ParseDeleteErrors(const std::string& xml);
+
+// The UploadId of a CreateMultipartUpload reply; throws kStorage if missing.
+std::string ParseUploadId(const std::string& xml);
+// <CompleteMultipartUpload> listing parts 1..n with their ETags.
+std::string CompleteRequestBody(const std::vector<std::string>& etags);
+
+// "2026-11-21T11:20:14.000Z" -> seconds since the epoch (0 if malformed).
+std::time_t ParseIsoTime(const std::string& text);
+
+}  // namespace walstore::s3

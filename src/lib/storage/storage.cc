@@ -1,0 +1,67 @@
+#include <walstore/config.h>
+#include <walstore/error.h>
+#include <walstore/storage.h>
+
+#include "storage/memory/memory_storage.h"
+#include "storage/posix/posix_storage.h"
+#include "storage/s3/s3_storage.h"
+
+namespace walstore {
+
+void Storage::RemoveMany(const std::vector<std::string>& keys) {
+  for (const auto& key : keys) Remove(key);
+}
+
+void ObjectWriter::RewriteHead(Bytes) {
+  Fail(ErrorCode::kInternal, "this repository cannot rewrite an object's head");
+}
+
+void ValidateKey(const std::string& key) {
+  bool valid = !key.empty() && key.front() != '/' && key.back() != '/' &&
+               key.find('\0') == std::string::npos;
+  size_t start = 0;
+  while (valid && start <= key.size()) {
+    size_t end = key.find('/', start);
+    if (end == std::string::npos) end = key.size();
+    const std::string_view part(key.data() + start, end - start);
+    valid = !part.empty() && part != "." && part != "..";
+    start = end + 1;
+  }
+  if (!valid) Fail(ErrorCode::kInternal, "invalid repository key \"{}\"", key);
+}
+
+std::unique_ptr<Storage> OpenStorage(const Config& config) {
+  const std::string& url = config.repo_url;
+  auto strip = [](std::string text) {
+    while (!text.empty() && text.front() == '/') text.erase(0, 1);
+    while (!text.empty() && text.back() == '/') text.pop_back();
+    return text;
+  };
+  if (url.empty()) {
+    throw Error(ErrorCode::kConfig, "no repository configured",
+                "set repository in the config file or WALSTORE_REPO, e.g. "
+                "file:///var/lib/walstore or s3://bucket/prefix");
+  }
+  if (url.rfind("file://", 0) == 0 || url.front() == '/') {
+    std::string path = url.front() == '/' ? url : url.substr(7);
+    if (path.empty() || path.front() != '/') {
+      Fail(ErrorCode::kConfig, "repository \"{}\": file:// URLs need an absolute path "
+           "(file:///var/lib/walstore)", url);
+    }
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    return OpenPosixStorage(path);
+  }
+  if (url.rfind("s3://", 0) == 0) {
+    const std::string rest = url.substr(5);
+    const size_t slash = rest.find('/');
+    const std::string bucket = rest.substr(0, slash);
+    const std::string prefix = slash == std::string::npos ? "" : strip(rest.substr(slash + 1));
+    if (bucket.empty()) Fail(ErrorCode::kConfig, "repository \"{}\" names no bucket", url);
+    return OpenS3Storage(config, bucket, prefix);
+  }
+  if (url.rfind("memory://", 0) == 0) return OpenMemoryStorage(url.substr(9));
+  Fail(ErrorCode::kConfig, "repository \"{}\": unknown scheme (use file:///path or s3://bucket/prefix)",
+       url);
+}
+
+}  // namespace walstore

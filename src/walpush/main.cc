@@ -1,0 +1,61 @@
+// walpush: PostgreSQL archive_command.  archive_command = 'walpush %p'
+#include <walstore/archive.h>
+#include <walstore/cli.h>
+#include <walstore/log.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+using namespace walstore;
+
+int main(int argc, char** argv) {
+  return RunMain("walpush", false, [&] {
+    CLI::App app{
+        "walpush: archive one WAL file into a walstore repository (PostgreSQL archive_command).\n"
+        "  archive_command = 'walpush %p'\n"
+        "Compresses, encrypts (AES-256-GCM when a key is configured) and checksums (SHA-256) the "
+        "file, then publishes it atomically. An identical copy already archived is success; a "
+        "different one is an error and is never overwritten.\n"
+        "Exit status: 0 archived; 2..19 failure (see walpush(1)); PostgreSQL retries.",
+        "walpush"};
+    ConfigOverrides overrides;
+    std::string path;
+    bool json = false;
+    AddCommonOptions(app, overrides, true);
+    app.add_option("path", path, "the file to archive (%p, relative to the data directory)")
+        ->required()
+        ->type_name("PATH");
+    app.add_flag("--json", json, "print the outcome as one JSON object on stdout");
+    if (auto code = ParseCommandLine(app, argc, argv, false)) return *code;
+
+    const auto start = std::chrono::steady_clock::now();
+    const Config config = LoadConfig(overrides, ProcessEnvironment());
+    SetLogLevel(config.log_level);
+    Log(LogLevel::kDebug, "{}", config.Describe());
+    auto storage = OpenStorage(config);
+    const PushResult result = PushWalFile(*storage, config, path);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (result.outcome == PushOutcome::kAlreadyArchived) {
+      Log(LogLevel::kNotice, "{} was already archived with the same content (SHA-256 {})",
+          result.name.text, ToHex(result.sha256));
+    } else {
+      Log(LogLevel::kInfo, "archived {} ({} bytes, stored {} bytes) in {:.3f} s", result.name.text,
+          result.plaintext_size, result.stored_size, seconds);
+    }
+    if (json) {
+      nlohmann::json out = {
+          {"outcome", result.outcome == PushOutcome::kStored ? "stored" : "already_archived"},
+          {"name", result.name.text},
+          {"key", result.key},
+          {"system_id", std::to_string(result.system_id)},
+          {"size", result.plaintext_size},
+          {"stored_size", result.stored_size},
+          {"sha256", ToHex(result.sha256)},
+          {"seconds", seconds}};
+      std::puts(out.dump().c_str());
+    }
+    return 0;
+  });
+}

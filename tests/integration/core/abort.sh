@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A damaged object must stop recovery, not end it early (issue 2, item 9), proven with a real
+# PostgreSQL 15: walfetch exits 126 for a bit-flipped segment, so the server refuses to start
+# and its log shows walfetch's error.  For contrast, a segment that is really missing ends
+# recovery early with data lost, which is exactly what damage must never look like; and once
+# the object is repaired the same recovery completes with every row.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/common.sh
+. "$here/../../lib/common.sh"
+ws_setup
+ws_require_tool walpush walfetch
+
+repo=$WS_TMP/repo
+ws_pg_dir "$repo"
+ws_make_key "$WS_TMP/key"
+opts=(--repo "file://$repo" --key-file "$WS_TMP/key")
+
+primary=$WS_TMP/primary
+port=$(ws_free_port)
+pg_init "$primary"
+pg_enable_archiving "$primary" "$(ws_tool_cmd walpush "${opts[@]}" --compression lz4 %p)"
+pg_start "$primary" "$port"
+pg_pgbench "$port" -i -q -s 2 >/dev/null 2>&1
+pg_base_backup "$port" "$WS_TMP/backup"
+ws_log "writing WAL after the base backup"
+for _ in 1 2 3 4; do
+  pg_pgbench "$port" -c 2 -t 1500 -n >/dev/null 2>&1
+  pg_psql "$port" "select pg_switch_wal()" >/dev/null
+done
+final_sum=$(pg_table_checksum "$port" pgbench_accounts)
+ws_check "everything archived" pg_switch_and_wait_archived "$port"
+pg_stop "$primary"
+
+start_seg=$(sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]\{24\}\)).*/\1/p' "$WS_TMP/backup/backup_label")
+# The segment two after the backup's start: recovery needs it, and needs more after it.
+victim=${start_seg:0:16}$(printf '%08X' $((16#${start_seg:16} + 2)))
+obj=$(find "$repo" -type f -name "$victim*" ! -name '.*' | head -n 1)
+[[ -n $obj ]] || ws_die "no object for $victim in $repo"
+ws_log "backup starts in $start_seg; damaging $victim ($obj)"
+cp "$obj" "$WS_TMP/victim.good"
+ws_flip_byte "$obj" $(($(stat -c %s "$obj") / 2))
+
+fetch_cmd=$(ws_tool_cmd walfetch "${opts[@]}" %f %p)
+
+# A. Damaged object: recovery aborts, the server does not start.  (pg_ctl -w returns when
+# archive recovery starts, so pg_wait_recovery_done tells how recovery ended.)
+r1=$WS_TMP/restore-damaged
+p1=$(ws_free_port)
+pg_prepare_recovery "$WS_TMP/backup" "$r1" "$fetch_cmd" "hot_standby = off"
+pg_start "$r1" "$p1" || true
+ws_expect_exit 1 "server with a damaged segment in the archive stops during recovery" \
+  pg_wait_recovery_done "$p1"
+log1=$(cat "$(pg_log "$r1")")
+ws_contains "log shows walfetch's error" "$log1" "walfetch: ERROR"
+ws_contains "log shows restore_command exit 126" "$log1" "exit code 126"
+ws_contains "recovery aborted at the damaged segment" "$log1" "$victim"
+ws_not_contains "server never became ready" "$log1" "database system is ready to accept connections"
+if [[ -f $r1/postmaster.pid ]]; then ws_fail "postmaster still running"; else ws_pass "no postmaster left running"; fi
+
+# B. Contrast: a missing segment (exit 1) ends recovery early and loses data silently.
+mv "$obj" "$WS_TMP/victim.damaged"
+r2=$WS_TMP/restore-missing
+p2=$(ws_free_port)
+pg_prepare_recovery "$WS_TMP/backup" "$r2" "$fetch_cmd" "hot_standby = off"
+pg_start "$r2" "$p2"
+ws_check "server with a missing segment starts (recovery ended early)" pg_wait_recovery_done "$p2"
+lost_sum=$(pg_table_checksum "$p2" pgbench_accounts)
+if [[ $lost_sum != "$final_sum" ]]; then
+  ws_pass "missing segment: data silently lost, as expected for exit 1"
+else
+  ws_fail "missing segment: data unexpectedly complete"
+fi
+pg_stop "$r2"
+
+# C. Repaired object: the recovery that was refused now completes with every row.
+cp "$WS_TMP/victim.good" "$obj"
+ws_check "server starts once the object is repaired" pg_start "$r1" "$p1"
+ws_check "recovery completes" pg_wait_recovery_done "$p1"
+ws_same "every row recovered" "$final_sum" "$(pg_table_checksum "$p1" pgbench_accounts)"
+ws_done

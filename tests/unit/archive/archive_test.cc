@@ -1,0 +1,420 @@
+// Tests for src/lib/archive/archive.cc: the repository layout, walpush and walfetch.
+#include <doctest/doctest.h>
+
+#include <walstore/archive.h>
+#include <walstore/config.h>
+#include <walstore/crypto.h>
+#include <walstore/error.h>
+#include <walstore/object_format.h>
+#include <walstore/storage.h>
+
+#include <atomic>
+#include <string>
+
+#include "storage/memory/memory_storage.h"
+#include "test_util.h"
+
+using namespace walstore;
+using walstore::test::Contains;
+using walstore::test::ListTree;
+using walstore::test::MakeSegment;
+using walstore::test::ReadAll;
+using walstore::test::ReadFile;
+using walstore::test::TempDir;
+using walstore::test::WriteFile;
+
+namespace {
+
+constexpr uint64_t kSysId = 7312345678901234567ull;
+constexpr uint32_t kSegSize = 1u << 20;
+
+Key TestKey(uint8_t fill = 0x42) {
+  std::array<uint8_t, 32> b;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(fill + i);
+  return Key(b);
+}
+
+std::string FreshStoreName() {
+  static std::atomic<int> n{0};
+  return "archive-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+}
+
+struct Fixture {
+  Fixture() : store_name(FreshStoreName()) {
+    ResetMemoryStorage(store_name);
+    storage = OpenMemoryStorage(store_name);
+    config.repo_url = "memory://" + store_name;
+    config.compression = CompressionSpec{Codec::kLz4, 0};
+    config.key = TestKey();
+    config.chunk_size = 64u << 10;
+  }
+  ~Fixture() { ResetMemoryStorage(store_name); }
+
+  // Writes a segment file named `name` into the temp dir and returns its path.
+  std::string Segment(const std::string& name, uint64_t seed = 3, uint64_t sys_id = kSysId) {
+    auto n = ParseWalFileNameOrThrow(name);
+    const std::string content =
+        MakeSegment(n.timeline, n.SegmentNumber(kSegSize), kSegSize, sys_id, seed);
+    const std::string path = dir / ("pg_wal/" + name);
+    WriteFile(path, content);
+    return path;
+  }
+
+  std::string RawObject(const std::string& key) {
+    auto in = storage->OpenRead(key);
+    REQUIRE(in != nullptr);
+    return ReadAll(*in);
+  }
+
+  std::string DecodedObject(const std::string& key) {
+    const std::string raw = RawObject(key);
+    MemoryReadStream in(std::string_view{raw});
+    ObjectDecoder dec(in, config.key ? &*config.key : nullptr, key);
+    return ReadAll(dec);
+  }
+
+  void PutRaw(const std::string& key, const std::string& bytes) {
+    storage->Remove(key);
+    auto w = storage->Create(key);
+    w->Write(AsBytes(bytes));
+    REQUIRE(w->Commit() == CommitResult::kCreated);
+  }
+
+  std::string store_name;
+  std::unique_ptr<Storage> storage;
+  Config config;
+  TempDir dir;
+};
+
+}  // namespace
+
+TEST_SUITE("archive") {
+  TEST_CASE("repository layout") {
+    CHECK(ArchivePrefix(kSysId) == "7312345678901234567/");
+    CHECK(WalPrefix(kSysId) == "7312345678901234567/wal/");
+    CHECK(BackupPrefix(kSysId) == "7312345678901234567/backup/");
+    CHECK(WalObjectKey(kSysId, ParseWalFileNameOrThrow("000000010000000A000000FE")) ==
+          "7312345678901234567/wal/000000010000000A/000000010000000A000000FE");
+    CHECK(WalObjectKey(kSysId, ParseWalFileNameOrThrow("000000010000000A000000FE.partial")) ==
+          "7312345678901234567/wal/000000010000000A/000000010000000A000000FE.partial");
+    CHECK(WalObjectKey(kSysId, ParseWalFileNameOrThrow("000000010000000A000000FE.00000028.backup")) ==
+          "7312345678901234567/wal/000000010000000A/000000010000000A000000FE.00000028.backup");
+    CHECK(WalObjectKey(kSysId, ParseWalFileNameOrThrow("00000002.history")) ==
+          "7312345678901234567/wal/00000002.history");
+    CHECK(WalObjectKey(1, ParseWalFileNameOrThrow("00000002.history")) == "1/wal/00000002.history");
+    // Every key follows the storage key rules.
+    CHECK_NOTHROW(ValidateKey(WalObjectKey(kSysId, ParseWalFileNameOrThrow("000000010000000A000000FE"))));
+  }
+
+  TEST_CASE("push stores a segment that decodes to the file; second push is kAlreadyArchived") {
+    Fixture fx;
+    const std::string name = "000000010000000000000003";
+    const std::string path = fx.Segment(name);
+    const std::string content = ReadFile(path);
+
+    PushResult r = PushWalFile(*fx.storage, fx.config, path);
+    CHECK(r.outcome == PushOutcome::kStored);
+    CHECK(r.name.text == name);
+    CHECK(r.system_id == kSysId);
+    CHECK(r.key == WalObjectKey(kSysId, ParseWalFileNameOrThrow(name)));
+    CHECK(r.key == "7312345678901234567/wal/0000000100000000/000000010000000000000003");
+    CHECK(r.plaintext_size == kSegSize);
+    CHECK(r.sha256 == Sha256Of(AsBytes(content)));
+    auto info = fx.storage->Stat(r.key);
+    REQUIRE(info.has_value());
+    CHECK(r.stored_size == info->size);
+    CHECK(info->size < kSegSize);  // lz4 on compressible data
+
+    const std::string raw = fx.RawObject(r.key);
+    MemoryReadStream rin(std::string_view{raw});
+    ObjectHeader h = ReadObjectHeader(rin, r.key);
+    CHECK(h.codec == Codec::kLz4);
+    CHECK(h.cipher == Cipher::kAes256Gcm);
+    CHECK(h.key_id == fx.config.key->id());
+    CHECK(fx.DecodedObject(r.key) == content);
+
+    auto digest = StoredDigest(*fx.storage, r.key);
+    REQUIRE(digest.has_value());
+    CHECK(*digest == Sha256Of(AsBytes(content)));
+    CHECK_FALSE(StoredDigest(*fx.storage, "7312345678901234567/wal/x/missing").has_value());
+
+    PushResult again = PushWalFile(*fx.storage, fx.config, path);
+    CHECK(again.outcome == PushOutcome::kAlreadyArchived);
+    CHECK(again.key == r.key);
+    CHECK(fx.RawObject(r.key) == raw);
+  }
+
+  TEST_CASE("push without encryption and with zstd") {
+    Fixture fx;
+    fx.config.key.reset();
+    fx.config.compression = CompressionSpec{Codec::kZstd, 5};
+    const std::string path = fx.Segment("000000010000000000000007");
+    PushResult r = PushWalFile(*fx.storage, fx.config, path);
+    CHECK(r.outcome == PushOutcome::kStored);
+    const std::string raw = fx.RawObject(r.key);
+    MemoryReadStream rin(std::string_view{raw});
+    ObjectHeader h = ReadObjectHeader(rin, r.key);
+    CHECK(h.codec == Codec::kZstd);
+    CHECK(h.cipher == Cipher::kNone);
+    CHECK(fx.DecodedObject(r.key) == ReadFile(path));
+  }
+
+  TEST_CASE("push of different content under the same name is kConflict naming both checksums") {
+    Fixture fx;
+    const std::string name = "000000010000000000000003";
+    const std::string path = fx.Segment(name, 3);
+    const std::string original = ReadFile(path);
+    PushResult r = PushWalFile(*fx.storage, fx.config, path);
+    REQUIRE(r.outcome == PushOutcome::kStored);
+    const std::string raw_before = fx.RawObject(r.key);
+
+    std::string changed = original;
+    changed[5000] ^= 0x01;
+    WriteFile(path, changed);
+    auto err = walstore::test::ThrownError([&] { PushWalFile(*fx.storage, fx.config, path); });
+    REQUIRE(err.has_value());
+    CHECK(walstore::test::CodeName(err->code()) == std::string("kConflict"));
+    const std::string msg = err->what();
+    CHECK(Contains(msg, ToHex(Sha256Of(AsBytes(original)))));
+    CHECK(Contains(msg, ToHex(Sha256Of(AsBytes(changed)))));
+    CHECK(fx.RawObject(r.key) == raw_before);
+    CHECK(fx.DecodedObject(r.key) == original);
+  }
+
+  TEST_CASE("push refuses bad input before storing anything") {
+    Fixture fx;
+    auto nothing_stored = [&] {
+      int n = 0;
+      fx.storage->List("", [&](const ObjectInfo&) { ++n; });
+      return n == 0;
+    };
+    SUBCASE("not a WAL file name") {
+      const std::string path = fx.dir / "pg_wal/notawalfile";
+      WriteFile(path, "x");
+      CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kInvalidName);
+    }
+    SUBCASE("lower-case name") {
+      const std::string path = fx.dir / "pg_wal/00000001000000000000000a";
+      WriteFile(path, MakeSegment(1, 10, kSegSize, kSysId));
+      CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kInvalidName);
+    }
+    SUBCASE("missing file") {
+      CHECK_THROWS_AS(PushWalFile(*fx.storage, fx.config, fx.dir / "pg_wal/000000010000000000000009"), Error);
+    }
+    SUBCASE("a directory") {
+      std::filesystem::create_directories(fx.dir / "pg_wal/000000010000000000000009");
+      CHECK_THROWS_AS(PushWalFile(*fx.storage, fx.config, fx.dir / "pg_wal/000000010000000000000009"), Error);
+    }
+    SUBCASE("segment with the wrong size") {
+      const std::string path = fx.Segment("000000010000000000000003");
+      std::string c = ReadFile(path);
+      c.resize(c.size() - 1);
+      WriteFile(path, c);
+      CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kNotWal);
+    }
+    SUBCASE("segment whose header names another segment") {
+      const std::string path = fx.dir / "pg_wal/000000010000000000000003";
+      WriteFile(path, MakeSegment(1, 4, kSegSize, kSysId));
+      CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kNotWal);
+    }
+    SUBCASE("segment whose header names another timeline") {
+      const std::string path = fx.dir / "pg_wal/000000010000000000000003";
+      WriteFile(path, MakeSegment(2, 3, kSegSize, kSysId));
+      CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kNotWal);
+    }
+    SUBCASE("segment without a long header") {
+      const std::string path = fx.dir / "pg_wal/000000010000000000000003";
+      WriteFile(path, std::string(kSegSize, '\0'));
+      CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kNotWal);
+    }
+    SUBCASE("segment of another cluster than the configured system id") {
+      fx.config.system_id = 1234;
+      const std::string path = fx.Segment("000000010000000000000003");
+      CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kSystemIdMismatch);
+    }
+    CHECK(nothing_stored());
+  }
+
+  TEST_CASE("push of a history file uses the configured system id") {
+    Fixture fx;
+    fx.config.system_id = kSysId;
+    const std::string path = fx.dir / "pg_wal/00000002.history";
+    const std::string content = "1\t0/3000000\tno recovery target specified\n";
+    WriteFile(path, content);
+    PushResult r = PushWalFile(*fx.storage, fx.config, path);
+    CHECK(r.outcome == PushOutcome::kStored);
+    CHECK(r.key == "7312345678901234567/wal/00000002.history");
+    CHECK(fx.DecodedObject(r.key) == content);
+  }
+
+  TEST_CASE("push of a history file reads the system id from <cwd>/global/pg_control") {
+    Fixture fx;
+    std::string control(8192, '\0');
+    walstore::test::StoreLe64(reinterpret_cast<uint8_t*>(control.data()), 99887766ull);
+    WriteFile(fx.dir / "global/pg_control", control);
+    WriteFile(fx.dir / "pg_wal/00000003.history", "2\t0/5000000\tbecause\n");
+    walstore::test::ScopedChdir cd(fx.dir.path());
+    PushResult r = PushWalFile(*fx.storage, fx.config, "pg_wal/00000003.history");
+    CHECK(r.key == "99887766/wal/00000003.history");
+  }
+
+  TEST_CASE("fetch of a missing object is kMissing and writes nothing") {
+    Fixture fx;
+    fx.config.system_id = kSysId;
+    std::filesystem::create_directories(fx.dir / "pg_wal");
+    const std::string dest = fx.dir / "pg_wal/RECOVERYXLOG";
+    FetchResult r = FetchWalFile(*fx.storage, fx.config, "000000010000000000000003", dest);
+    CHECK(r.outcome == FetchOutcome::kMissing);
+    CHECK_FALSE(walstore::test::Exists(dest));
+    CHECK(ListTree(fx.dir / "pg_wal").empty());
+    FetchResult h = FetchWalFile(*fx.storage, fx.config, "00000002.history", dest);
+    CHECK(h.outcome == FetchOutcome::kMissing);
+    CHECK(ListTree(fx.dir / "pg_wal").empty());
+  }
+
+  TEST_CASE("fetch refuses an invalid name") {
+    Fixture fx;
+    fx.config.system_id = kSysId;
+    CHECK_CODE(FetchWalFile(*fx.storage, fx.config, "../../etc/passwd", fx.dir / "x"),
+               ErrorCode::kInvalidName);
+    CHECK_FALSE(walstore::test::Exists(fx.dir / "x"));
+  }
+
+  TEST_CASE("push then fetch restores identical content to RECOVERYXLOG and pg_wal/<name>") {
+    Fixture fx;
+    const std::string name = "000000010000000000000003";
+    const std::string src = fx.Segment(name);
+    const std::string content = ReadFile(src);
+    PushWalFile(*fx.storage, fx.config, src);
+
+    TempDir restore;
+    std::filesystem::create_directories(restore / "pg_wal");
+    fx.config.system_id = kSysId;
+    const std::string dest = restore / "pg_wal/RECOVERYXLOG";
+    FetchResult r = FetchWalFile(*fx.storage, fx.config, name, dest);
+    CHECK(r.outcome == FetchOutcome::kRestored);
+    CHECK(r.key == WalObjectKey(kSysId, ParseWalFileNameOrThrow(name)));
+    CHECK(r.plaintext_size == kSegSize);
+    CHECK(ReadFile(dest) == content);
+
+    // pg_rewind style destination, and an existing destination is replaced.
+    const std::string dest2 = restore / ("pg_wal/" + name);
+    WriteFile(dest2, "old content");
+    FetchResult r2 = FetchWalFile(*fx.storage, fx.config, name, dest2);
+    CHECK(r2.outcome == FetchOutcome::kRestored);
+    CHECK(ReadFile(dest2) == content);
+    // No temporary files left behind.
+    CHECK(ListTree(restore / "pg_wal") ==
+          std::vector<std::string>{name, "RECOVERYXLOG"});
+  }
+
+  TEST_CASE("fetch with a relative destination and the system id from pg_control") {
+    Fixture fx;
+    const std::string name = "000000010000000000000005";
+    const std::string content = ReadFile(fx.Segment(name));
+    PushWalFile(*fx.storage, fx.config, fx.dir / ("pg_wal/" + name));
+
+    TempDir data;
+    std::string control(8192, '\0');
+    walstore::test::StoreLe64(reinterpret_cast<uint8_t*>(control.data()), kSysId);
+    WriteFile(data / "global/pg_control", control);
+    std::filesystem::create_directories(data / "pg_wal");
+    walstore::test::ScopedChdir cd(data.path());
+    FetchResult r = FetchWalFile(*fx.storage, fx.config, name, "pg_wal/RECOVERYXLOG");
+    CHECK(r.outcome == FetchOutcome::kRestored);
+    CHECK(ReadFile(data / "pg_wal/RECOVERYXLOG") == content);
+  }
+
+  TEST_CASE("fetch of a damaged object throws kCorrupt and leaves no file") {
+    Fixture fx;
+    const std::string name = "000000010000000000000003";
+    PushResult p = PushWalFile(*fx.storage, fx.config, fx.Segment(name));
+    const std::string raw = fx.RawObject(p.key);
+    fx.config.system_id = kSysId;
+
+    TempDir restore;
+    std::filesystem::create_directories(restore / "pg_wal");
+    const std::string dest = restore / "pg_wal/RECOVERYXLOG";
+
+    SUBCASE("bit flip in the body") {
+      std::string bad = raw;
+      bad[raw.size() / 2] ^= 0x10;
+      fx.PutRaw(p.key, bad);
+      CHECK_CODE(FetchWalFile(*fx.storage, fx.config, name, dest), ErrorCode::kCorrupt);
+    }
+    SUBCASE("truncated") {
+      fx.PutRaw(p.key, raw.substr(0, raw.size() - 10));
+      CHECK_CODE(FetchWalFile(*fx.storage, fx.config, name, dest), ErrorCode::kCorrupt);
+    }
+    SUBCASE("truncated to half") {
+      fx.PutRaw(p.key, raw.substr(0, raw.size() / 2));
+      CHECK_CODE(FetchWalFile(*fx.storage, fx.config, name, dest), ErrorCode::kCorrupt);
+    }
+    SUBCASE("empty object") {
+      fx.PutRaw(p.key, "");
+      CHECK_CODE(FetchWalFile(*fx.storage, fx.config, name, dest), ErrorCode::kCorrupt);
+    }
+    SUBCASE("garbage object") {
+      fx.PutRaw(p.key, walstore::test::RandomString(5000, 5));
+      CHECK_CODE(FetchWalFile(*fx.storage, fx.config, name, dest), ErrorCode::kCorrupt);
+    }
+    SUBCASE("wrong key") {
+      fx.config.key = TestKey(0x77);
+      CHECK_CODE(FetchWalFile(*fx.storage, fx.config, name, dest), ErrorCode::kWrongKey);
+    }
+    SUBCASE("no key") {
+      fx.config.key.reset();
+      CHECK_CODE(FetchWalFile(*fx.storage, fx.config, name, dest), ErrorCode::kWrongKey);
+    }
+    CHECK_FALSE(walstore::test::Exists(dest));
+    CHECK(ListTree(restore / "pg_wal").empty());
+  }
+
+  TEST_CASE("a damaged object does not replace an existing destination") {
+    Fixture fx;
+    const std::string name = "000000010000000000000003";
+    PushResult p = PushWalFile(*fx.storage, fx.config, fx.Segment(name));
+    std::string bad = fx.RawObject(p.key);
+    bad[bad.size() - 3] ^= 0x01;
+    fx.PutRaw(p.key, bad);
+    fx.config.system_id = kSysId;
+    TempDir restore;
+    const std::string dest = restore / "RECOVERYXLOG";
+    WriteFile(dest, "previous");
+    CHECK_CODE(FetchWalFile(*fx.storage, fx.config, name, dest), ErrorCode::kCorrupt);
+    CHECK(ReadFile(dest) == "previous");
+    CHECK(ListTree(restore.path()) == std::vector<std::string>{"RECOVERYXLOG"});
+  }
+
+  TEST_CASE("RestoreObjectToFile and StoreFileObject") {
+    Fixture fx;
+    const std::string src = fx.dir / "some/file";
+    const std::string content = walstore::test::RandomString(300000, 21);
+    WriteFile(src, content);
+    StoreResult s = StoreFileObject(*fx.storage, fx.config, src, "x/y/z");
+    CHECK(s.commit == CommitResult::kCreated);
+    CHECK(s.plaintext_size == content.size());
+    CHECK(s.sha256 == Sha256Of(AsBytes(content)));
+    StoreResult s2 = StoreFileObject(*fx.storage, fx.config, src, "x/y/z");
+    CHECK(s2.commit == CommitResult::kAlreadyExists);
+
+    uint64_t size = 0;
+    CHECK(RestoreObjectToFile(*fx.storage, fx.config, "x/y/z", fx.dir / "out", &size));
+    CHECK(size == content.size());
+    CHECK(ReadFile(fx.dir / "out") == content);
+    CHECK_FALSE(RestoreObjectToFile(*fx.storage, fx.config, "x/y/missing", fx.dir / "out2"));
+    CHECK_FALSE(walstore::test::Exists(fx.dir / "out2"));
+  }
+
+  TEST_CASE("ResolveSystemId: config first, then pg_control, else kConfig") {
+    TempDir data;
+    Config c;
+    CHECK_CODE(ResolveSystemId(c, data.path()), ErrorCode::kConfig);
+    std::string control(8192, '\0');
+    walstore::test::StoreLe64(reinterpret_cast<uint8_t*>(control.data()), 555ull);
+    WriteFile(data / "global/pg_control", control);
+    CHECK(ResolveSystemId(c, data.path()) == 555ull);
+    c.system_id = 777ull;
+    CHECK(ResolveSystemId(c, data.path()) == 777ull);
+  }
+}

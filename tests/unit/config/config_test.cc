@@ -1,0 +1,283 @@
+// Tests for src/lib/config/config.cc: TOML file, environment overrides, key loading.
+// TOML names (docs/configuration.md / config.cc): repository, compression,
+// encryption_key_file, log_level, system_id, chunk_size, parallel, [s3] ...
+#include <doctest/doctest.h>
+
+#include <walstore/config.h>
+#include <walstore/crypto.h>
+#include <walstore/error.h>
+
+#include <map>
+#include <string>
+
+#include "test_util.h"
+
+using namespace walstore;
+using walstore::test::Contains;
+using walstore::test::TempDir;
+using walstore::test::WriteFile;
+
+namespace {
+
+const char* kKeyHex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const char* kKeyHex2 = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+
+EnvLookup Env(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+bool DefaultConfigExists() { return walstore::test::Exists(kDefaultConfigPath); }
+
+}  // namespace
+
+TEST_SUITE("config") {
+  TEST_CASE("defaults without file or environment") {
+    if (DefaultConfigExists()) {
+      MESSAGE("skipped: " << kDefaultConfigPath << " exists on this machine");
+      return;
+    }
+    const Config c = LoadConfig(std::nullopt, Env({}));
+    CHECK(c.repo_url.empty());
+    CHECK(c.compression.codec == Codec::kLz4);
+    CHECK(c.compression.level == 0);
+    CHECK(c.key_file.empty());
+    CHECK_FALSE(c.key.has_value());
+    CHECK(c.log_level == LogLevel::kNotice);
+    CHECK_FALSE(c.system_id.has_value());
+    CHECK(c.chunk_size == 1u << 20);
+    CHECK(c.source_path.empty());
+    CHECK(c.s3.endpoint.empty());
+    CHECK(c.s3.verify_tls);
+    CHECK(c.s3.access_key_id.empty());
+  }
+
+  TEST_CASE("values from the file") {
+    TempDir dir;
+    WriteFile(dir / "key", std::string(kKeyHex) + "\n", 0600);
+    WriteFile(dir / "walstore.toml",
+              "repository = \"file:///var/lib/walstore\"\n"
+              "compression = \"zstd:5\"\n"
+              "encryption_key_file = \"" + (dir / "key") + "\"\n"
+              "log_level = \"debug\"\n"
+              "system_id = 7312345678901234567\n");
+    const Config c = LoadConfig(dir / "walstore.toml", Env({}));
+    CHECK(c.repo_url == "file:///var/lib/walstore");
+    CHECK(c.compression == CompressionSpec{Codec::kZstd, 5});
+    CHECK(c.key_file == dir / "key");
+    REQUIRE(c.key.has_value());
+    CHECK(c.key->bytes() == ParseHexKey(kKeyHex, "x").bytes());
+    CHECK(c.log_level == LogLevel::kDebug);
+    REQUIRE(c.system_id.has_value());
+    CHECK(*c.system_id == 7312345678901234567ull);
+    CHECK(c.source_path == dir / "walstore.toml");
+  }
+
+  TEST_CASE("environment overrides win over the file") {
+    TempDir dir;
+    WriteFile(dir / "key1", std::string(kKeyHex) + "\n", 0600);
+    WriteFile(dir / "key2", std::string(kKeyHex2) + "\n", 0600);
+    WriteFile(dir / "walstore.toml",
+              "repository = \"file:///from/file\"\n"
+              "compression = \"lz4\"\n"
+              "encryption_key_file = \"" + (dir / "key1") + "\"\n"
+              "log_level = \"error\"\n");
+    SUBCASE("repo, compression, key file, log level") {
+      const Config c = LoadConfig(dir / "walstore.toml",
+                                  Env({{"WALSTORE_REPO", "file:///from/env"},
+                                       {"WALSTORE_COMPRESSION", "zstd:7"},
+                                       {"WALSTORE_ENCRYPTION_KEY_FILE", dir / "key2"},
+                                       {"WALSTORE_LOG_LEVEL", "info"},
+                                       {"WALSTORE_SYSTEM_ID", "42"}}));
+      CHECK(c.repo_url == "file:///from/env");
+      CHECK(c.compression == CompressionSpec{Codec::kZstd, 7});
+      CHECK(c.key_file == dir / "key2");
+      REQUIRE(c.key.has_value());
+      CHECK(c.key->bytes() == ParseHexKey(kKeyHex2, "x").bytes());
+      CHECK(c.log_level == LogLevel::kInfo);
+      REQUIRE(c.system_id.has_value());
+      CHECK(*c.system_id == 42);
+    }
+    SUBCASE("key as hex in the environment") {
+      const Config c = LoadConfig(dir / "walstore.toml", Env({{"WALSTORE_ENCRYPTION_KEY", kKeyHex2}}));
+      REQUIRE(c.key.has_value());
+      CHECK(c.key->bytes() == ParseHexKey(kKeyHex2, "x").bytes());
+    }
+    SUBCASE("compression none") {
+      const Config c = LoadConfig(dir / "walstore.toml", Env({{"WALSTORE_COMPRESSION", "none"}}));
+      CHECK(c.compression.codec == Codec::kNone);
+    }
+  }
+
+  TEST_CASE("WALSTORE_CONFIG names the file; an explicit path beats it") {
+    TempDir dir;
+    WriteFile(dir / "a.toml", "repository = \"file:///a\"\n");
+    WriteFile(dir / "b.toml", "repository = \"file:///b\"\n");
+    const Config from_env = LoadConfig(std::nullopt, Env({{"WALSTORE_CONFIG", dir / "a.toml"}}));
+    CHECK(from_env.repo_url == "file:///a");
+    CHECK(from_env.source_path == dir / "a.toml");
+    const Config explicit_wins = LoadConfig(dir / "b.toml", Env({{"WALSTORE_CONFIG", dir / "a.toml"}}));
+    CHECK(explicit_wins.repo_url == "file:///b");
+    CHECK(explicit_wins.source_path == dir / "b.toml");
+    // A missing WALSTORE_CONFIG file is an error too, not silently ignored.
+    CHECK_CODE(LoadConfig(std::nullopt, Env({{"WALSTORE_CONFIG", dir / "missing.toml"}})), ErrorCode::kConfig);
+  }
+
+  TEST_CASE("a missing explicit file is kConfig naming it") {
+    TempDir dir;
+    const std::string path = dir / "nope.toml";
+    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
+    CHECK(Contains(walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); }), path));
+  }
+
+  TEST_CASE("malformed TOML is kConfig naming the file") {
+    TempDir dir;
+    const std::string path = dir / "bad.toml";
+    WriteFile(path, "repository = \"unterminated\nlog_level = \n");
+    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
+    CHECK(Contains(walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); }), path));
+  }
+
+  TEST_CASE("unknown keys are kConfig naming the file and the setting") {
+    TempDir dir;
+    const std::string path = dir / "typo.toml";
+    WriteFile(path, "repositry = \"file:///x\"\n");
+    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
+    const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); });
+    CHECK(Contains(msg, path));
+    CHECK(Contains(msg, "repositry"));
+    WriteFile(path, "[s3]\nregoin = \"eu-west-1\"\n");
+    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
+    CHECK(Contains(walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); }), "regoin"));
+  }
+
+  TEST_CASE("wrong value types are kConfig") {
+    TempDir dir;
+    const std::string path = dir / "types.toml";
+    WriteFile(path, "repository = 5\n");
+    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
+    WriteFile(path, "[s3]\nverify_tls = \"maybe\"\n");
+    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
+  }
+
+  TEST_CASE("bad compression in the file is kConfig naming the file and the setting") {
+    TempDir dir;
+    const std::string path = dir / "c.toml";
+    WriteFile(path, "compression = \"gzip\"\n");
+    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
+    const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); });
+    CHECK(Contains(msg, "gzip"));
+    CHECK(Contains(msg, path));
+    CHECK(Contains(msg, "compression"));
+  }
+
+  TEST_CASE("bad log level in the file is kConfig naming the file") {
+    TempDir dir;
+    const std::string path = dir / "l.toml";
+    WriteFile(path, "log_level = \"loud\"\n");
+    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
+    const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); });
+    CHECK(Contains(msg, "loud"));
+    CHECK(Contains(msg, path));
+  }
+
+  TEST_CASE("bad environment values are kConfig naming the variable") {
+    TempDir dir;
+    for (const auto& [var, value] : std::vector<std::pair<std::string, std::string>>{
+             {"WALSTORE_COMPRESSION", "zstd:abc"},
+             {"WALSTORE_COMPRESSION", "gzip"},
+             {"WALSTORE_LOG_LEVEL", "loud"},
+             {"WALSTORE_SYSTEM_ID", "abc"}}) {
+      CAPTURE(var);
+      CAPTURE(value);
+      const std::string path = dir / "empty.toml";
+      WriteFile(path, "");
+      CHECK_CODE(LoadConfig(path, Env({{var, value}})), ErrorCode::kConfig);
+      CHECK(Contains(walstore::test::ThrownMessage([&] { LoadConfig(path, Env({{var, value}})); }), var));
+    }
+  }
+
+  TEST_CASE("a bad key is kConfig and never echoed") {
+    TempDir dir;
+    WriteFile(dir / "empty.toml", "");
+    const std::string bad = std::string(kKeyHex).substr(0, 63);
+    CHECK_CODE(LoadConfig(dir / "empty.toml", Env({{"WALSTORE_ENCRYPTION_KEY", bad}})), ErrorCode::kConfig);
+    const std::string msg = walstore::test::ThrownMessage(
+        [&] { LoadConfig(dir / "empty.toml", Env({{"WALSTORE_ENCRYPTION_KEY", bad}})); });
+    CHECK(Contains(msg, "WALSTORE_ENCRYPTION_KEY"));
+    CHECK_FALSE(Contains(msg, bad.substr(0, 16)));
+    // A key file readable by others.
+    WriteFile(dir / "open_key", std::string(kKeyHex) + "\n", 0644);
+    CHECK_CODE(LoadConfig(dir / "empty.toml", Env({{"WALSTORE_ENCRYPTION_KEY_FILE", dir / "open_key"}})),
+               ErrorCode::kConfig);
+    // A missing key file.
+    CHECK_CODE(LoadConfig(dir / "empty.toml", Env({{"WALSTORE_ENCRYPTION_KEY_FILE", dir / "none"}})),
+               ErrorCode::kConfig);
+  }
+
+  TEST_CASE("[s3] table and AWS_* environment fill Config::s3") {
+    TempDir dir;
+    const std::string path = dir / "s3.toml";
+    WriteFile(path,
+              "repository = \"s3://bucket/prefix\"\n"
+              "[s3]\n"
+              "endpoint = \"http://127.0.0.1:9000\"\n"
+              "region = \"eu-west-1\"\n"
+              "path_style = true\n"
+              "storage_class = \"STANDARD_IA\"\n"
+              "verify_tls = false\n"
+              "access_key_id = \"AKIAFILEFILEFILE\"\n"
+              "secret_access_key = \"file-secret-0123456789abcdef\"\n");
+    const Config f = LoadConfig(path, Env({}));
+    CHECK(f.repo_url == "s3://bucket/prefix");
+    CHECK(f.s3.endpoint == "http://127.0.0.1:9000");
+    CHECK(f.s3.region == "eu-west-1");
+    REQUIRE(f.s3.path_style.has_value());
+    CHECK(*f.s3.path_style);
+    CHECK(f.s3.storage_class == "STANDARD_IA");
+    CHECK_FALSE(f.s3.verify_tls);
+    CHECK(f.s3.access_key_id == "AKIAFILEFILEFILE");
+    CHECK(f.s3.secret_access_key == "file-secret-0123456789abcdef");
+    CHECK_FALSE(Contains(f.Describe(), "file-secret-0123456789abcdef"));
+
+    const Config e = LoadConfig(path, Env({{"AWS_ACCESS_KEY_ID", "AKIAENVENVENV"},
+                                           {"AWS_SECRET_ACCESS_KEY", "env-secret-abcdef0123456789"},
+                                           {"AWS_SESSION_TOKEN", "env-token-xyz"},
+                                           {"AWS_REGION", "us-west-2"},
+                                           {"AWS_ENDPOINT_URL", "http://localhost:4568"}}));
+    CHECK(e.s3.access_key_id == "AKIAENVENVENV");
+    CHECK(e.s3.secret_access_key == "env-secret-abcdef0123456789");
+    CHECK(e.s3.session_token == "env-token-xyz");
+    CHECK(e.s3.region == "us-west-2");
+    CHECK(e.s3.endpoint == "http://localhost:4568");
+    CHECK_FALSE(Contains(e.Describe(), "env-secret-abcdef0123456789"));
+    CHECK_FALSE(Contains(e.Describe(), "env-token-xyz"));
+  }
+
+  TEST_CASE("Describe never contains key material") {
+    TempDir dir;
+    WriteFile(dir / "e.toml", "repository = \"file:///r\"\ncompression = \"zstd:3\"\n");
+    const Config c = LoadConfig(dir / "e.toml", Env({{"WALSTORE_ENCRYPTION_KEY", kKeyHex}}));
+    REQUIRE(c.key.has_value());
+    const std::string d = c.Describe();
+    CHECK(Contains(d, "file:///r"));
+    CHECK(Contains(d, "zstd"));
+    CHECK(Contains(d, c.key->IdHex()));
+    CHECK_FALSE(Contains(d, kKeyHex));
+    CHECK_FALSE(Contains(d, std::string(kKeyHex).substr(0, 16)));
+    std::string upper = kKeyHex;
+    for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    CHECK_FALSE(Contains(d, upper.substr(0, 16)));
+  }
+
+  TEST_CASE("ProcessEnvironment reads the real environment") {
+    ::setenv("WALSTORE_UNIT_TEST_VAR", "value-1", 1);
+    EnvLookup env = ProcessEnvironment();
+    CHECK(env("WALSTORE_UNIT_TEST_VAR") == std::optional<std::string>("value-1"));
+    ::unsetenv("WALSTORE_UNIT_TEST_VAR");
+    CHECK_FALSE(env("WALSTORE_UNIT_TEST_VAR").has_value());
+  }
+}

@@ -1,0 +1,695 @@
+// Tests for src/lib/format/object_format.cc: object format version 1.
+//
+// Layout facts used below (docs/format.md / object_format.cc):
+//   header: 128 bytes; magic "WALSTORE" at 0, version (uint16 LE) at 8, codec at 10,
+//           cipher at 11, header check = first 8 bytes of SHA-256(bytes 0..119) at 120.
+//   record: 16-byte record header (type, flags, 2 reserved, index u32 LE at 4,
+//           plain_len u32 LE at 8, stored_len u32 LE at 12), then stored_len bytes.
+#include <doctest/doctest.h>
+
+#include <walstore/codec.h>
+#include <walstore/crypto.h>
+#include <walstore/error.h>
+#include <walstore/object_format.h>
+#include <walstore/stream.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+using namespace walstore;
+using walstore::test::CodeName;
+using walstore::test::CompressibleString;
+using walstore::test::Contains;
+using walstore::test::RandomString;
+using walstore::test::ThrownCode;
+
+namespace {
+
+Key KeyA() {
+  std::array<uint8_t, 32> b;
+  for (size_t i = 0; i < 32; ++i) b[i] = static_cast<uint8_t>(0xA0 + i);
+  return Key(b);
+}
+Key KeyB() {
+  std::array<uint8_t, 32> b;
+  for (size_t i = 0; i < 32; ++i) b[i] = static_cast<uint8_t>(0x11 * (i + 1));
+  return Key(b);
+}
+
+struct Combo {
+  CompressionSpec compression;
+  bool encrypt;
+  std::string Name() const { return ToString(compression) + (encrypt ? "+aes" : "+plain"); }
+};
+
+std::vector<Combo> AllCombos() {
+  std::vector<Combo> out;
+  for (CompressionSpec c : {CompressionSpec{Codec::kNone, 0}, CompressionSpec{Codec::kLz4, 0},
+                            CompressionSpec{Codec::kZstd, 0}, CompressionSpec{Codec::kZstd, 9}}) {
+    out.push_back({c, false});
+    out.push_back({c, true});
+  }
+  return out;
+}
+
+struct Encoded {
+  std::string bytes;
+  ObjectHeader header;
+  uint64_t plaintext_size = 0;
+  Sha256Digest sha{};
+  uint64_t encoded_size = 0;
+};
+
+// Encodes `data`, writing it in uneven pieces.
+Encoded Encode(const std::string& data, const Combo& combo, uint32_t chunk_size,
+               const Key* key = nullptr,
+               std::optional<std::pair<uint64_t, Sha256Digest>> known = std::nullopt,
+               int threads = 1) {
+  static const Key kDefaultKey = KeyA();
+  StringWriteStream sink;
+  EncodeOptions o;
+  o.compression = combo.compression;
+  o.key = combo.encrypt ? (key ? key : &kDefaultKey) : nullptr;
+  o.chunk_size = chunk_size;
+  o.known_digest = known;
+  o.threads = threads;
+  ObjectEncoder enc(sink, o);
+  size_t pos = 0;
+  size_t step = 1;
+  while (pos < data.size()) {
+    const size_t n = std::min(step, data.size() - pos);
+    enc.Write(AsBytes(std::string_view(data).substr(pos, n)));
+    pos += n;
+    step = step * 5 + 3;
+  }
+  enc.Write(Bytes());
+  enc.Finish();
+  Encoded e;
+  e.bytes = sink.data();
+  e.header = enc.header();
+  e.plaintext_size = enc.plaintext_size();
+  e.sha = enc.plaintext_sha256();
+  e.encoded_size = enc.encoded_size();
+  return e;
+}
+
+struct Decoded {
+  std::string data;
+  ObjectHeader header;
+  uint64_t plaintext_size = 0;
+  Sha256Digest sha{};
+};
+
+Decoded Decode(const std::string& object, const Key* key, size_t read_size = 65536) {
+  MemoryReadStream in{std::string_view(object)};
+  ObjectDecoder dec(in, key, "test/object");
+  Decoded d;
+  d.header = dec.header();
+  d.data = walstore::test::ReadAll(dec, read_size);
+  uint8_t extra[4];
+  CHECK(dec.Read(MutableBytes(extra, 4)) == 0);  // stays at the end
+  d.plaintext_size = dec.plaintext_size();
+  d.sha = dec.plaintext_sha256();
+  return d;
+}
+
+// What decoding `object` completely throws ("no exception" when it succeeds).
+std::string DecodeOutcome(const std::string& object, const Key* key) {
+  return ThrownCode([&] { Decode(object, key); });
+}
+
+struct RecordSpan {
+  size_t offset;  // of the record header
+  size_t size;    // record header + stored bytes
+  uint8_t type;
+  uint32_t index;
+};
+
+uint32_t Le32(const std::string& s, size_t off) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(s[off + i]);
+  return v;
+}
+
+std::vector<RecordSpan> Records(const std::string& obj) {
+  std::vector<RecordSpan> out;
+  size_t off = kObjectHeaderSize;
+  while (off + 16 <= obj.size()) {
+    const uint32_t stored = Le32(obj, off + 12);
+    out.push_back({off, 16 + size_t{stored}, static_cast<uint8_t>(obj[off]), Le32(obj, off + 4)});
+    off += 16 + size_t{stored};
+  }
+  REQUIRE(off == obj.size());
+  return out;
+}
+
+// Rewrites the header check after patching header bytes.
+void FixHeaderCheck(std::string& obj) {
+  const Sha256Digest d = Sha256Of(AsBytes(std::string_view(obj).substr(0, 120)));
+  std::memcpy(&obj[120], d.data(), 8);
+}
+
+// Generates `total` bytes of compressible plaintext, one block at a time.
+class PlaintextGenerator {
+ public:
+  explicit PlaintextGenerator(uint64_t total) : total_(total), block_(CompressibleString(1 << 20, 77)) {}
+  // Next block (empty at the end).
+  Bytes Next() {
+    if (produced_ >= total_) return Bytes();
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(block_.size(), total_ - produced_));
+    std::memcpy(block_.data(), &counter_, sizeof counter_);  // every block differs
+    ++counter_;
+    produced_ += n;
+    return AsBytes(std::string_view(block_).substr(0, n));
+  }
+
+ private:
+  uint64_t total_;
+  uint64_t produced_ = 0;
+  uint64_t counter_ = 0;
+  std::string block_;
+};
+
+// Counts what it is given and keeps nothing.
+class CountingSink : public WriteStream {
+ public:
+  void Write(Bytes data) override { bytes += data.size(); }
+  void Finish() override {}
+  uint64_t bytes = 0;
+};
+
+// A ReadStream producing an encoded object on the fly (encoder -> buffer).
+class EncodingSource : public ReadStream {
+ public:
+  EncodingSource(uint64_t total, const EncodeOptions& options) : gen_(total), enc_(buf_, options) {}
+  size_t Read(MutableBytes out) override {
+    while (pos_ == buf_.data().size()) {
+      buf_.data().clear();
+      pos_ = 0;
+      if (finished_) return 0;
+      Bytes block = gen_.Next();
+      if (block.empty()) {
+        enc_.Finish();
+        finished_ = true;
+      } else {
+        enc_.Write(block);
+      }
+    }
+    const size_t n = std::min(out.size(), buf_.data().size() - pos_);
+    std::memcpy(out.data(), buf_.data().data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+  const ObjectEncoder& encoder() const { return enc_; }
+
+ private:
+  PlaintextGenerator gen_;
+  StringWriteStream buf_;
+  ObjectEncoder enc_;
+  size_t pos_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+TEST_SUITE("format") {
+  TEST_CASE("round trip: every codec x cipher, sizes around the chunk size") {
+    const Key key = KeyA();
+    for (const Combo& combo : AllCombos()) {
+      for (uint32_t chunk : {1u, 64u, 4096u, 1u << 20}) {
+        std::vector<size_t> sizes = {0, 1, chunk - 1, chunk, size_t{chunk} + 1, 3 * size_t{chunk} + 17};
+        if (chunk == 1) sizes = {0, 1, 2, 5, 33};
+        for (size_t size : sizes) {
+          CAPTURE(combo.Name());
+          CAPTURE(chunk);
+          CAPTURE(size);
+          const std::string data = (size % 2) ? RandomString(size, size) : CompressibleString(size, size);
+          const Encoded e = Encode(data, combo, chunk, &key);
+          CHECK(e.encoded_size == e.bytes.size());
+          CHECK(e.plaintext_size == size);
+          CHECK(e.sha == Sha256Of(AsBytes(data)));
+          CHECK(e.header.version == kObjectFormatVersion);
+          CHECK(e.header.codec == combo.compression.codec);
+          CHECK(e.header.cipher == (combo.encrypt ? Cipher::kAes256Gcm : Cipher::kNone));
+          CHECK(e.header.chunk_size == chunk);
+          CHECK(e.header.key_id == (combo.encrypt ? key.id() : 0));
+          CHECK_FALSE(e.header.has_digest);
+
+          const Decoded d = Decode(e.bytes, combo.encrypt ? &key : nullptr, 4093);
+          CHECK(d.data == data);
+          CHECK(d.plaintext_size == size);
+          CHECK(d.sha == e.sha);
+          CHECK(d.header.codec == e.header.codec);
+          CHECK(d.header.cipher == e.header.cipher);
+          CHECK(d.header.chunk_size == chunk);
+          CHECK(d.header.key_id == e.header.key_id);
+          CHECK(d.header.salt == e.header.salt);
+          CHECK_FALSE(d.header.has_digest);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("compressible data shrinks; encrypted objects do not contain the plaintext") {
+    const std::string data = CompressibleString(1 << 20, 3);
+    const Encoded lz4 = Encode(data, {{Codec::kLz4, 0}, false}, 1 << 16);
+    CHECK(lz4.bytes.size() < data.size() / 2);
+    const Encoded zstd = Encode(data, {{Codec::kZstd, 0}, true}, 1 << 16);
+    CHECK(zstd.bytes.size() < data.size() / 2);
+    const std::string text = RandomString(10000, 8);
+    const Encoded plain = Encode(text, {{Codec::kNone, 0}, false}, 4096);
+    CHECK(Contains(plain.bytes, text.substr(5000, 64)));
+    const Encoded sealed = Encode(text, {{Codec::kNone, 0}, true}, 4096);
+    CHECK_FALSE(Contains(sealed.bytes, text.substr(5000, 64)));
+    CHECK_FALSE(Contains(sealed.bytes, text.substr(0, 32)));
+  }
+
+  TEST_CASE("incompressible data costs at most a small overhead") {
+    const std::string data = RandomString(1 << 20, 4);
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      const Encoded e = Encode(data, combo, 1 << 16);
+      // 16 chunks: header + 17 records of <= 16 + 16 bytes overhead, plus the end payload.
+      CHECK(e.bytes.size() <= data.size() + 128 + 17 * 32 + 64);
+    }
+  }
+
+  TEST_CASE("every encryption uses a fresh salt") {
+    const std::string data = RandomString(5000, 1);
+    const Encoded a = Encode(data, {{Codec::kNone, 0}, true}, 4096);
+    const Encoded b = Encode(data, {{Codec::kNone, 0}, true}, 4096);
+    CHECK(a.header.salt != b.header.salt);
+    CHECK(a.header.salt != std::array<uint8_t, 32>{});
+    CHECK(a.bytes.substr(kObjectHeaderSize) != b.bytes.substr(kObjectHeaderSize));
+  }
+
+  TEST_CASE("parallel encoding (threads > 1) gives the same object") {
+    const std::string data = CompressibleString(10 * 4096 + 123, 5);
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      for (int threads : {2, 3, 4}) {
+        CAPTURE(threads);
+        const Encoded e = Encode(data, combo, 4096, nullptr, std::nullopt, threads);
+        const Key key = KeyA();
+        CHECK(Decode(e.bytes, combo.encrypt ? &key : nullptr).data == data);
+        if (!combo.encrypt) CHECK(e.bytes == Encode(data, combo, 4096).bytes);
+      }
+    }
+  }
+
+  TEST_CASE("known digest goes into the header and is verified") {
+    const std::string data = CompressibleString(10000, 6);
+    const Sha256Digest sha = Sha256Of(AsBytes(data));
+    const Key key = KeyA();
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      const Encoded e = Encode(data, combo, 4096, &key, std::make_pair(uint64_t{data.size()}, sha));
+      CHECK(e.header.has_digest);
+      CHECK(e.header.plaintext_size == data.size());
+      CHECK(e.header.plaintext_sha256 == sha);
+      MemoryReadStream hin{std::string_view(e.bytes)};
+      const ObjectHeader h = ReadObjectHeader(hin, "x");
+      CHECK(h.has_digest);
+      CHECK(h.plaintext_size == data.size());
+      CHECK(h.plaintext_sha256 == sha);
+      const Decoded d = Decode(e.bytes, combo.encrypt ? &key : nullptr);
+      CHECK(d.data == data);
+      CHECK(d.header.has_digest);
+      CHECK(d.header.plaintext_sha256 == sha);
+    }
+  }
+
+  TEST_CASE("a wrong known digest makes Finish() throw") {
+    const std::string data = CompressibleString(10000, 6);
+    Sha256Digest wrong = Sha256Of(AsBytes(data));
+    wrong[0] ^= 1;
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      for (auto known : {std::make_pair(uint64_t{data.size()}, wrong),
+                         std::make_pair(uint64_t{data.size() + 1}, Sha256Of(AsBytes(data)))}) {
+        StringWriteStream sink;
+        EncodeOptions o;
+        o.compression = combo.compression;
+        const Key key = KeyA();
+        o.key = combo.encrypt ? &key : nullptr;
+        o.chunk_size = 4096;
+        o.known_digest = known;
+        ObjectEncoder enc(sink, o);
+        enc.Write(AsBytes(data));
+        CHECK_THROWS_AS(enc.Finish(), Error);
+      }
+    }
+    // The code is kInternal (object_format.h).
+    StringWriteStream sink;
+    EncodeOptions o;
+    o.known_digest = std::make_pair(uint64_t{data.size()}, wrong);
+    ObjectEncoder enc(sink, o);
+    enc.Write(AsBytes(data));
+    CHECK_CODE(enc.Finish(), ErrorCode::kInternal);
+  }
+
+  TEST_CASE("header round trip through ParseObjectHeader") {
+    const Key key = KeyA();
+    const Encoded e = Encode("hello", {{Codec::kZstd, 0}, true}, 4096, &key);
+    const ObjectHeader h = ParseObjectHeader(AsBytes(std::string_view(e.bytes).substr(0, kObjectHeaderSize)), "x");
+    CHECK(h.version == 1);
+    CHECK(h.codec == Codec::kZstd);
+    CHECK(h.cipher == Cipher::kAes256Gcm);
+    CHECK(h.chunk_size == 4096);
+    CHECK(h.key_id == key.id());
+    CHECK(h.salt == e.header.salt);
+    CHECK(std::string(CipherName(Cipher::kNone)) != std::string(CipherName(Cipher::kAes256Gcm)));
+  }
+
+  TEST_CASE("ParseObjectHeader refuses short input and bad magic with kCorrupt naming the object") {
+    const Encoded e = Encode("hello", {{Codec::kLz4, 0}, false}, 4096);
+    const std::string header = e.bytes.substr(0, kObjectHeaderSize);
+    CHECK_CODE(ParseObjectHeader(AsBytes(std::string_view(header).substr(0, 127)), "obj/name"), ErrorCode::kCorrupt);
+    CHECK_CODE(ParseObjectHeader(Bytes(), "obj/name"), ErrorCode::kCorrupt);
+    std::string bad = header;
+    bad[0] ^= 0x20;
+    CHECK_CODE(ParseObjectHeader(AsBytes(bad), "obj/name"), ErrorCode::kCorrupt);
+    CHECK(Contains(walstore::test::ThrownMessage([&] { ParseObjectHeader(AsBytes(bad), "obj/name"); }), "obj/name"));
+    MemoryReadStream shortin{std::string_view(header).substr(0, 50)};
+    CHECK_CODE(ReadObjectHeader(shortin, "obj/name"), ErrorCode::kCorrupt);
+    const std::string garbage = RandomString(4096, 3);
+    CHECK(DecodeOutcome(garbage, nullptr) == "kCorrupt");
+    CHECK(DecodeOutcome("", nullptr) == "kCorrupt");
+  }
+
+  TEST_CASE("unknown format version is kUnsupportedFormat") {
+    const Key key = KeyA();
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      Encoded e = Encode(CompressibleString(5000, 1), combo, 1024, &key);
+      for (uint16_t version : {uint16_t{2}, uint16_t{0}, uint16_t{0xFFFF}}) {
+        CAPTURE(version);
+        std::string obj = e.bytes;
+        obj[8] = static_cast<char>(version & 0xFF);
+        obj[9] = static_cast<char>(version >> 8);
+        FixHeaderCheck(obj);
+        CHECK(DecodeOutcome(obj, combo.encrypt ? &key : nullptr) == "kUnsupportedFormat");
+        // Decoding without a key also names the version problem, not a key problem.
+        CHECK_CODE(ParseObjectHeader(AsBytes(std::string_view(obj).substr(0, kObjectHeaderSize)), "x"),
+                   ErrorCode::kUnsupportedFormat);
+      }
+    }
+  }
+
+  TEST_CASE("unknown codec or cipher in a well-formed header is kUnsupportedFormat") {
+    Encoded e = Encode("some data", {{Codec::kLz4, 0}, false}, 1024);
+    std::string obj = e.bytes;
+    obj[10] = 9;  // codec
+    FixHeaderCheck(obj);
+    CHECK(DecodeOutcome(obj, nullptr) == "kUnsupportedFormat");
+    obj = e.bytes;
+    obj[11] = 9;  // cipher
+    FixHeaderCheck(obj);
+    CHECK(DecodeOutcome(obj, nullptr) == "kUnsupportedFormat");
+  }
+
+  TEST_CASE("wrong key and missing key are kWrongKey naming both key ids") {
+    const Key a = KeyA();
+    const Key b = KeyB();
+    REQUIRE(a.id() != b.id());
+    for (const Combo& combo : AllCombos()) {
+      if (!combo.encrypt) continue;
+      CAPTURE(combo.Name());
+      const Encoded e = Encode(RandomString(10000, 2), combo, 4096, &a);
+      MemoryReadStream in{std::string_view(e.bytes)};
+      auto err = walstore::test::ThrownError([&] { ObjectDecoder dec(in, &b, "test/object"); });
+      REQUIRE(err.has_value());
+      CHECK(CodeName(err->code()) == std::string("kWrongKey"));
+      CHECK(Contains(err->what(), a.IdHex()));
+      CHECK(Contains(err->what(), b.IdHex()));
+      CHECK(Contains(err->what(), "test/object"));
+      CHECK(DecodeOutcome(e.bytes, nullptr) == "kWrongKey");
+      CHECK(Contains(walstore::test::ThrownMessage([&] { Decode(e.bytes, nullptr); }), a.IdHex()));
+    }
+  }
+
+  TEST_CASE("an unencrypted object decodes with or without a key") {
+    const Key a = KeyA();
+    const std::string data = RandomString(3000, 9);
+    const Encoded e = Encode(data, {{Codec::kLz4, 0}, false}, 1024);
+    CHECK(Decode(e.bytes, &a).data == data);
+    CHECK(Decode(e.bytes, nullptr).data == data);
+  }
+
+  TEST_CASE("truncation anywhere is kCorrupt") {
+    const Key key = KeyA();
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      const std::string data = CompressibleString(5 * 64 + 30, 4);
+      const Encoded e = Encode(data, combo, 64, &key);
+      const Key* k = combo.encrypt ? &key : nullptr;
+      REQUIRE(Decode(e.bytes, k).data == data);
+      // Every prefix of a small object.
+      for (size_t len = 0; len < e.bytes.size(); ++len) {
+        CAPTURE(len);
+        CHECK(DecodeOutcome(e.bytes.substr(0, len), k) == "kCorrupt");
+      }
+      // Missing end record, record by record.
+      const auto recs = Records(e.bytes);
+      REQUIRE(recs.size() == 7);  // 6 data records + end
+      CHECK(recs.back().type != recs.front().type);
+      for (const RecordSpan& r : recs) {
+        CHECK(DecodeOutcome(e.bytes.substr(0, r.offset), k) == "kCorrupt");
+      }
+      // Data after the end record.
+      CHECK(DecodeOutcome(e.bytes + "x", k) == "kCorrupt");
+      CHECK(DecodeOutcome(e.bytes + e.bytes.substr(recs.back().offset), k) == "kCorrupt");
+    }
+  }
+
+  TEST_CASE("truncation of a large object at record boundaries is kCorrupt") {
+    const Key key = KeyA();
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      const std::string data = RandomString(3 * (1 << 16) + 5, 4);
+      const Encoded e = Encode(data, combo, 1 << 16, &key);
+      const Key* k = combo.encrypt ? &key : nullptr;
+      for (const RecordSpan& r : Records(e.bytes)) {
+        for (size_t cut : {r.offset, r.offset + 1, r.offset + 15, r.offset + 16, r.offset + r.size / 2,
+                           r.offset + r.size - 1}) {
+          CAPTURE(cut);
+          CHECK(DecodeOutcome(e.bytes.substr(0, cut), k) == "kCorrupt");
+        }
+      }
+    }
+  }
+
+  TEST_CASE("an abandoned encoder leaves an object every reader refuses") {
+    const Key key = KeyA();
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      StringWriteStream sink;
+      {
+        EncodeOptions o;
+        o.compression = combo.compression;
+        o.key = combo.encrypt ? &key : nullptr;
+        o.chunk_size = 1024;
+        ObjectEncoder enc(sink, o);
+        enc.Write(AsBytes(RandomString(5000, 1)));
+      }
+      CHECK(sink.data().size() >= kObjectHeaderSize);
+      CHECK(DecodeOutcome(sink.data(), combo.encrypt ? &key : nullptr) == "kCorrupt");
+    }
+  }
+
+  TEST_CASE("any single flipped bit is kCorrupt, never silent success") {
+    const Key key = KeyA();
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      const std::string data = CompressibleString(3 * 64 + 20, 2);
+      for (bool with_digest : {false, true}) {
+        CAPTURE(with_digest);
+        std::optional<std::pair<uint64_t, Sha256Digest>> known;
+        if (with_digest) known = std::make_pair(uint64_t{data.size()}, Sha256Of(AsBytes(data)));
+        const Encoded e = Encode(data, combo, 64, &key, known);
+        const Key* k = combo.encrypt ? &key : nullptr;
+        REQUIRE(Decode(e.bytes, k).data == data);
+        const auto recs = Records(e.bytes);
+        int failures = 0;
+        for (size_t pos = 0; pos < e.bytes.size(); ++pos) {
+          for (int bit = 0; bit < 8; ++bit) {
+            std::string bad = e.bytes;
+            bad[pos] = static_cast<char>(bad[pos] ^ (1 << bit));
+            const std::string outcome = DecodeOutcome(bad, k);
+            if (outcome != "kCorrupt" && failures++ < 20) {
+              // Where the flip was, for the report.
+              std::string where = pos < kObjectHeaderSize ? "header" : "record";
+              for (size_t i = 0; i < recs.size(); ++i) {
+                if (pos >= recs[i].offset && pos < recs[i].offset + recs[i].size) {
+                  where = fmt::format("record {} (type {}) byte {}", i, recs[i].type, pos - recs[i].offset);
+                }
+              }
+              CAPTURE(pos);
+              CAPTURE(bit);
+              CAPTURE(where);
+              CHECK(outcome == "kCorrupt");
+            }
+          }
+        }
+        CHECK(failures == 0);
+      }
+    }
+  }
+
+  TEST_CASE("bit flips in a larger object (body, GCM tag, end record)") {
+    const Key key = KeyA();
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      const std::string data = RandomString(4 * 8192 + 100, 12);
+      const Encoded e = Encode(data, combo, 8192, &key);
+      const Key* k = combo.encrypt ? &key : nullptr;
+      const auto recs = Records(e.bytes);
+      for (const RecordSpan& r : recs) {
+        for (size_t off : {size_t{0}, size_t{4}, size_t{8}, size_t{12}, size_t{16}, r.size / 2,
+                           r.size - 16, r.size - 1}) {
+          CAPTURE(r.index);
+          CAPTURE(off);
+          std::string bad = e.bytes;
+          bad[r.offset + off] ^= 0x04;
+          CHECK(DecodeOutcome(bad, k) == "kCorrupt");
+        }
+      }
+    }
+  }
+
+  TEST_CASE("reordered, duplicated, dropped or spliced records are kCorrupt") {
+    const Key key = KeyA();
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      // Four chunks of equal content length; the first two differ.
+      std::string data = RandomString(4 * 1024, 21);
+      const Encoded e = Encode(data, combo, 1024, &key);
+      const Key* k = combo.encrypt ? &key : nullptr;
+      const auto recs = Records(e.bytes);
+      REQUIRE(recs.size() == 5);
+      auto rec = [&](const std::string& obj, const std::vector<RecordSpan>& rs, size_t i) {
+        return obj.substr(rs[i].offset, rs[i].size);
+      };
+      const std::string head = e.bytes.substr(0, kObjectHeaderSize);
+      SUBCASE("swap records 0 and 1") {
+        const std::string obj = head + rec(e.bytes, recs, 1) + rec(e.bytes, recs, 0) +
+                                rec(e.bytes, recs, 2) + rec(e.bytes, recs, 3) + rec(e.bytes, recs, 4);
+        CHECK(DecodeOutcome(obj, k) == "kCorrupt");
+      }
+      SUBCASE("swap records 0 and 1 and their indexes") {
+        std::string r0 = rec(e.bytes, recs, 0);
+        std::string r1 = rec(e.bytes, recs, 1);
+        std::swap(r0[4], r1[4]);  // index low bytes: r1 now claims 0, r0 claims 1
+        const std::string obj = head + r1 + r0 + rec(e.bytes, recs, 2) + rec(e.bytes, recs, 3) +
+                                rec(e.bytes, recs, 4);
+        CHECK(DecodeOutcome(obj, k) == "kCorrupt");
+      }
+      SUBCASE("duplicate record 0 in place of record 1") {
+        std::string r0 = rec(e.bytes, recs, 0);
+        std::string dup = r0;
+        dup[4] = 1;  // claims index 1
+        const std::string obj = head + r0 + dup + rec(e.bytes, recs, 2) + rec(e.bytes, recs, 3) +
+                                rec(e.bytes, recs, 4);
+        CHECK(DecodeOutcome(obj, k) == "kCorrupt");
+      }
+      SUBCASE("drop record 1") {
+        const std::string obj = head + rec(e.bytes, recs, 0) + rec(e.bytes, recs, 2) +
+                                rec(e.bytes, recs, 3) + rec(e.bytes, recs, 4);
+        CHECK(DecodeOutcome(obj, k) == "kCorrupt");
+      }
+      SUBCASE("drop the last data record (end record kept)") {
+        const std::string obj = head + rec(e.bytes, recs, 0) + rec(e.bytes, recs, 1) +
+                                rec(e.bytes, recs, 2) + rec(e.bytes, recs, 4);
+        CHECK(DecodeOutcome(obj, k) == "kCorrupt");
+      }
+      SUBCASE("splice record 1 from another object with the same key and layout") {
+        std::string other_data = data;
+        other_data[1500] ^= 0x55;  // inside chunk 1
+        const Encoded o = Encode(other_data, combo, 1024, &key);
+        const auto orecs = Records(o.bytes);
+        REQUIRE(orecs.size() == 5);
+        const std::string obj = head + rec(e.bytes, recs, 0) + rec(o.bytes, orecs, 1) +
+                                rec(e.bytes, recs, 2) + rec(e.bytes, recs, 3) + rec(e.bytes, recs, 4);
+        CHECK(DecodeOutcome(obj, k) == "kCorrupt");
+      }
+      SUBCASE("header of another object") {
+        const Encoded o = Encode(data, combo, 1024, &key);
+        const std::string obj = o.bytes.substr(0, kObjectHeaderSize) + e.bytes.substr(kObjectHeaderSize);
+        if (combo.encrypt) {
+          CHECK(DecodeOutcome(obj, k) == "kCorrupt");
+        } else {
+          // Same plaintext, same options: the unencrypted objects are identical.
+          CHECK(obj == e.bytes);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("decoder reads with 1-byte and odd buffers") {
+    const Key key = KeyA();
+    const std::string data = CompressibleString(3000, 3);
+    const Encoded e = Encode(data, {{Codec::kZstd, 0}, true}, 1000, &key);
+    CHECK(Decode(e.bytes, &key, 1).data == data);
+    CHECK(Decode(e.bytes, &key, 999).data == data);
+    CHECK(Decode(e.bytes, &key, 1 << 20).data == data);
+  }
+
+  TEST_CASE("bounded memory: 1 GiB through encoder and decoder") {
+    const uint64_t kTotal = 1ull << 30;
+    const Key key = KeyA();
+    EncodeOptions o;
+    o.compression = CompressionSpec{Codec::kLz4, 0};
+    o.key = &key;
+    o.chunk_size = 1u << 20;
+
+    const bool reset = walstore::test::ResetPeakRss();
+    const long rss_before = walstore::test::ProcStatusKb(reset ? "VmRSS" : "VmHWM");
+    REQUIRE(rss_before > 0);
+    const auto start = std::chrono::steady_clock::now();
+
+    // Encoder alone into a counting sink.
+    uint64_t encoded = 0;
+    Sha256Digest encoded_sha{};
+    {
+      CountingSink sink;
+      ObjectEncoder enc(sink, o);
+      PlaintextGenerator gen(kTotal);
+      for (Bytes b = gen.Next(); !b.empty(); b = gen.Next()) enc.Write(b);
+      enc.Finish();
+      CHECK(enc.plaintext_size() == kTotal);
+      CHECK(sink.bytes == enc.encoded_size());
+      encoded = sink.bytes;
+      encoded_sha = enc.plaintext_sha256();
+    }
+    CHECK(encoded < kTotal / 2);  // compressible data
+
+    // Decoder reading an object encoded on the fly.
+    {
+      EncodingSource source(kTotal, o);
+      ObjectDecoder dec(source, &key, "generated");
+      std::vector<uint8_t> buf(1 << 20);
+      uint64_t total = 0;
+      for (;;) {
+        const size_t n = dec.Read(MutableBytes(buf.data(), buf.size()));
+        if (n == 0) break;
+        total += n;
+      }
+      CHECK(total == kTotal);
+      CHECK(dec.plaintext_size() == kTotal);
+      CHECK(dec.plaintext_sha256() == encoded_sha);
+      CHECK(source.encoder().encoded_size() == encoded);
+    }
+    const auto seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const long peak = walstore::test::ProcStatusKb("VmHWM");
+    const long growth_kb = peak - rss_before;
+    MESSAGE("1 GiB encode + decode (lz4 + aes): " << seconds << " s, peak RSS growth "
+                                                  << growth_kb / 1024 << " MiB");
+    CHECK(growth_kb < 64 * 1024);
+    CHECK(seconds < 60);
+  }
+}

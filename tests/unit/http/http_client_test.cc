@@ -1,0 +1,274 @@
+// The libcurl client against a tiny HTTP/1.1 server on loopback.
+#include "http/http_client.h"
+
+#include <walstore/error.h>
+
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+
+namespace walstore::http {
+namespace {
+
+struct ServerRequest {
+  std::string head;  // request line and headers
+  std::string body;
+};
+
+// What the server does with a request: the bytes to send back, and whether to
+// reset the connection after sending them.
+struct ServerReply {
+  std::string bytes;
+  bool reset = false;
+  int stall_ms = 0;  // sleep after sending, before the next read
+};
+
+class TestServer {
+ public:
+  explicit TestServer(std::function<ServerReply(const ServerRequest&)> handler)
+      : handler_(std::move(handler)) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    socklen_t length = sizeof address;
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    REQUIRE(listen(listener_, 8) == 0);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~TestServer() {
+    shutdown(listener_, SHUT_RDWR);
+    close(listener_);
+    thread_.join();
+  }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  int connections() const { return connections_; }
+
+ private:
+  void Serve() {
+    while (true) {
+      const int fd = accept(listener_, nullptr, nullptr);
+      if (fd < 0) return;
+      ++connections_;
+      ServeConnection(fd);
+      close(fd);
+    }
+  }
+
+  void ServeConnection(int fd) {
+    std::string buffer;
+    char chunk[65536];
+    while (true) {
+      size_t end;
+      while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
+        const ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n <= 0) return;
+        buffer.append(chunk, n);
+      }
+      ServerRequest request{buffer.substr(0, end + 4), {}};
+      buffer.erase(0, end + 4);
+      size_t length = 0;
+      if (size_t at = request.head.find("Content-Length: "); at != std::string::npos) {
+        length = std::stoul(request.head.substr(at + 16));
+      }
+      while (buffer.size() < length) {
+        const ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n <= 0) return;
+        buffer.append(chunk, n);
+      }
+      request.body = buffer.substr(0, length);
+      buffer.erase(0, length);
+      const ServerReply reply = handler_(request);
+      for (size_t sent = 0; sent < reply.bytes.size();) {
+        const ssize_t n = write(fd, reply.bytes.data() + sent, reply.bytes.size() - sent);
+        if (n <= 0) return;
+        sent += n;
+      }
+      if (reply.stall_ms) std::this_thread::sleep_for(std::chrono::milliseconds(reply.stall_ms));
+      if (reply.reset) {
+        linger hard{1, 0};  // RST instead of FIN
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+        return;
+      }
+    }
+  }
+
+  std::function<ServerReply(const ServerRequest&)> handler_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
+std::string Ok(const std::string& body, const std::string& extra_headers = "") {
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         extra_headers + "\r\n" + body;
+}
+
+std::string Pattern(size_t size) {
+  std::string data(size, '\0');
+  for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>((i * 131 + i / 4096) & 0xff);
+  return data;
+}
+
+// Runs `body` and returns the Error it throws (fails the test if none).
+Error Caught(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const Error& error) {
+    return error;
+  }
+  FAIL("no error thrown");
+  return Error(ErrorCode::kInternal, "unreachable");
+}
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_SUITE("http") {
+  TEST_CASE("status, lower-cased headers and body; one connection for many requests") {
+    TestServer server([](const ServerRequest& request) {
+      const bool head = request.head.starts_with("HEAD ");
+      return ServerReply{head ? "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+                              : Ok("hello", "X-Amz-Meta-Walstore-Sha256: abc\r\nETag: \"e\"\r\n")};
+    });
+    Client client(ClientOptions{});
+    for (int i = 0; i < 3; ++i) {
+      const Response response = client.Perform({"GET", server.Url("/b/k"), {{"x-test", "1"}}});
+      CHECK(response.status == 200);
+      CHECK(response.body == "hello");
+      CHECK(response.Header("x-amz-meta-walstore-sha256") == "abc");
+      CHECK(response.Header("etag") == "\"e\"");
+      CHECK_FALSE(response.Header("missing"));
+    }
+    CHECK(client.Perform({"HEAD", server.Url("/b/k")}).status == 404);
+    CHECK(server.connections() == 1);
+  }
+
+  TEST_CASE("a request body is streamed from a ReadStream, without Expect: 100-continue") {
+    std::string received_head, received_body;
+    TestServer server([&](const ServerRequest& request) {
+      received_head = request.head;
+      received_body = request.body;
+      return ServerReply{Ok("")};
+    });
+    const std::string data = Pattern(3 << 20);
+    MemoryReadStream source(data);
+    Request request{"PUT", server.Url("/b/big"), {{"Host", "example:1"}}, &source, data.size()};
+    CHECK(Client(ClientOptions{}).Perform(request).status == 200);
+    CHECK(received_body == data);
+    CHECK(received_head.starts_with("PUT /b/big HTTP/1.1\r\n"));
+    CHECK(Contains(received_head, "Host: example:1\r\n"));
+    CHECK_FALSE(Contains(received_head, "Expect:"));
+  }
+
+  TEST_CASE("a response body is pulled piece by piece") {
+    const std::string data = Pattern(5 << 20);
+    TestServer server([&](const ServerRequest&) { return ServerReply{Ok(data)}; });
+    Client client(ClientOptions{});
+    const Response response = client.Start({"GET", server.Url("/b/k")});
+    CHECK(response.status == 200);
+    CHECK(response.body.empty());
+    std::string read;
+    uint8_t buffer[1000];
+    while (size_t n = client.ReadBody(MutableBytes(buffer, sizeof buffer))) {
+      CHECK(n <= sizeof buffer);
+      read.append(reinterpret_cast<char*>(buffer), n);
+    }
+    CHECK(read == data);
+    // The connection is reused after a streamed response too.
+    CHECK(client.Perform({"GET", server.Url("/b/k")}).body.size() == data.size());
+    CHECK(server.connections() == 1);
+  }
+
+  TEST_CASE("a connection reset midway is a network error") {
+    TestServer server([](const ServerRequest&) {
+      return ServerReply{"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial", true};
+    });
+    Client client(ClientOptions{});
+    client.Start({"GET", server.Url("/b/k")});
+    const Error error = Caught([&] {
+      uint8_t buffer[4096];
+      while (client.ReadBody(MutableBytes(buffer, sizeof buffer))) {
+      }
+    });
+    CHECK(error.code() == ErrorCode::kNetwork);
+    CHECK(error.retryable());
+    CHECK(Contains(error.what(), "127.0.0.1"));
+  }
+
+  TEST_CASE("a stalled transfer hits the low-speed limit") {
+    TestServer server([](const ServerRequest&) {
+      return ServerReply{"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nx", false, 4000};
+    });
+    ClientOptions options;
+    options.low_speed_seconds = 1;
+    const auto start = std::chrono::steady_clock::now();
+    const Error error = Caught([&] { Client(options).Perform({"GET", server.Url("/k")}); });
+    CHECK(error.code() == ErrorCode::kNetwork);
+    CHECK(Contains(error.what(), "timed out"));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(4));
+  }
+
+  TEST_CASE("connection refused, unknown host and TLS failures say what to fix") {
+    int port;
+    {
+      TestServer closed([](const ServerRequest&) { return ServerReply{}; });
+      port = std::stoi(closed.Url("").substr(17));
+    }
+    Error error = Caught([&] {
+      Client(ClientOptions{}).Perform({"GET", "http://127.0.0.1:" + std::to_string(port) + "/"});
+    });
+    CHECK(error.code() == ErrorCode::kNetwork);
+    CHECK(Contains(error.what(), "could not connect to 127.0.0.1:"));
+
+    error = Caught([] { Client(ClientOptions{}).Perform({"GET", "http://nonexistent.invalid/b"}); });
+    CHECK(error.code() == ErrorCode::kNetwork);
+    CHECK(Contains(error.what(), "could not resolve host nonexistent.invalid: check the endpoint"));
+
+    // TLS to a server that speaks plain HTTP.
+    TestServer plain([](const ServerRequest&) { return ServerReply{Ok("")}; });
+    ClientOptions options;
+    options.ca_bundle = "/nonexistent/ca.pem";
+    error = Caught([&] {
+      Client(options).Perform({"GET", "https" + plain.Url("/").substr(4)});
+    });
+    CHECK(error.code() == ErrorCode::kNetwork);
+    CHECK(Contains(error.what(), "TLS failure talking to 127.0.0.1:"));
+    CHECK(Contains(error.hint(), "ca_bundle (/nonexistent/ca.pem)"));
+    CHECK(Contains(error.hint(), "verify_tls"));
+  }
+
+  TEST_CASE("PerformNoThrow reports a transport failure as nullopt") {
+    int port;
+    {
+      TestServer closed([](const ServerRequest&) { return ServerReply{}; });
+      port = std::stoi(closed.Url("").substr(17));
+    }
+    Client client(ClientOptions{});
+    CHECK_FALSE(client.PerformNoThrow({"DELETE", "http://127.0.0.1:" + std::to_string(port) + "/"}));
+    TestServer server([](const ServerRequest&) {
+      return ServerReply{"HTTP/1.1 204 No Content\r\n\r\n"};
+    });
+    const auto response = client.PerformNoThrow({"DELETE", server.Url("/b/k?uploadId=1")});
+    REQUIRE(response);
+    CHECK(response->status == 204);
+  }
+}
+
+}  // namespace walstore::http

@@ -1,0 +1,74 @@
+// The S3 XML documents: listings, errors, batch delete, multipart.
+#include "storage/s3/s3_xml.h"
+
+#include <walstore/error.h>
+
+#include <doctest/doctest.h>
+
+namespace walstore::s3 {
+
+TEST_SUITE("s3_xml") {
+  TEST_CASE("a truncated ListObjectsV2 page") {
+    const ListPage page = ParseListPage(
+        R"(<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>wal</Name><Prefix>p/</Prefix><KeyCount>2</KeyCount><MaxKeys>2</MaxKeys>
+  <IsTruncated>true</IsTruncated><NextContinuationToken>1/abc+=</NextContinuationToken>
+  <Contents><Key>p/a &amp; b</Key><LastModified>2026-11-21T11:20:14.000Z</LastModified>
+    <ETag>"x"</ETag><Size>16777216</Size><StorageClass>STANDARD</StorageClass></Contents>
+  <Contents><Key>p/c</Key><LastModified>1970-01-01T00:01:00.000Z</LastModified><Size>0</Size></Contents>
+</ListBucketResult>)");
+    REQUIRE(page.objects.size() == 2);
+    CHECK(page.objects[0].key == "p/a & b");
+    CHECK(page.objects[0].size == 16777216);
+    CHECK(page.objects[0].modified == 1795260014);
+    CHECK(page.objects[1].modified == 60);
+    CHECK(page.next_token == "1/abc+=");
+  }
+
+  TEST_CASE("the last page has no token; junk is a storage error") {
+    CHECK(ParseListPage("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>")
+              .next_token.empty());
+    CHECK_THROWS_AS(ParseListPage("<html>proxy error</html>"), Error);
+    CHECK_THROWS_AS(ParseListPage("not xml at all <"), Error);
+    CHECK_THROWS_AS(
+        ParseListPage("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>"),
+        Error);
+  }
+
+  TEST_CASE("error documents") {
+    const ErrorBody error = ParseErrorBody(
+        "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>Please reduce your request "
+        "rate.</Message><RequestId>1</RequestId></Error>");
+    CHECK(error.code == "SlowDown");
+    CHECK(error.message == "Please reduce your request rate.");
+    CHECK(ParseErrorBody("").code.empty());
+    CHECK(ParseErrorBody("<DeleteResult><Error><Code>X</Code></Error></DeleteResult>").code.empty());
+  }
+
+  TEST_CASE("batch delete request and reply") {
+    const std::string body = DeleteRequestBody({"p/a", "p/<b>"});
+    CHECK(body ==
+          "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
+          "<Object><Key>p/a</Key></Object><Object><Key>p/&lt;b&gt;</Key></Object></Delete>");
+    const std::vector<std::string> errors = ParseDeleteErrors(
+        "<DeleteResult><Deleted><Key>p/a</Key></Deleted><Error><Key>p/b</Key><Code>AccessDenied"
+        "</Code><Message>Access Denied</Message></Error></DeleteResult>");
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0] == "p/b: AccessDenied Access Denied");
+    CHECK(ParseDeleteErrors("<DeleteResult/>").empty());
+  }
+
+  TEST_CASE("multipart upload documents") {
+    CHECK(ParseUploadId("<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key>"
+                        "<UploadId>VXBsb2FkSUQ</UploadId></InitiateMultipartUploadResult>") ==
+          "VXBsb2FkSUQ");
+    CHECK_THROWS_AS(ParseUploadId("<InitiateMultipartUploadResult/>"), Error);
+    CHECK(CompleteRequestBody({"\"e1\"", "\"e2\""}) ==
+          "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+          "<Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag></Part>"
+          "<Part><PartNumber>2</PartNumber><ETag>\"e2\"</ETag></Part></CompleteMultipartUpload>");
+  }
+}
+
+}  // namespace walstore::s3

@@ -1,0 +1,480 @@
+// Helpers shared by the unit tests (header-only).
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <walstore/error.h>
+#include <walstore/storage.h>
+#include <walstore/stream.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace walstore::test {
+
+// A stable spelling of every ErrorCode, independent of the code table under
+// test (so a broken InfoFor() cannot hide a wrong code).
+inline const char* CodeName(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kUsage: return "kUsage";
+    case ErrorCode::kConfig: return "kConfig";
+    case ErrorCode::kInvalidName: return "kInvalidName";
+    case ErrorCode::kNotWal: return "kNotWal";
+    case ErrorCode::kSystemIdMismatch: return "kSystemIdMismatch";
+    case ErrorCode::kConflict: return "kConflict";
+    case ErrorCode::kLocalIo: return "kLocalIo";
+    case ErrorCode::kNoSpace: return "kNoSpace";
+    case ErrorCode::kCorrupt: return "kCorrupt";
+    case ErrorCode::kWrongKey: return "kWrongKey";
+    case ErrorCode::kUnsupportedFormat: return "kUnsupportedFormat";
+    case ErrorCode::kStorage: return "kStorage";
+    case ErrorCode::kStorageTransient: return "kStorageTransient";
+    case ErrorCode::kAuth: return "kAuth";
+    case ErrorCode::kNetwork: return "kNetwork";
+    case ErrorCode::kPostgres: return "kPostgres";
+    case ErrorCode::kVerifyFailed: return "kVerifyFailed";
+    case ErrorCode::kInternal: return "kInternal";
+  }
+  return "k<unknown>";
+}
+
+// What a call threw: "kCorrupt" for a walstore::Error, "no exception",
+// or "std::exception: <what>" / "unknown exception".  Compare with
+// CHECK(ThrownCode([&] { ... }) == CodeName(ErrorCode::kCorrupt)) or the
+// CHECK_CODE macro below; doctest then prints both strings on failure.
+template <typename F>
+std::string ThrownCode(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return CodeName(e.code());
+  } catch (const std::exception& e) {
+    return std::string("std::exception: ") + e.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+  return "no exception";
+}
+
+// The message of the walstore::Error a call threw ("" when none).
+template <typename F>
+std::string ThrownMessage(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  } catch (...) {
+  }
+  return "";
+}
+
+// The walstore::Error a call threw, if any.
+template <typename F>
+std::optional<Error> ThrownError(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e;
+  } catch (...) {
+  }
+  return std::nullopt;
+}
+
+#define CHECK_CODE(expr, code)                                                         \
+  CHECK(::walstore::test::ThrownCode([&] { (void)(expr); }) == \
+        std::string(::walstore::test::CodeName(code)))
+#define REQUIRE_CODE(expr, code)                                                       \
+  REQUIRE(::walstore::test::ThrownCode([&] { (void)(expr); }) == \
+          std::string(::walstore::test::CodeName(code)))
+
+inline bool Contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+// Deterministic pseudo-random bytes.
+inline std::string RandomString(size_t n, uint64_t seed = 1) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  size_t i = 0;
+  while (i + 8 <= n) {
+    uint64_t v = rng();
+    std::memcpy(&s[i], &v, 8);
+    i += 8;
+  }
+  uint64_t v = rng();
+  for (; i < n; ++i, v >>= 8) s[i] = static_cast<char>(v & 0xff);
+  return s;
+}
+
+// Highly compressible but not constant bytes.
+inline std::string CompressibleString(size_t n, uint64_t seed = 7) {
+  std::string s(n, '\0');
+  std::mt19937_64 rng(seed);
+  const char* words[] = {"INSERT ", "pgbench_accounts ", "0000 ", "aid=", "abalance ", "\n"};
+  size_t i = 0;
+  while (i < n) {
+    const char* w = words[rng() % 6];
+    for (size_t k = 0; w[k] && i < n; ++k) s[i++] = w[k];
+  }
+  return s;
+}
+
+inline std::vector<uint8_t> ToVec(std::string_view s) {
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+
+inline std::string FromHex(std::string_view hex) {
+  auto nib = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    out.push_back(static_cast<char>(nib(hex[i]) * 16 + nib(hex[i + 1])));
+  return out;
+}
+
+inline std::string LowerHex(std::string_view bytes) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(d[c >> 4]);
+    out.push_back(d[c & 15]);
+  }
+  return out;
+}
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its content.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/walstore-unit-XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = buf.data();
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(std::string_view rel) const { return path_ + "/" + std::string(rel); }
+
+ private:
+  std::string path_;
+};
+
+inline void WriteFile(const std::string& path, std::string_view content, mode_t mode = 0600) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    if (!out) throw std::runtime_error("cannot write " + path);
+  }
+  if (::chmod(path.c_str(), mode) != 0) throw std::runtime_error("chmod failed " + path);
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Names of all entries (recursively, relative) under `dir`, sorted.
+inline std::vector<std::string> ListTree(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    out.push_back(std::filesystem::relative(it->path(), dir).string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Reads a ReadStream to its end with reads of `step` bytes.
+inline std::string ReadAll(ReadStream& in, size_t step = 65536) {
+  std::string out;
+  std::vector<uint8_t> buf(step);
+  for (;;) {
+    size_t n = in.Read(MutableBytes(buf.data(), buf.size()));
+    if (n == 0) break;
+    out.append(reinterpret_cast<const char*>(buf.data()), n);
+  }
+  return out;
+}
+
+// Changes the working directory for the scope.
+class ScopedChdir {
+ public:
+  explicit ScopedChdir(const std::string& dir) : old_(std::filesystem::current_path()) {
+    std::filesystem::current_path(dir);
+  }
+  ~ScopedChdir() {
+    std::error_code ec;
+    std::filesystem::current_path(old_, ec);
+  }
+
+ private:
+  std::filesystem::path old_;
+};
+
+// Peak resident set size (VmHWM) and current RSS in KiB, from /proc/self/status.
+inline long ProcStatusKb(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  std::string prefix = std::string(field) + ":";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) return std::strtol(line.c_str() + prefix.size(), nullptr, 10);
+  }
+  return -1;
+}
+// Resets VmHWM to the current RSS (Linux >= 4.0); false when not possible.
+inline bool ResetPeakRss() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+inline void StoreLe16(uint8_t* p, uint16_t v) {
+  for (int i = 0; i < 2; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+inline void StoreLe32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+inline void StoreLe64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+// A PostgreSQL 15 XLogLongPageHeaderData (x86-64 layout, little-endian):
+//   0 uint16 xlp_magic   2 uint16 xlp_info   4 uint32 xlp_tli
+//   8 uint64 xlp_pageaddr   16 uint32 xlp_rem_len   20 (4 bytes padding)
+//   24 uint64 xlp_sysid   32 uint32 xlp_seg_size   36 uint32 xlp_xlog_blcksz
+struct LongHeaderFields {
+  uint16_t magic = 0xD110;
+  uint16_t info = 0x0002;
+  uint32_t timeline = 1;
+  uint64_t page_address = 0;
+  uint64_t system_id = 7000000000000000001ull;
+  uint32_t segment_size = 16u << 20;
+  uint32_t block_size = 8192;
+};
+inline std::string MakeLongHeader(const LongHeaderFields& f) {
+  std::string h(40, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(h.data());
+  StoreLe16(p + 0, f.magic);
+  StoreLe16(p + 2, f.info);
+  StoreLe32(p + 4, f.timeline);
+  StoreLe64(p + 8, f.page_address);
+  StoreLe32(p + 16, 0);
+  StoreLe64(p + 24, f.system_id);
+  StoreLe32(p + 32, f.segment_size);
+  StoreLe32(p + 36, f.block_size);
+  return h;
+}
+
+// A synthetic segment: a valid long header followed by compressible bytes.
+inline std::string MakeSegment(uint32_t timeline, uint64_t segment_number, uint32_t segment_size,
+                               uint64_t system_id, uint64_t seed = 3) {
+  LongHeaderFields f;
+  f.timeline = timeline;
+  f.page_address = segment_number * segment_size;
+  f.system_id = system_id;
+  f.segment_size = segment_size;
+  std::string seg = MakeLongHeader(f);
+  seg += CompressibleString(segment_size - seg.size(), seed);
+  return seg;
+}
+
+}  // namespace walstore::test
+
+// ---------------------------------------------------------------------------
+// The storage contract (storage.h), run against every backend so they stay
+// interchangeable.  `open` returns a fresh, empty Storage each time it is
+// called within one test case run; call this from a TEST_CASE (it uses SUBCASE).
+namespace walstore::test {
+
+inline std::string ObjectContent(Storage& s, const std::string& key) {
+  auto in = s.OpenRead(key);
+  REQUIRE(in != nullptr);
+  return ReadAll(*in, 1000);
+}
+
+inline CommitResult PutObject(Storage& s, const std::string& key, std::string_view content) {
+  auto w = s.Create(key);
+  REQUIRE(w != nullptr);
+  // Write in a few pieces.
+  size_t pos = 0;
+  size_t step = 1;
+  while (pos < content.size()) {
+    size_t n = std::min(step, content.size() - pos);
+    w->Write(AsBytes(content.substr(pos, n)));
+    pos += n;
+    step *= 7;
+  }
+  w->Finish();
+  return w->Commit();
+}
+
+inline std::vector<std::string> ListKeys(Storage& s, const std::string& prefix,
+                                         std::vector<uint64_t>* sizes = nullptr) {
+  std::vector<std::string> keys;
+  s.List(prefix, [&](const ObjectInfo& info) {
+    keys.push_back(info.key);
+    if (sizes) sizes->push_back(info.size);
+  });
+  return keys;
+}
+
+inline void RunStorageContract(const std::function<std::unique_ptr<Storage>()>& open) {
+  std::unique_ptr<Storage> s = open();
+  REQUIRE(s != nullptr);
+
+  SUBCASE("absence is a value") {
+    CHECK_FALSE(s->Stat("a/missing").has_value());
+    CHECK(s->OpenRead("a/missing") == nullptr);
+    CHECK_FALSE(s->Remove("a/missing"));
+    CHECK(ListKeys(*s, "").empty());
+    CHECK(ListKeys(*s, "a/").empty());
+    CHECK_NOTHROW(s->RemoveMany({"x/1", "x/2"}));
+  }
+
+  SUBCASE("create, write, commit makes the object visible with its size") {
+    const std::string content = RandomString(300000, 17);
+    CHECK(PutObject(*s, "1234/wal/0000000100000000/000000010000000000000001", content) ==
+          CommitResult::kCreated);
+    auto info = s->Stat("1234/wal/0000000100000000/000000010000000000000001");
+    REQUIRE(info.has_value());
+    CHECK(info->key == "1234/wal/0000000100000000/000000010000000000000001");
+    CHECK(info->size == content.size());
+    CHECK(ObjectContent(*s, "1234/wal/0000000100000000/000000010000000000000001") == content);
+    // Each OpenRead starts at the beginning.
+    CHECK(ObjectContent(*s, "1234/wal/0000000100000000/000000010000000000000001") == content);
+  }
+
+  SUBCASE("empty and single-component objects") {
+    CHECK(PutObject(*s, "empty", "") == CommitResult::kCreated);
+    auto info = s->Stat("empty");
+    REQUIRE(info.has_value());
+    CHECK(info->size == 0);
+    CHECK(ObjectContent(*s, "empty").empty());
+  }
+
+  SUBCASE("a writer destroyed without Commit publishes nothing") {
+    {
+      auto w = s->Create("a/b/abandoned");
+      w->Write(AsBytes("partial data"));
+      w->Finish();
+      // Not visible while being written either.
+      CHECK_FALSE(s->Stat("a/b/abandoned").has_value());
+      CHECK(s->OpenRead("a/b/abandoned") == nullptr);
+      CHECK(ListKeys(*s, "").empty());
+    }
+    CHECK_FALSE(s->Stat("a/b/abandoned").has_value());
+    CHECK(s->OpenRead("a/b/abandoned") == nullptr);
+    CHECK(ListKeys(*s, "").empty());
+    // The key is still free.
+    CHECK(PutObject(*s, "a/b/abandoned", "real") == CommitResult::kCreated);
+    CHECK(ObjectContent(*s, "a/b/abandoned") == "real");
+  }
+
+  SUBCASE("a second commit on the same key is kAlreadyExists and changes nothing") {
+    CHECK(PutObject(*s, "k/obj", "original content") == CommitResult::kCreated);
+    CHECK(PutObject(*s, "k/obj", "other content, longer than the original") ==
+          CommitResult::kAlreadyExists);
+    CHECK(ObjectContent(*s, "k/obj") == "original content");
+    CHECK(s->Stat("k/obj")->size == std::string("original content").size());
+    CHECK(ListKeys(*s, "") == std::vector<std::string>{"k/obj"});
+  }
+
+  SUBCASE("two writers racing on one key: exactly one wins") {
+    auto w1 = s->Create("race/key");
+    auto w2 = s->Create("race/key");
+    w1->Write(AsBytes("first"));
+    w2->Write(AsBytes("second"));
+    CHECK(w2->Commit() == CommitResult::kCreated);
+    CHECK(w1->Commit() == CommitResult::kAlreadyExists);
+    w1.reset();
+    w2.reset();
+    CHECK(ObjectContent(*s, "race/key") == "second");
+    CHECK(ListKeys(*s, "") == std::vector<std::string>{"race/key"});
+  }
+
+  SUBCASE("List by prefix in lexicographic order") {
+    for (const char* key : {"a/2", "b/1", "a/10", "ab", "a-x", "a/1", "a/1/deep", "a/sub/z", "c"}) {
+      REQUIRE(PutObject(*s, key, key) == CommitResult::kCreated);
+    }
+    std::vector<uint64_t> sizes;
+    CHECK(ListKeys(*s, "", &sizes) == std::vector<std::string>{"a-x", "a/1/deep", "a/10", "a/2",
+                                                               "a/sub/z", "ab", "b/1", "c"});
+    CHECK(sizes == std::vector<uint64_t>{3, 8, 4, 3, 7, 2, 3, 1});
+    CHECK(ListKeys(*s, "a/") == std::vector<std::string>{"a/1/deep", "a/10", "a/2", "a/sub/z"});
+    CHECK(ListKeys(*s, "a") == std::vector<std::string>{"a-x", "a/1/deep", "a/10", "a/2", "a/sub/z", "ab"});
+    CHECK(ListKeys(*s, "a/1") == std::vector<std::string>{"a/1/deep", "a/10"});
+    CHECK(ListKeys(*s, "a/sub/") == std::vector<std::string>{"a/sub/z"});
+    CHECK(ListKeys(*s, "zzz").empty());
+    CHECK(ListKeys(*s, "c") == std::vector<std::string>{"c"});
+  }
+
+  SUBCASE("Remove and RemoveMany") {
+    for (const char* key : {"r/1", "r/2", "r/3", "r/4"}) REQUIRE(PutObject(*s, key, "x") == CommitResult::kCreated);
+    CHECK(s->Remove("r/1"));
+    CHECK_FALSE(s->Remove("r/1"));
+    CHECK_FALSE(s->Stat("r/1").has_value());
+    s->RemoveMany({"r/2", "r/missing", "r/4"});
+    CHECK(ListKeys(*s, "") == std::vector<std::string>{"r/3"});
+    // A removed key can be created again.
+    CHECK(PutObject(*s, "r/1", "again") == CommitResult::kCreated);
+    CHECK(ObjectContent(*s, "r/1") == "again");
+  }
+
+  SUBCASE("invalid keys are refused with kInternal") {
+    for (const char* key : {"/a", "a/../b", "a//b", "", "a/./b", "..", ".", "a/", "../a", "a/.."}) {
+      CAPTURE(std::string(key));
+      CHECK_CODE(ValidateKey(key), ErrorCode::kInternal);
+      CHECK_CODE(s->Stat(key), ErrorCode::kInternal);
+      CHECK_CODE(s->OpenRead(key), ErrorCode::kInternal);
+      CHECK_CODE(s->Create(key), ErrorCode::kInternal);
+      CHECK_CODE(s->Remove(key), ErrorCode::kInternal);
+    }
+    CHECK_CODE(ValidateKey(std::string("a\0b", 3)), ErrorCode::kInternal);
+    for (const char* key : {"a", "a/b", "123/wal/0000000100000000/000000010000000000000001",
+                            "a.b/c..d/.e", "x/00000002.history"}) {
+      CAPTURE(std::string(key));
+      CHECK_NOTHROW(ValidateKey(key));
+    }
+    CHECK(ListKeys(*s, "").empty());
+  }
+
+  SUBCASE("Describe") { CHECK_FALSE(s->Describe().empty()); }
+}
+
+}  // namespace walstore::test
