@@ -24,8 +24,10 @@ struct CompressionSpec {
   bool operator==(const CompressionSpec&) const = default;
 };
 
-// "none", "lz4", "lz4:4", "zstd", "zstd:9".  Throws Error(kConfig).
-CompressionSpec ParseCompressionSpec(std::string_view text);
+// "none", "lz4", "lz4:4", "zstd", "zstd:9".  Throws Error(kConfig); the
+// message starts with `source` (e.g. "walstore.toml: setting \"compression\"")
+// when given.
+CompressionSpec ParseCompressionSpec(std::string_view text, std::string_view source = {});
 std::string ToString(const CompressionSpec& spec);
 const char* CodecName(Codec codec);
 

@@ -89,8 +89,9 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env);
 // AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, WALSTORE_S3_* (see docs).
 Config LoadConfig(const std::optional<std::string>& explicit_path, const EnvLookup& env);
 
-// "error", "warning", "notice", "info", "debug".  Throws Error(kConfig).
-LogLevel ParseLogLevel(std::string_view text);
+// "error", "warning", "notice", "info", "debug".  Throws Error(kConfig),
+// the message starting with `source` when given.
+LogLevel ParseLogLevel(std::string_view text, std::string_view source = {});
 
 inline constexpr const char* kDefaultConfigPath = "/etc/walstore/walstore.toml";
 

@@ -35,6 +35,18 @@
 #   pg_table_checksum PORT TABLE   md5 of the table's rows in a stable order
 #   pg_switch_and_wait_archived PORT   pg_switch_wal() and wait until that segment is archived
 #   ws_mount_tmpfs DIR SIZE  tmpfs mounted on DIR (root only), unmounted by the EXIT trap
+#   ws_require_tool TOOL...  die unless $WS_BIN/TOOL was built
+#   ws_same DESC WANT GOT    check two strings are equal
+#   ws_line_count TEXT       number of non-empty lines
+#   ws_flip_byte FILE OFFSET invert one byte (negative OFFSET counts from the end)
+#   ws_tool_cmd TOOL ARGS... shell-quoted "$WS_BIN/TOOL ARGS" for archive/restore_command
+#   pg_enable_archiving DATADIR COMMAND   archive_mode = on, archive_command = COMMAND
+#   pg_base_backup PORT DEST pg_basebackup -X none (all WAL must come from the archive)
+#   pg_prepare_recovery BACKUP DATADIR RESTORE_COMMAND [SETTING...]   copy + recovery.signal
+#   pg_system_id DATADIR     the cluster's system identifier (pg_controldata)
+#   ws_make_wal OUTDIR COUNT [INITDB ARGS]   real WAL from pgbench; sets WS_WAL_DATADIR/SYSID
+#   ws_segments DIR          the 24-hex segment names in DIR, sorted
+#   pgbr_setup DATADIR PORT [SETTING...]    pgBackRest config; sets the array PGBR
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 WS_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -450,4 +462,25 @@ with open(path, "r+b") as f:
     f.seek(off)
     f.write(bytes([b[0] ^ 0xFF]))
 PY
+}
+
+# pgbr_setup DATADIR PORT [GLOBAL SETTING...]: a pgBackRest configuration for the cluster in
+# DATADIR (listening on PORT) in $WS_TMP/pgbackrest.conf: posix repository $WS_TMP/pgbr-repo,
+# lz4, console warnings only, stanza $PGBR_STANZA (default bench), plus the given [global]
+# settings (e.g. archive-async=n).  Sets the array PGBR=(pgbackrest --config=... --stanza=...);
+# run it as postgres: as_pg "${PGBR[@]}" stanza-create (the cluster must be running for that).
+pgbr_setup() {
+  local data=$1 port=$2 d
+  shift 2
+  for d in pgbr-repo pgbr-log pgbr-lock pgbr-spool; do ws_pg_dir "$WS_TMP/$d"; done
+  {
+    printf '%s\n' "[global]" "repo1-path=$WS_TMP/pgbr-repo" "log-path=$WS_TMP/pgbr-log" \
+      "lock-path=$WS_TMP/pgbr-lock" "spool-path=$WS_TMP/pgbr-spool" "log-level-console=warn" \
+      "log-level-file=off" "compress-type=lz4" "$@"
+    printf '%s\n' "" "[${PGBR_STANZA:-bench}]" "pg1-path=$data" "pg1-port=$port" \
+      "pg1-socket-path=$WS_TMP/sock" "pg1-user=postgres"
+  } >"$WS_TMP/pgbackrest.conf"
+  chmod 0644 "$WS_TMP/pgbackrest.conf"
+  # shellcheck disable=SC2034  # used by the caller
+  PGBR=(pgbackrest "--config=$WS_TMP/pgbackrest.conf" "--stanza=${PGBR_STANZA:-bench}")
 }

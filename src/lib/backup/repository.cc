@@ -209,7 +209,7 @@ std::optional<std::string> ReadSmallObject(Storage& storage, const Config& confi
 }
 
 BackupObject WriteSmallObject(Storage& storage, const Config& config, const std::string& key,
-                              std::string_view data) {
+                              std::string_view data, bool encrypt) {
   Sha256Digest digest = Sha256Of(AsBytes(data));
   WriteOptions options;
   options.metadata[kMetaSha256] = ToHex(digest);
@@ -217,7 +217,7 @@ BackupObject WriteSmallObject(Storage& storage, const Config& config, const std:
   auto writer = storage.Create(key, options);
   EncodeOptions encode;
   encode.compression = config.compression;
-  encode.key = config.key ? &*config.key : nullptr;
+  encode.key = encrypt && config.key ? &*config.key : nullptr;
   encode.chunk_size = config.chunk_size;
   encode.known_digest = std::make_pair(uint64_t{data.size()}, digest);
   ObjectEncoder encoder(*writer, encode);

@@ -6,7 +6,10 @@
 //   <system-id>/backup/<label>/backup.json      the backup record, written last
 //
 // Every object is in the walstore object format (compressed / encrypted like
-// WAL).  A backup exists once its record exists; objects under a label
+// WAL), except that backup.json is never encrypted: it holds only metadata
+// (labels, LSNs, times, sizes, digests of the encrypted tars' plaintext), so
+// list, status, prune and a header-level verify work without the key, e.g.
+// from a monitoring host.  A backup exists once its record exists; objects under a label
 // without a record are an interrupted backup (or prune) and are ignored.
 #pragma once
 
@@ -91,9 +94,11 @@ const BackupRecord& SelectBackup(const std::vector<BackupRecord>& records, const
 std::optional<std::string> ReadSmallObject(Storage& storage, const Config& config,
                                            const std::string& key);
 // Encodes `data` and publishes it under `key` (never overwriting: an existing
-// key throws Error(kConflict)).  Returns the object's description.
+// key throws Error(kConflict)).  Returns the object's description.  With
+// `encrypt` false the object is only compressed and checksummed even when a
+// key is configured (backup records: see below).
 BackupObject WriteSmallObject(Storage& storage, const Config& config, const std::string& key,
-                              std::string_view data);
+                              std::string_view data, bool encrypt = true);
 
 // A WAL archive object.
 struct WalObject {

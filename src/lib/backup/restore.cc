@@ -3,6 +3,7 @@
 #include "backup/base_backup.h"
 #include "backup/checksum.h"
 #include "backup/manifest.h"
+#include "backup/pipeline.h"
 #include "backup/tar_reader.h"
 #include "backup/util.h"
 
@@ -177,16 +178,18 @@ void ExtractArchives(Storage& storage, const Config& config, const BackupRecord&
     auto in = storage.OpenRead(key);
     if (!in) Fail(ErrorCode::kCorrupt, "{} is missing from the repository", key);
     ObjectDecoder decoder(*in, config.key ? &*config.key : nullptr, key);
+    // Decoding (decrypt, decompress, SHA-256) overlaps with extracting.
+    PrefetchReader prefetch(decoder);
     if (archive.tablespace_oid == 0) {
-      extractor.Extract(decoder, root, "", key);
+      extractor.Extract(prefetch, root, "", key);
     } else {
       std::optional<fs::path> dir;
       if (root) dir = tablespace_dirs.at(tablespace_index++);
-      extractor.Extract(decoder, dir, fmt::format("pg_tblspc/{}/", archive.tablespace_oid), key);
+      extractor.Extract(prefetch, dir, fmt::format("pg_tblspc/{}/", archive.tablespace_oid), key);
     }
     // Drain to the end so the decoder verifies the object's size and SHA-256.
     uint8_t rest[4096];
-    while (decoder.Read(MutableBytes(rest, sizeof rest)) > 0) {
+    while (prefetch.Read(MutableBytes(rest, sizeof rest)) > 0) {
     }
     if (ToHex(decoder.plaintext_sha256()) != archive.sha256) {
       Fail(ErrorCode::kCorrupt, "{}: SHA-256 differs from the backup record", key);

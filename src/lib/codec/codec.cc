@@ -48,7 +48,8 @@ const char* CodecName(Codec codec) {
   return "unknown";
 }
 
-CompressionSpec ParseCompressionSpec(std::string_view text) {
+CompressionSpec ParseCompressionSpec(std::string_view text, std::string_view source) {
+  const std::string where = source.empty() ? "" : fmt::format("{}: ", source);
   const auto colon = text.find(':');
   const std::string_view name = text.substr(0, colon);
   CompressionSpec spec;
@@ -59,8 +60,8 @@ CompressionSpec ParseCompressionSpec(std::string_view text) {
   } else if (name == "zstd") {
     spec.codec = Codec::kZstd;
   } else {
-    Fail(ErrorCode::kConfig, "unknown compression \"{}\": use none, lz4[:level] or zstd[:level]",
-         text);
+    Fail(ErrorCode::kConfig, "{}unknown compression \"{}\": use none, lz4[:level] or zstd[:level]",
+         where, text);
   }
   if (colon != std::string_view::npos) {
     const std::string_view level = text.substr(colon + 1);
@@ -68,8 +69,8 @@ CompressionSpec ParseCompressionSpec(std::string_view text) {
     auto [end, ec] = std::from_chars(level.data(), level.data() + level.size(), spec.level);
     if (ec != std::errc() || end != level.data() + level.size() || spec.level < range.min ||
         spec.level > range.max || spec.codec == Codec::kNone) {
-      Fail(ErrorCode::kConfig, "bad compression level in \"{}\": {} takes {}..{}", text, name,
-           range.min, range.max);
+      Fail(ErrorCode::kConfig, "{}bad compression level in \"{}\": {} takes {}..{}", where, text,
+           name, range.min, range.max);
     }
   }
   return spec;

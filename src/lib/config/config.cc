@@ -122,11 +122,13 @@ void ReadFile(const std::string& path, Config& config) {
   r.String("repository", config.repo_url);
   std::string text;
   r.String("compression", text);
-  if (!text.empty()) config.compression = ParseCompressionSpec(text);
+  if (!text.empty()) {
+    config.compression = ParseCompressionSpec(text, fmt::format("{}: setting \"compression\"", path));
+  }
   r.String("encryption_key_file", config.key_file);
   text.clear();
   r.String("log_level", text);
-  if (!text.empty()) config.log_level = ParseLogLevel(text);
+  if (!text.empty()) config.log_level = ParseLogLevel(text, fmt::format("{}: setting \"log_level\"", path));
   if (auto* node = r.Take("system_id")) {
     if (auto n = node->value<int64_t>(); n && *n > 0) {
       config.system_id = static_cast<uint64_t>(*n);
@@ -158,8 +160,12 @@ void ApplyEnvironment(const EnvLookup& env, Config& config) {
     return value;
   };
   if (auto v = get("WALSTORE_REPO")) config.repo_url = *v;
-  if (auto v = get("WALSTORE_COMPRESSION")) config.compression = ParseCompressionSpec(*v);
-  if (auto v = get("WALSTORE_LOG_LEVEL")) config.log_level = ParseLogLevel(*v);
+  if (auto v = get("WALSTORE_COMPRESSION")) {
+    config.compression = ParseCompressionSpec(*v, "environment variable WALSTORE_COMPRESSION");
+  }
+  if (auto v = get("WALSTORE_LOG_LEVEL")) {
+    config.log_level = ParseLogLevel(*v, "environment variable WALSTORE_LOG_LEVEL");
+  }
   if (auto v = get("WALSTORE_SYSTEM_ID")) {
     config.system_id = ParseUnsigned(*v, "environment", "WALSTORE_SYSTEM_ID");
   }
@@ -185,14 +191,14 @@ void ApplyEnvironment(const EnvLookup& env, Config& config) {
 
 }  // namespace
 
-LogLevel ParseLogLevel(std::string_view text) {
+LogLevel ParseLogLevel(std::string_view text, std::string_view source) {
   if (text == "error") return LogLevel::kError;
   if (text == "warning") return LogLevel::kWarning;
   if (text == "notice") return LogLevel::kNotice;
   if (text == "info") return LogLevel::kInfo;
   if (text == "debug") return LogLevel::kDebug;
-  Fail(ErrorCode::kConfig, "unknown log level \"{}\": use error, warning, notice, info or debug",
-       text);
+  Fail(ErrorCode::kConfig, "{}{}unknown log level \"{}\": use error, warning, notice, info or debug",
+       source, source.empty() ? "" : ": ", text);
 }
 
 EnvLookup ProcessEnvironment() {
@@ -219,7 +225,9 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
   ApplyEnvironment(env, config);
 
   if (overrides.repo_url) config.repo_url = *overrides.repo_url;
-  if (overrides.compression) config.compression = ParseCompressionSpec(*overrides.compression);
+  if (overrides.compression) {
+    config.compression = ParseCompressionSpec(*overrides.compression, "--compression");
+  }
   if (overrides.log_level) config.log_level = *overrides.log_level;
   if (overrides.system_id) config.system_id = overrides.system_id;
   if (config.chunk_size == 0 || config.chunk_size > (16u << 20)) {

@@ -19,7 +19,13 @@ constexpr size_t kRecordHeaderSize = 16;
 constexpr uint8_t kRecordData = 1;
 constexpr uint8_t kRecordEnd = 2;
 constexpr uint8_t kRecordFlagRaw = 1;   // payload stored uncompressed
-constexpr uint32_t kEndPayloadSize = 8 + 32;
+// End record payload: plaintext size and SHA-256; unencrypted objects add the
+// SHA-256 of what was stored before the end record (header bytes [0,64) and
+// every data record as stored), so even a flip that decodes to the same
+// plaintext (a redundant bit of a compressed block) is detected.  Encrypted
+// objects have a GCM tag on every record instead.
+constexpr uint32_t kEndPayloadSize = 8 + 32 + 32;  // the largest variant
+uint32_t EndPayloadSize(Cipher cipher) { return cipher == Cipher::kNone ? 8 + 32 + 32 : 8 + 32; }
 constexpr uint32_t kFlagHasDigest = 1;
 
 
@@ -98,7 +104,8 @@ class ChunkSealer {
         compress_(compression.codec != Codec::kNone) {
     if (object_key != nullptr) cipher_ = std::make_unique<AesGcm>(*object_key);
     scratch_.resize(codec_->MaxCompressedSize(chunk_size));
-    out_.resize(kRecordHeaderSize + std::max<size_t>(scratch_.size(), chunk_size) +
+    out_.resize(kRecordHeaderSize +
+                std::max<size_t>({scratch_.size(), chunk_size, kEndPayloadSize}) +
                 AesGcm::kTagSize);
   }
 
@@ -220,6 +227,7 @@ struct ObjectEncoder::Impl {
   size_t fill = 0;           // bytes in chunks[filled_slots]
   uint32_t next_index = 0;
   Sha256 hash;
+  Sha256 stored_hash;  // unencrypted objects: what was stored (see EndPayloadSize)
   uint64_t plaintext_size = 0;
   uint64_t encoded_size = 0;
   Sha256Digest digest{};
@@ -243,6 +251,7 @@ struct ObjectEncoder::Impl {
       header.plaintext_sha256 = options.known_digest->second;
     }
     header_bytes = SerializeHeader(header);
+    if (header.cipher == Cipher::kNone) stored_hash.Update(Bytes(header_bytes.data(), kAadHeaderBytes));
     const size_t slots = static_cast<size_t>(std::max(1, options.threads));
     for (size_t i = 0; i < slots; ++i) {
       sealers.push_back(std::make_unique<ChunkSealer>(
@@ -258,6 +267,10 @@ struct ObjectEncoder::Impl {
     sink.Write(bytes);
     encoded_size += bytes.size();
   }
+  void EmitRecord(Bytes record) {
+    if (header.cipher == Cipher::kNone) stored_hash.Update(record);
+    Emit(record);
+  }
 
   // Seals and emits the chunks in slots [0, count).  With several slots the
   // chunks are sealed in parallel while another thread hashes them in order.
@@ -271,7 +284,7 @@ struct ObjectEncoder::Impl {
     };
     if (sealers.size() == 1) {
       hash.Update(chunk(0));
-      Emit(seal(0));
+      EmitRecord(seal(0));
     } else {
       auto hashed = std::async(std::launch::async, [&] {
         for (size_t slot = 0; slot < count; ++slot) hash.Update(chunk(slot));
@@ -282,8 +295,8 @@ struct ObjectEncoder::Impl {
       }
       const Bytes first = seal(0);
       hashed.get();
-      Emit(first);
-      for (auto& f : sealed) Emit(f.get());
+      EmitRecord(first);
+      for (auto& f : sealed) EmitRecord(f.get());
     }
     next_index += static_cast<uint32_t>(count);
   }
@@ -334,7 +347,12 @@ struct ObjectEncoder::Impl {
     uint8_t end[kEndPayloadSize];
     PutLe(end, plaintext_size, 8);
     std::memcpy(end + 8, digest.data(), digest.size());
-    Emit(sealers[0]->Seal(header_bytes, kRecordEnd, next_index, Bytes(end, sizeof end)));
+    if (header.cipher == Cipher::kNone) {
+      const Sha256Digest stored = stored_hash.Final();
+      std::memcpy(end + 40, stored.data(), stored.size());
+    }
+    Emit(sealers[0]->Seal(header_bytes, kRecordEnd, next_index,
+                          Bytes(end, EndPayloadSize(header.cipher))));
     finished = true;
   }
 };
@@ -365,6 +383,7 @@ struct ObjectDecoder::Impl {
   size_t plain_len = 0;
   uint32_t next_index = 0;
   Sha256 hash;
+  Sha256 stored_hash;  // unencrypted objects (see EndPayloadSize)
   uint64_t plaintext_size = 0;
   Sha256Digest digest{};
   bool done = false;
@@ -382,9 +401,11 @@ struct ObjectDecoder::Impl {
       cipher = std::make_unique<AesGcm>(object_key);
       std::fill(object_key.begin(), object_key.end(), 0);
     }
+    if (header.cipher == Cipher::kNone) stored_hash.Update(Bytes(header_bytes.data(), kAadHeaderBytes));
     codec = MakeBlockCodec({header.codec, 0});
     const size_t max_stored =
-        std::max<size_t>(codec->MaxCompressedSize(header.chunk_size), header.chunk_size) +
+        std::max<size_t>({codec->MaxCompressedSize(header.chunk_size), header.chunk_size,
+                          kEndPayloadSize}) +
         TagSize(header.cipher);
     stored.resize(max_stored);
     opened.resize(max_stored);
@@ -413,12 +434,22 @@ struct ObjectDecoder::Impl {
     if (record.type != kRecordData && record.type != kRecordEnd) {
       Corrupt(fmt::format("record {} has unknown type {}", next_index, record.type));
     }
+    // Unencrypted record headers are not authenticated: accept exactly what a
+    // writer produces (known flags only, zero reserved bytes, raw whenever
+    // the codec is none, no flags on the end record).
+    const bool raw = (record.flags & kRecordFlagRaw) != 0;
+    if ((record.flags & ~kRecordFlagRaw) != 0 || rh_bytes[2] != 0 || rh_bytes[3] != 0 ||
+        (record.type == kRecordEnd && record.flags != 0) ||
+        (record.type == kRecordData && header.codec == Codec::kNone && !raw)) {
+      Corrupt(fmt::format("record {} has an invalid header", next_index));
+    }
     if (record.index != next_index) {
       Corrupt(fmt::format("record {} found where record {} belongs (reordered or spliced)",
                           record.index, next_index));
     }
-    const uint32_t max_plain = record.type == kRecordEnd ? kEndPayloadSize : header.chunk_size;
-    if (record.plain_len > max_plain || (record.type == kRecordEnd && record.plain_len != kEndPayloadSize) ||
+    const uint32_t end_size = EndPayloadSize(header.cipher);
+    const uint32_t max_plain = record.type == kRecordEnd ? end_size : header.chunk_size;
+    if (record.plain_len > max_plain || (record.type == kRecordEnd && record.plain_len != end_size) ||
         record.stored_len > stored.size() || record.stored_len < tag ||
         (record.type == kRecordData && record.plain_len == 0)) {
       Corrupt(fmt::format("record {} has impossible lengths", next_index));
@@ -438,8 +469,12 @@ struct ObjectDecoder::Impl {
       FinishObject(body);
       return false;
     }
+    if (!cipher) {
+      stored_hash.Update(rh_bytes);
+      stored_hash.Update(payload);
+    }
     MutableBytes out(plain.data(), record.plain_len);
-    if ((record.flags & kRecordFlagRaw) != 0 || header.codec == Codec::kNone) {
+    if (raw) {
       if (body.size() != out.size()) Corrupt(fmt::format("record {} has the wrong size", record.index));
       std::memcpy(out.data(), body.data(), body.size());
     } else if (!codec->Decompress(body, out)) {
@@ -455,7 +490,10 @@ struct ObjectDecoder::Impl {
   }
 
   void FinishObject(Bytes end) {
-    if (end.size() != kEndPayloadSize) Corrupt("end record has the wrong size");
+    if (end.size() != EndPayloadSize(header.cipher)) Corrupt("end record has the wrong size");
+    if (!cipher && std::memcmp(stored_hash.Final().data(), end.data() + 40, 32) != 0) {
+      Corrupt("stored records do not match their checksum");
+    }
     const uint64_t size = GetLe(end.data(), 8);
     Sha256Digest expected;
     std::memcpy(expected.data(), end.data() + 8, expected.size());

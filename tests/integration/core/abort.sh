@@ -38,7 +38,7 @@ victim=${start_seg:0:16}$(printf '%08X' $((16#${start_seg:16} + 2)))
 obj=$(find "$repo" -type f -name "$victim*" ! -name '.*' | head -n 1)
 [[ -n $obj ]] || ws_die "no object for $victim in $repo"
 ws_log "backup starts in $start_seg; damaging $victim ($obj)"
-cp "$obj" "$WS_TMP/victim.good"
+cp -p "$obj" "$WS_TMP/victim.good"
 ws_flip_byte "$obj" $(($(stat -c %s "$obj") / 2))
 
 fetch_cmd=$(ws_tool_cmd walfetch "${opts[@]}" %f %p)
@@ -53,8 +53,10 @@ ws_expect_exit 1 "server with a damaged segment in the archive stops during reco
   pg_wait_recovery_done "$p1"
 log1=$(cat "$(pg_log "$r1")")
 ws_contains "log shows walfetch's error" "$log1" "walfetch: ERROR"
-ws_contains "log shows restore_command exit 126" "$log1" "exit code 126"
-ws_contains "recovery aborted at the damaged segment" "$log1" "$victim"
+# PostgreSQL reports an exit status above 125 as "command not executable" and stops.
+ws_contains "recovery aborted (FATAL) at the damaged segment" "$log1" \
+  "FATAL:  could not restore file \"$victim\" from archive"
+ws_contains "log shows the startup process failure" "$log1" "shutting down due to startup process failure"
 ws_not_contains "server never became ready" "$log1" "database system is ready to accept connections"
 if [[ -f $r1/postmaster.pid ]]; then ws_fail "postmaster still running"; else ws_pass "no postmaster left running"; fi
 
@@ -74,7 +76,7 @@ fi
 pg_stop "$r2"
 
 # C. Repaired object: the recovery that was refused now completes with every row.
-cp "$WS_TMP/victim.good" "$obj"
+cp -p "$WS_TMP/victim.good" "$obj"
 ws_check "server starts once the object is repaired" pg_start "$r1" "$p1"
 ws_check "recovery completes" pg_wait_recovery_done "$p1"
 ws_same "every row recovered" "$final_sum" "$(pg_table_checksum "$p1" pgbench_accounts)"

@@ -171,6 +171,21 @@ ws_expect_exit 0 "walfetch %f pg_wal/%f (pg_rewind form)" fetch_in_datadir "$s1"
 ws_check "pg_wal/$s1 is the segment" cmp "$wal/$s1" "$pgdata/pg_wal/$s1"
 ws_same "no temp files left in pg_wal" 2 "$(find "$pgdata/pg_wal" -mindepth 1 | wc -l)"
 
+# ---- other file kinds: .history, .partial, .backup --------------------------------------------
+mkdir -p "$WS_TMP/kinds"
+printf '1\t0/3000000\tno recovery target specified\n' >"$WS_TMP/kinds/00000002.history"
+cp "$wal/${segs[2]}" "$WS_TMP/kinds/${segs[2]}.partial"
+printf 'START WAL LOCATION: 0/3000028 (file %s)\n' "${segs[2]}" >"$WS_TMP/kinds/${segs[2]}.00000028.backup"
+for f in 00000002.history "${segs[2]}.partial" "${segs[2]}.00000028.backup"; do
+  ws_expect_exit 0 "walpush $f" push --system-id "$WS_WAL_SYSID" "$WS_TMP/kinds/$f"
+  ws_expect_exit 0 "walfetch $f" fetch "$f" "$dest"
+  ws_check "$f restored intact" cmp "$WS_TMP/kinds/$f" "$dest"
+  rm -f "$dest"
+done
+ws_expect_exit 1..125 "walpush of a .history file without a system id refuses" \
+  "$WS_BIN/walpush" --repo "file://$repo" --key-file "$key" "$WS_TMP/kinds/00000002.history"
+ws_contains "missing system id error says what to set" "${WS_ERR,,}" "system"
+
 # ---- key file readable by others ------------------------------------------------------------
 cp "$key" "$WS_TMP/open.key"
 chmod 0644 "$WS_TMP/open.key"

@@ -57,9 +57,8 @@ pg_pgbench "$port" -c 2 -t 500 -n >/dev/null 2>&1
 
 # 2. Base backup while writes go on.
 ws_log "base backup"
-pg_pgbench "$port" -c 2 -T 10 -n >"$WS_TMP/pgbench-bg.log" 2>&1 &
+ws_bg pg_pgbench "$port" -c 2 -T 10 -n >"$WS_TMP/pgbench-bg.log" 2>&1
 bench_pid=$!
-WS_PIDS+=("$bench_pid")
 ws_check "pg_basebackup -X none" pg_base_backup "$port" "$WS_TMP/backup"
 wait "$bench_pid"
 

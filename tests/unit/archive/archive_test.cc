@@ -9,9 +9,11 @@
 #include <walstore/storage.h>
 
 #include <atomic>
+#include <thread>
 #include <string>
 
 #include "storage/memory/memory_storage.h"
+#include "storage/posix/posix_storage.h"
 #include "test_util.h"
 
 using namespace walstore;
@@ -304,8 +306,7 @@ TEST_SUITE("archive") {
     CHECK(r2.outcome == FetchOutcome::kRestored);
     CHECK(ReadFile(dest2) == content);
     // No temporary files left behind.
-    CHECK(ListTree(restore / "pg_wal") ==
-          std::vector<std::string>{name, "RECOVERYXLOG"});
+    CHECK(walstore::test::Join(ListTree(restore / "pg_wal")) == walstore::test::Join({name, "RECOVERYXLOG"}));
   }
 
   TEST_CASE("fetch with a relative destination and the system id from pg_control") {
@@ -383,7 +384,34 @@ TEST_SUITE("archive") {
     WriteFile(dest, "previous");
     CHECK_CODE(FetchWalFile(*fx.storage, fx.config, name, dest), ErrorCode::kCorrupt);
     CHECK(ReadFile(dest) == "previous");
-    CHECK(ListTree(restore.path()) == std::vector<std::string>{"RECOVERYXLOG"});
+    CHECK(walstore::test::Join(ListTree(restore.path())) == walstore::test::Join({"RECOVERYXLOG"}));
+  }
+
+  TEST_CASE("fetch into a directory that does not exist is an error, not missing") {
+    Fixture fx;
+    const std::string name = "000000010000000000000003";
+    PushWalFile(*fx.storage, fx.config, fx.Segment(name));
+    fx.config.system_id = kSysId;
+    TempDir restore;
+    const std::string dest = restore / "no/such/dir/RECOVERYXLOG";
+    CHECK_CODE(FetchWalFile(*fx.storage, fx.config, name, dest), ErrorCode::kLocalIo);
+    CHECK_FALSE(walstore::test::Exists(restore / "no"));
+    // A missing object is still just missing there.
+    CHECK(FetchWalFile(*fx.storage, fx.config, "000000010000000000000009", dest).outcome ==
+          FetchOutcome::kMissing);
+  }
+
+  TEST_CASE("fetch to a bare relative file name") {
+    Fixture fx;
+    const std::string name = "000000010000000000000003";
+    const std::string content = ReadFile(fx.Segment(name));
+    PushWalFile(*fx.storage, fx.config, fx.dir / ("pg_wal/" + name));
+    fx.config.system_id = kSysId;
+    TempDir restore;
+    walstore::test::ScopedChdir cd(restore.path());
+    CHECK(FetchWalFile(*fx.storage, fx.config, name, "RECOVERYXLOG").outcome == FetchOutcome::kRestored);
+    CHECK(ReadFile(restore / "RECOVERYXLOG") == content);
+    CHECK(walstore::test::Join(ListTree(restore.path())) == "RECOVERYXLOG");
   }
 
   TEST_CASE("RestoreObjectToFile and StoreFileObject") {
@@ -404,6 +432,118 @@ TEST_SUITE("archive") {
     CHECK(ReadFile(fx.dir / "out") == content);
     CHECK_FALSE(RestoreObjectToFile(*fx.storage, fx.config, "x/y/missing", fx.dir / "out2"));
     CHECK_FALSE(walstore::test::Exists(fx.dir / "out2"));
+  }
+
+  TEST_CASE("push and fetch through a posix repository") {
+    Fixture fx;
+    TempDir repo;
+    auto posix = OpenPosixStorage(repo / "r");
+    const std::string name = "000000010000000000000003";
+    const std::string path = fx.Segment(name, 3);
+    const std::string original = ReadFile(path);
+    PushResult r = PushWalFile(*posix, fx.config, path);
+    CHECK(r.outcome == PushOutcome::kStored);
+    CHECK(walstore::test::Exists(repo / ("r/" + r.key)));
+    auto digest = StoredDigest(*posix, r.key);
+    REQUIRE(digest.has_value());
+    CHECK(*digest == Sha256Of(AsBytes(original)));
+    CHECK(PushWalFile(*posix, fx.config, path).outcome == PushOutcome::kAlreadyArchived);
+    const std::string raw = ReadFile(repo / ("r/" + r.key));
+
+    std::string changed = original;
+    changed[100000] ^= 0x01;
+    WriteFile(path, changed);
+    const std::string msg = walstore::test::ThrownMessage([&] { PushWalFile(*posix, fx.config, path); });
+    CHECK_CODE(PushWalFile(*posix, fx.config, path), ErrorCode::kConflict);
+    CHECK(Contains(msg, ToHex(Sha256Of(AsBytes(original)))));
+    CHECK(Contains(msg, ToHex(Sha256Of(AsBytes(changed)))));
+    CHECK(ReadFile(repo / ("r/" + r.key)) == raw);
+    // Only the one object (no temporaries) in the repository.
+    CHECK(walstore::test::Join(walstore::test::ListKeys(*posix, "")) == r.key);
+
+    fx.config.system_id = kSysId;
+    TempDir restore;
+    FetchResult f = FetchWalFile(*posix, fx.config, name, restore / "RECOVERYXLOG");
+    CHECK(f.outcome == FetchOutcome::kRestored);
+    CHECK(ReadFile(restore / "RECOVERYXLOG") == original);
+  }
+
+  TEST_CASE("two pushes of the same segment racing: one stores, the other finds it archived") {
+    for (bool posix : {false, true}) {
+      CAPTURE(posix);
+      Fixture fx;
+      TempDir repo;
+      std::unique_ptr<Storage> owned = posix ? OpenPosixStorage(repo / "r") : nullptr;
+      Storage& storage = posix ? *owned : *fx.storage;
+      const std::string path = fx.Segment("000000010000000000000006");
+      std::vector<PushOutcome> outcomes(4);
+      std::vector<std::string> errors(4);
+      std::vector<std::thread> threads;
+      for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+          try {
+            outcomes[t] = PushWalFile(storage, fx.config, path).outcome;
+          } catch (const std::exception& e) {
+            errors[t] = e.what();
+          }
+        });
+      }
+      for (auto& th : threads) th.join();
+      int stored = 0;
+      for (int t = 0; t < 4; ++t) {
+        CAPTURE(errors[t]);
+        CHECK(errors[t].empty());
+        if (errors[t].empty() && outcomes[t] == PushOutcome::kStored) ++stored;
+      }
+      CHECK(stored == 1);
+      const std::string key = WalObjectKey(kSysId, ParseWalFileNameOrThrow("000000010000000000000006"));
+      auto in = storage.OpenRead(key);
+      REQUIRE(in != nullptr);
+      ObjectDecoder dec(*in, &*fx.config.key, key);
+      CHECK(ReadAll(dec) == ReadFile(path));
+    }
+  }
+
+  TEST_CASE("push of .partial and .backup files") {
+    Fixture fx;
+    fx.config.system_id = kSysId;
+    const std::string partial = "000000010000000000000004.partial";
+    const auto pn = ParseWalFileNameOrThrow(partial);
+    const std::string ppath = fx.dir / ("pg_wal/" + partial);
+    WriteFile(ppath, MakeSegment(1, pn.SegmentNumber(kSegSize), kSegSize, kSysId));
+    PushResult p = PushWalFile(*fx.storage, fx.config, ppath);
+    CHECK(p.key == "7312345678901234567/wal/0000000100000000/000000010000000000000004.partial");
+    CHECK(fx.DecodedObject(p.key) == ReadFile(ppath));
+
+    const std::string backup = "000000010000000000000004.00000028.backup";
+    const std::string bpath = fx.dir / ("pg_wal/" + backup);
+    WriteFile(bpath, "START WAL LOCATION: 0/4000028 (file 000000010000000000000004)\n");
+    PushResult b = PushWalFile(*fx.storage, fx.config, bpath);
+    CHECK(b.key == "7312345678901234567/wal/0000000100000000/000000010000000000000004.00000028.backup");
+    TempDir restore;
+    FetchResult f = FetchWalFile(*fx.storage, fx.config, backup, restore / "out");
+    CHECK(f.outcome == FetchOutcome::kRestored);
+    CHECK(ReadFile(restore / "out") == ReadFile(bpath));
+  }
+
+  TEST_CASE("push onto a damaged stored object fails and leaves it alone") {
+    Fixture fx;
+    const std::string name = "000000010000000000000003";
+    const std::string key = WalObjectKey(kSysId, ParseWalFileNameOrThrow(name));
+    const std::string garbage = walstore::test::RandomString(4000, 42);
+    fx.PutRaw(key, garbage);
+    const std::string got = walstore::test::ThrownCode([&] { PushWalFile(*fx.storage, fx.config, fx.Segment(name)); });
+    CHECK(got != "no exception");
+    CHECK((got == "kCorrupt" || got == "kConflict"));
+    CHECK(fx.RawObject(key) == garbage);
+  }
+
+  TEST_CASE("push without a system id for a history file is kConfig") {
+    Fixture fx;
+    WriteFile(fx.dir / "pg_wal/00000002.history", "1\t0/3000000\tx\n");
+    TempDir empty;
+    walstore::test::ScopedChdir cd(empty.path());
+    CHECK_CODE(PushWalFile(*fx.storage, fx.config, fx.dir / "pg_wal/00000002.history"), ErrorCode::kConfig);
   }
 
   TEST_CASE("ResolveSystemId: config first, then pg_control, else kConfig") {

@@ -169,6 +169,7 @@ TEST_SUITE("config") {
     WriteFile(path, "compression = \"gzip\"\n");
     CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
     const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); });
+    CAPTURE(msg);
     CHECK(Contains(msg, "gzip"));
     CHECK(Contains(msg, path));
     CHECK(Contains(msg, "compression"));
@@ -180,6 +181,7 @@ TEST_SUITE("config") {
     WriteFile(path, "log_level = \"loud\"\n");
     CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
     const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); });
+    CAPTURE(msg);
     CHECK(Contains(msg, "loud"));
     CHECK(Contains(msg, path));
   }
@@ -196,7 +198,9 @@ TEST_SUITE("config") {
       const std::string path = dir / "empty.toml";
       WriteFile(path, "");
       CHECK_CODE(LoadConfig(path, Env({{var, value}})), ErrorCode::kConfig);
-      CHECK(Contains(walstore::test::ThrownMessage([&] { LoadConfig(path, Env({{var, value}})); }), var));
+      const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, Env({{var, value}})); });
+      CAPTURE(msg);
+      CHECK(Contains(msg, var));
     }
   }
 
@@ -271,6 +275,59 @@ TEST_SUITE("config") {
     std::string upper = kKeyHex;
     for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
     CHECK_FALSE(Contains(d, upper.substr(0, 16)));
+  }
+
+  TEST_CASE("command-line overrides beat the environment and the file") {
+    TempDir dir;
+    WriteFile(dir / "k1", std::string(kKeyHex) + "\n", 0600);
+    WriteFile(dir / "k2", std::string(kKeyHex2) + "\n", 0600);
+    WriteFile(dir / "f.toml", "repository = \"file:///file\"\ncompression = \"lz4\"\nlog_level = \"error\"\n");
+    ConfigOverrides o;
+    o.config_path = dir / "f.toml";
+    o.repo_url = "file:///cli";
+    o.compression = "zstd:12";
+    o.key_file = dir / "k2";
+    o.log_level = LogLevel::kDebug;
+    o.system_id = 99;
+    const Config c = LoadConfig(o, Env({{"WALSTORE_REPO", "file:///env"},
+                                        {"WALSTORE_COMPRESSION", "none"},
+                                        {"WALSTORE_ENCRYPTION_KEY_FILE", dir / "k1"},
+                                        {"WALSTORE_LOG_LEVEL", "warning"},
+                                        {"WALSTORE_SYSTEM_ID", "42"}}));
+    CHECK(c.repo_url == "file:///cli");
+    CHECK(c.compression == CompressionSpec{Codec::kZstd, 12});
+    CHECK(c.key_file == dir / "k2");
+    REQUIRE(c.key.has_value());
+    CHECK(c.key->bytes() == ParseHexKey(kKeyHex2, "x").bytes());
+    CHECK(c.log_level == LogLevel::kDebug);
+    CHECK(c.system_id == std::optional<uint64_t>(99));
+    // A bad --compression is kConfig too.
+    ConfigOverrides bad;
+    bad.config_path = dir / "f.toml";
+    bad.compression = "gzip";
+    CHECK_CODE(LoadConfig(bad, Env({})), ErrorCode::kConfig);
+  }
+
+  TEST_CASE("chunk_size from the file, and out-of-range values refused") {
+    TempDir dir;
+    WriteFile(dir / "c.toml", "chunk_size = 65536\n");
+    CHECK(LoadConfig(dir / "c.toml", Env({})).chunk_size == 65536u);
+    WriteFile(dir / "c.toml", "chunk_size = 0\n");
+    CHECK_CODE(LoadConfig(dir / "c.toml", Env({})), ErrorCode::kConfig);
+    WriteFile(dir / "c.toml", "chunk_size = 33554432\n");
+    CHECK_CODE(LoadConfig(dir / "c.toml", Env({})), ErrorCode::kConfig);
+    WriteFile(dir / "c.toml", "chunk_size = -1\n");
+    CHECK_CODE(LoadConfig(dir / "c.toml", Env({})), ErrorCode::kConfig);
+  }
+
+  TEST_CASE("ParseLogLevel") {
+    CHECK(ParseLogLevel("error") == LogLevel::kError);
+    CHECK(ParseLogLevel("warning") == LogLevel::kWarning);
+    CHECK(ParseLogLevel("notice") == LogLevel::kNotice);
+    CHECK(ParseLogLevel("info") == LogLevel::kInfo);
+    CHECK(ParseLogLevel("debug") == LogLevel::kDebug);
+    CHECK_CODE(ParseLogLevel("verbose"), ErrorCode::kConfig);
+    CHECK_CODE(ParseLogLevel(""), ErrorCode::kConfig);
   }
 
   TEST_CASE("ProcessEnvironment reads the real environment") {

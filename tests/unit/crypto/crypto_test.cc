@@ -285,6 +285,9 @@ TEST_SUITE("crypto") {
     CHECK_FALSE(Contains(msg, short_key.substr(0, 16)));
     walstore::test::WriteFile(dir / "two", std::string(kKeyHex) + "\n" + kKeyHex + "\n", 0600);
     CHECK_CODE(LoadKeyFile(dir / "two"), ErrorCode::kConfig);
+    std::filesystem::create_directories(dir / "a_directory");
+    ::chmod((dir / "a_directory").c_str(), 0700);
+    CHECK_CODE(LoadKeyFile(dir / "a_directory"), ErrorCode::kConfig);
   }
 
   TEST_CASE("key id: stable, documented derivation, differs between keys") {

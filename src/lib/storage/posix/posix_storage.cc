@@ -6,6 +6,7 @@
 #include <walstore/error.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cerrno>
 #include <fcntl.h>
 #include <vector>
@@ -28,7 +29,11 @@ class PosixWriter : public ObjectWriter {
   AtomicFileWriter file_;
 };
 
-bool IsTempName(const char* name) { return name[0] == '.'; }
+// ".", ".." and AtomicFileWriter's hidden temp files (".<name>.walstore-tmp.*").
+bool IsSkippedName(const char* name) {
+  return std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0 ||
+         (name[0] == '.' && std::strstr(name, kTempMarker) != nullptr);
+}
 
 class PosixStorage : public Storage {
  public:
@@ -53,8 +58,12 @@ class PosixStorage : public Storage {
       if (errno == ENOENT || errno == ENOTDIR) return nullptr;
       FailErrno(errno, fmt::format("could not open \"{}\"", path));
     }
+    auto reader = std::make_unique<FileReader>(fd, path);
+    struct stat st {};
+    if (fstat(fd, &st) != 0) FailErrno(errno, fmt::format("could not stat \"{}\"", path));
+    if (!S_ISREG(st.st_mode)) return nullptr;  // a directory is not an object
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    return std::make_unique<FileReader>(fd, path);
+    return reader;
   }
 
   std::unique_ptr<ObjectWriter> Create(const std::string& key, const WriteOptions&) override {
@@ -97,7 +106,7 @@ class PosixStorage : public Storage {
     }
     std::vector<std::pair<std::string, bool>> entries;
     while (dirent* entry = readdir(handle)) {
-      if (IsTempName(entry->d_name)) continue;  // ".", "..", temp files
+      if (IsSkippedName(entry->d_name)) continue;
       const std::string key = dir_key.empty() ? entry->d_name : dir_key + "/" + entry->d_name;
       struct stat st {};
       if (fstatat(dirfd(handle), entry->d_name, &st, 0) != 0) continue;  // raced with a remove

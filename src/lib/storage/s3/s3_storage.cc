@@ -256,20 +256,23 @@ class S3Storage : public Storage {
     return response;
   }
 
-  // The same request, one attempt, never throwing (cleanup in destructors).
-  void SendOnceNoThrow(const Call& call) noexcept {
-    const auto response = pool_.Acquire()->PerformNoThrow(Build(call, std::string(kEmptySha256)));
+  // Aborts a multipart upload: one attempt, never throwing (destructors).
+  void AbortUploadNoThrow(const std::string& full_key, const std::string& upload_id) noexcept {
+    const auto response = pool_.Acquire()->PerformNoThrow(
+        Build({"DELETE", full_key, {{"uploadId", upload_id}}}, std::string(kEmptySha256)));
     if (!response || (response->status != 204 && response->status != 200)) {
-      Log(LogLevel::kWarning, "could not {} {} (an incomplete upload may remain until a "
-          "lifecycle rule removes it)", call.method, call.key);
+      Log(LogLevel::kWarning,
+          "could not abort the multipart upload of {} on {}: its parts stay (invisible) until "
+          "an AbortIncompleteMultipartUpload lifecycle rule removes them",
+          full_key, Describe());
     }
   }
 
   void ThrowIfTransient(const http::Response& response, const std::string& what) const {
     if (!IsTransient(response)) return;
     const s3::ErrorBody error = s3::ParseErrorBody(response.body);
-    Fail(ErrorCode::kStorageTransient, "{} on {}: HTTP {} {}", what, Describe(), response.status,
-         error.code.empty() ? error.message : error.code);
+    Fail(ErrorCode::kStorageTransient, "{} on {}: HTTP {}{}", what, Describe(), response.status,
+         error.code.empty() ? "" : " " + error.code);
   }
 
   [[noreturn]] void FailResponse(const http::Response& response, const std::string& what) const {
@@ -409,7 +412,7 @@ class S3Writer : public ObjectWriter {
 
   ~S3Writer() override {
     if (!upload_id_.empty() && !completed_) {
-      storage_.SendOnceNoThrow({"DELETE", full_key_, {{"uploadId", upload_id_}}});
+      storage_.AbortUploadNoThrow(full_key_, upload_id_);
     }
   }
 

@@ -53,6 +53,23 @@ TEST_SUITE("storage_memory") {
     ResetMemoryStorage(b);
   }
 
+  TEST_CASE("metadata given at Create comes back from Stat") {
+    const std::string name = UniqueName("meta");
+    auto s = OpenMemoryStorage(name);
+    WriteOptions o;
+    o.metadata["walstore-sha256"] = "abc";
+    o.metadata["walstore-size"] = "3";
+    auto w = s->Create("m/k", o);
+    w->Write(AsBytes("xyz"));
+    REQUIRE(w->Commit() == CommitResult::kCreated);
+    auto info = s->Stat("m/k");
+    REQUIRE(info.has_value());
+    CHECK(info->metadata.size() == 2);
+    CHECK(info->metadata["walstore-sha256"] == "abc");
+    CHECK(info->metadata["walstore-size"] == "3");
+    ResetMemoryStorage(name);
+  }
+
   TEST_CASE("a reader keeps its content when the object is removed") {
     const std::string name = UniqueName("reader");
     auto s = OpenMemoryStorage(name);

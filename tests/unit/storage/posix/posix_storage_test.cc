@@ -6,6 +6,8 @@
 #include <walstore/storage.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -48,8 +50,8 @@ TEST_SUITE("storage_posix") {
     CHECK(info->size == content.size());
     CHECK(info->modified > 0);
     // Nothing else is left in the directory tree (no temporaries).
-    CHECK(ListTree(dir.path()) == std::vector<std::string>{"7312", "7312/wal", "7312/wal/0000000100000000",
-                                                           "7312/wal/0000000100000000/000000010000000000000001"});
+    CHECK(walstore::test::Join(ListTree(dir.path())) == walstore::test::Join({"7312", "7312/wal", "7312/wal/0000000100000000",
+                                                           "7312/wal/0000000100000000/000000010000000000000001"}));
   }
 
   TEST_CASE("a file placed under the root is visible") {
@@ -57,7 +59,7 @@ TEST_SUITE("storage_posix") {
     walstore::test::WriteFile(dir / "x/y", "hand made");
     auto s = OpenPosixStorage(dir.path());
     CHECK(ObjectContent(*s, "x/y") == "hand made");
-    CHECK(ListKeys(*s, "") == std::vector<std::string>{"x/y"});
+    CHECK(walstore::test::Join(ListKeys(*s, "")) == walstore::test::Join({"x/y"}));
     CHECK(PutObject(*s, "x/y", "other") == CommitResult::kAlreadyExists);
     CHECK(walstore::test::ReadFile(dir / "x/y") == "hand made");
   }
@@ -69,15 +71,15 @@ TEST_SUITE("storage_posix") {
     {
       auto w = s->Create("d/pending");
       w->Write(AsBytes(walstore::test::RandomString(50000, 1)));
-      CHECK(ListKeys(*s, "") == std::vector<std::string>{"d/kept"});
-      CHECK(ListKeys(*s, "d/") == std::vector<std::string>{"d/kept"});
+      CHECK(walstore::test::Join(ListKeys(*s, "")) == walstore::test::Join({"d/kept"}));
+      CHECK(walstore::test::Join(ListKeys(*s, "d/")) == walstore::test::Join({"d/kept"}));
       CHECK_FALSE(s->Stat("d/pending").has_value());
       CHECK_FALSE(walstore::test::Exists(dir / "d/pending"));
     }
     CHECK_FALSE(walstore::test::Exists(dir / "d/pending"));
-    CHECK(ListKeys(*s, "") == std::vector<std::string>{"d/kept"});
+    CHECK(walstore::test::Join(ListKeys(*s, "")) == walstore::test::Join({"d/kept"}));
     // The abandoned temporary was cleaned up by the writer's destructor.
-    CHECK(ListTree(dir / "d") == std::vector<std::string>{"kept"});
+    CHECK(walstore::test::Join(ListTree(dir / "d")) == walstore::test::Join({"kept"}));
   }
 
   TEST_CASE("the published file is a regular file with a single link") {
@@ -96,6 +98,35 @@ TEST_SUITE("storage_posix") {
     REQUIRE(PutObject(*s, "a/b", "x") == CommitResult::kCreated);
     CHECK_FALSE(s->Stat("a").has_value());
     CHECK(s->OpenRead("a") == nullptr);
+  }
+
+  TEST_CASE("a process killed mid-write leaves no visible object and does not block the key") {
+    TempDir dir;
+    const std::string root = dir / "repo";
+    {
+      auto s = OpenPosixStorage(root);
+      REQUIRE(PutObject(*s, "seg/other", "x") == CommitResult::kCreated);
+    }
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      auto s = OpenPosixStorage(root);
+      auto w = s->Create("seg/000000010000000000000001");
+      const std::string data(1 << 20, 'k');
+      w->Write(AsBytes(data));
+      ::_exit(9);  // killed before Commit(): no destructor runs
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    auto s = OpenPosixStorage(root);
+    CHECK_FALSE(s->Stat("seg/000000010000000000000001").has_value());
+    CHECK(s->OpenRead("seg/000000010000000000000001") == nullptr);
+    CHECK(walstore::test::Join(ListKeys(*s, "")) == "seg/other");
+    CHECK_FALSE(walstore::test::Exists(root + "/seg/000000010000000000000001"));
+    // A later write of the same key succeeds.
+    CHECK(PutObject(*s, "seg/000000010000000000000001", "real") == CommitResult::kCreated);
+    CHECK(ObjectContent(*s, "seg/000000010000000000000001") == "real");
   }
 
   TEST_CASE("OpenStorage by URL") {

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# walpush / walfetch through tests/lib/fault_proxy.py, which injects 500s,
+# 503 SlowDown, stalls, dropped connections and cut bodies in front of s3rver:
+# both still succeed within the retry budget, give up when it is spent, and a
+# walpush killed mid-upload (single PUT or multipart) leaves no visible object
+# while a retried one succeeds.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../lib/common.sh"
+. "$here/../../lib/s3.sh"
+ws_setup
+ws_require_tool walpush walfetch
+ws_make_wal "$WS_TMP/wal" 3
+mapfile -t segs < <(ws_segments "$WS_TMP/wal")
+export WALSTORE_SYSTEM_ID=$WS_WAL_SYSID
+wal=$WS_TMP/wal
+out=$WS_TMP/out
+mkdir -p "$out"
+s3_start
+s3_proxy_start
+
+# Short timeouts so that stalls are noticed quickly; a generous retry budget.
+cat >"$WS_TMP/faults.toml" <<TOML
+repository = "s3://$S3_BUCKET/faults"
+[s3]
+connect_timeout_seconds = 2
+low_speed_seconds = 2
+retry_total_seconds = 60
+max_attempts = 8
+TOML
+export WALSTORE_CONFIG=$WS_TMP/faults.toml
+plan() { printf '%s\n' "$@" >"$S3_PROXY_PLAN"; }
+plan_left() { grep -c . "$S3_PROXY_PLAN" || true; }
+
+plan 500 slowdown reset "stall:4 PUT"
+ws_expect_exit 0 "walpush succeeds through a 500, a 503 SlowDown, a reset and a stalled PUT" \
+  walpush "$wal/${segs[0]}"
+ws_same "every injected fault was met" 0 "$(plan_left)"
+ws_contains "the retries were logged" "$WS_ERR" "HTTP 503; retrying in"
+
+: >"$S3_PROXY_LOG"
+plan "cut GET" "reset GET" "slowdown GET" "cut GET"
+ws_expect_exit 0 "walfetch succeeds through cut bodies, a reset and a SlowDown" \
+  walfetch "${segs[0]}" "$out/a"
+ws_check "the restored segment is identical" cmp "$wal/${segs[0]}" "$out/a"
+ws_same "every injected fault was met" 0 "$(plan_left)"
+ws_contains "a cut transfer resumed with a Range request" "$(cat "$S3_PROXY_LOG")" "range=bytes="
+
+# An exhausted budget is an error, never a success or a "missing".
+cat >"$WS_TMP/short.toml" <<TOML
+repository = "s3://$S3_BUCKET/faults"
+[s3]
+retry_total_seconds = 3
+max_attempts = 3
+TOML
+plan 500 500 500 500 500 500
+start=$SECONDS
+ws_expect_exit 14 "walpush gives up after max_attempts 500s (storage_transient)" \
+  walpush -c "$WS_TMP/short.toml" "$wal/${segs[1]}"
+plan 500 500 500 500 500 500
+ws_expect_exit 126 "walfetch gives up with 126, not 'missing'" \
+  walfetch -c "$WS_TMP/short.toml" "${segs[0]}" "$out/b"
+ws_check "both gave up within the budget" test $((SECONDS - start)) -lt 15
+plan
+
+# A walpush killed mid-upload leaves nothing visible; a retried one succeeds.
+# kill_mid_upload DESC PATTERN WALPUSH_ARGS...: the proxy holds the first PUT; once it has
+# arrived, walpush is killed with SIGKILL.
+kill_mid_upload() {
+  local desc=$1 pattern=$2 pid i
+  shift 2
+  : >"$S3_PROXY_LOG"
+  plan "hang PUT"
+  walpush "$@" >/dev/null 2>&1 &
+  pid=$!
+  for ((i = 0; i < 100; i++)); do
+    grep -q "PUT .*$pattern" "$S3_PROXY_LOG" && break
+    sleep 0.1
+  done
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null
+  plan
+  ws_check "$desc: walpush was killed during its upload" grep -q "PUT .*$pattern" "$S3_PROXY_LOG"
+  ws_expect_exit 1 "$desc: no visible object afterwards (walfetch: missing)" \
+    walfetch "${segs[1]}" "$out/c"
+  ws_expect_exit 0 "$desc: a retried walpush succeeds" walpush "$@"
+  ws_expect_exit 0 "$desc: and walfetch restores it" walfetch "${segs[1]}" "$out/c"
+  ws_check "$desc: identical" cmp "$wal/${segs[1]}" "$out/c"
+}
+kill_mid_upload "single PUT" "${segs[1]}\$" "$wal/${segs[1]}"
+
+cat >"$WS_TMP/multipart.toml" <<TOML
+repository = "s3://$S3_BUCKET/faults-multipart"
+[s3]
+multipart_threshold = 1048576
+part_size = 5242880
+TOML
+export WALSTORE_CONFIG=$WS_TMP/multipart.toml
+kill_mid_upload "multipart" "partNumber=" --compression none "$wal/${segs[1]}"
+
+ws_not_contains "every request was correctly signed (proxy check)" "$(cat "$S3_PROXY_LOG")" \
+  SIGNATURE-ERROR
+ws_done

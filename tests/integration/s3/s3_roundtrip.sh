@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# walpush / walfetch with an S3 repository (s3rver on loopback): round trip,
+# test before overwrite, missing and damaged objects, multipart, encryption,
+# credentials from a profile, and the errors for 403, a missing bucket,
+# missing credentials and TLS; then the same round trip over HTTPS.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../lib/common.sh"
+. "$here/../../lib/s3.sh"
+ws_setup
+ws_require_tool walpush walfetch
+ws_make_wal "$WS_TMP/wal" 3
+mapfile -t segs < <(ws_segments "$WS_TMP/wal")
+export WALSTORE_SYSTEM_ID=$WS_WAL_SYSID WALSTORE_LOG_LEVEL=notice
+wal=$WS_TMP/wal
+out=$WS_TMP/out
+mkdir -p "$out"
+
+# roundtrip LABEL: push, re-push, fetch, missing, conflict and damage under s3://bucket/LABEL.
+roundtrip() {
+  local label=$1 seg0=${segs[0]} seg1=${segs[1]} seg2=${segs[2]} key
+  export WALSTORE_REPO=s3://$S3_BUCKET/$label
+  ws_expect_exit 0 "$label: walpush stores a segment" walpush "$wal/$seg0"
+  ws_expect_exit 0 "$label: walpush of the same segment again succeeds" walpush "$wal/$seg0"
+  ws_contains "$label: ... as already archived" "$WS_ERR" "already archived with the same content"
+  ws_expect_exit 0 "$label: walfetch restores it" walfetch "$seg0" "$out/$seg0"
+  ws_check "$label: restored segment is identical" cmp "$wal/$seg0" "$out/$seg0"
+  ws_expect_exit 1 "$label: walfetch of a segment not in the archive exits 1" \
+    walfetch 0000000100000000000000FE "$out/missing"
+  ws_check "$label: ... and writes nothing" test ! -e "$out/missing"
+
+  ws_expect_exit 0 "$label: walpush stores a second segment" walpush "$wal/$seg1"
+  mkdir -p "$WS_TMP/changed"
+  cp "$wal/$seg1" "$WS_TMP/changed/$seg1"
+  ws_flip_byte "$WS_TMP/changed/$seg1" 100000
+  ws_expect_exit 7 "$label: walpush of different content under the same name is a conflict" \
+    walpush "$WS_TMP/changed/$seg1"
+  ws_contains "$label: ... saying so" "$WS_ERR" "already archived with different content"
+  ws_expect_exit 0 "$label: the archived segment is untouched" walfetch "$seg1" "$out/$seg1"
+  ws_check "$label: ... and still the original" cmp "$wal/$seg1" "$out/$seg1"
+
+  ws_expect_exit 0 "$label: walpush a third segment" walpush "$wal/$seg2"
+  key=$label/$WS_WAL_SYSID/wal/${seg2:0:16}/$seg2
+  ws_check "$label: s3rver holds the object" test -f "$(s3_object_file "$key")"
+  ws_flip_byte "$(s3_object_file "$key")" -40
+  ws_expect_exit 126 "$label: walfetch of a damaged object exits 126" walfetch "$seg2" "$out/$seg2"
+  ws_check "$label: ... and writes nothing" test ! -e "$out/$seg2"
+}
+
+s3_start
+s3_proxy_start
+roundtrip http
+ws_not_contains "every request was correctly signed (proxy check)" "$(cat "$S3_PROXY_LOG")" \
+  SIGNATURE-ERROR
+
+# Multipart: 1 MiB threshold, 5 MiB parts, no compression: a 16 MiB segment takes 4 parts.
+cat >"$WS_TMP/multipart.toml" <<TOML
+[s3]
+multipart_threshold = 1048576
+part_size = 5242880
+TOML
+: >"$S3_PROXY_LOG"
+export WALSTORE_REPO=s3://$S3_BUCKET/multipart
+ws_expect_exit 0 "multipart: walpush of an uncompressed segment" \
+  walpush -c "$WS_TMP/multipart.toml" --compression none "$wal/${segs[0]}"
+log=$(cat "$S3_PROXY_LOG")
+ws_contains "multipart: an upload was started" "$log" "?uploads="
+ws_contains "multipart: a fourth part was sent" "$log" "partNumber=4&uploadId="
+ws_same "multipart: one connection for the whole push" 1 \
+  "$(awk '{print $1}' "$S3_PROXY_LOG" | sort -u | wc -l)"
+ws_expect_exit 0 "multipart: walfetch restores it" walfetch "${segs[0]}" "$out/mp"
+ws_check "multipart: identical" cmp "$wal/${segs[0]}" "$out/mp"
+
+# Encryption through S3.
+ws_make_key "$WS_TMP/key"
+export WALSTORE_REPO=s3://$S3_BUCKET/encrypted
+ws_expect_exit 0 "encrypted: walpush with a key" walpush --key-file "$WS_TMP/key" "$wal/${segs[1]}"
+ws_expect_exit 0 "encrypted: walfetch with the key" \
+  walfetch --key-file "$WS_TMP/key" "${segs[1]}" "$out/enc"
+ws_check "encrypted: identical" cmp "$wal/${segs[1]}" "$out/enc"
+ws_expect_exit 126 "encrypted: walfetch without the key exits 126" walfetch "${segs[1]}" "$out/nokey"
+
+# Credentials from a profile of a shared credentials file.
+printf '[default]\naws_access_key_id = nobody\naws_secret_access_key = x\n[walstore]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' \
+  >"$WS_TMP/credentials"
+ws_expect_exit 0 "profile: credentials from AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE" \
+  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_SHARED_CREDENTIALS_FILE="$WS_TMP/credentials" \
+  AWS_PROFILE=walstore walfetch --key-file "$WS_TMP/key" "${segs[1]}" "$out/profile"
+
+# Errors that say what to fix.
+secret=do-not-print-this-secret-8c1f
+ws_expect_exit 15 "403: an unknown access key is an auth error" \
+  env AWS_ACCESS_KEY_ID=UNKNOWNKEY AWS_SECRET_ACCESS_KEY=$secret walpush "$wal/${segs[2]}"
+ws_contains "403: ... with a hint (a HEAD reply has no error document)" "$WS_ERR" \
+  "HINT:  check the access key and secret key"
+ws_expect_exit 126 "403: walfetch stops recovery" \
+  env AWS_ACCESS_KEY_ID=UNKNOWNKEY AWS_SECRET_ACCESS_KEY=$secret walfetch "${segs[1]}" "$out/x"
+ws_contains "403: ... naming the S3 error" "$WS_ERR" "InvalidAccessKeyId"
+ws_contains "403: ... with a hint" "$WS_ERR" "HINT:  the access key id is unknown"
+ws_expect_exit 13 "missing bucket: walpush fails" \
+  walpush --repo s3://no-such-bucket/x "$wal/${segs[2]}"
+ws_contains "missing bucket: ... naming bucket and endpoint" "$WS_ERR" \
+  "bucket no-such-bucket does not exist at endpoint $AWS_ENDPOINT_URL"
+mkdir -p "$WS_TMP/home"
+ws_expect_exit 3 "no credentials: a configuration error" \
+  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$WS_TMP/home" walpush "$wal/${segs[2]}"
+ws_contains "no credentials: ... naming what was looked for" "$WS_ERR" \
+  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, and profile \"default\" in $WS_TMP/home/.aws/credentials"
+ws_not_contains "no secret key in any output" "$(cat "$WS_TMP/transcript")" "$secret"
+ws_not_contains "no secret key in any output (s3rver's)" "$(cat "$WS_TMP/transcript")" \
+  "Credential=S3RVER/"
+s3_stop
+
+# HTTPS with a self-signed certificate.
+s3_start --tls
+export WALSTORE_S3_CA_BUNDLE=$S3_CA_BUNDLE
+roundtrip https
+export WALSTORE_REPO=s3://$S3_BUCKET/tls
+printf '[s3]\nmax_attempts = 2\n' >"$WS_TMP/two-attempts.toml"
+ws_expect_exit 16 "TLS: an unknown CA is a network error" \
+  env -u WALSTORE_S3_CA_BUNDLE walpush -c "$WS_TMP/two-attempts.toml" "$wal/${segs[0]}"
+ws_contains "TLS: ... that says what to set" "$WS_ERR" "set [s3] ca_bundle"
+ws_expect_exit 0 "TLS: verify_tls = false (tests only) connects" \
+  env WALSTORE_S3_VERIFY_TLS=false walpush "$wal/${segs[0]}"
+ws_done

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# walctl verify and prune on a real archive: three backups with writes between them;
+# prune --keep-full 2 (dry run first) removes the oldest backup and exactly the WAL older
+# than the oldest kept backup; the oldest kept backup still restores to the primary's final
+# state; verify catches a deleted segment (reported as a name range), a flipped header byte
+# and (with --full) a flipped body byte.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/common.sh
+. "$here/../../lib/common.sh"
+# shellcheck source=tests/integration/walctl/walctl_lib.sh
+. "$here/walctl_lib.sh"
+ws_setup
+ws_require_tool walpush walfetch walctl
+
+wc_primary
+pg_pgbench "$port" -i -q -s 2 >/dev/null 2>&1
+for label in b1 b2 b3; do
+  ws_expect_exit 0 "backup $label" "${walctl[@]}" backup -d "$conninfo" --label "$label" -q
+  pg_pgbench "$port" -c 2 -t 200 -n >/dev/null 2>&1
+  pg_switch_and_wait_archived "$port"
+done
+final_sum=$(pg_table_checksum "$port" pgbench_accounts)
+pg_stop "$primary"
+
+wal_names() { find "$repo_dir" -path '*/wal/*' -type f -printf '%f\n' | sort; }
+ws_expect_exit 0 "verify of a healthy archive" "${walctl[@]}" verify --json
+ws_same "verify JSON ok" True "$(wc_json 'j["ok"]')"
+ws_expect_exit 0 "verify --full of a healthy archive" "${walctl[@]}" verify --full
+
+# Dry run: says what would go, removes nothing.
+before=$(wal_names)
+ws_expect_exit 0 "prune --dry-run" "${walctl[@]}" prune --keep-full 2 --dry-run --json
+ws_same "dry run would remove b1" "['b1']" "$(wc_json 'j["remove_backups"]')"
+would_remove=$(wc_json '"\n".join(j["remove_wal"])')
+ws_same "dry run removed nothing" "$before" "$(wal_names)"
+ws_expect_exit 0 "show b2" "${walctl[@]}" show b2 --json
+b2_start=$(wc_json 'j["wal_start"]')
+expected=$(awk -v s="$b2_start" '($0 "") < s' <<<"$before")
+ws_same "dry run lists exactly the WAL before b2's start" "$expected" "$would_remove"
+
+ws_expect_exit 0 "prune --keep-full 2" "${walctl[@]}" prune --keep-full 2
+ws_expect_exit 0 "list after prune" "${walctl[@]}" list --json
+ws_same "b2 and b3 remain" "['b2', 'b3']" "$(wc_json '[b["label"] for b in j["backups"]]')"
+ws_same "b1's objects are gone" 0 "$(find "$repo_dir" -path '*/backup/b1/*' -type f | wc -l)"
+ws_same "WAL before b2's start is gone" "" "$(wal_names | awk -v s="$b2_start" '($0 "") < s')"
+ws_same "WAL from b2's start on is kept" "$(awk -v s="$b2_start" '($0 "") >= s' <<<"$before")" "$(wal_names)"
+ws_expect_exit 0 "verify after prune" "${walctl[@]}" verify
+
+# The oldest kept backup replays all the kept WAL to the primary's final state.
+if wc_restore_and_start "$WS_TMP/restore-b2" b2 --archive-mode off; then
+  ws_pass "oldest kept backup restores"
+  ws_same "restored from b2 to the end of the archive" "$final_sum" "$(pg_table_checksum "$rport" pgbench_accounts)"
+  pg_stop "$WS_TMP/restore-b2"
+else
+  ws_fail "oldest kept backup restores"
+fi
+
+# Damage 1: a deleted segment in the middle.
+middle=$(wal_names | grep -E '^[0-9A-F]{24}$' | sed -n 2p)
+middle_file=$(find "$repo_dir" -path "*/wal/*" -name "$middle")
+mv "$middle_file" "$WS_TMP/saved-segment"
+ws_expect_exit 1..125 "verify catches a deleted segment" "${walctl[@]}" verify
+ws_contains "gap named as a range" "$WS_OUT" "GAP: timeline 1: $middle .. $middle"
+ws_expect_exit 1..125 "verify --json reports the gap" "${walctl[@]}" verify --json
+ws_same "JSON gap" "$middle" "$(wc_json 'j["gaps"][0]["first"]')"
+mv "$WS_TMP/saved-segment" "$middle_file"
+
+# Damage 2: a flipped byte in an object header, then in an object body.
+cp -a "$middle_file" "$WS_TMP/saved-segment"
+ws_flip_byte "$middle_file" 20
+ws_expect_exit 1..125 "verify catches a flipped header byte" "${walctl[@]}" verify
+ws_contains "the damaged object is named" "$WS_OUT" "$middle"
+cp -a "$WS_TMP/saved-segment" "$middle_file"
+ws_flip_byte "$middle_file" -2000
+ws_expect_exit 1..125 "verify --full catches a flipped body byte" "${walctl[@]}" verify --full
+ws_contains "the damaged object is named" "$WS_OUT" "$middle"
+cp -a "$WS_TMP/saved-segment" "$middle_file"
+b3_base=$(find "$repo_dir" -path '*/backup/b3/base.tar' -type f)
+cp -a "$b3_base" "$WS_TMP/saved-base"
+ws_flip_byte "$b3_base" -5000
+ws_expect_exit 1..125 "verify --full catches a flipped byte in a backup" "${walctl[@]}" verify --full
+ws_contains "the damaged backup object is named" "$WS_OUT" "b3/base.tar"
+cp -a "$WS_TMP/saved-base" "$b3_base"
+ws_expect_exit 0 "verify --full after repair" "${walctl[@]}" verify --full
+
+ws_done
