@@ -102,9 +102,10 @@ measure pgbackrest_restore_p1 "${as_postgres[@]}" "${pgbr[@]}" --process-max=1 -
 as_pg mkdir -m 0700 "$WS_TMP/restores/pgbb"
 measure pg_basebackup_untar "${as_postgres[@]}" tar -xzf "$WS_TMP/pgbb/out/base.tar.gz" -C "$WS_TMP/restores/pgbb"
 
-stored_walctl=$(du -sb "$WS_TMP"/wsrepo/*/backup/p1 | cut -f1)
-stored_pgbr=$(du -sb "$WS_TMP"/pgbr-repo/backup/bench/*F | head -1 | cut -f1)
-stored_pgbb=$(du -sb "$WS_TMP/pgbb/out" | cut -f1)
+stored_walctl=$(du -sbc "$WS_TMP"/wsrepo/*/backup/p1 | tail -1 | cut -f1)
+stored_pgbr=$(du -sbc "$WS_TMP"/pgbr-repo/backup/bench/*F | tail -1 | cut -f1)
+stored_pgbr=$((stored_pgbr / 2))  # two full backups (process-max 1 and 2)
+stored_pgbb=$(du -sbc "$WS_TMP/pgbb/out" | tail -1 | cut -f1)
 
 echo
 echo "walctl backup benchmark: pgbench scale $scale, database $(numfmt --to=iec "$db_size"), $(nproc) cores"

@@ -39,7 +39,8 @@ enum class ErrorCode {
   kStorage,             // repository answered with an error (permanent)
   kStorageTransient,    // repository error worth retrying (5xx, 429, timeout)
   kAuth,                // credentials refused (403) or missing
-  kNetwork,             // DNS, TLS, connection failures after retries
+  kNetwork,             // DNS and connection failures after retries
+  kTls,                 // TLS handshake / certificate verification failed (not retried)
   kPostgres,            // libpq / PostgreSQL server error (walctl)
   kVerifyFailed,        // walctl verify / check found problems
   kInternal,            // a bug

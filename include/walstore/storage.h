@@ -7,7 +7,8 @@
 //   memory://name                   -> memory (tests; one process-wide store per name)
 //
 // Keys are relative, '/'-separated paths without a leading '/', without "."
-// or ".." components and without empty components ("a//b").  Backends refuse
+// or ".." components, without empty components ("a//b") and without
+// components of the form ".<name>.walstore-tmp.*" (temp files).  Backends refuse
 // any other key with Error(kInternal): keys come from walstore code, never
 // straight from users.
 //

@@ -1,12 +1,7 @@
 // walctl: base backups, PITR restore, listing, retention, verification,
 // monitoring and restore drills over a walstore repository (docs/walctl.md).
 // A thin front end: the work is in src/lib/backup/.
-#include "backup/base_backup.h"
-#include "backup/drill.h"
-#include "backup/inspect.h"
-#include "backup/restore.h"
-#include "backup/util.h"
-
+#include <unistd.h>
 #include <walstore/cli.h>
 #include <walstore/config.h>
 #include <walstore/crypto.h>
@@ -15,11 +10,15 @@
 #include <walstore/storage.h>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-#include <unistd.h>
-
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "backup/base_backup.h"
+#include "backup/drill.h"
+#include "backup/inspect.h"
+#include "backup/restore.h"
+#include "backup/util.h"
 
 namespace {
 
@@ -48,14 +47,13 @@ struct Context {
 
 Context Open(const GlobalOptions& g, bool need_system_id = true) {
   Context ctx;
-  ctx.config = LoadConfig(g.config_path, ProcessEnvironment());
-  if (!g.repo.empty()) ctx.config.repo_url = g.repo;
-  if (!g.key_file.empty()) {
-    ctx.config.key_file = g.key_file;
-    ctx.config.key = LoadKeyFile(g.key_file);
-  }
-  if (!g.compression.empty()) ctx.config.compression = ParseCompressionSpec(g.compression);
-  if (!g.system_id.empty()) ctx.config.system_id = std::stoull(g.system_id);
+  ConfigOverrides overrides;
+  overrides.config_path = g.config_path;
+  if (!g.repo.empty()) overrides.repo_url = g.repo;
+  if (!g.key_file.empty()) overrides.key_file = g.key_file;
+  if (!g.compression.empty()) overrides.compression = g.compression;
+  if (!g.system_id.empty()) overrides.system_id = std::stoull(g.system_id);
+  ctx.config = LoadConfig(overrides, ProcessEnvironment());
   if (g.parallel > 0) ctx.config.parallel = g.parallel;
   LogLevel level = g.quiet ? LogLevel::kWarning : ctx.config.log_level;
   if (g.verbose > 0) level = g.verbose > 1 ? LogLevel::kDebug : LogLevel::kInfo;
@@ -81,14 +79,19 @@ void AddTargetOptions(CLI::App* cmd, RecoveryTarget& t) {
   cmd->add_option("--target-name", t.name, "recover to a restore point (pg_create_restore_point)");
   cmd->add_option("--target-lsn", t.lsn, "recover to this LSN");
   cmd->add_flag("--target-immediate", t.immediate, "stop as soon as the backup is consistent");
-  cmd->add_option("--target-action", t.action, "pause, promote (default) or shutdown at the target");
-  cmd->add_option("--target-timeline", t.timeline, "recovery_target_timeline (latest, current or a number)");
+  cmd->add_option("--target-action", t.action,
+                  "pause, promote (default) or shutdown at the target");
+  cmd->add_option("--target-timeline", t.timeline,
+                  "recovery_target_timeline (latest, current or a number)");
   cmd->add_flag("--target-exclusive", t.exclusive, "stop just before the target");
 }
 
 void AddRestoreOptions(CLI::App* cmd, RestoreOptions& r, std::vector<std::string>& tablespace_map) {
   AddTargetOptions(cmd, r.target);
-  cmd->add_option("--tablespace-map", tablespace_map, "OLD=NEW: restore a tablespace elsewhere (repeatable)");
+  cmd->add_option("--tablespace-map", tablespace_map,
+                  "OLD=NEW: restore a tablespace elsewhere (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--owner", r.owner, "user to own the restored files when run as root");
   cmd->add_option("--walfetch", r.walfetch, "path of walfetch for restore_command");
   cmd->add_option("--restore-command", r.restore_command, "use this restore_command instead");
@@ -107,8 +110,8 @@ void ApplyTablespaceMap(const std::vector<std::string>& items, RestoreOptions& r
 void PrintBackupLine(const BackupRecord& b) {
   std::printf("%-20s %-10s %-20s %10s %10s  %s .. %s\n", b.label.c_str(),
               b.complete ? "complete" : "incomplete", Time(b.stop_time).c_str(),
-              FormatBytes(b.size()).c_str(), FormatBytes(b.stored_size()).c_str(), b.wal_start.c_str(),
-              b.wal_stop.c_str());
+              FormatBytes(b.size()).c_str(), FormatBytes(b.stored_size()).c_str(),
+              b.wal_start.c_str(), b.wal_stop.c_str());
 }
 
 int CmdList(const GlobalOptions& g) {
@@ -125,8 +128,8 @@ int CmdList(const GlobalOptions& g) {
                {"pitr_latest", window.latest ? json(Time(*window.latest)) : json(nullptr)}});
     return 0;
   }
-  std::printf("%-20s %-10s %-20s %10s %10s  %s\n", "LABEL", "STATUS", "STOPPED (UTC)", "SIZE", "STORED",
-              "WAL RANGE");
+  std::printf("%-20s %-10s %-20s %10s %10s  %s\n", "LABEL", "STATUS", "STOPPED (UTC)", "SIZE",
+              "STORED", "WAL RANGE");
   for (const auto& b : inv.backups) PrintBackupLine(b);
   std::printf("PITR window: %s .. %s\n", window.earliest ? Time(*window.earliest).c_str() : "-",
               window.latest ? Time(*window.latest).c_str() : "-");
@@ -151,7 +154,8 @@ int CmdShow(const GlobalOptions& g, const std::string& which) {
   std::printf("started:        %s at %s (timeline %u)\n", Time(b.start_time).c_str(),
               FormatLsn(b.start_lsn).c_str(), b.timeline);
   std::printf("stopped:        %s at %s (timeline %u), took %s\n", Time(b.stop_time).c_str(),
-              FormatLsn(b.stop_lsn).c_str(), b.stop_timeline, FormatDuration(b.stop_time - b.start_time).c_str());
+              FormatLsn(b.stop_lsn).c_str(), b.stop_timeline,
+              FormatDuration(b.stop_time - b.start_time).c_str());
   std::printf("size:           %s, stored %s (%s%s)\n", FormatBytes(b.size()).c_str(),
               FormatBytes(b.stored_size()).c_str(), b.compression.c_str(),
               b.key_id.empty() ? "" : (", encrypted, key " + b.key_id).c_str());
@@ -175,7 +179,8 @@ int main(int argc, char** argv) {
     app.fallthrough();
     app.set_version_flag("--version", std::string(kVersionText));
     GlobalOptions g;
-    app.add_option("-c,--config", g.config_path, "config file (default $WALSTORE_CONFIG, /etc/walstore/walstore.toml)");
+    app.add_option("-c,--config", g.config_path,
+                   "config file (default $WALSTORE_CONFIG, /etc/walstore/walstore.toml)");
     app.add_option("--repo", g.repo, "repository URL, e.g. file:///var/lib/walstore");
     app.add_option("--key-file", g.key_file, "encryption key file (64 hex characters)");
     app.add_option("--system-id", g.system_id, "cluster system identifier (default: discovered)");
@@ -188,15 +193,22 @@ int main(int argc, char** argv) {
     std::string checkpoint = "fast";
     bool progress = false, no_progress = false;
     auto* cmd_backup = app.add_subcommand("backup", "take a base backup of a running cluster");
-    cmd_backup->add_option("-d,--dbname", backup.conninfo, "libpq connection string or URI (else PGHOST, PGPORT, PGUSER...)");
-    cmd_backup->add_option("--label", backup.label, "backup label (default: UTC time, 20261121T112014Z)");
-    cmd_backup->add_option("--checkpoint", checkpoint, "fast (default) or spread")->check(CLI::IsMember({"fast", "spread"}));
-    cmd_backup->add_option("--compression", g.compression, "lz4, zstd[:level] or none (default from config)");
+    cmd_backup->add_option("-d,--dbname", backup.conninfo,
+                           "libpq connection string or URI (else PGHOST, PGPORT, PGUSER...)");
+    cmd_backup->add_option("--label", backup.label,
+                           "backup label (default: UTC time, 20261121T112014Z)");
+    cmd_backup->add_option("--checkpoint", checkpoint, "fast (default) or spread")
+        ->check(CLI::IsMember({"fast", "spread"}));
+    cmd_backup->add_option("--compression", g.compression,
+                           "lz4, zstd[:level] or none (default from config)");
     cmd_backup->add_option("--parallel", g.parallel, "compression threads (default: cores)");
-    cmd_backup->add_option("--manifest-checksums", backup.manifest_checksums, "CRC32C (default), SHA256, ...");
-    cmd_backup->add_option("--wal-timeout", backup.wal_timeout_seconds, "seconds to wait for the WAL range in the archive (300)");
+    cmd_backup->add_option("--manifest-checksums", backup.manifest_checksums,
+                           "CRC32C (default), SHA256, ...");
+    cmd_backup->add_option("--wal-timeout", backup.wal_timeout_seconds,
+                           "seconds to wait for the WAL range in the archive (300)");
     cmd_backup->add_option("--max-rate", backup.max_rate_kb, "limit the server's send rate (kB/s)");
-    cmd_backup->add_flag("--progress", progress, "show progress (default: when stderr is a terminal)");
+    cmd_backup->add_flag("--progress", progress,
+                         "show progress (default: when stderr is a terminal)");
     cmd_backup->add_flag("--no-progress", no_progress, "never show progress");
     cmd_backup->add_flag("--json", g.json, "print the backup record as JSON");
 
@@ -204,13 +216,17 @@ int main(int argc, char** argv) {
     RestoreOptions restore;
     std::vector<std::string> tablespace_map;
     std::string archive_mode = "preserve";
-    auto* cmd_restore = app.add_subcommand("restore", "restore a backup into an empty directory for PITR");
+    auto* cmd_restore =
+        app.add_subcommand("restore", "restore a backup into an empty directory for PITR");
     cmd_restore->add_option("backup", restore.backup, "backup label or 'latest'")->required();
     cmd_restore->add_option("dir", restore.target_dir, "new or empty data directory")->required();
     AddRestoreOptions(cmd_restore, restore, tablespace_map);
-    cmd_restore->add_option("--archive-mode", archive_mode, "preserve (default) or off: archiving of the restored cluster")
+    cmd_restore
+        ->add_option("--archive-mode", archive_mode,
+                     "preserve (default) or off: archiving of the restored cluster")
         ->check(CLI::IsMember({"preserve", "off"}));
-    cmd_restore->add_flag("--progress", progress, "show progress (default: when stderr is a terminal)");
+    cmd_restore->add_flag("--progress", progress,
+                          "show progress (default: when stderr is a terminal)");
     cmd_restore->add_flag("--no-progress", no_progress, "never show progress");
     cmd_restore->add_flag("--json", g.json, "print a JSON summary");
 
@@ -225,16 +241,20 @@ int main(int argc, char** argv) {
     // prune
     RetentionPolicy policy;
     bool dry_run = false;
-    auto* cmd_prune = app.add_subcommand("prune", "remove backups outside a retention policy and the WAL no kept backup needs");
-    auto* keep_full = cmd_prune->add_option("--keep-full", policy.keep_full, "keep the newest N complete backups");
-    auto* keep_days = cmd_prune->add_option("--keep-days", policy.keep_days, "keep what a PITR to any point of the last D days needs");
+    auto* cmd_prune = app.add_subcommand(
+        "prune", "remove backups outside a retention policy and the WAL no kept backup needs");
+    auto* keep_full = cmd_prune->add_option("--keep-full", policy.keep_full,
+                                            "keep the newest N complete backups");
+    auto* keep_days = cmd_prune->add_option(
+        "--keep-days", policy.keep_days, "keep what a PITR to any point of the last D days needs");
     keep_full->excludes(keep_days);
     cmd_prune->add_flag("--dry-run", dry_run, "only list what would be removed");
     cmd_prune->add_flag("--json", g.json, "JSON output");
 
     // verify
     bool full = false;
-    auto* cmd_verify = app.add_subcommand("verify", "check backups and WAL continuity; non-zero exit on any problem");
+    auto* cmd_verify = app.add_subcommand(
+        "verify", "check backups and WAL continuity; non-zero exit on any problem");
     cmd_verify->add_flag("--full", full, "decode every object and check every checksum");
     cmd_verify->add_flag("--json", g.json, "JSON output");
 
@@ -243,27 +263,38 @@ int main(int argc, char** argv) {
     bool prometheus = false;
     std::string status_conninfo;
     bool status_connect = false;
-    auto* cmd_status = app.add_subcommand("status", "archive and backup health; with thresholds a check for cron/monitoring");
+    auto* cmd_status = app.add_subcommand(
+        "status", "archive and backup health; with thresholds a check for cron/monitoring");
     cmd_status->add_flag("--json", g.json, "JSON output");
     cmd_status->add_flag("--prometheus", prometheus, "Prometheus text format");
-    cmd_status->add_option("--max-archive-age", thresholds.max_archive_age, "fail when the newest segment is older (seconds)");
-    cmd_status->add_option("--max-backup-age", thresholds.max_backup_age, "fail when the newest complete backup is older (seconds)");
-    auto* status_d = cmd_status->add_option("-d,--dbname", status_conninfo, "also read pg_stat_archiver over this connection");
-    cmd_status->add_flag("--connect", status_connect, "read pg_stat_archiver using PG* environment settings");
+    cmd_status->add_option("--max-archive-age", thresholds.max_archive_age,
+                           "fail when the newest segment is older (seconds)");
+    cmd_status->add_option("--max-backup-age", thresholds.max_backup_age,
+                           "fail when the newest complete backup is older (seconds)");
+    auto* status_d = cmd_status->add_option("-d,--dbname", status_conninfo,
+                                            "also read pg_stat_archiver over this connection");
+    cmd_status->add_flag("--connect", status_connect,
+                         "read pg_stat_archiver using PG* environment settings");
     (void)status_d;
 
     // drill
     DrillOptions drill;
     std::vector<std::string> drill_tablespace_map;
-    auto* cmd_drill = app.add_subcommand("drill", "restore into a temp dir, start PostgreSQL, check it, report RTO/RPO, clean up");
+    auto* cmd_drill = app.add_subcommand(
+        "drill", "restore into a temp dir, start PostgreSQL, check it, report RTO/RPO, clean up");
     cmd_drill->add_option("backup", drill.restore.backup, "backup label or 'latest' (default)");
     AddRestoreOptions(cmd_drill, drill.restore, drill_tablespace_map);
-    cmd_drill->add_option("--sql", drill.sql_file, "SQL file to run after recovery (any error fails the drill)");
+    cmd_drill->add_option("--sql", drill.sql_file,
+                          "SQL file to run after recovery (any error fails the drill)");
     cmd_drill->add_option("--database", drill.database, "database for --sql (postgres)");
-    cmd_drill->add_option("--work-dir", drill.work_dir, "where to create the temporary directory ($TMPDIR or /tmp)");
-    cmd_drill->add_option("--pg-bin", drill.pg_bin, "PostgreSQL bin directory (default /usr/lib/postgresql/<major>/bin)");
-    cmd_drill->add_option("--timeout", drill.timeout_seconds, "seconds for startup and recovery (3600)");
-    cmd_drill->add_option("--max-rpo", drill.max_rpo_seconds, "fail when the last replayed transaction is older (seconds)");
+    cmd_drill->add_option("--work-dir", drill.work_dir,
+                          "where to create the temporary directory ($TMPDIR or /tmp)");
+    cmd_drill->add_option("--pg-bin", drill.pg_bin,
+                          "PostgreSQL bin directory (default /usr/lib/postgresql/<major>/bin)");
+    cmd_drill->add_option("--timeout", drill.timeout_seconds,
+                          "seconds for startup and recovery (3600)");
+    cmd_drill->add_option("--max-rpo", drill.max_rpo_seconds,
+                          "fail when the last replayed transaction is older (seconds)");
     cmd_drill->add_flag("--keep", drill.keep, "keep the temporary directory");
     cmd_drill->add_flag("--json", g.json, "JSON output");
 
@@ -283,8 +314,8 @@ int main(int argc, char** argv) {
         PrintJson(BackupSummaryJson(r));
       } else {
         Log(LogLevel::kNotice, "backup {} complete: {} (stored {}) in {}, WAL {} .. {}", r.label,
-            FormatBytes(r.size()), FormatBytes(r.stored_size()), FormatDuration(r.stop_time - r.start_time),
-            r.wal_start, r.wal_stop);
+            FormatBytes(r.size()), FormatBytes(r.stored_size()),
+            FormatDuration(r.stop_time - r.start_time), r.wal_start, r.wal_stop);
       }
       return 0;
     }
@@ -295,11 +326,17 @@ int main(int argc, char** argv) {
       Context ctx = Open(g);
       RestoreResult r = RunRestore(*ctx.storage, ctx.config, ctx.system_id, restore);
       if (g.json) {
-        PrintJson({{"backup", r.backup.label}, {"directory", restore.target_dir}, {"files", r.files},
-                   {"bytes", r.bytes}, {"seconds", r.seconds}, {"restore_command", r.restore_command}});
+        PrintJson({{"backup", r.backup.label},
+                   {"directory", restore.target_dir},
+                   {"files", r.files},
+                   {"bytes", r.bytes},
+                   {"seconds", r.seconds},
+                   {"restore_command", r.restore_command}});
       } else {
-        Log(LogLevel::kNotice, "restored backup {} into {}: {} files, {} in {}, all checked against the manifest",
-            r.backup.label, restore.target_dir, r.files, FormatBytes(r.bytes), FormatDuration(r.seconds));
+        Log(LogLevel::kNotice,
+            "restored backup {} into {}: {} files, {} in {}, all checked against the manifest",
+            r.backup.label, restore.target_dir, r.files, FormatBytes(r.bytes),
+            FormatDuration(r.seconds));
         Log(LogLevel::kNotice, "start it with: pg_ctl -D {} start", restore.target_dir);
       }
       return 0;
@@ -314,17 +351,21 @@ int main(int argc, char** argv) {
       if (g.json) {
         json wal = json::array();
         for (const auto& w : r.plan.remove_wal) wal.push_back(w.name.text);
-        PrintJson({{"dry_run", dry_run}, {"keep_backups", r.plan.keep_backups},
-                   {"remove_backups", r.plan.remove_backups}, {"remove_wal", wal},
+        PrintJson({{"dry_run", dry_run},
+                   {"keep_backups", r.plan.keep_backups},
+                   {"remove_backups", r.plan.remove_backups},
+                   {"remove_wal", wal},
                    {"remove_orphans", r.removed_orphans}});
         return 0;
       }
       const char* verb = dry_run ? "would remove" : "removed";
       for (const auto& l : r.plan.remove_backups) std::printf("%s backup %s\n", verb, l.c_str());
-      for (const auto& l : r.removed_orphans) std::printf("%s interrupted backup %s\n", verb, l.c_str());
+      for (const auto& l : r.removed_orphans)
+        std::printf("%s interrupted backup %s\n", verb, l.c_str());
       if (!r.plan.remove_wal.empty()) {
         std::printf("%s %zu WAL files (%s .. %s)\n", verb, r.plan.remove_wal.size(),
-                    r.plan.remove_wal.front().name.text.c_str(), r.plan.remove_wal.back().name.text.c_str());
+                    r.plan.remove_wal.front().name.text.c_str(),
+                    r.plan.remove_wal.back().name.text.c_str());
       }
       std::printf("kept %zu backups\n", r.plan.keep_backups.size());
       return 0;
@@ -338,8 +379,9 @@ int main(int argc, char** argv) {
       } else {
         for (const auto& p : r.problems) std::printf("PROBLEM: %s\n", p.c_str());
         for (const auto& gap : r.gaps) {
-          std::printf("GAP: timeline %u: %s .. %s (%llu segments missing)\n", gap.timeline, gap.first.c_str(),
-                      gap.last.c_str(), static_cast<unsigned long long>(gap.count));
+          std::printf("GAP: timeline %u: %s .. %s (%llu segments missing)\n", gap.timeline,
+                      gap.first.c_str(), gap.last.c_str(),
+                      static_cast<unsigned long long>(gap.count));
         }
         std::printf("verify %s: %zu backups, %zu WAL objects, %llu objects checked%s\n",
                     r.ok() ? "OK" : "FAILED", inv.backups.size(), inv.wal.size(),
@@ -353,7 +395,8 @@ int main(int argc, char** argv) {
       Inventory inv = LoadInventory(*ctx.storage, ctx.config, ctx.system_id);
       std::optional<ArchiverStats> archiver;
       if (!status_conninfo.empty() || status_connect) archiver = QueryArchiver(status_conninfo);
-      StatusReport s = BuildStatus(inv, ctx.storage->Describe(), archiver, thresholds, NowSeconds());
+      StatusReport s =
+          BuildStatus(inv, ctx.storage->Describe(), archiver, thresholds, NowSeconds());
       if (g.json) {
         PrintJson(ToJson(s));
       } else if (prometheus) {

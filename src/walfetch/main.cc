@@ -18,8 +18,9 @@ int main(int argc, char** argv) {
         "  restore_command = 'walfetch %f %p'\n"
         "Verifies, decrypts and decompresses the object, then writes DEST atomically.\n"
         "Exit status: 0 restored; 1 not in the repository (PostgreSQL asks for files that do not "
-        "exist); 126 damaged, undecryptable or unreachable: recovery stops rather than end early "
-        "and lose data.",
+        "exist); 126 any other failure (damaged or undecryptable object, unreachable repository, "
+        "bad configuration or usage): PostgreSQL then stops recovery rather than end it early "
+        "and lose the rest of the WAL.",
         "walfetch"};
     ConfigOverrides overrides;
     std::string name;

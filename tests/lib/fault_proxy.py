@@ -6,11 +6,12 @@ It forwards every request to --upstream and, on the way:
     own, independent of walstore's) with --access-key/--secret, answering
     403 SignatureDoesNotMatch when it does not match, and checks a signed
     payload's SHA-256 (s3rver itself does not verify V4 signatures);
-  * logs one line per request to --log: "<conn> <METHOD> <path>?<query>"
-    (plus " range=<Range header>" when there is one);
-  * injects faults from --plan, a file of lines "<action> [METHOD]" consumed
-    top down: the first line whose METHOD matches (or that has none) applies
-    to the request and is removed.  Actions:
+  * logs one line per request to --log: "<conn> <METHOD> <path>?<query>",
+    plus " <name>=<value>" for the headers in LOGGED_HEADERS it carries;
+  * injects faults from --plan, a file of lines "<action> [METHOD [TEXT]]"
+    consumed top down: the first line whose METHOD matches (or that has none)
+    and whose TEXT occurs in the request's path and query (or that has none)
+    applies to the request and is removed.  Actions:
       500       answer 500 InternalError
       slowdown  answer 503 SlowDown
       reset     drop the connection (RST) without answering
@@ -37,10 +38,12 @@ ARGS = None
 PLAN_LOCK = threading.Lock()
 LOG_LOCK = threading.Lock()
 CONNECTIONS = iter(range(1, 1 << 30))
+LOGGED_HEADERS = ("Range", "If-None-Match", "If-Match", "X-Amz-Storage-Class",
+                  "X-Amz-Server-Side-Encryption", "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id")
 
 
-def take_fault(method):
-    """Removes and returns the first plan action that applies to `method`."""
+def take_fault(method, path):
+    """Removes and returns the first plan action that applies to the request."""
     with PLAN_LOCK:
         try:
             with open(ARGS.plan) as f:
@@ -48,7 +51,7 @@ def take_fault(method):
         except FileNotFoundError:
             return None
         for i, words in enumerate(lines):
-            if len(words) == 1 or words[1] == method:
+            if (len(words) < 2 or words[1] == method) and (len(words) < 3 or words[2] in path):
                 del lines[i]
                 with open(ARGS.plan + ".tmp", "w") as f:
                     f.writelines(" ".join(w) + "\n" for w in lines)
@@ -138,7 +141,8 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0))
         body = self.rfile.read(length) if length else b""
         with LOG_LOCK, open(ARGS.log, "a") as log:
-            extra = f" range={self.headers['Range']}" if self.headers.get("Range") else ""
+            extra = "".join(f" {name.lower()}={self.headers[name]}" for name in LOGGED_HEADERS
+                            if self.headers.get(name))
             log.write(f"{self.conn_id} {self.command} {self.path}{extra}\n")
         if ARGS.secret:
             problem = self.check_signature(body)
@@ -146,7 +150,7 @@ class Handler(BaseHTTPRequestHandler):
                 with LOG_LOCK, open(ARGS.log, "a") as log:
                     log.write(f"{self.conn_id} SIGNATURE-ERROR {problem}\n")
                 return self.reply(403, error_xml("SignatureDoesNotMatch", problem))
-        fault = take_fault(self.command)
+        fault = take_fault(self.command, self.path)
         if fault == "500":
             return self.reply(500, error_xml("InternalError", "injected"))
         if fault == "slowdown":

@@ -18,11 +18,15 @@
 #                      log (see fault_proxy.py).  Every request through it must be
 #                      correctly SigV4-signed.
 #   s3_proxy_stop      stops the proxy and points AWS_ENDPOINT_URL back at s3rver.
+#   s3_setup_with_wal N   ws_setup, then N real WAL segments in $WS_TMP/wal (ws_make_wal):
+#                      their names in the array segs, WALSTORE_SYSTEM_ID exported.
 
 S3RVER=${S3RVER:-/opt/walstore-test-tools/node_modules/.bin/s3rver}
 S3_BUCKET=${S3_BUCKET:-walstore-test}
 S3_PID=
 S3_PROXY_PID=
+# shellcheck disable=SC2034  # filled by s3_setup_with_wal for the scripts
+segs=()
 
 # Waits until something accepts TCP connections on 127.0.0.1:$1.
 s3_wait_port() {
@@ -98,8 +102,8 @@ s3_proxy_start() {
   local i
   for ((i = 0; i < 100; i++)); do [[ -s $port_file ]] && break; sleep 0.1; done
   [[ -s $port_file ]] || ws_die "fault proxy did not start: $(cat "$S3_DIR/proxy.err")"
-  export AWS_ENDPOINT_URL=http://127.0.0.1:$(cat "$port_file")
-  export S3_PROXY_PLAN S3_PROXY_LOG
+  AWS_ENDPOINT_URL=http://127.0.0.1:$(cat "$port_file")
+  export AWS_ENDPOINT_URL S3_PROXY_PLAN S3_PROXY_LOG
 }
 
 s3_proxy_stop() {
@@ -109,4 +113,13 @@ s3_proxy_stop() {
     export AWS_ENDPOINT_URL=$S3_ENDPOINT
   fi
   S3_PROXY_PID=
+}
+
+s3_setup_with_wal() {
+  ws_setup
+  ws_require_tool walpush walfetch
+  ws_make_wal "$WS_TMP/wal" "$1"
+  # shellcheck disable=SC2034  # used by the calling script
+  mapfile -t segs < <(ws_segments "$WS_TMP/wal")
+  export WALSTORE_SYSTEM_ID=$WS_WAL_SYSID
 }

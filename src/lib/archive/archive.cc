@@ -89,7 +89,8 @@ StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& f
   encode.threads = EncodeThreads(config);
   if (one_pass) encode.rewrite_header = [&writer](Bytes header) { writer->RewriteHead(header); };
   ObjectEncoder encoder(*writer, encode);
-  Copy(file.reader, encoder, kReadBuffer);
+  // One read fills a whole batch of chunks, which the encoder seals in place.
+  Copy(file.reader, encoder, static_cast<size_t>(encode.chunk_size) * encode.threads);
   encoder.Finish();
   StoreResult result;
   result.plaintext_size = encoder.plaintext_size();

@@ -1,23 +1,22 @@
 #include "backup/base_backup.h"
 
-#include "backup/manifest.h"
-#include "backup/pg_connection.h"
-#include "backup/pipeline.h"
-#include "backup/util.h"
-
+#include <unistd.h>
 #include <walstore/archive.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/object_format.h>
 #include <walstore/wal_name.h>
 
-#include <nlohmann/json.hpp>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <thread>
+
+#include "backup/manifest.h"
+#include "backup/pg_connection.h"
+#include "backup/pipeline.h"
+#include "backup/util.h"
 
 namespace walstore::backup {
 namespace {
@@ -58,7 +57,8 @@ class ArchiveSink {
 
 class ProgressLine {
  public:
-  ProgressLine(bool enabled, uint64_t total) : enabled_(enabled), total_(total), start_(NowSeconds()) {}
+  ProgressLine(bool enabled, uint64_t total)
+      : enabled_(enabled), total_(total), start_(NowSeconds()) {}
   ~ProgressLine() {
     if (enabled_ && shown_) std::fputs("\n", stderr);
   }
@@ -68,9 +68,11 @@ class ProgressLine {
     last_ = now;
     shown_ = true;
     double rate = done / std::max(now - start_, 0.001);
-    std::string pct = total_ > 0 ? fmt::format(" ({}%)", std::min<uint64_t>(100, done * 100 / total_)) : "";
+    std::string pct =
+        total_ > 0 ? fmt::format(" ({}%)", std::min<uint64_t>(100, done * 100 / total_)) : "";
     std::fprintf(stderr, "\rwalctl: backup %s / ~%s%s, %s/s   ", FormatBytes(done).c_str(),
-                 FormatBytes(total_).c_str(), pct.c_str(), FormatBytes(static_cast<uint64_t>(rate)).c_str());
+                 FormatBytes(total_).c_str(), pct.c_str(),
+                 FormatBytes(static_cast<uint64_t>(rate)).c_str());
   }
 
  private:
@@ -80,15 +82,6 @@ class ProgressLine {
   double last_ = 0;
   bool shown_ = false;
 };
-
-std::string DefaultLabel(double now) {
-  std::time_t t = static_cast<std::time_t>(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
 
 std::string SqlQuote(const std::string& text) { return ConfQuote(text); }
 
@@ -141,7 +134,8 @@ std::vector<std::string> WaitForWal(Storage& storage, uint64_t system_id,
   for (;;) {
     std::vector<std::string> still;
     for (const auto& name : missing) {
-      if (!storage.Stat(WalObjectKey(system_id, ParseWalFileNameOrThrow(name)))) still.push_back(name);
+      if (!storage.Stat(WalObjectKey(system_id, ParseWalFileNameOrThrow(name))))
+        still.push_back(name);
     }
     missing.swap(still);
     if (missing.empty() || NowSeconds() >= deadline) return missing;
@@ -162,7 +156,9 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
   record.system_id = std::stoull(*ident[0][0]);
   record.segment_size = ParseGucBytes(conn.QueryValue("SHOW wal_segment_size"));
   record.start_time = NowSeconds();
-  record.label = options.label.empty() ? DefaultLabel(record.start_time) : options.label;
+  record.label = options.label.empty()
+                     ? FormatUtc(static_cast<std::time_t>(record.start_time), "%Y%m%dT%H%M%SZ")
+                     : options.label;
   ValidateLabel(record.label);
   record.manifest_checksums = options.manifest_checksums;
   record.compression = ToString(config.compression);
@@ -176,8 +172,9 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
          storage.Describe());
   }
   int threads = options.threads > 0 ? options.threads
-                : config.parallel > 0 ? config.parallel
-                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+                : config.parallel > 0
+                    ? config.parallel
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   std::string command = fmt::format(
       "BASE_BACKUP (LABEL {}, PROGRESS, CHECKPOINT '{}', WAIT false, MANIFEST 'yes', "
@@ -284,8 +281,8 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
   }
   if (manifest_text.empty()) Fail(ErrorCode::kPostgres, "BASE_BACKUP sent no backup manifest");
   ParseManifest(manifest_text, "backup manifest of " + record.label);  // checks its checksum
-  record.manifest =
-      WriteSmallObject(storage, config, BackupObjectKey(sysid, record.label, kManifestName), manifest_text);
+  record.manifest = WriteSmallObject(
+      storage, config, BackupObjectKey(sysid, record.label, kManifestName), manifest_text);
   record.wal_start = SegmentFileName(record.timeline, record.start_segno(), record.segment_size);
   record.wal_stop = SegmentFileName(record.stop_timeline, record.stop_segno(), record.segment_size);
   Log(LogLevel::kInfo, "backup stopped at {}; waiting for WAL {} .. {} in the archive",
@@ -296,12 +293,15 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
   WriteSmallObject(storage, config, BackupObjectKey(sysid, record.label, kRecordName),
                    ToJson(record).dump(2) + "\n", /*encrypt=*/false);
   if (!missing.empty()) {
-    throw Error(ErrorCode::kVerifyFailed,
-                fmt::format("backup {} is incomplete: WAL {} not in {} after {:.0f} s", record.label,
-                            missing.front() + (missing.size() > 1 ? fmt::format(" (and {} more)", missing.size() - 1) : ""),
-                            storage.Describe(), options.wal_timeout_seconds),
-                "check archive_mode = on, archive_command = 'walpush %p' and pg_stat_archiver; "
-                "the backup cannot be restored without that WAL");
+    throw Error(
+        ErrorCode::kVerifyFailed,
+        fmt::format(
+            "backup {} is incomplete: WAL {} not in {} after {:.0f} s", record.label,
+            missing.front() +
+                (missing.size() > 1 ? fmt::format(" (and {} more)", missing.size() - 1) : ""),
+            storage.Describe(), options.wal_timeout_seconds),
+        "check archive_mode = on, archive_command = 'walpush %p' and pg_stat_archiver; "
+        "the backup cannot be restored without that WAL");
   }
   return record;
 }

@@ -10,24 +10,24 @@
 // wal_timeout_seconds, and checks the repository it actually restores from.
 #pragma once
 
-#include "backup/repository.h"
-
 #include <walstore/config.h>
 #include <walstore/storage.h>
 
 #include <string>
 
+#include "backup/repository.h"
+
 namespace walstore::backup {
 
 struct BackupOptions {
-  std::string conninfo;                    // libpq conninfo / URI; "" = PG* environment
-  std::string label;                       // "" = UTC time "20261121T112014Z"
-  bool fast_checkpoint = true;             // CHECKPOINT 'fast' (else 'spread')
+  std::string conninfo;         // libpq conninfo / URI; "" = PG* environment
+  std::string label;            // "" = UTC time "20261121T112014Z"
+  bool fast_checkpoint = true;  // CHECKPOINT 'fast' (else 'spread')
   std::string manifest_checksums = "CRC32C";
-  double wal_timeout_seconds = 300;        // wait for the archive to hold the WAL range
-  int threads = 0;                         // compression threads; 0 = config.parallel / cores
-  uint64_t max_rate_kb = 0;                // MAX_RATE in kB/s; 0 = unlimited
-  bool progress = false;                   // progress line on stderr
+  double wal_timeout_seconds = 300;  // wait for the archive to hold the WAL range
+  int threads = 0;                   // compression threads; 0 = config.parallel / cores
+  uint64_t max_rate_kb = 0;          // MAX_RATE in kB/s; 0 = unlimited
+  bool progress = false;             // progress line on stderr
 };
 
 // Takes the backup.  On success returns the complete record.  When the WAL

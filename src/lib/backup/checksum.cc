@@ -1,10 +1,9 @@
 #include "backup/checksum.h"
 
-#include <walstore/crypto.h>
-#include <walstore/error.h>
-
 #include <nmmintrin.h>
 #include <openssl/evp.h>
+#include <walstore/crypto.h>
+#include <walstore/error.h>
 
 #include <algorithm>
 #include <array>
@@ -30,7 +29,7 @@ uint32_t Crc32cPortable(uint32_t crc, const uint8_t* data, size_t size) {
 }
 
 __attribute__((target("sse4.2"))) uint32_t Crc32cSse42(uint32_t crc, const uint8_t* data,
-                                                        size_t size) {
+                                                       size_t size) {
   uint64_t c = crc;
   while (size >= 8) {
     uint64_t word;
@@ -99,7 +98,8 @@ std::unique_ptr<FileChecksum> MakeFileChecksum(std::string_view algorithm) {
                      : upper == "SHA384" ? EVP_sha384()
                      : upper == "SHA512" ? EVP_sha512()
                                          : nullptr;
-  if (!md) Fail(ErrorCode::kUnsupportedFormat, "unknown manifest checksum algorithm '{}'", algorithm);
+  if (!md)
+    Fail(ErrorCode::kUnsupportedFormat, "unknown manifest checksum algorithm '{}'", algorithm);
   return std::make_unique<EvpChecksum>(md);
 }
 

@@ -8,18 +8,18 @@
 // checked to the newest segment of its own timeline.
 #pragma once
 
-#include "backup/repository.h"
-
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "backup/repository.h"
 
 namespace walstore::backup {
 
 struct WalGap {
   uint32_t timeline = 0;
-  std::string first;    // first missing segment name
-  std::string last;     // last missing segment name
+  std::string first;  // first missing segment name
+  std::string last;   // last missing segment name
   uint64_t count = 0;
 };
 

@@ -1,11 +1,5 @@
 #include "backup/drill.h"
 
-#include "backup/pg_connection.h"
-#include "backup/util.h"
-
-#include <walstore/error.h>
-#include <walstore/log.h>
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -14,14 +8,18 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <nlohmann/json.hpp>
+#include <walstore/error.h>
+#include <walstore/log.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+
+#include "backup/pg_connection.h"
+#include "backup/util.h"
 
 namespace walstore::backup {
 
@@ -79,7 +77,8 @@ std::string Tail(const fs::path& file, size_t lines) {
   std::vector<std::string> all;
   for (std::string line; std::getline(in, line);) all.push_back(line);
   std::string out;
-  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += all[i] + "\n";
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
+    out += all[i] + "\n";
   return out;
 }
 
@@ -170,7 +169,8 @@ std::string WaitForRecovery(const std::string& conninfo, const fs::path& data, d
 }
 
 // The checks once recovery is over; "" when all passed.
-std::string RunChecks(const std::string& conninfo_base, const DrillOptions& options, DrillReport& report) {
+std::string RunChecks(const std::string& conninfo_base, const DrillOptions& options,
+                      DrillReport& report) {
   Session s(conninfo_base + " dbname=postgres");
   if (!s.ok()) return "cannot connect: " + s.error();
   std::string last = Value(s.Query("SELECT extract(epoch FROM pg_last_xact_replay_timestamp())"));
@@ -186,8 +186,8 @@ std::string RunChecks(const std::string& conninfo_base, const DrillOptions& opti
     if (!count) return fmt::format("database {}: {}", db, d.error());
     report.databases.push_back(db);
   }
-  report.checks.push_back(fmt::format("connected to {} databases and read their catalogs",
-                                      report.databases.size()));
+  report.checks.push_back(
+      fmt::format("connected to {} databases and read their catalogs", report.databases.size()));
   if (!options.sql_file.empty()) {
     std::ifstream in(options.sql_file);
     std::stringstream sql;
@@ -215,21 +215,22 @@ std::string RunChecks(const std::string& conninfo_base, const DrillOptions& opti
 
 json ToJson(const DrillReport& r) {
   auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
-  return {{"ok", r.ok},
-          {"backup", r.backup},
-          {"failure", r.failure},
-          {"restore_seconds", r.restore_seconds},
-          {"recovery_seconds", r.recovery_seconds},
-          {"rto_seconds", r.rto_seconds},
-          {"last_transaction_time",
-           r.last_transaction_time ? json(FormatUtc(static_cast<std::time_t>(*r.last_transaction_time)))
-                                   : json(nullptr)},
-          {"rpo_seconds", opt(r.rpo_seconds)},
-          {"timeline", r.timeline},
-          {"databases", r.databases},
-          {"checks", r.checks},
-          {"sql_output", r.sql_output},
-          {"log_tail", r.log_tail}};
+  return {
+      {"ok", r.ok},
+      {"backup", r.backup},
+      {"failure", r.failure},
+      {"restore_seconds", r.restore_seconds},
+      {"recovery_seconds", r.recovery_seconds},
+      {"rto_seconds", r.rto_seconds},
+      {"last_transaction_time",
+       r.last_transaction_time ? json(FormatUtc(static_cast<std::time_t>(*r.last_transaction_time)))
+                               : json(nullptr)},
+      {"rpo_seconds", opt(r.rpo_seconds)},
+      {"timeline", r.timeline},
+      {"databases", r.databases},
+      {"checks", r.checks},
+      {"sql_output", r.sql_output},
+      {"log_tail", r.log_tail}};
 }
 
 std::string ToText(const DrillReport& r) {
@@ -262,7 +263,8 @@ DrillReport RunDrill(Storage& storage, const Config& config, uint64_t system_id,
   if (geteuid() == 0) {
     std::string name = options.restore.owner.empty() ? "postgres" : options.restore.owner;
     struct passwd* pw = getpwnam(name.c_str());
-    if (!pw) Fail(ErrorCode::kUsage, "user '{}' not found; walctl drill runs PostgreSQL as it", name);
+    if (!pw)
+      Fail(ErrorCode::kUsage, "user '{}' not found; walctl drill runs PostgreSQL as it", name);
     user = RunAs{pw->pw_uid, pw->pw_gid, name};
     if (chown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) FailErrno(errno, "chown " + dir.string());
     db_user = name;
@@ -289,7 +291,8 @@ DrillReport RunDrill(Storage& storage, const Config& config, uint64_t system_id,
   }
   std::string bin = options.pg_bin;
   if (bin.empty()) {
-    std::string candidate = fmt::format("/usr/lib/postgresql/{}/bin", restored.backup.pg_version / 10000);
+    std::string candidate =
+        fmt::format("/usr/lib/postgresql/{}/bin", restored.backup.pg_version / 10000);
     bin = fs::exists(candidate + "/pg_ctl") ? candidate : "";
   }
   std::string pg_ctl = bin.empty() ? FindProgram("pg_ctl").value_or("pg_ctl") : bin + "/pg_ctl";
@@ -300,16 +303,24 @@ DrillReport RunDrill(Storage& storage, const Config& config, uint64_t system_id,
       port, dir.string(), hba.string());
   double deadline = NowSeconds() + options.timeout_seconds;
   Log(LogLevel::kInfo, "starting PostgreSQL in {} on port {}", data.string(), port);
-  std::vector<std::string> start = {pg_ctl, "-D", data.string(), "-l", (dir / "server.log").string(),
-                                    "-o", server_options, "-t", fmt::format("{}", static_cast<int>(options.timeout_seconds)),
-                                    "-w", "start"};
+  std::vector<std::string> start = {pg_ctl,
+                                    "-D",
+                                    data.string(),
+                                    "-l",
+                                    (dir / "server.log").string(),
+                                    "-o",
+                                    server_options,
+                                    "-t",
+                                    fmt::format("{}", static_cast<int>(options.timeout_seconds)),
+                                    "-w",
+                                    "start"};
   sandbox.Started({pg_ctl, "-D", data.string(), "-m", "fast", "-w", "stop"}, user);
   double recovery_start = NowSeconds();
   if (RunProgram(start, user) != 0) {
     report.failure = "PostgreSQL did not start (see the server log)";
   } else {
-    std::string base = fmt::format("host={} port={} user={} connect_timeout=10", ConninfoQuote(dir.string()), port,
-                                   ConninfoQuote(db_user));
+    std::string base = fmt::format("host={} port={} user={} connect_timeout=10",
+                                   ConninfoQuote(dir.string()), port, ConninfoQuote(db_user));
     report.failure = WaitForRecovery(base + " dbname=postgres", data, deadline);
     report.recovery_seconds = NowSeconds() - recovery_start;
     report.rto_seconds = NowSeconds() - started;

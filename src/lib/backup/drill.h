@@ -7,34 +7,33 @@
 // removes everything, also on failure.
 #pragma once
 
-#include "backup/restore.h"
-
 #include <walstore/config.h>
 #include <walstore/storage.h>
 
 #include <nlohmann/json_fwd.hpp>
-
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "backup/restore.h"
+
 namespace walstore::backup {
 
 struct DrillOptions {
-  RestoreOptions restore;        // backup, target, walfetch...; target_dir is chosen here
-  std::string sql_file;          // run after recovery; any error fails the drill
+  RestoreOptions restore;  // backup, target, walfetch...; target_dir is chosen here
+  std::string sql_file;    // run after recovery; any error fails the drill
   std::string database = "postgres";
-  std::string work_dir;          // parent of the temporary directory; "" = $TMPDIR or /tmp
-  std::string pg_bin;            // "" = /usr/lib/postgresql/<major>/bin, else PATH
-  double timeout_seconds = 3600; // for startup and recovery
+  std::string work_dir;           // parent of the temporary directory; "" = $TMPDIR or /tmp
+  std::string pg_bin;             // "" = /usr/lib/postgresql/<major>/bin, else PATH
+  double timeout_seconds = 3600;  // for startup and recovery
   std::optional<double> max_rpo_seconds;
-  bool keep = false;             // keep the directory (debugging)
+  bool keep = false;  // keep the directory (debugging)
 };
 
 struct DrillReport {
   bool ok = false;
   std::string backup;
-  std::string failure;           // why it failed ("" when ok)
+  std::string failure;  // why it failed ("" when ok)
   double restore_seconds = 0;
   double recovery_seconds = 0;
   double rto_seconds = 0;

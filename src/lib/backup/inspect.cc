@@ -1,18 +1,17 @@
 #include "backup/inspect.h"
 
-#include "backup/pg_connection.h"
-#include "backup/restore.h"
-#include "backup/util.h"
-
 #include <walstore/archive.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/object_format.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <set>
+
+#include "backup/pg_connection.h"
+#include "backup/restore.h"
+#include "backup/util.h"
 
 namespace walstore::backup {
 
@@ -94,7 +93,8 @@ PitrWindow ComputePitrWindow(const Inventory& inv) {
 json ToJson(const VerifyReport& r) {
   json gaps = json::array();
   for (const auto& g : r.gaps) {
-    gaps.push_back({{"timeline", g.timeline}, {"first", g.first}, {"last", g.last}, {"count", g.count}});
+    gaps.push_back(
+        {{"timeline", g.timeline}, {"first", g.first}, {"last", g.last}, {"count", g.count}});
   }
   return {{"ok", r.ok()},
           {"problems", r.problems},
@@ -110,7 +110,8 @@ VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& 
     for (const auto& a : b.archives) names.push_back(a.name);
     for (const auto& name : names) {
       Collect(report, [&] {
-        CheckObject(storage, config, BackupObjectKey(inv.system_id, b.label, name), full && (name == kRecordName || name == kManifestName), report);
+        CheckObject(storage, config, BackupObjectKey(inv.system_id, b.label, name),
+                    full && (name == kRecordName || name == kManifestName), report);
       });
     }
     if (full) {
@@ -158,7 +159,8 @@ StatusReport BuildStatus(const Inventory& inv, const std::string& repository,
       s.problems.push_back("no WAL segment archived");
     } else if (now - *s.newest_segment_time > *thresholds.max_archive_age) {
       s.problems.push_back(fmt::format("newest archived segment {} is {} old (limit {})",
-                                       s.newest_segment, FormatDuration(now - *s.newest_segment_time),
+                                       s.newest_segment,
+                                       FormatDuration(now - *s.newest_segment_time),
                                        FormatDuration(*thresholds.max_archive_age)));
     }
   }
@@ -173,10 +175,9 @@ StatusReport BuildStatus(const Inventory& inv, const std::string& repository,
   }
   if (archiver && archiver->failed_count > 0 &&
       archiver->last_failed_time.value_or(0) > archiver->last_archived_time.value_or(0)) {
-    s.problems.push_back(fmt::format("archiving is failing: last failure {} at {} ({} failures)",
-                                     archiver->last_failed_wal,
-                                     FormatUtc(static_cast<std::time_t>(*archiver->last_failed_time)),
-                                     archiver->failed_count));
+    s.problems.push_back(fmt::format(
+        "archiving is failing: last failure {} at {} ({} failures)", archiver->last_failed_wal,
+        FormatUtc(static_cast<std::time_t>(*archiver->last_failed_time)), archiver->failed_count));
   }
   return s;
 }
@@ -217,7 +218,8 @@ std::string ToPrometheus(const StatusReport& s) {
   std::string out;
   std::string labels = fmt::format("{{system_id=\"{}\"}}", s.system_id);
   auto metric = [&](const char* name, const char* help, double value) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{}{} {}\n", name, help, name, name, labels, value);
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{}{} {}\n", name, help, name, name, labels,
+                       value);
   };
   metric("walstore_up", "1 when no status check failed", s.problems.empty() ? 1 : 0);
   metric("walstore_wal_objects", "WAL objects in the archive", static_cast<double>(s.wal_objects));
@@ -246,23 +248,27 @@ std::string ToPrometheus(const StatusReport& s) {
 
 std::string ToText(const StatusReport& s) {
   auto age = [&](const std::optional<double>& t) {
-    return t ? fmt::format("{} ({} ago)", FormatUtc(static_cast<std::time_t>(*t)), FormatDuration(s.now - *t))
+    return t ? fmt::format("{} ({} ago)", FormatUtc(static_cast<std::time_t>(*t)),
+                           FormatDuration(s.now - *t))
              : std::string("-");
   };
-  std::string out = fmt::format("repository:      {}\nsystem id:       {}\n", s.repository, s.system_id);
+  std::string out =
+      fmt::format("repository:      {}\nsystem id:       {}\n", s.repository, s.system_id);
   out += fmt::format("newest segment:  {} {}\n", s.newest_segment.empty() ? "-" : s.newest_segment,
                      s.newest_segment.empty() ? "" : age(s.newest_segment_time));
   out += fmt::format("archive size:    {} (WAL {} in {} objects, backups {})\n",
-                     FormatBytes(s.wal_bytes + s.backup_bytes), FormatBytes(s.wal_bytes), s.wal_objects,
-                     FormatBytes(s.backup_bytes));
-  out += fmt::format("backups:         {} ({} complete), newest {} {}\n", s.backups, s.complete_backups,
-                     s.newest_backup.empty() ? "-" : s.newest_backup, age(s.newest_backup_time));
+                     FormatBytes(s.wal_bytes + s.backup_bytes), FormatBytes(s.wal_bytes),
+                     s.wal_objects, FormatBytes(s.backup_bytes));
+  out += fmt::format("backups:         {} ({} complete), newest {} {}\n", s.backups,
+                     s.complete_backups, s.newest_backup.empty() ? "-" : s.newest_backup,
+                     age(s.newest_backup_time));
   out += fmt::format("PITR window:     {} .. {}\n",
                      s.pitr.earliest ? FormatUtc(static_cast<std::time_t>(*s.pitr.earliest)) : "-",
                      s.pitr.latest ? FormatUtc(static_cast<std::time_t>(*s.pitr.latest)) : "-");
   if (s.archiver) {
     out += fmt::format("pg_stat_archiver: {} archived (last {}), {} failed (last {})\n",
-                       s.archiver->archived_count, s.archiver->last_archived_wal, s.archiver->failed_count,
+                       s.archiver->archived_count, s.archiver->last_archived_wal,
+                       s.archiver->failed_count,
                        s.archiver->last_failed_wal.empty() ? "-" : s.archiver->last_failed_wal);
   }
   for (const auto& p : s.problems) out += "PROBLEM: " + p + "\n";
@@ -315,7 +321,8 @@ PruneResult RunPrune(Storage& storage, const Config& config, const Inventory& in
 
   auto remove_dir = [&](const std::string& label) {
     std::vector<std::string> keys;
-    storage.List(BackupDirKey(inv.system_id, label), [&](const ObjectInfo& info) { keys.push_back(info.key); });
+    storage.List(BackupDirKey(inv.system_id, label),
+                 [&](const ObjectInfo& info) { keys.push_back(info.key); });
     storage.RemoveMany(keys);
   };
   for (const auto& label : result.plan.remove_backups) {

@@ -3,18 +3,17 @@
 // as text, JSON or Prometheus metrics.
 #pragma once
 
-#include "backup/continuity.h"
-#include "backup/repository.h"
-#include "backup/retention.h"
-
 #include <walstore/config.h>
 #include <walstore/storage.h>
 
 #include <nlohmann/json_fwd.hpp>
-
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "backup/continuity.h"
+#include "backup/repository.h"
+#include "backup/retention.h"
 
 namespace walstore::backup {
 
@@ -48,7 +47,8 @@ nlohmann::json ToJson(const VerifyReport& report);
 // Checks every backup object and WAL object header (and with `full` decodes
 // every object, verifying its SHA-256 and, for backups, every file against
 // the backup manifest), and WAL continuity from every backup.
-VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& inventory, bool full);
+VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& inventory,
+                       bool full);
 
 struct ArchiverStats {  // pg_stat_archiver
   uint64_t archived_count = 0;
@@ -78,7 +78,7 @@ struct StatusReport {
   std::optional<double> newest_backup_time;  // stop time of the newest complete backup
   PitrWindow pitr;
   std::optional<ArchiverStats> archiver;
-  std::vector<std::string> problems;         // threshold violations
+  std::vector<std::string> problems;  // threshold violations
   double now = 0;
 };
 StatusReport BuildStatus(const Inventory& inventory, const std::string& repository,

@@ -1,11 +1,11 @@
 #include "backup/manifest.h"
 
-#include "backup/util.h"
-
 #include <walstore/crypto.h>
 #include <walstore/error.h>
 
 #include <nlohmann/json.hpp>
+
+#include "backup/util.h"
 
 namespace walstore::backup {
 namespace {
@@ -22,9 +22,8 @@ std::string HexDecode(const std::string& hex, const std::string& what) {
 void CheckManifestChecksum(std::string_view text, const std::string& expected,
                            const std::string& what) {
   size_t last = text.rfind('\n');
-  size_t penultimate = last == std::string_view::npos || last == 0
-                           ? std::string_view::npos
-                           : text.rfind('\n', last - 1);
+  size_t penultimate = last == std::string_view::npos || last == 0 ? std::string_view::npos
+                                                                   : text.rfind('\n', last - 1);
   if (penultimate == std::string_view::npos) {
     Fail(ErrorCode::kCorrupt, "{}: manifest too short for a checksum", what);
   }
@@ -86,8 +85,8 @@ const ManifestFile* ManifestChecker::Find(const std::string& path) const {
 void ManifestChecker::Check(const ManifestFile& entry, uint64_t size,
                             const std::string& checksum_hex) {
   if (size != entry.size) {
-    Fail(ErrorCode::kCorrupt, "{}: size {} differs from the backup manifest's {}", entry.path,
-         size, entry.size);
+    Fail(ErrorCode::kCorrupt, "{}: size {} differs from the backup manifest's {}", entry.path, size,
+         entry.size);
   }
   if (!entry.algorithm.empty() && checksum_hex != entry.checksum) {
     Fail(ErrorCode::kCorrupt, "{}: {} checksum {} differs from the backup manifest's {}",

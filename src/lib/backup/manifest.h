@@ -12,7 +12,7 @@
 namespace walstore::backup {
 
 struct ManifestFile {
-  std::string path;       // relative to the data directory ("pg_tblspc/<oid>/..." for tablespaces)
+  std::string path;  // relative to the data directory ("pg_tblspc/<oid>/..." for tablespaces)
   uint64_t size = 0;
   std::string algorithm;  // "CRC32C", "SHA256", ... or "" (none)
   std::string checksum;   // lower-case hex

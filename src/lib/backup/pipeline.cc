@@ -95,7 +95,8 @@ void BackgroundWriter::Finish() {
   worker_.get();
 }
 
-PrefetchReader::PrefetchReader(ReadStream& source, size_t block_size, size_t depth) : queue_(depth) {
+PrefetchReader::PrefetchReader(ReadStream& source, size_t block_size, size_t depth)
+    : queue_(depth) {
   worker_ = std::async(std::launch::async, [this, &source, block_size] {
     CloseOnExit guard{queue_};
     for (;;) {

@@ -1,17 +1,16 @@
 #include "backup/repository.h"
 
-#include "backup/util.h"
-
 #include <walstore/archive.h>
 #include <walstore/error.h>
 #include <walstore/object_format.h>
 #include <walstore/wal_file.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
+
+#include "backup/util.h"
 
 namespace walstore::backup {
 
@@ -37,10 +36,8 @@ uint64_t BackupRecord::stop_segno() const {
 namespace {
 
 json ObjectJson(const BackupObject& o) {
-  json j = {{"name", o.name},
-            {"size", o.size},
-            {"stored_size", o.stored_size},
-            {"sha256", o.sha256}};
+  json j = {
+      {"name", o.name}, {"size", o.size}, {"stored_size", o.stored_size}, {"sha256", o.sha256}};
   if (o.tablespace_oid != 0) {
     j["tablespace_oid"] = o.tablespace_oid;
     j["tablespace_path"] = o.tablespace_path;
@@ -133,11 +130,11 @@ std::string BackupObjectKey(uint64_t system_id, const std::string& label, const 
 }
 
 void ValidateLabel(const std::string& label) {
-  bool ok = !label.empty() && label.size() <= 64 && label[0] != '.' &&
-            std::all_of(label.begin(), label.end(), [](char c) {
-              return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
-                     c == '.';
-            });
+  bool ok =
+      !label.empty() && label.size() <= 64 && label[0] != '.' &&
+      std::all_of(label.begin(), label.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+      });
   if (!ok) {
     Fail(ErrorCode::kUsage, "invalid backup label '{}': use 1-64 letters, digits, '_', '-', '.'",
          label);
@@ -183,8 +180,9 @@ const BackupRecord& SelectBackup(const std::vector<BackupRecord>& records, const
     for (const auto& r : records) {
       if (r.label == which) return r;
     }
-    Fail(ErrorCode::kUsage, "no backup labelled '{}' ({} backups in the repository; see walctl list)",
-         which, records.size());
+    Fail(ErrorCode::kUsage,
+         "no backup labelled '{}' ({} backups in the repository; see walctl list)", which,
+         records.size());
   }
   for (auto it = records.rbegin(); it != records.rend(); ++it) {
     if (!it->complete) continue;
@@ -264,9 +262,10 @@ uint64_t DiscoverSystemId(Storage& storage, const Config& config, const std::str
   }
   std::string list;
   for (const auto& id : ids) list += (list.empty() ? "" : ", ") + id;
-  throw Error(ErrorCode::kConfig,
-              fmt::format("{} holds the archives of several clusters ({})", storage.Describe(), list),
-              "choose one with --system-id, WALSTORE_SYSTEM_ID or --pgdata");
+  throw Error(
+      ErrorCode::kConfig,
+      fmt::format("{} holds the archives of several clusters ({})", storage.Describe(), list),
+      "choose one with --system-id, WALSTORE_SYSTEM_ID or --pgdata");
 }
 
 std::vector<TimelineSwitch> ParseHistory(std::string_view text) {

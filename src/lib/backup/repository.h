@@ -17,10 +17,9 @@
 #include <walstore/storage.h>
 #include <walstore/wal_name.h>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <cstdint>
 #include <ctime>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,36 +32,36 @@ inline constexpr int kRecordFormat = 1;
 
 // One stored object of a backup: a tablespace tar or the manifest.
 struct BackupObject {
-  std::string name;                 // "base.tar", "16385.tar", "backup_manifest"
-  uint32_t tablespace_oid = 0;      // 0 for base.tar and the manifest
-  std::string tablespace_path;      // original location of a tablespace
-  uint64_t size = 0;                // plaintext bytes
-  uint64_t stored_size = 0;         // bytes in the repository
-  std::string sha256;               // plaintext SHA-256, hex
+  std::string name;             // "base.tar", "16385.tar", "backup_manifest"
+  uint32_t tablespace_oid = 0;  // 0 for base.tar and the manifest
+  std::string tablespace_path;  // original location of a tablespace
+  uint64_t size = 0;            // plaintext bytes
+  uint64_t stored_size = 0;     // bytes in the repository
+  std::string sha256;           // plaintext SHA-256, hex
 };
 
 struct BackupRecord {
   std::string label;
-  bool complete = false;            // required WAL verified present in the archive
+  bool complete = false;  // required WAL verified present in the archive
   uint64_t system_id = 0;
-  int pg_version = 0;               // server_version_num, e.g. 150004
-  uint32_t timeline = 0;            // at start
+  int pg_version = 0;     // server_version_num, e.g. 150004
+  uint32_t timeline = 0;  // at start
   uint32_t stop_timeline = 0;
   uint64_t start_lsn = 0;
   uint64_t stop_lsn = 0;
-  double start_time = 0;            // seconds since the epoch
+  double start_time = 0;  // seconds since the epoch
   double stop_time = 0;
   uint64_t segment_size = 0;
-  std::string wal_start;            // first segment needed
-  std::string wal_stop;             // last segment needed
-  std::string manifest_checksums;   // algorithm used in the manifest
-  std::string compression;          // e.g. "lz4"
-  std::string key_id;               // "" when not encrypted
+  std::string wal_start;           // first segment needed
+  std::string wal_stop;            // last segment needed
+  std::string manifest_checksums;  // algorithm used in the manifest
+  std::string compression;         // e.g. "lz4"
+  std::string key_id;              // "" when not encrypted
   std::vector<BackupObject> archives;
   BackupObject manifest;
 
-  uint64_t size() const;            // plaintext bytes of all tars
-  uint64_t stored_size() const;     // repository bytes of every object
+  uint64_t size() const;         // plaintext bytes of all tars
+  uint64_t stored_size() const;  // repository bytes of every object
   uint64_t start_segno() const;
   uint64_t stop_segno() const;
 };

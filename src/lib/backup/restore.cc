@@ -1,27 +1,26 @@
 #include "backup/restore.h"
 
-#include "backup/base_backup.h"
-#include "backup/checksum.h"
-#include "backup/manifest.h"
-#include "backup/pipeline.h"
-#include "backup/tar_reader.h"
-#include "backup/util.h"
-
-#include <walstore/archive.h>
-#include <walstore/error.h>
-#include <walstore/log.h>
-#include <walstore/object_format.h>
-
 #include <fcntl.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <walstore/archive.h>
+#include <walstore/error.h>
+#include <walstore/log.h>
+#include <walstore/object_format.h>
 
 #include <cerrno>
 #include <exception>
 #include <filesystem>
 #include <fstream>
 #include <vector>
+
+#include "backup/base_backup.h"
+#include "backup/checksum.h"
+#include "backup/manifest.h"
+#include "backup/pipeline.h"
+#include "backup/tar_reader.h"
+#include "backup/util.h"
 
 namespace walstore::backup {
 
@@ -80,8 +79,7 @@ class Extractor {
  public:
   Extractor(ManifestChecker& checker, const std::map<std::string, std::string>& tablespace_map,
             std::function<void(uint64_t)> on_bytes)
-      : checker_(checker), map_(tablespace_map), on_bytes_(std::move(on_bytes)),
-        buffer_(1 << 20) {}
+      : checker_(checker), map_(tablespace_map), on_bytes_(std::move(on_bytes)), buffer_(1 << 20) {}
 
   // Extracts one tar into `root` (or, with no root, only checks it); manifest
   // paths are `manifest_prefix` + member path.
@@ -105,7 +103,8 @@ class Extractor {
           std::string target = entry->link_target;
           if (auto it = map_.find(target); it != map_.end()) target = it->second;
           fs::create_directories(dest.parent_path(), ec);
-          if (symlink(target.c_str(), dest.c_str()) != 0) FailErrno(errno, "symlink " + dest.string());
+          if (symlink(target.c_str(), dest.c_str()) != 0)
+            FailErrno(errno, "symlink " + dest.string());
           break;
         }
         case TarEntry::Type::kFile:
@@ -219,7 +218,7 @@ std::optional<std::pair<uid_t, gid_t>> ChooseOwner(const fs::path& dir, const st
     if (!pw) Fail(ErrorCode::kUsage, "unknown user '{}' for --owner", owner);
     return std::make_pair(pw->pw_uid, pw->pw_gid);
   }
-  struct stat st{};
+  struct stat st {};
   fs::path parent = fs::absolute(dir).parent_path();
   if (stat(parent.c_str(), &st) == 0 && st.st_uid != 0) return std::make_pair(st.st_uid, st.st_gid);
   if (struct passwd* pw = getpwnam("postgres")) return std::make_pair(pw->pw_uid, pw->pw_gid);
@@ -229,7 +228,8 @@ std::optional<std::pair<uid_t, gid_t>> ChooseOwner(const fs::path& dir, const st
 void ChownTree(const fs::path& root, uid_t uid, gid_t gid) {
   if (lchown(root.c_str(), uid, gid) != 0) FailErrno(errno, "chown " + root.string());
   for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    if (lchown(entry.path().c_str(), uid, gid) != 0) FailErrno(errno, "chown " + entry.path().string());
+    if (lchown(entry.path().c_str(), uid, gid) != 0)
+      FailErrno(errno, "chown " + entry.path().string());
   }
 }
 
@@ -306,11 +306,17 @@ std::string RecoveryTarget::ConfLines() const {
 
 std::string MakeRestoreCommand(const Config& config, const std::string& walfetch) {
   std::string command = ShellQuote(walfetch);
+  // What the config file alone says need not be repeated; what came from the
+  // environment or the command line must be, as the server's environment differs.
+  Config file_only;
   if (!config.source_path.empty()) {
     command += " --config " + ShellQuote(fs::absolute(config.source_path).string());
+    file_only = LoadConfig(config.source_path, [](const std::string&) { return std::nullopt; });
   }
-  command += " --repo " + ShellQuote(config.repo_url);
-  if (!config.key_file.empty()) {
+  if (config.repo_url != file_only.repo_url) command += " --repo " + ShellQuote(config.repo_url);
+  if (config.key_file == file_only.key_file) {
+    // from the config file: nothing to add
+  } else if (!config.key_file.empty()) {
     command += " --key-file " + ShellQuote(fs::absolute(config.key_file).string());
   } else if (config.key) {
     Log(LogLevel::kWarning,
@@ -345,11 +351,12 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   if (options.restore_command.empty() && options.walfetch.empty() && !FindProgram("walfetch")) {
     Fail(ErrorCode::kConfig, "walfetch not found next to walctl or on PATH; use --walfetch");
   }
-  result.restore_command = !options.restore_command.empty()
-                               ? options.restore_command
-                               : MakeRestoreCommand(config, options.walfetch.empty()
-                                                                ? *FindProgram("walfetch")
-                                                                : fs::absolute(options.walfetch).string());
+  result.restore_command =
+      !options.restore_command.empty()
+          ? options.restore_command
+          : MakeRestoreCommand(config, options.walfetch.empty()
+                                           ? *FindProgram("walfetch")
+                                           : fs::absolute(options.walfetch).string());
 
   std::string manifest_key = BackupObjectKey(system_id, backup.label, kManifestName);
   auto manifest_text = ReadSmallObject(storage, config, manifest_key);
@@ -387,8 +394,9 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
     out << *manifest_text;
     if (!out) FailErrno(errno, "write backup_manifest");
   }
-  std::string settings = fmt::format("\n# Added by walctl restore of backup {} at {}\n", backup.label,
-                                     FormatUtc(static_cast<std::time_t>(NowSeconds())));
+  std::string settings =
+      fmt::format("\n# Added by walctl restore of backup {} at {}\n", backup.label,
+                  FormatUtc(static_cast<std::time_t>(NowSeconds())));
   settings += "restore_command = " + ConfQuote(result.restore_command) + "\n";
   settings += options.target.ConfLines();
   if (options.archive_off) settings += "archive_mode = 'off'\n";

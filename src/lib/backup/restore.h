@@ -13,8 +13,6 @@
 // with no hand editing.
 #pragma once
 
-#include "backup/repository.h"
-
 #include <walstore/config.h>
 #include <walstore/storage.h>
 
@@ -22,17 +20,19 @@
 #include <optional>
 #include <string>
 
+#include "backup/repository.h"
+
 namespace walstore::backup {
 
 struct RecoveryTarget {
-  std::optional<std::string> time;    // recovery_target_time
-  std::optional<std::string> xid;     // recovery_target_xid
-  std::optional<std::string> name;    // recovery_target_name
-  std::optional<std::string> lsn;     // recovery_target_lsn
-  bool immediate = false;             // recovery_target = 'immediate'
-  std::string action;                 // pause|promote|shutdown; "" = promote with a target
-  std::string timeline;               // recovery_target_timeline; "" = server default (latest)
-  bool exclusive = false;             // recovery_target_inclusive = off
+  std::optional<std::string> time;  // recovery_target_time
+  std::optional<std::string> xid;   // recovery_target_xid
+  std::optional<std::string> name;  // recovery_target_name
+  std::optional<std::string> lsn;   // recovery_target_lsn
+  bool immediate = false;           // recovery_target = 'immediate'
+  std::string action;               // pause|promote|shutdown; "" = promote with a target
+  std::string timeline;             // recovery_target_timeline; "" = server default (latest)
+  bool exclusive = false;           // recovery_target_inclusive = off
 
   bool any() const { return time || xid || name || lsn || immediate; }
   // Throws Error(kUsage) for more than one target or a bad action.
@@ -42,14 +42,14 @@ struct RecoveryTarget {
 };
 
 struct RestoreOptions {
-  std::string backup = "latest";      // label or "latest"
+  std::string backup = "latest";  // label or "latest"
   std::string target_dir;
   RecoveryTarget target;
   std::map<std::string, std::string> tablespace_map;  // original path -> new path
-  std::string owner;                  // user to own the files when run as root; "" = automatic
-  std::string walfetch;               // path of walfetch; "" = next to walctl, else $PATH
-  std::string restore_command;        // overrides the generated restore_command
-  bool archive_off = false;           // write archive_mode = off
+  std::string owner;            // user to own the files when run as root; "" = automatic
+  std::string walfetch;         // path of walfetch; "" = next to walctl, else $PATH
+  std::string restore_command;  // overrides the generated restore_command
+  bool archive_off = false;     // write archive_mode = off
   bool progress = false;
 };
 

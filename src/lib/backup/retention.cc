@@ -12,8 +12,10 @@ RetentionPlan PlanRetention(const std::vector<BackupRecord>& backups,
   if (policy.keep_full.has_value() == policy.keep_days.has_value()) {
     Fail(ErrorCode::kUsage, "give exactly one of --keep-full and --keep-days");
   }
-  if (policy.keep_full && *policy.keep_full < 1) Fail(ErrorCode::kUsage, "--keep-full must be at least 1");
-  if (policy.keep_days && *policy.keep_days < 0) Fail(ErrorCode::kUsage, "--keep-days must not be negative");
+  if (policy.keep_full && *policy.keep_full < 1)
+    Fail(ErrorCode::kUsage, "--keep-full must be at least 1");
+  if (policy.keep_days && *policy.keep_days < 0)
+    Fail(ErrorCode::kUsage, "--keep-days must not be negative");
 
   std::vector<const BackupRecord*> sorted;
   for (const auto& b : backups) sorted.push_back(&b);

@@ -19,13 +19,13 @@
 // at any point leaves every kept backup restorable.
 #pragma once
 
-#include "backup/repository.h"
-
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "backup/repository.h"
 
 namespace walstore::backup {
 

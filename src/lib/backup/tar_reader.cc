@@ -74,12 +74,13 @@ bool TarReader::ReadBlock(uint8_t* block) {
   size_t got = ReadFully(source_, MutableBytes(block, kBlock));
   offset_ += got;
   if (got == 0) return false;
-  if (got != kBlock) Fail(ErrorCode::kCorrupt, "{}: truncated tar header at byte {}", what_, offset_);
+  if (got != kBlock)
+    Fail(ErrorCode::kCorrupt, "{}: truncated tar header at byte {}", what_, offset_);
   return true;
 }
 
 void TarReader::Skip(uint64_t bytes) {
-  std::array<uint8_t, 64 * 1024> buf;
+  std::array<uint8_t, size_t{64} << 10> buf;
   while (bytes > 0) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(bytes, buf.size()));
     size_t got = ReadFully(source_, MutableBytes(buf.data(), want));
@@ -169,9 +170,9 @@ std::optional<TarEntry> TarReader::Next() {
     }
     while (entry.path.size() > 1 && entry.path.back() == '/') entry.path.pop_back();
     // Only regular files carry data we hand out; anything else is skipped.
-    uint64_t data_size = (entry.type == TarEntry::Type::kFile || entry.type == TarEntry::Type::kOther)
-                             ? entry.size
-                             : 0;
+    uint64_t data_size =
+        (entry.type == TarEntry::Type::kFile || entry.type == TarEntry::Type::kOther) ? entry.size
+                                                                                      : 0;
     if (entry.type != TarEntry::Type::kFile) entry.size = 0;
     remaining_ = entry.type == TarEntry::Type::kFile ? data_size : 0;
     padding_ = (entry.type == TarEntry::Type::kFile ? 0 : data_size) +

@@ -1,9 +1,8 @@
 #include "backup/util.h"
 
-#include <walstore/error.h>
-
 #include <fmt/format.h>
 #include <unistd.h>
+#include <walstore/error.h>
 
 #include <chrono>
 #include <cmath>
@@ -29,11 +28,11 @@ std::string FormatLsn(uint64_t lsn) {
   return fmt::format("{:X}/{:X}", static_cast<uint32_t>(lsn >> 32), static_cast<uint32_t>(lsn));
 }
 
-std::string FormatUtc(std::time_t t) {
+std::string FormatUtc(std::time_t t, const char* format) {
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, &tm);
   return buf;
 }
 
@@ -41,8 +40,8 @@ std::optional<double> ParseTimestamp(std::string_view text) {
   std::string s(text);
   std::tm tm{};
   int consumed = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*[ T]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
-                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*[ T]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
     return std::nullopt;
   }
   tm.tm_year -= 1900;

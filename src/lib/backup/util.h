@@ -14,8 +14,8 @@ namespace walstore::backup {
 uint64_t ParseLsn(std::string_view text);
 std::string FormatLsn(uint64_t lsn);
 
-// "2026-11-21T11:20:14Z".
-std::string FormatUtc(std::time_t t);
+// "2026-11-21T11:20:14Z", or `t` in UTC with another strftime format.
+std::string FormatUtc(std::time_t t, const char* format = "%Y-%m-%dT%H:%M:%SZ");
 // Parses the timestamps PostgreSQL accepts for recovery_target_time in the
 // forms people use: "YYYY-MM-DD HH:MM:SS[.fff][Z|+HH|+HH:MM|-HHMM]" (a 'T'
 // may replace the space; without a zone the time is local).  Returns

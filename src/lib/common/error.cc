@@ -30,6 +30,7 @@ constexpr std::array kTable = {
     ErrorCodeInfo{ErrorCode::kPostgres, "postgres", 17, kAbort, false},
     ErrorCodeInfo{ErrorCode::kVerifyFailed, "verify_failed", 18, kAbort, false},
     ErrorCodeInfo{ErrorCode::kInternal, "internal", 19, kAbort, false},
+    ErrorCodeInfo{ErrorCode::kTls, "tls", 20, kAbort, false},
 };
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <vector>
 
+#include "common/byte_buffer.h"
+
 namespace walstore {
 
 size_t ReadFully(ReadStream& in, MutableBytes out) {
@@ -17,7 +19,7 @@ size_t ReadFully(ReadStream& in, MutableBytes out) {
 }
 
 uint64_t Copy(ReadStream& in, WriteStream& out, size_t buffer_size) {
-  std::vector<uint8_t> buffer(buffer_size);
+  ByteBuffer buffer(buffer_size);
   uint64_t total = 0;
   while (size_t n = in.Read(buffer)) {
     out.Write(Bytes(buffer.data(), n));

@@ -182,8 +182,9 @@ void ApplyEnvironment(const EnvLookup& env, Config& config) {
   }
   if (auto v = get("WALSTORE_S3_PATH_STYLE")) s3.path_style = ParseBool(*v, "environment", "WALSTORE_S3_PATH_STYLE");
   if (auto v = get("WALSTORE_S3_VERIFY_TLS")) s3.verify_tls = ParseBool(*v, "environment", "WALSTORE_S3_VERIFY_TLS");
-  if (auto v = get("WALSTORE_S3_CA_BUNDLE")) s3.ca_bundle = *v;
+  // AWS's generic variable first, so walstore's own setting wins over it.
   if (auto v = get("AWS_CA_BUNDLE")) s3.ca_bundle = *v;
+  if (auto v = get("WALSTORE_S3_CA_BUNDLE")) s3.ca_bundle = *v;
   if (auto v = get("WALSTORE_S3_STORAGE_CLASS")) s3.storage_class = *v;
   if (auto v = get("WALSTORE_S3_SSE")) s3.sse = *v;
   if (auto v = get("WALSTORE_S3_SSE_KMS_KEY_ID")) s3.sse_kms_key_id = *v;

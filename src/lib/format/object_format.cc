@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/byte_buffer.h"
 #include "common/endian.h"
 #include <future>
 #include <vector>
@@ -103,10 +104,10 @@ class ChunkSealer {
       : codec_(MakeBlockCodec(compression)),
         compress_(compression.codec != Codec::kNone) {
     if (object_key != nullptr) cipher_ = std::make_unique<AesGcm>(*object_key);
-    scratch_.resize(codec_->MaxCompressedSize(chunk_size));
-    out_.resize(kRecordHeaderSize +
-                std::max<size_t>({scratch_.size(), chunk_size, kEndPayloadSize}) +
-                AesGcm::kTagSize);
+    scratch_ = ByteBuffer(codec_->MaxCompressedSize(chunk_size));
+    out_ = ByteBuffer(kRecordHeaderSize +
+                      std::max<size_t>({scratch_.size(), chunk_size, kEndPayloadSize}) +
+                      AesGcm::kTagSize);
   }
 
   // Seals `plain` as record `index`; the result stays valid until the next call.
@@ -139,8 +140,8 @@ class ChunkSealer {
   std::unique_ptr<BlockCodec> codec_;
   bool compress_;
   std::unique_ptr<AesGcm> cipher_;
-  std::vector<uint8_t> scratch_;
-  std::vector<uint8_t> out_;
+  ByteBuffer scratch_;
+  ByteBuffer out_;
 };
 
 std::string DescribeKeyMismatch(const std::string& what, uint64_t object_key_id, const Key* key) {
@@ -222,7 +223,7 @@ struct ObjectEncoder::Impl {
   std::array<uint8_t, 32> object_key{};
   // One sealer and input buffer per parallel slot; slot 0 runs on the caller.
   std::vector<std::unique_ptr<ChunkSealer>> sealers;
-  std::vector<std::vector<uint8_t>> chunks;
+  std::vector<ByteBuffer> chunks;
   size_t filled_slots = 0;   // complete chunks waiting in slots [0, filled_slots)
   size_t fill = 0;           // bytes in chunks[filled_slots]
   uint32_t next_index = 0;
@@ -272,25 +273,23 @@ struct ObjectEncoder::Impl {
     Emit(record);
   }
 
-  // Seals and emits the chunks in slots [0, count).  With several slots the
-  // chunks are sealed in parallel while another thread hashes them in order.
-  void FlushSlots(size_t count, size_t last_fill) {
-    auto chunk = [&](size_t slot) {
-      return Bytes(chunks[slot].data(), slot + 1 == count ? last_fill : options.chunk_size);
-    };
+  // Seals and emits a batch of chunks (at most one per sealer).  With several
+  // sealers the chunks are sealed in parallel while another thread hashes
+  // them in order.
+  void FlushBatch(const std::vector<Bytes>& batch) {
     auto seal = [&](size_t slot) {
       return sealers[slot]->Seal(header_bytes, kRecordData,
-                                 static_cast<uint32_t>(next_index + slot), chunk(slot));
+                                 static_cast<uint32_t>(next_index + slot), batch[slot]);
     };
-    if (sealers.size() == 1) {
-      hash.Update(chunk(0));
+    if (batch.size() == 1) {
+      hash.Update(batch[0]);
       EmitRecord(seal(0));
     } else {
       auto hashed = std::async(std::launch::async, [&] {
-        for (size_t slot = 0; slot < count; ++slot) hash.Update(chunk(slot));
+        for (const Bytes& chunk : batch) hash.Update(chunk);
       });
       std::vector<std::future<Bytes>> sealed;
-      for (size_t slot = 1; slot < count; ++slot) {
+      for (size_t slot = 1; slot < batch.size(); ++slot) {
         sealed.push_back(std::async(std::launch::async, seal, slot));
       }
       const Bytes first = seal(0);
@@ -298,13 +297,33 @@ struct ObjectEncoder::Impl {
       EmitRecord(first);
       for (auto& f : sealed) EmitRecord(f.get());
     }
-    next_index += static_cast<uint32_t>(count);
+    next_index += static_cast<uint32_t>(batch.size());
+  }
+
+  // Flushes the buffered chunks in slots [0, count), the last holding last_fill bytes.
+  void FlushSlots(size_t count, size_t last_fill) {
+    std::vector<Bytes> batch;
+    for (size_t slot = 0; slot < count; ++slot) {
+      batch.emplace_back(chunks[slot].data(), slot + 1 == count ? last_fill : options.chunk_size);
+    }
+    FlushBatch(batch);
   }
 
   void Write(Bytes data) {
     if (finished) Fail(ErrorCode::kInternal, "write after Finish()");
     plaintext_size += data.size();
+    const size_t batch_bytes = chunks.size() * options.chunk_size;
     while (!data.empty()) {
+      if (filled_slots == 0 && fill == 0 && data.size() >= batch_bytes) {
+        // A whole batch in the caller's buffer: seal it from there, no copy.
+        std::vector<Bytes> batch;
+        for (size_t slot = 0; slot < chunks.size(); ++slot) {
+          batch.push_back(data.subspan(slot * options.chunk_size, options.chunk_size));
+        }
+        FlushBatch(batch);
+        data = data.subspan(batch_bytes);
+        continue;
+      }
       auto& chunk = chunks[filled_slots];
       const size_t n = std::min(data.size(), options.chunk_size - fill);
       std::memcpy(chunk.data() + fill, data.data(), n);
@@ -376,9 +395,9 @@ struct ObjectDecoder::Impl {
   std::array<uint8_t, kObjectHeaderSize> header_bytes{};
   std::unique_ptr<BlockCodec> codec;
   std::unique_ptr<AesGcm> cipher;
-  std::vector<uint8_t> stored;    // one record's payload as stored
-  std::vector<uint8_t> opened;    // decrypted payload
-  std::vector<uint8_t> plain;     // one chunk of plaintext
+  ByteBuffer stored;    // one record's payload as stored
+  ByteBuffer opened;    // decrypted payload
+  ByteBuffer plain;     // one chunk of plaintext
   size_t plain_pos = 0;
   size_t plain_len = 0;
   uint32_t next_index = 0;
@@ -407,9 +426,9 @@ struct ObjectDecoder::Impl {
         std::max<size_t>({codec->MaxCompressedSize(header.chunk_size), header.chunk_size,
                           kEndPayloadSize}) +
         TagSize(header.cipher);
-    stored.resize(max_stored);
-    opened.resize(max_stored);
-    plain.resize(header.chunk_size);
+    stored = ByteBuffer(max_stored);
+    opened = ByteBuffer(max_stored);
+    plain = ByteBuffer(header.chunk_size);
   }
 
   [[noreturn]] void Corrupt(const std::string& detail) {

@@ -1,12 +1,13 @@
 #include "http/http_client.h"
 
-#include <walstore/error.h>
-
 #include <curl/curl.h>
+#include <walstore/error.h>
 
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+
+#include "http/text.h"
 
 namespace walstore::http {
 namespace {
@@ -46,8 +47,7 @@ bool IsTlsFailure(CURLcode code) {
   }
   if (IsTlsFailure(code)) {
     throw Error(
-        ErrorCode::kNetwork,
-        fmt::format("TLS failure talking to {}: {}", host, what),
+        ErrorCode::kTls, fmt::format("TLS failure talking to {}: {}", host, what),
         options.ca_bundle.empty()
             ? "if the endpoint uses a private CA or a self-signed certificate, set [s3] "
               "ca_bundle to its PEM file (verify_tls = false disables the check, for tests only)"
@@ -65,19 +65,6 @@ bool IsTlsFailure(CURLcode code) {
                 "check that the S3 endpoint is up and its address and port are right");
   }
   Fail(ErrorCode::kNetwork, "request to {} failed: {}", host, what);
-}
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
-  return text;
 }
 
 void GlobalInit() {
@@ -119,12 +106,13 @@ struct Client::Impl {
     if (line.starts_with("HTTP/")) {  // a new response (after 100 Continue, redirects)
       self->response.headers.clear();
       const size_t space = line.find(' ');
-      self->response.status = space == std::string_view::npos ? 0 : std::atol(line.data() + space + 1);
-    } else if (Trim(line).empty()) {
+      self->response.status =
+          space == std::string_view::npos ? 0 : std::atol(line.data() + space + 1);
+    } else if (TrimSpace(line).empty()) {
       if (self->response.status >= 200) self->headers_done = true;
     } else if (const size_t colon = line.find(':'); colon != std::string_view::npos) {
-      self->response.headers.emplace_back(Lower(Trim(line.substr(0, colon))),
-                                          std::string(Trim(line.substr(colon + 1))));
+      self->response.headers.emplace_back(AsciiLower(TrimSpace(line.substr(0, colon))),
+                                          std::string(TrimSpace(line.substr(colon + 1))));
     }
     return size * count;
   }
@@ -182,7 +170,8 @@ struct Client::Impl {
                      std::max(1L, static_cast<long>(options.low_speed_seconds)));
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
-    if (!options.ca_bundle.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_bundle.c_str());
+    if (!options.ca_bundle.empty())
+      curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_bundle.c_str());
 
     if (request.method == "HEAD") {
       curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);

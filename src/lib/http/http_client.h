@@ -38,8 +38,8 @@ struct ClientOptions {
 };
 
 struct Request {
-  std::string method;  // "GET", "HEAD", "PUT", "POST", "DELETE"
-  std::string url;     // already percent-encoded
+  std::string method;    // "GET", "HEAD", "PUT", "POST", "DELETE"
+  std::string url;       // already percent-encoded
   Headers headers = {};  // sent as given (a "Host" here replaces curl's own)
   // The request body: body_size bytes pulled from `body`, which must outlive
   // the call.  nullptr = no body.

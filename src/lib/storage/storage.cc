@@ -2,6 +2,7 @@
 #include <walstore/error.h>
 #include <walstore/storage.h>
 
+#include "common/file_util.h"
 #include "storage/memory/memory_storage.h"
 #include "storage/posix/posix_storage.h"
 #include "storage/s3/s3_storage.h"
@@ -24,7 +25,10 @@ void ValidateKey(const std::string& key) {
     size_t end = key.find('/', start);
     if (end == std::string::npos) end = key.size();
     const std::string_view part(key.data() + start, end - start);
-    valid = !part.empty() && part != "." && part != "..";
+    // No ".", "..", and nothing the posix backend would take for one of its
+    // hidden temp files (".<name>.walstore-tmp.*"), so no key is ever hidden.
+    valid = !part.empty() && part != "." && part != ".." &&
+            !(part.front() == '.' && part.find(kTempMarker) != std::string_view::npos);
     start = end + 1;
   }
   if (!valid) Fail(ErrorCode::kInternal, "invalid repository key \"{}\"", key);

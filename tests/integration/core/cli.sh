@@ -115,6 +115,20 @@ ws_expect_exit 0 "walfetch after the conflict" fetch "$s0" "$dest"
 ws_check "fetched segment is the original" cmp "$wal/$s0" "$dest"
 rm -f "$dest"
 
+# ---- --json and -q -------------------------------------------------------------------------
+json_field() { python3 -c 'import json, sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"; }
+json_repo=(--repo "file://$WS_TMP/jsonrepo" --key-file "$key")
+ws_expect_exit 0 "walpush --json" "$WS_BIN/walpush" "${json_repo[@]}" --json "$wal/$s0"
+ws_same "walpush --json outcome" stored "$(json_field outcome <<<"$WS_OUT")"
+ws_same "walpush --json sha256" "$sum_orig" "$(json_field sha256 <<<"$WS_OUT")"
+ws_expect_exit 0 "walpush --json again" "$WS_BIN/walpush" "${json_repo[@]}" --json "$wal/$s0"
+ws_same "walpush --json outcome for an identical copy" already_archived "$(json_field outcome <<<"$WS_OUT")"
+ws_expect_exit 0 "walpush -q of an identical copy" "$WS_BIN/walpush" "${json_repo[@]}" -q "$wal/$s0"
+ws_same "walpush -q prints nothing" "" "$WS_OUT$WS_ERR"
+ws_expect_exit 1 "walfetch --json of a missing segment" \
+  "$WS_BIN/walfetch" "${json_repo[@]}" --system-id "$WS_WAL_SYSID" --json "${segs[5]}" "$dest"
+ws_same "walfetch --json outcome" missing "$(json_field outcome <<<"$WS_OUT")"
+
 # ---- walfetch: missing ----------------------------------------------------------------------
 ws_expect_exit 1 "walfetch of a segment not in the repository" fetch "${segs[5]}" "$dest"
 if (($(ws_line_count "$WS_OUT$WS_ERR") <= 1)); then ws_pass "missing segment: at most one line"; else ws_fail "missing segment printed: $WS_OUT$WS_ERR"; fi

@@ -87,12 +87,14 @@ else
   ws_fail "writes after the restore point did not change pgbench_accounts"
 fi
 if [[ $kind == file ]]; then
-  objects=$(find "$repo_dir" -type f | wc -l)
-  if ((objects >= archived)); then
-    ws_pass "repository holds $objects objects for $archived archived files"
-  else
-    ws_fail "repository holds $objects objects, expected at least $archived"
-  fi
+  objects=$(find "$repo_dir" -type f ! -name '.*' | wc -l)
+else
+  objects=$(find "$S3_DIR/data/$S3_BUCKET" -type f -name '*._S3rver_object' | wc -l)
+fi
+if ((objects >= archived)); then
+  ws_pass "repository holds $objects objects for $archived archived files"
+else
+  ws_fail "repository holds $objects objects, expected at least $archived"
 fi
 
 # 5. Point-in-time recovery into a second data directory with walfetch.

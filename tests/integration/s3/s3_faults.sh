@@ -6,13 +6,11 @@
 # while a retried one succeeds.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/common.sh
 . "$here/../../lib/common.sh"
+# shellcheck source=tests/lib/s3.sh
 . "$here/../../lib/s3.sh"
-ws_setup
-ws_require_tool walpush walfetch
-ws_make_wal "$WS_TMP/wal" 3
-mapfile -t segs < <(ws_segments "$WS_TMP/wal")
-export WALSTORE_SYSTEM_ID=$WS_WAL_SYSID
+s3_setup_with_wal 3
 wal=$WS_TMP/wal
 out=$WS_TMP/out
 mkdir -p "$out"
@@ -64,30 +62,31 @@ ws_check "both gave up within the budget" test $((SECONDS - start)) -lt 15
 plan
 
 # A walpush killed mid-upload leaves nothing visible; a retried one succeeds.
-# kill_mid_upload DESC PATTERN WALPUSH_ARGS...: the proxy holds the first PUT; once it has
-# arrived, walpush is killed with SIGKILL.
+# kill_mid_upload DESC METHOD TEXT PATTERN WALPUSH_ARGS...: the proxy holds the first METHOD
+# request with TEXT in its path and query; once one matching the regex PATTERN has arrived,
+# walpush is killed with SIGKILL.
 kill_mid_upload() {
-  local desc=$1 pattern=$2 pid i
-  shift 2
+  local desc=$1 method=$2 text=$3 pattern=$4 pid i
+  shift 4
   : >"$S3_PROXY_LOG"
-  plan "hang PUT"
+  plan "hang $method $text"
   walpush "$@" >/dev/null 2>&1 &
   pid=$!
   for ((i = 0; i < 100; i++)); do
-    grep -q "PUT .*$pattern" "$S3_PROXY_LOG" && break
+    grep -q "$method .*$pattern" "$S3_PROXY_LOG" && break
     sleep 0.1
   done
   kill -9 "$pid"
   wait "$pid" 2>/dev/null
   plan
-  ws_check "$desc: walpush was killed during its upload" grep -q "PUT .*$pattern" "$S3_PROXY_LOG"
+  ws_check "$desc: walpush was killed during its upload" grep -q "$method .*$pattern" "$S3_PROXY_LOG"
   ws_expect_exit 1 "$desc: no visible object afterwards (walfetch: missing)" \
     walfetch "${segs[1]}" "$out/c"
   ws_expect_exit 0 "$desc: a retried walpush succeeds" walpush "$@"
   ws_expect_exit 0 "$desc: and walfetch restores it" walfetch "${segs[1]}" "$out/c"
   ws_check "$desc: identical" cmp "$wal/${segs[1]}" "$out/c"
 }
-kill_mid_upload "single PUT" "${segs[1]}\$" "$wal/${segs[1]}"
+kill_mid_upload "single PUT" PUT "${segs[1]}" "${segs[1]} " "$wal/${segs[1]}"
 
 cat >"$WS_TMP/multipart.toml" <<TOML
 repository = "s3://$S3_BUCKET/faults-multipart"
@@ -96,7 +95,12 @@ multipart_threshold = 1048576
 part_size = 5242880
 TOML
 export WALSTORE_CONFIG=$WS_TMP/multipart.toml
-kill_mid_upload "multipart" "partNumber=" --compression none "$wal/${segs[1]}"
+kill_mid_upload "multipart, during a part" PUT partNumber=2 "partNumber=2" \
+  --compression none "$wal/${segs[1]}"
+export WALSTORE_CONFIG=$WS_TMP/multipart2.toml
+sed 's/faults-multipart/faults-multipart2/' "$WS_TMP/multipart.toml" >"$WALSTORE_CONFIG"
+kill_mid_upload "multipart, during CompleteMultipartUpload" POST "?uploadId=" "?uploadId=" \
+  --compression none "$wal/${segs[1]}"
 
 ws_not_contains "every request was correctly signed (proxy check)" "$(cat "$S3_PROXY_LOG")" \
   SIGNATURE-ERROR

@@ -4,7 +4,9 @@
 # paginated listing, batch delete, threads (tests/integration/s3/s3_storage_check.cc).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/common.sh
 . "$here/../../lib/common.sh"
+# shellcheck source=tests/lib/s3.sh
 . "$here/../../lib/s3.sh"
 ws_setup
 s3_start

@@ -5,14 +5,13 @@
 // Usage: s3_storage_check   (repository and S3 settings from WALSTORE_CONFIG /
 // WALSTORE_REPO / AWS_*; use a throwaway prefix).  Prints one line per check
 // and "s3_storage_check: N checks passed, M failed".
-#include "storage/s3/s3_storage.h"
-
+#include <fmt/format.h>
 #include <walstore/cli.h>
 #include <walstore/config.h>
 
-#include <fmt/format.h>
-
 #include <thread>
+
+#include "storage/s3/s3_storage.h"
 
 namespace walstore {
 namespace {
@@ -26,7 +25,8 @@ void Check(bool ok, const std::string& what) {
 
 std::string Pattern(size_t size, int seed) {
   std::string data(size, '\0');
-  for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>((i * 7919 + seed * 31 + i / 997) & 0xff);
+  for (size_t i = 0; i < size; ++i)
+    data[i] = static_cast<char>((i * 7919 + seed * 31 + i / 997) & 0xff);
   return data;
 }
 
@@ -58,7 +58,8 @@ int Run() {
   Config config = LoadConfig(std::nullopt, ProcessEnvironment());
   const std::string rest = config.repo_url.substr(5);  // after "s3://"
   const std::string bucket = rest.substr(0, rest.find('/'));
-  const std::string prefix = rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
+  const std::string prefix =
+      rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
   config.s3.multipart_threshold = 1 << 20;
   config.s3.part_size = 384 << 10;
   auto storage = OpenS3Storage(config, bucket, prefix, S3Tuning{7, 10});
@@ -130,7 +131,8 @@ int Run() {
     threads.emplace_back([&, t] {
       const std::string key = fmt::format("threads/{}", t);
       const std::string data = Pattern(200000 + t, t);
-      if (Put(*storage, key, data) == CommitResult::kCreated && ReadAll(*storage, key, 777) == data) {
+      if (Put(*storage, key, data) == CommitResult::kCreated &&
+          ReadAll(*storage, key, 777) == data) {
         ++good;
       }
     });

@@ -3,13 +3,8 @@
 # walctl status (JSON, Prometheus, thresholds, pg_stat_archiver failures), and a backup
 # that is not complete because its WAL never reaches the archive.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/lib/common.sh
-. "$here/../../lib/common.sh"
 # shellcheck source=tests/integration/walctl/walctl_lib.sh
-. "$here/walctl_lib.sh"
-ws_setup
-ws_require_tool walpush walfetch walctl
+. "$(dirname "$0")/walctl_lib.sh"
 
 wc_primary
 pg_pgbench "$port" -i -q -s 2 >/dev/null 2>&1

@@ -5,13 +5,8 @@
 # state; verify catches a deleted segment (reported as a name range), a flipped header byte
 # and (with --full) a flipped body byte.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/lib/common.sh
-. "$here/../../lib/common.sh"
 # shellcheck source=tests/integration/walctl/walctl_lib.sh
-. "$here/walctl_lib.sh"
-ws_setup
-ws_require_tool walpush walfetch walctl
+. "$(dirname "$0")/walctl_lib.sh"
 
 wc_primary
 pg_pgbench "$port" -i -q -s 2 >/dev/null 2>&1
@@ -47,14 +42,20 @@ ws_same "WAL before b2's start is gone" "" "$(wal_names | awk -v s="$b2_start" '
 ws_same "WAL from b2's start on is kept" "$(awk -v s="$b2_start" '($0 "") >= s' <<<"$before")" "$(wal_names)"
 ws_expect_exit 0 "verify after prune" "${walctl[@]}" verify
 
-# The oldest kept backup replays all the kept WAL to the primary's final state.
-if wc_restore_and_start "$WS_TMP/restore-b2" b2 --archive-mode off; then
+# The oldest kept backup replays all the kept WAL to the primary's final state.  The
+# restored cluster keeps archiving (timeline 2), as after a real PITR: verify must follow
+# the timeline switch.
+if wc_restore_and_start "$WS_TMP/restore-b2" b2; then
   ws_pass "oldest kept backup restores"
   ws_same "restored from b2 to the end of the archive" "$final_sum" "$(pg_table_checksum "$rport" pgbench_accounts)"
+  pg_pgbench "$rport" -c 2 -t 100 -n >/dev/null 2>&1
+  pg_switch_and_wait_archived "$rport"
   pg_stop "$WS_TMP/restore-b2"
 else
   ws_fail "oldest kept backup restores"
 fi
+ws_same "timeline 2 is archived with its history file" 1 "$(wal_names | grep -c '^00000002.history$')"
+ws_expect_exit 0 "verify follows the switch to timeline 2" "${walctl[@]}" verify
 
 # Damage 1: a deleted segment in the middle.
 middle=$(wal_names | grep -E '^[0-9A-F]{24}$' | sed -n 2p)

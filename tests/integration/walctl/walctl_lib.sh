@@ -1,9 +1,12 @@
 # shellcheck shell=bash
-# Helpers shared by the walctl integration tests (on top of tests/lib/common.sh).
+# Helpers shared by the walctl integration tests, on top of tests/lib/common.sh.  Sourcing
+# this file sources common.sh, runs ws_setup and checks that the three tools were built.
 #
 #   wc_primary [SETTINGS...]   init + start $primary on $port, archiving with walpush into
 #                              $repo_url (lz4, encrypted with $WS_TMP/key); sets $walctl
-#                              (array: walctl with the repository options) and $conninfo
+#                              (array: walctl with the repository options) and $conninfo.
+#                              WC_REPO_KIND=s3 puts the repository on s3rver (tests/lib/s3.sh)
+#   wc_object_file KEY         the file holding repository object KEY (for damage tests)
 #   wc_json EXPR               evaluates a Python expression over the JSON in $WS_OUT (as j)
 #   wc_restore_and_start DIR [walctl restore args...]  restore + start on a new port ($rport)
 #                              and wait for the end of recovery; non-zero on failure
@@ -12,6 +15,12 @@ wc_primary() {
   repo_dir=$WS_TMP/repo
   ws_pg_dir "$repo_dir"
   repo_url=file://$repo_dir
+  if [[ ${WC_REPO_KIND:-file} == s3 ]]; then
+    # shellcheck source=tests/lib/s3.sh
+    . "$(dirname "${BASH_SOURCE[0]}")/../../lib/s3.sh"
+    s3_start
+    repo_url=s3://$S3_BUCKET/walctl
+  fi
   ws_make_key "$WS_TMP/key"
   walctl=("$WS_BIN/walctl" --repo "$repo_url" --key-file "$WS_TMP/key")
   primary=$WS_TMP/primary
@@ -22,6 +31,14 @@ wc_primary() {
   if (($# > 0)); then pg_conf "$primary" "$@"; fi
   pg_start "$primary" "$port" || ws_die "primary did not start"
   conninfo="host=127.0.0.1 port=$port user=postgres"
+}
+
+wc_object_file() {
+  if [[ ${WC_REPO_KIND:-file} == s3 ]]; then
+    s3_object_file "walctl/$1"
+  else
+    echo "$repo_dir/$1"
+  fi
 }
 
 wc_json() {
@@ -42,3 +59,8 @@ wc_restore_and_start() {
   pg_start "$dir" "$rport" || return 1
   pg_wait_recovery_done "$rport"
 }
+
+# shellcheck source=tests/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../lib/common.sh"
+ws_setup
+ws_require_tool walpush walfetch walctl

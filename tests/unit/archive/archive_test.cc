@@ -179,6 +179,8 @@ TEST_SUITE("archive") {
     const std::string msg = err->what();
     CHECK(Contains(msg, ToHex(Sha256Of(AsBytes(original)))));
     CHECK(Contains(msg, ToHex(Sha256Of(AsBytes(changed)))));
+    CHECK(Contains(msg, name));
+    CHECK_FALSE(err->hint().empty());  // says what an operator can do next
     CHECK(fx.RawObject(r.key) == raw_before);
     CHECK(fx.DecodedObject(r.key) == original);
   }
@@ -222,6 +224,16 @@ TEST_SUITE("archive") {
     SUBCASE("segment whose header names another timeline") {
       const std::string path = fx.dir / "pg_wal/000000010000000000000003";
       WriteFile(path, MakeSegment(2, 3, kSegSize, kSysId));
+      CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kNotWal);
+    }
+    SUBCASE("segment shorter than a page header") {
+      const std::string path = fx.dir / "pg_wal/000000010000000000000003";
+      WriteFile(path, "short");
+      CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kNotWal);
+    }
+    SUBCASE("empty segment") {
+      const std::string path = fx.dir / "pg_wal/000000010000000000000003";
+      WriteFile(path, "");
       CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kNotWal);
     }
     SUBCASE("segment without a long header") {

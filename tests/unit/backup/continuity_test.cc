@@ -1,9 +1,9 @@
 #include "backup/continuity.h"
-#include "backup/util.h"
-
-#include "test_helpers.h"
 
 #include <doctest/doctest.h>
+
+#include "backup/util.h"
+#include "test_helpers.h"
 
 namespace walstore::backup {
 namespace {
@@ -43,8 +43,9 @@ TEST_SUITE("backup_continuity") {
   TEST_CASE("follows the newest timeline's history across the switch") {
     // Timeline 2 forked from 1 inside segment 6.
     std::vector<TimelineSwitch> history = {{1, 6 * kSeg + 0x100}};
-    std::vector<WalObject> wal = {Seg(1, 3), Seg(1, 4), Seg(1, 5), Seg(1, 6), Seg(1, 7),
-                                  Wal("00000002.history"), Seg(2, 6), Seg(2, 7), Seg(2, 8)};
+    std::vector<WalObject> wal = {Seg(1, 3), Seg(1, 4), Seg(1, 5),
+                                  Seg(1, 6), Seg(1, 7), Wal("00000002.history"),
+                                  Seg(2, 6), Seg(2, 7), Seg(2, 8)};
     CHECK(FindWalGaps({MakeBackup("b", 1, 3)}, wal, history, kSeg).empty());
     // Without timeline 2's segment 7 there is a gap on timeline 2, even though
     // timeline 1 has a segment 7 (recovery follows timeline 2 from segment 6).
@@ -57,8 +58,8 @@ TEST_SUITE("backup_continuity") {
 
   TEST_CASE("a backup off the newest timeline's path is checked on its own timeline") {
     std::vector<TimelineSwitch> history = {{1, 4 * kSeg}};
-    std::vector<WalObject> wal = {Seg(1, 2), Seg(1, 3), Seg(1, 6), Seg(1, 8), Wal("00000002.history"),
-                                  Seg(2, 4)};
+    std::vector<WalObject> wal = {
+        Seg(1, 2), Seg(1, 3), Seg(1, 6), Seg(1, 8), Wal("00000002.history"), Seg(2, 4)};
     auto gaps = FindWalGaps({MakeBackup("late-on-1", 1, 6)}, wal, history, kSeg);
     REQUIRE(gaps.size() == 1);
     CHECK(gaps[0].first == "000000010000000000000007");
@@ -67,7 +68,8 @@ TEST_SUITE("backup_continuity") {
 
   TEST_CASE("LatestTimeline and history parsing") {
     CHECK(LatestTimeline({Seg(1, 1), Wal("00000003.history"), Seg(2, 5)}) == 3);
-    auto h = ParseHistory("1\t0/3000000\tno recovery target specified\n\n2\t1/A0\tbefore 2000-01-01\n");
+    auto h =
+        ParseHistory("1\t0/3000000\tno recovery target specified\n\n2\t1/A0\tbefore 2000-01-01\n");
     REQUIRE(h.size() == 2);
     CHECK(h[0].timeline == 1);
     CHECK(h[0].switch_lsn == 0x3000000);

@@ -1,10 +1,10 @@
-#include "backup/checksum.h"
 #include "backup/manifest.h"
 
+#include <doctest/doctest.h>
 #include <walstore/crypto.h>
 #include <walstore/error.h>
 
-#include <doctest/doctest.h>
+#include "backup/checksum.h"
 
 namespace walstore::backup {
 namespace {
@@ -19,12 +19,20 @@ std::string MakeManifest(const std::string& files) {
 const std::string kFiles =
     "{ \"Path\": \"PG_VERSION\", \"Size\": 3, \"Last-Modified\": \"2026-11-21 10:00:00 GMT\", "
     "\"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": \"REPLACE\" },\n"
-    "{ \"Encoded-Path\": \"626173652f31\", \"Size\": 0, \"Last-Modified\": \"2026-11-21 10:00:00 GMT\" }";
+    "{ \"Encoded-Path\": \"626173652f31\", \"Size\": 0, \"Last-Modified\": \"2026-11-21 10:00:00 "
+    "GMT\" }";
 
 std::string Crc32cHex(const std::string& data) {
   auto c = MakeFileChecksum("CRC32C");
   c->Update(AsBytes(data));
   return c->FinalHex();
+}
+
+// A valid manifest: PG_VERSION ("15\n", CRC32C) and base/1 (no checksum).
+std::string ValidManifest() {
+  std::string files = kFiles;
+  files.replace(files.find("REPLACE"), 7, Crc32cHex("15\n"));
+  return MakeManifest(files);
 }
 
 TEST_SUITE("backup_manifest") {
@@ -44,9 +52,7 @@ TEST_SUITE("backup_manifest") {
   }
 
   TEST_CASE("parses files, encoded paths and WAL ranges; checks the manifest checksum") {
-    std::string files = kFiles;
-    files.replace(files.find("REPLACE"), 7, Crc32cHex("15\n"));
-    std::string text = MakeManifest(files);
+    std::string text = ValidManifest();
     BackupManifest m = ParseManifest(text, "m");
     REQUIRE(m.files.size() == 2);
     CHECK(m.files[0].path == "PG_VERSION");
@@ -57,15 +63,13 @@ TEST_SUITE("backup_manifest") {
     CHECK(m.wal_ranges[0].start_lsn == 0x2000028);
 
     std::string damaged = text;
-    damaged[damaged.find("\"Size\": 3")+8] = '4';
+    damaged[damaged.find("\"Size\": 3") + 8] = '4';
     CHECK_THROWS_AS(ParseManifest(damaged, "m"), Error);
     CHECK_THROWS_AS(ParseManifest("not json", "m"), Error);
   }
 
   TEST_CASE("checker: size, checksum, unknown and unseen files") {
-    std::string files = kFiles;
-    files.replace(files.find("REPLACE"), 7, Crc32cHex("15\n"));
-    std::string text = MakeManifest(files);
+    std::string text = ValidManifest();
     BackupManifest m = ParseManifest(text, "m");
     ManifestChecker checker(m);
     CHECK(checker.Find("nope") == nullptr);

@@ -1,12 +1,11 @@
 #include "backup/retention.h"
 
-#include "test_helpers.h"
-
+#include <doctest/doctest.h>
 #include <walstore/error.h>
 
-#include <doctest/doctest.h>
-
 #include <algorithm>
+
+#include "test_helpers.h"
 
 namespace walstore::backup {
 namespace {
@@ -25,7 +24,8 @@ const double kDay = 86400;
 
 TEST_SUITE("backup_retention") {
   TEST_CASE("keep-full keeps the newest N and only the WAL they need") {
-    std::vector<BackupRecord> backups = {MakeBackup("b1", 1 * kDay, 2), MakeBackup("b2", 2 * kDay, 5),
+    std::vector<BackupRecord> backups = {MakeBackup("b1", 1 * kDay, 2),
+                                         MakeBackup("b2", 2 * kDay, 5),
                                          MakeBackup("b3", 3 * kDay, 9)};
     std::vector<WalObject> wal;
     for (uint64_t s = 1; s <= 12; ++s) wal.push_back(Seg(1, s));
@@ -41,7 +41,8 @@ TEST_SUITE("backup_retention") {
   }
 
   TEST_CASE("keep-days keeps the newest backup before the window too") {
-    std::vector<BackupRecord> backups = {MakeBackup("old", 1 * kDay, 2), MakeBackup("edge", 5 * kDay, 5),
+    std::vector<BackupRecord> backups = {MakeBackup("old", 1 * kDay, 2),
+                                         MakeBackup("edge", 5 * kDay, 5),
                                          MakeBackup("new", 9 * kDay, 9)};
     RetentionPlan plan = PlanRetention(backups, {}, {std::nullopt, 3.0, 10 * kDay});
     // Window starts at day 7: "new" is inside, "edge" is needed to reach day 7..9.
@@ -69,9 +70,10 @@ TEST_SUITE("backup_retention") {
     // b1 on timeline 1 from segment 3; timeline 2 forked at segment 6; b2 on
     // timeline 2 from segment 8.  Keep both: timeline 1 below 3 goes, timeline 2
     // keeps everything from 3 (b1 replays across the switch).
-    std::vector<BackupRecord> backups = {MakeBackup("b1", 1 * kDay, 3, 1), MakeBackup("b2", 2 * kDay, 8, 2)};
-    std::vector<WalObject> wal = {Seg(1, 1), Seg(1, 2), Seg(1, 3), Seg(1, 6), Wal("00000002.history"),
-                                  Seg(2, 6), Seg(2, 8)};
+    std::vector<BackupRecord> backups = {MakeBackup("b1", 1 * kDay, 3, 1),
+                                         MakeBackup("b2", 2 * kDay, 8, 2)};
+    std::vector<WalObject> wal = {
+        Seg(1, 1), Seg(1, 2), Seg(1, 3), Seg(1, 6), Wal("00000002.history"), Seg(2, 6), Seg(2, 8)};
     RetentionPlan plan = PlanRetention(backups, wal, {2, std::nullopt, 3 * kDay});
     CHECK(Names(plan.remove_wal) ==
           std::vector<std::string>{"000000010000000000000001", "000000010000000000000002"});

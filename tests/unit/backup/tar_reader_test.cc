@@ -1,10 +1,9 @@
 #include "backup/tar_reader.h"
 
-#include "test_helpers.h"
-
+#include <doctest/doctest.h>
 #include <walstore/error.h>
 
-#include <doctest/doctest.h>
+#include "test_helpers.h"
 
 namespace walstore::backup {
 namespace {
@@ -14,7 +13,8 @@ using testing::TarBuilder;
 std::string ReadAll(TarReader& tar) {
   std::string out;
   uint8_t buf[7];  // small on purpose: data crosses many reads
-  while (size_t n = tar.Read(MutableBytes(buf, sizeof buf))) out.append(reinterpret_cast<char*>(buf), n);
+  while (size_t n = tar.Read(MutableBytes(buf, sizeof buf)))
+    out.append(reinterpret_cast<char*>(buf), n);
   return out;
 }
 

@@ -1,13 +1,13 @@
 // Builders shared by the backup unit tests.
 #pragma once
 
-#include "backup/repository.h"
-
 #include <walstore/wal_name.h>
 
 #include <cstdint>
 #include <cstring>
 #include <string>
+
+#include "backup/repository.h"
 
 namespace walstore::backup::testing {
 

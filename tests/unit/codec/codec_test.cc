@@ -97,6 +97,16 @@ TEST_SUITE("codec") {
     }
   }
 
+  TEST_CASE("level 0 means the codec default (lz4: 1, zstd: 3)") {
+    const std::string data = CompressibleString(200000, 12);
+    auto lz4_0 = MakeBlockCodec({Codec::kLz4, 0});
+    auto lz4_1 = MakeBlockCodec({Codec::kLz4, 1});
+    CHECK(Compress(*lz4_0, data) == Compress(*lz4_1, data));
+    auto zstd_0 = MakeBlockCodec({Codec::kZstd, 0});
+    auto zstd_3 = MakeBlockCodec({Codec::kZstd, 3});
+    CHECK(Compress(*zstd_0, data) == Compress(*zstd_3, data));
+  }
+
   TEST_CASE("higher zstd levels do not compress worse on text") {
     const std::string data = CompressibleString(1 << 20, 5);
     auto fast = MakeBlockCodec({Codec::kZstd, 1});

@@ -176,14 +176,6 @@ class PlaintextGenerator {
   std::string block_;
 };
 
-// Counts what it is given and keeps nothing.
-class CountingSink : public WriteStream {
- public:
-  void Write(Bytes data) override { bytes += data.size(); }
-  void Finish() override {}
-  uint64_t bytes = 0;
-};
-
 // A ReadStream producing an encoded object on the fly (encoder -> buffer).
 class EncodingSource : public ReadStream {
  public:

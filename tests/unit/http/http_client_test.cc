@@ -1,14 +1,12 @@
 // The libcurl client against a tiny HTTP/1.1 server on loopback.
 #include "http/http_client.h"
 
-#include <walstore/error.h>
-
-#include <doctest/doctest.h>
-
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <walstore/error.h>
 
 #include <atomic>
 #include <functional>
@@ -222,15 +220,15 @@ TEST_SUITE("http") {
 
   TEST_CASE("a stalled transfer hits the low-speed limit") {
     TestServer server([](const ServerRequest&) {
-      return ServerReply{"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nx", false, 4000};
+      return ServerReply{"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nx", false, 2500};
     });
     ClientOptions options;
     options.low_speed_seconds = 1;
-    const auto start = std::chrono::steady_clock::now();
+    // The server keeps the connection open for 2.5 s: "timed out" (not a
+    // closed connection) shows that the client gave up on its own.
     const Error error = Caught([&] { Client(options).Perform({"GET", server.Url("/k")}); });
     CHECK(error.code() == ErrorCode::kNetwork);
     CHECK(Contains(error.what(), "timed out"));
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(4));
   }
 
   TEST_CASE("connection refused, unknown host and TLS failures say what to fix") {
@@ -245,7 +243,9 @@ TEST_SUITE("http") {
     CHECK(error.code() == ErrorCode::kNetwork);
     CHECK(Contains(error.what(), "could not connect to 127.0.0.1:"));
 
-    error = Caught([] { Client(ClientOptions{}).Perform({"GET", "http://nonexistent.invalid/b"}); });
+    error = Caught([] {
+      Client(ClientOptions{}).Perform({"GET", "http://nonexistent.invalid/b"});
+    });
     CHECK(error.code() == ErrorCode::kNetwork);
     CHECK(Contains(error.what(), "could not resolve host nonexistent.invalid: check the endpoint"));
 
@@ -253,9 +253,7 @@ TEST_SUITE("http") {
     TestServer plain([](const ServerRequest&) { return ServerReply{Ok("")}; });
     ClientOptions options;
     options.ca_bundle = "/nonexistent/ca.pem";
-    error = Caught([&] {
-      Client(options).Perform({"GET", "https" + plain.Url("/").substr(4)});
-    });
+    error = Caught([&] { Client(options).Perform({"GET", "https" + plain.Url("/").substr(4)}); });
     CHECK(error.code() == ErrorCode::kNetwork);
     CHECK(Contains(error.what(), "TLS failure talking to 127.0.0.1:"));
     CHECK(Contains(error.hint(), "ca_bundle (/nonexistent/ca.pem)"));
@@ -269,10 +267,10 @@ TEST_SUITE("http") {
       port = std::stoi(closed.Url("").substr(17));
     }
     Client client(ClientOptions{});
-    CHECK_FALSE(client.PerformNoThrow({"DELETE", "http://127.0.0.1:" + std::to_string(port) + "/"}));
-    TestServer server([](const ServerRequest&) {
-      return ServerReply{"HTTP/1.1 204 No Content\r\n\r\n"};
-    });
+    CHECK_FALSE(
+        client.PerformNoThrow({"DELETE", "http://127.0.0.1:" + std::to_string(port) + "/"}));
+    TestServer server(
+        [](const ServerRequest&) { return ServerReply{"HTTP/1.1 204 No Content\r\n\r\n"}; });
     const auto response = client.PerformNoThrow({"DELETE", server.Url("/b/k?uploadId=1")});
     REQUIRE(response);
     CHECK(response->status == 204);

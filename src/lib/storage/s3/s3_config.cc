@@ -1,11 +1,12 @@
 #include "storage/s3/s3_config.h"
 
-#include <walstore/error.h>
-
 #include <arpa/inet.h>
+#include <walstore/error.h>
 
 #include <fstream>
 #include <map>
+
+#include "http/text.h"
 
 namespace walstore::s3 {
 namespace {
@@ -18,27 +19,23 @@ bool IsIpOrLocalhost(const std::string& host_and_port) {
          inet_pton(AF_INET, host.c_str(), &address) == 1;
 }
 
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
-  return text;
-}
-
 // Reads one [profile] section of an AWS shared credentials file.
-std::map<std::string, std::string> ReadProfile(const std::string& path, const std::string& profile) {
+std::map<std::string, std::string> ReadProfile(const std::string& path,
+                                               const std::string& profile) {
   std::map<std::string, std::string> values;
   std::ifstream in(path);
   std::string line;
   bool inside = false;
   while (std::getline(in, line)) {
-    const std::string_view text = Trim(line);
+    const std::string_view text = http::TrimSpace(line);
     if (text.empty() || text.front() == '#' || text.front() == ';') continue;
     if (text.front() == '[') {
-      std::string_view name = Trim(text.substr(1, text.find(']') - 1));
-      if (name.starts_with("profile ")) name = Trim(name.substr(8));
+      std::string_view name = http::TrimSpace(text.substr(1, text.find(']') - 1));
+      if (name.starts_with("profile ")) name = http::TrimSpace(name.substr(8));
       inside = name == profile;
     } else if (const size_t equals = text.find('='); inside && equals != std::string_view::npos) {
-      values[std::string(Trim(text.substr(0, equals)))] = std::string(Trim(text.substr(equals + 1)));
+      values[std::string(http::TrimSpace(text.substr(0, equals)))] =
+          std::string(http::TrimSpace(text.substr(equals + 1)));
     }
   }
   return values;
@@ -63,8 +60,8 @@ Location ResolveLocation(const S3Settings& settings, const std::string& bucket) 
                 "use http(s)://host[:port], e.g. https://s3.eu-west-1.amazonaws.com or "
                 "http://127.0.0.1:9000");
   }
-  location.path_style = settings.path_style.value_or(IsIpOrLocalhost(host) ||
-                                                     bucket.find('.') != std::string::npos);
+  location.path_style =
+      settings.path_style.value_or(IsIpOrLocalhost(host) || bucket.find('.') != std::string::npos);
   if (location.path_style) {
     location.host = host;
     location.path_prefix = "/" + bucket;

@@ -2,11 +2,11 @@
 // style and credentials, resolved from S3Settings.  Internal to the backend.
 #pragma once
 
-#include "storage/s3/sigv4.h"
-
 #include <walstore/config.h>
 
 #include <string>
+
+#include "storage/s3/sigv4.h"
 
 namespace walstore::s3 {
 

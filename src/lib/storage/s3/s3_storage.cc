@@ -1,17 +1,18 @@
 #include "storage/s3/s3_storage.h"
 
-#include "http/http_client.h"
-#include "storage/s3/s3_config.h"
-#include "storage/s3/s3_xml.h"
-#include "storage/s3/sigv4.h"
-
+#include <openssl/evp.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/retry.h>
 
-#include <openssl/evp.h>
-
+#include <charconv>
+#include <future>
 #include <mutex>
+
+#include "http/http_client.h"
+#include "storage/s3/s3_config.h"
+#include "storage/s3/s3_xml.h"
+#include "storage/s3/sigv4.h"
 
 namespace walstore {
 namespace {
@@ -28,6 +29,14 @@ std::string Md5Base64(std::string_view data) {
   unsigned char encoded[64];
   const int n = EVP_EncodeBlock(encoded, digest, static_cast<int>(length));
   return std::string(reinterpret_cast<char*>(encoded), n);
+}
+
+// A Content-Length header's value; 0 when absent or malformed.
+uint64_t ContentLength(const http::Response& response) {
+  const std::string text = response.Header("content-length").value_or("0");
+  uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
 }
 
 std::time_t ParseHttpDate(const std::string& text) {
@@ -129,7 +138,7 @@ class S3Storage : public Storage {
     if (response.status != 200) FailResponse(response, "HEAD " + key);
     ObjectInfo info;
     info.key = key;
-    info.size = std::stoull(response.Header("content-length").value_or("0"));
+    info.size = ContentLength(response);
     info.modified = ParseHttpDate(response.Header("last-modified").value_or(""));
     for (const auto& [name, value] : response.headers) {
       if (name.starts_with("x-amz-meta-")) info.metadata[name.substr(11)] = value;
@@ -180,8 +189,8 @@ class S3Storage : public Storage {
       }
       const std::string body = s3::DeleteRequestBody(full);
       const std::string what = fmt::format("delete {} objects from {}", full.size(), Describe());
-      const http::Response response = Send(
-          {"POST", "", {{"delete", ""}}, {{"content-md5", Md5Base64(body)}}, &body}, what);
+      const http::Response response =
+          Send({"POST", "", {{"delete", ""}}, {{"content-md5", Md5Base64(body)}}, &body}, what);
       if (response.status != 200) FailResponse(response, what);
       const std::vector<std::string> errors = s3::ParseDeleteErrors(response.body);
       if (!errors.empty()) {
@@ -201,7 +210,6 @@ class S3Storage : public Storage {
     return prefix_.empty() ? key : prefix_ + "/" + key;
   }
   const S3Settings& settings() const { return settings_; }
-  ClientPool& pool() { return pool_; }
 
   void Retry(const std::string& what, const std::function<void()>& attempt) {
     WithRetry(policy_, what, attempt);
@@ -218,8 +226,7 @@ class S3Storage : public Storage {
     if (!credentials_.session_token.empty()) {
       signing.headers.emplace_back("x-amz-security-token", credentials_.session_token);
     }
-    const s3::SignResult signature =
-        s3::Sign(signing, credentials_, location_.region, "s3", date);
+    const s3::SignResult signature = s3::Sign(signing, credentials_, location_.region, "s3", date);
     http::Request request;
     request.method = call.method;
     request.url = location_.BaseUrl() + s3::UriEncode(path, true);
@@ -292,8 +299,8 @@ class S3Storage : public Storage {
       if (error.code == "SignatureDoesNotMatch") hint = "the secret access key is wrong";
       if (error.code == "InvalidAccessKeyId") hint = "the access key id is unknown at " + endpoint;
       throw Error(ErrorCode::kAuth,
-                  fmt::format("S3 refused {} on {} (HTTP {} {})", what, Describe(),
-                              response.status, error.code.empty() ? "Forbidden" : error.code),
+                  fmt::format("S3 refused {} on {} (HTTP {} {})", what, Describe(), response.status,
+                              error.code.empty() ? "Forbidden" : error.code),
                   hint);
     }
     Fail(ErrorCode::kStorage, "{} on {} failed: HTTP {} {} {}", what, Describe(), response.status,
@@ -336,7 +343,10 @@ class S3Reader : public ReadStream {
  public:
   S3Reader(S3Storage& storage, std::string key, ClientPool::Lease client, uint64_t size,
            std::string etag)
-      : storage_(storage), key_(std::move(key)), client_(std::move(client)), size_(size),
+      : storage_(storage),
+        key_(std::move(key)),
+        client_(std::move(client)),
+        size_(size),
         etag_(std::move(etag)) {}
 
   size_t Read(MutableBytes out) override {
@@ -356,10 +366,13 @@ class S3Reader : public ReadStream {
 
  private:
   void Resume() {
-    Call call{"GET", storage_.FullKey(key_), {},
+    Call call{"GET",
+              storage_.FullKey(key_),
+              {},
               {{"range", fmt::format("bytes={}-", offset_)}, {"if-match", etag_}}};
     const http::Response response = client_->Start(storage_.Build(call, std::string(kEmptySha256)));
-    if (response.status == 206) {
+    // A store that ignores Range sends everything: fine only from the start.
+    if (response.status == 206 || (response.status == 200 && offset_ == 0)) {
       streaming_ = true;
       return;
     }
@@ -387,12 +400,11 @@ std::unique_ptr<ReadStream> S3Storage::OpenRead(const std::string& key) {
   const std::string what = "GET " + key;
   Retry(what, [&] {
     ClientPool::Lease client = pool_.Acquire();
-    http::Response response = client->Start(Build({"GET", FullKey(key)}, std::string(kEmptySha256)));
+    http::Response response =
+        client->Start(Build({"GET", FullKey(key)}, std::string(kEmptySha256)));
     if (response.status == 200) {
-      reader = std::make_unique<S3Reader>(
-          *this, key, std::move(client),
-          std::stoull(response.Header("content-length").value_or("0")),
-          response.Header("etag").value_or(""));
+      reader = std::make_unique<S3Reader>(*this, key, std::move(client), ContentLength(response),
+                                          response.Header("etag").value_or(""));
       return;
     }
     response.body = ReadAllBody(*client);
@@ -406,9 +418,15 @@ std::unique_ptr<ReadStream> S3Storage::OpenRead(const std::string& key) {
 // Buffers up to multipart_threshold, then streams parts of part_size.
 class S3Writer : public ObjectWriter {
  public:
+  // Starts the existence check (HEAD) at once, in the background: it overlaps
+  // the encoding and warms the connection for the PUT.
   S3Writer(S3Storage& storage, std::string key, const WriteOptions& options)
-      : storage_(storage), key_(std::move(key)), full_key_(storage.FullKey(key_)),
-        headers_(storage.ObjectHeaders(options)) {}
+      : storage_(storage),
+        key_(std::move(key)),
+        full_key_(storage.FullKey(key_)),
+        headers_(storage.ObjectHeaders(options)),
+        existed_(
+            std::async(std::launch::async, [this] { return storage_.Stat(key_).has_value(); })) {}
 
   ~S3Writer() override {
     if (!upload_id_.empty() && !completed_) {
@@ -431,7 +449,12 @@ class S3Writer : public ObjectWriter {
   }
 
   CommitResult Commit() override {
-    if (storage_.Stat(key_)) return CommitResult::kAlreadyExists;
+    // After a (long) multipart upload, look again: keep the window between
+    // the check and the write short for stores that ignore If-None-Match.
+    const bool existed = existed_.get();
+    if (existed || (!upload_id_.empty() && storage_.Stat(key_))) {
+      return CommitResult::kAlreadyExists;
+    }
     NameValues headers = headers_;
     headers.emplace_back("if-none-match", "*");
     const std::string what = "PUT " + key_;
@@ -441,9 +464,8 @@ class S3Writer : public ObjectWriter {
     } else {
       if (!buffer_.empty() || etags_.empty()) UploadPart(buffer_);
       const std::string body = s3::CompleteRequestBody(etags_);
-      response = storage_.Send({"POST", full_key_, {{"uploadId", upload_id_}},
-                                {{"if-none-match", "*"}}, &body},
-                               what);
+      response = storage_.Send(
+          {"POST", full_key_, {{"uploadId", upload_id_}}, {{"if-none-match", "*"}}, &body}, what);
     }
     if (response.status == 412) return CommitResult::kAlreadyExists;
     if (response.status != 200) storage_.FailResponse(response, what);
@@ -477,6 +499,7 @@ class S3Writer : public ObjectWriter {
   std::string upload_id_;
   std::vector<std::string> etags_;
   bool completed_ = false;
+  std::future<bool> existed_;
 };
 
 std::unique_ptr<ObjectWriter> S3Storage::Create(const std::string& key,

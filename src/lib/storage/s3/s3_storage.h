@@ -24,6 +24,7 @@
 #pragma once
 #include <walstore/config.h>
 #include <walstore/storage.h>
+
 #include <memory>
 #include <string>
 namespace walstore {

@@ -3,7 +3,6 @@
 #include <walstore/error.h>
 
 #include <pugixml.hpp>
-
 #include <sstream>
 
 namespace walstore::s3 {
@@ -93,10 +92,11 @@ std::string CompleteRequestBody(const std::vector<std::string>& etags) {
   pugi::xml_document document;
   pugi::xml_node root = document.append_child("CompleteMultipartUpload");
   root.append_attribute("xmlns") = "http://s3.amazonaws.com/doc/2006-03-01/";
-  for (size_t i = 0; i < etags.size(); ++i) {
+  unsigned long long number = 0;
+  for (const std::string& etag : etags) {
     pugi::xml_node part = root.append_child("Part");
-    part.append_child("PartNumber").text() = static_cast<unsigned long long>(i + 1);
-    part.append_child("ETag").text() = etags[i].c_str();
+    part.append_child("PartNumber").text() = ++number;
+    part.append_child("ETag").text() = etag.c_str();
   }
   return Serialize(document);
 }

@@ -24,7 +24,7 @@ struct ListPage {
 ListPage ParseListPage(const std::string& xml);
 
 struct ErrorBody {
-  std::string code;     // "NoSuchBucket", "SlowDown", ... ("" if none)
+  std::string code;  // "NoSuchBucket", "SlowDown", ... ("" if none)
   std::string message;
 };
 // An <Error> document; empty fields when `xml` is not one.

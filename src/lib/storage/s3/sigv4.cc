@@ -1,25 +1,19 @@
 #include "storage/s3/sigv4.h"
 
-#include <walstore/crypto.h>
-
 #include <fmt/format.h>
+#include <walstore/crypto.h>
 
 #include <algorithm>
 #include <map>
+
+#include "http/text.h"
 
 namespace walstore::s3 {
 namespace {
 
 bool IsUnreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
 }
 
 // Trims the value and collapses runs of spaces into one (SigV4 "Trimall").
@@ -64,7 +58,7 @@ std::string CanonicalQuery(const NameValues& query) {
   std::string out;
   for (const auto& [name, value] : encoded) {
     if (!out.empty()) out += '&';
-    out += name + '=' + value;
+    out.append(name).append(1, '=').append(value);
   }
   return out;
 }
@@ -83,7 +77,7 @@ SignResult Sign(const SigningRequest& request, const Credentials& credentials,
                 std::string_view region, std::string_view service, std::string_view amz_date) {
   std::map<std::string, std::string> headers;  // sorted by lower-case name
   for (const auto& [name, value] : request.headers) {
-    std::string& joined = headers[Lower(name)];
+    std::string& joined = headers[http::AsciiLower(name)];
     if (!joined.empty()) joined += ',';
     joined += TrimAll(value);
   }

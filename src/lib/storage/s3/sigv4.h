@@ -29,11 +29,11 @@ struct Credentials {
 using NameValues = std::vector<std::pair<std::string, std::string>>;
 
 struct SigningRequest {
-  std::string method;   // "GET", "PUT", ...
-  std::string path;     // absolute and not encoded, e.g. "/bucket/key name"
-  NameValues query;     // not encoded; order does not matter
-  NameValues headers;   // as sent; must include host and x-amz-date; a name
-                        // given several times has its values joined by ','
+  std::string method;        // "GET", "PUT", ...
+  std::string path;          // absolute and not encoded, e.g. "/bucket/key name"
+  NameValues query;          // not encoded; order does not matter
+  NameValues headers;        // as sent; must include host and x-amz-date; a name
+                             // given several times has its values joined by ','
   std::string payload_hash;  // hex SHA-256 of the body, or kUnsignedPayload
 };
 

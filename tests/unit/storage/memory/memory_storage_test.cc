@@ -6,6 +6,7 @@
 #include <walstore/storage.h>
 
 #include <atomic>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -57,16 +58,14 @@ TEST_SUITE("storage_memory") {
     const std::string name = UniqueName("meta");
     auto s = OpenMemoryStorage(name);
     WriteOptions o;
-    o.metadata["walstore-sha256"] = "abc";
-    o.metadata["walstore-size"] = "3";
+    o.metadata = {{"walstore-sha256", "abc"}, {"walstore-size", "3"}};
     auto w = s->Create("m/k", o);
     w->Write(AsBytes("xyz"));
     REQUIRE(w->Commit() == CommitResult::kCreated);
     auto info = s->Stat("m/k");
     REQUIRE(info.has_value());
     CHECK(info->metadata.size() == 2);
-    CHECK(info->metadata["walstore-sha256"] == "abc");
-    CHECK(info->metadata["walstore-size"] == "3");
+    CHECK(info->metadata == std::map<std::string, std::string>{{"walstore-sha256", "abc"}, {"walstore-size", "3"}});
     ResetMemoryStorage(name);
   }
 

@@ -129,6 +129,21 @@ TEST_SUITE("storage_posix") {
     CHECK(ObjectContent(*s, "seg/000000010000000000000001") == "real");
   }
 
+  TEST_CASE("a key that looks like a temporary file is refused or listed, never hidden") {
+    TempDir dir;
+    auto s = OpenPosixStorage(dir.path());
+    const std::string key = "b/.x.walstore-tmp.1.2";
+    const std::string outcome = walstore::test::ThrownCode([&] { ValidateKey(key); });
+    if (outcome == "no exception") {
+      REQUIRE(PutObject(*s, key, "v") == CommitResult::kCreated);
+      CHECK(s->Stat(key).has_value());
+      CHECK(walstore::test::Join(ListKeys(*s, "b/")) == key);
+    } else {
+      CHECK(outcome == "kInternal");
+      CHECK_CODE(s->Create(key), ErrorCode::kInternal);
+    }
+  }
+
   TEST_CASE("OpenStorage by URL") {
     TempDir dir;
     Config c;

@@ -1,9 +1,8 @@
 // Endpoint / addressing resolution and credential lookup.
 #include "storage/s3/s3_config.h"
 
-#include <walstore/error.h>
-
 #include <doctest/doctest.h>
+#include <walstore/error.h>
 
 #include <cstdlib>
 #include <filesystem>

@@ -1,9 +1,8 @@
 // The S3 XML documents: listings, errors, batch delete, multipart.
 #include "storage/s3/s3_xml.h"
 
-#include <walstore/error.h>
-
 #include <doctest/doctest.h>
+#include <walstore/error.h>
 
 namespace walstore::s3 {
 
@@ -43,13 +42,15 @@ TEST_SUITE("s3_xml") {
     CHECK(error.code == "SlowDown");
     CHECK(error.message == "Please reduce your request rate.");
     CHECK(ParseErrorBody("").code.empty());
-    CHECK(ParseErrorBody("<DeleteResult><Error><Code>X</Code></Error></DeleteResult>").code.empty());
+    CHECK(
+        ParseErrorBody("<DeleteResult><Error><Code>X</Code></Error></DeleteResult>").code.empty());
   }
 
   TEST_CASE("batch delete request and reply") {
     const std::string body = DeleteRequestBody({"p/a", "p/<b>"});
     CHECK(body ==
-          "<?xml version=\"1.0\"?><Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
+          "<?xml version=\"1.0\"?><Delete "
+          "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
           "<Object><Key>p/a</Key></Object><Object><Key>p/&lt;b&gt;</Key></Object></Delete>");
     const std::vector<std::string> errors = ParseDeleteErrors(
         "<DeleteResult><Deleted><Key>p/a</Key></Deleted><Error><Key>p/b</Key><Code>AccessDenied"
@@ -65,7 +66,8 @@ TEST_SUITE("s3_xml") {
           "VXBsb2FkSUQ");
     CHECK_THROWS_AS(ParseUploadId("<InitiateMultipartUploadResult/>"), Error);
     CHECK(CompleteRequestBody({"\"e1\"", "\"e2\""}) ==
-          "<?xml version=\"1.0\"?><CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+          "<?xml version=\"1.0\"?><CompleteMultipartUpload "
+          "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
           "<Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag></Part>"
           "<Part><PartNumber>2</PartNumber><ETag>\"e2\"</ETag></Part></CompleteMultipartUpload>");
   }
