@@ -31,7 +31,7 @@ struct GlobalOptions {
   std::string repo;
   std::string key_file;
   std::string compression;
-  std::string system_id;
+  std::optional<uint64_t> system_id;
   std::string pgdata;
   int parallel = 0;
   bool quiet = false;
@@ -52,7 +52,7 @@ Context Open(const GlobalOptions& g, bool need_system_id = true) {
   if (!g.repo.empty()) overrides.repo_url = g.repo;
   if (!g.key_file.empty()) overrides.key_file = g.key_file;
   if (!g.compression.empty()) overrides.compression = g.compression;
-  if (!g.system_id.empty()) overrides.system_id = std::stoull(g.system_id);
+  overrides.system_id = g.system_id;
   ctx.config = LoadConfig(overrides, ProcessEnvironment());
   if (g.parallel > 0) ctx.config.parallel = g.parallel;
   LogLevel level = g.quiet ? LogLevel::kWarning : ctx.config.log_level;
@@ -60,7 +60,7 @@ Context Open(const GlobalOptions& g, bool need_system_id = true) {
   SetLogLevel(level);
   if (ctx.config.repo_url.empty()) {
     throw Error(ErrorCode::kConfig, "no repository configured",
-                "set repo in the config file, WALSTORE_REPO or --repo");
+                "set repository in the config file, WALSTORE_REPO or --repo");
   }
   ctx.storage = OpenStorage(ctx.config);
   if (need_system_id) ctx.system_id = DiscoverSystemId(*ctx.storage, ctx.config, g.pgdata);
