@@ -74,8 +74,16 @@ class ObjectWriter : public WriteStream {
 
   // Replaces the first head.size() bytes already written (at most 4096)
   // before Commit().  Only for storages whose SupportsRewriteHead() is true
-  // (posix: pwrite; memory); the default throws kInternal.
+  // (posix: pwrite; memory; s3: the first part is held back until Commit);
+  // the default throws kInternal.
   virtual void RewriteHead(Bytes head);
+
+  // Replaces the metadata given to Create(), for metadata known only at the
+  // end (one-pass writes).  Takes effect where the backend stores metadata
+  // and has not sent it yet (S3: a single PUT; a multipart upload has
+  // already sent it); elsewhere it is ignored, so readers must not rely on
+  // it being present.
+  virtual void SetMetadata(const std::map<std::string, std::string>& /*metadata*/) {}
 };
 
 class Storage {

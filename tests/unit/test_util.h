@@ -48,6 +48,7 @@ inline const char* CodeName(ErrorCode code) {
     case ErrorCode::kStorageTransient: return "kStorageTransient";
     case ErrorCode::kAuth: return "kAuth";
     case ErrorCode::kNetwork: return "kNetwork";
+    case ErrorCode::kTls: return "kTls";
     case ErrorCode::kPostgres: return "kPostgres";
     case ErrorCode::kVerifyFailed: return "kVerifyFailed";
     case ErrorCode::kInternal: return "kInternal";

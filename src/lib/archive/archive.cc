@@ -68,8 +68,8 @@ int EncodeThreads(const Config& config) {
 
 // Encodes `file` and publishes it under `key` without overwrite.  Storages
 // that can rewrite an object's head get one pass (the digest goes into the
-// header at the end); others get a hashing pass first, so the digest can
-// also travel as metadata (S3 HEAD compares without a download).
+// header, and into metadata where the backend still can, at the end); others
+// get a hashing pass first, so the digest is known up front.
 StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& file,
                             const std::string& key) {
   const bool one_pass = storage.SupportsRewriteHead();
@@ -92,6 +92,10 @@ StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& f
   // One read fills a whole batch of chunks, which the encoder seals in place.
   Copy(file.reader, encoder, static_cast<size_t>(encode.chunk_size) * encode.threads);
   encoder.Finish();
+  if (one_pass) {
+    writer->SetMetadata({{kMetaSha256, ToHex(encoder.plaintext_sha256())},
+                         {kMetaSize, std::to_string(encoder.plaintext_size())}});
+  }
   StoreResult result;
   result.plaintext_size = encoder.plaintext_size();
   result.sha256 = encoder.plaintext_sha256();
@@ -189,10 +193,12 @@ PushResult PushWalFile(Storage& storage, const Config& config, const std::string
                   "SHA-256 {}); the archived object {} was left untouched",
                   result.name.text, existing ? ToHex(*existing) : "unknown", ToHex(stored.sha256),
                   ObjectName(storage, result.key)),
-      "another server with the same system identifier (a clone, a restored backup, or the old "
-      "primary after a failover) archived this segment first. Find out which copy is on the "
-      "timeline you keep; if the archived one is wrong, move it aside with walctl or by hand, "
-      "or point this cluster at a new repository prefix");
+      "another server with the same system identifier and timeline archived this segment "
+      "first: a clone or restored copy started as a primary, a standby made writable without "
+      "promotion, or two restores that picked the same timeline. Decide which copy belongs to "
+      "the history you keep (see docs/operations.md); to keep this server's, move the archived "
+      "object aside (mv, or aws s3 mv) and archiving resumes; otherwise give this cluster its "
+      "own repository or prefix");
 }
 
 bool RestoreObjectToFile(Storage& storage, const Config& config, const std::string& key,

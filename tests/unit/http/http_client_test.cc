@@ -254,7 +254,8 @@ TEST_SUITE("http") {
     ClientOptions options;
     options.ca_bundle = "/nonexistent/ca.pem";
     error = Caught([&] { Client(options).Perform({"GET", "https" + plain.Url("/").substr(4)}); });
-    CHECK(error.code() == ErrorCode::kNetwork);
+    CHECK(error.code() == ErrorCode::kTls);
+    CHECK_FALSE(error.retryable());
     CHECK(Contains(error.what(), "TLS failure talking to 127.0.0.1:"));
     CHECK(Contains(error.hint(), "ca_bundle (/nonexistent/ca.pem)"));
     CHECK(Contains(error.hint(), "verify_tls"));

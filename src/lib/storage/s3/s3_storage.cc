@@ -204,6 +204,10 @@ class S3Storage : public Storage {
     return prefix_.empty() ? "s3://" + bucket_ : fmt::format("s3://{}/{}", bucket_, prefix_);
   }
 
+  // Writers hold the start of the object (the single PUT's buffer, or part 1
+  // of a multipart upload) until Commit(), so walpush encodes in one pass.
+  bool SupportsRewriteHead() const override { return true; }
+
   // --- for the reader and writer ---
 
   std::string FullKey(const std::string& key) const {
@@ -424,6 +428,7 @@ class S3Writer : public ObjectWriter {
       : storage_(storage),
         key_(std::move(key)),
         full_key_(storage.FullKey(key_)),
+        options_(options),
         headers_(storage.ObjectHeaders(options)),
         existed_(
             std::async(std::launch::async, [this] { return storage_.Stat(key_).has_value(); })) {}
@@ -442,10 +447,29 @@ class S3Writer : public ObjectWriter {
     const size_t part_size = std::max<uint64_t>(1, settings.part_size);
     size_t offset = 0;
     while (buffer_.size() - offset >= part_size) {
-      UploadPart(buffer_.substr(offset, part_size));
+      std::string part = buffer_.substr(offset, part_size);
+      if (etags_.empty()) {
+        // Part 1 is uploaded last, in Commit(): its head may still be rewritten.
+        first_part_ = std::move(part);
+        etags_.emplace_back();
+      } else {
+        etags_.push_back(UploadPart(part, etags_.size() + 1));
+      }
       offset += part_size;
     }
     buffer_.erase(0, offset);
+  }
+
+  void RewriteHead(Bytes head) override {
+    std::string& start = etags_.empty() ? buffer_ : first_part_;
+    if (head.size() > start.size()) Fail(ErrorCode::kInternal, "rewrite past the end of {}", key_);
+    start.replace(0, head.size(), reinterpret_cast<const char*>(head.data()), head.size());
+  }
+
+  void SetMetadata(const std::map<std::string, std::string>& metadata) override {
+    if (!upload_id_.empty()) return;  // CreateMultipartUpload already sent the metadata
+    options_.metadata = metadata;
+    headers_ = storage_.ObjectHeaders(options_);
   }
 
   CommitResult Commit() override {
@@ -462,7 +486,8 @@ class S3Writer : public ObjectWriter {
     if (upload_id_.empty()) {
       response = storage_.Send({"PUT", full_key_, {}, headers, &buffer_}, what);
     } else {
-      if (!buffer_.empty() || etags_.empty()) UploadPart(buffer_);
+      if (!buffer_.empty()) etags_.push_back(UploadPart(buffer_, etags_.size() + 1));
+      etags_[0] = UploadPart(first_part_, 1);
       const std::string body = s3::CompleteRequestBody(etags_);
       response = storage_.Send(
           {"POST", full_key_, {{"uploadId", upload_id_}}, {{"if-none-match", "*"}}, &body}, what);
@@ -482,20 +507,24 @@ class S3Writer : public ObjectWriter {
     upload_id_ = s3::ParseUploadId(response.body);
   }
 
-  void UploadPart(const std::string& part) {
-    const std::string number = std::to_string(etags_.size() + 1);
+  // Uploads one part; returns its ETag.
+  std::string UploadPart(const std::string& part, size_t number) {
     const std::string what = fmt::format("upload part {} of {}", number, key_);
-    const http::Response response = storage_.Send(
-        {"PUT", full_key_, {{"partNumber", number}, {"uploadId", upload_id_}}, {}, &part}, what);
+    const http::Response response =
+        storage_.Send({"PUT", full_key_, {{"partNumber", std::to_string(number)},
+                                          {"uploadId", upload_id_}}, {}, &part},
+                      what);
     if (response.status != 200) storage_.FailResponse(response, what);
-    etags_.push_back(response.Header("etag").value_or(""));
+    return response.Header("etag").value_or("");
   }
 
   S3Storage& storage_;
   std::string key_;
   std::string full_key_;
+  WriteOptions options_;
   NameValues headers_;
   std::string buffer_;
+  std::string first_part_;  // multipart: part 1, held back until Commit()
   std::string upload_id_;
   std::vector<std::string> etags_;
   bool completed_ = false;
