@@ -1,6 +1,6 @@
 #include "http/http_client.h"
 
-#include <curl/curl.h>
+#include "http/curl_api.h"
 #include <walstore/error.h>
 
 #include <algorithm>
@@ -39,7 +39,7 @@ bool IsTlsFailure(CURLcode code) {
 [[noreturn]] void FailTransport(CURLcode code, const std::string& detail, const std::string& url,
                                 const ClientOptions& options) {
   const std::string host = HostOf(url);
-  const std::string what = detail.empty() ? curl_easy_strerror(code) : detail;
+  const std::string what = detail.empty() ? Curl().easy_strerror(code) : detail;
   if (code == CURLE_COULDNT_RESOLVE_HOST) {
     throw Error(ErrorCode::kNetwork,
                 fmt::format("could not resolve host {}: check the endpoint ({})", host, what),
@@ -67,10 +67,6 @@ bool IsTlsFailure(CURLcode code) {
   Fail(ErrorCode::kNetwork, "request to {} failed: {}", host, what);
 }
 
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 }  // namespace
 
@@ -129,7 +125,7 @@ struct Client::Impl {
   }
 
   void Detach() {
-    if (attached) curl_multi_remove_handle(multi, easy);
+    if (attached) Curl().multi_remove_handle(multi, easy);
     attached = false;
   }
 
@@ -145,46 +141,46 @@ struct Client::Impl {
     upload = request.body;
     error_buffer[0] = '\0';
 
-    curl_easy_reset(easy);  // keeps the connection cache
-    curl_slist_free_all(header_list);
-    header_list = curl_slist_append(nullptr, "Expect:");  // no 100-continue round trip
+    Curl().easy_reset(easy);  // keeps the connection cache
+    Curl().slist_free_all(header_list);
+    header_list = Curl().slist_append(nullptr, "Expect:");  // no 100-continue round trip
     for (const auto& [name, value] : request.headers) {
-      header_list = curl_slist_append(header_list, fmt::format("{}: {}", name, value).c_str());
+      header_list = Curl().slist_append(header_list, fmt::format("{}: {}", name, value).c_str());
     }
-    curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
-    curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);  // S3 keys are sent as signed
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, header_list);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_buffer);
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Impl::OnHeader);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, this);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Impl::OnBody);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
-    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 256L * 1024);
-    curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
-    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+    Curl().easy_setopt(easy, CURLOPT_URL, request.url.c_str());
+    Curl().easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);  // S3 keys are sent as signed
+    Curl().easy_setopt(easy, CURLOPT_HTTPHEADER, header_list);
+    Curl().easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    Curl().easy_setopt(easy, CURLOPT_ERRORBUFFER, error_buffer);
+    Curl().easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Impl::OnHeader);
+    Curl().easy_setopt(easy, CURLOPT_HEADERDATA, this);
+    Curl().easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Impl::OnBody);
+    Curl().easy_setopt(easy, CURLOPT_WRITEDATA, this);
+    Curl().easy_setopt(easy, CURLOPT_BUFFERSIZE, 256L * 1024);
+    Curl().easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+    Curl().easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    Curl().easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(options.connect_timeout_seconds * 1000));
-    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME,
+    Curl().easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    Curl().easy_setopt(easy, CURLOPT_LOW_SPEED_TIME,
                      std::max(1L, static_cast<long>(options.low_speed_seconds)));
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
+    Curl().easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
+    Curl().easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
     if (!options.ca_bundle.empty())
-      curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_bundle.c_str());
+      Curl().easy_setopt(easy, CURLOPT_CAINFO, options.ca_bundle.c_str());
 
     if (request.method == "HEAD") {
-      curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+      Curl().easy_setopt(easy, CURLOPT_NOBODY, 1L);
     } else if (request.method != "GET") {
-      curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+      Curl().easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
     }
     if (request.body != nullptr) {
-      curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);  // PUT semantics; method set above
-      curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body_size));
-      curl_easy_setopt(easy, CURLOPT_READFUNCTION, &Impl::OnUpload);
-      curl_easy_setopt(easy, CURLOPT_READDATA, this);
+      Curl().easy_setopt(easy, CURLOPT_UPLOAD, 1L);  // PUT semantics; method set above
+      Curl().easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body_size));
+      Curl().easy_setopt(easy, CURLOPT_READFUNCTION, &Impl::OnUpload);
+      Curl().easy_setopt(easy, CURLOPT_READDATA, this);
     }
-    curl_multi_add_handle(multi, easy);
+    Curl().multi_add_handle(multi, easy);
     attached = true;
   }
 
@@ -193,9 +189,9 @@ struct Client::Impl {
     const size_t before = pending.size() + response.body.size();
     const bool had_headers = headers_done;
     int running = 0;
-    curl_multi_perform(multi, &running);
+    Curl().multi_perform(multi, &running);
     int queued = 0;
-    while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
+    while (CURLMsg* message = Curl().multi_info_read(multi, &queued)) {
       if (message->msg == CURLMSG_DONE) {
         done = true;
         result = message->data.result;
@@ -204,7 +200,7 @@ struct Client::Impl {
     if (done || had_headers != headers_done || before != pending.size() + response.body.size()) {
       return;
     }
-    curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+    Curl().multi_poll(multi, nullptr, 0, 1000, nullptr);
   }
 
   // Runs the current transfer to its end; false on a transport failure.
@@ -221,10 +217,9 @@ struct Client::Impl {
 };
 
 Client::Client(const ClientOptions& options) : impl_(std::make_unique<Impl>()) {
-  GlobalInit();
-  impl_->options = options;
-  impl_->easy = curl_easy_init();
-  impl_->multi = curl_multi_init();
+    impl_->options = options;
+  impl_->easy = Curl().easy_init();
+  impl_->multi = Curl().multi_init();
   if (impl_->easy == nullptr || impl_->multi == nullptr) {
     Fail(ErrorCode::kInternal, "could not initialise libcurl");
   }
@@ -232,9 +227,9 @@ Client::Client(const ClientOptions& options) : impl_(std::make_unique<Impl>()) {
 
 Client::~Client() {
   impl_->Detach();
-  curl_multi_cleanup(impl_->multi);
-  curl_easy_cleanup(impl_->easy);
-  curl_slist_free_all(impl_->header_list);
+  Curl().multi_cleanup(impl_->multi);
+  Curl().easy_cleanup(impl_->easy);
+  Curl().slist_free_all(impl_->header_list);
 }
 
 Response Client::Perform(const Request& request) {
