@@ -397,7 +397,10 @@ struct ObjectDecoder::Impl {
   std::unique_ptr<AesGcm> cipher;
   ByteBuffer stored;    // one record's payload as stored
   ByteBuffer opened;    // decrypted payload
-  ByteBuffer plain;     // one chunk of plaintext
+  // Two plaintext chunks: the caller reads one while the other is decoded,
+  // and a helper thread hashes the previous one meanwhile.
+  ByteBuffer plain_buffers[2];
+  int current = 0;           // plain_buffers[current] is what Read() serves
   size_t plain_pos = 0;
   size_t plain_len = 0;
   uint32_t next_index = 0;
@@ -406,6 +409,10 @@ struct ObjectDecoder::Impl {
   uint64_t plaintext_size = 0;
   Sha256Digest digest{};
   bool done = false;
+  // SHA-256 of the latest chunk, running on a helper thread.  Declared last:
+  // destroyed first, its destructor waits for the task before `hash` and the
+  // buffers it uses go away (also when decoding stopped with an error).
+  std::future<void> hashing;
 
   Impl(ReadStream& s, const Key* key, std::string w) : source(s), what(std::move(w)) {
     const size_t n = ReadFully(source, header_bytes);
@@ -428,7 +435,8 @@ struct ObjectDecoder::Impl {
         TagSize(header.cipher);
     stored = ByteBuffer(max_stored);
     opened = ByteBuffer(max_stored);
-    plain = ByteBuffer(header.chunk_size);
+    plain_buffers[0] = ByteBuffer(header.chunk_size);
+    plain_buffers[1] = ByteBuffer(header.chunk_size);
   }
 
   [[noreturn]] void Corrupt(const std::string& detail) {
@@ -492,7 +500,8 @@ struct ObjectDecoder::Impl {
       stored_hash.Update(rh_bytes);
       stored_hash.Update(payload);
     }
-    MutableBytes out(plain.data(), record.plain_len);
+    const int next = 1 - current;  // its previous chunk was hashed: see below
+    MutableBytes out(plain_buffers[next].data(), record.plain_len);
     if (raw) {
       if (body.size() != out.size()) Corrupt(fmt::format("record {} has the wrong size", record.index));
       std::memcpy(out.data(), body.data(), body.size());
@@ -500,7 +509,13 @@ struct ObjectDecoder::Impl {
       Corrupt(fmt::format("record {} does not decompress ({})", record.index,
                           CodecName(header.codec)));
     }
-    hash.Update(out);
+    // Hash this chunk while the caller consumes it and the next one is
+    // decoded into the other buffer; hashing stays in order (one at a time),
+    // and the other buffer's hash finished before its reuse (the get() below
+    // ran before the previous launch).
+    if (hashing.valid()) hashing.get();
+    hashing = std::async(std::launch::async, [this, out] { hash.Update(out); });
+    current = next;
     plaintext_size += out.size();
     plain_pos = 0;
     plain_len = out.size();
@@ -516,6 +531,7 @@ struct ObjectDecoder::Impl {
     const uint64_t size = GetLe(end.data(), 8);
     Sha256Digest expected;
     std::memcpy(expected.data(), end.data() + 8, expected.size());
+    if (hashing.valid()) hashing.get();
     digest = hash.Final();
     if (size != plaintext_size || expected != digest) {
       Corrupt(fmt::format("content does not match its checksum (expected {} bytes with SHA-256 {}, "
@@ -539,7 +555,7 @@ struct ObjectDecoder::Impl {
         continue;
       }
       const size_t n = std::min(out.size() - total, plain_len - plain_pos);
-      std::memcpy(out.data() + total, plain.data() + plain_pos, n);
+      std::memcpy(out.data() + total, plain_buffers[current].data() + plain_pos, n);
       plain_pos += n;
       total += n;
     }
