@@ -19,6 +19,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace walstore {
 
@@ -50,12 +51,19 @@ struct Config {
   CompressionSpec compression{Codec::kLz4, 0};
   std::string key_file;                 // "" = no key file
   std::optional<Key> key;               // loaded key (from key_file or WALSTORE_ENCRYPTION_KEY)
+  // Keys rotated out: never used to write, still used to read objects that
+  // name them (encryption_old_key_files / WALSTORE_ENCRYPTION_OLD_KEY_FILES).
+  std::vector<Key> old_keys;
+  std::vector<std::string> old_key_files;
   LogLevel log_level = LogLevel::kNotice;
   std::optional<uint64_t> system_id;    // override; normally read from WAL / pg_control
   uint32_t chunk_size = 1u << 20;       // plaintext bytes per object chunk
   int parallel = 0;                     // worker threads for walctl; 0 = number of cores
   S3Settings s3;
   std::string source_path;              // the config file actually read ("" = none)
+
+  // The keys a reader may use: `key` first, then `old_keys`.
+  std::vector<Key> ReadKeys() const;
 
   // "repository=file:///..., compression=lz4, encryption=on (key id ...)" for
   // --debug output and walctl status; never includes secrets.

@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 namespace walstore {
@@ -102,6 +103,9 @@ class ObjectEncoder : public WriteStream {
 class ObjectDecoder : public ReadStream {
  public:
   ObjectDecoder(ReadStream& source, const Key* key, std::string what);
+  // Same, choosing among several keys by the key id in the header (the
+  // current key first, then keys rotated out; see Config::ReadKeys()).
+  ObjectDecoder(ReadStream& source, std::span<const Key> keys, std::string what);
   ~ObjectDecoder() override;
   size_t Read(MutableBytes out) override;
   const ObjectHeader& header() const;

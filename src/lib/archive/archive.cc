@@ -205,7 +205,8 @@ bool RestoreObjectToFile(Storage& storage, const Config& config, const std::stri
                          const std::string& dest_path, uint64_t* plaintext_size) {
   auto reader = storage.OpenRead(key);
   if (!reader) return false;
-  ObjectDecoder decoder(*reader, config.key ? &*config.key : nullptr, ObjectName(storage, key));
+  const std::vector<Key> keys = config.ReadKeys();
+  ObjectDecoder decoder(*reader, keys, ObjectName(storage, key));
   AtomicFileWriter out(dest_path, 0600, false);
   Copy(decoder, out, kReadBuffer);
   out.Publish(true);  // only after the decoder verified the end record

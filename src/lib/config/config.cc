@@ -126,6 +126,15 @@ void ReadFile(const std::string& path, Config& config) {
     config.compression = ParseCompressionSpec(text, fmt::format("{}: setting \"compression\"", path));
   }
   r.String("encryption_key_file", config.key_file);
+  if (auto* node = r.Take("encryption_old_key_files")) {
+    const toml::array* files = node->as_array();
+    if (files == nullptr) BadSetting(path, "encryption_old_key_files", "must be a list of file names");
+    for (const auto& item : *files) {
+      auto file = item.value<std::string>();
+      if (!file) BadSetting(path, "encryption_old_key_files", "must be a list of file names");
+      config.old_key_files.push_back(*file);
+    }
+  }
   text.clear();
   r.String("log_level", text);
   if (!text.empty()) config.log_level = ParseLogLevel(text, fmt::format("{}: setting \"log_level\"", path));
@@ -252,6 +261,16 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
     config.key_file = *env_key_file;
   }
   if (!config.key && !config.key_file.empty()) config.key = LoadKeyFile(config.key_file);
+  if (auto v = env("WALSTORE_ENCRYPTION_OLD_KEY_FILES"); v && !v->empty()) {
+    config.old_key_files.clear();
+    for (size_t start = 0; start <= v->size();) {
+      size_t end = v->find(':', start);
+      if (end == std::string::npos) end = v->size();
+      if (end > start) config.old_key_files.push_back(v->substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  for (const auto& file : config.old_key_files) config.old_keys.push_back(LoadKeyFile(file));
   return config;
 }
 
@@ -259,6 +278,13 @@ Config LoadConfig(const std::optional<std::string>& explicit_path, const EnvLook
   ConfigOverrides overrides;
   overrides.config_path = explicit_path;
   return LoadConfig(overrides, env);
+}
+
+std::vector<Key> Config::ReadKeys() const {
+  std::vector<Key> keys;
+  if (key) keys.push_back(*key);
+  keys.insert(keys.end(), old_keys.begin(), old_keys.end());
+  return keys;
 }
 
 std::string Config::Describe() const {

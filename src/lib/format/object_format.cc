@@ -144,13 +144,16 @@ class ChunkSealer {
   ByteBuffer out_;
 };
 
-std::string DescribeKeyMismatch(const std::string& what, uint64_t object_key_id, const Key* key) {
-  if (key == nullptr) {
+std::string DescribeKeyMismatch(const std::string& what, uint64_t object_key_id,
+                                std::span<const Key> keys) {
+  if (keys.empty()) {
     return fmt::format("{} is encrypted (key id {}) but no encryption key is configured", what,
                        KeyIdHex(object_key_id));
   }
-  return fmt::format("wrong key for {} (object key id {}, yours {})", what,
-                     KeyIdHex(object_key_id), key->IdHex());
+  std::string old;
+  for (size_t i = 1; i < keys.size(); ++i) old += (i == 1 ? "; old keys " : ", ") + keys[i].IdHex();
+  return fmt::format("wrong key for {} (object key id {}, yours {}{})", what,
+                     KeyIdHex(object_key_id), keys[0].IdHex(), old);
 }
 
 }  // namespace
@@ -414,14 +417,18 @@ struct ObjectDecoder::Impl {
   // buffers it uses go away (also when decoding stopped with an error).
   std::future<void> hashing;
 
-  Impl(ReadStream& s, const Key* key, std::string w) : source(s), what(std::move(w)) {
+  Impl(ReadStream& s, std::span<const Key> keys, std::string w) : source(s), what(std::move(w)) {
     const size_t n = ReadFully(source, header_bytes);
     header = ParseObjectHeader(Bytes(header_bytes.data(), n), what);
     if (header.cipher == Cipher::kAes256Gcm) {
-      if (key == nullptr || key->id() != header.key_id) {
-        throw Error(ErrorCode::kWrongKey, DescribeKeyMismatch(what, header.key_id, key),
-                    "configure the key this object was written with "
-                    "(encryption_key_file / WALSTORE_ENCRYPTION_KEY_FILE)");
+      const Key* key = nullptr;
+      for (const Key& candidate : keys) {
+        if (candidate.id() == header.key_id) key = &candidate;
+      }
+      if (key == nullptr) {
+        throw Error(ErrorCode::kWrongKey, DescribeKeyMismatch(what, header.key_id, keys),
+                    "configure the key this object was written with (encryption_key_file, or "
+                    "encryption_old_key_files for keys rotated out)");
       }
       auto object_key = DeriveObjectKey(*key, header.salt);
       cipher = std::make_unique<AesGcm>(object_key);
@@ -564,7 +571,10 @@ struct ObjectDecoder::Impl {
 };
 
 ObjectDecoder::ObjectDecoder(ReadStream& source, const Key* key, std::string what)
-    : impl_(std::make_unique<Impl>(source, key, std::move(what))) {}
+    : impl_(std::make_unique<Impl>(
+          source, key ? std::span<const Key>(key, 1) : std::span<const Key>(), std::move(what))) {}
+ObjectDecoder::ObjectDecoder(ReadStream& source, std::span<const Key> keys, std::string what)
+    : impl_(std::make_unique<Impl>(source, keys, std::move(what))) {}
 ObjectDecoder::~ObjectDecoder() = default;
 size_t ObjectDecoder::Read(MutableBytes out) { return impl_->Read(out); }
 const ObjectHeader& ObjectDecoder::header() const { return impl_->header; }
