@@ -73,10 +73,11 @@ class ObjectWriter : public WriteStream {
   virtual CommitResult Commit() = 0;
 
   // Replaces the first head.size() bytes already written (at most 4096)
-  // before Commit().  Only for storages whose SupportsRewriteHead() is true
-  // (posix: pwrite; memory; s3: the first part is held back until Commit);
-  // the default throws kInternal.
-  virtual void RewriteHead(Bytes head);
+  // before Commit(); throws kInternal for more than was written.  Every
+  // backend supports it (posix: pwrite; memory; s3: the single PUT's buffer or
+  // part 1 of a multipart upload is held back until Commit()), so walpush
+  // encodes a segment in one pass and still puts its digest in the header.
+  virtual void RewriteHead(Bytes head) = 0;
 
   // Replaces the metadata given to Create(), for metadata known only at the
   // end (one-pass writes).  Takes effect where the backend stores metadata
@@ -110,11 +111,6 @@ class Storage {
 
   // Removes one object; false if it did not exist.
   virtual bool Remove(const std::string& key) = 0;
-
-  // Whether writers support ObjectWriter::RewriteHead().  Lets walpush encode
-  // a segment in one pass and still put its digest in the object header;
-  // otherwise it hashes the file first.
-  virtual bool SupportsRewriteHead() const { return false; }
 
   // Removes many objects (S3 batch delete); missing keys are ignored.
   virtual void RemoveMany(const std::vector<std::string>& keys);

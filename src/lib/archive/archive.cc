@@ -37,16 +37,6 @@ struct LocalFile {
   size_t head_size = 0;
 };
 
-Sha256Digest HashFile(LocalFile& file) {
-  Sha256 hash;
-  std::vector<uint8_t> buffer(kReadBuffer);
-  while (size_t n = file.reader.Read(buffer)) hash.Update(Bytes(buffer.data(), n));
-  if (lseek(file.reader.fd(), 0, SEEK_SET) != 0) {
-    FailErrno(errno, fmt::format("could not seek \"{}\"", file.path));
-  }
-  return hash.Final();
-}
-
 std::optional<Sha256Digest> ParseHexDigest(const std::string& hex) {
   if (hex.size() != 64) return std::nullopt;
   Sha256Digest digest;
@@ -66,36 +56,27 @@ int EncodeThreads(const Config& config) {
   return static_cast<int>(std::max(1u, std::min(4u, std::thread::hardware_concurrency())));
 }
 
-// Encodes `file` and publishes it under `key` without overwrite.  Storages
-// that can rewrite an object's head get one pass (the digest goes into the
-// header, and into metadata where the backend still can, at the end); others
-// get a hashing pass first, so the digest is known up front.
+// Encodes `file` in one pass and publishes it under `key` without overwrite.
+// The digest is known only at the end: the encoder rewrites the object's
+// header with it, and it goes into metadata where the backend can still
+// take it (S3 single PUT).
 StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& file,
                             const std::string& key) {
-  const bool one_pass = storage.SupportsRewriteHead();
   WriteOptions options;
   options.size_hint = file.size;
-  EncodeOptions encode;
-  if (!one_pass) {
-    const Sha256Digest digest = HashFile(file);
-    options.metadata[kMetaSha256] = ToHex(digest);
-    options.metadata[kMetaSize] = std::to_string(file.size);
-    encode.known_digest = std::make_pair(file.size, digest);
-  }
   auto writer = storage.Create(key, options);
+  EncodeOptions encode;
   encode.compression = config.compression;
   encode.key = config.key ? &*config.key : nullptr;
   encode.chunk_size = config.chunk_size;
   encode.threads = EncodeThreads(config);
-  if (one_pass) encode.rewrite_header = [&writer](Bytes header) { writer->RewriteHead(header); };
+  encode.rewrite_header = [&writer](Bytes header) { writer->RewriteHead(header); };
   ObjectEncoder encoder(*writer, encode);
   // One read fills a whole batch of chunks, which the encoder seals in place.
   Copy(file.reader, encoder, static_cast<size_t>(encode.chunk_size) * encode.threads);
   encoder.Finish();
-  if (one_pass) {
-    writer->SetMetadata({{kMetaSha256, ToHex(encoder.plaintext_sha256())},
-                         {kMetaSize, std::to_string(encoder.plaintext_size())}});
-  }
+  writer->SetMetadata({{kMetaSha256, ToHex(encoder.plaintext_sha256())},
+                       {kMetaSize, std::to_string(encoder.plaintext_size())}});
   StoreResult result;
   result.plaintext_size = encoder.plaintext_size();
   result.sha256 = encoder.plaintext_sha256();

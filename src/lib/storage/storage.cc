@@ -13,10 +13,6 @@ void Storage::RemoveMany(const std::vector<std::string>& keys) {
   for (const auto& key : keys) Remove(key);
 }
 
-void ObjectWriter::RewriteHead(Bytes) {
-  Fail(ErrorCode::kInternal, "this repository cannot rewrite an object's head");
-}
-
 void ValidateKey(const std::string& key) {
   bool valid = !key.empty() && key.front() != '/' && key.back() != '/' &&
                key.find('\0') == std::string::npos;

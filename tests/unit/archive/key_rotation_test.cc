@@ -20,20 +20,14 @@ using walstore::test::ReadFile;
 using walstore::test::TempDir;
 using walstore::test::WriteFile;
 
+using walstore::test::MapEnv;
+
 namespace {
 
 constexpr uint64_t kSysId = 7311111111111111111ull;
 constexpr uint32_t kSegSize = 1u << 20;
 const std::string kKeyA(64, 'a');
 const std::string kKeyB(64, 'b');
-
-EnvLookup Env(std::map<std::string, std::string> vars) {
-  return [vars](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
 
 }  // namespace
 
@@ -50,7 +44,7 @@ TEST_SUITE("key_rotation") {
     // Written under key A.
     WriteFile(dir.path() + "/old.toml", "repository = \"memory://rotation\"\nencryption_key_file = \"" +
                                             dir.path() + "/a.key\"\n");
-    const Config old_config = LoadConfig(dir.path() + "/old.toml", Env({}));
+    const Config old_config = LoadConfig(dir.path() + "/old.toml", MapEnv({}));
     auto storage = OpenStorage(old_config);
     REQUIRE(PushWalFile(*storage, old_config, segment).outcome == PushOutcome::kStored);
 
@@ -58,7 +52,7 @@ TEST_SUITE("key_rotation") {
     WriteFile(dir.path() + "/new.toml", "repository = \"memory://rotation\"\nsystem_id = \"" +
                                             std::to_string(kSysId) + "\"\nencryption_key_file = \"" +
                                             dir.path() + "/b.key\"\n");
-    const Config new_only = LoadConfig(dir.path() + "/new.toml", Env({}));
+    const Config new_only = LoadConfig(dir.path() + "/new.toml", MapEnv({}));
     const auto error = walstore::test::ThrownError(
         [&] { FetchWalFile(*storage, new_only, name, dir.path() + "/out1"); });
     REQUIRE(error.has_value());
@@ -70,14 +64,14 @@ TEST_SUITE("key_rotation") {
     WriteFile(dir.path() + "/rotated.toml",
               ReadFile(dir.path() + "/new.toml") + "encryption_old_key_files = [\"" + dir.path() +
                   "/a.key\"]\n");
-    const Config rotated = LoadConfig(dir.path() + "/rotated.toml", Env({}));
+    const Config rotated = LoadConfig(dir.path() + "/rotated.toml", MapEnv({}));
     REQUIRE(rotated.old_keys.size() == 1);
     CHECK(rotated.ReadKeys().size() == 2);
     CHECK(FetchWalFile(*storage, rotated, name, dir.path() + "/out2").outcome ==
           FetchOutcome::kRestored);
     CHECK(ReadFile(dir.path() + "/out2") == ReadFile(segment));
     const Config by_env = LoadConfig(
-        dir.path() + "/new.toml", Env({{"WALSTORE_ENCRYPTION_OLD_KEY_FILES", dir.path() + "/a.key"}}));
+        dir.path() + "/new.toml", MapEnv({{"WALSTORE_ENCRYPTION_OLD_KEY_FILES", dir.path() + "/a.key"}}));
     CHECK(FetchWalFile(*storage, by_env, name, dir.path() + "/out3").outcome ==
           FetchOutcome::kRestored);
 
@@ -92,12 +86,12 @@ TEST_SUITE("key_rotation") {
   TEST_CASE("encryption_old_key_files must be a list of readable 0600 key files") {
     TempDir dir;
     WriteFile(dir.path() + "/c.toml", "encryption_old_key_files = \"x\"\n");
-    CHECK(walstore::test::ThrownCode([&] { LoadConfig(dir.path() + "/c.toml", Env({})); }) ==
+    CHECK(walstore::test::ThrownCode([&] { LoadConfig(dir.path() + "/c.toml", MapEnv({})); }) ==
           std::string("kConfig"));
     WriteFile(dir.path() + "/open.key", kKeyA + "\n", 0644);
     WriteFile(dir.path() + "/d.toml",
               "encryption_old_key_files = [\"" + dir.path() + "/open.key\"]\n");
-    CHECK(walstore::test::ThrownCode([&] { LoadConfig(dir.path() + "/d.toml", Env({})); }) ==
+    CHECK(walstore::test::ThrownCode([&] { LoadConfig(dir.path() + "/d.toml", MapEnv({})); }) ==
           std::string("kConfig"));
   }
 }

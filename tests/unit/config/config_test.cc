@@ -17,18 +17,12 @@ using walstore::test::Contains;
 using walstore::test::TempDir;
 using walstore::test::WriteFile;
 
+using walstore::test::MapEnv;
+
 namespace {
 
 const char* kKeyHex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const char* kKeyHex2 = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
-
-EnvLookup Env(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
 
 bool DefaultConfigExists() { return walstore::test::Exists(kDefaultConfigPath); }
 
@@ -40,7 +34,7 @@ TEST_SUITE("config") {
       MESSAGE("skipped: " << kDefaultConfigPath << " exists on this machine");
       return;
     }
-    const Config c = LoadConfig(std::nullopt, Env({}));
+    const Config c = LoadConfig(std::nullopt, MapEnv({}));
     CHECK(c.repo_url.empty());
     CHECK(c.compression.codec == Codec::kLz4);
     CHECK(c.compression.level == 0);
@@ -64,7 +58,7 @@ TEST_SUITE("config") {
               "encryption_key_file = \"" + (dir / "key") + "\"\n"
               "log_level = \"debug\"\n"
               "system_id = 7312345678901234567\n");
-    const Config c = LoadConfig(dir / "walstore.toml", Env({}));
+    const Config c = LoadConfig(dir / "walstore.toml", MapEnv({}));
     CHECK(c.repo_url == "file:///var/lib/walstore");
     CHECK(c.compression == CompressionSpec{Codec::kZstd, 5});
     CHECK(c.key_file == dir / "key");
@@ -87,7 +81,7 @@ TEST_SUITE("config") {
               "log_level = \"error\"\n");
     SUBCASE("repo, compression, key file, log level") {
       const Config c = LoadConfig(dir / "walstore.toml",
-                                  Env({{"WALSTORE_REPO", "file:///from/env"},
+                                  MapEnv({{"WALSTORE_REPO", "file:///from/env"},
                                        {"WALSTORE_COMPRESSION", "zstd:7"},
                                        {"WALSTORE_ENCRYPTION_KEY_FILE", dir / "key2"},
                                        {"WALSTORE_LOG_LEVEL", "info"},
@@ -102,12 +96,12 @@ TEST_SUITE("config") {
       CHECK(*c.system_id == 42);
     }
     SUBCASE("key as hex in the environment") {
-      const Config c = LoadConfig(dir / "walstore.toml", Env({{"WALSTORE_ENCRYPTION_KEY", kKeyHex2}}));
+      const Config c = LoadConfig(dir / "walstore.toml", MapEnv({{"WALSTORE_ENCRYPTION_KEY", kKeyHex2}}));
       REQUIRE(c.key.has_value());
       CHECK(c.key->bytes() == ParseHexKey(kKeyHex2, "x").bytes());
     }
     SUBCASE("compression none") {
-      const Config c = LoadConfig(dir / "walstore.toml", Env({{"WALSTORE_COMPRESSION", "none"}}));
+      const Config c = LoadConfig(dir / "walstore.toml", MapEnv({{"WALSTORE_COMPRESSION", "none"}}));
       CHECK(c.compression.codec == Codec::kNone);
     }
   }
@@ -116,59 +110,59 @@ TEST_SUITE("config") {
     TempDir dir;
     WriteFile(dir / "a.toml", "repository = \"file:///a\"\n");
     WriteFile(dir / "b.toml", "repository = \"file:///b\"\n");
-    const Config from_env = LoadConfig(std::nullopt, Env({{"WALSTORE_CONFIG", dir / "a.toml"}}));
+    const Config from_env = LoadConfig(std::nullopt, MapEnv({{"WALSTORE_CONFIG", dir / "a.toml"}}));
     CHECK(from_env.repo_url == "file:///a");
     CHECK(from_env.source_path == dir / "a.toml");
-    const Config explicit_wins = LoadConfig(dir / "b.toml", Env({{"WALSTORE_CONFIG", dir / "a.toml"}}));
+    const Config explicit_wins = LoadConfig(dir / "b.toml", MapEnv({{"WALSTORE_CONFIG", dir / "a.toml"}}));
     CHECK(explicit_wins.repo_url == "file:///b");
     CHECK(explicit_wins.source_path == dir / "b.toml");
     // A missing WALSTORE_CONFIG file is an error too, not silently ignored.
-    CHECK_CODE(LoadConfig(std::nullopt, Env({{"WALSTORE_CONFIG", dir / "missing.toml"}})), ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(std::nullopt, MapEnv({{"WALSTORE_CONFIG", dir / "missing.toml"}})), ErrorCode::kConfig);
   }
 
   TEST_CASE("a missing explicit file is kConfig naming it") {
     TempDir dir;
     const std::string path = dir / "nope.toml";
-    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
-    CHECK(Contains(walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); }), path));
+    CHECK_CODE(LoadConfig(path, MapEnv({})), ErrorCode::kConfig);
+    CHECK(Contains(walstore::test::ThrownMessage([&] { LoadConfig(path, MapEnv({})); }), path));
   }
 
   TEST_CASE("malformed TOML is kConfig naming the file") {
     TempDir dir;
     const std::string path = dir / "bad.toml";
     WriteFile(path, "repository = \"unterminated\nlog_level = \n");
-    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
-    CHECK(Contains(walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); }), path));
+    CHECK_CODE(LoadConfig(path, MapEnv({})), ErrorCode::kConfig);
+    CHECK(Contains(walstore::test::ThrownMessage([&] { LoadConfig(path, MapEnv({})); }), path));
   }
 
   TEST_CASE("unknown keys are kConfig naming the file and the setting") {
     TempDir dir;
     const std::string path = dir / "typo.toml";
     WriteFile(path, "repositry = \"file:///x\"\n");
-    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
-    const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); });
+    CHECK_CODE(LoadConfig(path, MapEnv({})), ErrorCode::kConfig);
+    const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, MapEnv({})); });
     CHECK(Contains(msg, path));
     CHECK(Contains(msg, "repositry"));
     WriteFile(path, "[s3]\nregoin = \"eu-west-1\"\n");
-    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
-    CHECK(Contains(walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); }), "regoin"));
+    CHECK_CODE(LoadConfig(path, MapEnv({})), ErrorCode::kConfig);
+    CHECK(Contains(walstore::test::ThrownMessage([&] { LoadConfig(path, MapEnv({})); }), "regoin"));
   }
 
   TEST_CASE("wrong value types are kConfig") {
     TempDir dir;
     const std::string path = dir / "types.toml";
     WriteFile(path, "repository = 5\n");
-    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(path, MapEnv({})), ErrorCode::kConfig);
     WriteFile(path, "[s3]\nverify_tls = \"maybe\"\n");
-    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(path, MapEnv({})), ErrorCode::kConfig);
   }
 
   TEST_CASE("bad compression in the file is kConfig naming the file and the setting") {
     TempDir dir;
     const std::string path = dir / "c.toml";
     WriteFile(path, "compression = \"gzip\"\n");
-    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
-    const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); });
+    CHECK_CODE(LoadConfig(path, MapEnv({})), ErrorCode::kConfig);
+    const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, MapEnv({})); });
     CAPTURE(msg);
     CHECK(Contains(msg, "gzip"));
     CHECK(Contains(msg, path));
@@ -179,8 +173,8 @@ TEST_SUITE("config") {
     TempDir dir;
     const std::string path = dir / "l.toml";
     WriteFile(path, "log_level = \"loud\"\n");
-    CHECK_CODE(LoadConfig(path, Env({})), ErrorCode::kConfig);
-    const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, Env({})); });
+    CHECK_CODE(LoadConfig(path, MapEnv({})), ErrorCode::kConfig);
+    const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, MapEnv({})); });
     CAPTURE(msg);
     CHECK(Contains(msg, "loud"));
     CHECK(Contains(msg, path));
@@ -197,8 +191,8 @@ TEST_SUITE("config") {
       CAPTURE(value);
       const std::string path = dir / "empty.toml";
       WriteFile(path, "");
-      CHECK_CODE(LoadConfig(path, Env({{var, value}})), ErrorCode::kConfig);
-      const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, Env({{var, value}})); });
+      CHECK_CODE(LoadConfig(path, MapEnv({{var, value}})), ErrorCode::kConfig);
+      const std::string msg = walstore::test::ThrownMessage([&] { LoadConfig(path, MapEnv({{var, value}})); });
       CAPTURE(msg);
       CHECK(Contains(msg, var));
     }
@@ -208,17 +202,17 @@ TEST_SUITE("config") {
     TempDir dir;
     WriteFile(dir / "empty.toml", "");
     const std::string bad = std::string(kKeyHex).substr(0, 63);
-    CHECK_CODE(LoadConfig(dir / "empty.toml", Env({{"WALSTORE_ENCRYPTION_KEY", bad}})), ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(dir / "empty.toml", MapEnv({{"WALSTORE_ENCRYPTION_KEY", bad}})), ErrorCode::kConfig);
     const std::string msg = walstore::test::ThrownMessage(
-        [&] { LoadConfig(dir / "empty.toml", Env({{"WALSTORE_ENCRYPTION_KEY", bad}})); });
+        [&] { LoadConfig(dir / "empty.toml", MapEnv({{"WALSTORE_ENCRYPTION_KEY", bad}})); });
     CHECK(Contains(msg, "WALSTORE_ENCRYPTION_KEY"));
     CHECK_FALSE(Contains(msg, bad.substr(0, 16)));
     // A key file readable by others.
     WriteFile(dir / "open_key", std::string(kKeyHex) + "\n", 0644);
-    CHECK_CODE(LoadConfig(dir / "empty.toml", Env({{"WALSTORE_ENCRYPTION_KEY_FILE", dir / "open_key"}})),
+    CHECK_CODE(LoadConfig(dir / "empty.toml", MapEnv({{"WALSTORE_ENCRYPTION_KEY_FILE", dir / "open_key"}})),
                ErrorCode::kConfig);
     // A missing key file.
-    CHECK_CODE(LoadConfig(dir / "empty.toml", Env({{"WALSTORE_ENCRYPTION_KEY_FILE", dir / "none"}})),
+    CHECK_CODE(LoadConfig(dir / "empty.toml", MapEnv({{"WALSTORE_ENCRYPTION_KEY_FILE", dir / "none"}})),
                ErrorCode::kConfig);
   }
 
@@ -235,7 +229,7 @@ TEST_SUITE("config") {
               "verify_tls = false\n"
               "access_key_id = \"AKIAFILEFILEFILE\"\n"
               "secret_access_key = \"file-secret-0123456789abcdef\"\n");
-    const Config f = LoadConfig(path, Env({}));
+    const Config f = LoadConfig(path, MapEnv({}));
     CHECK(f.repo_url == "s3://bucket/prefix");
     CHECK(f.s3.endpoint == "http://127.0.0.1:9000");
     CHECK(f.s3.region == "eu-west-1");
@@ -247,7 +241,7 @@ TEST_SUITE("config") {
     CHECK(f.s3.secret_access_key == "file-secret-0123456789abcdef");
     CHECK_FALSE(Contains(f.Describe(), "file-secret-0123456789abcdef"));
 
-    const Config e = LoadConfig(path, Env({{"AWS_ACCESS_KEY_ID", "AKIAENVENVENV"},
+    const Config e = LoadConfig(path, MapEnv({{"AWS_ACCESS_KEY_ID", "AKIAENVENVENV"},
                                            {"AWS_SECRET_ACCESS_KEY", "env-secret-abcdef0123456789"},
                                            {"AWS_SESSION_TOKEN", "env-token-xyz"},
                                            {"AWS_REGION", "us-west-2"},
@@ -264,7 +258,7 @@ TEST_SUITE("config") {
   TEST_CASE("Describe never contains key material") {
     TempDir dir;
     WriteFile(dir / "e.toml", "repository = \"file:///r\"\ncompression = \"zstd:3\"\n");
-    const Config c = LoadConfig(dir / "e.toml", Env({{"WALSTORE_ENCRYPTION_KEY", kKeyHex}}));
+    const Config c = LoadConfig(dir / "e.toml", MapEnv({{"WALSTORE_ENCRYPTION_KEY", kKeyHex}}));
     REQUIRE(c.key.has_value());
     const std::string d = c.Describe();
     CHECK(Contains(d, "file:///r"));
@@ -289,7 +283,7 @@ TEST_SUITE("config") {
     o.key_file = dir / "k2";
     o.log_level = LogLevel::kDebug;
     o.system_id = 99;
-    const Config c = LoadConfig(o, Env({{"WALSTORE_REPO", "file:///env"},
+    const Config c = LoadConfig(o, MapEnv({{"WALSTORE_REPO", "file:///env"},
                                         {"WALSTORE_COMPRESSION", "none"},
                                         {"WALSTORE_ENCRYPTION_KEY_FILE", dir / "k1"},
                                         {"WALSTORE_LOG_LEVEL", "warning"},
@@ -305,19 +299,19 @@ TEST_SUITE("config") {
     ConfigOverrides bad;
     bad.config_path = dir / "f.toml";
     bad.compression = "gzip";
-    CHECK_CODE(LoadConfig(bad, Env({})), ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(bad, MapEnv({})), ErrorCode::kConfig);
   }
 
   TEST_CASE("chunk_size from the file, and out-of-range values refused") {
     TempDir dir;
     WriteFile(dir / "c.toml", "chunk_size = 65536\n");
-    CHECK(LoadConfig(dir / "c.toml", Env({})).chunk_size == 65536u);
+    CHECK(LoadConfig(dir / "c.toml", MapEnv({})).chunk_size == 65536u);
     WriteFile(dir / "c.toml", "chunk_size = 0\n");
-    CHECK_CODE(LoadConfig(dir / "c.toml", Env({})), ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
     WriteFile(dir / "c.toml", "chunk_size = 33554432\n");
-    CHECK_CODE(LoadConfig(dir / "c.toml", Env({})), ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
     WriteFile(dir / "c.toml", "chunk_size = -1\n");
-    CHECK_CODE(LoadConfig(dir / "c.toml", Env({})), ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
   }
 
   TEST_CASE("ParseLogLevel") {

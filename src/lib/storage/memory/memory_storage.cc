@@ -108,7 +108,6 @@ class MemoryStorage : public Storage {
     return store_->objects.erase(key) > 0;
   }
   std::string Describe() const override { return "memory://" + name_; }
-  bool SupportsRewriteHead() const override { return true; }
 
  private:
   static ObjectInfo Info(const std::string& key, const Object& object, bool with_metadata) {

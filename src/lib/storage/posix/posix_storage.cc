@@ -92,7 +92,6 @@ class PosixStorage : public Storage {
   }
 
   std::string Describe() const override { return "file://" + root_; }
-  bool SupportsRewriteHead() const override { return true; }
 
  private:
   std::string PathOf(const std::string& key) const { return root_ + "/" + key; }

@@ -204,10 +204,6 @@ class S3Storage : public Storage {
     return prefix_.empty() ? "s3://" + bucket_ : fmt::format("s3://{}/{}", bucket_, prefix_);
   }
 
-  // Writers hold the start of the object (the single PUT's buffer, or part 1
-  // of a multipart upload) until Commit(), so walpush encodes in one pass.
-  bool SupportsRewriteHead() const override { return true; }
-
   // --- for the reader and writer ---
 
   std::string FullKey(const std::string& key) const {

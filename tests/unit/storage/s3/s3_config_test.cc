@@ -1,5 +1,6 @@
 // Endpoint / addressing resolution and credential lookup.
 #include "storage/s3/s3_config.h"
+#include "test_util.h"
 
 #include <doctest/doctest.h>
 #include <walstore/error.h>
@@ -10,15 +11,9 @@
 #include <map>
 
 namespace walstore::s3 {
-namespace {
+using walstore::test::MapEnv;
 
-EnvLookup FakeEnv(std::map<std::string, std::string> values) {
-  return [values](const std::string& name) -> std::optional<std::string> {
-    auto it = values.find(name);
-    if (it == values.end()) return std::nullopt;
-    return it->second;
-  };
-}
+namespace {
 
 // A credentials file in a fresh temporary directory.
 std::string WriteCredentials(const std::string& text) {
@@ -101,7 +96,7 @@ TEST_SUITE("s3_config") {
     settings.access_key_id = "AKID";
     settings.secret_access_key = "secret";
     settings.session_token = "token";
-    const Credentials credentials = ResolveCredentials(settings, FakeEnv({}));
+    const Credentials credentials = ResolveCredentials(settings, MapEnv({}));
     CHECK(credentials.access_key_id == "AKID");
     CHECK(credentials.secret_access_key == "secret");
     CHECK(credentials.session_token == "token");
@@ -111,19 +106,19 @@ TEST_SUITE("s3_config") {
     const std::string file = WriteCredentials(kCredentialsFile);
     S3Settings settings;
     Credentials credentials =
-        ResolveCredentials(settings, FakeEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}}));
+        ResolveCredentials(settings, MapEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}}));
     CHECK(credentials.access_key_id == "DEFAULTKEY");
     CHECK(credentials.secret_access_key == "defaultsecret");
     CHECK(credentials.session_token.empty());
 
     credentials = ResolveCredentials(
-        settings, FakeEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}, {"AWS_PROFILE", "archive"}}));
+        settings, MapEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}, {"AWS_PROFILE", "archive"}}));
     CHECK(credentials.access_key_id == "ARCHIVEKEY");
     CHECK(credentials.session_token == "archivetoken");
 
     settings.profile = "default";  // the settings' profile beats AWS_PROFILE
     credentials = ResolveCredentials(
-        settings, FakeEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}, {"AWS_PROFILE", "archive"}}));
+        settings, MapEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}, {"AWS_PROFILE", "archive"}}));
     CHECK(credentials.access_key_id == "DEFAULTKEY");
 
     // ~/.aws/credentials when AWS_SHARED_CREDENTIALS_FILE is not set.
@@ -131,7 +126,7 @@ TEST_SUITE("s3_config") {
     std::filesystem::create_directory(home + "/.aws");
     std::filesystem::copy_file(file, home + "/.aws/credentials");
     settings.profile = "archive";
-    credentials = ResolveCredentials(settings, FakeEnv({{"HOME", home}}));
+    credentials = ResolveCredentials(settings, MapEnv({{"HOME", home}}));
     CHECK(credentials.access_key_id == "ARCHIVEKEY");
     std::filesystem::remove_all(home);
   }
@@ -141,7 +136,7 @@ TEST_SUITE("s3_config") {
     S3Settings settings;
     settings.access_key_id = "ONLYTHEID";  // without a secret: not usable
     try {
-      ResolveCredentials(settings, FakeEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}}));
+      ResolveCredentials(settings, MapEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}}));
       FAIL("no error");
     } catch (const Error& error) {
       const std::string message = error.what();
