@@ -78,7 +78,8 @@ class AesGcm {
   // out.size() == in.size() + kTagSize (ciphertext then tag).
   void Seal(const std::array<uint8_t, kNonceSize>& nonce, Bytes aad, Bytes in, MutableBytes out);
   // in = ciphertext then tag; out.size() == in.size() - kTagSize.  Returns
-  // false when authentication fails (out is then garbage).
+  // false when authentication fails (out is then garbage).  out may start at
+  // in.data() (decryption in place), but must not overlap it otherwise.
   bool Open(const std::array<uint8_t, kNonceSize>& nonce, Bytes aad, Bytes in, MutableBytes out);
 
  private:

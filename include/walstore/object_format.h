@@ -13,7 +13,7 @@
 // A reader therefore detects truncation (no end record), reordering (index),
 // any flipped bit (header check, GCM tag, decompression, SHA-256), a wrong key
 // (key id) and an unknown version (kUnsupportedFormat), and needs memory for
-// about two chunks whatever the object size.
+// a few chunks whatever the object size.
 #pragma once
 
 #include <walstore/codec.h>
@@ -108,6 +108,13 @@ class ObjectDecoder : public ReadStream {
   ObjectDecoder(ReadStream& source, std::span<const Key> keys, std::string what);
   ~ObjectDecoder() override;
   size_t Read(MutableBytes out) override;
+  // Push mode: writes the rest of the plaintext to `sink` straight from the
+  // decoder's chunk buffers (no copy through a caller buffer) and returns
+  // after the end record verified, with the plaintext size.  The same
+  // guarantees as Read(): everything written before it returns is
+  // unverified as a whole, so the caller publishes only after it returned.
+  // Does not call sink.Finish().  May follow Read() calls.
+  uint64_t DecodeTo(WriteStream& sink);
   const ObjectHeader& header() const;
   // Valid once Read() returned 0.
   const Sha256Digest& plaintext_sha256() const;

@@ -16,8 +16,6 @@
 namespace walstore {
 namespace {
 
-constexpr size_t kReadBuffer = 1 << 20;
-
 // An open local file to store: its size and first bytes, read before any
 // encoding so that a bad file is refused before anything is written.
 struct LocalFile {
@@ -189,7 +187,7 @@ bool RestoreObjectToFile(Storage& storage, const Config& config, const std::stri
   const std::vector<Key> keys = config.ReadKeys();
   ObjectDecoder decoder(*reader, keys, ObjectName(storage, key));
   AtomicFileWriter out(dest_path, 0600, false);
-  Copy(decoder, out, kReadBuffer);
+  decoder.DecodeTo(out);
   out.Publish(true);  // only after the decoder verified the end record
   if (plaintext_size != nullptr) *plaintext_size = decoder.plaintext_size();
   return true;

@@ -6,6 +6,7 @@
 
 #include "common/byte_buffer.h"
 #include "common/endian.h"
+#include "common/task_thread.h"
 #include <future>
 #include <vector>
 
@@ -392,30 +393,31 @@ const ObjectHeader& ObjectEncoder::header() const { return impl_->header; }
 // ---------------------------------------------------------------- decoder
 
 struct ObjectDecoder::Impl {
+  // Plaintext chunks in flight: the one Read()/DecodeTo() serves, and up to
+  // two more being hashed behind it, so decoding never waits for SHA-256
+  // unless it runs more than two chunks ahead.
+  static constexpr size_t kPlainBuffers = 3;
+
   ReadStream& source;
   std::string what;
   ObjectHeader header;
   std::array<uint8_t, kObjectHeaderSize> header_bytes{};
   std::unique_ptr<BlockCodec> codec;
   std::unique_ptr<AesGcm> cipher;
-  ByteBuffer stored;    // one record's payload as stored
-  ByteBuffer opened;    // decrypted payload
-  // Two plaintext chunks: the caller reads one while the other is decoded,
-  // and a helper thread hashes the previous one meanwhile.
-  ByteBuffer plain_buffers[2];
-  int current = 0;           // plain_buffers[current] is what Read() serves
+  ByteBuffer stored;    // one record's payload as stored; decrypted in place
+  ByteBuffer plain_buffers[kPlainBuffers];
+  Bytes current;        // the chunk Read() serves (in plain_buffers)
   size_t plain_pos = 0;
-  size_t plain_len = 0;
   uint32_t next_index = 0;
   Sha256 hash;
   Sha256 stored_hash;  // unencrypted objects (see EndPayloadSize)
   uint64_t plaintext_size = 0;
   Sha256Digest digest{};
   bool done = false;
-  // SHA-256 of the latest chunk, running on a helper thread.  Declared last:
-  // destroyed first, its destructor waits for the task before `hash` and the
-  // buffers it uses go away (also when decoding stopped with an error).
-  std::future<void> hashing;
+  // SHA-256 of the chunks, in order, on one helper thread.  Declared last:
+  // destroyed first, its destructor finishes the queued hashing before
+  // `hash` and the buffers it reads go away (also after an error).
+  TaskThread hasher;
 
   Impl(ReadStream& s, std::span<const Key> keys, std::string w) : source(s), what(std::move(w)) {
     const size_t n = ReadFully(source, header_bytes);
@@ -436,14 +438,12 @@ struct ObjectDecoder::Impl {
     }
     if (header.cipher == Cipher::kNone) stored_hash.Update(Bytes(header_bytes.data(), kAadHeaderBytes));
     codec = MakeBlockCodec({header.codec, 0});
-    const size_t max_stored =
-        std::max<size_t>({codec->MaxCompressedSize(header.chunk_size), header.chunk_size,
-                          kEndPayloadSize}) +
-        TagSize(header.cipher);
-    stored = ByteBuffer(max_stored);
-    opened = ByteBuffer(max_stored);
-    plain_buffers[0] = ByteBuffer(header.chunk_size);
-    plain_buffers[1] = ByteBuffer(header.chunk_size);
+    stored = ByteBuffer(std::max<size_t>({codec->MaxCompressedSize(header.chunk_size),
+                                          header.chunk_size, kEndPayloadSize}) +
+                        TagSize(header.cipher));
+    // Untouched pages cost nothing (ByteBuffer is not zero-filled): a small
+    // object touches a few kilobytes of each.
+    for (auto& buffer : plain_buffers) buffer = ByteBuffer(header.chunk_size);
   }
 
   [[noreturn]] void Corrupt(const std::string& detail) {
@@ -457,9 +457,7 @@ struct ObjectDecoder::Impl {
     }
   }
 
-  // Reads the next record; returns false after the verified end record.
-  bool NextRecord() {
-    std::array<uint8_t, kRecordHeaderSize> rh_bytes;
+  RecordHeader ReadRecordHeader(std::array<uint8_t, kRecordHeaderSize>& rh_bytes) {
     const size_t got = ReadFully(source, rh_bytes);
     if (got == 0) Corrupt(fmt::format("truncated after {} records (no end record)", next_index));
     if (got != rh_bytes.size()) Corrupt(fmt::format("truncated inside record header {}", next_index));
@@ -485,47 +483,52 @@ struct ObjectDecoder::Impl {
     const uint32_t max_plain = record.type == kRecordEnd ? end_size : header.chunk_size;
     if (record.plain_len > max_plain || (record.type == kRecordEnd && record.plain_len != end_size) ||
         record.stored_len > stored.size() || record.stored_len < tag ||
-        (record.type == kRecordData && record.plain_len == 0)) {
+        (record.type == kRecordData && record.plain_len == 0) ||
+        (raw && record.stored_len - tag != record.plain_len)) {
       Corrupt(fmt::format("record {} has impossible lengths", next_index));
     }
+    return record;
+  }
+
+  // Reads the next record; returns false after the verified end record.
+  // Otherwise `current` holds the record's plaintext, whose hashing has
+  // been queued.
+  bool NextRecord() {
+    std::array<uint8_t, kRecordHeaderSize> rh_bytes;
+    const RecordHeader record = ReadRecordHeader(rh_bytes);
     MutableBytes payload(stored.data(), record.stored_len);
     ReadExactly(payload, "record");
     Bytes body = payload;
     if (cipher) {
+      // Decrypted in place; nothing unauthenticated is decompressed or served.
       const auto aad = RecordAad(header_bytes, record);
-      MutableBytes out(opened.data(), record.stored_len - tag);
-      if (!cipher->Open(RecordNonce(record.type, record.index), aad, payload, out)) {
+      MutableBytes opened(stored.data(), record.stored_len - AesGcm::kTagSize);
+      if (!cipher->Open(RecordNonce(record.type, record.index), aad, payload, opened)) {
         Corrupt(fmt::format("record {} failed authentication", record.index));
       }
-      body = out;
+      body = opened;
+    } else if (record.type == kRecordData) {
+      stored_hash.Update(rh_bytes);
+      stored_hash.Update(payload);
     }
     if (record.type == kRecordEnd) {
       FinishObject(body);
       return false;
     }
-    if (!cipher) {
-      stored_hash.Update(rh_bytes);
-      stored_hash.Update(payload);
-    }
-    const int next = 1 - current;  // its previous chunk was hashed: see below
-    MutableBytes out(plain_buffers[next].data(), record.plain_len);
-    if (raw) {
-      if (body.size() != out.size()) Corrupt(fmt::format("record {} has the wrong size", record.index));
+    // The buffer of chunk next_index - kPlainBuffers is reused: its hash
+    // (ticket next_index - kPlainBuffers + 1) must have run.
+    if (next_index >= kPlainBuffers) hasher.WaitFor(next_index - kPlainBuffers + 1);
+    MutableBytes out(plain_buffers[next_index % kPlainBuffers].data(), record.plain_len);
+    if ((record.flags & kRecordFlagRaw) != 0) {
       std::memcpy(out.data(), body.data(), body.size());
     } else if (!codec->Decompress(body, out)) {
       Corrupt(fmt::format("record {} does not decompress ({})", record.index,
                           CodecName(header.codec)));
     }
-    // Hash this chunk while the caller consumes it and the next one is
-    // decoded into the other buffer; hashing stays in order (one at a time),
-    // and the other buffer's hash finished before its reuse (the get() below
-    // ran before the previous launch).
-    if (hashing.valid()) hashing.get();
-    hashing = std::async(std::launch::async, [this, out] { hash.Update(out); });
-    current = next;
-    plaintext_size += out.size();
+    hasher.Submit([this, out] { hash.Update(out); });
+    current = out;
     plain_pos = 0;
-    plain_len = out.size();
+    plaintext_size += out.size();
     ++next_index;
     return true;
   }
@@ -538,7 +541,7 @@ struct ObjectDecoder::Impl {
     const uint64_t size = GetLe(end.data(), 8);
     Sha256Digest expected;
     std::memcpy(expected.data(), end.data() + 8, expected.size());
-    if (hashing.valid()) hashing.get();
+    hasher.WaitAll();
     digest = hash.Final();
     if (size != plaintext_size || expected != digest) {
       Corrupt(fmt::format("content does not match its checksum (expected {} bytes with SHA-256 {}, "
@@ -551,22 +554,34 @@ struct ObjectDecoder::Impl {
     }
     uint8_t extra;
     if (source.Read(MutableBytes(&extra, 1)) != 0) Corrupt("unexpected data after the end record");
+    current = {};
+    plain_pos = 0;
     done = true;
   }
 
   size_t Read(MutableBytes out) {
     size_t total = 0;
     while (total < out.size()) {
-      if (plain_pos == plain_len) {
+      if (plain_pos == current.size()) {
         if (done || !NextRecord()) break;
         continue;
       }
-      const size_t n = std::min(out.size() - total, plain_len - plain_pos);
-      std::memcpy(out.data() + total, plain_buffers[current].data() + plain_pos, n);
+      const size_t n = std::min(out.size() - total, current.size() - plain_pos);
+      std::memcpy(out.data() + total, current.data() + plain_pos, n);
       plain_pos += n;
       total += n;
     }
     return total;
+  }
+
+  uint64_t DecodeTo(WriteStream& sink) {
+    if (plain_pos < current.size()) sink.Write(current.subspan(plain_pos));
+    plain_pos = current.size();
+    while (!done && NextRecord()) {
+      sink.Write(current);
+      plain_pos = current.size();
+    }
+    return plaintext_size;
   }
 };
 
@@ -577,6 +592,7 @@ ObjectDecoder::ObjectDecoder(ReadStream& source, std::span<const Key> keys, std:
     : impl_(std::make_unique<Impl>(source, keys, std::move(what))) {}
 ObjectDecoder::~ObjectDecoder() = default;
 size_t ObjectDecoder::Read(MutableBytes out) { return impl_->Read(out); }
+uint64_t ObjectDecoder::DecodeTo(WriteStream& sink) { return impl_->DecodeTo(sink); }
 const ObjectHeader& ObjectDecoder::header() const { return impl_->header; }
 const Sha256Digest& ObjectDecoder::plaintext_sha256() const { return impl_->digest; }
 uint64_t ObjectDecoder::plaintext_size() const { return impl_->plaintext_size; }

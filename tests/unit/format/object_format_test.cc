@@ -119,9 +119,31 @@ Decoded Decode(const std::string& object, const Key* key, size_t read_size = 655
   return d;
 }
 
-// What decoding `object` completely throws ("no exception" when it succeeds).
+// Push mode: the plaintext as DecodeTo() hands it to a sink, after
+// `read_first` bytes taken with Read() (0: DecodeTo from the start).
+Decoded DecodeToSink(const std::string& object, const Key* key, size_t read_first = 0) {
+  MemoryReadStream in{std::string_view(object)};
+  ObjectDecoder dec(in, key, "test/object");
+  Decoded d;
+  d.header = dec.header();
+  d.data.resize(read_first);
+  d.data.resize(ReadFully(dec, MutableBytes(reinterpret_cast<uint8_t*>(d.data.data()), read_first)));
+  StringWriteStream sink;
+  const uint64_t size = dec.DecodeTo(sink);
+  d.data += sink.data();
+  CHECK(size == d.data.size());
+  CHECK(dec.DecodeTo(sink) == size);  // stays at the end
+  d.plaintext_size = dec.plaintext_size();
+  d.sha = dec.plaintext_sha256();
+  return d;
+}
+
+// What decoding `object` completely throws ("no exception" when it succeeds);
+// Read() and DecodeTo() must agree on it.
 std::string DecodeOutcome(const std::string& object, const Key* key) {
-  return ThrownCode([&] { Decode(object, key); });
+  const std::string pulled = ThrownCode([&] { Decode(object, key); });
+  CHECK(ThrownCode([&] { DecodeToSink(object, key); }) == pulled);
+  return pulled;
 }
 
 struct RecordSpan {
@@ -232,6 +254,13 @@ TEST_SUITE("format") {
           CHECK(e.header.chunk_size == chunk);
           CHECK(e.header.key_id == (combo.encrypt ? key.id() : 0));
           CHECK_FALSE(e.header.has_digest);
+
+          const Decoded pushed = DecodeToSink(e.bytes, combo.encrypt ? &key : nullptr);
+          CHECK(pushed.data == data);
+          CHECK(pushed.sha == e.sha);
+          const Decoded mixed = DecodeToSink(e.bytes, combo.encrypt ? &key : nullptr, size / 2 + 1);
+          CHECK(mixed.data == data);
+          CHECK(mixed.sha == e.sha);
 
           const Decoded d = Decode(e.bytes, combo.encrypt ? &key : nullptr, 4093);
           CHECK(d.data == data);
