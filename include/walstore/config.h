@@ -46,6 +46,9 @@ struct S3Settings {
   int max_attempts = 8;
 };
 
+inline constexpr int kDefaultPrefetch = 8;
+inline constexpr int kMaxPrefetch = 64;
+
 struct Config {
   std::string repo_url;                 // required for most commands
   CompressionSpec compression{Codec::kLz4, 0};
@@ -59,6 +62,9 @@ struct Config {
   std::optional<uint64_t> system_id;    // override; normally read from WAL / pg_control
   uint32_t chunk_size = 1u << 20;       // plaintext bytes per object chunk
   int parallel = 0;                     // worker threads for walctl; 0 = number of cores
+  // walfetch read-ahead: segments fetched in the background after each one
+  // restored (see prefetch.h); 0 = off.
+  int prefetch = kDefaultPrefetch;
   S3Settings s3;
   std::string source_path;              // the config file actually read ("" = none)
 
@@ -82,6 +88,7 @@ struct ConfigOverrides {
   std::optional<std::string> key_file;
   std::optional<LogLevel> log_level;
   std::optional<uint64_t> system_id;
+  std::optional<int> prefetch;
 };
 
 // Loads the config file (explicit path, $WALSTORE_CONFIG, or the default path
@@ -92,7 +99,7 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env);
 //
 // Environment overrides: WALSTORE_REPO, WALSTORE_COMPRESSION ("lz4",
 // "zstd:9", ...), WALSTORE_ENCRYPTION_KEY_FILE, WALSTORE_ENCRYPTION_KEY (64
-// hex characters), WALSTORE_LOG_LEVEL, WALSTORE_SYSTEM_ID, and for S3
+// hex characters), WALSTORE_LOG_LEVEL, WALSTORE_SYSTEM_ID, WALSTORE_PREFETCH, and for S3
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
 // AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, WALSTORE_S3_* (see docs).
 Config LoadConfig(const std::optional<std::string>& explicit_path, const EnvLookup& env);

@@ -35,6 +35,9 @@ std::optional<WalLongHeader> ParseWalLongHeader(Bytes first_bytes);
 // and segment the header says, the segment size).
 void CheckSegmentHeader(const WalLongHeader& header, const WalFileName& name,
                         uint64_t file_size, const std::string& path);
+// The same check as a value: what does not match, or nullopt.
+std::optional<std::string> SegmentHeaderMismatch(const WalLongHeader& header,
+                                                 const WalFileName& name, uint64_t file_size);
 
 // Reads the system identifier (the first 8 bytes of ControlFileData) from
 // <data_dir>/global/pg_control; nullopt when the file does not exist.

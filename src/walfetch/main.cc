@@ -3,12 +3,34 @@
 #include <walstore/cli.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
+#include <walstore/prefetch.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 using namespace walstore;
+
+namespace {
+
+// Starts the read-ahead worker for the segments after `name` (a segment just
+// restored to `dest`): this same program with the same options, plus
+// --prefetch-worker and the segment size read from the restored file.
+void StartWorker(int argc, char** argv, const std::string& name, const std::string& dest) {
+  const auto parsed = ParseWalFileName(name);
+  if (!parsed || parsed->kind != WalFileKind::kSegment) return;
+  const uint64_t segment_size = SegmentSizeOf(dest);
+  if (segment_size == 0) return;
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  args.insert(args.begin(), {"--prefetch-worker", std::to_string(segment_size)});
+  StartPrefetchWorker(PrefetchSpoolDir(dest), std::string(self, static_cast<size_t>(n)), args);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   return RunMain("walfetch", true, [&] {
@@ -34,6 +56,14 @@ int main(int argc, char** argv) {
         ->required()
         ->type_name("DEST");
     app.add_flag("--json", json, "print the outcome as one JSON object on stdout");
+    app.add_option_function<int>(
+           "--prefetch", [&](int n) { overrides.prefetch = n; },
+           "segments to fetch ahead in the background after each restored segment "
+           "(0 = off; overrides prefetch / WALSTORE_PREFETCH, default 8)")
+        ->type_name("N");
+    // Internal: how walfetch starts its own background prefetch worker.
+    uint64_t worker_segment_size = 0;
+    app.add_option("--prefetch-worker", worker_segment_size)->group("");
     if (auto code = ParseCommandLine(app, argc, argv, true)) return *code;
 
     const auto start = std::chrono::steady_clock::now();
@@ -41,13 +71,21 @@ int main(int argc, char** argv) {
     SetLogLevel(config.log_level);
     Log(LogLevel::kDebug, "{}", config.Describe());
     auto storage = OpenStorage(config);
+    if (worker_segment_size > 0) {
+      RunPrefetchWorker(*storage, config, ResolveSystemId(config, "."),
+                        ParseWalFileNameOrThrow(name), worker_segment_size, dest);
+      return 0;
+    }
     const FetchResult result = FetchWalFile(*storage, config, name, dest);
+    if (result.outcome == FetchOutcome::kRestored && config.prefetch > 0) {
+      StartWorker(argc, argv, name, dest);
+    }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const bool restored = result.outcome == FetchOutcome::kRestored;
     if (restored) {
-      Log(LogLevel::kInfo, "restored {} ({} bytes) in {:.3f} s", name, result.plaintext_size,
-          seconds);
+      Log(LogLevel::kInfo, "restored {} ({} bytes{}) in {:.3f} s", name, result.plaintext_size,
+          result.prefetched ? ", prefetched" : "", seconds);
     } else {
       Log(LogLevel::kInfo, "{} is not in {}", name, storage->Describe());
     }
@@ -56,6 +94,7 @@ int main(int argc, char** argv) {
                             {"name", name},
                             {"key", result.key},
                             {"size", result.plaintext_size},
+                            {"prefetched", result.prefetched},
                             {"seconds", seconds}};
       std::puts(out.dump().c_str());
     }

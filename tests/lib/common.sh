@@ -138,6 +138,12 @@ ws_cleanup() {
         kill -9 "$(head -1 "$dir/postmaster.pid" 2>/dev/null)" 2>/dev/null
     fi
   done
+  # walfetch's detached prefetch workers (they run this test's copy of walfetch) end with
+  # the test, before their spool is removed under them.
+  if [[ -n ${WS_BIN:-} ]]; then
+    pkill -f -- "^$WS_BIN/walfetch --prefetch-worker" 2>/dev/null
+    for _ in $(seq 100); do pgrep -f -- "^$WS_BIN/walfetch --prefetch-worker" >/dev/null || break; sleep 0.05; done
+  fi
   if [[ -n ${WS_TMP:-} && -d $WS_TMP ]]; then
     # Unmount anything a test mounted below the temp dir (deepest first).
     while read -r mnt; do umount -l "$mnt" 2>/dev/null; done < <(
@@ -429,6 +435,16 @@ ws_make_wal() {
   pg_stop "$WS_WAL_DATADIR"
   WS_WAL_SYSID=$(pg_system_id "$WS_WAL_DATADIR")
   export WS_WAL_DATADIR WS_WAL_SYSID
+}
+
+# ws_wait_prefetch: waits (up to 60 s) until no prefetch worker of this test's walfetch runs.
+ws_wait_prefetch() {
+  local i
+  for i in $(seq 1200); do
+    pgrep -f -- "^$WS_BIN/walfetch --prefetch-worker" >/dev/null || return 0
+    sleep 0.05
+  done
+  ws_die "a prefetch worker is still running after 60 s"
 }
 
 # ws_segments DIR: the 24-hex segment names in DIR, sorted.

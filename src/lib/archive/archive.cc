@@ -4,6 +4,7 @@
 #include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/object_format.h>
+#include <walstore/prefetch.h>
 #include <walstore/wal_file.h>
 
 #include <cerrno>
@@ -130,6 +131,7 @@ PushResult PushWalFile(Storage& storage, const Config& config, const std::string
   PushResult result;
   result.name = ParseWalFileNameOrThrow(BaseName(path));
   LocalFile file(path);
+  RemoveStalePrefetch(path);  // what a finished recovery left in pg_wal
   const bool has_wal_header = result.name.kind == WalFileKind::kSegment ||
                               result.name.kind == WalFileKind::kPartial;
   if (has_wal_header) {
@@ -196,8 +198,17 @@ bool RestoreObjectToFile(Storage& storage, const Config& config, const std::stri
 FetchResult FetchWalFile(Storage& storage, const Config& config, const std::string& name,
                          const std::string& dest_path) {
   const WalFileName parsed = ParseWalFileNameOrThrow(name);
+  const uint64_t system_id = ResolveSystemId(config, ".");
   FetchResult result;
-  result.key = WalObjectKey(ResolveSystemId(config, "."), parsed);
+  result.key = WalObjectKey(system_id, parsed);
+  if (config.prefetch > 0) {
+    result.plaintext_size = TakePrefetchedSegment(config, system_id, parsed, dest_path);
+    if (result.plaintext_size > 0) {
+      result.outcome = FetchOutcome::kRestored;
+      result.prefetched = true;
+      return result;
+    }
+  }
   result.outcome = RestoreObjectToFile(storage, config, result.key, dest_path, &result.plaintext_size)
                        ? FetchOutcome::kRestored
                        : FetchOutcome::kMissing;

@@ -30,23 +30,29 @@ std::optional<WalLongHeader> ParseWalLongHeader(Bytes b) {
   return h;
 }
 
-void CheckSegmentHeader(const WalLongHeader& h, const WalFileName& name, uint64_t file_size,
-                        const std::string& path) {
+std::optional<std::string> SegmentHeaderMismatch(const WalLongHeader& h, const WalFileName& name,
+                                                 uint64_t file_size) {
   const std::string header_segment =
       SegmentFileName(h.timeline, h.page_address / h.segment_size, h.segment_size);
   if (h.timeline != name.timeline || h.page_address % h.segment_size != 0 ||
       header_segment.substr(8) != name.text.substr(8, 16)) {
-    Fail(ErrorCode::kNotWal,
-         "{}: the WAL header describes segment {} (timeline {}), not {}", path, header_segment,
-         h.timeline, name.text.substr(0, 24));
+    return fmt::format("the WAL header describes segment {} (timeline {}), not {}",
+                       header_segment, h.timeline, name.text.substr(0, 24));
   }
   if (name.kind == WalFileKind::kSegment && file_size != h.segment_size) {
-    Fail(ErrorCode::kNotWal, "{}: {} bytes, but the cluster's segment size is {} bytes", path,
-         file_size, h.segment_size);
+    return fmt::format("{} bytes, but the cluster's segment size is {} bytes", file_size,
+                       h.segment_size);
   }
   if (name.kind == WalFileKind::kPartial && file_size > h.segment_size) {
-    Fail(ErrorCode::kNotWal, "{}: {} bytes, larger than the segment size {}", path, file_size,
-         h.segment_size);
+    return fmt::format("{} bytes, larger than the segment size {}", file_size, h.segment_size);
+  }
+  return std::nullopt;
+}
+
+void CheckSegmentHeader(const WalLongHeader& h, const WalFileName& name, uint64_t file_size,
+                        const std::string& path) {
+  if (auto mismatch = SegmentHeaderMismatch(h, name, file_size)) {
+    Fail(ErrorCode::kNotWal, "{}: {}", path, *mismatch);
   }
 }
 

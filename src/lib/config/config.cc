@@ -149,6 +149,7 @@ void ReadFile(const std::string& path, Config& config) {
   }
   r.Number("chunk_size", config.chunk_size);
   r.Number("parallel", config.parallel);
+  r.Number("prefetch", config.prefetch);
   if (auto* node = r.Take("s3")) {
     if (!node->is_table()) BadSetting(path, "s3", "must be a table ([s3])");
     ReadS3Table(*node->as_table(), path, config.s3);
@@ -177,6 +178,10 @@ void ApplyEnvironment(const EnvLookup& env, Config& config) {
   }
   if (auto v = get("WALSTORE_SYSTEM_ID")) {
     config.system_id = ParseUnsigned(*v, "environment", "WALSTORE_SYSTEM_ID");
+  }
+  if (auto v = get("WALSTORE_PREFETCH")) {
+    config.prefetch = static_cast<int>(
+        std::min<uint64_t>(ParseUnsigned(*v, "environment", "WALSTORE_PREFETCH"), kMaxPrefetch + 1));
   }
   auto& s3 = config.s3;
   if (auto v = get("AWS_ENDPOINT_URL")) s3.endpoint = *v;
@@ -240,6 +245,10 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
   }
   if (overrides.log_level) config.log_level = *overrides.log_level;
   if (overrides.system_id) config.system_id = overrides.system_id;
+  if (overrides.prefetch) config.prefetch = *overrides.prefetch;
+  if (config.prefetch < 0 || config.prefetch > kMaxPrefetch) {
+    Fail(ErrorCode::kConfig, "prefetch must be between 0 (off) and {} segments", kMaxPrefetch);
+  }
   if (config.chunk_size == 0 || config.chunk_size > (16u << 20)) {
     Fail(ErrorCode::kConfig, "chunk_size must be between 1 and 16777216 bytes");
   }

@@ -118,6 +118,14 @@ else
 fi
 ws_contains "recovery stopped at the restore point" "$log" 'recovery stopping at restore point "before_drop"'
 ws_not_contains "no walfetch error during recovery" "$log" "walfetch: ERROR"
+# walfetch prefetches by default: the recovery above read ahead through the spool.
+ws_wait_prefetch
+if [[ -f $restored/pg_wal/.walstore-prefetch/prefetch.log ]]; then
+  ws_contains "recovery read ahead (prefetch worker ran)" \
+    "$(cat "$restored/pg_wal/.walstore-prefetch/prefetch.log")" "prefetched"
+else
+  ws_fail "no prefetch spool in the restored pg_wal"
+fi
 
 ws_same "pgbench_accounts identical at the restore point" "$sum_accounts" \
   "$(pg_table_checksum "$port2" pgbench_accounts)"

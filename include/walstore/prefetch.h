@@ -1,0 +1,85 @@
+// walfetch read-ahead.  PostgreSQL asks for one segment at a time and replays
+// it before asking for the next.  After walfetch restored segment N it starts
+// a background worker (a detached walfetch process) that fetches segments
+// N+1 .. N+depth into a spool directory beside %p; the next restore_command
+// call then only moves a verified file into place.
+//
+//   <dir of %p>/.walstore-prefetch/          the spool (pg_wal/.walstore-prefetch)
+//       origin                               repository URL and system id it holds
+//       lock                                 flock()ed by the one running worker
+//       prefetch.log                         the last worker's messages
+//       000000010000000A000000FF             verified segments, ready to serve
+//
+// Rules that keep a spool from ever serving wrong WAL:
+// - A spooled segment is published like %p itself (temp file, fsync, rename)
+//   only after the whole object verified (GCM tags, SHA-256, size).
+// - Before serving, walfetch checks that it is a regular file of the segment
+//   size whose WAL long page header names the same timeline, segment and
+//   system id, that the spool holds this repository's WAL (origin) and that
+//   it is younger than kPrefetchMaxAgeSeconds.  Anything else is deleted with
+//   a warning and the segment is fetched from the repository.
+// - The spool never says "missing": a name not spooled is looked up in the
+//   repository as without prefetch.
+// - The worker stops at the first segment the repository does not have, and
+//   at any error (logged to prefetch.log): the synchronous fetch of that
+//   segment then reports it the usual way (exit 126 for damage).
+// - A segment being prefetched while PostgreSQL asks for it is simply
+//   fetched again by walfetch (both copies are verified; the worker's is
+//   dropped later as outside its window).
+// - At most one worker runs per spool; it removes every spooled file outside
+//   its window, so the spool never holds more than `depth` segments.
+// - Only segments are prefetched (never .history, .partial or .backup files).
+#pragma once
+
+#include <walstore/archive.h>
+#include <walstore/config.h>
+#include <walstore/storage.h>
+#include <walstore/wal_name.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace walstore {
+
+inline constexpr const char* kPrefetchDirName = ".walstore-prefetch";
+inline constexpr int64_t kPrefetchMaxAgeSeconds = 600;
+
+// The spool directory for restores to `dest_path` (%p).
+std::string PrefetchSpoolDir(const std::string& dest_path);
+
+// Moves the spooled segment `name` onto dest_path (rename, directory fsync)
+// when it passes every check above.  Returns its size, or 0 when it was not
+// served (absent, or discarded as invalid).  Throws only for local I/O
+// errors on dest_path.
+uint64_t TakePrefetchedSegment(const Config& config, uint64_t system_id, const WalFileName& name,
+                               const std::string& dest_path);
+
+// The segment size recorded in the WAL long header of the segment file at
+// `path`; 0 when it has none (not a segment, unreadable).
+uint64_t SegmentSizeOf(const std::string& path);
+
+// Starts a detached worker process for the segments after `name`: runs
+// `self_exe` with `worker_args` (the caller's options plus the worker flag),
+// in a new session, stdin/stdout on /dev/null and stderr on the spool's
+// prefetch.log.  Returns false when no worker was started (one is still
+// running: said at debug level; the spool cannot be made: a warning).
+// Never throws: the segment was restored, read-ahead is a bonus.
+bool StartPrefetchWorker(const std::string& spool_dir, const std::string& self_exe,
+                         const std::vector<std::string>& worker_args);
+
+// The worker: under the spool's lock (returns 0 at once when another worker
+// holds it), drops spooled files outside the window name+1 .. name+depth,
+// then fetches the window's missing segments in order until one is not in
+// the repository.  Returns the number fetched.  An error (a damaged object,
+// an unreachable repository) ends it with the usual exception, which the
+// worker's main() logs to prefetch.log; nothing unverified is left served.
+int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id,
+                      const WalFileName& name, uint64_t segment_size, const std::string& dest_path);
+
+// walpush's clean-up on a primary: removes spooled segments older than
+// kPrefetchMaxAgeSeconds beside `wal_file_path` (what a finished recovery
+// left behind).  Never throws.
+void RemoveStalePrefetch(const std::string& wal_file_path);
+
+}  // namespace walstore
