@@ -59,8 +59,9 @@ fetch_ws=$(ws_tool_cmd walfetch "${ws_opts[@]}" %f %p)
 variants=(
   "walfetch (read-ahead, default)|$fetch_ws"
   "walfetch --prefetch 0|$(ws_tool_cmd walfetch "${ws_opts[@]}" --prefetch 0 %f %p)"
-  "pgbackrest archive-get (sync)|$(printf '%q ' "${pgbr[@]}") archive-get %f \"%p\""
-  "pgbackrest archive-get (async)|$(printf '%q ' "${pgbr[@]}") --archive-async archive-get %f \"%p\""
+  # pgBackRest insists that pg1-path is the data directory it runs in: @DIR@ is set per restore.
+  "pgbackrest archive-get (sync)|$(printf '%q ' "${pgbr[@]}") --pg1-path=@DIR@ archive-get %f \"%p\""
+  "pgbackrest archive-get (async)|$(printf '%q ' "${pgbr[@]}") --pg1-path=@DIR@ --archive-async archive-get %f \"%p\""
 )
 results=$WS_TMP/results.tsv
 : >"$results"
@@ -69,9 +70,10 @@ for ((round = 0; round < rounds; round++)); do
   for ((k = 0; k < ${#variants[@]}; k++)); do
     v=${variants[$(((k + round) % ${#variants[@]}))]}
     label=${v%%|*}
-    cmd=${v#*|}
     n=$((n + 1))
     dir=$WS_TMP/restore-$n
+    cmd=${v#*|}
+    cmd=${cmd//@DIR@/$dir}
     p=$(ws_free_port)
     rm -rf "$WS_TMP/pgbr-spool/archive"
     pg_prepare_recovery "$WS_TMP/backup" "$dir" "$cmd" "recovery_target_action = 'promote'"

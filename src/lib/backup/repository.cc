@@ -202,7 +202,7 @@ std::optional<std::string> ReadSmallObject(Storage& storage, const Config& confi
   if (!in) return std::nullopt;
   ObjectDecoder decoder(*in, config.key ? &*config.key : nullptr, key);
   StringWriteStream out;
-  Copy(decoder, out, 256 << 10);
+  decoder.DecodeTo(out);
   return std::move(out.data());
 }
 
