@@ -55,7 +55,8 @@ const EVP_MD* Sha256Md() {
 }
 
 const EVP_CIPHER* Aes256GcmCipher() {
-  static EVP_CIPHER* const cipher = (InitOpenSsl(), EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr));
+  static EVP_CIPHER* const cipher =
+      (InitOpenSsl(), EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr));
   if (cipher == nullptr) FailOpenSsl("AES-256-GCM fetch");
   return cipher;
 }
