@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <walstore/crypto.h>
@@ -74,8 +75,12 @@ AtomicFileWriter::AtomicFileWriter(std::string final_path, mode_t mode, bool cre
     : final_path_(std::move(final_path)) {
   const std::string dir = DirName(final_path_);
   if (create_parent_dirs) MakeDirectories(dir);
+  // The name only has to differ from other writers' (O_EXCL refuses a clash):
+  // the kernel's random bytes do, without setting up OpenSSL's DRBG for it.
   uint8_t random[6];
-  RandomBytes(random);
+  if (getrandom(random, sizeof random, 0) != static_cast<ssize_t>(sizeof random)) {
+    RandomBytes(random);
+  }
   temp_path_ = fmt::format("{}/.{}{}{}.{}", dir, BaseName(final_path_), kTempMarker, getpid(),
                            ToHex(random));
   fd_ = open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);

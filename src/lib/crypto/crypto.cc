@@ -32,6 +32,41 @@ int HexValue(char c) {
   Fail(ErrorCode::kInternal, "OpenSSL {} failed", what);
 }
 
+// Sets OpenSSL up once, before its first use in the process.
+// OPENSSL_INIT_NO_ATEXIT: OpenSSL's exit handler would free every provider,
+// algorithm and name table it built, which the kernel reclaims faster at
+// exit (nothing in that state is secret: keys live in our objects, wiped by
+// their destructors).  The system configuration (openssl.cnf) is still
+// loaded: it may enable the FIPS provider or set the TLS policy that libcurl
+// and libpq use later in the same process, and OpenSSL loads it only once.
+void InitOpenSsl() {
+  static const bool ok =
+      OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT | OPENSSL_INIT_LOAD_CONFIG, nullptr) == 1;
+  if (!ok) FailOpenSsl("initialisation");
+}
+
+// Each algorithm is fetched from the provider once and kept for the life of
+// the process: EVP_sha256() and the like make OpenSSL 3 look the algorithm
+// up again at every init.
+const EVP_MD* Sha256Md() {
+  static EVP_MD* const md = (InitOpenSsl(), EVP_MD_fetch(nullptr, "SHA2-256", nullptr));
+  if (md == nullptr) FailOpenSsl("SHA-256 fetch");
+  return md;
+}
+
+const EVP_CIPHER* Aes256GcmCipher() {
+  static EVP_CIPHER* const cipher =
+      (InitOpenSsl(), EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr));
+  if (cipher == nullptr) FailOpenSsl("AES-256-GCM fetch");
+  return cipher;
+}
+
+EVP_KDF* HkdfKdf() {
+  static EVP_KDF* const kdf = (InitOpenSsl(), EVP_KDF_fetch(nullptr, "HKDF", nullptr));
+  if (kdf == nullptr) FailOpenSsl("HKDF fetch");
+  return kdf;
+}
+
 }  // namespace
 
 std::string ToHex(Bytes bytes) {
@@ -50,7 +85,8 @@ struct Sha256::Impl {
 };
 
 Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
-  if (impl_->ctx == nullptr || EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1) {
+  const EVP_MD* md = Sha256Md();
+  if (impl_->ctx == nullptr || EVP_DigestInit_ex(impl_->ctx, md, nullptr) != 1) {
     FailOpenSsl("SHA-256 init");
   }
 }
@@ -76,7 +112,7 @@ Sha256Digest Sha256Of(Bytes data) {
 Sha256Digest HmacSha256(Bytes key, Bytes data) {
   Sha256Digest out;
   unsigned int size = 0;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), data.data(), data.size(),
+  if (HMAC(Sha256Md(), key.data(), static_cast<int>(key.size()), data.data(), data.size(),
            out.data(), &size) == nullptr) {
     FailOpenSsl("HMAC-SHA256");
   }
@@ -153,10 +189,8 @@ Key LoadKeyFile(const std::string& path) {
 
 std::array<uint8_t, 32> DeriveObjectKey(const Key& master, Bytes salt) {
   std::array<uint8_t, 32> out{};
-  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
-  EVP_KDF_CTX* ctx = kdf ? EVP_KDF_CTX_new(kdf) : nullptr;
-  EVP_KDF_free(kdf);
-  if (ctx == nullptr) FailOpenSsl("HKDF fetch");
+  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(HkdfKdf());
+  if (ctx == nullptr) FailOpenSsl("HKDF context");
   char digest[] = "SHA256";
   auto& key = const_cast<std::array<uint8_t, 32>&>(master.bytes());
   std::string info(kObjectKeyInfo);
@@ -174,6 +208,7 @@ std::array<uint8_t, 32> DeriveObjectKey(const Key& master, Bytes salt) {
 }
 
 void RandomBytes(MutableBytes out) {
+  InitOpenSsl();
   if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1) FailOpenSsl("RAND_bytes");
 }
 
@@ -187,9 +222,10 @@ struct AesGcm::Impl {
 };
 
 AesGcm::AesGcm(const std::array<uint8_t, 32>& key) : impl_(std::make_unique<Impl>()) {
+  const EVP_CIPHER* cipher = Aes256GcmCipher();
   if (impl_->encrypt == nullptr || impl_->decrypt == nullptr ||
-      EVP_EncryptInit_ex(impl_->encrypt, EVP_aes_256_gcm(), nullptr, key.data(), nullptr) != 1 ||
-      EVP_DecryptInit_ex(impl_->decrypt, EVP_aes_256_gcm(), nullptr, key.data(), nullptr) != 1) {
+      EVP_EncryptInit_ex(impl_->encrypt, cipher, nullptr, key.data(), nullptr) != 1 ||
+      EVP_DecryptInit_ex(impl_->decrypt, cipher, nullptr, key.data(), nullptr) != 1) {
     FailOpenSsl("AES-256-GCM init");
   }
 }

@@ -6,6 +6,7 @@
 
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_util.h"
@@ -344,5 +345,34 @@ TEST_SUITE("crypto") {
       seen.insert(std::string(z.begin(), z.end()));
     }
     CHECK(seen.size() == 100);
+  }
+
+  TEST_CASE("the algorithms fetched once serve several threads at once") {
+    // SHA-256, HKDF and AES-256-GCM share one fetched algorithm each for the
+    // whole process; threads using them together must get the same answers.
+    const Key key = ParseHexKey(kKeyHex, "key");
+    const std::string salt = walstore::test::RandomString(32, 3);
+    const auto object_key = DeriveObjectKey(key, B(salt));
+    const auto nonce = Arr12(std::string(12, '\x07'));
+    AesGcm reference(object_key);
+    const std::string sealed = Seal(reference, nonce, "aad", "plain text");
+    const Sha256Digest digest = Sha256Of(B(sealed));
+    std::vector<int> ok(8, 0);
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < ok.size(); ++t) {
+      threads.emplace_back([&, t] {
+        bool good = true;
+        for (int i = 0; i < 50 && good; ++i) {
+          AesGcm gcm(DeriveObjectKey(key, B(salt)));
+          std::string plain;
+          good = Seal(gcm, nonce, "aad", "plain text") == sealed &&
+                 Open(gcm, nonce, "aad", sealed, &plain) && plain == "plain text" &&
+                 Sha256Of(B(sealed)) == digest;
+        }
+        ok[t] = good ? 1 : 0;
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    CHECK(ok == std::vector<int>(ok.size(), 1));
   }
 }
