@@ -42,6 +42,10 @@ void TaskThread::WaitFor(uint64_t ticket) {
   }
 }
 
+void TaskThread::Quiesce() noexcept {
+  for (const auto& pending : pending_) pending.wait();
+}
+
 void TaskThread::Run() {
   std::unique_lock lock(mu_);
   for (;;) {

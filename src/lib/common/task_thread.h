@@ -35,6 +35,10 @@ class TaskThread {
   void WaitFor(uint64_t ticket);
   // Blocks until every submitted task has run.
   void WaitAll() { WaitFor(submitted_); }
+  // Blocks until every submitted task has run, reporting nothing: for a
+  // caller that is already failing and must not leave a task using its
+  // memory.  Errors stay for a later Wait*().
+  void Quiesce() noexcept;
 
  private:
   void Run();

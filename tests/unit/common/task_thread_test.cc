@@ -60,6 +60,21 @@ TEST_SUITE("task_thread") {
     worker.WaitAll();  // the error was reported once
   }
 
+  TEST_CASE("Quiesce waits for every task and keeps errors for the next wait") {
+    TaskThread worker;
+    std::atomic<int> ran{0};
+    worker.Submit([] { Fail(ErrorCode::kInternal, "task failed on purpose"); });
+    for (int i = 0; i < 5; ++i) {
+      worker.Submit([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        ++ran;
+      });
+    }
+    worker.Quiesce();
+    CHECK(ran.load() == 5);
+    CHECK_CODE(worker.WaitAll(), ErrorCode::kInternal);
+  }
+
   TEST_CASE("the destructor runs what is still queued before it returns") {
     std::vector<int> results(50, 0);
     {
