@@ -427,7 +427,15 @@ class S3Writer : public ObjectWriter {
         options_(options),
         headers_(storage.ObjectHeaders(options)),
         existed_(
-            std::async(std::launch::async, [this] { return storage_.Stat(key_).has_value(); })) {}
+            std::async(std::launch::async, [this] { return storage_.Stat(key_).has_value(); })) {
+    // Room for the whole object when its size is known (an encoded object
+    // is at most a little larger than its plaintext): no regrowth and
+    // copying while it is written.  Pages are touched only as it fills.
+    if (options.size_hint > 0) {
+      buffer_.reserve(std::min<uint64_t>(options.size_hint + options.size_hint / 64 + 4096,
+                                         storage.settings().multipart_threshold));
+    }
+  }
 
   ~S3Writer() override {
     if (!upload_id_.empty() && !completed_) {
