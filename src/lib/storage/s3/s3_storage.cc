@@ -125,7 +125,7 @@ class S3Storage : public Storage {
         location_(s3::ResolveLocation(settings_, bucket_)),
         credentials_(s3::ResolveCredentials(settings_, ProcessEnvironment())),
         pool_(http::ClientOptions{settings_.connect_timeout_seconds, settings_.low_speed_seconds,
-                                  settings_.ca_bundle, settings_.verify_tls}) {
+                                  settings_.ca_bundle, settings_.ca_path, settings_.verify_tls}) {
     policy_.max_attempts = std::max(1, settings_.max_attempts);
     policy_.total_budget =
         std::chrono::milliseconds(static_cast<int64_t>(settings_.retry_total_seconds * 1000));
