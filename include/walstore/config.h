@@ -33,6 +33,8 @@ struct S3Settings {
   std::string sse;             // "", "AES256" (SSE-S3) or "aws:kms"
   std::string sse_kms_key_id;  // with sse = "aws:kms"
   std::string ca_bundle;       // PEM file; "" = system default
+  std::string ca_path;         // directory of CA certificates named by subject hash
+                               // (openssl rehash); "" = system default
   bool verify_tls = true;
   std::string profile;         // ~/.aws/credentials profile; "" = $AWS_PROFILE or "default"
   std::string access_key_id;   // secret-bearing fields: never log

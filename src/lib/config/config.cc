@@ -96,6 +96,7 @@ void ReadS3Table(const toml::table& table, const std::string& source, S3Settings
   r.String("sse", s3.sse);
   r.String("sse_kms_key_id", s3.sse_kms_key_id);
   r.String("ca_bundle", s3.ca_bundle);
+  r.String("ca_path", s3.ca_path);
   r.Bool("verify_tls", s3.verify_tls);
   r.String("profile", s3.profile);
   r.String("access_key_id", s3.access_key_id);
@@ -199,6 +200,7 @@ void ApplyEnvironment(const EnvLookup& env, Config& config) {
   // AWS's generic variable first, so walstore's own setting wins over it.
   if (auto v = get("AWS_CA_BUNDLE")) s3.ca_bundle = *v;
   if (auto v = get("WALSTORE_S3_CA_BUNDLE")) s3.ca_bundle = *v;
+  if (auto v = get("WALSTORE_S3_CA_PATH")) s3.ca_path = *v;
   if (auto v = get("WALSTORE_S3_STORAGE_CLASS")) s3.storage_class = *v;
   if (auto v = get("WALSTORE_S3_SSE")) s3.sse = *v;
   if (auto v = get("WALSTORE_S3_SSE_KMS_KEY_ID")) s3.sse_kms_key_id = *v;

@@ -237,6 +237,12 @@ struct ObjectEncoder::Impl {
   uint64_t encoded_size = 0;
   Sha256Digest digest{};
   bool finished = false;
+  // With several slots, helper threads for the whole life of the encoder
+  // (not new ones per batch): `hasher` hashes each batch in order while
+  // seal_workers[i] seals its slot i + 1 (the caller seals slot 0).
+  // Declared last: destroyed first, so no task outlives what it uses.
+  std::unique_ptr<TaskThread> hasher;
+  std::vector<std::unique_ptr<TaskThread>> seal_workers;
 
   Impl(WriteStream& s, const EncodeOptions& o) : sink(s), options(o) {
     if (options.chunk_size == 0 || options.chunk_size > kMaxChunkSize) {
@@ -263,6 +269,10 @@ struct ObjectEncoder::Impl {
           options.compression, options.key ? &object_key : nullptr, options.chunk_size));
       chunks.emplace_back(options.chunk_size);
     }
+    if (slots > 1) {
+      hasher = std::make_unique<TaskThread>();
+      for (size_t i = 1; i < slots; ++i) seal_workers.push_back(std::make_unique<TaskThread>());
+    }
     Emit(header_bytes);
   }
 
@@ -278,10 +288,11 @@ struct ObjectEncoder::Impl {
   }
 
   // Seals and emits a batch of chunks (at most one per sealer).  With several
-  // sealers the chunks are sealed in parallel while another thread hashes
-  // them in order.
+  // sealers the chunks are sealed in parallel while the hasher hashes them in
+  // order; all of it is done when this returns (the caller may reuse the
+  // batch's memory).
   void FlushBatch(const std::vector<Bytes>& batch) {
-    auto seal = [&](size_t slot) {
+    auto seal = [this, &batch](size_t slot) {
       return sealers[slot]->Seal(header_bytes, kRecordData,
                                  static_cast<uint32_t>(next_index + slot), batch[slot]);
     };
@@ -289,19 +300,37 @@ struct ObjectEncoder::Impl {
       hash.Update(batch[0]);
       EmitRecord(seal(0));
     } else {
-      auto hashed = std::async(std::launch::async, [&] {
+      std::vector<Bytes> sealed(batch.size());
+      // Even when this throws, no helper may still use `batch` or `sealed`.
+      struct Quiesce {
+        Impl& impl;
+        bool done = false;
+        ~Quiesce() {
+          if (!done) impl.WaitForHelpersNoThrow();
+        }
+      } quiesce{*this};
+      hasher->Submit([this, &batch] {
         for (const Bytes& chunk : batch) hash.Update(chunk);
       });
-      std::vector<std::future<Bytes>> sealed;
       for (size_t slot = 1; slot < batch.size(); ++slot) {
-        sealed.push_back(std::async(std::launch::async, seal, slot));
+        seal_workers[slot - 1]->Submit([&sealed, &seal, slot] { sealed[slot] = seal(slot); });
       }
-      const Bytes first = seal(0);
-      hashed.get();
-      EmitRecord(first);
-      for (auto& f : sealed) EmitRecord(f.get());
+      EmitRecord(seal(0));
+      for (size_t slot = 1; slot < batch.size(); ++slot) {
+        seal_workers[slot - 1]->WaitAll();
+        EmitRecord(sealed[slot]);
+      }
+      hasher->WaitAll();
+      quiesce.done = true;
     }
     next_index += static_cast<uint32_t>(batch.size());
+  }
+
+  // After a failure: lets the helpers finish what they were given; their
+  // errors are not reported (the caller's is).
+  void WaitForHelpersNoThrow() noexcept {
+    hasher->Quiesce();
+    for (auto& worker : seal_workers) worker->Quiesce();
   }
 
   // Flushes the buffered chunks in slots [0, count), the last holding last_fill bytes.

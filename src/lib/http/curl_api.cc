@@ -32,6 +32,7 @@ CurlApi LoadCurl() {
   Load(library, "curl_easy_reset", api.easy_reset);
   Load(library, "curl_easy_setopt", api.easy_setopt);
   Load(library, "curl_easy_strerror", api.easy_strerror);
+  Load(library, "curl_easy_getinfo", api.easy_getinfo);
   Load(library, "curl_multi_init", api.multi_init);
   Load(library, "curl_multi_cleanup", api.multi_cleanup);
   Load(library, "curl_multi_add_handle", api.multi_add_handle);

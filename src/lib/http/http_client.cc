@@ -3,7 +3,11 @@
 #include "http/curl_api.h"
 #include <walstore/error.h>
 
+#include <dirent.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <cstring>
 #include <mutex>
 
@@ -50,7 +54,8 @@ bool IsTlsFailure(CURLcode code) {
         ErrorCode::kTls, fmt::format("TLS failure talking to {}: {}", host, what),
         options.ca_bundle.empty()
             ? "if the endpoint uses a private CA or a self-signed certificate, set [s3] "
-              "ca_bundle to its PEM file (verify_tls = false disables the check, for tests only)"
+              "ca_bundle to its PEM file, or ca_path to a directory of hashed CA certificates "
+              "(verify_tls = false disables the check, for tests only)"
             : fmt::format("check that [s3] ca_bundle ({}) holds the CA that signed {}'s "
                           "certificate (verify_tls = false disables the check, for tests only)",
                           options.ca_bundle, host));
@@ -67,6 +72,39 @@ bool IsTlsFailure(CURLcode code) {
   Fail(ErrorCode::kNetwork, "request to {} failed: {}", host, what);
 }
 
+// A file name as `openssl rehash` makes them: 8 hex digits, '.', a digit.
+bool IsHashName(std::string_view name) {
+  return name.size() == 10 && name[8] == '.' && name[9] >= '0' && name[9] <= '9' &&
+         std::all_of(name.begin(), name.begin() + 8,
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+}
+
+// libcurl's built-in CA directory (CURLINFO_CAPATH) when it holds
+// certificates named by subject hash, else "".  Looked up once.
+const std::string& SystemCaDirectory(CURL* easy) {
+  static const std::string directory = [easy] {
+    char* path = nullptr;
+    if (Curl().easy_getinfo(easy, CURLINFO_CAPATH, &path) != CURLE_OK || path == nullptr) {
+      return std::string();
+    }
+    DIR* dir = opendir(path);
+    if (dir == nullptr) return std::string();
+    bool hashed = false;
+    while (const dirent* entry = readdir(dir)) {
+      if (IsHashName(entry->d_name)) {
+        hashed = true;
+        break;
+      }
+    }
+    closedir(dir);
+    return hashed ? std::string(path) : std::string();
+  }();
+  return directory;
+}
+
+// Set once a certificate failed to verify against the system CA directory:
+// from then on the process trusts libcurl's system bundle, as libcurl would.
+std::atomic<bool> g_system_ca_directory_failed{false};
 
 }  // namespace
 
@@ -95,6 +133,8 @@ struct Client::Impl {
   std::string pending;  // body bytes not yet handed out by ReadBody
   size_t pending_pos = 0;
   ReadStream* upload = nullptr;
+  bool upload_started = false;
+  bool system_ca_directory = false;  // verifying against it alone
 
   static size_t OnHeader(char* data, size_t size, size_t count, void* user) {
     auto* self = static_cast<Impl*>(user);
@@ -121,6 +161,7 @@ struct Client::Impl {
 
   static size_t OnUpload(char* buffer, size_t size, size_t count, void* user) {
     auto* self = static_cast<Impl*>(user);
+    self->upload_started = true;
     return self->upload->Read(MutableBytes(reinterpret_cast<uint8_t*>(buffer), size * count));
   }
 
@@ -139,6 +180,7 @@ struct Client::Impl {
     pending.clear();
     pending_pos = 0;
     upload = request.body;
+    upload_started = false;
     error_buffer[0] = '\0';
 
     Curl().easy_reset(easy);  // keeps the connection cache
@@ -166,8 +208,7 @@ struct Client::Impl {
                      std::max(1L, static_cast<long>(options.low_speed_seconds)));
     Curl().easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
     Curl().easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
-    if (!options.ca_bundle.empty())
-      Curl().easy_setopt(easy, CURLOPT_CAINFO, options.ca_bundle.c_str());
+    SetTrust();
 
     if (request.method == "HEAD") {
       Curl().easy_setopt(easy, CURLOPT_NOBODY, 1L);
@@ -182,6 +223,37 @@ struct Client::Impl {
     }
     Curl().multi_add_handle(multi, easy);
     attached = true;
+  }
+
+  // Whom to trust (see ClientOptions).  easy_reset restored libcurl's
+  // defaults: its system bundle (CAINFO) and directory (CAPATH).
+  void SetTrust() {
+    system_ca_directory = false;
+    if (!options.ca_bundle.empty()) {
+      Curl().easy_setopt(easy, CURLOPT_CAINFO, options.ca_bundle.c_str());
+    }
+    if (!options.ca_path.empty()) {
+      Curl().easy_setopt(easy, CURLOPT_CAPATH, options.ca_path.c_str());
+      if (options.ca_bundle.empty()) Curl().easy_setopt(easy, CURLOPT_CAINFO, nullptr);
+    }
+    if (options.ca_bundle.empty() && options.ca_path.empty() && options.verify_tls &&
+        !g_system_ca_directory_failed && !SystemCaDirectory(easy).empty()) {
+      // The directory alone: OpenSSL opens the few CA files a chain needs
+      // instead of parsing the whole bundle.
+      Curl().easy_setopt(easy, CURLOPT_CAINFO, nullptr);
+      system_ca_directory = true;
+    }
+  }
+
+  // After a transfer failed: true when it failed to verify the peer against
+  // the system CA directory alone before sending any body, so it may be sent
+  // again as it was, now trusting the system bundle.
+  bool RetryWithSystemBundle() {
+    if (!system_ca_directory || result != CURLE_PEER_FAILED_VERIFICATION || upload_started) {
+      return false;
+    }
+    g_system_ca_directory_failed = true;
+    return true;
   }
 
   // Lets curl make progress; returns after some progress or up to 1 s idle.
@@ -201,6 +273,16 @@ struct Client::Impl {
       return;
     }
     Curl().multi_poll(multi, nullptr, 0, 1000, nullptr);
+  }
+
+  // Sends `request`, collecting the body, and runs it to the end, once more
+  // when RetryWithSystemBundle() says so; false on a transport failure.
+  bool Run(const Request& request) {
+    Begin(request, true);
+    if (RunToEnd()) return true;
+    if (!RetryWithSystemBundle()) return false;
+    Begin(request, true);
+    return RunToEnd();
   }
 
   // Runs the current transfer to its end; false on a transport failure.
@@ -233,21 +315,22 @@ Client::~Client() {
 }
 
 Response Client::Perform(const Request& request) {
-  impl_->Begin(request, true);
-  if (!impl_->RunToEnd()) impl_->FailCurrent();
+  if (!impl_->Run(request)) impl_->FailCurrent();
   return std::move(impl_->response);
 }
 
 std::optional<Response> Client::PerformNoThrow(const Request& request) noexcept {
-  impl_->Begin(request, true);
-  if (!impl_->RunToEnd()) return std::nullopt;
+  if (!impl_->Run(request)) return std::nullopt;
   return std::move(impl_->response);
 }
 
 Response Client::Start(const Request& request) {
-  impl_->Begin(request, false);
-  while (!impl_->headers_done && !impl_->done) impl_->Drive();
-  if (impl_->done && impl_->result != CURLE_OK) impl_->FailCurrent();
+  for (int attempt = 0;; ++attempt) {
+    impl_->Begin(request, false);
+    while (!impl_->headers_done && !impl_->done) impl_->Drive();
+    if (!impl_->done || impl_->result == CURLE_OK) break;
+    if (attempt > 0 || !impl_->RetryWithSystemBundle()) impl_->FailCurrent();
+  }
   return impl_->response;
 }
 

@@ -136,4 +136,28 @@ ws_expect_exit 20 "TLS: an unknown CA is a TLS error (exit 20, not retried)" \
 ws_contains "TLS: ... that says what to set" "$WS_ERR" "set [s3] ca_bundle"
 ws_expect_exit 0 "TLS: verify_tls = false (tests only) connects" \
   env WALSTORE_S3_VERIFY_TLS=false walpush "$wal/${segs[0]}"
+# ca_path: a directory of CA certificates named by subject hash, from which only the CA a
+# chain needs is read.
+mkdir -p "$WS_TMP/ca-dir"
+cp "$S3_CA_BUNDLE" "$WS_TMP/ca-dir/s3rver.pem"
+openssl rehash "$WS_TMP/ca-dir" || ws_die "openssl rehash failed"
+ws_expect_exit 0 "TLS: ca_path (hashed directory) instead of ca_bundle verifies" \
+  env -u WALSTORE_S3_CA_BUNDLE WALSTORE_S3_CA_PATH="$WS_TMP/ca-dir" walpush "$wal/${segs[1]}"
+# Neither set: libcurl's system CA directory is tried before its system bundle (parsing the
+# whole bundle costs OpenSSL 3 about 18 ms per process); a certificate the directory does not
+# verify is tried against the bundle too before it is refused.
+if command -v strace >/dev/null; then
+  ws_run strace -f -e trace=openat,stat,newfstatat -o "$WS_TMP/ca.strace" \
+    env -u WALSTORE_S3_CA_BUNDLE walpush -c "$WS_TMP/two-attempts.toml" "$wal/${segs[2]}"
+  ws_same "TLS: system CAs: an unknown CA is still a TLS error" 20 "$WS_RC"
+  first_dir=$(grep -n -m1 -E '/[0-9a-f]{8}\.0"' "$WS_TMP/ca.strace" | cut -d: -f1)
+  first_bundle=$(grep -n -m1 -E 'openat\(.*\.(crt|pem)"' "$WS_TMP/ca.strace" | cut -d: -f1)
+  if [[ -z $first_dir ]]; then
+    ws_pass "TLS: system CAs: (this libcurl has no hashed system CA directory)"
+  elif [[ -n $first_bundle && $first_dir -lt $first_bundle ]]; then
+    ws_pass "TLS: system CAs: the hashed directory is tried first, the bundle after a failure"
+  else
+    ws_fail "TLS: system CAs: the directory (line $first_dir) before the bundle (line ${first_bundle:-none})"
+  fi
+fi
 ws_done

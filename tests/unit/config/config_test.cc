@@ -227,6 +227,8 @@ TEST_SUITE("config") {
               "path_style = true\n"
               "storage_class = \"STANDARD_IA\"\n"
               "verify_tls = false\n"
+              "ca_bundle = \"/etc/ca/private.pem\"\n"
+              "ca_path = \"/etc/ca/hashed\"\n"
               "access_key_id = \"AKIAFILEFILEFILE\"\n"
               "secret_access_key = \"file-secret-0123456789abcdef\"\n");
     const Config f = LoadConfig(path, MapEnv({}));
@@ -237,6 +239,8 @@ TEST_SUITE("config") {
     CHECK(*f.s3.path_style);
     CHECK(f.s3.storage_class == "STANDARD_IA");
     CHECK_FALSE(f.s3.verify_tls);
+    CHECK(f.s3.ca_bundle == "/etc/ca/private.pem");
+    CHECK(f.s3.ca_path == "/etc/ca/hashed");
     CHECK(f.s3.access_key_id == "AKIAFILEFILEFILE");
     CHECK(f.s3.secret_access_key == "file-secret-0123456789abcdef");
     CHECK_FALSE(Contains(f.Describe(), "file-secret-0123456789abcdef"));
@@ -251,6 +255,11 @@ TEST_SUITE("config") {
     CHECK(e.s3.session_token == "env-token-xyz");
     CHECK(e.s3.region == "us-west-2");
     CHECK(e.s3.endpoint == "http://localhost:4568");
+    CHECK(e.s3.ca_path == "/etc/ca/hashed");
+    const Config ca = LoadConfig(path, MapEnv({{"WALSTORE_S3_CA_PATH", "/srv/ca"},
+                                            {"AWS_CA_BUNDLE", "/aws/bundle.pem"}}));
+    CHECK(ca.s3.ca_path == "/srv/ca");
+    CHECK(ca.s3.ca_bundle == "/aws/bundle.pem");
     CHECK_FALSE(Contains(e.Describe(), "env-secret-abcdef0123456789"));
     CHECK_FALSE(Contains(e.Describe(), "env-token-xyz"));
   }

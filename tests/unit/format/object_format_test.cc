@@ -324,6 +324,43 @@ TEST_SUITE("format") {
     }
   }
 
+  TEST_CASE("a sink failing with helper threads: the error surfaces and nothing dangles") {
+    // A sink that fails on its n-th write (the header is write 1).
+    class FailingSink : public WriteStream {
+     public:
+      explicit FailingSink(int fail_at) : fail_at_(fail_at) {}
+      void Write(Bytes) override {
+        if (++writes_ == fail_at_) Fail(ErrorCode::kStorage, "sink full");
+      }
+      void Finish() override {}
+
+     private:
+      int fail_at_;
+      int writes_ = 0;
+    };
+    const std::string data = RandomString(40 * 1024, 3);
+    for (int threads : {2, 4}) {
+      CAPTURE(threads);
+      EncodeOptions o;
+      o.chunk_size = 1024;
+      o.threads = threads;
+      for (int fail_at : {2, 3, 7, 20}) {
+        CAPTURE(fail_at);
+        for (size_t step : {size_t{1000}, data.size()}) {  // copied into slots, or sealed in place
+          CAPTURE(step);
+          FailingSink sink(fail_at);
+          ObjectEncoder enc(sink, o);
+          CHECK(ThrownCode([&] {
+                  for (size_t pos = 0; pos < data.size(); pos += step) {
+                    enc.Write(AsBytes(std::string_view(data).substr(pos, step)));
+                  }
+                  enc.Finish();
+                }) == "kStorage");
+        }
+      }
+    }
+  }
+
   TEST_CASE("known digest goes into the header and is verified") {
     const std::string data = CompressibleString(10000, 6);
     const Sha256Digest sha = Sha256Of(AsBytes(data));

@@ -125,7 +125,7 @@ class S3Storage : public Storage {
         location_(s3::ResolveLocation(settings_, bucket_)),
         credentials_(s3::ResolveCredentials(settings_, ProcessEnvironment())),
         pool_(http::ClientOptions{settings_.connect_timeout_seconds, settings_.low_speed_seconds,
-                                  settings_.ca_bundle, settings_.verify_tls}) {
+                                  settings_.ca_bundle, settings_.ca_path, settings_.verify_tls}) {
     policy_.max_attempts = std::max(1, settings_.max_attempts);
     policy_.total_budget =
         std::chrono::milliseconds(static_cast<int64_t>(settings_.retry_total_seconds * 1000));
@@ -427,7 +427,15 @@ class S3Writer : public ObjectWriter {
         options_(options),
         headers_(storage.ObjectHeaders(options)),
         existed_(
-            std::async(std::launch::async, [this] { return storage_.Stat(key_).has_value(); })) {}
+            std::async(std::launch::async, [this] { return storage_.Stat(key_).has_value(); })) {
+    // Room for the whole object when its size is known (an encoded object
+    // is at most a little larger than its plaintext): no regrowth and
+    // copying while it is written.  Pages are touched only as it fills.
+    if (options.size_hint > 0) {
+      buffer_.reserve(std::min<uint64_t>(options.size_hint + options.size_hint / 64 + 4096,
+                                         storage.settings().multipart_threshold));
+    }
+  }
 
   ~S3Writer() override {
     if (!upload_id_.empty() && !completed_) {
