@@ -28,6 +28,9 @@
 //   dropped later as outside its window).
 // - At most one worker runs per spool; it removes every spooled file outside
 //   its window, so the spool never holds more than `depth` segments.
+// - The worker stops while fewer than (depth + 3) segments' worth of space
+//   would stay free in the spool's file system: read-ahead never takes the
+//   room a synchronous fetch or the server needs.
 // - Only segments are prefetched (never .history, .partial or .backup files).
 #pragma once
 

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
@@ -258,6 +259,17 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
   for (const std::string& next : window) {
     const std::string path = spool_dir + "/" + next;
     if (access(path.c_str(), F_OK) == 0) continue;
+    // Read-ahead must never take the room a synchronous fetch (or the
+    // server) needs: stop while less than the whole window plus two
+    // segments would stay free.
+    struct statvfs fs {};
+    const uint64_t reserve = segment_size * (static_cast<uint64_t>(config.prefetch) + 2);
+    if (statvfs(spool_dir.c_str(), &fs) == 0 &&
+        static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < reserve + segment_size) {
+      Log(LogLevel::kWarning, "read-ahead stops at {}: {} bytes free in \"{}\", keeping {} free",
+          next, static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize, spool_dir, reserve);
+      break;
+    }
     const WalFileName parsed = ParseWalFileNameOrThrow(next);
     if (!RestoreObjectToFile(storage, config, WalObjectKey(system_id, parsed), path)) {
       Log(LogLevel::kDebug, "prefetch stops at {}: not in the repository", next);

@@ -134,7 +134,20 @@ ws_expect_exit 126 "a prefetch depth out of range is refused (walfetch: 126)" ba
   "cd '$WS_TMP/data0' && '$WS_BIN/walfetch' ${opts[*]} --prefetch 65 ${segs[0]} pg_wal/RECOVERYXLOG"
 ws_contains "and the message gives the range" "$WS_ERR" "prefetch must be between 0 (off) and 64"
 
-# 7. walpush on a primary removes what a finished recovery left behind (stale files only).
+# 7. Little free space: the worker stops rather than take the room a fetch needs (a 48 MiB
+#    pg_wal holds the restored segment, but not 3 more plus the reserve).
+if ws_is_root; then
+  ws_mount_tmpfs "$WS_TMP/data1/pg_wal" 48m
+  ws_check "fetch into a small pg_wal" bash -c \
+    "cd '$WS_TMP/data1' && '$WS_BIN/walfetch' ${opts[*]} --prefetch 3 ${segs[0]} pg_wal/RECOVERYXLOG"
+  ws_wait_prefetch
+  ws_same "nothing spooled on a nearly full file system" "" \
+    "$(cd "$WS_TMP/data1/pg_wal/.walstore-prefetch" && ls -1 | grep -E '^[0-9A-F]{24}$' || true)"
+  ws_contains "the worker says why it stopped" \
+    "$(cat "$WS_TMP/data1/pg_wal/.walstore-prefetch/prefetch.log")" "read-ahead stops at"
+fi
+
+# 8. walpush on a primary removes what a finished recovery left behind (stale files only).
 cp "$WS_TMP/wal/${segs[0]}" "$data/pg_wal/${segs[0]}"
 touch -d '-20 minutes' "$spool/${segs[11]}"
 cp "$WS_TMP/wal/${segs[1]}" "$spool/fresh-file"
