@@ -35,7 +35,8 @@ fetch() {
   rm -f "$data/$dest"
   (cd "$data" && "$WS_BIN/walfetch" "${opts[@]}" --prefetch 3 --json "$@" "${segs[$i]}" "$dest")
 }
-spooled() { (cd "$spool" && ls -1 | grep -E '^[0-9A-F]{24}$' | tr '\n' ' ') || true; }
+# spooled [DIR]: the segment names in a spool, space-separated (each followed by a space).
+spooled() { find "${1:-$spool}" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' -printf '%f\n' | sort | tr '\n' ' '; }
 same_as() { cmp -s "$WS_TMP/wal/${segs[$1]}" "$2"; }
 
 # 1. The first fetch comes from the repository and starts a worker for the next 3.
@@ -142,7 +143,7 @@ if ws_is_root; then
     "cd '$WS_TMP/data1' && '$WS_BIN/walfetch' ${opts[*]} --prefetch 3 ${segs[0]} pg_wal/RECOVERYXLOG"
   ws_wait_prefetch
   ws_same "nothing spooled on a nearly full file system" "" \
-    "$(cd "$WS_TMP/data1/pg_wal/.walstore-prefetch" && ls -1 | grep -E '^[0-9A-F]{24}$' || true)"
+    "$(spooled "$WS_TMP/data1/pg_wal/.walstore-prefetch")"
   ws_contains "the worker says why it stopped" \
     "$(cat "$WS_TMP/data1/pg_wal/.walstore-prefetch/prefetch.log")" "read-ahead stops at"
 fi
