@@ -200,7 +200,7 @@ std::optional<std::string> ReadSmallObject(Storage& storage, const Config& confi
                                            const std::string& key) {
   auto in = storage.OpenRead(key);
   if (!in) return std::nullopt;
-  ObjectDecoder decoder(*in, config.key ? &*config.key : nullptr, key);
+  ObjectDecoder decoder(*in, config.ReadKeys(), key);  // keys rotated out too
   StringWriteStream out;
   decoder.DecodeTo(out);
   return std::move(out.data());

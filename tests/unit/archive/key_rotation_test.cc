@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 
+#include "backup/repository.h"
 #include "storage/memory/memory_storage.h"
 #include "test_util.h"
 
@@ -93,5 +94,35 @@ TEST_SUITE("key_rotation") {
               "encryption_old_key_files = [\"" + dir.path() + "/open.key\"]\n");
     CHECK(walstore::test::ThrownCode([&] { LoadConfig(dir.path() + "/d.toml", MapEnv({})); }) ==
           std::string("kConfig"));
+  }
+
+  TEST_CASE("walctl reads backup objects written under a rotated-out key") {
+    TempDir dir;
+    ResetMemoryStorage("rotation-walctl");
+    WriteFile(dir.path() + "/a.key", kKeyA + "\n");
+    WriteFile(dir.path() + "/b.key", kKeyB + "\n");
+    const std::string base = "repository = \"memory://rotation-walctl\"\nsystem_id = \"" +
+                             std::to_string(kSysId) + "\"\n";
+    WriteFile(dir.path() + "/old.toml", base + "encryption_key_file = \"" + dir.path() + "/a.key\"\n");
+    WriteFile(dir.path() + "/new.toml", base + "encryption_key_file = \"" + dir.path() + "/b.key\"\n");
+    WriteFile(dir.path() + "/rotated.toml", ReadFile(dir.path() + "/new.toml") +
+                                                "encryption_old_key_files = [\"" + dir.path() +
+                                                "/a.key\"]\n");
+    const Config old_config = LoadConfig(dir.path() + "/old.toml", MapEnv({}));
+    auto storage = OpenStorage(old_config);
+    const std::string key = std::to_string(kSysId) + "/backup/b1/backup_manifest";
+    const std::string manifest = "a manifest written before the key rotation";
+    walstore::backup::WriteSmallObject(*storage, old_config, key, manifest, true);
+
+    const Config new_only = LoadConfig(dir.path() + "/new.toml", MapEnv({}));
+    const auto error = walstore::test::ThrownError(
+        [&] { walstore::backup::ReadSmallObject(*storage, new_only, key); });
+    REQUIRE(error.has_value());
+    CHECK(error->code() == ErrorCode::kWrongKey);
+
+    const Config rotated = LoadConfig(dir.path() + "/rotated.toml", MapEnv({}));
+    const auto text = walstore::backup::ReadSmallObject(*storage, rotated, key);
+    REQUIRE(text.has_value());
+    CHECK(*text == manifest);
   }
 }
