@@ -92,7 +92,7 @@ done
 quiesce() {
   local i
   for i in $(seq 2000); do
-    pgrep -f -- "^$WS_BIN/walfetch --prefetch-worker" >/dev/null ||
+    ws_prefetch_running ||
       pgrep -f "pgbackrest .*--config=$WS_TMP/.*archive-get:async" >/dev/null || return 0
     sleep 0.005
   done

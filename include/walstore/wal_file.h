@@ -29,6 +29,9 @@ inline constexpr uint16_t kXlpLongHeader = 0x0002;
 // are not a long page header (bad info flag, impossible sizes).  Accepts
 // any magic from PostgreSQL 9.x on (0xD0xx/0xD1xx) so newer servers work.
 std::optional<WalLongHeader> ParseWalLongHeader(Bytes first_bytes);
+// Reads and parses the long page header at the start of the open file `fd`;
+// nullopt when the file is shorter, unreadable or does not start with one.
+std::optional<WalLongHeader> ReadWalLongHeader(int fd);
 
 // Checks that a segment file's header matches its name and is from a sane
 // PostgreSQL: throws kNotWal explaining the mismatch (the name, the timeline

@@ -141,8 +141,8 @@ ws_cleanup() {
   # walfetch's detached prefetch workers (they run this test's copy of walfetch) end with
   # the test, before their spool is removed under them.
   if [[ -n ${WS_BIN:-} ]]; then
-    pkill -f -- "^$WS_BIN/walfetch --prefetch-worker" 2>/dev/null
-    for _ in $(seq 100); do pgrep -f -- "^$WS_BIN/walfetch --prefetch-worker" >/dev/null || break; sleep 0.05; done
+    pkill -f -- "$(ws_prefetch_pattern)" 2>/dev/null
+    for _ in $(seq 100); do ws_prefetch_running || break; sleep 0.05; done
   fi
   if [[ -n ${WS_TMP:-} && -d $WS_TMP ]]; then
     # Unmount anything a test mounted below the temp dir (deepest first).
@@ -437,11 +437,17 @@ ws_make_wal() {
   export WS_WAL_DATADIR WS_WAL_SYSID
 }
 
+# ws_prefetch_pattern: matches the command line of a prefetch worker of this test's walfetch
+# (walfetch starts it as itself, /proc/self/exe, with --prefetch-worker first).
+ws_prefetch_pattern() { printf '%s' "^$WS_BIN/walfetch --prefetch-worker"; }
+# ws_prefetch_running: true while such a worker runs.
+ws_prefetch_running() { pgrep -f -- "$(ws_prefetch_pattern)" >/dev/null; }
+
 # ws_wait_prefetch: waits (up to 60 s) until no prefetch worker of this test's walfetch runs.
 ws_wait_prefetch() {
   local i
   for i in $(seq 1200); do
-    pgrep -f -- "^$WS_BIN/walfetch --prefetch-worker" >/dev/null || return 0
+    ws_prefetch_running || return 0
     sleep 0.05
   done
   ws_die "a prefetch worker is still running after 60 s"

@@ -94,22 +94,22 @@ void RemoveSpooled(const std::string& spool_dir, Drop drop) {
   closedir(dir);
 }
 
-// Why the spooled file open as `fd` must not be served, or "" when it may.
-std::string SpooledSegmentProblem(int fd, const Config& config, uint64_t system_id,
-                                  const WalFileName& name, const std::string& spool_dir) {
+// Why the spooled file open as `fd` (with `st` from fstat) must not be
+// served, or "" when it may.
+std::string SpooledSegmentProblem(int fd, const struct stat& st, const Config& config,
+                                  uint64_t system_id, const WalFileName& name,
+                                  const std::string& spool_dir) {
   if (ReadSmallFile(spool_dir + "/" + kOriginFile) != OriginText(config, system_id)) {
     return "the spool holds WAL of another repository or cluster";
   }
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return "not a regular file";
+  if (!S_ISREG(st.st_mode)) return "not a regular file";
   if (OlderThanMaxAge(st)) {
     return fmt::format("older than {} seconds", kPrefetchMaxAgeSeconds);
   }
-  std::array<uint8_t, kWalLongHeaderSize> head{};
-  if (pread(fd, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) {
+  if (st.st_size < static_cast<off_t>(kWalLongHeaderSize)) {
     return fmt::format("{} bytes, too short for a WAL segment", st.st_size);
   }
-  const auto header = ParseWalLongHeader(head);
+  const auto header = ReadWalLongHeader(fd);
   if (!header) return "no valid WAL long page header";
   if (header->system_id != system_id) {
     return fmt::format("WAL of cluster {}, not {}", header->system_id, system_id);
@@ -133,13 +133,14 @@ uint64_t TakePrefetchedSegment(const Config& config, uint64_t system_id, const W
   const std::string path = spool_dir + "/" + name.text;
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return 0;  // not spooled (or no spool): the usual fetch
-  const std::string problem = SpooledSegmentProblem(fd, config, system_id, name, spool_dir);
   struct stat st {};
-  const bool stat_ok = fstat(fd, &st) == 0;
+  const std::string problem = fstat(fd, &st) != 0
+                                  ? "could not stat it"
+                                  : SpooledSegmentProblem(fd, st, config, system_id, name, spool_dir);
   close(fd);
-  if (!problem.empty() || !stat_ok) {
+  if (!problem.empty()) {
     Log(LogLevel::kWarning, "discarding prefetched \"{}\": {}; fetching it from the repository",
-        path, problem.empty() ? "could not stat it" : problem);
+        path, problem);
     unlink(path.c_str());
     return 0;
   }
@@ -159,11 +160,8 @@ uint64_t TakePrefetchedSegment(const Config& config, uint64_t system_id, const W
 uint64_t SegmentSizeOf(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
-  std::array<uint8_t, kWalLongHeaderSize> head{};
-  const ssize_t n = pread(fd, head.data(), head.size(), 0);
+  const auto header = ReadWalLongHeader(fd);
   close(fd);
-  if (n != static_cast<ssize_t>(head.size())) return 0;
-  const auto header = ParseWalLongHeader(head);
   return header && IsValidSegmentSize(header->segment_size) ? header->segment_size : 0;
 }
 

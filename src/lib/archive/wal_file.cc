@@ -30,6 +30,14 @@ std::optional<WalLongHeader> ParseWalLongHeader(Bytes b) {
   return h;
 }
 
+std::optional<WalLongHeader> ReadWalLongHeader(int fd) {
+  std::array<uint8_t, kWalLongHeaderSize> head{};
+  if (pread(fd, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) {
+    return std::nullopt;
+  }
+  return ParseWalLongHeader(head);
+}
+
 std::optional<std::string> SegmentHeaderMismatch(const WalLongHeader& h, const WalFileName& name,
                                                  uint64_t file_size) {
   const std::string header_segment =

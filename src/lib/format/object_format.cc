@@ -7,7 +7,6 @@
 #include "common/byte_buffer.h"
 #include "common/endian.h"
 #include "common/task_thread.h"
-#include <future>
 #include <vector>
 
 namespace walstore {
