@@ -92,7 +92,7 @@ done
 quiesce() {
   local i
   for i in $(seq 2000); do
-    ws_prefetch_running ||
+    ws_worker_running ||
       pgrep -f "pgbackrest .*--config=$WS_TMP/.*archive-get:async" >/dev/null || return 0
     sleep 0.005
   done

@@ -108,7 +108,7 @@ for seg in "${segs[@]}"; do
   # walfetch as configured by default (read-ahead), into its own directory; its background
   # worker finishes before anything else is timed (that time stands for PostgreSQL's replay).
   times[walfetch-ahead]+=" $(time_ms as_pg walfetch -c "$WS_TMP/walstore.toml" --system-id "$WS_WAL_SYSID" "$seg" "$WS_TMP/ahead/$seg")"
-  ws_wait_prefetch
+  ws_wait_workers
   if ! cmp "$WS_TMP/wal/$seg" "$WS_TMP/out/w-$seg" || ! cmp "$WS_TMP/wal/$seg" "$WS_TMP/out/p-$seg" ||
     ! cmp "$WS_TMP/wal/$seg" "$WS_TMP/ahead/$seg"; then
     ws_die "restored $seg differs"

@@ -138,11 +138,11 @@ ws_cleanup() {
         kill -9 "$(head -1 "$dir/postmaster.pid" 2>/dev/null)" 2>/dev/null
     fi
   done
-  # walfetch's detached prefetch workers (they run this test's copy of walfetch) end with
+  # The tools' detached workers (they run this test's copy of the tools) end with
   # the test, before their spool is removed under them.
   if [[ -n ${WS_BIN:-} ]]; then
-    pkill -f -- "$(ws_prefetch_pattern)" 2>/dev/null
-    for _ in $(seq 100); do ws_prefetch_running || break; sleep 0.05; done
+    pkill -f -- "$(ws_worker_pattern)" 2>/dev/null
+    for _ in $(seq 100); do ws_worker_running || break; sleep 0.05; done
   fi
   if [[ -n ${WS_TMP:-} && -d $WS_TMP ]]; then
     # Unmount anything a test mounted below the temp dir (deepest first).
@@ -437,20 +437,21 @@ ws_make_wal() {
   export WS_WAL_DATADIR WS_WAL_SYSID
 }
 
-# ws_prefetch_pattern: matches the command line of a prefetch worker of this test's walfetch
-# (walfetch starts it as itself, /proc/self/exe, with --prefetch-worker first).
-ws_prefetch_pattern() { printf '%s' "^$WS_BIN/walfetch --prefetch-worker"; }
-# ws_prefetch_running: true while such a worker runs.
-ws_prefetch_running() { pgrep -f -- "$(ws_prefetch_pattern)" >/dev/null; }
+# ws_worker_pattern: matches the command line of a background worker of this test's tools:
+# walfetch's read-ahead and walpush's push-ahead (each starts itself, /proc/self/exe, with
+# --prefetch-worker / --push-ahead-worker first).
+ws_worker_pattern() { printf '%s' "^$WS_BIN/wal(fetch --prefetch|push --push-ahead)-worker"; }
+# ws_worker_running: true while such a worker runs.
+ws_worker_running() { pgrep -f -- "$(ws_worker_pattern)" >/dev/null; }
 
-# ws_wait_prefetch: waits (up to 60 s) until no prefetch worker of this test's walfetch runs.
-ws_wait_prefetch() {
+# ws_wait_workers: waits (up to 60 s) until no background worker of this test's tools runs.
+ws_wait_workers() {
   local i
   for i in $(seq 1200); do
-    ws_prefetch_running || return 0
+    ws_worker_running || return 0
     sleep 0.05
   done
-  ws_die "a prefetch worker is still running after 60 s"
+  ws_die "a background worker is still running after 60 s"
 }
 
 # ws_segments DIR: the 24-hex segment names in DIR, sorted.

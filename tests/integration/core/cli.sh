@@ -183,7 +183,7 @@ ws_expect_exit 0 "walfetch onto an existing pg_wal/RECOVERYXLOG" fetch_in_datadi
 ws_check "pg_wal/RECOVERYXLOG replaced by the new segment" cmp "$wal/$s0" "$pgdata/pg_wal/RECOVERYXLOG"
 ws_expect_exit 0 "walfetch %f pg_wal/%f (pg_rewind form)" fetch_in_datadir "$s1" "pg_wal/$s1"
 ws_check "pg_wal/$s1 is the segment" cmp "$wal/$s1" "$pgdata/pg_wal/$s1"
-ws_wait_prefetch
+ws_wait_workers
 ws_same "pg_wal holds the two files (besides the read-ahead spool)" 2 \
   "$(find "$pgdata/pg_wal" -mindepth 1 -maxdepth 1 ! -name .walstore-prefetch | wc -l)"
 ws_same "no temp files left in pg_wal or the spool" 0 \

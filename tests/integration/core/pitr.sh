@@ -119,7 +119,7 @@ fi
 ws_contains "recovery stopped at the restore point" "$log" 'recovery stopping at restore point "before_drop"'
 ws_not_contains "no walfetch error during recovery" "$log" "walfetch: ERROR"
 # walfetch prefetches by default: the recovery above read ahead through the spool.
-ws_wait_prefetch
+ws_wait_workers
 if [[ -f $restored/pg_wal/.walstore-prefetch/prefetch.log ]]; then
   ws_contains "recovery read ahead (prefetch worker ran)" \
     "$(cat "$restored/pg_wal/.walstore-prefetch/prefetch.log")" "prefetched"

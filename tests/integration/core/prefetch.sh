@@ -44,7 +44,7 @@ ws_run fetch 0
 ws_same "segment 0 restored (exit 0)" 0 "$WS_RC"
 ws_contains "segment 0 came from the repository" "$WS_OUT" '"prefetched":false'
 ws_check "segment 0 has the right bytes" same_as 0 "$data/$dest"
-ws_wait_prefetch
+ws_wait_workers
 ws_same "the worker spooled the next three segments" "${segs[1]} ${segs[2]} ${segs[3]} " "$(spooled)"
 for i in 1 2 3; do ws_check "spooled segment $i is byte-identical" same_as "$i" "$spool/${segs[$i]}"; done
 ws_contains "the spool records its repository and cluster" "$(cat "$spool/origin")" \
@@ -55,7 +55,7 @@ ws_same "spooled files are private to the server's user" "600" "$(stat -c %a "$s
 ws_run fetch 1
 ws_contains "segment 1 served from the spool" "$WS_OUT" '"prefetched":true'
 ws_check "segment 1 has the right bytes" same_as 1 "$data/$dest"
-ws_wait_prefetch
+ws_wait_workers
 ws_same "window moved: segments 2..4 spooled" "${segs[2]} ${segs[3]} ${segs[4]} " "$(spooled)"
 
 # 3. Damage in the spool is never served: each case falls back to the repository.
@@ -65,33 +65,33 @@ ws_same "empty spooled file: fetched again (exit 0)" 0 "$WS_RC"
 ws_contains "empty spooled file: not served" "$WS_OUT" '"prefetched":false'
 ws_contains "empty spooled file: a warning says why" "$WS_ERR" "discarding prefetched"
 ws_check "empty spooled file: the right bytes" same_as 2 "$data/$dest"
-ws_wait_prefetch
+ws_wait_workers
 
 cp "$WS_TMP/wal/${segs[5]}" "$spool/${segs[3]}"
 ws_run fetch 3 -q
 ws_contains "another segment's content: not served" "$WS_OUT" '"prefetched":false'
 ws_contains "another segment's content: the header mismatch is named" "$WS_ERR" "WAL header describes segment"
 ws_check "another segment's content: the right bytes" same_as 3 "$data/$dest"
-ws_wait_prefetch
+ws_wait_workers
 
 truncate -s 8192 "$spool/${segs[4]}"
 ws_run fetch 4 -q
 ws_contains "truncated spooled file: not served" "$WS_OUT" '"prefetched":false'
 ws_check "truncated spooled file: the right bytes" same_as 4 "$data/$dest"
-ws_wait_prefetch
+ws_wait_workers
 
 touch -d '-20 minutes' "$spool/${segs[5]}"
 ws_run fetch 5 -q
 ws_contains "stale spooled file: not served" "$WS_OUT" '"prefetched":false'
 ws_contains "stale spooled file: its age is the reason" "$WS_ERR" "older than 600 seconds"
 ws_check "stale spooled file: the right bytes" same_as 5 "$data/$dest"
-ws_wait_prefetch
+ws_wait_workers
 
 printf 'repository=file:///elsewhere\nsystem_id=1\n' >"$spool/origin"
 ws_run fetch 6 -q
 ws_contains "spool of another repository: not served" "$WS_OUT" '"prefetched":false'
 ws_check "spool of another repository: the right bytes" same_as 6 "$data/$dest"
-ws_wait_prefetch
+ws_wait_workers
 ws_contains "the worker took the spool over for this repository" "$(cat "$spool/origin")" \
   "repository=file://$repo"
 ws_same "and refilled the window" "${segs[7]} ${segs[8]} ${segs[9]} " "$(spooled)"
@@ -102,12 +102,12 @@ obj=$(find "$repo" -type f -name "${segs[10]}" | head -n 1)
 ws_flip_byte "$obj" 300
 ws_run fetch 7
 ws_contains "segment 7 served" "$WS_OUT" '"prefetched":true'
-ws_wait_prefetch
+ws_wait_workers
 ws_same "the worker spooled up to the damaged segment only" "${segs[8]} ${segs[9]} " "$(spooled)"
 ws_contains "the worker logged the damage" "$(cat "$spool/prefetch.log")" "is damaged"
 ws_run fetch 8
 ws_run fetch 9
-ws_wait_prefetch
+ws_wait_workers
 ws_expect_exit 126 "walfetch of the damaged segment stops recovery" fetch 10
 ws_contains "and says it is damaged" "$WS_ERR" "is damaged"
 ws_flip_byte "$obj" 300
@@ -116,7 +116,7 @@ ws_flip_byte "$obj" 300
 #    is reported missing (exit 1), not taken from anywhere else.
 ws_run fetch 10
 ws_check "repaired segment 10 restored" same_as 10 "$data/$dest"
-ws_wait_prefetch
+ws_wait_workers
 ws_same "nothing past the end of the archive is spooled" "${segs[11]} " "$(spooled)"
 next=$(printf '%s%08X' "${segs[11]:0:16}" $((16#${segs[11]:16} + 1)))
 rm -f "$data/$dest"
@@ -141,7 +141,7 @@ if ws_is_root; then
   ws_mount_tmpfs "$WS_TMP/data1/pg_wal" 48m
   ws_check "fetch into a small pg_wal" bash -c \
     "cd '$WS_TMP/data1' && '$WS_BIN/walfetch' ${opts[*]} --prefetch 3 ${segs[0]} pg_wal/RECOVERYXLOG"
-  ws_wait_prefetch
+  ws_wait_workers
   ws_same "nothing spooled on a nearly full file system" "" \
     "$(spooled "$WS_TMP/data1/pg_wal/.walstore-prefetch")"
   ws_contains "the worker says why it stopped" \
