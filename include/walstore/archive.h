@@ -31,6 +31,7 @@ inline constexpr const char* kMetaSize = "walstore-size";
 enum class PushOutcome {
   kStored,           // a new object was published
   kAlreadyArchived,  // an identical object was already there
+  kPushedAhead,      // walpush's push-ahead worker had stored this very file (push_ahead.h)
 };
 
 struct PushResult {

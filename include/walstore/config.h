@@ -50,6 +50,8 @@ struct S3Settings {
 
 inline constexpr int kDefaultPrefetch = 8;
 inline constexpr int kMaxPrefetch = 64;
+inline constexpr int kDefaultPushAhead = 8;
+inline constexpr int kMaxPushAhead = 64;
 
 struct Config {
   std::string repo_url;                 // required for most commands
@@ -67,6 +69,9 @@ struct Config {
   // walfetch read-ahead: segments fetched in the background after each one
   // restored (see prefetch.h); 0 = off.
   int prefetch = kDefaultPrefetch;
+  // walpush push-ahead: how many .ready segments after the one being archived
+  // a background worker may push early (see push_ahead.h); 0 = off.
+  int push_ahead = kDefaultPushAhead;
   S3Settings s3;
   std::string source_path;              // the config file actually read ("" = none)
 
@@ -91,6 +96,7 @@ struct ConfigOverrides {
   std::optional<LogLevel> log_level;
   std::optional<uint64_t> system_id;
   std::optional<int> prefetch;
+  std::optional<int> push_ahead;
 };
 
 // Loads the config file (explicit path, $WALSTORE_CONFIG, or the default path
@@ -101,7 +107,7 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env);
 //
 // Environment overrides: WALSTORE_REPO, WALSTORE_COMPRESSION ("lz4",
 // "zstd:9", ...), WALSTORE_ENCRYPTION_KEY_FILE, WALSTORE_ENCRYPTION_KEY (64
-// hex characters), WALSTORE_LOG_LEVEL, WALSTORE_SYSTEM_ID, WALSTORE_PREFETCH, and for S3
+// hex characters), WALSTORE_LOG_LEVEL, WALSTORE_SYSTEM_ID, WALSTORE_PREFETCH, WALSTORE_PUSH_AHEAD, and for S3
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
 // AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, WALSTORE_S3_* (see docs).
 Config LoadConfig(const std::optional<std::string>& explicit_path, const EnvLookup& env);

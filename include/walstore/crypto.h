@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <optional>
 #include <string_view>
 
 namespace walstore {
@@ -14,6 +15,8 @@ namespace walstore {
 using Sha256Digest = std::array<uint8_t, 32>;
 std::string ToHex(Bytes bytes);
 inline std::string ToHex(const Sha256Digest& d) { return ToHex(Bytes(d.data(), d.size())); }
+// 64 hex digits (either case) to 32 bytes; nullopt for anything else.
+std::optional<Sha256Digest> ParseSha256Hex(std::string_view hex);
 
 // Incremental SHA-256.  Not thread-safe.
 class Sha256 {

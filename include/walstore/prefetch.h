@@ -16,7 +16,7 @@
 // - Before serving, walfetch checks that it is a regular file of the segment
 //   size whose WAL long page header names the same timeline, segment and
 //   system id, that the spool holds this repository's WAL (origin) and that
-//   it is younger than kPrefetchMaxAgeSeconds.  Anything else is deleted with
+//   it is younger than 10 minutes.  Anything else is deleted with
 //   a warning and the segment is fetched from the repository.
 // - The spool never says "missing": a name not spooled is looked up in the
 //   repository as without prefetch.
@@ -46,7 +46,6 @@
 namespace walstore {
 
 inline constexpr const char* kPrefetchDirName = ".walstore-prefetch";
-inline constexpr int64_t kPrefetchMaxAgeSeconds = 600;
 
 // The spool directory for restores to `dest_path` (%p).
 std::string PrefetchSpoolDir(const std::string& dest_path);
@@ -81,7 +80,7 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
                       const WalFileName& name, uint64_t segment_size, const std::string& dest_path);
 
 // walpush's clean-up on a primary: removes spooled segments older than
-// kPrefetchMaxAgeSeconds beside `wal_file_path` (what a finished recovery
+// 10 minutes beside `wal_file_path` (what a finished recovery
 // left behind).  Never throws.
 void RemoveStalePrefetch(const std::string& wal_file_path);
 

@@ -2,12 +2,24 @@
 #include <walstore/archive.h>
 #include <walstore/cli.h>
 #include <walstore/log.h>
+#include <walstore/push_ahead.h>
 
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 using namespace walstore;
+
+namespace {
+const char* OutcomeName(PushOutcome outcome) {
+  switch (outcome) {
+    case PushOutcome::kStored: return "stored";
+    case PushOutcome::kAlreadyArchived: return "already_archived";
+    case PushOutcome::kPushedAhead: return "pushed_ahead";
+  }
+  return "stored";
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   return RunMain("walpush", false, [&] {
@@ -27,17 +39,35 @@ int main(int argc, char** argv) {
         ->required()
         ->type_name("PATH");
     app.add_flag("--json", json, "print the outcome as one JSON object on stdout");
+    app.add_option_function<int>(
+           "--push-ahead", [&](int n) { overrides.push_ahead = n; },
+           "while PostgreSQL has a backlog of .ready segments, push up to N of them ahead in "
+           "the background (0 = off; overrides push_ahead / WALSTORE_PUSH_AHEAD, default 8)")
+        ->type_name("N");
+    // Internal: how walpush starts its own background push-ahead worker.
+    bool worker = false;
+    app.add_flag("--push-ahead-worker", worker)->group("");
     if (auto code = ParseCommandLine(app, argc, argv, false)) return *code;
 
     const auto start = std::chrono::steady_clock::now();
     const Config config = LoadConfig(overrides, ProcessEnvironment());
     SetLogLevel(config.log_level);
     Log(LogLevel::kDebug, "{}", config.Describe());
-    auto storage = OpenStorage(config);
-    const PushResult result = PushWalFile(*storage, config, path);
+    if (worker) {
+      RunPushAheadWorker(*OpenStorage(config), config, path);
+      return 0;
+    }
+    // The worker is this program with the same options (argv[1..]), flagged.
+    std::vector<std::string> worker_args(argv + 1, argv + argc);
+    worker_args.insert(worker_args.begin(), "--push-ahead-worker");
+    const PushResult result = PushWalFileWithPushAhead([&] { return OpenStorage(config); },
+                                                       config, path, worker_args);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (result.outcome == PushOutcome::kAlreadyArchived) {
+    if (result.outcome == PushOutcome::kPushedAhead) {
+      Log(LogLevel::kInfo, "archived {} ({} bytes, stored {} bytes) by push-ahead; checked in "
+          "{:.3f} s", result.name.text, result.plaintext_size, result.stored_size, seconds);
+    } else if (result.outcome == PushOutcome::kAlreadyArchived) {
       Log(LogLevel::kNotice, "{} was already archived with the same content (SHA-256 {})",
           result.name.text, ToHex(result.sha256));
     } else {
@@ -46,7 +76,7 @@ int main(int argc, char** argv) {
     }
     if (json) {
       nlohmann::json out = {
-          {"outcome", result.outcome == PushOutcome::kStored ? "stored" : "already_archived"},
+          {"outcome", OutcomeName(result.outcome)},
           {"name", result.name.text},
           {"key", result.key},
           {"system_id", std::to_string(result.system_id)},

@@ -8,42 +8,19 @@
 #include <walstore/wal_file.h>
 
 #include <cerrno>
-#include <charconv>
 #include <thread>
 #include <vector>
 
+#include "archive/local_wal.h"
 #include "common/file_util.h"
 
 namespace walstore {
 namespace {
 
-// An open local file to store: its size and first bytes, read before any
-// encoding so that a bad file is refused before anything is written.
-struct LocalFile {
-  explicit LocalFile(const std::string& p) : path(p), reader(p) {
-    struct stat st {};
-    if (fstat(reader.fd(), &st) != 0) FailErrno(errno, fmt::format("could not stat \"{}\"", path));
-    if (!S_ISREG(st.st_mode)) Fail(ErrorCode::kNotWal, "\"{}\" is not a regular file", path);
-    size = static_cast<uint64_t>(st.st_size);
-    const ssize_t n = pread(reader.fd(), head.data(), head.size(), 0);
-    if (n < 0) FailErrno(errno, fmt::format("could not read \"{}\"", path));
-    head_size = static_cast<size_t>(n);
-  }
-  std::string path;
-  FileReader reader;
-  uint64_t size = 0;
-  std::array<uint8_t, kWalLongHeaderSize> head{};
-  size_t head_size = 0;
-};
-
-std::optional<Sha256Digest> ParseHexDigest(const std::string& hex) {
-  if (hex.size() != 64) return std::nullopt;
-  Sha256Digest digest;
-  for (size_t i = 0; i < 32; ++i) {
-    auto [end, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, digest[i], 16);
-    if (ec != std::errc() || end != hex.data() + 2 * i + 2) return std::nullopt;
-  }
-  return digest;
+bool SameFile(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
+         a.st_ctim.tv_sec == b.st_ctim.tv_sec && a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
 }
 
 std::string ObjectName(const Storage& storage, const std::string& key) {
@@ -60,7 +37,7 @@ int EncodeThreads(const Config& config) {
 // header with it, and it goes into metadata where the backend can still
 // take it (S3 single PUT).
 StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& file,
-                            const std::string& key) {
+                            const std::string& key, bool require_unchanged) {
   WriteOptions options;
   options.size_hint = file.size;
   auto writer = storage.Create(key, options);
@@ -80,11 +57,35 @@ StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& f
   result.plaintext_size = encoder.plaintext_size();
   result.sha256 = encoder.plaintext_sha256();
   result.stored_size = encoder.encoded_size();
+  if (require_unchanged) file.CheckUnchanged();  // else the writer is dropped: nothing stored
   result.commit = writer->Commit();
   return result;
 }
 
 }  // namespace
+
+LocalFile::LocalFile(const std::string& p) : path(p), reader(p) {
+  if (fstat(reader.fd(), &stat_at_open) != 0) {
+    FailErrno(errno, fmt::format("could not stat \"{}\"", path));
+  }
+  if (!S_ISREG(stat_at_open.st_mode)) Fail(ErrorCode::kNotWal, "\"{}\" is not a regular file", path);
+  size = static_cast<uint64_t>(stat_at_open.st_size);
+  const ssize_t n = pread(reader.fd(), head.data(), head.size(), 0);
+  if (n < 0) FailErrno(errno, fmt::format("could not read \"{}\"", path));
+  head_size = static_cast<size_t>(n);
+}
+
+void LocalFile::CheckUnchanged() const {
+  struct stat now {};
+  if (fstat(reader.fd(), &now) != 0) FailErrno(errno, fmt::format("could not stat \"{}\"", path));
+  if (!SameFile(stat_at_open, now)) {
+    throw Error(ErrorCode::kLocalIo,
+                fmt::format("\"{}\" changed while it was being archived ({} bytes, now {}); "
+                            "nothing was stored",
+                            path, stat_at_open.st_size, now.st_size),
+                "a finished WAL file must not change: check that nothing else writes to pg_wal");
+  }
+}
 
 std::string ArchivePrefix(uint64_t system_id) { return fmt::format("{}/", system_id); }
 std::string WalPrefix(uint64_t system_id) { return fmt::format("{}/wal/", system_id); }
@@ -112,7 +113,7 @@ std::optional<Sha256Digest> StoredDigest(Storage& storage, const std::string& ke
   auto info = storage.Stat(key);
   if (!info) return std::nullopt;
   if (auto it = info->metadata.find(kMetaSha256); it != info->metadata.end()) {
-    if (auto digest = ParseHexDigest(it->second)) return digest;
+    if (auto digest = ParseSha256Hex(it->second)) return digest;
   }
   auto reader = storage.OpenRead(key);
   if (!reader) return std::nullopt;
@@ -124,37 +125,46 @@ std::optional<Sha256Digest> StoredDigest(Storage& storage, const std::string& ke
 StoreResult StoreFileObject(Storage& storage, const Config& config, const std::string& path,
                             const std::string& key) {
   LocalFile file(path);
-  return EncodeAndCommit(storage, config, file, key);
+  return EncodeAndCommit(storage, config, file, key, false);
 }
 
-PushResult PushWalFile(Storage& storage, const Config& config, const std::string& path) {
-  PushResult result;
-  result.name = ParseWalFileNameOrThrow(BaseName(path));
-  LocalFile file(path);
-  RemoveStalePrefetch(path);  // what a finished recovery left in pg_wal
-  const bool has_wal_header = result.name.kind == WalFileKind::kSegment ||
-                              result.name.kind == WalFileKind::kPartial;
+WalFileToPush::WalFileToPush(const Config& config, const std::string& path)
+    : name(ParseWalFileNameOrThrow(BaseName(path))), file(path) {
+  const bool has_wal_header = name.kind == WalFileKind::kSegment ||
+                              name.kind == WalFileKind::kPartial;
   if (has_wal_header) {
     auto header = ParseWalLongHeader(Bytes(file.head.data(), file.head_size));
     if (!header) {
       Fail(ErrorCode::kNotWal, "\"{}\" does not start with a WAL long page header ({} bytes)",
            path, file.size);
     }
-    CheckSegmentHeader(*header, result.name, file.size, path);
+    CheckSegmentHeader(*header, name, file.size, path);
     if (config.system_id && *config.system_id != header->system_id) {
       throw Error(ErrorCode::kSystemIdMismatch,
-                  fmt::format("{} belongs to cluster {}, but system_id is set to {}",
-                              result.name.text, header->system_id, *config.system_id),
+                  fmt::format("{} belongs to cluster {}, but system_id is set to {}", name.text,
+                              header->system_id, *config.system_id),
                   "WAL of two clusters must not share an archive: fix system_id / "
                   "WALSTORE_SYSTEM_ID or the repository");
     }
-    result.system_id = header->system_id;
+    system_id = header->system_id;
   } else {
-    result.system_id = ResolveSystemId(config, ".");
+    system_id = ResolveSystemId(config, ".");
   }
-  result.key = WalObjectKey(result.system_id, result.name);
+  key = WalObjectKey(system_id, name);
+}
 
-  const StoreResult stored = EncodeAndCommit(storage, config, file, result.key);
+PushResult PushWalFile(Storage& storage, const Config& config, const std::string& path) {
+  WalFileToPush wal(config, path);
+  RemoveStalePrefetch(path);  // what a finished recovery left in pg_wal
+  return PushOpenedWalFile(storage, config, wal);
+}
+
+PushResult PushOpenedWalFile(Storage& storage, const Config& config, WalFileToPush& wal) {
+  PushResult result;
+  result.name = wal.name;
+  result.system_id = wal.system_id;
+  result.key = wal.key;
+  const StoreResult stored = EncodeAndCommit(storage, config, wal.file, result.key, true);
   result.sha256 = stored.sha256;
   result.plaintext_size = stored.plaintext_size;
   result.stored_size = stored.stored_size;

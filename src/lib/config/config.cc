@@ -151,6 +151,7 @@ void ReadFile(const std::string& path, Config& config) {
   r.Number("chunk_size", config.chunk_size);
   r.Number("parallel", config.parallel);
   r.Number("prefetch", config.prefetch);
+  r.Number("push_ahead", config.push_ahead);
   if (auto* node = r.Take("s3")) {
     if (!node->is_table()) BadSetting(path, "s3", "must be a table ([s3])");
     ReadS3Table(*node->as_table(), path, config.s3);
@@ -183,6 +184,10 @@ void ApplyEnvironment(const EnvLookup& env, Config& config) {
   if (auto v = get("WALSTORE_PREFETCH")) {
     config.prefetch = static_cast<int>(
         std::min<uint64_t>(ParseUnsigned(*v, "environment", "WALSTORE_PREFETCH"), kMaxPrefetch + 1));
+  }
+  if (auto v = get("WALSTORE_PUSH_AHEAD")) {
+    config.push_ahead = static_cast<int>(std::min<uint64_t>(
+        ParseUnsigned(*v, "environment", "WALSTORE_PUSH_AHEAD"), kMaxPushAhead + 1));
   }
   auto& s3 = config.s3;
   if (auto v = get("AWS_ENDPOINT_URL")) s3.endpoint = *v;
@@ -250,6 +255,11 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
   if (overrides.prefetch) config.prefetch = *overrides.prefetch;
   if (config.prefetch < 0 || config.prefetch > kMaxPrefetch) {
     Fail(ErrorCode::kConfig, "prefetch must be between 0 (off) and {} segments", kMaxPrefetch);
+  }
+  if (overrides.push_ahead) config.push_ahead = *overrides.push_ahead;
+  if (config.push_ahead < 0 || config.push_ahead > kMaxPushAhead) {
+    Fail(ErrorCode::kConfig, "push_ahead must be between 0 (off) and {} segments",
+         kMaxPushAhead);
   }
   if (config.chunk_size == 0 || config.chunk_size > (16u << 20)) {
     Fail(ErrorCode::kConfig, "chunk_size must be between 1 and 16777216 bytes");

@@ -133,27 +133,34 @@ Key::~Key() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
 std::string KeyIdHex(uint64_t id) { return fmt::format("{:016x}", id); }
 std::string Key::IdHex() const { return KeyIdHex(id_); }
 
+std::optional<Sha256Digest> ParseSha256Hex(std::string_view hex) {
+  if (hex.size() != 64) return std::nullopt;
+  Sha256Digest bytes{};
+  for (size_t i = 0; i < 32; ++i) {
+    const int high = HexValue(hex[2 * i]);
+    const int low = HexValue(hex[2 * i + 1]);
+    if (high < 0 || low < 0) {
+      OPENSSL_cleanse(bytes.data(), bytes.size());
+      return std::nullopt;
+    }
+    bytes[i] = static_cast<uint8_t>(high * 16 + low);
+  }
+  return bytes;
+}
+
 Key ParseHexKey(std::string_view hex, std::string_view source) {
   while (!hex.empty() && std::isspace(static_cast<unsigned char>(hex.front()))) hex.remove_prefix(1);
   while (!hex.empty() && std::isspace(static_cast<unsigned char>(hex.back()))) hex.remove_suffix(1);
-  std::array<uint8_t, 32> bytes{};
-  bool valid = hex.size() == 64;
-  for (size_t i = 0; valid && i < 32; ++i) {
-    const int high = HexValue(hex[2 * i]);
-    const int low = HexValue(hex[2 * i + 1]);
-    valid = high >= 0 && low >= 0;
-    bytes[i] = static_cast<uint8_t>(high * 16 + low);
-  }
-  if (!valid) {
-    OPENSSL_cleanse(bytes.data(), bytes.size());
+  std::optional<Sha256Digest> bytes = ParseSha256Hex(hex);
+  if (!bytes) {
     throw Error(ErrorCode::kConfig,
                 fmt::format("{} does not hold a 256-bit key (expected 64 hex characters, found {} "
                             "characters)",
                             source, hex.size()),
                 "create one with: openssl rand -hex 32 > KEYFILE && chmod 600 KEYFILE");
   }
-  Key key(bytes);
-  OPENSSL_cleanse(bytes.data(), bytes.size());
+  Key key(*bytes);
+  OPENSSL_cleanse(bytes->data(), bytes->size());
   return key;
 }
 

@@ -81,6 +81,8 @@ failed=$(pg_psql "$port" "select failed_count from pg_stat_archiver")
 if [[ $failed == 0 ]]; then ws_pass "no archive_command failure"; else ws_fail "archive_command failed $failed times"; fi
 archived=$(pg_psql "$port" "select archived_count from pg_stat_archiver")
 pg_stop "$primary"
+# walpush pushes ahead when .ready segments pile up; whether they did depends on the load.
+ws_log "push-ahead: $(tail -n 1 "$primary/pg_wal/.walstore-push/push.log" 2>/dev/null || echo "no worker ran")"
 if [[ $sum_accounts != "$after_accounts" ]]; then
   ws_pass "writes after the restore point changed pgbench_accounts"
 else

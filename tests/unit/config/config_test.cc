@@ -323,6 +323,35 @@ TEST_SUITE("config") {
     CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
   }
 
+  TEST_CASE("prefetch and push_ahead: file, environment, command line, range") {
+    TempDir dir;
+    WriteFile(dir / "c.toml", "prefetch = 4\npush_ahead = 5\n");
+    const Config defaults = LoadConfig(std::nullopt, MapEnv({}));
+    CHECK(defaults.prefetch == kDefaultPrefetch);
+    CHECK(defaults.push_ahead == kDefaultPushAhead);
+    const Config from_file = LoadConfig(dir / "c.toml", MapEnv({}));
+    CHECK(from_file.prefetch == 4);
+    CHECK(from_file.push_ahead == 5);
+    const Config from_env = LoadConfig(
+        dir / "c.toml", MapEnv({{"WALSTORE_PREFETCH", "0"}, {"WALSTORE_PUSH_AHEAD", "0"}}));
+    CHECK(from_env.prefetch == 0);
+    CHECK(from_env.push_ahead == 0);
+    ConfigOverrides o;
+    o.config_path = dir / "c.toml";
+    o.push_ahead = 64;
+    CHECK(LoadConfig(o, MapEnv({{"WALSTORE_PUSH_AHEAD", "2"}})).push_ahead == 64);
+    o.push_ahead = 65;
+    CHECK_CODE(LoadConfig(o, MapEnv({})), ErrorCode::kConfig);
+    o.push_ahead = -1;
+    CHECK_CODE(LoadConfig(o, MapEnv({})), ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PUSH_AHEAD", "99"}})),
+               ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PUSH_AHEAD", "many"}})),
+               ErrorCode::kConfig);
+    WriteFile(dir / "c.toml", "push_ahead = 100\n");
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
+  }
+
   TEST_CASE("ParseLogLevel") {
     CHECK(ParseLogLevel("error") == LogLevel::kError);
     CHECK(ParseLogLevel("warning") == LogLevel::kWarning);

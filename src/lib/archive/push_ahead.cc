@@ -1,0 +1,293 @@
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <walstore/error.h>
+#include <walstore/log.h>
+#include <walstore/prefetch.h>
+#include <walstore/push_ahead.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <thread>
+
+#include "archive/local_wal.h"
+#include "archive/spool.h"
+#include "common/file_util.h"
+
+namespace walstore {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kLogFile = "push.log";
+constexpr const char* kPlanFile = "plan";
+constexpr std::string_view kMarkerSuffix = ".pushed";
+constexpr std::string_view kClaimSuffix = ".claim";
+constexpr std::string_view kReadySuffix = ".ready";
+
+std::string StatusDir(const std::string& wal_file_path) {
+  return DirName(wal_file_path) + "/archive_status";
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool EndsWith(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+// The segment names in `dir` whose entries end with `suffix` (".ready").
+std::vector<std::string> SegmentsWithSuffix(const std::string& dir, std::string_view suffix) {
+  std::vector<std::string> names;
+  DIR* handle = opendir(dir.c_str());
+  if (handle == nullptr) return names;
+  while (dirent* entry = readdir(handle)) {
+    const std::string_view file = entry->d_name;
+    if (!EndsWith(file, suffix)) continue;
+    const std::string name(file.substr(0, file.size() - suffix.size()));
+    if (auto parsed = ParseWalFileName(name); parsed && parsed->kind == WalFileKind::kSegment) {
+      names.push_back(name);
+    }
+  }
+  closedir(handle);
+  return names;
+}
+
+// Segments the spool has a marker or a claim for.
+std::set<std::string> MarkedOrClaimed(const std::string& spool_dir) {
+  std::set<std::string> names;
+  for (auto suffix : {kMarkerSuffix, kClaimSuffix}) {
+    for (auto& name : SegmentsWithSuffix(spool_dir, suffix)) names.insert(std::move(name));
+  }
+  return names;
+}
+
+std::string MarkerPath(const std::string& spool_dir, const std::string& segment) {
+  return fmt::format("{}/{}{}", spool_dir, segment, kMarkerSuffix);
+}
+
+// What a marker must start with to speak of `wal`: repository, cluster,
+// segment and the file's identity.
+std::string MarkerIdentity(const Config& config, const WalFileToPush& wal) {
+  const struct stat& st = wal.file.stat_at_open;
+  return fmt::format(
+      "repository={}\nsystem_id={}\nsegment={}\nfile={}:{}:{}:{}.{:09}:{}.{:09}\n",
+      config.repo_url, wal.system_id, wal.name.text, static_cast<uint64_t>(st.st_dev),
+      static_cast<uint64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
+      static_cast<int64_t>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec,
+      static_cast<int64_t>(st.st_ctim.tv_sec), st.st_ctim.tv_nsec);
+}
+
+std::string MarkerText(const Config& config, const WalFileToPush& wal, const PushResult& pushed) {
+  return fmt::format("{}sha256={}\nstored_size={}\n", MarkerIdentity(config, wal),
+                     ToHex(pushed.sha256), pushed.stored_size);
+}
+
+// The value of "name=" in the marker's body after the identity; "" if none.
+std::string MarkerValue(const std::string& body, const std::string& name) {
+  const std::string prefix = name + "=";
+  const size_t at = body.find(prefix);
+  if (at != 0 && (at == std::string::npos || body[at - 1] != '\n')) return {};
+  const size_t start = at + prefix.size();
+  const size_t end = body.find('\n', start);
+  return end == std::string::npos ? std::string() : body.substr(start, end - start);
+}
+
+// A walpush that pushes a segment itself, or took the worker's marker for it,
+// claims it, so that the worker leaves it alone.  The claim stays after the push (the worker would only push the
+// segment again before PostgreSQL marks it .done); the worker removes claims
+// once the segment is no longer .ready.
+void ClaimSegment(const std::string& spool_dir, const std::string& segment) {
+  const std::string path = fmt::format("{}/{}{}", spool_dir, segment, kClaimSuffix);
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) close(fd);
+}
+
+// The worker's result for `wal` when its marker is valid; nullopt when there
+// is none.  An invalid marker is deleted with a warning.
+std::optional<PushResult> TakeMarker(const Config& config, const WalFileToPush& wal,
+                                     const std::string& spool_dir) {
+  const std::string path = MarkerPath(spool_dir, wal.name.text);
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return std::nullopt;
+  const std::string text = ReadSmallFile(path);
+  const std::string identity = MarkerIdentity(config, wal);
+  std::string problem;
+  std::optional<Sha256Digest> digest;
+  uint64_t stored_size = 0;
+  if (!S_ISREG(st.st_mode)) {
+    problem = "not a regular file";
+  } else if (OlderThanSpoolMaxAge(st)) {
+    problem = fmt::format("older than {} seconds", kSpoolMaxAgeSeconds);
+  } else if (text.compare(0, identity.size(), identity) != 0) {
+    problem = "it speaks of another repository, cluster or file";
+  } else {
+    const std::string body = text.substr(identity.size());
+    digest = ParseSha256Hex(MarkerValue(body, "sha256"));
+    const std::string size_text = MarkerValue(body, "stored_size");
+    auto [end, ec] = std::from_chars(size_text.data(), size_text.data() + size_text.size(),
+                                     stored_size);
+    if (!digest || ec != std::errc() || end != size_text.data() + size_text.size() ||
+        size_text.empty()) {
+      problem = "it is incomplete";
+    }
+  }
+  // Used once, valid or not.  A valid one turns into a claim first, so the
+  // worker never sees the segment unhandled.
+  if (problem.empty()) ClaimSegment(spool_dir, wal.name.text);
+  unlink(path.c_str());
+  if (!problem.empty()) {
+    Log(LogLevel::kWarning, "not trusting the push-ahead marker \"{}\": {}; archiving {} again",
+        path, problem, wal.name.text);
+    return std::nullopt;
+  }
+  PushResult result;
+  result.outcome = PushOutcome::kPushedAhead;
+  result.name = wal.name;
+  result.key = wal.key;
+  result.system_id = wal.system_id;
+  result.plaintext_size = wal.file.size;
+  result.stored_size = stored_size;
+  result.sha256 = *digest;
+  return result;
+}
+
+bool InPlan(const std::string& spool_dir, const std::string& segment) {
+  const std::string plan = ReadSmallFile(spool_dir + "/" + kPlanFile);
+  return plan.find(segment + "\n") != std::string::npos;
+}
+
+// Waits while the worker runs and has `wal` in its plan, for at most
+// kPushAheadMaxWaitSeconds; the worker's result, or nullopt.
+std::optional<PushResult> AwaitWorker(const Config& config, const WalFileToPush& wal,
+                                      const std::string& spool_dir) {
+  const auto deadline = Clock::now() + std::chrono::seconds(kPushAheadMaxWaitSeconds);
+  while (SpoolWorkerRunning(spool_dir) && InPlan(spool_dir, wal.name.text)) {
+    if (auto done = TakeMarker(config, wal, spool_dir)) return done;
+    if (Clock::now() > deadline) {
+      Log(LogLevel::kWarning, "the push-ahead worker has not stored {} after {} s; archiving it "
+          "directly", wal.name.text, kPushAheadMaxWaitSeconds);
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return TakeMarker(config, wal, spool_dir);  // it may have finished just now
+}
+
+// Under the worker's lock: markers and claims of segments no longer .ready
+// (PostgreSQL is done with them), stale or odd entries, temp files and the
+// old plan go.
+void CleanSpool(const std::string& spool_dir, const std::vector<std::string>& ready) {
+  const std::set<std::string> ready_set(ready.begin(), ready.end());
+  RemoveSpooled(spool_dir, {kLogFile, kPlanFile},
+                [&](const std::string& file, const struct stat& st) {
+                  if (OlderThanSpoolMaxAge(st) || !S_ISREG(st.st_mode)) return true;
+                  for (auto suffix : {kMarkerSuffix, kClaimSuffix}) {
+                    if (EndsWith(file, suffix)) {
+                      return ready_set.count(file.substr(0, file.size() - suffix.size())) == 0;
+                    }
+                  }
+                  return true;  // temp files of a killed worker
+                });
+}
+
+void StartWorkerIfUseful(const Config& config, const std::string& path,
+                         const std::string& spool_dir,
+                         const std::vector<std::string>& worker_args) {
+  if (worker_args.empty() || SpoolWorkerRunning(spool_dir)) return;
+  if (PushAheadPlan(SegmentsWithSuffix(StatusDir(path), kReadySuffix), MarkedOrClaimed(spool_dir),
+                    config.push_ahead)
+          .empty()) {
+    return;
+  }
+  const std::string self = SelfExecutable();
+  if (!self.empty()) StartSpoolWorker(spool_dir, kLogFile, "push-ahead", self, worker_args);
+}
+
+}  // namespace
+
+std::string PushAheadSpoolDir(const std::string& wal_file_path) {
+  return DirName(wal_file_path) + "/" + kPushAheadDirName;
+}
+
+std::vector<std::string> PushAheadPlan(std::vector<std::string> ready,
+                                       const std::set<std::string>& marked_or_claimed,
+                                       int push_ahead) {
+  std::sort(ready.begin(), ready.end());
+  if (push_ahead < 0) push_ahead = 0;
+  ready.resize(std::min(ready.size(), static_cast<size_t>(push_ahead) + 1));
+  std::erase_if(ready, [&](const std::string& name) { return marked_or_claimed.count(name) > 0; });
+  return ready;
+}
+
+PushResult PushWalFileWithPushAhead(const StorageOpener& open_storage, const Config& config,
+                                    const std::string& path,
+                                    const std::vector<std::string>& worker_args) {
+  WalFileToPush wal(config, path);
+  RemoveStalePrefetch(path);  // what a finished recovery left in pg_wal
+  if (config.push_ahead <= 0 || wal.name.kind != WalFileKind::kSegment ||
+      !IsDirectory(StatusDir(path))) {
+    return PushOpenedWalFile(*open_storage(), config, wal);
+  }
+  const std::string spool_dir = PushAheadSpoolDir(path);
+  if (MakeSpoolDir(spool_dir) != 0) {  // no spool, no worker: as without push-ahead
+    return PushOpenedWalFile(*open_storage(), config, wal);
+  }
+  std::optional<PushResult> done = TakeMarker(config, wal, spool_dir);
+  if (!done) done = AwaitWorker(config, wal, spool_dir);
+  if (done) {
+    StartWorkerIfUseful(config, path, spool_dir, worker_args);
+    return *done;
+  }
+  ClaimSegment(spool_dir, wal.name.text);
+  StartWorkerIfUseful(config, path, spool_dir, worker_args);
+  return PushOpenedWalFile(*open_storage(), config, wal);
+}
+
+int RunPushAheadWorker(Storage& storage, const Config& config, const std::string& path) {
+  if (config.push_ahead <= 0) return 0;
+  const std::string spool_dir = PushAheadSpoolDir(path);
+  const std::string status_dir = StatusDir(path);
+  if (const int err = MakeSpoolDir(spool_dir)) {
+    FailErrno(err, fmt::format("could not create \"{}\"", spool_dir));
+  }
+  // A walpush probing the lock holds it for an instant: wait that out.
+  SpoolLock lock(spool_dir, 50);
+  if (lock.errno_value() != 0) {
+    FailErrno(lock.errno_value(), fmt::format("could not open the lock in \"{}\"", spool_dir));
+  }
+  if (!lock.held()) return 0;  // another worker has the spool
+
+  const std::string plan_path = spool_dir + "/" + kPlanFile;
+  int pushed = 0;
+  auto idle_since = Clock::now();
+  while (Clock::now() - idle_since < std::chrono::milliseconds(kPushAheadIdleMs)) {
+    const std::vector<std::string> ready = SegmentsWithSuffix(status_dir, kReadySuffix);
+    CleanSpool(spool_dir, ready);
+    const std::vector<std::string> plan =
+        PushAheadPlan(ready, MarkedOrClaimed(spool_dir), config.push_ahead);
+    if (plan.empty()) {
+      unlink(plan_path.c_str());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    std::string plan_text;
+    for (const auto& name : plan) plan_text += name + "\n";
+    WriteSmallFile(plan_path, plan_text);
+    WalFileToPush wal(config, DirName(path) + "/" + plan.front());
+    const PushResult result = PushOpenedWalFile(storage, config, wal);
+    WriteSmallFile(MarkerPath(spool_dir, wal.name.text), MarkerText(config, wal, result));
+    Log(LogLevel::kDebug, "pushed ahead {}", wal.name.text);
+    ++pushed;
+    idle_since = Clock::now();
+  }
+  unlink(plan_path.c_str());
+  Log(LogLevel::kNotice, "pushed ahead {} segment(s)", pushed);
+  return pushed;
+}
+
+}  // namespace walstore

@@ -1,0 +1,150 @@
+// Tests for src/lib/archive/push_ahead.cc: the worker's plan, and the worker and walpush's side
+// of push-ahead in one process (the detached process itself: tests/integration/core/push_ahead.sh).
+#include <doctest/doctest.h>
+
+#include <walstore/archive.h>
+#include <walstore/crypto.h>
+#include <walstore/error.h>
+#include <walstore/push_ahead.h>
+#include <walstore/wal_name.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "storage/memory/memory_storage.h"
+#include "test_util.h"
+
+using namespace walstore;
+using walstore::test::MakeSegment;
+using walstore::test::ReadFile;
+using walstore::test::TempDir;
+using walstore::test::WriteFile;
+
+namespace {
+
+constexpr uint64_t kSysId = 7312345678901234567ull;
+constexpr uint32_t kSegSize = 1u << 20;
+
+std::string Seg(uint64_t n) { return SegmentFileName(1, n, kSegSize); }
+
+// A pg_wal with segments 1..count, each .ready, in a memory repository.
+struct PgWal {
+  explicit PgWal(int count) : store("push-ahead-test-" + std::to_string(::getpid())) {
+    ResetMemoryStorage(store);
+    config.repo_url = "memory://" + store;
+    config.compression = CompressionSpec{Codec::kLz4, 0};
+    config.chunk_size = 64u << 10;
+    config.push_ahead = 2;
+    for (int i = 1; i <= count; ++i) {
+      WriteFile(Path(i), MakeSegment(1, static_cast<uint64_t>(i), kSegSize, kSysId, 7));
+      WriteFile(dir / ("pg_wal/archive_status/" + Seg(static_cast<uint64_t>(i)) + ".ready"), "");
+    }
+  }
+  ~PgWal() { ResetMemoryStorage(store); }
+  std::string Path(int i) const { return dir / ("pg_wal/" + Seg(static_cast<uint64_t>(i))); }
+  std::string Marker(int i) const {
+    return dir / ("pg_wal/.walstore-push/" + Seg(static_cast<uint64_t>(i)) + ".pushed");
+  }
+  void Done(int i) const {
+    const std::string status = dir / ("pg_wal/archive_status/" + Seg(static_cast<uint64_t>(i)));
+    REQUIRE(std::rename((status + ".ready").c_str(), (status + ".done").c_str()) == 0);
+  }
+  // walpush %p as walpush runs it, but never starting a worker process.
+  PushResult Push(int i) {
+    return PushWalFileWithPushAhead([this] { return OpenMemoryStorage(store); }, config, Path(i),
+                                    {});
+  }
+  TempDir dir;
+  std::string store;
+  Config config;
+};
+
+bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+std::string Sha256Hex(const std::string& data) {
+  Sha256 hash;
+  hash.Update(AsBytes(data));
+  return ToHex(hash.Final());
+}
+
+}  // namespace
+
+TEST_SUITE("push_ahead") {
+  TEST_CASE("the plan: the oldest push_ahead + 1 .ready segments in order, less marked or claimed") {
+    const std::vector<std::string> ready = {Seg(5), Seg(3), Seg(4), Seg(7), Seg(6)};
+    CHECK(PushAheadPlan(ready, {}, 2) == std::vector<std::string>{Seg(3), Seg(4), Seg(5)});
+    CHECK(PushAheadPlan(ready, {Seg(3)}, 2) == std::vector<std::string>{Seg(4), Seg(5)});
+    CHECK(PushAheadPlan(ready, {Seg(3), Seg(4), Seg(5)}, 2).empty());
+    CHECK(PushAheadPlan(ready, {Seg(4)}, 8) ==
+          std::vector<std::string>{Seg(3), Seg(5), Seg(6), Seg(7)});
+    CHECK(PushAheadPlan({}, {}, 8).empty());
+    CHECK(PushAheadPlan(ready, {}, 0) == std::vector<std::string>{Seg(3)});
+    // A later timeline sorts after: PostgreSQL archives in name order too.
+    const std::string tli2 = SegmentFileName(2, 1, kSegSize);
+    CHECK(PushAheadPlan({tli2, Seg(9)}, {}, 1) == std::vector<std::string>{Seg(9), tli2});
+  }
+
+  TEST_CASE("walpush claims what it pushes; the worker pushes the rest of the window and marks it") {
+    PgWal wal(5);
+    const PushResult first = wal.Push(1);
+    CHECK(first.outcome == PushOutcome::kStored);
+    CHECK(Exists(wal.dir / ("pg_wal/.walstore-push/" + Seg(1) + ".claim")));
+    auto storage = OpenMemoryStorage(wal.store);
+    // The worker for segment 1's walpush: window 1..3, 1 claimed.
+    CHECK(RunPushAheadWorker(*storage, wal.config, wal.Path(1)) == 2);
+    CHECK(Exists(wal.Marker(2)));
+    CHECK(Exists(wal.Marker(3)));
+    CHECK_FALSE(Exists(wal.Marker(4)));
+    CHECK(storage->Stat(WalObjectKey(kSysId, ParseWalFileNameOrThrow(Seg(3)))).has_value());
+    const std::string marker = ReadFile(wal.Marker(2));
+    CHECK(marker.find("repository=memory://" + wal.store + "\n") == 0);
+    CHECK(marker.find("segment=" + Seg(2) + "\n") != std::string::npos);
+    wal.Done(1);
+
+    // The next walpush takes the marker: no repository needed, same checksum as a push.
+    const PushResult second = wal.Push(2);
+    CHECK(second.outcome == PushOutcome::kPushedAhead);
+    CHECK(second.key == WalObjectKey(kSysId, ParseWalFileNameOrThrow(Seg(2))));
+    CHECK(second.plaintext_size == kSegSize);
+    CHECK(second.stored_size > 0);
+    CHECK(ToHex(second.sha256) == Sha256Hex(ReadFile(wal.Path(2))));
+    CHECK_FALSE(Exists(wal.Marker(2)));  // used once
+    wal.Done(2);
+
+    // A marker for a file that is no longer the same (rewritten: another inode) is not trusted.
+    const std::string content = ReadFile(wal.Path(3));
+    REQUIRE(std::remove(wal.Path(3).c_str()) == 0);
+    WriteFile(wal.Path(3), content);
+    const PushResult third = wal.Push(3);
+    CHECK(third.outcome == PushOutcome::kAlreadyArchived);
+    CHECK_FALSE(Exists(wal.Marker(3)));
+  }
+
+  TEST_CASE("the worker stops at a file it must not archive, leaving no marker for it") {
+    PgWal wal(3);
+    WriteFile(wal.Path(2), std::string(kSegSize, 'x'));  // not WAL
+    wal.Push(1);
+    auto storage = OpenMemoryStorage(wal.store);
+    CHECK_CODE(RunPushAheadWorker(*storage, wal.config, wal.Path(1)), ErrorCode::kNotWal);
+    CHECK_FALSE(Exists(wal.Marker(2)));
+    CHECK_FALSE(Exists(wal.Marker(3)));
+    CHECK_CODE(wal.Push(2), ErrorCode::kNotWal);
+  }
+
+  TEST_CASE("push_ahead = 0 and files other than segments take the plain path") {
+    PgWal wal(2);
+    wal.config.push_ahead = 0;
+    CHECK(wal.Push(1).outcome == PushOutcome::kStored);
+    CHECK_FALSE(Exists(wal.dir / "pg_wal/.walstore-push"));
+    auto storage = OpenMemoryStorage(wal.store);
+    CHECK(RunPushAheadWorker(*storage, wal.config, wal.Path(1)) == 0);
+    wal.config.push_ahead = 2;
+    wal.config.system_id = kSysId;
+    WriteFile(wal.dir / "pg_wal/00000002.history", "1\t0/3000000\tno recovery target specified\n");
+    const PushResult history = PushWalFileWithPushAhead(
+        [&] { return OpenMemoryStorage(wal.store); }, wal.config, wal.dir / "pg_wal/00000002.history", {});
+    CHECK(history.outcome == PushOutcome::kStored);
+    CHECK_FALSE(Exists(wal.dir / "pg_wal/.walstore-push"));
+  }
+}
