@@ -2,9 +2,9 @@
 // file at a time, oldest first, and waits for each.  When WAL is written
 // faster than one process per segment archives it, .ready files pile up in
 // pg_wal/archive_status.  walpush then starts a background worker (a
-// detached walpush) that pushes the next .ready segments over one repository
-// connection and leaves a marker for each one stored; the call for that
-// segment then only checks the marker.
+// detached walpush) that pushes the next .ready segments, kPushAheadUploads
+// at a time over kept-open repository connections, and leaves a marker for
+// each one stored; the call for that segment then only checks the marker.
 //
 //   <dir of %p>/.walstore-push/             the spool (pg_wal/.walstore-push)
 //       lock                                flock()ed by the one running worker
@@ -53,6 +53,8 @@ namespace walstore {
 inline constexpr const char* kPushAheadDirName = ".walstore-push";
 inline constexpr int kPushAheadMaxWaitSeconds = 120;
 inline constexpr int kPushAheadIdleMs = 1000;
+// Segments the worker uploads at once, each on its own connection.
+inline constexpr int kPushAheadUploads = 2;
 
 // The spool directory for pushes of `wal_file_path` (%p).
 std::string PushAheadSpoolDir(const std::string& wal_file_path);
@@ -72,8 +74,8 @@ PushResult PushWalFileWithPushAhead(const StorageOpener& open_storage, const Con
 
 // The worker, started for `path` (the %p of the walpush that started it):
 // under the spool's lock (returns 0 at once when another worker holds it)
-// pushes the planned segments one after the other, re-planning after each,
-// until it was idle kPushAheadIdleMs.  Returns the number pushed.  An error
+// pushes the planned segments, kPushAheadUploads at a time, re-planning
+// before each, until it was idle kPushAheadIdleMs.  Returns the number pushed.  An error
 // ends it with the usual exception (its main() logs it to push.log).
 int RunPushAheadWorker(Storage& storage, const Config& config, const std::string& path);
 

@@ -8,8 +8,11 @@
 #include <walstore/push_ahead.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
+#include <future>
+#include <mutex>
 #include <thread>
 
 #include "archive/local_wal.h"
@@ -179,9 +182,10 @@ std::optional<PushResult> AwaitWorker(const Config& config, const WalFileToPush&
 }
 
 // Under the worker's lock: markers and claims of segments no longer .ready
-// (PostgreSQL is done with them), stale or odd entries, temp files and the
-// old plan go.
-void CleanSpool(const std::string& spool_dir, const std::vector<std::string>& ready) {
+// (PostgreSQL is done with them) and stale or odd entries go; when the
+// worker starts, temp files too.
+void CleanSpool(const std::string& spool_dir, const std::vector<std::string>& ready,
+                bool temp_files_too) {
   const std::set<std::string> ready_set(ready.begin(), ready.end());
   RemoveSpooled(spool_dir, {kLogFile, kPlanFile},
                 [&](const std::string& file, const struct stat& st) {
@@ -191,7 +195,7 @@ void CleanSpool(const std::string& spool_dir, const std::vector<std::string>& re
                       return ready_set.count(file.substr(0, file.size() - suffix.size())) == 0;
                     }
                   }
-                  return true;  // temp files of a killed worker
+                  return temp_files_too;  // a killed worker's temp files, the old plan
                 });
 }
 
@@ -261,32 +265,68 @@ int RunPushAheadWorker(Storage& storage, const Config& config, const std::string
     FailErrno(lock.errno_value(), fmt::format("could not open the lock in \"{}\"", spool_dir));
   }
   if (!lock.held()) return 0;  // another worker has the spool
+  CleanSpool(spool_dir, SegmentsWithSuffix(status_dir, kReadySuffix), true);
 
+  // kPushAheadUploads uploaders take segments from one plan: one encodes
+  // while another's upload waits on the repository.  The spool is written
+  // under `mutex` only.
   const std::string plan_path = spool_dir + "/" + kPlanFile;
-  int pushed = 0;
-  auto idle_since = Clock::now();
-  while (Clock::now() - idle_since < std::chrono::milliseconds(kPushAheadIdleMs)) {
+  std::mutex mutex;
+  std::set<std::string> in_flight;
+  std::atomic<bool> stop{false};
+  std::atomic<int> pushed{0};
+  // The next segment for an uploader, or "" when there is none now.
+  auto next = [&]() -> std::string {
+    const std::lock_guard guard(mutex);
     const std::vector<std::string> ready = SegmentsWithSuffix(status_dir, kReadySuffix);
-    CleanSpool(spool_dir, ready);
+    CleanSpool(spool_dir, ready, false);
     const std::vector<std::string> plan =
         PushAheadPlan(ready, MarkedOrClaimed(spool_dir), config.push_ahead);
     if (plan.empty()) {
       unlink(plan_path.c_str());
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      continue;
+      return {};
     }
     std::string plan_text;
     for (const auto& name : plan) plan_text += name + "\n";
     WriteSmallFile(plan_path, plan_text);
-    WalFileToPush wal(config, DirName(path) + "/" + plan.front());
-    const PushResult result = PushOpenedWalFile(storage, config, wal);
-    WriteSmallFile(MarkerPath(spool_dir, wal.name.text), MarkerText(config, wal, result));
-    Log(LogLevel::kDebug, "pushed ahead {}", wal.name.text);
-    ++pushed;
-    idle_since = Clock::now();
+    for (const auto& name : plan) {
+      if (in_flight.insert(name).second) return name;
+    }
+    return {};
+  };
+  auto uploader = [&] {
+    // Whichever uploader ends (idle, or an error on its way out) ends the others.
+    struct StopOthers {
+      std::atomic<bool>& stop;
+      ~StopOthers() { stop = true; }
+    } stop_others{stop};
+    auto idle_since = Clock::now();
+    while (!stop && Clock::now() - idle_since < std::chrono::milliseconds(kPushAheadIdleMs)) {
+      const std::string segment = next();
+      if (segment.empty()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;
+      }
+      WalFileToPush wal(config, DirName(path) + "/" + segment);
+      const PushResult result = PushOpenedWalFile(storage, config, wal);
+      {
+        const std::lock_guard guard(mutex);
+        WriteSmallFile(MarkerPath(spool_dir, segment), MarkerText(config, wal, result));
+        in_flight.erase(segment);
+      }
+      Log(LogLevel::kDebug, "pushed ahead {}", segment);
+      ++pushed;
+      idle_since = Clock::now();
+    }
+  };
+  std::vector<std::future<void>> uploaders;
+  for (int i = 0; i < kPushAheadUploads; ++i) {
+    uploaders.push_back(std::async(std::launch::async, uploader));
   }
+  for (auto& done : uploaders) done.wait();
   unlink(plan_path.c_str());
-  Log(LogLevel::kNotice, "pushed ahead {} segment(s)", pushed);
+  Log(LogLevel::kNotice, "pushed ahead {} segment(s)", pushed.load());
+  for (auto& done : uploaders) done.get();  // the first uploader's error, if any
   return pushed;
 }
 

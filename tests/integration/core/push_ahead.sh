@@ -172,7 +172,8 @@ else
   ws_fail "the worker wrote no plan"
 fi
 
-# 7. A non-WAL file named like a segment, marked .ready: the worker refuses it and stops;
+# 7. A non-WAL file named like a segment, marked .ready: the worker refuses it and stops (its
+#    other uploader may still finish the segment it has in hand);
 #    walpush of it reports it (exit 5); nothing is stored under its name.
 data=$WS_TMP/data3
 repo=$WS_TMP/repo3
@@ -184,7 +185,8 @@ ws_run push 0
 ws_same "segment 0 archived" 0 "$WS_RC"
 ws_wait_workers
 ws_contains "the worker logged the non-WAL file" "$(cat "$spool/push.log")" "does not start with a WAL long page header"
-ws_same "and pushed nothing after it" "" "$(markers)"
+[[ ! -e $spool/${segs[1]}.pushed ]] && ws_pass "no marker for the non-WAL file" ||
+  ws_fail "a marker for the non-WAL file"
 done_ 0
 ws_expect_exit 5 "walpush of the non-WAL file fails" push 1
 [[ -z $(find "$repo" -name "${segs[1]}") ]] && ws_pass "nothing stored for the non-WAL file" ||

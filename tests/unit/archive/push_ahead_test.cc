@@ -127,8 +127,7 @@ TEST_SUITE("push_ahead") {
     wal.Push(1);
     auto storage = OpenMemoryStorage(wal.store);
     CHECK_CODE(RunPushAheadWorker(*storage, wal.config, wal.Path(1)), ErrorCode::kNotWal);
-    CHECK_FALSE(Exists(wal.Marker(2)));
-    CHECK_FALSE(Exists(wal.Marker(3)));
+    CHECK_FALSE(Exists(wal.Marker(2)));  // (the other uploader may have pushed segment 3)
     CHECK_CODE(wal.Push(2), ErrorCode::kNotWal);
   }
 
