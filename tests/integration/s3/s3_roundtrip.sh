@@ -160,4 +160,28 @@ if command -v strace >/dev/null; then
     ws_fail "TLS: system CAs: the directory (line $first_dir) before the bundle (line ${first_bundle:-none})"
   fi
 fi
+
+# Push-ahead over HTTPS: a backlog of three .ready segments in a pg_wal laid out like
+# PostgreSQL's; the first walpush starts the worker, which pushes the other two (two uploads at
+# once on one shared repository client pool); their walpush only checks the markers.
+export WALSTORE_REPO=s3://$S3_BUCKET/push-ahead
+mkdir -p "$WS_TMP/pa/pg_wal/archive_status"
+for s in "${segs[@]}"; do
+  cp "$wal/$s" "$WS_TMP/pa/pg_wal/$s"
+  : >"$WS_TMP/pa/pg_wal/archive_status/$s.ready"
+done
+ws_run bash -c "cd '$WS_TMP/pa' && walpush --push-ahead 2 --json pg_wal/${segs[0]}"
+ws_contains "push-ahead: the first segment stored by walpush" "$WS_OUT" '"outcome":"stored"'
+ws_wait_workers
+ws_contains "push-ahead: the worker pushed the other two" \
+  "$(cat "$WS_TMP/pa/pg_wal/.walstore-push/push.log")" "pushed ahead 2 segment(s)"
+mv "$WS_TMP/pa/pg_wal/archive_status/${segs[0]}.ready" "$WS_TMP/pa/pg_wal/archive_status/${segs[0]}.done"
+for s in "${segs[@]:1}"; do
+  ws_run bash -c "cd '$WS_TMP/pa' && walpush --push-ahead 2 --json pg_wal/$s"
+  ws_contains "push-ahead: $s archived from its marker" "$WS_OUT" '"outcome":"pushed_ahead"'
+done
+for s in "${segs[@]}"; do
+  ws_expect_exit 0 "push-ahead: walfetch of $s" walfetch --prefetch 0 "$s" "$out/pa-$s"
+  ws_check "push-ahead: $s restored identical" cmp "$wal/$s" "$out/pa-$s"
+done
 ws_done
