@@ -104,8 +104,12 @@ std::string MarkerValue(const std::string& body, const std::string& name) {
 // claims it, so that the worker leaves it alone.  The claim stays after the push (the worker would only push the
 // segment again before PostgreSQL marks it .done); the worker removes claims
 // once the segment is no longer .ready.
+std::string ClaimPath(const std::string& spool_dir, const std::string& segment) {
+  return fmt::format("{}/{}{}", spool_dir, segment, kClaimSuffix);
+}
+
 void ClaimSegment(const std::string& spool_dir, const std::string& segment) {
-  const std::string path = fmt::format("{}/{}{}", spool_dir, segment, kClaimSuffix);
+  const std::string path = ClaimPath(spool_dir, segment);
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd >= 0) close(fd);
 }
@@ -199,17 +203,21 @@ void CleanSpool(const std::string& spool_dir, const std::vector<std::string>& re
                 });
 }
 
-void StartWorkerIfUseful(const Config& config, const std::string& path,
+// Starts a worker when none runs and the plan has work for one.  True when a
+// worker runs now (it was running, or was just started).
+bool StartWorkerIfUseful(const Config& config, const std::string& path,
                          const std::string& spool_dir,
                          const std::vector<std::string>& worker_args) {
-  if (worker_args.empty() || SpoolWorkerRunning(spool_dir)) return;
-  if (PushAheadPlan(SegmentsWithSuffix(StatusDir(path), kReadySuffix), MarkedOrClaimed(spool_dir),
+  if (SpoolWorkerRunning(spool_dir)) return true;
+  if (worker_args.empty() ||
+      PushAheadPlan(SegmentsWithSuffix(StatusDir(path), kReadySuffix), MarkedOrClaimed(spool_dir),
                     config.push_ahead)
           .empty()) {
-    return;
+    return false;
   }
   const std::string self = SelfExecutable();
-  if (!self.empty()) StartSpoolWorker(spool_dir, kLogFile, "push-ahead", self, worker_args);
+  return !self.empty() &&
+         StartSpoolWorker(spool_dir, kLogFile, "push-ahead", self, worker_args);
 }
 
 }  // namespace
@@ -243,12 +251,14 @@ PushResult PushWalFileWithPushAhead(const StorageOpener& open_storage, const Con
   }
   std::optional<PushResult> done = TakeMarker(config, wal, spool_dir);
   if (!done) done = AwaitWorker(config, wal, spool_dir);
-  if (done) {
-    StartWorkerIfUseful(config, path, spool_dir, worker_args);
-    return *done;
+  // A segment pushed here (or whose marker TakeMarker took, claiming it) is
+  // claimed so that a worker leaves it alone; with no worker running the
+  // claim goes again, so archiving without a backlog leaves nothing behind.
+  if (!done) ClaimSegment(spool_dir, wal.name.text);
+  if (!StartWorkerIfUseful(config, path, spool_dir, worker_args)) {
+    unlink(ClaimPath(spool_dir, wal.name.text).c_str());
   }
-  ClaimSegment(spool_dir, wal.name.text);
-  StartWorkerIfUseful(config, path, spool_dir, worker_args);
+  if (done) return *done;
   return PushOpenedWalFile(*open_storage(), config, wal);
 }
 

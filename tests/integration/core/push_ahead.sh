@@ -199,6 +199,19 @@ ws_check "WALSTORE_PUSH_AHEAD=0 push" bash -c \
   "cd '$data' && WALSTORE_PUSH_AHEAD=0 '$WS_BIN/walpush' ${opts[*]} pg_wal/${segs[0]}"
 [[ ! -e $data/pg_wal/.walstore-push ]] && ws_pass "no spool with push_ahead = 0" ||
   ws_fail "a spool was made with push_ahead = 0"
+# Archiving without a backlog (one .ready segment at a time) leaves nothing in the spool.
+data=$WS_TMP/data5
+opts=(--repo "file://$WS_TMP/repo6" --key-file "$WS_TMP/key" --compression lz4)
+mkdir -p "$data/pg_wal/archive_status"
+for i in 0 1 2; do
+  cp "$WS_TMP/wal/${segs[$i]}" "$data/pg_wal/"
+  : >"$data/pg_wal/archive_status/${segs[$i]}.ready"
+  ws_run push "$i"
+  [[ $WS_RC -eq 0 && $WS_OUT == *'"outcome":"stored"'* ]] || ws_fail "segment $i without a backlog: $WS_ERR"
+  done_ "$i"
+done
+ws_same "without a backlog no worker ran and the spool stays empty" "" \
+  "$(find "$data/pg_wal/.walstore-push" -type f -printf '%f ')"
 mkdir -p "$WS_TMP/loose"
 cp "$WS_TMP/wal/${segs[1]}" "$WS_TMP/loose/"
 ws_check "walpush of a file without archive_status beside it" \

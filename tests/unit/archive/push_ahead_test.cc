@@ -85,22 +85,24 @@ TEST_SUITE("push_ahead") {
     CHECK(PushAheadPlan({tli2, Seg(9)}, {}, 1) == std::vector<std::string>{Seg(9), tli2});
   }
 
-  TEST_CASE("walpush claims what it pushes; the worker pushes the rest of the window and marks it") {
+  TEST_CASE("the worker pushes the window and marks it; walpush takes the markers") {
     PgWal wal(5);
     const PushResult first = wal.Push(1);
     CHECK(first.outcome == PushOutcome::kStored);
-    CHECK(Exists(wal.dir / ("pg_wal/.walstore-push/" + Seg(1) + ".claim")));
+    // No worker runs (none is started here): walpush leaves no claim behind.
+    CHECK_FALSE(Exists(wal.dir / ("pg_wal/.walstore-push/" + Seg(1) + ".claim")));
+    wal.Done(1);
     auto storage = OpenMemoryStorage(wal.store);
-    // The worker for segment 1's walpush: window 1..3, 1 claimed.
-    CHECK(RunPushAheadWorker(*storage, wal.config, wal.Path(1)) == 2);
+    // A worker now: the window is the oldest push_ahead + 1 = 3 .ready segments, 2..4.
+    CHECK(RunPushAheadWorker(*storage, wal.config, wal.Path(1)) == 3);
     CHECK(Exists(wal.Marker(2)));
     CHECK(Exists(wal.Marker(3)));
-    CHECK_FALSE(Exists(wal.Marker(4)));
-    CHECK(storage->Stat(WalObjectKey(kSysId, ParseWalFileNameOrThrow(Seg(3)))).has_value());
+    CHECK(Exists(wal.Marker(4)));
+    CHECK_FALSE(Exists(wal.Marker(5)));
+    CHECK(storage->Stat(WalObjectKey(kSysId, ParseWalFileNameOrThrow(Seg(4)))).has_value());
     const std::string marker = ReadFile(wal.Marker(2));
     CHECK(marker.find("repository=memory://" + wal.store + "\n") == 0);
     CHECK(marker.find("segment=" + Seg(2) + "\n") != std::string::npos);
-    wal.Done(1);
 
     // The next walpush takes the marker: no repository needed, same checksum as a push.
     const PushResult second = wal.Push(2);
@@ -110,6 +112,7 @@ TEST_SUITE("push_ahead") {
     CHECK(second.stored_size > 0);
     CHECK(ToHex(second.sha256) == Sha256Hex(ReadFile(wal.Path(2))));
     CHECK_FALSE(Exists(wal.Marker(2)));  // used once
+    CHECK_FALSE(Exists(wal.dir / ("pg_wal/.walstore-push/" + Seg(2) + ".claim")));
     wal.Done(2);
 
     // A marker for a file that is no longer the same (rewritten: another inode) is not trusted.
@@ -125,6 +128,7 @@ TEST_SUITE("push_ahead") {
     PgWal wal(3);
     WriteFile(wal.Path(2), std::string(kSegSize, 'x'));  // not WAL
     wal.Push(1);
+    wal.Done(1);
     auto storage = OpenMemoryStorage(wal.store);
     CHECK_CODE(RunPushAheadWorker(*storage, wal.config, wal.Path(1)), ErrorCode::kNotWal);
     CHECK_FALSE(Exists(wal.Marker(2)));  // (the other uploader may have pushed segment 3)
