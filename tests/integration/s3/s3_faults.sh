@@ -102,6 +102,58 @@ sed 's/faults-multipart/faults-multipart2/' "$WS_TMP/multipart.toml" >"$WALSTORE
 kill_mid_upload "multipart, during CompleteMultipartUpload" POST "?uploadId=" "?uploadId=" \
   --compression none "$wal/${segs[1]}"
 
+# Push-ahead on a flaky S3 (a backlog of three .ready segments in a pg_wal laid out like
+# PostgreSQL's): the worker retries through faults as walpush does; while its upload of the last
+# segment hangs, nothing of it is visible and PostgreSQL's call for it waits for the worker;
+# once the worker is killed, that call archives the segment itself.
+cat >"$WS_TMP/ahead.toml" <<TOML
+repository = "s3://$S3_BUCKET/faults-ahead"
+[s3]
+connect_timeout_seconds = 2
+low_speed_seconds = 60
+retry_total_seconds = 60
+max_attempts = 8
+TOML
+export WALSTORE_CONFIG=$WS_TMP/ahead.toml
+pa=$WS_TMP/pa
+mkdir -p "$pa/pg_wal/archive_status"
+for i in 0 1 2; do
+  cp "$wal/${segs[$i]}" "$pa/pg_wal/"
+  : >"$pa/pg_wal/archive_status/${segs[$i]}.ready"
+done
+pa_push() { (cd "$pa" && walpush --push-ahead 2 --json "pg_wal/${segs[$1]}"); }
+pa_done() { mv "$pa/pg_wal/archive_status/${segs[$1]}.ready" "$pa/pg_wal/archive_status/${segs[$1]}.done"; }
+: >"$S3_PROXY_LOG"
+plan "slowdown HEAD ${segs[1]}" "500 PUT ${segs[1]}" "hang PUT ${segs[2]}"
+ws_run pa_push 0
+ws_same "push-ahead, flaky S3: segment 0 archived by walpush" 0 "$WS_RC"
+pa_done 0
+for ((i = 0; i < 300; i++)); do
+  grep -q "PUT .*${segs[2]}" "$S3_PROXY_LOG" && [[ -e $pa/pg_wal/.walstore-push/${segs[1]}.pushed ]] && break
+  sleep 0.1
+done
+ws_run pa_push 1
+ws_contains "push-ahead, flaky S3: segment 1 pushed ahead through a 503 and a 500" "$WS_OUT" \
+  '"outcome":"pushed_ahead"'
+pa_done 1
+ws_same "push-ahead, flaky S3: every injected fault was met" 0 "$(plan_left)"
+ws_contains "push-ahead, flaky S3: the worker logged its retries" \
+  "$(cat "$pa/pg_wal/.walstore-push/push.log")" "retrying in"
+(pa_push 2 >"$WS_TMP/pa2.out" 2>"$WS_TMP/pa2.err"; echo $? >"$WS_TMP/pa2.rc") &
+waiter=$!
+sleep 0.5
+ws_check "push-ahead, flaky S3: walpush waits for the worker's hanging upload" test ! -e "$WS_TMP/pa2.rc"
+ws_expect_exit 1 "push-ahead, flaky S3: nothing of the hanging upload is visible" \
+  walfetch --prefetch 0 "${segs[2]}" "$out/pa2"
+pkill -KILL -f -- "$(ws_worker_pattern)"
+wait "$waiter"
+ws_same "push-ahead, flaky S3: with the worker killed, walpush archives it itself" 0 "$(cat "$WS_TMP/pa2.rc")"
+ws_contains "push-ahead, flaky S3: ... stored by walpush" "$(cat "$WS_TMP/pa2.out")" '"outcome":"stored"'
+for i in 0 1 2; do
+  ws_expect_exit 0 "push-ahead, flaky S3: walfetch of segment $i" walfetch --prefetch 0 "${segs[$i]}" "$out/pa$i"
+  ws_check "push-ahead, flaky S3: segment $i identical" cmp "$wal/${segs[$i]}" "$out/pa$i"
+done
+
 ws_not_contains "every request was correctly signed (proxy check)" "$(cat "$S3_PROXY_LOG")" \
   SIGNATURE-ERROR
 ws_done
