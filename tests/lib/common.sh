@@ -141,7 +141,7 @@ ws_cleanup() {
   # The tools' detached workers (they run this test's copy of the tools) end with
   # the test, before their spool is removed under them.
   if [[ -n ${WS_BIN:-} ]]; then
-    pkill -f -- "$(ws_worker_pattern)" 2>/dev/null
+    ws_worker_pids | xargs -r kill -KILL 2>/dev/null
     for _ in $(seq 100); do ws_worker_running || break; sleep 0.05; done
   fi
   if [[ -n ${WS_TMP:-} && -d $WS_TMP ]]; then
@@ -441,10 +441,21 @@ ws_make_wal() {
 # walfetch's read-ahead and walpush's push-ahead (each starts itself, /proc/self/exe, with
 # --prefetch-worker / --push-ahead-worker first).
 ws_worker_pattern() { printf '%s' "^$WS_BIN/wal(fetch --prefetch|push --push-ahead)-worker"; }
-# ws_worker_running: true while such a worker runs.
-ws_worker_running() { pgrep -f -- "$(ws_worker_pattern)" >/dev/null; }
+# ws_worker_pids: the pids of such workers that belong to this test (tests run in parallel with
+# the same tools): their working directory or command line is inside $WS_TMP.
+ws_worker_pids() {
+  local pid
+  for pid in $(pgrep -f -- "$(ws_worker_pattern)"); do
+    if [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$WS_TMP"/* ]] ||
+      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$WS_TMP/"; then
+      echo "$pid"
+    fi
+  done
+}
+# ws_worker_running: true while such a worker of this test runs.
+ws_worker_running() { [[ -n $(ws_worker_pids) ]]; }
 
-# ws_wait_workers: waits (up to 60 s) until no background worker of this test's tools runs.
+# ws_wait_workers: waits (up to 60 s) until no background worker of this test runs.
 ws_wait_workers() {
   local i
   for i in $(seq 1200); do

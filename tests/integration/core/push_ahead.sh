@@ -133,7 +133,7 @@ new_datadir "$data" 6
 ws_run push 0
 ws_same "segment 0 archived" 0 "$WS_RC"
 for _ in $(seq 2000); do [[ -s $spool/plan ]] && break; sleep 0.005; done
-pkill -STOP -f -- "$(ws_worker_pattern)" || true
+ws_worker_pids | xargs -r kill -STOP
 # The first segment of the stopped worker's plan that it has not pushed yet.
 next=''
 while read -r planned; do
@@ -153,7 +153,7 @@ if [[ -n $next ]]; then
   sleep 0.5
   [[ ! -e $WS_TMP/waiting.rc ]] && ws_pass "walpush waits for the segment the worker has in hand" ||
     ws_fail "walpush did not wait for the worker ($(cat "$WS_TMP/waiting.err"))"
-  pkill -KILL -f -- "$(ws_worker_pattern)" || true
+  ws_worker_pids | xargs -r kill -KILL
   wait "$waiter"
   ws_same "once the worker is killed, walpush archives it itself (exit 0)" 0 "$(cat "$WS_TMP/waiting.rc")"
   ws_contains "by itself" "$(cat "$WS_TMP/waiting.out")" '"outcome":"'
@@ -173,7 +173,7 @@ if [[ -n $next ]]; then
   ws_wait_workers
   ws_check "every segment restores byte-identical" restores 0 1 2 3 4 5
 else
-  pkill -KILL -f -- "$(ws_worker_pattern)" || true
+  ws_worker_pids | xargs -r kill -KILL
   ws_fail "the worker wrote no plan"
 fi
 

@@ -145,7 +145,7 @@ sleep 0.5
 ws_check "push-ahead, flaky S3: walpush waits for the worker's hanging upload" test ! -e "$WS_TMP/pa2.rc"
 ws_expect_exit 1 "push-ahead, flaky S3: nothing of the hanging upload is visible" \
   walfetch --prefetch 0 "${segs[2]}" "$out/pa2"
-pkill -KILL -f -- "$(ws_worker_pattern)"
+ws_worker_pids | xargs -r kill -KILL
 wait "$waiter"
 ws_same "push-ahead, flaky S3: with the worker killed, walpush archives it itself" 0 "$(cat "$WS_TMP/pa2.rc")"
 ws_contains "push-ahead, flaky S3: ... stored by walpush" "$(cat "$WS_TMP/pa2.out")" '"outcome":"stored"'
