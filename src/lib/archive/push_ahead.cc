@@ -101,9 +101,10 @@ std::string MarkerValue(const std::string& body, const std::string& name) {
 }
 
 // A walpush that pushes a segment itself, or took the worker's marker for it,
-// claims it, so that the worker leaves it alone.  The claim stays after the push (the worker would only push the
-// segment again before PostgreSQL marks it .done); the worker removes claims
-// once the segment is no longer .ready.
+// claims it while a worker runs, so that the worker leaves it alone.  The
+// claim outlives the call (until PostgreSQL marks the segment .done the
+// worker would push it again); the worker removes claims of segments no
+// longer .ready.
 std::string ClaimPath(const std::string& spool_dir, const std::string& segment) {
   return fmt::format("{}/{}{}", spool_dir, segment, kClaimSuffix);
 }
@@ -199,7 +200,7 @@ void CleanSpool(const std::string& spool_dir, const std::vector<std::string>& re
                       return ready_set.count(file.substr(0, file.size() - suffix.size())) == 0;
                     }
                   }
-                  return temp_files_too;  // a killed worker's temp files, the old plan
+                  return temp_files_too;  // a killed worker's temp files
                 });
 }
 
