@@ -7,7 +7,7 @@
 //   <dir of %p>/.walstore-prefetch/          the spool (pg_wal/.walstore-prefetch)
 //       origin                               repository URL and system id it holds
 //       lock                                 flock()ed by the one running worker
-//       prefetch.log                         the last worker's messages
+//       prefetch.log                         the last workers' messages (up to ~1 MiB)
 //       000000010000000A000000FF             verified segments, ready to serve
 //
 // Rules that keep a spool from ever serving wrong WAL:

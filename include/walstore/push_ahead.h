@@ -8,8 +8,10 @@
 //
 //   <dir of %p>/.walstore-push/             the spool (pg_wal/.walstore-push)
 //       lock                                flock()ed by the one running worker
-//       push.log                            the last worker's messages
+//       push.log                            the last workers' messages (up to ~1 MiB)
 //       plan                                the segments the worker pushes next
+//       settings                            the last walpush's settings fingerprint
+//       stalled                             a walpush waited for the worker in vain
 //       000000010000000A000000FF.pushed     marker: the worker stored this file
 //       000000010000000A000000FF.claim      a walpush pushes this one itself
 //
@@ -17,11 +19,17 @@
 // - The worker writes a marker only after the repository accepted the object
 //   (the commit published it, or test before overwrite found the same
 //   content there), and only if the file did not change while it was read.
-// - walpush trusts a marker only when it names this repository, this
-//   cluster, this segment and the very file %p is now: same device, inode,
-//   size, modification and change time (nanoseconds).  It must be younger
-//   than 10 minutes.  Anything else is deleted with a warning and the
-//   segment is pushed as without push-ahead.  A marker is used once.
+// - walpush trusts a marker only when it names this repository, the same
+//   settings (a fingerprint of the repository URL, S3 endpoint, region,
+//   addressing, storage class, SSE, profile, access key id, compression and
+//   key id; no secret), this cluster, this segment and the very file %p is
+//   now: same device, inode, size, modification, change and birth time.  It
+//   must be younger than 10 minutes.  Anything else is deleted with a
+//   warning and the segment is pushed as without push-ahead.  A marker is
+//   used once.
+// - A worker stops before its next segment once a walpush ran with other
+//   settings (the `settings` file): WAL does not keep going to a repository
+//   or key the configuration no longer names.
 // - The worker reads only segments PostgreSQL marked .ready (finished and
 //   fsynced) and never touches archive_status: PostgreSQL still calls walpush
 //   for every file, and .ready -> .done stays PostgreSQL's step.
@@ -30,11 +38,15 @@
 //   usual way (a conflict still fails loudly, never overwriting).
 // - walpush waits for the worker only for a segment in its plan, only while
 //   the worker runs, and at most kPushAheadMaxWaitSeconds; otherwise it
-//   pushes the segment itself (and claims it, so the worker leaves it).
+//   pushes the segment itself (and claims it, so the worker leaves it).  A
+//   wait in vain leaves `stalled`: later calls do not wait until the worker
+//   stores a segment again.
 //   Both pushing one segment is harmless: test before overwrite finds the
 //   same content.
 // - The worker stays within the oldest push_ahead + 1 .ready segments, and
-//   ends after kPushAheadIdleMs without work.
+//   ends when none of its uploads had work for kPushAheadIdleMs.
+// - The spool must be a real directory of this user that nobody else can
+//   write to; otherwise walpush warns and archives without push-ahead.
 // - Only segments are pushed ahead (never .history, .partial or .backup).
 #pragma once
 

@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <walstore/archive.h>
@@ -70,6 +71,11 @@ LocalFile::LocalFile(const std::string& p) : path(p), reader(p) {
   }
   if (!S_ISREG(stat_at_open.st_mode)) Fail(ErrorCode::kNotWal, "\"{}\" is not a regular file", path);
   size = static_cast<uint64_t>(stat_at_open.st_size);
+  struct statx stx {};
+  if (statx(reader.fd(), "", AT_EMPTY_PATH, STATX_BTIME, &stx) == 0 &&
+      (stx.stx_mask & STATX_BTIME) != 0) {
+    birth_time_ns = static_cast<int64_t>(stx.stx_btime.tv_sec) * 1000000000 + stx.stx_btime.tv_nsec;
+  }
   const ssize_t n = pread(reader.fd(), head.data(), head.size(), 0);
   if (n < 0) FailErrno(errno, fmt::format("could not read \"{}\"", path));
   head_size = static_cast<size_t>(n);

@@ -26,6 +26,10 @@ struct LocalFile {
   std::string path;
   FileReader reader;
   struct stat stat_at_open {};
+  // statx birth time in ns; 0 where the file system does not record one.
+  // With inode, size and timestamps it tells a file from one recreated under
+  // the same name (an inode number is often reused at once).
+  int64_t birth_time_ns = 0;
   uint64_t size = 0;
   std::array<uint8_t, kWalLongHeaderSize> head{};
   size_t head_size = 0;

@@ -111,8 +111,8 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
     return 0;
   }
   const std::string spool_dir = PrefetchSpoolDir(dest_path);
-  if (const int err = MakeSpoolDir(spool_dir)) {
-    FailErrno(err, fmt::format("could not create \"{}\"", spool_dir));
+  if (const std::string problem = MakeSpoolDir(spool_dir); !problem.empty()) {
+    Fail(ErrorCode::kLocalIo, "{}", problem);
   }
   SpoolLock lock(spool_dir);
   if (lock.errno_value() != 0) {

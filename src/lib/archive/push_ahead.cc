@@ -8,7 +8,6 @@
 #include <walstore/push_ahead.h>
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <future>
@@ -26,6 +25,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kLogFile = "push.log";
 constexpr const char* kPlanFile = "plan";
+constexpr const char* kSettingsFile = "settings";  // the last walpush's SettingsFingerprint
+constexpr const char* kStalledFile = "stalled";    // a walpush waited for the worker in vain
 constexpr std::string_view kMarkerSuffix = ".pushed";
 constexpr std::string_view kClaimSuffix = ".claim";
 constexpr std::string_view kReadySuffix = ".ready";
@@ -73,16 +74,33 @@ std::string MarkerPath(const std::string& spool_dir, const std::string& segment)
   return fmt::format("{}/{}{}", spool_dir, segment, kMarkerSuffix);
 }
 
-// What a marker must start with to speak of `wal`: repository, cluster,
-// segment and the file's identity.
+// Everything that decides where and how walpush writes objects, hashed: a
+// marker or a worker of another configuration (another endpoint, key,
+// credentials, ...) does not count for this one.  No secret goes in.
+std::string SettingsFingerprint(const Config& config) {
+  const S3Settings& s3 = config.s3;
+  const std::string text = fmt::format(
+      "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n", config.repo_url, ToString(config.compression),
+      config.key ? config.key->IdHex() : "", s3.endpoint, s3.region,
+      s3.path_style ? (*s3.path_style ? "path" : "virtual") : "auto", s3.storage_class, s3.sse,
+      s3.sse_kms_key_id, s3.profile, s3.access_key_id);
+  Sha256 hash;
+  hash.Update(AsBytes(text));
+  return ToHex(hash.Final()).substr(0, 32);
+}
+
+// What a marker must start with to speak of `wal`: repository, settings,
+// cluster, segment and the file's identity.
 std::string MarkerIdentity(const Config& config, const WalFileToPush& wal) {
   const struct stat& st = wal.file.stat_at_open;
   return fmt::format(
-      "repository={}\nsystem_id={}\nsegment={}\nfile={}:{}:{}:{}.{:09}:{}.{:09}\n",
-      config.repo_url, wal.system_id, wal.name.text, static_cast<uint64_t>(st.st_dev),
-      static_cast<uint64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
-      static_cast<int64_t>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec,
-      static_cast<int64_t>(st.st_ctim.tv_sec), st.st_ctim.tv_nsec);
+      "repository={}\nsettings={}\nsystem_id={}\nsegment={}\n"
+      "file={}:{}:{}:{}.{:09}:{}.{:09}:{}\n",
+      config.repo_url, SettingsFingerprint(config), wal.system_id, wal.name.text,
+      static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+      static_cast<int64_t>(st.st_size), static_cast<int64_t>(st.st_mtim.tv_sec),
+      st.st_mtim.tv_nsec, static_cast<int64_t>(st.st_ctim.tv_sec), st.st_ctim.tv_nsec,
+      wal.file.birth_time_ns);
 }
 
 std::string MarkerText(const Config& config, const WalFileToPush& wal, const PushResult& pushed) {
@@ -132,7 +150,7 @@ std::optional<PushResult> TakeMarker(const Config& config, const WalFileToPush& 
   } else if (OlderThanSpoolMaxAge(st)) {
     problem = fmt::format("older than {} seconds", kSpoolMaxAgeSeconds);
   } else if (text.compare(0, identity.size(), identity) != 0) {
-    problem = "it speaks of another repository, cluster or file";
+    problem = "it speaks of another repository, configuration, cluster or file";
   } else {
     const std::string body = text.substr(identity.size());
     digest = ParseSha256Hex(MarkerValue(body, "sha256"));
@@ -170,20 +188,36 @@ bool InPlan(const std::string& spool_dir, const std::string& segment) {
 }
 
 // Waits while the worker runs and has `wal` in its plan, for at most
-// kPushAheadMaxWaitSeconds; the worker's result, or nullopt.
+// kPushAheadMaxWaitSeconds; the worker's result, or nullopt.  A wait in vain
+// leaves the "stalled" file, so that later calls push by themselves until
+// the worker stores a segment again (it removes the file then).
 std::optional<PushResult> AwaitWorker(const Config& config, const WalFileToPush& wal,
                                       const std::string& spool_dir) {
+  const std::string stalled = spool_dir + "/" + kStalledFile;
+  if (access(stalled.c_str(), F_OK) == 0) return std::nullopt;
   const auto deadline = Clock::now() + std::chrono::seconds(kPushAheadMaxWaitSeconds);
   while (SpoolWorkerRunning(spool_dir) && InPlan(spool_dir, wal.name.text)) {
     if (auto done = TakeMarker(config, wal, spool_dir)) return done;
     if (Clock::now() > deadline) {
       Log(LogLevel::kWarning, "the push-ahead worker has not stored {} after {} s; archiving it "
-          "directly", wal.name.text, kPushAheadMaxWaitSeconds);
+          "directly (see {}/{})", wal.name.text, kPushAheadMaxWaitSeconds, spool_dir, kLogFile);
+      WriteSmallFile(stalled, "");
       return std::nullopt;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return TakeMarker(config, wal, spool_dir);  // it may have finished just now
+}
+
+// Records this call's settings for the worker; true when they differ from
+// the last call's (a worker of the old ones then stops before its next
+// segment, and is not waited for).
+bool PublishSettings(const Config& config, const std::string& spool_dir) {
+  const std::string path = spool_dir + "/" + kSettingsFile;
+  const std::string settings = SettingsFingerprint(config) + "\n";
+  if (ReadSmallFile(path) == settings) return false;
+  WriteSmallFile(path, settings);
+  return true;
 }
 
 // Under the worker's lock: markers and claims of segments no longer .ready
@@ -192,7 +226,7 @@ std::optional<PushResult> AwaitWorker(const Config& config, const WalFileToPush&
 void CleanSpool(const std::string& spool_dir, const std::vector<std::string>& ready,
                 bool temp_files_too) {
   const std::set<std::string> ready_set(ready.begin(), ready.end());
-  RemoveSpooled(spool_dir, {kLogFile, kPlanFile},
+  RemoveSpooled(spool_dir, {kLogFile, kPlanFile, kSettingsFile, kStalledFile},
                 [&](const std::string& file, const struct stat& st) {
                   if (OlderThanSpoolMaxAge(st) || !S_ISREG(st.st_mode)) return true;
                   for (auto suffix : {kMarkerSuffix, kClaimSuffix}) {
@@ -247,11 +281,13 @@ PushResult PushWalFileWithPushAhead(const StorageOpener& open_storage, const Con
     return PushOpenedWalFile(*open_storage(), config, wal);
   }
   const std::string spool_dir = PushAheadSpoolDir(path);
-  if (MakeSpoolDir(spool_dir) != 0) {  // no spool, no worker: as without push-ahead
+  if (const std::string problem = MakeSpoolDir(spool_dir); !problem.empty()) {
+    Log(LogLevel::kWarning, "no push-ahead: {}", problem);
     return PushOpenedWalFile(*open_storage(), config, wal);
   }
+  const bool settings_changed = PublishSettings(config, spool_dir);
   std::optional<PushResult> done = TakeMarker(config, wal, spool_dir);
-  if (!done) done = AwaitWorker(config, wal, spool_dir);
+  if (!done && !settings_changed) done = AwaitWorker(config, wal, spool_dir);
   // A segment pushed here (or whose marker TakeMarker took, claiming it) is
   // claimed so that a worker leaves it alone; with no worker running the
   // claim goes again, so archiving without a backlog leaves nothing behind.
@@ -267,8 +303,8 @@ int RunPushAheadWorker(Storage& storage, const Config& config, const std::string
   if (config.push_ahead <= 0) return 0;
   const std::string spool_dir = PushAheadSpoolDir(path);
   const std::string status_dir = StatusDir(path);
-  if (const int err = MakeSpoolDir(spool_dir)) {
-    FailErrno(err, fmt::format("could not create \"{}\"", spool_dir));
+  if (const std::string problem = MakeSpoolDir(spool_dir); !problem.empty()) {
+    Fail(ErrorCode::kLocalIo, "{}", problem);
   }
   // A walpush probing the lock holds it for an instant: wait that out.
   SpoolLock lock(spool_dir, 50);
@@ -280,55 +316,77 @@ int RunPushAheadWorker(Storage& storage, const Config& config, const std::string
 
   // kPushAheadUploads uploaders take segments from one plan: one encodes
   // while another's upload waits on the repository.  The spool is written
-  // under `mutex` only.
+  // under `mutex` only.  The worker ends when no uploader had work for
+  // kPushAheadIdleMs, when walpush runs with other settings, or at the first
+  // error (the others finish the segment in hand).
   const std::string plan_path = spool_dir + "/" + kPlanFile;
+  const std::string settings_path = spool_dir + "/" + kSettingsFile;
+  const std::string settings = SettingsFingerprint(config) + "\n";
   std::mutex mutex;
   std::set<std::string> in_flight;
-  std::atomic<bool> stop{false};
-  std::atomic<int> pushed{0};
-  // The next segment for an uploader, or "" when there is none now.
-  auto next = [&]() -> std::string {
+  auto last_work = Clock::now();
+  bool stop = false;
+  int pushed = 0;
+  // The next segment for an uploader; "" when there is none now; nullopt
+  // when the worker ends.
+  auto next = [&]() -> std::optional<std::string> {
     const std::lock_guard guard(mutex);
+    if (!stop && ReadSmallFile(settings_path) != settings) {
+      Log(LogLevel::kNotice, "walpush runs with other settings now; push-ahead stops");
+      stop = true;
+    }
+    if (stop) return std::nullopt;
     const std::vector<std::string> ready = SegmentsWithSuffix(status_dir, kReadySuffix);
     CleanSpool(spool_dir, ready, false);
     const std::vector<std::string> plan =
         PushAheadPlan(ready, MarkedOrClaimed(spool_dir), config.push_ahead);
     if (plan.empty()) {
       unlink(plan_path.c_str());
-      return {};
+    } else {
+      std::string plan_text;
+      for (const auto& name : plan) plan_text += name + "\n";
+      WriteSmallFile(plan_path, plan_text);
+      for (const auto& name : plan) {
+        if (in_flight.insert(name).second) {
+          last_work = Clock::now();
+          return name;
+        }
+      }
     }
-    std::string plan_text;
-    for (const auto& name : plan) plan_text += name + "\n";
-    WriteSmallFile(plan_path, plan_text);
-    for (const auto& name : plan) {
-      if (in_flight.insert(name).second) return name;
+    if (in_flight.empty() && Clock::now() - last_work > std::chrono::milliseconds(kPushAheadIdleMs)) {
+      stop = true;
+      return std::nullopt;
     }
-    return {};
+    return std::string();
   };
   auto uploader = [&] {
-    // Whichever uploader ends (idle, or an error on its way out) ends the others.
-    struct StopOthers {
-      std::atomic<bool>& stop;
-      ~StopOthers() { stop = true; }
-    } stop_others{stop};
-    auto idle_since = Clock::now();
-    while (!stop && Clock::now() - idle_since < std::chrono::milliseconds(kPushAheadIdleMs)) {
-      const std::string segment = next();
-      if (segment.empty()) {
+    // An uploader ending early (an error on its way out) ends the others.
+    struct StopOthersUnlessDone {
+      std::mutex& mutex;
+      bool& stop;
+      bool done = false;
+      ~StopOthersUnlessDone() {
+        if (done) return;
+        const std::lock_guard guard(mutex);
+        stop = true;
+      }
+    } stop_others{mutex, stop};
+    while (const std::optional<std::string> segment = next()) {
+      if (segment->empty()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
         continue;
       }
-      WalFileToPush wal(config, DirName(path) + "/" + segment);
+      WalFileToPush wal(config, DirName(path) + "/" + *segment);
       const PushResult result = PushOpenedWalFile(storage, config, wal);
-      {
-        const std::lock_guard guard(mutex);
-        WriteSmallFile(MarkerPath(spool_dir, segment), MarkerText(config, wal, result));
-        in_flight.erase(segment);
-      }
-      Log(LogLevel::kDebug, "pushed ahead {}", segment);
+      const std::lock_guard guard(mutex);
+      WriteSmallFile(MarkerPath(spool_dir, *segment), MarkerText(config, wal, result));
+      unlink((spool_dir + "/" + kStalledFile).c_str());  // progress again
+      in_flight.erase(*segment);
+      last_work = Clock::now();
       ++pushed;
-      idle_since = Clock::now();
+      Log(LogLevel::kDebug, "pushed ahead {}", *segment);
     }
+    stop_others.done = true;
   };
   std::vector<std::future<void>> uploaders;
   for (int i = 0; i < kPushAheadUploads; ++i) {
@@ -336,7 +394,7 @@ int RunPushAheadWorker(Storage& storage, const Config& config, const std::string
   }
   for (auto& done : uploaders) done.wait();
   unlink(plan_path.c_str());
-  Log(LogLevel::kNotice, "pushed ahead {} segment(s)", pushed.load());
+  Log(LogLevel::kNotice, "pushed ahead {} segment(s)", pushed);
   for (auto& done : uploaders) done.get();  // the first uploader's error, if any
   return pushed;
 }

@@ -50,8 +50,21 @@ bool OlderThanSpoolMaxAge(const struct stat& st) {
   return std::time(nullptr) - st.st_mtime > kSpoolMaxAgeSeconds;
 }
 
-int MakeSpoolDir(const std::string& spool_dir) {
-  return mkdir(spool_dir.c_str(), 0700) != 0 && errno != EEXIST ? errno : 0;
+std::string MakeSpoolDir(const std::string& spool_dir) {
+  if (mkdir(spool_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return fmt::format("could not create \"{}\": {}", spool_dir, std::strerror(errno));
+  }
+  struct stat st {};
+  if (lstat(spool_dir.c_str(), &st) != 0) {
+    return fmt::format("could not stat \"{}\": {}", spool_dir, std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) return fmt::format("\"{}\" is not a directory", spool_dir);
+  if (st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+    return fmt::format("\"{}\" must belong to this user (uid {}) and be writable by nobody "
+                       "else; remove it",
+                       spool_dir, geteuid());
+  }
+  return {};
 }
 
 SpoolLock::SpoolLock(const std::string& spool_dir, int wait_ms) {
@@ -101,9 +114,8 @@ void RemoveSpooled(const std::string& spool_dir, const std::vector<std::string>&
 
 bool StartSpoolWorker(const std::string& spool_dir, const char* log_name, const char* what,
                       const std::string& self_exe, const std::vector<std::string>& worker_args) {
-  if (const int err = MakeSpoolDir(spool_dir)) {
-    Log(LogLevel::kWarning, "no {}: could not create \"{}\": {}", what, spool_dir,
-        std::strerror(err));
+  if (const std::string problem = MakeSpoolDir(spool_dir); !problem.empty()) {
+    Log(LogLevel::kWarning, "no {}: {}", what, problem);
     return false;
   }
   if (SpoolLock lock(spool_dir); !lock.held()) {
@@ -119,7 +131,11 @@ bool StartSpoolWorker(const std::string& spool_dir, const char* log_name, const 
   argv.push_back(const_cast<char*>(self_exe.c_str()));
   for (const auto& arg : worker_args) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
+  // The log keeps the last workers' messages (appended), up to about 1 MiB.
   const std::string log_path = spool_dir + "/" + log_name;
+  if (struct stat st {}; lstat(log_path.c_str(), &st) == 0 && st.st_size > (1 << 20)) {
+    truncate(log_path.c_str(), 0);
+  }
   // fork, not posix_spawn: posix_spawn's vfork keeps the caller waiting
   // until the exec finished (milliseconds PostgreSQL would wait for).  The
   // child calls only async-signal-safe functions before exec.
@@ -136,13 +152,14 @@ bool StartSpoolWorker(const std::string& spool_dir, const char* log_name, const 
     setsid();
     const int in = open("/dev/null", O_RDONLY);
     const int out = open("/dev/null", O_WRONLY);
-    const int err = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+    const int err = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
     if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
       _exit(127);
     }
-    for (int fd : {in, out, err}) {
-      if (fd > 2) close(fd);
-    }
+    // Nothing else the caller had open either (PostgreSQL's postmaster-death
+    // pipe, a caller's pipes): a reader waiting for their end must not wait
+    // for the worker.
+    close_range(3, ~0U, 0);
     execve(self_exe.c_str(), argv.data(), environ);
     _exit(127);
   }

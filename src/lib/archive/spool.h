@@ -28,8 +28,10 @@ void WriteSmallFile(const std::string& path, std::string_view text);
 
 bool OlderThanSpoolMaxAge(const struct stat& st);
 
-// 0 when the spool directory exists (now, mode 0700), else the errno.
-int MakeSpoolDir(const std::string& spool_dir);
+// Creates the spool directory (mode 0700) unless it exists; "" when it is
+// usable: a real directory (not a symlink) of this user, writable by nobody
+// else.  Otherwise what is wrong with it.
+std::string MakeSpoolDir(const std::string& spool_dir);
 
 // Holds the spool's worker lock while alive (flock: released if the process
 // dies).  held() is false when another process has it or the lock file
@@ -59,7 +61,8 @@ void RemoveSpooled(const std::string& spool_dir, const std::vector<std::string>&
                    const std::function<bool(const std::string&, const struct stat&)>& drop);
 
 // Starts `self_exe worker_args...` detached: in a new session, stdin and
-// stdout on /dev/null, stderr on <spool_dir>/<log_name>.  `what` names the
+// stdout on /dev/null, stderr appended to <spool_dir>/<log_name> (emptied
+// first once over 1 MiB), no other descriptor of the caller's.  `what` names the
 // worker in messages ("read-ahead").  Returns false when none was started
 // (one holds the lock already: debug message; the spool cannot be made or
 // fork fails: a warning).  Never throws: the caller's work is done.

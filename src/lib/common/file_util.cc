@@ -119,6 +119,23 @@ void AtomicFileWriter::RewriteHead(Bytes head) {
   }
 }
 
+namespace {
+
+// Another writer published `path` first and may not have synced it yet: the
+// caller is about to rely on it (compare it, report it archived), so make it
+// durable first.
+void SyncExistingFile(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) FailErrno(errno, fmt::format("could not open \"{}\"", path));
+  const int rc = fsync(fd);
+  const int fsync_errno = errno;
+  close(fd);
+  if (rc != 0) FailErrno(fsync_errno, fmt::format("could not fsync \"{}\"", path));
+  SyncDirectory(DirName(path));
+}
+
+}  // namespace
+
 bool AtomicFileWriter::Publish(bool replace) {
   if (fdatasync(fd_) != 0) FailErrno(errno, fmt::format("could not fsync \"{}\"", temp_path_));
   if (close(fd_) != 0) {
@@ -132,13 +149,19 @@ bool AtomicFileWriter::Publish(bool replace) {
     }
   } else if (renameat2(AT_FDCWD, temp_path_.c_str(), AT_FDCWD, final_path_.c_str(),
                        RENAME_NOREPLACE) != 0) {
-    if (errno == EEXIST) return false;  // the destructor removes the temp file
+    if (errno == EEXIST) {  // the destructor removes the temp file
+      SyncExistingFile(final_path_);
+      return false;
+    }
     if (errno != EINVAL && errno != ENOSYS) {
       FailErrno(errno, fmt::format("could not publish \"{}\"", final_path_));
     }
     // File systems without RENAME_NOREPLACE: link(2) never replaces either.
     if (link(temp_path_.c_str(), final_path_.c_str()) != 0) {
-      if (errno == EEXIST) return false;
+      if (errno == EEXIST) {
+        SyncExistingFile(final_path_);
+        return false;
+      }
       FailErrno(errno, fmt::format("could not publish \"{}\"", final_path_));
     }
     unlink(temp_path_.c_str());

@@ -37,7 +37,8 @@ class AtomicFileWriter : public WriteStream {
   void Write(Bytes data) override;
   void Finish() override {}
   // replace=true: rename over an existing file.  replace=false: never replace;
-  // returns false (and discards the temp file) when final_path exists.
+  // returns false (and discards the temp file) when final_path exists, after
+  // fsyncing it and its directory (its writer may not have yet).
   bool Publish(bool replace);
   // Overwrites bytes at the start of the temp file (before Publish).
   void RewriteHead(Bytes head);

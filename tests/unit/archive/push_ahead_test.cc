@@ -8,10 +8,14 @@
 #include <walstore/push_ahead.h>
 #include <walstore/wal_name.h>
 
+#include <sys/stat.h>
+
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "archive/spool.h"
 #include "storage/memory/memory_storage.h"
 #include "test_util.h"
 
@@ -133,6 +137,56 @@ TEST_SUITE("push_ahead") {
     CHECK_CODE(RunPushAheadWorker(*storage, wal.config, wal.Path(1)), ErrorCode::kNotWal);
     CHECK_FALSE(Exists(wal.Marker(2)));  // (the other uploader may have pushed segment 3)
     CHECK_CODE(wal.Push(2), ErrorCode::kNotWal);
+  }
+
+  TEST_CASE("a worker of other settings stops, and its markers do not count") {
+    PgWal wal(4);
+    wal.Push(1);  // publishes this configuration's settings
+    wal.Done(1);
+    Config other = wal.config;
+    other.compression = CompressionSpec{Codec::kZstd, 3};
+    auto storage = OpenMemoryStorage(wal.store);
+    CHECK(RunPushAheadWorker(*storage, other, wal.Path(1)) == 0);  // stops at once
+    CHECK_FALSE(Exists(wal.Marker(2)));
+    // Markers written under the old settings are not trusted by the new ones.
+    CHECK(RunPushAheadWorker(*storage, wal.config, wal.Path(1)) == 3);
+    REQUIRE(Exists(wal.Marker(2)));
+    std::swap(wal.config, other);
+    CHECK(wal.Push(2).outcome == PushOutcome::kAlreadyArchived);
+    CHECK_FALSE(Exists(wal.Marker(2)));
+  }
+
+  TEST_CASE("walpush does not wait for a worker another walpush already waited for in vain") {
+    PgWal wal(3);
+    wal.Push(1);
+    wal.Done(1);
+    const std::string spool = wal.dir / "pg_wal/.walstore-push";
+    // A live worker (this test holds its lock) with segment 2 in its plan that never comes.
+    const SpoolLock stuck_worker(spool);
+    REQUIRE(stuck_worker.held());
+    WriteFile(spool + "/plan", Seg(2) + "\n" + Seg(3) + "\n");
+    WriteFile(spool + "/stalled", "");
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(wal.Push(2).outcome == PushOutcome::kStored);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  }
+
+  TEST_CASE("a spool that is not this user's private directory: warning, plain push") {
+    PgWal wal(2);
+    const std::string spool = wal.dir / "pg_wal/.walstore-push";
+    SUBCASE("a symlink") {
+      std::filesystem::create_directories(wal.dir / "elsewhere");
+      std::filesystem::create_directory_symlink(wal.dir / "elsewhere", spool);
+    }
+    SUBCASE("writable by others") {
+      std::filesystem::create_directories(spool);
+      REQUIRE(::chmod(spool.c_str(), 0777) == 0);
+    }
+    CHECK(MakeSpoolDir(spool) != "");
+    CHECK(wal.Push(1).outcome == PushOutcome::kStored);
+    CHECK_FALSE(Exists(spool + "/settings"));
+    auto storage = OpenMemoryStorage(wal.store);
+    CHECK_CODE(RunPushAheadWorker(*storage, wal.config, wal.Path(1)), ErrorCode::kLocalIo);
   }
 
   TEST_CASE("push_ahead = 0 and files other than segments take the plain path") {
