@@ -24,14 +24,23 @@ std::string BaseName(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-void SyncDirectory(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) FailErrno(errno, fmt::format("could not open directory \"{}\"", path));
+namespace {
+
+// fsyncs what `path` names, opened read-only with `open_flags` added;
+// `what` ("directory ") goes into messages.  EINVAL (nothing to sync there)
+// is not an error.
+void FsyncPath(const std::string& path, int open_flags, std::string_view what) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | open_flags);
+  if (fd < 0) FailErrno(errno, fmt::format("could not open {}\"{}\"", what, path));
   const int rc = fsync(fd);
   const int err = errno;
   close(fd);
-  if (rc != 0 && err != EINVAL) FailErrno(err, fmt::format("could not fsync directory \"{}\"", path));
+  if (rc != 0 && err != EINVAL) FailErrno(err, fmt::format("could not fsync {}\"{}\"", what, path));
 }
+
+}  // namespace
+
+void SyncDirectory(const std::string& path) { FsyncPath(path, O_DIRECTORY, "directory "); }
 
 void MakeDirectories(const std::string& path) {
   struct stat st {};
@@ -125,12 +134,7 @@ namespace {
 // caller is about to rely on it (compare it, report it archived), so make it
 // durable first.
 void SyncExistingFile(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) FailErrno(errno, fmt::format("could not open \"{}\"", path));
-  const int rc = fsync(fd);
-  const int fsync_errno = errno;
-  close(fd);
-  if (rc != 0) FailErrno(fsync_errno, fmt::format("could not fsync \"{}\"", path));
+  FsyncPath(path, O_NOFOLLOW, "");
   SyncDirectory(DirName(path));
 }
 

@@ -28,11 +28,16 @@ new_datadir() {
     : >"$1/pg_wal/archive_status/$s.ready"
   done
 }
-data=$WS_TMP/data
-repo=$WS_TMP/repo
-new_datadir "$data"
-spool=$data/pg_wal/.walstore-push
-opts=(--repo "file://$repo" --key-file "$WS_TMP/key" --compression lz4)
+# use_datadir NAME COMPRESSION [N]: a fresh $WS_TMP/NAME (new_datadir) archiving into a fresh
+# repository $WS_TMP/NAME-repo: sets data, repo, spool and opts for push, markers and restores.
+use_datadir() {
+  data=$WS_TMP/$1
+  repo=$WS_TMP/$1-repo
+  spool=$data/pg_wal/.walstore-push
+  opts=(--repo "file://$repo" --key-file "$WS_TMP/key" --compression "$2")
+  new_datadir "$data" "${3:-${#segs[@]}}"
+}
+use_datadir data lz4
 
 # push I [ARGS...]: walpush of segment I, run in the data directory like PostgreSQL's archiver.
 push() {
@@ -125,11 +130,7 @@ ws_check "segments 0..10 restore byte-identical" restores 0 1 2 3 4 5 6 7 8 9 10
 # 5. A killed worker: walpush waits for the segment the worker has in hand only while the
 #    worker lives, then archives it itself.  (zstd:12 makes each push take long enough for the
 #    worker to be stopped in the middle of one; 6 segments.)
-data=$WS_TMP/data2
-repo=$WS_TMP/repo2
-spool=$data/pg_wal/.walstore-push
-opts=(--repo "file://$repo" --key-file "$WS_TMP/key" --compression zstd:12)
-new_datadir "$data" 6
+use_datadir data2 zstd:12 6
 ws_run push 0
 ws_same "segment 0 archived" 0 "$WS_RC"
 for _ in $(seq 2000); do [[ -s $spool/plan ]] && break; sleep 0.005; done
@@ -180,11 +181,7 @@ fi
 # 6b. The configuration changes under a running worker (another repository here): walpush does
 #     not trust the old worker's markers, archives into the repository it is configured for,
 #     and the old worker stops before its next segment.
-data=$WS_TMP/data6
-repo=$WS_TMP/repo7
-spool=$data/pg_wal/.walstore-push
-opts=(--repo "file://$repo" --key-file "$WS_TMP/key" --compression zstd:12)
-new_datadir "$data" 6
+use_datadir data6 zstd:12 6
 ws_run push 0
 ws_same "old settings: segment 0 archived" 0 "$WS_RC"
 done_ 0
@@ -207,11 +204,7 @@ ws_check "every segment restores from the new repository" restores 1 2 3 4 5
 # 7. A non-WAL file named like a segment, marked .ready: the worker refuses it and stops (its
 #    other uploader may still finish the segment it has in hand);
 #    walpush of it reports it (exit 5); nothing is stored under its name.
-data=$WS_TMP/data3
-repo=$WS_TMP/repo3
-spool=$data/pg_wal/.walstore-push
-opts=(--repo "file://$repo" --key-file "$WS_TMP/key" --compression lz4)
-new_datadir "$data"
+use_datadir data3 lz4
 head -c 16777216 /dev/urandom >"$data/pg_wal/${segs[1]}"
 ws_run push 0
 ws_same "segment 0 archived" 0 "$WS_RC"
