@@ -154,18 +154,6 @@ make_backlog() {
   sync
 }
 
-# pgbackrest's async archive-push process of this bench (its command line carries our --config).
-pgbr_async_pattern="--config=$pgbr_conf .*archive-push:async"
-# quiesce: waits until no background work of either tool runs.
-quiesce() {
-  local i
-  ws_wait_workers
-  for ((i = 0; i < 1200; i++)); do
-    pgrep -f -- "$pgbr_async_pattern" >/dev/null || return 0
-    sleep 0.05
-  done
-  ws_die "pgbackrest archive-push:async still running after 60 s"
-}
 
 # variant_cmd KEY ROUND: the archive tool's command line for KEY (%p appended by the wrapper).
 variant_cmd() {
@@ -216,7 +204,7 @@ last_archived=$(pg_psql "$port" "select coalesce(last_archived_wal, '') from pg_
 for ((round = 1; round <= rounds; round++)); do
   for ((k = 0; k < ${#variants[@]}; k++)); do
     key=${variants[$(((k + round - 1) % ${#variants[@]}))]}
-    quiesce
+    ws_quiesce
     make_backlog
     for seg in "${backlog[@]}"; do
       [[ -z ${seen[$seg]:-} ]] || ws_die "$seg was in an earlier backlog"
@@ -245,7 +233,7 @@ for ((round = 1; round <= rounds; round++)); do
     [[ $archived == "$last" ]] || ws_die "$key, round $round: pg_stat_archiver says $archived, expected $last"
     [[ $failed_now == "$failed" ]] || ws_die "$key, round $round: failed_count went from $failed to $failed_now"
     last_archived=$archived
-    quiesce
+    ws_quiesce
     set_archive_command ''
     verify "$key" "$round"
     echo "$key $round $log" >>"$results"

@@ -89,14 +89,6 @@ done
 #    PostgreSQL spends replaying a segment before it asks for the next.
 #  - one shot: walfetch --prefetch 0 against synchronous archive-get (archive-async=n): every
 #    call fetches, verifies and writes its segment itself.
-quiesce() {
-  local i
-  for i in $(seq 2000); do
-    ws_worker_running ||
-      pgrep -f "pgbackrest .*--config=$WS_TMP/.*archive-get:async" >/dev/null || return 0
-    sleep 0.005
-  done
-}
 for d in ahead oneshot; do ws_pg_dir "$WS_TMP/fetched-$d"; done
 ws_log "archive get: ${#segs[@]} segments, each tool and mode once per segment"
 i=0
@@ -111,7 +103,7 @@ for s in "${segs[@]}"; do
            --prefetch 0 "$s" "$WS_TMP/fetched-oneshot/$s.walfetch" ;;
       3) measure pgbackrest fetch "$s" "${pgbr[@]}" archive-get "$s" "$WS_TMP/fetched-oneshot/$s.pgbackrest" ;;
     esac
-    quiesce
+    ws_quiesce
   done
   i=$((i + 1))
   for f in "$WS_TMP"/fetched-{ahead,oneshot}/"$s".{walfetch,pgbackrest}; do

@@ -204,19 +204,6 @@ drain_backlog() {
   echo "$key $round $((t1 - first)) ${calls[*]}" >>"$WS_TMP/backlog.times"
 }
 
-# pgbackrest's async archive-push process of this bench (its command line carries our --config).
-pgbr_async_pattern="--config=$WS_TMP/pgbackrest.conf .*archive-push:async"
-# quiesce: waits until no background work of any tool runs (walstore's workers, pgbackrest's
-# archive-push:async), outside the timed region.
-quiesce() {
-  local i
-  ws_wait_workers
-  for ((i = 0; i < 1200; i++)); do
-    pgrep -f -- "$pgbr_async_pattern" >/dev/null || return 0
-    sleep 0.05
-  done
-  ws_die "pgbackrest archive-push:async still running after 60 s"
-}
 
 # verify_backlog KEY ROUND: fetches every segment back from KEY's repository of that round and
 # compares it with the original.
@@ -253,7 +240,7 @@ for ((r = 1; r <= rounds; r++)); do
     for ((i = ${#tools[@]} - 1; i >= 0; i--)); do order+=("${tools[i]}"); done
   fi
   for tool in "${order[@]}"; do
-    quiesce
+    ws_quiesce
     dir=$backlog_root/$tool-$r
     ws_log "backlog round $r: $tool"
     make_backlog_dir "$dir"
@@ -271,7 +258,7 @@ for ((r = 1; r <= rounds; r++)); do
         drain_backlog "$tool" "$r" "$dir" as_pg pgbackrest --config="$WS_TMP/pgbackrest.conf" \
           --stanza="backlog-async-$r" --archive-async archive-push ;;
     esac
-    quiesce
+    ws_quiesce
     verify_backlog "$tool" "$r"
   done
 done

@@ -61,14 +61,13 @@ uint64_t TakePrefetchedSegment(const Config& config, uint64_t system_id, const W
 // `path`; 0 when it has none (not a segment, unreadable).
 uint64_t SegmentSizeOf(const std::string& path);
 
-// Starts a detached worker process for the segments after `name`: runs
-// `self_exe` with `worker_args` (the caller's options plus the worker flag),
-// in a new session, stdin/stdout on /dev/null and stderr on the spool's
+// Starts a detached worker process for the segments after `name`: runs this
+// program (/proc/self/exe) with `worker_args` (the caller's options plus the
+// worker flag), in a new session, stdin/stdout on /dev/null and stderr on the spool's
 // prefetch.log.  Returns false when no worker was started (one is still
 // running: said at debug level; the spool cannot be made: a warning).
 // Never throws: the segment was restored, read-ahead is a bonus.
-bool StartPrefetchWorker(const std::string& spool_dir, const std::string& self_exe,
-                         const std::vector<std::string>& worker_args);
+bool StartPrefetchWorker(const std::string& spool_dir, const std::vector<std::string>& worker_args);
 
 // The worker: under the spool's lock (returns 0 at once when another worker
 // holds it), drops spooled files outside the window name+1 .. name+depth,

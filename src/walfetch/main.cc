@@ -4,7 +4,6 @@
 #include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/prefetch.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -22,12 +21,9 @@ void StartWorker(int argc, char** argv, const std::string& name, const std::stri
   if (!parsed || parsed->kind != WalFileKind::kSegment) return;
   const uint64_t segment_size = SegmentSizeOf(dest);
   if (segment_size == 0) return;
-  char self[4096];
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return;
   std::vector<std::string> args(argv + 1, argv + argc);
   args.insert(args.begin(), {"--prefetch-worker", std::to_string(segment_size)});
-  StartPrefetchWorker(PrefetchSpoolDir(dest), std::string(self, static_cast<size_t>(n)), args);
+  StartPrefetchWorker(PrefetchSpoolDir(dest), args);
 }
 
 }  // namespace

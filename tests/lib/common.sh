@@ -465,6 +465,19 @@ ws_wait_workers() {
   ws_die "a background worker is still running after 60 s"
 }
 
+# ws_quiesce: waits (up to 60 s each) until no background work of this test's tools runs:
+# walstore's workers (ws_wait_workers) and pgBackRest's async processes (archive-push:async,
+# archive-get:async) of a configuration in $WS_TMP.  For benchmarks, outside timed regions.
+ws_quiesce() {
+  local i
+  ws_wait_workers
+  for ((i = 0; i < 12000; i++)); do
+    pgrep -f -- "pgbackrest .*--config=$WS_TMP/.*:async" >/dev/null || return 0
+    sleep 0.005
+  done
+  ws_die "a pgbackrest async process is still running after 60 s"
+}
+
 # ws_segments DIR: the 24-hex segment names in DIR, sorted.
 ws_segments() {
   find "$1" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' -printf '%f\n' | sort

@@ -1,6 +1,4 @@
-#include <dirent.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -10,8 +8,6 @@
 #include <walstore/wal_file.h>
 
 #include <cerrno>
-#include <cstring>
-#include <ctime>
 #include <set>
 
 #include "archive/spool.h"
@@ -98,9 +94,8 @@ uint64_t SegmentSizeOf(const std::string& path) {
   return header && IsValidSegmentSize(header->segment_size) ? header->segment_size : 0;
 }
 
-bool StartPrefetchWorker(const std::string& spool_dir, const std::string& self_exe,
-                         const std::vector<std::string>& worker_args) {
-  return StartSpoolWorker(spool_dir, kLogFile, "read-ahead", self_exe, worker_args);
+bool StartPrefetchWorker(const std::string& spool_dir, const std::vector<std::string>& worker_args) {
+  return StartSpoolWorker(spool_dir, kLogFile, "read-ahead", worker_args);
 }
 
 int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id,

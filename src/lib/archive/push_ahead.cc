@@ -44,17 +44,27 @@ bool EndsWith(std::string_view text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
 }
 
-// The segment names in `dir` whose entries end with `suffix` (".ready").
-std::vector<std::string> SegmentsWithSuffix(const std::string& dir, std::string_view suffix) {
+// The segment name `file` is about when it ends with one of `suffixes`
+// ("<segment>.ready"); "" otherwise.
+std::string SegmentOf(std::string_view file, std::initializer_list<std::string_view> suffixes) {
+  for (auto suffix : suffixes) {
+    if (!EndsWith(file, suffix)) continue;
+    const std::string name(file.substr(0, file.size() - suffix.size()));
+    const auto parsed = ParseWalFileName(name);
+    return parsed && parsed->kind == WalFileKind::kSegment ? name : std::string();
+  }
+  return {};
+}
+
+// The segments named by entries of `dir` that end with one of `suffixes`.
+std::vector<std::string> SegmentsWithSuffix(const std::string& dir,
+                                            std::initializer_list<std::string_view> suffixes) {
   std::vector<std::string> names;
   DIR* handle = opendir(dir.c_str());
   if (handle == nullptr) return names;
   while (dirent* entry = readdir(handle)) {
-    const std::string_view file = entry->d_name;
-    if (!EndsWith(file, suffix)) continue;
-    const std::string name(file.substr(0, file.size() - suffix.size()));
-    if (auto parsed = ParseWalFileName(name); parsed && parsed->kind == WalFileKind::kSegment) {
-      names.push_back(name);
+    if (std::string name = SegmentOf(entry->d_name, suffixes); !name.empty()) {
+      names.push_back(std::move(name));
     }
   }
   closedir(handle);
@@ -63,11 +73,8 @@ std::vector<std::string> SegmentsWithSuffix(const std::string& dir, std::string_
 
 // Segments the spool has a marker or a claim for.
 std::set<std::string> MarkedOrClaimed(const std::string& spool_dir) {
-  std::set<std::string> names;
-  for (auto suffix : {kMarkerSuffix, kClaimSuffix}) {
-    for (auto& name : SegmentsWithSuffix(spool_dir, suffix)) names.insert(std::move(name));
-  }
-  return names;
+  const std::vector<std::string> names = SegmentsWithSuffix(spool_dir, {kMarkerSuffix, kClaimSuffix});
+  return {names.begin(), names.end()};
 }
 
 std::string MarkerPath(const std::string& spool_dir, const std::string& segment) {
@@ -222,20 +229,22 @@ bool PublishSettings(const Config& config, const std::string& spool_dir) {
 
 // Under the worker's lock: markers and claims of segments no longer .ready
 // (PostgreSQL is done with them) and stale or odd entries go; when the
-// worker starts, temp files too.
-void CleanSpool(const std::string& spool_dir, const std::vector<std::string>& ready,
-                bool temp_files_too) {
+// worker starts, temp files too.  Returns the segments still marked or
+// claimed (MarkedOrClaimed, from the same pass over the spool).
+std::set<std::string> CleanSpool(const std::string& spool_dir,
+                                 const std::vector<std::string>& ready, bool temp_files_too) {
   const std::set<std::string> ready_set(ready.begin(), ready.end());
+  std::set<std::string> kept;
   RemoveSpooled(spool_dir, {kLogFile, kPlanFile, kSettingsFile, kStalledFile},
                 [&](const std::string& file, const struct stat& st) {
                   if (OlderThanSpoolMaxAge(st) || !S_ISREG(st.st_mode)) return true;
-                  for (auto suffix : {kMarkerSuffix, kClaimSuffix}) {
-                    if (EndsWith(file, suffix)) {
-                      return ready_set.count(file.substr(0, file.size() - suffix.size())) == 0;
-                    }
-                  }
-                  return temp_files_too;  // a killed worker's temp files
+                  const std::string segment = SegmentOf(file, {kMarkerSuffix, kClaimSuffix});
+                  if (segment.empty()) return temp_files_too;  // a killed worker's temp files
+                  if (ready_set.count(segment) == 0) return true;
+                  kept.insert(segment);
+                  return false;
                 });
+  return kept;
 }
 
 // Starts a worker when none runs and the plan has work for one.  True when a
@@ -245,14 +254,12 @@ bool StartWorkerIfUseful(const Config& config, const std::string& path,
                          const std::vector<std::string>& worker_args) {
   if (SpoolWorkerRunning(spool_dir)) return true;
   if (worker_args.empty() ||
-      PushAheadPlan(SegmentsWithSuffix(StatusDir(path), kReadySuffix), MarkedOrClaimed(spool_dir),
+      PushAheadPlan(SegmentsWithSuffix(StatusDir(path), {kReadySuffix}), MarkedOrClaimed(spool_dir),
                     config.push_ahead)
           .empty()) {
     return false;
   }
-  const std::string self = SelfExecutable();
-  return !self.empty() &&
-         StartSpoolWorker(spool_dir, kLogFile, "push-ahead", self, worker_args);
+  return StartSpoolWorker(spool_dir, kLogFile, "push-ahead", worker_args);
 }
 
 }  // namespace
@@ -312,7 +319,7 @@ int RunPushAheadWorker(Storage& storage, const Config& config, const std::string
     FailErrno(lock.errno_value(), fmt::format("could not open the lock in \"{}\"", spool_dir));
   }
   if (!lock.held()) return 0;  // another worker has the spool
-  CleanSpool(spool_dir, SegmentsWithSuffix(status_dir, kReadySuffix), true);
+  CleanSpool(spool_dir, SegmentsWithSuffix(status_dir, {kReadySuffix}), true);
 
   // kPushAheadUploads uploaders take segments from one plan: one encodes
   // while another's upload waits on the repository.  The spool is written
@@ -336,10 +343,9 @@ int RunPushAheadWorker(Storage& storage, const Config& config, const std::string
       stop = true;
     }
     if (stop) return std::nullopt;
-    const std::vector<std::string> ready = SegmentsWithSuffix(status_dir, kReadySuffix);
-    CleanSpool(spool_dir, ready, false);
+    const std::vector<std::string> ready = SegmentsWithSuffix(status_dir, {kReadySuffix});
     const std::vector<std::string> plan =
-        PushAheadPlan(ready, MarkedOrClaimed(spool_dir), config.push_ahead);
+        PushAheadPlan(ready, CleanSpool(spool_dir, ready, false), config.push_ahead);
     if (plan.empty()) {
       unlink(plan_path.c_str());
     } else {

@@ -112,8 +112,24 @@ void RemoveSpooled(const std::string& spool_dir, const std::vector<std::string>&
   closedir(dir);
 }
 
+namespace {
+
+// The absolute path of the running program; "" if unknown.
+std::string SelfExecutable() {
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  return n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string();
+}
+
+}  // namespace
+
 bool StartSpoolWorker(const std::string& spool_dir, const char* log_name, const char* what,
-                      const std::string& self_exe, const std::vector<std::string>& worker_args) {
+                      const std::vector<std::string>& worker_args) {
+  const std::string self_exe = SelfExecutable();
+  if (self_exe.empty()) {
+    Log(LogLevel::kDebug, "no {}: cannot tell this program's path", what);
+    return false;
+  }
   if (const std::string problem = MakeSpoolDir(spool_dir); !problem.empty()) {
     Log(LogLevel::kWarning, "no {}: {}", what, problem);
     return false;
@@ -167,10 +183,5 @@ bool StartSpoolWorker(const std::string& spool_dir, const char* log_name, const 
   return true;
 }
 
-std::string SelfExecutable() {
-  char self[4096];
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  return n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string();
-}
 
 }  // namespace walstore

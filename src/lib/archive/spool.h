@@ -60,16 +60,13 @@ bool SpoolWorkerRunning(const std::string& spool_dir);
 void RemoveSpooled(const std::string& spool_dir, const std::vector<std::string>& keep,
                    const std::function<bool(const std::string&, const struct stat&)>& drop);
 
-// Starts `self_exe worker_args...` detached: in a new session, stdin and
+// Starts this program (/proc/self/exe) with `worker_args` detached: in a new session, stdin and
 // stdout on /dev/null, stderr appended to <spool_dir>/<log_name> (emptied
 // first once over 1 MiB), no other descriptor of the caller's.  `what` names the
 // worker in messages ("read-ahead").  Returns false when none was started
 // (one holds the lock already: debug message; the spool cannot be made or
 // fork fails: a warning).  Never throws: the caller's work is done.
 bool StartSpoolWorker(const std::string& spool_dir, const char* log_name, const char* what,
-                      const std::string& self_exe, const std::vector<std::string>& worker_args);
-
-// The absolute path of the running program (/proc/self/exe); "" if unknown.
-std::string SelfExecutable();
+                      const std::vector<std::string>& worker_args);
 
 }  // namespace walstore
