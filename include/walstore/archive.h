@@ -66,7 +66,9 @@ struct FetchResult {
 // system id comes from config.system_id, else <cwd>/global/pg_control.  On
 // kRestored, dest_path holds the verified plaintext, published atomically
 // (temp file in the same directory, fsync, rename, directory fsync).  On
-// kMissing nothing was written.  Damage, a wrong key or any repository error
+// kMissing nothing was written; kMissing means a verified absence (see
+// storage.h), and when the repository holds nothing at all of the cluster a
+// WARNING names the system id looked for and those the repository holds.  Damage, a wrong key or any repository error
 // throws: the caller must not report that as missing.  With config.prefetch
 // > 0 a segment that a prefetch worker already verified and spooled beside
 // dest_path is moved into place instead (see prefetch.h); starting the next

@@ -44,6 +44,7 @@ enum class ErrorCode {
   kPostgres,            // libpq / PostgreSQL server error (walctl)
   kVerifyFailed,        // walctl verify / check found problems
   kInternal,            // a bug
+  kNotARepository,      // the repository location is not (or no longer) a walstore repository
 };
 
 // Exit code walfetch uses for every error that must stop recovery.  PostgreSQL
@@ -62,7 +63,15 @@ struct ErrorCodeInfo {
   bool retryable;    // the retry helper may try again
 };
 
+// The table entry of `code`; the `internal` entry for a value outside the
+// enum (a bug elsewhere must not pass for some other error).
 const ErrorCodeInfo& InfoFor(ErrorCode code);
+
+// The exit statuses as --help shows them, generated from the table so the
+// text cannot drift from what the programs return:
+//   for walpush / walctl: "2 usage, 3 config, ..., 24 not_a_repository"
+//   for walfetch: "126 any error (usage, config, ...)"
+std::string ExitCodeHelp(bool for_fetch);
 
 class Error : public std::runtime_error {
  public:

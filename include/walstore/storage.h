@@ -1,10 +1,12 @@
 // Repository storage: the one small interface every backend implements.
 //
-// Backends live in src/lib/storage/<name>/ (posix, s3, memory) and are chosen
-// by URL through OpenStorage():
+// Backends live in src/lib/storage/<name>/ (posix, s3, and an in-memory one
+// linked into the test binaries only) and are chosen by URL through
+// OpenStorage():
 //   file:///var/lib/walstore        -> posix
 //   s3://bucket/prefix              -> s3 (settings from Config::s3)
-//   memory://name                   -> memory (tests; one process-wide store per name)
+// Any other scheme is a configuration error, unless a test registered it
+// with RegisterStorageScheme().
 //
 // Keys are relative, '/'-separated paths without a leading '/', without "."
 // or ".." components, without empty components ("a//b") and without
@@ -15,6 +17,21 @@
 // Absence is a value, not an exception: Stat() returns nullopt, OpenRead()
 // returns nullptr and Remove() returns false for a key that does not exist.
 // Everything else that goes wrong throws walstore::Error.
+//
+// Absence must be verified, never assumed: a backend answers "does not exist"
+// only when the repository itself is positively there and positively lacks
+// the key.  walfetch turns that answer into exit 1, which ends PostgreSQL's
+// recovery, so anything short of proof throws instead:
+//   posix  the root must be a directory holding the repository format file
+//          (kRepositoryFormatFile) or, for repositories of earlier builds,
+//          a "<digits>/wal" or "<digits>/backup" directory; a root that is
+//          missing (an unmounted file system), a regular file or an unrelated
+//          directory throws kNotARepository.  Only ENOENT inside a verified
+//          repository is absence; ENOTDIR, EACCES, EIO, ... throw.
+//   s3     a GET 404 is absence only with the S3 error code NoSuchKey; a HEAD
+//          404 (no body) only once the bucket answered a listing in this
+//          process.  NoSuchBucket, an HTML 404 from something that is not S3,
+//          or any other status throws.
 //
 // Thread-safety: a Storage may be used from several threads at once; each
 // ObjectWriter / ReadStream it returns is used by one thread at a time.
@@ -105,9 +122,18 @@ class Storage {
                                                const WriteOptions& options = {}) = 0;
 
   // Calls `visit` for each object whose key starts with `prefix`, in
-  // lexicographic key order.  `metadata` is not filled in by List.
+  // lexicographic key order.  `metadata` is not filled in by List.  Like
+  // OpenRead, an empty result needs a verified repository (see above).
   virtual void List(const std::string& prefix,
                     const std::function<void(const ObjectInfo&)>& visit) = 0;
+
+  // The distinct names one level below `prefix` ("" or a prefix ending in
+  // '/'), objects and "directories" alike, without the prefix and without a
+  // trailing '/', in lexicographic order; at most `limit` of them.  Costs
+  // one directory read or one delimiter listing, whatever the number of
+  // objects below: for quick looks such as "which clusters does this
+  // repository hold".  Empty needs a verified repository, as for List.
+  virtual std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) = 0;
 
   // Removes one object; false if it did not exist.
   virtual bool Remove(const std::string& key) = 0;
@@ -118,11 +144,32 @@ class Storage {
   // A human-readable location for messages, e.g. "file:///var/lib/walstore"
   // or "s3://bucket/prefix".  Never contains credentials.
   virtual std::string Describe() const = 0;
+
+
+  // Makes the repository usable for writing: posix creates the root (with
+  // parents) and its format file when missing, and recognises a repository
+  // of an earlier build.  Every writer calls it before its first write or
+  // listing (Create() does it itself; walctl backup calls it first).  A
+  // no-op where nothing needs creating (s3).
+  virtual void PrepareForWrites() {}
 };
 
+// The file a posix repository holds at its root, written on first use:
+// {"walstore_repository_format": 1}.  Never a valid key of the repository
+// (system ids are digits) and never listed.
+inline constexpr const char* kRepositoryFormatFile = "walstore-repository.json";
+inline constexpr int kRepositoryFormatVersion = 1;
+
 // Opens the repository named by config.repo_url.  Throws Error(kConfig) for
-// an unknown scheme or malformed URL.
+// an unknown scheme or malformed URL.  Opening touches nothing; the checks
+// above happen on first use.
 std::unique_ptr<Storage> OpenStorage(const Config& config);
+
+// Makes OpenStorage() accept "<scheme>://rest" URLs, opened by `open(rest)`.
+// For test binaries (their main() registers the in-memory backend); the
+// production programs register nothing.  An empty `open` removes the scheme.
+void RegisterStorageScheme(const std::string& scheme,
+                           std::function<std::unique_ptr<Storage>(const std::string& rest)> open);
 
 // Throws Error(kInternal) unless `key` follows the key rules above.
 void ValidateKey(const std::string& key);

@@ -174,7 +174,10 @@ int CmdShow(const GlobalOptions& g, const std::string& which) {
 int main(int argc, char** argv) {
   return walstore::RunMain("walctl", /*for_fetch=*/false, [&]() -> int {
     SetLogProgram("walctl");
-    CLI::App app{"walctl: base backups, point-in-time restore and archive management for walstore"};
+    CLI::App app{fmt::format(
+        "walctl: base backups, point-in-time restore and archive management for walstore\n"
+        "Exit status: 0 success; otherwise {}.",
+        ExitCodeHelp(false))};
     app.require_subcommand(1);
     app.fallthrough();
     app.set_version_flag("--version", std::string(kVersionText));
@@ -309,6 +312,7 @@ int main(int argc, char** argv) {
       backup.fast_checkpoint = checkpoint == "fast";
       backup.progress = show_progress;
       Context ctx = Open(g, /*need_system_id=*/false);
+      ctx.storage->PrepareForWrites();
       BackupRecord r = RunBackup(*ctx.storage, ctx.config, backup);
       if (g.json) {
         PrintJson(BackupSummaryJson(r));

@@ -31,14 +31,16 @@ void StartWorker(int argc, char** argv, const std::string& name, const std::stri
 int main(int argc, char** argv) {
   return RunMain("walfetch", true, [&] {
     CLI::App app{
-        "walfetch: restore one WAL file from a walstore repository (PostgreSQL "
-        "restore_command).\n"
-        "  restore_command = 'walfetch %f %p'\n"
-        "Verifies, decrypts and decompresses the object, then writes DEST atomically.\n"
-        "Exit status: 0 restored; 1 not in the repository (PostgreSQL asks for files that do not "
-        "exist); 126 any other failure (damaged or undecryptable object, unreachable repository, "
-        "bad configuration or usage): PostgreSQL then stops recovery rather than end it early "
-        "and lose the rest of the WAL.",
+        fmt::format(
+            "walfetch: restore one WAL file from a walstore repository (PostgreSQL "
+            "restore_command).\n"
+            "  restore_command = 'walfetch %f %p'\n"
+            "Verifies, decrypts and decompresses the object, then writes DEST atomically.\n"
+            "Exit status: 0 restored; 1 only when the repository is positively there and "
+            "positively lacks the file (PostgreSQL asks for files that do not exist, and ends "
+            "recovery at the first one); {}: PostgreSQL then stops recovery rather than end it "
+            "early and lose the rest of the WAL.",
+            ExitCodeHelp(true)),
         "walfetch"};
     ConfigOverrides overrides;
     std::string name;

@@ -1,6 +1,7 @@
 // walpush: PostgreSQL archive_command.  archive_command = 'walpush %p'
 #include <walstore/archive.h>
 #include <walstore/cli.h>
+#include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/push_ahead.h>
 
@@ -24,12 +25,15 @@ const char* OutcomeName(PushOutcome outcome) {
 int main(int argc, char** argv) {
   return RunMain("walpush", false, [&] {
     CLI::App app{
-        "walpush: archive one WAL file into a walstore repository (PostgreSQL archive_command).\n"
-        "  archive_command = 'walpush %p'\n"
-        "Compresses, encrypts (AES-256-GCM when a key is configured) and checksums (SHA-256) the "
-        "file, then publishes it atomically. An identical copy already archived is success; a "
-        "different one is an error and is never overwritten.\n"
-        "Exit status: 0 archived; 2..19 failure (see walpush(1)); PostgreSQL retries.",
+        fmt::format(
+            "walpush: archive one WAL file into a walstore repository (PostgreSQL "
+            "archive_command).\n"
+            "  archive_command = 'walpush %p'\n"
+            "Compresses, encrypts (AES-256-GCM when a key is configured) and checksums (SHA-256) "
+            "the file, then publishes it atomically. An identical copy already archived is "
+            "success; a different one is an error and is never overwritten.\n"
+            "Exit status: 0 archived; on failure (PostgreSQL retries) {} (see walpush(1)).",
+            ExitCodeHelp(false)),
         "walpush"};
     ConfigOverrides overrides;
     std::string path;

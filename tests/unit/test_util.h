@@ -63,6 +63,7 @@ inline const char* CodeName(ErrorCode code) {
     case ErrorCode::kPostgres: return "kPostgres";
     case ErrorCode::kVerifyFailed: return "kVerifyFailed";
     case ErrorCode::kInternal: return "kInternal";
+    case ErrorCode::kNotARepository: return "kNotARepository";
   }
   return "k<unknown>";
 }
@@ -374,9 +375,12 @@ inline std::string Join(const std::vector<std::string>& v) {
   return out;
 }
 
+// The Storage contract on a repository that exists (PrepareForWrites()) and
+// is empty.
 inline void RunStorageContract(const std::function<std::unique_ptr<Storage>()>& open) {
   std::unique_ptr<Storage> s = open();
   REQUIRE(s != nullptr);
+  s->PrepareForWrites();
 
   SUBCASE("absence is a value") {
     CHECK_FALSE(s->Stat("a/missing").has_value());
@@ -481,14 +485,25 @@ inline void RunStorageContract(const std::function<std::unique_ptr<Storage>()>& 
     CHECK(Join(ListKeys(*s, "")) == ".top,dot/.d/x,dot/.hidden,dot/a.b");
   }
 
-  SUBCASE("listing below an object's key finds nothing and does not fail") {
+  SUBCASE("listing below a missing prefix finds nothing and does not fail") {
     REQUIRE(PutObject(*s, "f", "file") == CommitResult::kCreated);
-    CHECK(ListKeys(*s, "f/").empty());
-    CHECK(ListKeys(*s, "f/x/").empty());
     CHECK(ListKeys(*s, "nothing/here/").empty());
-    CHECK_FALSE(s->Stat("f/x").has_value());
-    CHECK(s->OpenRead("f/x") == nullptr);
-    CHECK_FALSE(s->Remove("f/x"));
+    CHECK(s->ListChildren("nothing/here/", 10).empty());
+    CHECK_FALSE(s->Stat("nothing/here").has_value());
+    CHECK(s->OpenRead("nothing/here") == nullptr);
+    CHECK_FALSE(s->Remove("nothing/here"));
+  }
+
+  SUBCASE("ListChildren: names one level down, objects and directories, sorted, limited") {
+    for (const char* key : {"7/wal/a", "7/wal/b", "7/backup/x/y", "7/file", "8/wal/c", "9"}) {
+      REQUIRE(PutObject(*s, key, key) == CommitResult::kCreated);
+    }
+    CHECK(Join(s->ListChildren("", 10)) == "7,8,9");
+    CHECK(Join(s->ListChildren("", 2)) == "7,8");
+    CHECK(Join(s->ListChildren("7/", 10)) == "backup,file,wal");
+    CHECK(Join(s->ListChildren("7/", 1)) == "backup");
+    CHECK(Join(s->ListChildren("7/wal/", 10)) == "a,b");
+    CHECK(s->ListChildren("6/", 10).empty());
   }
 
   SUBCASE("Remove and RemoveMany") {

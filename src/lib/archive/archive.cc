@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "archive/cluster_presence.h"
 #include "archive/local_wal.h"
 #include "common/file_util.h"
 
@@ -228,6 +229,7 @@ FetchResult FetchWalFile(Storage& storage, const Config& config, const std::stri
   result.outcome = RestoreObjectToFile(storage, config, result.key, dest_path, &result.plaintext_size)
                        ? FetchOutcome::kRestored
                        : FetchOutcome::kMissing;
+  if (result.outcome == FetchOutcome::kMissing) WarnIfClusterAbsent(storage, system_id);
   return result;
 }
 

@@ -3,6 +3,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 namespace walstore {
 namespace {
@@ -31,15 +32,33 @@ constexpr std::array kTable = {
     ErrorCodeInfo{ErrorCode::kVerifyFailed, "verify_failed", 18, kAbort, false},
     ErrorCodeInfo{ErrorCode::kInternal, "internal", 19, kAbort, false},
     ErrorCodeInfo{ErrorCode::kTls, "tls", 20, kAbort, false},
+    ErrorCodeInfo{ErrorCode::kNotARepository, "not_a_repository", 24, kAbort, false},
 };
 
 }  // namespace
 
 const ErrorCodeInfo& InfoFor(ErrorCode code) {
+  const ErrorCodeInfo* internal = nullptr;
   for (const auto& info : kTable) {
     if (info.code == code) return info;
+    if (info.code == ErrorCode::kInternal) internal = &info;
   }
-  return kTable.back();
+  return *internal;  // a value outside the enum is a bug: report it as one
+}
+
+std::string ExitCodeHelp(bool for_fetch) {
+  std::map<int, std::string> by_exit;
+  for (const auto& info : kTable) {
+    std::string& names = by_exit[for_fetch ? info.fetch_exit : info.exit_code];
+    names += (names.empty() ? "" : ", ") + std::string(info.name);
+  }
+  std::string text;
+  for (const auto& [exit_code, names] : by_exit) {
+    if (!text.empty()) text += for_fetch ? "; " : ", ";
+    text += for_fetch ? fmt::format("{} any error ({})", exit_code, names)
+                      : fmt::format("{} {}", exit_code, names);
+  }
+  return text;
 }
 
 void FailErrno(int errnum, std::string_view what) {

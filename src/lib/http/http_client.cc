@@ -128,6 +128,7 @@ struct Client::Impl {
   bool collect = false;   // body goes to response.body instead of pending
   bool headers_done = false;
   bool done = false;
+  bool body_too_large = false;  // a collected body went over max_collected_body
   CURLcode result = CURLE_OK;
   Response response;
   std::string pending;  // body bytes not yet handed out by ReadBody
@@ -155,8 +156,20 @@ struct Client::Impl {
 
   static size_t OnBody(char* data, size_t size, size_t count, void* user) {
     auto* self = static_cast<Impl*>(user);
+    if (self->collect && self->response.body.size() + size * count > self->options.max_collected_body) {
+      self->body_too_large = true;
+      return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+    }
     (self->collect ? self->response.body : self->pending).append(data, size * count);
     return size * count;
+  }
+
+  [[noreturn]] void FailBodyTooLarge() const {
+    throw Error(ErrorCode::kStorage,
+                fmt::format("{} sent an HTTP {} reply body of more than {} bytes, more than such "
+                            "a reply can be; not reading it",
+                            HostOf(url), response.status, options.max_collected_body),
+                "check that the endpoint is an S3 service (not a web server or proxy page)");
   }
 
   static size_t OnUpload(char* buffer, size_t size, size_t count, void* user) {
@@ -174,7 +187,7 @@ struct Client::Impl {
     Detach();
     url = request.url;
     collect = collect_body;
-    headers_done = done = false;
+    headers_done = done = body_too_large = false;
     result = CURLE_OK;
     response = Response{};
     pending.clear();
@@ -294,6 +307,7 @@ struct Client::Impl {
 
   [[noreturn]] void FailCurrent() {
     Detach();
+    if (body_too_large) FailBodyTooLarge();
     FailTransport(result, error_buffer, url, options);
   }
 };
@@ -332,6 +346,19 @@ Response Client::Start(const Request& request) {
     if (attempt > 0 || !impl_->RetryWithSystemBundle()) impl_->FailCurrent();
   }
   return impl_->response;
+}
+
+std::string Client::ReadRestOfBody() {
+  std::string body;
+  uint8_t buffer[16384];
+  while (size_t n = ReadBody(MutableBytes(buffer, sizeof buffer))) {
+    if (body.size() + n > impl_->options.max_collected_body) {
+      impl_->Detach();  // abandons the rest of the transfer and its connection
+      impl_->FailBodyTooLarge();
+    }
+    body.append(reinterpret_cast<char*>(buffer), n);
+  }
+  return body;
 }
 
 size_t Client::ReadBody(MutableBytes out) {

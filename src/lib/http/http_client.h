@@ -42,6 +42,10 @@ struct ClientOptions {
   std::string ca_bundle;
   std::string ca_path;
   bool verify_tls = true;
+  // Bodies read into memory (Perform(), ReadRestOfBody(): errors, listings,
+  // XML replies) larger than this throw kStorage instead of filling memory.
+  // Streamed bodies (ReadBody()) have no limit.
+  size_t max_collected_body = 16 << 20;
 };
 
 struct Request {
@@ -71,7 +75,8 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // Sends the request and returns the response with its whole body (meant
-  // for small bodies: errors, listings, multipart replies).
+  // for small bodies: errors, listings, multipart replies); throws kStorage
+  // for a body over ClientOptions::max_collected_body.
   Response Perform(const Request& request);
 
   // Sends the request and returns once the status line and headers arrived.
@@ -81,6 +86,9 @@ class Client {
   // Reads up to out.size() body bytes; 0 at the end of the body.  Throws
   // kNetwork when the transfer fails midway.
   size_t ReadBody(MutableBytes out);
+  // Reads the rest of the body into memory (an error reply after Start()),
+  // within ClientOptions::max_collected_body like Perform().
+  std::string ReadRestOfBody();
 
   // Like Perform() but never throws on a transport failure: returns nullopt
   // (and logs nothing).  For best-effort cleanup in destructors.

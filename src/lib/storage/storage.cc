@@ -2,12 +2,34 @@
 #include <walstore/error.h>
 #include <walstore/storage.h>
 
+#include <map>
+#include <mutex>
+
 #include "common/file_util.h"
-#include "storage/memory/memory_storage.h"
 #include "storage/posix/posix_storage.h"
 #include "storage/s3/s3_storage.h"
 
 namespace walstore {
+namespace {
+
+using SchemeOpener = std::function<std::unique_ptr<Storage>(const std::string& rest)>;
+
+std::mutex g_schemes_mutex;
+std::map<std::string, SchemeOpener>& RegisteredSchemes() {
+  static auto* schemes = new std::map<std::string, SchemeOpener>();
+  return *schemes;
+}
+
+}  // namespace
+
+void RegisterStorageScheme(const std::string& scheme, SchemeOpener open) {
+  std::lock_guard lock(g_schemes_mutex);
+  if (open) {
+    RegisteredSchemes()[scheme] = std::move(open);
+  } else {
+    RegisteredSchemes().erase(scheme);
+  }
+}
 
 void Storage::RemoveMany(const std::vector<std::string>& keys) {
   for (const auto& key : keys) Remove(key);
@@ -59,7 +81,11 @@ std::unique_ptr<Storage> OpenStorage(const Config& config) {
     if (bucket.empty()) Fail(ErrorCode::kConfig, "repository \"{}\" names no bucket", url);
     return OpenS3Storage(config, bucket, prefix);
   }
-  if (url.rfind("memory://", 0) == 0) return OpenMemoryStorage(url.substr(9));
+  if (const size_t colon = url.find("://"); colon != std::string::npos) {
+    std::lock_guard lock(g_schemes_mutex);
+    const auto registered = RegisteredSchemes().find(url.substr(0, colon));
+    if (registered != RegisteredSchemes().end()) return registered->second(url.substr(colon + 3));
+  }
   Fail(ErrorCode::kConfig, "repository \"{}\": unknown scheme (use file:///path or s3://bucket/prefix)",
        url);
 }

@@ -17,7 +17,7 @@ using walstore::test::Contains;
 
 namespace {
 constexpr int kFirstCode = static_cast<int>(ErrorCode::kUsage);
-constexpr int kLastCode = static_cast<int>(ErrorCode::kInternal);
+constexpr int kLastCode = static_cast<int>(ErrorCode::kNotARepository);
 }  // namespace
 
 TEST_SUITE("error") {
@@ -55,6 +55,28 @@ TEST_SUITE("error") {
     CHECK(InfoFor(ErrorCode::kStorage).fetch_exit == kFetchExitAbortRecovery);
     CHECK(InfoFor(ErrorCode::kStorageTransient).fetch_exit == kFetchExitAbortRecovery);
     CHECK(InfoFor(ErrorCode::kAuth).fetch_exit == kFetchExitAbortRecovery);
+  }
+
+  TEST_CASE("a value outside the enum is reported as internal, not as the last entry") {
+    const ErrorCodeInfo& info = InfoFor(static_cast<ErrorCode>(kLastCode + 1000));
+    CHECK(info.code == ErrorCode::kInternal);
+    CHECK(std::string(info.name) == "internal");
+    CHECK(info.exit_code == InfoFor(ErrorCode::kInternal).exit_code);
+  }
+
+  TEST_CASE("help text lists every exit status the table gives, and only those") {
+    const std::string push = ExitCodeHelp(false);
+    const std::string fetch = ExitCodeHelp(true);
+    for (int i = kFirstCode; i <= kLastCode; ++i) {
+      const ErrorCodeInfo& info = InfoFor(static_cast<ErrorCode>(i));
+      CAPTURE(info.name);
+      CHECK(Contains(push, fmt::format("{} {}", info.exit_code, info.name)));
+      CHECK(Contains(fetch, info.name));
+      CHECK(Contains(fetch, fmt::format("{} any error", info.fetch_exit)));
+    }
+    CHECK(Contains(push, "24 not_a_repository"));
+    CHECK_FALSE(Contains(push, "2..19"));
+    CHECK_FALSE(Contains(fetch, "1 any error"));  // 1 is "missing", never an error
   }
 
   TEST_CASE("TEAM.md exit codes: 2 usage, 3 config") {

@@ -1,6 +1,8 @@
 // The libcurl client against a tiny HTTP/1.1 server on loopback.
 #include "http/http_client.h"
 
+#include "http/test_server.h"
+
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
@@ -16,105 +18,9 @@
 namespace walstore::http {
 namespace {
 
-struct ServerRequest {
-  std::string head;  // request line and headers
-  std::string body;
-};
-
-// What the server does with a request: the bytes to send back, and whether to
-// reset the connection after sending them.
-struct ServerReply {
-  std::string bytes;
-  bool reset = false;
-  int stall_ms = 0;  // sleep after sending, before the next read
-};
-
-class TestServer {
- public:
-  explicit TestServer(std::function<ServerReply(const ServerRequest&)> handler)
-      : handler_(std::move(handler)) {
-    listener_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    socklen_t length = sizeof address;
-    getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
-    REQUIRE(listen(listener_, 8) == 0);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~TestServer() {
-    stopping_ = true;
-    shutdown(connection_, SHUT_RDWR);  // a client may still hold its connection open
-    shutdown(listener_, SHUT_RDWR);
-    close(listener_);
-    thread_.join();
-  }
-  std::string Url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
-  int connections() const { return connections_; }
-
- private:
-  void Serve() {
-    while (true) {
-      const int fd = accept(listener_, nullptr, nullptr);
-      if (fd < 0) return;
-      ++connections_;
-      connection_ = fd;
-      if (!stopping_) ServeConnection(fd);
-      connection_ = -1;
-      close(fd);
-    }
-  }
-
-  void ServeConnection(int fd) {
-    std::string buffer;
-    char chunk[65536];
-    while (true) {
-      size_t end;
-      while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
-        const ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n <= 0) return;
-        buffer.append(chunk, n);
-      }
-      ServerRequest request{buffer.substr(0, end + 4), {}};
-      buffer.erase(0, end + 4);
-      size_t length = 0;
-      if (size_t at = request.head.find("Content-Length: "); at != std::string::npos) {
-        length = std::stoul(request.head.substr(at + 16));
-      }
-      while (buffer.size() < length) {
-        const ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n <= 0) return;
-        buffer.append(chunk, n);
-      }
-      request.body = buffer.substr(0, length);
-      buffer.erase(0, length);
-      const ServerReply reply = handler_(request);
-      for (size_t sent = 0; sent < reply.bytes.size();) {
-        const ssize_t n = write(fd, reply.bytes.data() + sent, reply.bytes.size() - sent);
-        if (n <= 0) return;
-        sent += n;
-      }
-      if (reply.stall_ms) std::this_thread::sleep_for(std::chrono::milliseconds(reply.stall_ms));
-      if (reply.reset) {
-        linger hard{1, 0};  // RST instead of FIN
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
-        return;
-      }
-    }
-  }
-
-  std::function<ServerReply(const ServerRequest&)> handler_;
-  int listener_ = -1;
-  int port_ = 0;
-  std::atomic<int> connections_{0};
-  std::atomic<int> connection_{-1};
-  std::atomic<bool> stopping_{false};
-  std::thread thread_;
-};
+using test::ServerReply;
+using test::ServerRequest;
+using test::TestServer;
 
 std::string Ok(const std::string& body, const std::string& extra_headers = "") {
   return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
@@ -275,6 +181,39 @@ TEST_SUITE("http") {
     const auto response = client.PerformNoThrow({"DELETE", server.Url("/b/k?uploadId=1")});
     REQUIRE(response);
     CHECK(response->status == 204);
+  }
+
+  TEST_CASE("a body read into memory is capped; a streamed body is not") {
+    const std::string big(5000, 'x');
+    TestServer server([&](const ServerRequest& request) {
+      const bool error = request.head.find("/error") != std::string::npos;
+      return ServerReply{"HTTP/1.1 " + std::string(error ? "404 Not Found" : "200 OK") +
+                         "\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big};
+    });
+    ClientOptions options;
+    options.max_collected_body = 4999;
+    Client client(options);
+    const Error error = Caught([&] { client.Perform({"GET", server.Url("/list")}); });
+    CHECK(error.code() == ErrorCode::kStorage);
+    CHECK(Contains(error.what(), "more than 4999 bytes"));
+    CHECK(Contains(error.what(), "127.0.0.1"));
+    CHECK_FALSE(client.PerformNoThrow({"GET", server.Url("/list")}));
+    // An error reply after Start(), read whole: the same cap.
+    REQUIRE(client.Start({"GET", server.Url("/error")}).status == 404);
+    CHECK(Caught([&] { client.ReadRestOfBody(); }).code() == ErrorCode::kStorage);
+    // Streamed, the same body is fine, and so is a collected one at the cap.
+    REQUIRE(client.Start({"GET", server.Url("/object")}).status == 200);
+    std::string streamed;
+    uint8_t buffer[1000];
+    while (size_t n = client.ReadBody(MutableBytes(buffer, sizeof buffer))) {
+      streamed.append(reinterpret_cast<char*>(buffer), n);
+    }
+    CHECK(streamed == big);
+    options.max_collected_body = 5000;
+    Client roomy(options);
+    CHECK(roomy.Perform({"GET", server.Url("/list")}).body == big);
+    REQUIRE(roomy.Start({"GET", server.Url("/error")}).status == 404);
+    CHECK(roomy.ReadRestOfBody() == big);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <set>
 
 namespace walstore {
 namespace {
@@ -102,6 +103,18 @@ class MemoryStorage : public Storage {
     }
     for (const auto& info : found) visit(info);
   }
+  std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
+    std::set<std::string> names;
+    std::lock_guard lock(store_->mutex);
+    for (auto it = store_->objects.lower_bound(prefix);
+         it != store_->objects.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      const std::string rest = it->first.substr(prefix.size());
+      names.insert(rest.substr(0, rest.find('/')));
+    }
+    std::vector<std::string> first(names.begin(), names.end());
+    if (first.size() > limit) first.resize(limit);
+    return first;
+  }
   bool Remove(const std::string& key) override {
     ValidateKey(key);
     std::lock_guard lock(store_->mutex);
@@ -123,6 +136,10 @@ class MemoryStorage : public Storage {
 
 std::unique_ptr<Storage> OpenMemoryStorage(const std::string& name) {
   return std::make_unique<MemoryStorage>(name, StoreNamed(name));
+}
+
+void RegisterMemoryStorage() {
+  RegisterStorageScheme("memory", [](const std::string& name) { return OpenMemoryStorage(name); });
 }
 
 void ResetMemoryStorage(const std::string& name) {

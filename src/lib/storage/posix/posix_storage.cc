@@ -6,9 +6,12 @@
 #include <walstore/error.h>
 
 #include <algorithm>
-#include <cstring>
+#include <atomic>
+#include <cctype>
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "common/file_util.h"
@@ -43,10 +46,10 @@ class PosixStorage : public Storage {
     ValidateKey(key);
     struct stat st {};
     if (stat(PathOf(key).c_str(), &st) != 0) {
-      if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
+      if (IsVerifiedAbsence(errno)) return std::nullopt;
       FailErrno(errno, fmt::format("could not stat \"{}\"", PathOf(key)));
     }
-    if (!S_ISREG(st.st_mode)) return std::nullopt;
+    if (!S_ISREG(st.st_mode)) FailNotAnObject(key);
     return ObjectInfo{key, static_cast<uint64_t>(st.st_size), st.st_mtime, {}};
   }
 
@@ -55,20 +58,55 @@ class PosixStorage : public Storage {
     const std::string path = PathOf(key);
     const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      if (errno == ENOENT || errno == ENOTDIR) return nullptr;
+      if (IsVerifiedAbsence(errno)) return nullptr;
       FailErrno(errno, fmt::format("could not open \"{}\"", path));
     }
     auto reader = std::make_unique<FileReader>(fd, path);
     struct stat st {};
     if (fstat(fd, &st) != 0) FailErrno(errno, fmt::format("could not stat \"{}\"", path));
-    if (!S_ISREG(st.st_mode)) return nullptr;  // a directory is not an object
+    if (!S_ISREG(st.st_mode)) FailNotAnObject(key);
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return reader;
   }
 
   std::unique_ptr<ObjectWriter> Create(const std::string& key, const WriteOptions&) override {
     ValidateKey(key);
+    PrepareForWrites();
     return std::make_unique<PosixWriter>(PathOf(key));
+  }
+
+  void PrepareForWrites() override {
+    if (verified_) return;
+    struct stat st {};
+    if (stat(root_.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) VerifyRepository();  // says why
+    MakeDirectories(root_);
+    if (!ReadFormatFile()) {
+      AtomicFileWriter file(FormatFilePath(), 0640, false);
+      const std::string text =
+          nlohmann::json{{"walstore_repository_format", kRepositoryFormatVersion}}.dump() + "\n";
+      file.Write(AsBytes(text));
+      file.Publish(false);  // a concurrent first writer may have won: same content
+    }
+    VerifyRepository();
+  }
+
+  std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
+    if (!prefix.empty()) ValidateKey(prefix.substr(0, prefix.size() - 1));
+    const std::string dir = prefix.empty() ? root_ : PathOf(prefix.substr(0, prefix.size() - 1));
+    std::vector<std::string> names;
+    DIR* handle = opendir(dir.c_str());
+    if (handle == nullptr) {
+      if (IsVerifiedAbsence(errno)) return names;
+      FailErrno(errno, fmt::format("could not list \"{}\"", dir));
+    }
+    while (dirent* entry = readdir(handle)) {
+      if (IsSkippedName(entry->d_name) || (prefix.empty() && IsFormatFile(entry->d_name))) continue;
+      names.emplace_back(entry->d_name);
+    }
+    closedir(handle);
+    std::sort(names.begin(), names.end());
+    if (names.size() > limit) names.resize(limit);
+    return names;
   }
 
   void List(const std::string& prefix, const std::function<void(const ObjectInfo&)>& visit) override {
@@ -85,7 +123,7 @@ class PosixStorage : public Storage {
   bool Remove(const std::string& key) override {
     ValidateKey(key);
     if (unlink(PathOf(key).c_str()) != 0) {
-      if (errno == ENOENT || errno == ENOTDIR) return false;
+      if (IsVerifiedAbsence(errno)) return false;
       FailErrno(errno, fmt::format("could not remove \"{}\"", PathOf(key)));
     }
     return true;
@@ -95,20 +133,124 @@ class PosixStorage : public Storage {
 
  private:
   std::string PathOf(const std::string& key) const { return root_ + "/" + key; }
+  std::string FormatFilePath() const { return root_ + "/" + kRepositoryFormatFile; }
+  static bool IsFormatFile(const char* name) { return std::strcmp(name, kRepositoryFormatFile) == 0; }
+
+  // After a call on a path below the root failed with `error`: true for a
+  // verified absence (ENOENT in a verified repository).  Throws
+  // kNotARepository when the repository is not there; any other error
+  // (ENOTDIR: a file where a directory belongs, EACCES, EIO) is false, for
+  // the caller to report.
+  bool IsVerifiedAbsence(int error) {
+    if (error != ENOENT && error != ENOTDIR) return false;
+    VerifyRepository();
+    return error == ENOENT;
+  }
+
+  [[noreturn]] void FailNotAnObject(const std::string& key) const {
+    Fail(ErrorCode::kStorage, "\"{}\" is not a regular file, so not a walstore object",
+         PathOf(key));
+  }
+
+  // Throws kNotARepository unless the root is a walstore repository: a
+  // directory holding the format file, or the layout of an earlier build.
+  // Once verified, stays verified for the life of this object.
+  void VerifyRepository() {
+    if (verified_) return;
+    const std::string hint =
+        "check the repository setting and, if the repository lives on another file system "
+        "(NFS, a mounted disk), that it is mounted; a new repository is made by the first "
+        "walpush or walctl backup";
+    struct stat st {};
+    if (stat(root_.c_str(), &st) != 0) {
+      if (errno != ENOENT && errno != ENOTDIR) {
+        FailErrno(errno, fmt::format("could not stat the repository \"{}\"", root_));
+      }
+      throw Error(ErrorCode::kNotARepository,
+                  fmt::format("repository \"{}\" does not exist", root_), hint);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      throw Error(ErrorCode::kNotARepository,
+                  fmt::format("repository \"{}\" is not a directory", root_), hint);
+    }
+    if (!ReadFormatFile() && !HasEarlierLayout()) {
+      throw Error(ErrorCode::kNotARepository,
+                  fmt::format("\"{}\" is not a walstore repository: it has no {} and no "
+                              "<system-id>/wal or <system-id>/backup directory",
+                              root_, kRepositoryFormatFile),
+                  hint);
+    }
+    verified_ = true;
+  }
+
+  // true when the format file is there; throws when it is damaged or newer
+  // than this build.
+  bool ReadFormatFile() const {
+    const std::string path = FormatFilePath();
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return false;
+      FailErrno(errno, fmt::format("could not open \"{}\"", path));
+    }
+    FileReader reader(fd, path);
+    char buffer[4096];
+    const size_t n = reader.Read(MutableBytes(reinterpret_cast<uint8_t*>(buffer), sizeof buffer));
+    const auto json = nlohmann::json::parse(std::string_view(buffer, n), nullptr, false);
+    const auto version = json.is_object() ? json.find("walstore_repository_format") : json.end();
+    if (!json.is_object() || version == json.end() || !version->is_number_integer()) {
+      throw Error(ErrorCode::kNotARepository,
+                  fmt::format("\"{}\" is damaged: no walstore_repository_format", path),
+                  fmt::format("if this is a walstore repository, write {{\"walstore_repository_"
+                              "format\": {}}} into it",
+                              kRepositoryFormatVersion));
+    }
+    if (version->get<int>() > kRepositoryFormatVersion) {
+      Fail(ErrorCode::kUnsupportedFormat,
+           "repository \"{}\" has format {}; this build knows up to {}: upgrade walstore", root_,
+           version->get<int>(), kRepositoryFormatVersion);
+    }
+    return true;
+  }
+
+  // A repository of a build before the format file: "<digits>/wal/" or
+  // "<digits>/backup/" directly under the root.
+  bool HasEarlierLayout() const {
+    DIR* handle = opendir(root_.c_str());
+    if (handle == nullptr) FailErrno(errno, fmt::format("could not list \"{}\"", root_));
+    bool found = false;
+    for (dirent* entry; !found && (entry = readdir(handle)) != nullptr;) {
+      const std::string name(entry->d_name);
+      if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+      for (const char* sub : {"/wal", "/backup"}) {
+        struct stat st {};
+        found = found || (fstatat(dirfd(handle), (name + sub).c_str(), &st, 0) == 0 &&
+                          S_ISDIR(st.st_mode));
+      }
+    }
+    closedir(handle);
+    return found;
+  }
 
   void Walk(const std::string& dir_key, const std::string& prefix, std::vector<ObjectInfo>& out) {
     const std::string dir = dir_key.empty() ? root_ : PathOf(dir_key);
     DIR* handle = opendir(dir.c_str());
     if (handle == nullptr) {
-      if (errno == ENOENT || errno == ENOTDIR) return;
+      if (IsVerifiedAbsence(errno)) return;
       FailErrno(errno, fmt::format("could not list \"{}\"", dir));
     }
     std::vector<std::pair<std::string, bool>> entries;
     while (dirent* entry = readdir(handle)) {
-      if (IsSkippedName(entry->d_name)) continue;
+      if (IsSkippedName(entry->d_name) || (dir_key.empty() && IsFormatFile(entry->d_name))) {
+        continue;
+      }
       const std::string key = dir_key.empty() ? entry->d_name : dir_key + "/" + entry->d_name;
       struct stat st {};
-      if (fstatat(dirfd(handle), entry->d_name, &st, 0) != 0) continue;  // raced with a remove
+      if (fstatat(dirfd(handle), entry->d_name, &st, 0) != 0) {
+        if (errno == ENOENT) continue;  // raced with a remove
+        const int error = errno;
+        closedir(handle);
+        FailErrno(error, fmt::format("could not stat \"{}/{}\"", dir, entry->d_name));
+      }
       if (S_ISDIR(st.st_mode)) {
         // Descend only where keys below can still match the prefix.
         const std::string sub = key + "/";
@@ -125,6 +267,7 @@ class PosixStorage : public Storage {
   }
 
   std::string root_;
+  std::atomic<bool> verified_{false};
 };
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <memory>
 #include <string>
 namespace walstore {
-// `root` is an absolute directory; created (with parents) on first write.
+// `root` is an absolute directory.  Writers create it (with parents) and its
+// format file (kRepositoryFormatFile) on first use; readers verify it is a
+// repository before answering "absent" (see storage.h).
 std::unique_ptr<Storage> OpenPosixStorage(const std::string& root);
 }  // namespace walstore

@@ -5,9 +5,12 @@
 #include <walstore/log.h>
 #include <walstore/retry.h>
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <future>
 #include <mutex>
+#include <set>
 
 #include "http/http_client.h"
 #include "storage/s3/s3_config.h"
@@ -106,15 +109,6 @@ struct Call {
   const std::string* body = nullptr;
 };
 
-std::string ReadAllBody(http::Client& client) {
-  std::string body;
-  uint8_t buffer[16384];
-  while (size_t n = client.ReadBody(MutableBytes(buffer, sizeof buffer))) {
-    body.append(reinterpret_cast<char*>(buffer), n);
-  }
-  return body;
-}
-
 class S3Storage : public Storage {
  public:
   S3Storage(const Config& config, std::string bucket, std::string prefix, const S3Tuning& tuning)
@@ -131,10 +125,20 @@ class S3Storage : public Storage {
         std::chrono::milliseconds(static_cast<int64_t>(settings_.retry_total_seconds * 1000));
   }
 
-  std::optional<ObjectInfo> Stat(const std::string& key) override {
+  std::optional<ObjectInfo> Stat(const std::string& key) override { return Head(key, true); }
+
+  // HEAD of `key`.  A 404 carries no body to tell a missing key from a
+  // missing bucket or a server that is not S3, so with `verify_absence` it
+  // counts as absence only once the bucket answered a listing (once per
+  // process).  The writer's existence check passes false: its PUT reports
+  // a missing bucket anyway.
+  std::optional<ObjectInfo> Head(const std::string& key, bool verify_absence) {
     ValidateKey(key);
     const http::Response response = Send({"HEAD", FullKey(key)}, "HEAD " + key);
-    if (response.status == 404) return std::nullopt;
+    if (response.status == 404) {
+      if (verify_absence) ConfirmBucket();
+      return std::nullopt;
+    }
     if (response.status != 200) FailResponse(response, "HEAD " + key);
     ObjectInfo info;
     info.key = key;
@@ -153,23 +157,43 @@ class S3Storage : public Storage {
 
   void List(const std::string& prefix,
             const std::function<void(const ObjectInfo&)>& visit) override {
-    const std::string strip = prefix_.empty() ? "" : prefix_ + "/";
+    const std::string strip = KeyPrefix();
     std::string token;
+    std::set<std::string> tokens_seen;
     do {
-      Call call{"GET", "", {{"list-type", "2"}, {"prefix", strip + prefix}}};
-      if (tuning_.list_page_size != 1000) {
-        call.query.emplace_back("max-keys", std::to_string(tuning_.list_page_size));
-      }
-      if (!token.empty()) call.query.emplace_back("continuation-token", token);
-      const http::Response response = Send(call, "list " + Describe());
-      if (response.status != 200) FailResponse(response, "list " + Describe());
-      const s3::ListPage page = s3::ParseListPage(response.body);
+      const s3::ListPage page = FetchListPage(prefix, tuning_.list_page_size, "", token);
       for (const s3::ListedObject& object : page.objects) {
         if (!object.key.starts_with(strip)) continue;
         visit(ObjectInfo{object.key.substr(strip.size()), object.size, object.modified, {}});
       }
       token = page.next_token;
+      if (!token.empty() && !tokens_seen.insert(token).second) {
+        throw Error(ErrorCode::kStorage,
+                    fmt::format("listing {} at {} returned a continuation token it had already "
+                                "returned: the listing would never end",
+                                Describe(), location_.BaseUrl()),
+                    "the S3 endpoint does not implement ListObjectsV2 correctly: check the "
+                    "endpoint, or report it to its vendor");
+      }
     } while (!token.empty());
+  }
+
+  std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
+    const std::string full_prefix = KeyPrefix() + prefix;
+    const int max_keys = static_cast<int>(std::clamp<size_t>(limit, 1, 1000));
+    const s3::ListPage page = FetchListPage(prefix, max_keys, "/", "");
+    std::set<std::string> names;
+    for (const std::string& common : page.common_prefixes) {
+      if (common.starts_with(full_prefix) && common.size() > full_prefix.size() + 1) {
+        names.insert(common.substr(full_prefix.size(), common.size() - full_prefix.size() - 1));
+      }
+    }
+    for (const s3::ListedObject& object : page.objects) {
+      if (object.key.starts_with(full_prefix)) names.insert(object.key.substr(full_prefix.size()));
+    }
+    std::vector<std::string> first(names.begin(), names.end());
+    if (first.size() > limit) first.resize(limit);
+    return first;
   }
 
   bool Remove(const std::string& key) override {
@@ -205,6 +229,30 @@ class S3Storage : public Storage {
   }
 
   // --- for the reader and writer ---
+
+  // "<prefix>/", or "" for a whole bucket.
+  std::string KeyPrefix() const { return prefix_.empty() ? "" : prefix_ + "/"; }
+
+  // One ListObjectsV2 page of the keys below KeyPrefix() + `prefix`.  A
+  // listing that succeeds proves the bucket is there (ConfirmBucket).
+  s3::ListPage FetchListPage(const std::string& prefix, int max_keys,
+                             const std::string& delimiter, const std::string& token) {
+    Call call{"GET", "", {{"list-type", "2"}, {"prefix", KeyPrefix() + prefix}}};
+    if (max_keys != 1000) call.query.emplace_back("max-keys", std::to_string(max_keys));
+    if (!delimiter.empty()) call.query.emplace_back("delimiter", delimiter);
+    if (!token.empty()) call.query.emplace_back("continuation-token", token);
+    const std::string what = "list " + Describe();
+    const http::Response response = Send(call, what);
+    if (response.status != 200) FailResponse(response, what);
+    s3::ListPage page = s3::ParseListPage(response.body);
+    bucket_confirmed_ = true;
+    return page;
+  }
+
+  // Throws unless the bucket answers a listing; asks once per process.
+  void ConfirmBucket() {
+    if (!bucket_confirmed_) FetchListPage("", 1, "", "");
+  }
 
   std::string FullKey(const std::string& key) const {
     return prefix_.empty() ? key : prefix_ + "/" + key;
@@ -303,6 +351,14 @@ class S3Storage : public Storage {
                               error.code.empty() ? "Forbidden" : error.code),
                   hint);
     }
+    if (error.code.empty()) {
+      throw Error(ErrorCode::kStorage,
+                  fmt::format("{} on {} failed: HTTP {} without an S3 error document", what,
+                              Describe(), response.status),
+                  fmt::format("check that {} is an S3 endpoint and that the bucket name and "
+                              "addressing style (s3 path_style) are right",
+                              endpoint));
+    }
     Fail(ErrorCode::kStorage, "{} on {} failed: HTTP {} {} {}", what, Describe(), response.status,
          error.code, error.message);
   }
@@ -335,6 +391,7 @@ class S3Storage : public Storage {
   s3::Credentials credentials_;
   RetryPolicy policy_;
   ClientPool pool_;
+  std::atomic<bool> bucket_confirmed_{false};
 };
 
 // A streamed GET.  A transfer that fails midway is resumed from the current
@@ -377,7 +434,7 @@ class S3Reader : public ReadStream {
       return;
     }
     http::Response error = response;
-    error.body = ReadAllBody(*client_);
+    error.body = client_->ReadRestOfBody();
     storage_.ThrowIfTransient(error, "GET " + key_);
     if (response.status == 412) {
       Fail(ErrorCode::kStorage, "{} changed on {} while being read", key_, storage_.Describe());
@@ -407,8 +464,13 @@ std::unique_ptr<ReadStream> S3Storage::OpenRead(const std::string& key) {
                                           response.Header("etag").value_or(""));
       return;
     }
-    response.body = ReadAllBody(*client);
-    if (response.status == 404 && s3::ParseErrorBody(response.body).code != "NoSuchBucket") return;
+    response.body = client->ReadRestOfBody();
+    // Absence only when S3 says so: an HTML 404 from a proxy or a web
+    // server, or NoSuchBucket, is an error.
+    if (response.status == 404 && s3::ParseErrorBody(response.body).code == "NoSuchKey") {
+      bucket_confirmed_ = true;
+      return;
+    }
     ThrowIfTransient(response, what);
     FailResponse(response, what);
   });
@@ -426,8 +488,8 @@ class S3Writer : public ObjectWriter {
         full_key_(storage.FullKey(key_)),
         options_(options),
         headers_(storage.ObjectHeaders(options)),
-        existed_(
-            std::async(std::launch::async, [this] { return storage_.Stat(key_).has_value(); })) {
+        existed_(std::async(std::launch::async,
+                            [this] { return storage_.Head(key_, false).has_value(); })) {
     // Room for the whole object when its size is known (an encoded object
     // is at most a little larger than its plaintext): no regrowth and
     // copying while it is written.  Pages are touched only as it fills.
@@ -480,7 +542,7 @@ class S3Writer : public ObjectWriter {
     // After a (long) multipart upload, look again: keep the window between
     // the check and the write short for stores that ignore If-None-Match.
     const bool existed = existed_.get();
-    if (existed || (!upload_id_.empty() && storage_.Stat(key_))) {
+    if (existed || (!upload_id_.empty() && storage_.Head(key_, false))) {
       return CommitResult::kAlreadyExists;
     }
     NameValues headers = headers_;

@@ -44,6 +44,9 @@ ListPage ParseListPage(const std::string& xml) {
     page.objects.push_back({node.child_value("Key"), node.child("Size").text().as_ullong(),
                             ParseIsoTime(node.child_value("LastModified"))});
   }
+  for (pugi::xml_node node : root.children("CommonPrefixes")) {
+    page.common_prefixes.emplace_back(node.child_value("Prefix"));
+  }
   if (root.child("IsTruncated").text().as_bool()) {
     page.next_token = root.child_value("NextContinuationToken");
     if (page.next_token.empty()) {

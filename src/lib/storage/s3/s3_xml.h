@@ -17,6 +17,8 @@ struct ListedObject {
 
 struct ListPage {
   std::vector<ListedObject> objects;
+  // With a delimiter: the <CommonPrefixes> ("a/b/"), bucket prefix included.
+  std::vector<std::string> common_prefixes;
   std::string next_token;  // "" on the last page
 };
 

@@ -11,6 +11,7 @@
 
 #include <string>
 
+#include "storage/memory/memory_storage.h"
 #include "storage/posix/posix_storage.h"
 #include "test_util.h"
 
@@ -27,15 +28,112 @@ TEST_SUITE("storage_posix") {
     walstore::test::RunStorageContract([&] { return OpenPosixStorage(dir / "repo"); });
   }
 
-  TEST_CASE("the root is created on first write, not on open") {
+  TEST_CASE("the root is created on first write, not on open; before that it is no repository") {
     TempDir dir;
     const std::string root = dir / "does/not/exist/yet";
     auto s = OpenPosixStorage(root);
-    CHECK_FALSE(s->Stat("a/b").has_value());
-    CHECK(ListKeys(*s, "").empty());
+    CHECK_CODE(s->Stat("a/b"), ErrorCode::kNotARepository);
+    CHECK_FALSE(walstore::test::Exists(root));
     CHECK(PutObject(*s, "a/b", "content") == CommitResult::kCreated);
     CHECK(walstore::test::Exists(root));
     CHECK(walstore::test::ReadFile(root + "/a/b") == "content");
+    CHECK_FALSE(OpenPosixStorage(root)->Stat("a/c").has_value());
+  }
+
+  // Each way a repository can be "not there", seen by every reading call:
+  // none may answer "absent" (walfetch would end recovery).
+  void CheckNotARepository(const std::string& root, const std::string& expected_message) {
+    auto s = OpenPosixStorage(root);
+    const std::string key = "7312/wal/0000000100000000/000000010000000000000001";
+    CHECK_CODE(s->Stat(key), ErrorCode::kNotARepository);
+    CHECK_CODE(s->OpenRead(key), ErrorCode::kNotARepository);
+    CHECK_CODE(s->Remove(key), ErrorCode::kNotARepository);
+    CHECK_CODE(ListKeys(*s, ""), ErrorCode::kNotARepository);
+    CHECK_CODE(ListKeys(*s, "7312/wal/"), ErrorCode::kNotARepository);
+    CHECK_CODE(s->ListChildren("", 10), ErrorCode::kNotARepository);
+    const std::string message = walstore::test::ThrownMessage([&] { s->OpenRead(key); });
+    CHECK(walstore::test::Contains(message, root));
+    CHECK(walstore::test::Contains(message, expected_message));
+  }
+
+  TEST_CASE("a missing root (an unmounted file system) is not a repository") {
+    TempDir dir;
+    CheckNotARepository(dir / "mnt/archive", "does not exist");
+  }
+
+  TEST_CASE("a root that is a regular file is not a repository") {
+    TempDir dir;
+    walstore::test::WriteFile(dir / "archive", "not a directory");
+    CheckNotARepository(dir / "archive", "is not a directory");
+    CheckNotARepository(dir / "archive/below", "does not exist");
+  }
+
+  TEST_CASE("a directory without the format file or an earlier layout is not a repository") {
+    TempDir dir;
+    ::mkdir((dir / "empty").c_str(), 0700);
+    CheckNotARepository(dir / "empty", kRepositoryFormatFile);
+    walstore::test::WriteFile(dir / "home/notes.txt", "x");
+    walstore::test::WriteFile(dir / "home/12/other/file", "x");  // digits, but no wal/backup
+    walstore::test::WriteFile(dir / "home/abc/wal/file", "x");   // wal/, but not under digits
+    walstore::test::WriteFile(dir / "home/34/wal", "x");         // a file, not a directory
+    CheckNotARepository(dir / "home", "is not a walstore repository");
+  }
+
+  TEST_CASE("a repository of an earlier build (no format file) is recognised") {
+    for (const char* layout : {"7312/wal/0000000100000000/000000010000000000000001",
+                               "7312/backup/20260101T000000Z/backup.json"}) {
+      CAPTURE(std::string(layout));
+      TempDir dir;
+      walstore::test::WriteFile(dir / layout, "old object");
+      auto s = OpenPosixStorage(dir.path());
+      CHECK(s->OpenRead("7312/wal/0000000100000000/000000010000000000000009") == nullptr);
+      CHECK_FALSE(s->Stat("9999/wal/00000002.history").has_value());
+      CHECK(ObjectContent(*s, layout) == "old object");
+      // The first write adds the format file.
+      CHECK_FALSE(walstore::test::Exists(dir / kRepositoryFormatFile));
+      REQUIRE(PutObject(*s, "7312/wal/00000002.history", "h") == CommitResult::kCreated);
+      CHECK(walstore::test::Exists(dir / kRepositoryFormatFile));
+    }
+  }
+
+  TEST_CASE("the format file: written on first use, never listed, checked when read") {
+    TempDir dir;
+    auto s = OpenPosixStorage(dir / "repo");
+    s->PrepareForWrites();
+    const std::string format = walstore::test::ReadFile(dir / "repo" / kRepositoryFormatFile);
+    CHECK(format == "{\"walstore_repository_format\":1}\n");
+    CHECK(ListKeys(*s, "").empty());
+    CHECK(s->ListChildren("", 10).empty());
+    REQUIRE(PutObject(*s, "1/wal/x", "x") == CommitResult::kCreated);
+    CHECK(walstore::test::Join(ListKeys(*s, "")) == "1/wal/x");
+    CHECK(walstore::test::Join(s->ListChildren("", 10)) == "1");
+    // A new process on an empty repository: absence is a value.
+    CHECK(OpenPosixStorage(dir / "repo")->OpenRead("1/wal/y") == nullptr);
+    // A format this build does not know, or a damaged file, is an error.
+    walstore::test::WriteFile(dir / "newer" / kRepositoryFormatFile,
+                              "{\"walstore_repository_format\": 2}");
+    CHECK_CODE(OpenPosixStorage(dir / "newer")->OpenRead("1/wal/y"), ErrorCode::kUnsupportedFormat);
+    walstore::test::WriteFile(dir / "damaged" / kRepositoryFormatFile, "<html>");
+    CHECK_CODE(OpenPosixStorage(dir / "damaged")->OpenRead("1/wal/y"),
+               ErrorCode::kNotARepository);
+    CHECK_CODE(OpenPosixStorage(dir / "damaged")->PrepareForWrites(), ErrorCode::kNotARepository);
+  }
+
+  TEST_CASE("a file where a directory belongs is an error, not absence") {
+    TempDir dir;
+    auto s = OpenPosixStorage(dir.path());
+    REQUIRE(PutObject(*s, "7312/backup/x", "x") == CommitResult::kCreated);
+    walstore::test::WriteFile(dir / "7312/wal", "a file in the way");
+    const std::string key = "7312/wal/0000000100000000/000000010000000000000001";
+    CHECK_CODE(s->Stat(key), ErrorCode::kLocalIo);
+    CHECK_CODE(s->OpenRead(key), ErrorCode::kLocalIo);
+    CHECK_CODE(s->Remove(key), ErrorCode::kLocalIo);
+    CHECK_CODE(ListKeys(*s, "7312/wal/"), ErrorCode::kLocalIo);
+    CHECK_CODE(s->ListChildren("7312/wal/", 10), ErrorCode::kLocalIo);
+    CHECK(walstore::test::Contains(walstore::test::ThrownMessage([&] { s->OpenRead(key); }),
+                                   "Not a directory"));
+    // The missing directory beside it is plain absence.
+    CHECK(s->OpenRead("7312/backup/y/z") == nullptr);
   }
 
   TEST_CASE("objects are files under the root at their key") {
@@ -50,8 +148,10 @@ TEST_SUITE("storage_posix") {
     CHECK(info->size == content.size());
     CHECK(info->modified > 0);
     // Nothing else is left in the directory tree (no temporaries).
-    CHECK(walstore::test::Join(ListTree(dir.path())) == walstore::test::Join({"7312", "7312/wal", "7312/wal/0000000100000000",
-                                                           "7312/wal/0000000100000000/000000010000000000000001"}));
+    CHECK(walstore::test::Join(ListTree(dir.path())) ==
+          walstore::test::Join({"7312", "7312/wal", "7312/wal/0000000100000000",
+                                "7312/wal/0000000100000000/000000010000000000000001",
+                                kRepositoryFormatFile}));
   }
 
   TEST_CASE("a file placed under the root is visible") {
@@ -92,12 +192,12 @@ TEST_SUITE("storage_posix") {
     CHECK(st.st_nlink == 1);  // the temporary link is gone
   }
 
-  TEST_CASE("a directory at a key is not an object") {
+  TEST_CASE("a directory at a key is not an object, and not its absence either") {
     TempDir dir;
     auto s = OpenPosixStorage(dir.path());
     REQUIRE(PutObject(*s, "a/b", "x") == CommitResult::kCreated);
-    CHECK_FALSE(s->Stat("a").has_value());
-    CHECK(s->OpenRead("a") == nullptr);
+    CHECK_CODE(s->Stat("a"), ErrorCode::kStorage);
+    CHECK_CODE(s->OpenRead("a"), ErrorCode::kStorage);
   }
 
   TEST_CASE("a process killed mid-write leaves no visible object and does not block the key") {
@@ -158,6 +258,21 @@ TEST_SUITE("storage_posix") {
       c.repo_url = bad;
       CHECK_CODE(OpenStorage(c), ErrorCode::kConfig);
     }
+  }
+
+  TEST_CASE("OpenStorage itself knows no memory:// store; only a registered scheme opens") {
+    Config c;
+    c.repo_url = "memory://presence";
+    // The test main registered the in-memory backend; without that, as in
+    // walpush / walfetch / walctl, the URL is a configuration error.
+    RegisterStorageScheme("memory", nullptr);
+    CHECK_CODE(OpenStorage(c), ErrorCode::kConfig);
+    CHECK(walstore::test::Contains(walstore::test::ThrownMessage([&] { OpenStorage(c); }),
+                                   "unknown scheme"));
+    RegisterMemoryStorage();
+    auto s = OpenStorage(c);
+    REQUIRE(s != nullptr);
+    CHECK(s->Describe() == "memory://presence");
   }
 
   TEST_CASE("an unwritable root is a clear error, not a crash") {

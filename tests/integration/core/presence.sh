@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# walfetch answers 1 ("missing", which ends PostgreSQL's recovery) only when the repository is
+# positively there and positively lacks the file (issue 9, point 1), and memory:// is no
+# repository of the production programs (point 3):
+#   - an unmounted repository (directory gone), an empty mount point, a regular file, and an
+#     "S3" endpoint that answers an HTML 404 for everything: walfetch exits 126;
+#   - a wrong system id with nothing of that cluster in the repository: exit 1 (a new standby
+#     of a new primary must start) but a WARNING naming both system ids;
+#   - walpush/walfetch/walctl --repo memory://x: configuration error;
+#   - a real PostgreSQL 15 recovery whose repository was moved away after the base backup stops
+#     instead of promoting, and completes with every row once the repository is back.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/common.sh
+. "$here/../../lib/common.sh"
+ws_setup
+ws_require_tool walpush walfetch walctl
+
+ws_log "making real WAL with pgbench"
+wal=$WS_TMP/wal
+ws_make_wal "$wal" 3
+mapfile -t segs < <(ws_segments "$wal")
+repo=$WS_TMP/repo
+dest=$WS_TMP/out/dest
+mkdir -p "$WS_TMP/out"
+ws_expect_exit 0 "walpush into a new repository" "$WS_BIN/walpush" --repo "file://$repo" "$wal/${segs[0]}"
+ws_check "the repository got its format file" test -f "$repo/walstore-repository.json"
+fetch() { "$WS_BIN/walfetch" --system-id "$WS_WAL_SYSID" "$@" "${segs[1]}" "$dest"; }
+
+# ---- positively missing: 1, quietly --------------------------------------------------------
+ws_expect_exit 1 "a segment not in the repository is missing" fetch --repo "file://$repo"
+ws_not_contains "no warning when the cluster is in the repository" "$WS_ERR" "WARNING"
+
+# ---- not a repository: 126 -----------------------------------------------------------------
+ws_expect_exit 126 "repository directory does not exist (unmounted)" fetch --repo "file://$WS_TMP/nfs/walstore"
+ws_contains "the error names the path" "$WS_ERR" "$WS_TMP/nfs/walstore\" does not exist"
+ws_contains "the hint says to check the mount" "$WS_ERR" "mounted"
+mkdir -p "$WS_TMP/mountpoint"
+ws_expect_exit 126 "empty mount point (not a repository)" fetch --repo "file://$WS_TMP/mountpoint"
+ws_contains "the error names the path" "$WS_ERR" "$WS_TMP/mountpoint\" is not a walstore repository"
+echo "not a directory" >"$WS_TMP/plainfile"
+ws_expect_exit 126 "repository path is a regular file" fetch --repo "file://$WS_TMP/plainfile"
+ws_contains "the error names the path" "$WS_ERR" "$WS_TMP/plainfile\" is not a directory"
+obj_dir=$(dirname "$(find "$repo" -type f -name "${segs[0]}*" | head -n 1)")
+mv "$obj_dir" "$WS_TMP/moved-timeline-dir"
+echo "in the way" >"$obj_dir"
+ws_expect_exit 126 "a file where the timeline directory belongs" fetch --repo "file://$repo"
+ws_contains "the error says so" "$WS_ERR" "Not a directory"
+rm "$obj_dir"
+mv "$WS_TMP/moved-timeline-dir" "$obj_dir"
+ws_expect_exit 0 "the same repository, repaired" \
+  "$WS_BIN/walfetch" --repo "file://$repo" --system-id "$WS_WAL_SYSID" "${segs[0]}" "$dest"
+
+# ---- wrong system id: 1, but visible at the default log level ------------------------------
+ws_expect_exit 1 "a cluster with nothing in the repository is missing" \
+  "$WS_BIN/walfetch" --repo "file://$repo" --system-id 4242 "${segs[1]}" "$dest"
+ws_contains "WARNING names the system id looked for" "$WS_ERR" "WARNING:  file://$repo holds no WAL and no backup of cluster 4242"
+ws_contains "WARNING names the system id the repository holds" "$WS_ERR" "it holds clusters $WS_WAL_SYSID"
+
+# ---- an HTTP endpoint that answers 404 with an HTML page for everything --------------------
+html_port=$(ws_free_port)
+ws_bg python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def reply(self, body):
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+    def do_GET(self): self.reply(b"<html><body><h1>404 Not Found</h1></body></html>")
+    do_HEAD = do_GET
+    def log_message(self, *args): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+' "$html_port"
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$html_port") 2>/dev/null && break; sleep 0.1; done
+s3_env=(env AWS_ENDPOINT_URL="http://127.0.0.1:$html_port" AWS_ACCESS_KEY_ID=test
+        AWS_SECRET_ACCESS_KEY=test WALSTORE_S3_PATH_STYLE=true)
+ws_expect_exit 126 "an HTML 404 endpoint is an error, not missing" \
+  "${s3_env[@]}" "$WS_BIN/walfetch" --repo s3://bucket/prefix --system-id "$WS_WAL_SYSID" "${segs[1]}" "$dest"
+ws_contains "the error says there was no S3 error document" "$WS_ERR" "without an S3 error document"
+
+# ---- memory:// is not a repository of the production programs -------------------------------
+ws_expect_exit 3 "walpush --repo memory://x is a configuration error" \
+  "$WS_BIN/walpush" --repo memory://x "$wal/${segs[1]}"
+ws_contains "unknown scheme" "$WS_ERR" "unknown scheme"
+ws_expect_exit 126 "walfetch --repo memory://x stops recovery" \
+  "$WS_BIN/walfetch" --repo memory://x --system-id "$WS_WAL_SYSID" "${segs[1]}" "$dest"
+ws_expect_exit 3 "walctl --repo memory://x is a configuration error" \
+  "$WS_BIN/walctl" --repo memory://x --system-id "$WS_WAL_SYSID" status
+
+# ---- --help shows the exit codes of the table -----------------------------------------------
+ws_expect_exit 0 "walpush --help" "$WS_BIN/walpush" --help
+ws_contains "walpush --help lists not_a_repository" "$WS_OUT" "24 not_a_repository"
+ws_not_contains "walpush --help has no stale range" "$WS_OUT" "2..19"
+ws_expect_exit 0 "walfetch --help" "$WS_BIN/walfetch" --help
+ws_contains "walfetch --help: 126 for every error" "$WS_OUT" "126 any error"
+
+# ---- a real recovery with the repository moved away: the server stops, never promotes ------
+pgrepo=$WS_TMP/pgrepo
+ws_pg_dir "$pgrepo"
+primary=$WS_TMP/primary
+port=$(ws_free_port)
+pg_init "$primary"
+pg_enable_archiving "$primary" "$(ws_tool_cmd walpush --repo "file://$pgrepo" %p)"
+pg_start "$primary" "$port"
+pg_pgbench "$port" -i -q -s 1 >/dev/null 2>&1
+pg_base_backup "$port" "$WS_TMP/backup"
+for _ in 1 2 3; do
+  pg_pgbench "$port" -c 2 -t 500 -n >/dev/null 2>&1
+  pg_psql "$port" "select pg_switch_wal()" >/dev/null
+done
+final_sum=$(pg_table_checksum "$port" pgbench_accounts)
+ws_check "everything archived" pg_switch_and_wait_archived "$port"
+pg_stop "$primary"
+mv "$pgrepo" "$pgrepo.unmounted"
+
+restore=$WS_TMP/restore
+rport=$(ws_free_port)
+pg_prepare_recovery "$WS_TMP/backup" "$restore" \
+  "$(ws_tool_cmd walfetch --repo "file://$pgrepo" %f %p)" "hot_standby = off"
+pg_start "$restore" "$rport" || true
+ws_expect_exit 1 "recovery from an unmounted repository stops the server" pg_wait_recovery_done "$rport"
+log=$(cat "$(pg_log "$restore")")
+ws_contains "log shows walfetch's error naming the repository" "$log" "walfetch: ERROR:  repository \"$pgrepo\" does not exist"
+ws_contains "recovery aborted (FATAL)" "$log" "FATAL:  could not restore file"
+ws_not_contains "no new timeline (no promotion)" "$log" "selected new timeline ID"
+ws_not_contains "never read-write" "$log" "database system is ready to accept connections"
+if [[ -f $restore/postmaster.pid ]]; then ws_fail "postmaster still running"; else ws_pass "no postmaster left running"; fi
+
+mv "$pgrepo.unmounted" "$pgrepo"
+ws_check "the server starts once the repository is back" pg_start "$restore" "$rport"
+ws_check "recovery completes" pg_wait_recovery_done "$rport"
+ws_same "every row recovered" "$final_sum" "$(pg_table_checksum "$rport" pgbench_accounts)"
+ws_done

@@ -1,0 +1,163 @@
+// Tests for src/lib/storage/s3/s3_storage.cc against a fake S3 endpoint on
+// loopback (tests/unit/http/test_server.h): when an answer is absence and
+// when it is an error.
+#include "storage/s3/s3_storage.h"
+
+#include <doctest/doctest.h>
+#include <walstore/config.h>
+#include <walstore/error.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "http/test_server.h"
+#include "test_util.h"
+
+using namespace walstore;
+using walstore::http::test::ServerReply;
+using walstore::http::test::ServerRequest;
+using walstore::http::test::TestServer;
+using walstore::test::Contains;
+using walstore::test::ThrownMessage;
+
+namespace {
+
+constexpr const char* kKey = "7312/wal/0000000100000000/000000010000000000000001";
+
+std::string Reply(const std::string& status, const std::string& body) {
+  return "HTTP/1.1 " + status + "\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+std::string S3Error(const std::string& code) {
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>" + code +
+         "</Code><Message>m</Message></Error>";
+}
+const std::string kHtml404 = "<html><head><title>404 Not Found</title></head><body>nginx</body></html>";
+const std::string kEmptyListing =
+    "<?xml version=\"1.0\"?><ListBucketResult><Name>b</Name><IsTruncated>false</IsTruncated>"
+    "</ListBucketResult>";
+
+bool IsListing(const ServerRequest& request) {
+  return request.head.find("list-type=2") != std::string::npos;
+}
+bool IsHead(const ServerRequest& request) { return request.head.starts_with("HEAD "); }
+
+// An S3 backend for bucket "b", prefix "p", at `server`; one attempt per request.
+std::unique_ptr<Storage> OpenAt(const TestServer& server) {
+  Config config;
+  std::string url = server.Url("");
+  config.s3.endpoint = url;
+  config.s3.path_style = true;
+  config.s3.access_key_id = "AKIDEXAMPLE";
+  config.s3.secret_access_key = "secret";
+  config.s3.max_attempts = 1;
+  config.s3.retry_total_seconds = 5;
+  return OpenS3Storage(config, "b", "p");
+}
+
+}  // namespace
+
+TEST_SUITE("s3_storage") {
+  TEST_CASE("GET 404 is absence only with the S3 error code NoSuchKey") {
+    std::string get_reply;
+    TestServer server([&](const ServerRequest&) { return ServerReply{get_reply}; });
+    auto s = OpenAt(server);
+
+    get_reply = Reply("404 Not Found", S3Error("NoSuchKey"));
+    CHECK(s->OpenRead(kKey) == nullptr);
+
+    get_reply = Reply("404 Not Found", kHtml404);  // a web server or proxy, not S3
+    CHECK_CODE(s->OpenRead(kKey), ErrorCode::kStorage);
+    CHECK(Contains(ThrownMessage([&] { s->OpenRead(kKey); }), "without an S3 error document"));
+
+    get_reply = Reply("404 Not Found", S3Error("NoSuchBucket"));
+    CHECK_CODE(s->OpenRead(kKey), ErrorCode::kStorage);
+    CHECK(Contains(ThrownMessage([&] { s->OpenRead(kKey); }), "bucket b does not exist"));
+
+    get_reply = Reply("404 Not Found", "");
+    CHECK_CODE(s->OpenRead(kKey), ErrorCode::kStorage);
+  }
+
+  TEST_CASE("HEAD 404 is absence only once the bucket answered a listing, asked once") {
+    std::atomic<int> listings{0};
+    std::string listing_reply;
+    TestServer server([&](const ServerRequest& request) {
+      if (IsListing(request)) {
+        ++listings;
+        return ServerReply{listing_reply};
+      }
+      return ServerReply{"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"};
+    });
+
+    SUBCASE("a bucket that lists") {
+      listing_reply = Reply("200 OK", kEmptyListing);
+      auto s = OpenAt(server);
+      CHECK_FALSE(s->Stat(kKey).has_value());
+      CHECK_FALSE(s->Stat("7312/wal/00000002.history").has_value());
+      CHECK_FALSE(s->Remove(kKey));
+      CHECK(listings == 1);
+    }
+    SUBCASE("no such bucket") {
+      listing_reply = Reply("404 Not Found", S3Error("NoSuchBucket"));
+      auto s = OpenAt(server);
+      CHECK_CODE(s->Stat(kKey), ErrorCode::kStorage);
+      CHECK_CODE(s->Remove(kKey), ErrorCode::kStorage);
+    }
+    SUBCASE("an HTML 404 for everything") {
+      listing_reply = Reply("404 Not Found", kHtml404);
+      auto s = OpenAt(server);
+      CHECK_CODE(s->Stat(kKey), ErrorCode::kStorage);
+      CHECK(listings == 1);
+      CHECK_CODE(s->Stat(kKey), ErrorCode::kStorage);  // not remembered as confirmed
+      CHECK(listings == 2);
+    }
+    SUBCASE("a 200 that is not a listing") {
+      listing_reply = Reply("200 OK", "<html><body>Welcome</body></html>");
+      auto s = OpenAt(server);
+      CHECK_CODE(s->Stat(kKey), ErrorCode::kStorage);
+    }
+  }
+
+  TEST_CASE("a listing that repeats a continuation token is an error, not an endless loop") {
+    std::atomic<int> pages{0};
+    TestServer server([&](const ServerRequest&) {
+      ++pages;
+      return ServerReply{Reply(
+          "200 OK",
+          "<ListBucketResult><Contents><Key>p/7312/wal/x" + std::to_string(pages.load()) +
+              "</Key><Size>1</Size></Contents><IsTruncated>true</IsTruncated>"
+              "<NextContinuationToken>" +
+              (pages == 1 ? std::string("first") : std::string("again")) +
+              "</NextContinuationToken></ListBucketResult>")};
+    });
+    auto s = OpenAt(server);
+    int visited = 0;
+    const std::string message = ThrownMessage([&] {
+      s->List("7312/", [&](const ObjectInfo&) { ++visited; });
+    });
+    CHECK(Contains(message, "continuation token it had already returned"));
+    CHECK_CODE(s->List("", [](const ObjectInfo&) {}), ErrorCode::kStorage);
+    CHECK(visited == 3);  // "first", "again", "again": stopped at the repeat
+  }
+
+  TEST_CASE("ListChildren is one delimiter listing, limited") {
+    std::string request_line;
+    TestServer server([&](const ServerRequest& request) {
+      request_line = request.head.substr(0, request.head.find("\r\n"));
+      return ServerReply{Reply(
+          "200 OK",
+          "<ListBucketResult><Contents><Key>p/9</Key><Size>1</Size></Contents>"
+          "<CommonPrefixes><Prefix>p/7312/</Prefix></CommonPrefixes>"
+          "<CommonPrefixes><Prefix>p/8/</Prefix></CommonPrefixes>"
+          "<IsTruncated>true</IsTruncated><NextContinuationToken>t</NextContinuationToken>"
+          "</ListBucketResult>")};
+    });
+    auto s = OpenAt(server);
+    CHECK(walstore::test::Join(s->ListChildren("", 10)) == "7312,8,9");
+    CHECK(Contains(request_line, "delimiter=%2F"));
+    CHECK(Contains(request_line, "max-keys=10"));
+    CHECK(Contains(request_line, "prefix=p%2F"));
+    CHECK(walstore::test::Join(s->ListChildren("", 2)) == "7312,8");
+  }
+}
