@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "common/file_util.h"
+
 using namespace walstore;
 
 namespace {
@@ -22,6 +24,8 @@ const char* OutcomeName(PushOutcome outcome) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A signal (PostgreSQL's shutdown, promotion) leaves no temp file behind.
+  InstallTempFileSignalCleanup();
   return RunMain("walpush", false, [&] {
     CLI::App app{
         "walpush: archive one WAL file into a walstore repository (PostgreSQL archive_command).\n"
