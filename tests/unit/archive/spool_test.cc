@@ -51,6 +51,12 @@ struct Recovery {
     return path;
   }
   std::string Spool() const { return dir / "pg_wal/.walstore-prefetch"; }
+  // The spool as walfetch makes it: a private directory.
+  std::string PrivateSpool() const {
+    std::filesystem::create_directories(Spool());
+    REQUIRE(chmod(Spool().c_str(), 0700) == 0);
+    return Spool();
+  }
   // A spooled copy of segment 1 that passes every check, in `spool_dir`.
   void SpoolSegment(const std::string& spool_dir) const {
     WriteFile(spool_dir + "/origin",
@@ -117,8 +123,7 @@ TEST_SUITE("spool") {
       CHECK(ReadFile(r.Spool() + "/old-file") == "precious");
     }
     SUBCASE("private: old files go (the clean-up still works)") {
-      std::filesystem::create_directories(r.Spool());
-      REQUIRE(chmod(r.Spool().c_str(), 0700) == 0);
+      r.PrivateSpool();
       WriteFile(r.Spool() + "/old-file", "stale");
       MakeOld(r.Spool() + "/old-file");
       RemoveStalePrefetch(r.dir / ("pg_wal/" + r.name));
@@ -144,9 +149,7 @@ TEST_SUITE("spool") {
 
   TEST_CASE("a spooled segment that vanishes before the rename is fetched from the repository") {
     Recovery r;
-    std::filesystem::create_directories(r.Spool());
-    REQUIRE(chmod(r.Spool().c_str(), 0700) == 0);
-    r.SpoolSegment(r.Spool());
+    r.SpoolSegment(r.PrivateSpool());
     auto storage = OpenMemoryStorage(r.store);
     const std::string dest = r.dir / "pg_wal/RECOVERYXLOG";
     int calls = 0;
@@ -166,9 +169,7 @@ TEST_SUITE("spool") {
 
   TEST_CASE("without interference the spooled segment is served") {
     Recovery r;
-    std::filesystem::create_directories(r.Spool());
-    REQUIRE(chmod(r.Spool().c_str(), 0700) == 0);
-    r.SpoolSegment(r.Spool());
+    r.SpoolSegment(r.PrivateSpool());
     auto storage = OpenMemoryStorage(r.store);
     const std::string dest = r.dir / "pg_wal/RECOVERYXLOG";
     const FetchResult fetched = FetchWalFile(*storage, r.config, r.name, dest);
