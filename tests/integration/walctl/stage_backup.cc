@@ -6,7 +6,7 @@
 //
 // Writes the tars and the manifest (lz4, not encrypted), the WAL segment the
 // backup needs (placeholder content: restore only checks that it exists) and
-// the backup record.
+// the backup record.  Backups staged into one repository share the segment.
 #include <walstore/archive.h>
 #include <walstore/config.h>
 #include <walstore/error.h>
@@ -83,9 +83,8 @@ int main(int argc, char** argv) {
       tablespace.tablespace_path = spec.substr(first + 1, second - first - 1);
       record.archives.push_back(tablespace);
     }
-    WriteSmallObject(*storage, config,
-                     WalObjectKey(system_id, ParseWalFileNameOrThrow(record.wal_start)),
-                     "placeholder");
+    const std::string wal_key = WalObjectKey(system_id, ParseWalFileNameOrThrow(record.wal_start));
+    if (!storage->Stat(wal_key)) WriteSmallObject(*storage, config, wal_key, "placeholder");
     WriteSmallObject(*storage, config, BackupObjectKey(system_id, label, kRecordName),
                      ToJson(record).dump(2) + "\n", /*encrypt=*/false);
     return 0;
