@@ -210,6 +210,11 @@ void BackupExtractor::Extract(ReadStream& tar_stream, TargetDir* target,
                               const std::string& what) {
   TarReader tar(tar_stream, what);
   while (auto entry = tar.Next()) {
+    // PostgreSQL writes "./pg_wal/archive_status": a leading "./" is the
+    // directory itself.  A "." anywhere else is refused below.
+    while (entry->path.size() > 2 && entry->path.compare(0, 2, "./") == 0) {
+      entry->path.erase(0, 2);
+    }
     if (const std::string problem = MemberPathProblem(entry->path); !problem.empty()) {
       Fail(ErrorCode::kCorrupt, "{}: refusing member \"{}\": {}", what, entry->path, problem);
     }

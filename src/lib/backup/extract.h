@@ -5,7 +5,8 @@
 // hostile backup must fail the restore (Error kCorrupt) before anything is
 // written outside the target.  So:
 // - member paths are relative, '/'-separated, without empty, "." or ".."
-//   components (MemberPathProblem);
+//   components (MemberPathProblem) once a leading "./" is dropped
+//   (PostgreSQL writes "./pg_wal/archive_status");
 // - every path is resolved from the target's directory descriptor without
 //   following any symbolic link (openat2 RESOLVE_BENEATH |
 //   RESOLVE_NO_SYMLINKS, or, on kernels without openat2, a walk with

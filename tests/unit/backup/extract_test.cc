@@ -69,6 +69,7 @@ TEST_SUITE("backup_extract") {
     CHECK(MemberPathProblem("../x") != "");
     CHECK(MemberPathProblem("a/../../x") != "");
     CHECK(MemberPathProblem("escape/.") != "");
+    CHECK(MemberPathProblem("a/./b") != "");
     CHECK(MemberPathProblem(".") != "");
     CHECK(MemberPathProblem("a//b") != "");
     CHECK(MemberPathProblem("/etc/passwd") != "");
@@ -84,6 +85,8 @@ TEST_SUITE("backup_extract") {
       tar.Add("base/1/1259", "12345");
       tar.Add("PG_VERSION", "15\n\n\n");
       tar.Add("pg_notify", "", '5');  // empty directories need no manifest entry
+      tar.Add("pg_wal", "", '5');
+      tar.Add("./pg_wal/archive_status", "", '5');  // as PostgreSQL writes it
       tar.Add("pg_tblspc", "", '5');
       tar.Add("pg_tblspc/16384", "", '2', "/where/it/was");
       CHECK(s.Extract(tar, {{"pg_tblspc/16384", s.tmp / "ts-new"}}) == "no exception");
@@ -91,6 +94,7 @@ TEST_SUITE("backup_extract") {
       CHECK(test::ReadFile(s.target + "/PG_VERSION") == "15\n\n\n");
       CHECK(std::filesystem::read_symlink(s.target + "/pg_tblspc/16384") == s.tmp / "ts-new");
       CHECK(std::filesystem::is_directory(s.target + "/pg_notify"));
+      CHECK(std::filesystem::is_directory(s.target + "/pg_wal/archive_status"));
       struct stat st {};
       REQUIRE(stat((s.target + "/base/1/1259").c_str(), &st) == 0);
       CHECK((st.st_mode & 0777) == 0600);

@@ -49,6 +49,7 @@ std::time_t ParseHttpDate(const std::string& text) {
 // SlowDown), request timeouts, and a conditional write racing another one.
 bool IsTransient(const http::Response& response) {
   const long status = response.status;
+  if (status == 501) return false;  // Not Implemented: asking again changes nothing
   if (status >= 500 || status == 429 || status == 408) return true;
   const std::string code = s3::ParseErrorBody(response.body).code;
   return (status == 400 && code == "RequestTimeout") ||
