@@ -239,14 +239,16 @@ std::set<std::string> CleanSpool(const SpoolDir& spool, const std::vector<std::s
   const std::set<std::string> ready_set(ready.begin(), ready.end());
   std::set<std::string> kept;
   spool.RemoveEntries({kLogFile, kPlanFile, kSettingsFile, kStalledFile},
-                [&](const std::string& file, const struct stat& st) {
-                  if (OlderThanSpoolMaxAge(st) || !S_ISREG(st.st_mode)) return true;
-                  const std::string segment = SegmentOf(file, {kMarkerSuffix, kClaimSuffix});
-                  if (segment.empty()) return temp_files_too;  // a killed worker's temp files
-                  if (ready_set.count(segment) == 0) return true;
-                  kept.insert(segment);
-                  return false;
-                });
+                      [&](const std::string& file, const struct stat& st) {
+                        if (OlderThanSpoolMaxAge(st) || !S_ISREG(st.st_mode)) return true;
+                        const std::string segment =
+                            SegmentOf(file, {kMarkerSuffix, kClaimSuffix});
+                        // A killed worker's temp files:
+                        if (segment.empty()) return temp_files_too;
+                        if (ready_set.count(segment) == 0) return true;
+                        kept.insert(segment);
+                        return false;
+                      });
   return kept;
 }
 
