@@ -52,8 +52,9 @@ std::string PrefetchSpoolDir(const std::string& dest_path);
 
 // Moves the spooled segment `name` onto dest_path (rename, directory fsync)
 // when it passes every check above.  Returns its size, or 0 when it was not
-// served (absent, or discarded as invalid).  Throws only for local I/O
-// errors on dest_path.
+// served (absent, gone before the rename, discarded as invalid, or the spool
+// is a symbolic link or not private: a warning, and nothing in it is
+// touched).  Throws only for local I/O errors on dest_path.
 uint64_t TakePrefetchedSegment(const Config& config, uint64_t system_id, const WalFileName& name,
                                const std::string& dest_path);
 
@@ -80,7 +81,8 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
 
 // walpush's clean-up on a primary: removes spooled segments older than
 // 10 minutes beside `wal_file_path` (what a finished recovery
-// left behind).  Never throws.
+// left behind); a spool that is a symbolic link or not private is left
+// alone with a warning.  Never throws.
 void RemoveStalePrefetch(const std::string& wal_file_path);
 
 }  // namespace walstore

@@ -104,6 +104,16 @@ class ObjectWriter : public WriteStream {
   virtual void SetMetadata(const std::map<std::string, std::string>& /*metadata*/) {}
 };
 
+// What a writer that died mid-write left behind: never visible under a
+// key, but it takes space (and S3 bills an incomplete multipart upload).
+struct Leftover {
+  std::string description;  // for messages: a path, or "key (upload id ...)"
+  uint64_t size = 0;        // bytes; 0 when unknown
+  std::time_t since = 0;    // last write (posix) or initiation (S3); 0 when unknown
+  std::string location;     // posix: the temp file's path; s3: the upload's bucket key
+  std::string upload_id;    // s3 only
+};
+
 class Storage {
  public:
   Storage() = default;
@@ -140,6 +150,21 @@ class Storage {
 
   // Removes many objects (S3 batch delete); missing keys are ignored.
   virtual void RemoveMany(const std::vector<std::string>& keys);
+
+  // The leftovers of writers that are gone, at least `min_age_seconds` old:
+  //   posix: temp files (".<name>.walstore-tmp.<pid>.<hex>") anywhere in the
+  //          repository whose process is gone and that were not written for
+  //          a minute, or whatever their PID, not written for min_age_seconds;
+  //   s3:    multipart uploads under the prefix initiated min_age_seconds
+  //          ago or earlier (ListMultipartUploads);
+  //   memory and other backends: none (an empty list).
+  // nullopt when the backend cannot tell (an S3 server without
+  // ListMultipartUploads).  Throws like List() otherwise.
+  virtual std::optional<std::vector<Leftover>> ListLeftovers(int64_t min_age_seconds);
+
+  // Removes one leftover ListLeftovers() returned (posix: unlink; s3:
+  // AbortMultipartUpload); false when it was gone already.
+  virtual bool RemoveLeftover(const Leftover& leftover);
 
   // A human-readable location for messages, e.g. "file:///var/lib/walstore"
   // or "s3://bucket/prefix".  Never contains credentials.

@@ -355,11 +355,15 @@ int main(int argc, char** argv) {
       if (g.json) {
         json wal = json::array();
         for (const auto& w : r.plan.remove_wal) wal.push_back(w.name.text);
+        json leftovers = json::array();
+        for (const auto& l : r.removed_leftovers) leftovers.push_back(l.description);
+        if (r.leftovers_unknown) leftovers = nullptr;
         PrintJson({{"dry_run", dry_run},
                    {"keep_backups", r.plan.keep_backups},
                    {"remove_backups", r.plan.remove_backups},
                    {"remove_wal", wal},
-                   {"remove_orphans", r.removed_orphans}});
+                   {"remove_orphans", r.removed_orphans},
+                   {"remove_leftovers", leftovers}});
         return 0;
       }
       const char* verb = dry_run ? "would remove" : "removed";
@@ -370,6 +374,14 @@ int main(int argc, char** argv) {
         std::printf("%s %zu WAL files (%s .. %s)\n", verb, r.plan.remove_wal.size(),
                     r.plan.remove_wal.front().name.text.c_str(),
                     r.plan.remove_wal.back().name.text.c_str());
+      }
+      for (const auto& l : r.removed_leftovers) {
+        std::printf("%s leftover %s (%s, since %s)\n", verb, l.description.c_str(),
+                    FormatBytes(l.size).c_str(), FormatUtc(l.since).c_str());
+      }
+      if (r.leftovers_unknown) {
+        std::printf("could not list leftovers (incomplete uploads): the repository does not "
+                    "support it\n");
       }
       std::printf("kept %zu backups\n", r.plan.keep_backups.size());
       return 0;
@@ -382,6 +394,12 @@ int main(int argc, char** argv) {
         PrintJson(ToJson(r));
       } else {
         for (const auto& p : r.problems) std::printf("PROBLEM: %s\n", p.c_str());
+        for (const auto& l : r.leftovers) {
+          std::printf("LEFTOVER: %s (%s, since %s): left by a writer that died; walctl prune "
+                      "removes it\n",
+                      l.description.c_str(), FormatBytes(l.size).c_str(),
+                      FormatUtc(l.since).c_str());
+        }
         for (const auto& gap : r.gaps) {
           std::printf("GAP: timeline %u: %s .. %s (%llu segments missing)\n", gap.timeline,
                       gap.first.c_str(), gap.last.c_str(),

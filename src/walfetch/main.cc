@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "common/file_util.h"
+
 using namespace walstore;
 
 namespace {
@@ -29,6 +31,8 @@ void StartWorker(int argc, char** argv, const std::string& name, const std::stri
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A signal (PostgreSQL's shutdown, promotion) leaves no temp file behind.
+  InstallTempFileSignalCleanup();
   return RunMain("walfetch", true, [&] {
     CLI::App app{
         fmt::format(

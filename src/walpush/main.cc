@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "common/file_util.h"
+
 using namespace walstore;
 
 namespace {
@@ -23,6 +25,8 @@ const char* OutcomeName(PushOutcome outcome) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A signal (PostgreSQL's shutdown, promotion) leaves no temp file behind.
+  InstallTempFileSignalCleanup();
   return RunMain("walpush", false, [&] {
     CLI::App app{
         fmt::format(

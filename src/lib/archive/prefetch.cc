@@ -27,8 +27,8 @@ std::string OriginText(const Config& config, uint64_t system_id) {
 // served, or "" when it may.
 std::string SpooledSegmentProblem(int fd, const struct stat& st, const Config& config,
                                   uint64_t system_id, const WalFileName& name,
-                                  const std::string& spool_dir) {
-  if (ReadSmallFile(spool_dir + "/" + kOriginFile) != OriginText(config, system_id)) {
+                                  const SpoolDir& spool) {
+  if (spool.Read(kOriginFile) != OriginText(config, system_id)) {
     return "the spool holds WAL of another repository or cluster";
   }
   if (!S_ISREG(st.st_mode)) return "not a regular file";
@@ -58,32 +58,28 @@ std::string PrefetchSpoolDir(const std::string& dest_path) {
 uint64_t TakePrefetchedSegment(const Config& config, uint64_t system_id, const WalFileName& name,
                                const std::string& dest_path) {
   if (name.kind != WalFileKind::kSegment) return 0;
-  const std::string spool_dir = PrefetchSpoolDir(dest_path);
-  const std::string path = spool_dir + "/" + name.text;
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return 0;  // not spooled (or no spool): the usual fetch
+  const SpoolDir spool(PrefetchSpoolDir(dest_path), false);
+  if (spool.state() == SpoolDir::State::kUnsafe) {
+    Log(LogLevel::kWarning, "not using the read-ahead spool: {}", spool.problem());
+  }
+  if (!spool.usable()) return 0;  // no spool: the usual fetch
+  const int fd = spool.Open(name.text, O_RDONLY);
+  if (fd < 0) return 0;  // not spooled: the usual fetch
   struct stat st {};
   const std::string problem = fstat(fd, &st) != 0
                                   ? "could not stat it"
-                                  : SpooledSegmentProblem(fd, st, config, system_id, name, spool_dir);
+                                  : SpooledSegmentProblem(fd, st, config, system_id, name, spool);
   close(fd);
   if (!problem.empty()) {
     Log(LogLevel::kWarning, "discarding prefetched \"{}\": {}; fetching it from the repository",
-        path, problem);
-    unlink(path.c_str());
+        spool.Show(name.text), problem);
+    spool.Remove(name.text);
     return 0;
   }
   // The file was fsynced before it entered the spool; the rename needs no
   // directory fsync: PostgreSQL asks for the segment again after a crash.
-  if (rename(path.c_str(), dest_path.c_str()) != 0) {
-    if (errno != EXDEV) {
-      FailErrno(errno, fmt::format("could not rename \"{}\" to \"{}\"", path, dest_path));
-    }
-    Log(LogLevel::kWarning, "the prefetch spool \"{}\" is on another file system than \"{}\"; "
-        "set prefetch = 0 or unmount it", spool_dir, dest_path);
-    return 0;
-  }
-  return static_cast<uint64_t>(st.st_size);
+  // Gone meanwhile (or on another file system): fetched from the repository.
+  return spool.MoveOut(name.text, dest_path) ? static_cast<uint64_t>(st.st_size) : 0;
 }
 
 uint64_t SegmentSizeOf(const std::string& path) {
@@ -95,7 +91,7 @@ uint64_t SegmentSizeOf(const std::string& path) {
 }
 
 bool StartPrefetchWorker(const std::string& spool_dir, const std::vector<std::string>& worker_args) {
-  return StartSpoolWorker(spool_dir, kLogFile, "read-ahead", worker_args);
+  return StartSpoolWorker(SpoolDir(spool_dir, true), kLogFile, "read-ahead", worker_args);
 }
 
 int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id,
@@ -105,18 +101,16 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
       config.prefetch <= 0) {
     return 0;
   }
-  const std::string spool_dir = PrefetchSpoolDir(dest_path);
-  if (const std::string problem = MakeSpoolDir(spool_dir); !problem.empty()) {
-    Fail(ErrorCode::kLocalIo, "{}", problem);
-  }
-  SpoolLock lock(spool_dir);
+  const SpoolDir spool(PrefetchSpoolDir(dest_path), true);
+  if (!spool.usable()) Fail(ErrorCode::kLocalIo, "{}", spool.problem());
+  SpoolLock lock(spool);
   if (lock.errno_value() != 0) {
-    FailErrno(lock.errno_value(), fmt::format("could not open the lock in \"{}\"", spool_dir));
+    FailErrno(lock.errno_value(), fmt::format("could not open the lock in \"{}\"", spool.path()));
   }
   if (!lock.held()) return 0;  // another worker has the spool
 
   const std::string origin = OriginText(config, system_id);
-  const bool same_origin = ReadSmallFile(spool_dir + "/" + kOriginFile) == origin;
+  const bool same_origin = spool.Read(kOriginFile) == origin;
   std::vector<std::string> window;
   const uint64_t first = name.SegmentNumber(segment_size) + 1;
   for (int i = 0; i < config.prefetch; ++i) {
@@ -125,29 +119,29 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
   const std::set<std::string> wanted(window.begin(), window.end());
   // Under the lock nobody else writes here: whatever is outside the window,
   // stale, of another origin, or a temp file of a killed worker goes.
-  RemoveSpooled(spool_dir, {kOriginFile, kLogFile}, [&](const std::string& file,
-                                                       const struct stat& st) {
+  spool.RemoveEntries({kOriginFile, kLogFile}, [&](const std::string& file, const struct stat& st) {
     return !same_origin || wanted.count(file) == 0 || !S_ISREG(st.st_mode) || OlderThanSpoolMaxAge(st);
   });
-  if (!same_origin) WriteSmallFile(spool_dir + "/" + kOriginFile, origin);
+  if (!same_origin) spool.Write(kOriginFile, origin);
 
   int fetched = 0;
   for (const std::string& next : window) {
-    const std::string path = spool_dir + "/" + next;
-    if (access(path.c_str(), F_OK) == 0) continue;
+    if (spool.Exists(next)) continue;
     // Read-ahead must never take the room a synchronous fetch (or the
     // server) needs: stop while less than the whole window plus two
     // segments would stay free.
     struct statvfs fs {};
     const uint64_t reserve = segment_size * (static_cast<uint64_t>(config.prefetch) + 2);
-    if (statvfs(spool_dir.c_str(), &fs) == 0 &&
+    if (fstatvfs(spool.fd(), &fs) == 0 &&
         static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < reserve + segment_size) {
       Log(LogLevel::kWarning, "read-ahead stops at {}: {} bytes free in \"{}\", keeping {} free",
-          next, static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize, spool_dir, reserve);
+          next, static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize, spool.path(), reserve);
       break;
     }
     const WalFileName parsed = ParseWalFileNameOrThrow(next);
-    if (!RestoreObjectToFile(storage, config, WalObjectKey(system_id, parsed), path)) {
+    // Written through the spool's descriptor (see SpoolDir::PathVia).
+    if (!RestoreObjectToFile(storage, config, WalObjectKey(system_id, parsed),
+                             spool.PathVia(next))) {
       Log(LogLevel::kDebug, "prefetch stops at {}: not in the repository", next);
       break;
     }
@@ -158,9 +152,14 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
 }
 
 void RemoveStalePrefetch(const std::string& wal_file_path) {
-  const std::string spool_dir = PrefetchSpoolDir(wal_file_path);
-  RemoveSpooled(spool_dir, {kOriginFile, kLogFile},
-                [](const std::string&, const struct stat& st) { return OlderThanSpoolMaxAge(st); });
+  const SpoolDir spool(PrefetchSpoolDir(wal_file_path), false);
+  if (spool.state() == SpoolDir::State::kUnsafe) {
+    Log(LogLevel::kWarning, "not cleaning the read-ahead spool: {}", spool.problem());
+  }
+  if (!spool.usable()) return;
+  spool.RemoveEntries({kOriginFile, kLogFile}, [](const std::string&, const struct stat& st) {
+    return OlderThanSpoolMaxAge(st);
+  });
 }
 
 }  // namespace walstore

@@ -72,13 +72,19 @@ std::vector<std::string> SegmentsWithSuffix(const std::string& dir,
 }
 
 // Segments the spool has a marker or a claim for.
-std::set<std::string> MarkedOrClaimed(const std::string& spool_dir) {
-  const std::vector<std::string> names = SegmentsWithSuffix(spool_dir, {kMarkerSuffix, kClaimSuffix});
-  return {names.begin(), names.end()};
+std::set<std::string> MarkedOrClaimed(const SpoolDir& spool) {
+  std::set<std::string> names;
+  spool.RemoveEntries({}, [&](const std::string& file, const struct stat&) {
+    if (std::string name = SegmentOf(file, {kMarkerSuffix, kClaimSuffix}); !name.empty()) {
+      names.insert(std::move(name));
+    }
+    return false;
+  });
+  return names;
 }
 
-std::string MarkerPath(const std::string& spool_dir, const std::string& segment) {
-  return fmt::format("{}/{}{}", spool_dir, segment, kMarkerSuffix);
+std::string MarkerName(const std::string& segment) {
+  return fmt::format("{}{}", segment, kMarkerSuffix);
 }
 
 // Everything that decides where and how walpush writes objects, hashed: a
@@ -130,24 +136,23 @@ std::string MarkerValue(const std::string& body, const std::string& name) {
 // claim outlives the call (until PostgreSQL marks the segment .done the
 // worker would push it again); the worker removes claims of segments no
 // longer .ready.
-std::string ClaimPath(const std::string& spool_dir, const std::string& segment) {
-  return fmt::format("{}/{}{}", spool_dir, segment, kClaimSuffix);
+std::string ClaimName(const std::string& segment) {
+  return fmt::format("{}{}", segment, kClaimSuffix);
 }
 
-void ClaimSegment(const std::string& spool_dir, const std::string& segment) {
-  const std::string path = ClaimPath(spool_dir, segment);
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+void ClaimSegment(const SpoolDir& spool, const std::string& segment) {
+  const int fd = spool.Open(ClaimName(segment), O_WRONLY | O_CREAT);
   if (fd >= 0) close(fd);
 }
 
 // The worker's result for `wal` when its marker is valid; nullopt when there
 // is none.  An invalid marker is deleted with a warning.
 std::optional<PushResult> TakeMarker(const Config& config, const WalFileToPush& wal,
-                                     const std::string& spool_dir) {
-  const std::string path = MarkerPath(spool_dir, wal.name.text);
+                                     const SpoolDir& spool) {
+  const std::string marker = MarkerName(wal.name.text);
   struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) return std::nullopt;
-  const std::string text = ReadSmallFile(path);
+  if (!spool.Stat(marker, st)) return std::nullopt;
+  const std::string text = spool.Read(marker);
   const std::string identity = MarkerIdentity(config, wal);
   std::string problem;
   std::optional<Sha256Digest> digest;
@@ -171,11 +176,11 @@ std::optional<PushResult> TakeMarker(const Config& config, const WalFileToPush& 
   }
   // Used once, valid or not.  A valid one turns into a claim first, so the
   // worker never sees the segment unhandled.
-  if (problem.empty()) ClaimSegment(spool_dir, wal.name.text);
-  unlink(path.c_str());
+  if (problem.empty()) ClaimSegment(spool, wal.name.text);
+  spool.Remove(marker);
   if (!problem.empty()) {
     Log(LogLevel::kWarning, "not trusting the push-ahead marker \"{}\": {}; archiving {} again",
-        path, problem, wal.name.text);
+        spool.Show(marker), problem, wal.name.text);
     return std::nullopt;
   }
   PushResult result;
@@ -189,8 +194,8 @@ std::optional<PushResult> TakeMarker(const Config& config, const WalFileToPush& 
   return result;
 }
 
-bool InPlan(const std::string& spool_dir, const std::string& segment) {
-  const std::string plan = ReadSmallFile(spool_dir + "/" + kPlanFile);
+bool InPlan(const SpoolDir& spool, const std::string& segment) {
+  const std::string plan = spool.Read(kPlanFile);
   return plan.find(segment + "\n") != std::string::npos;
 }
 
@@ -199,31 +204,29 @@ bool InPlan(const std::string& spool_dir, const std::string& segment) {
 // leaves the "stalled" file, so that later calls push by themselves until
 // the worker stores a segment again (it removes the file then).
 std::optional<PushResult> AwaitWorker(const Config& config, const WalFileToPush& wal,
-                                      const std::string& spool_dir) {
-  const std::string stalled = spool_dir + "/" + kStalledFile;
-  if (access(stalled.c_str(), F_OK) == 0) return std::nullopt;
+                                      const SpoolDir& spool) {
+  if (spool.Exists(kStalledFile)) return std::nullopt;
   const auto deadline = Clock::now() + std::chrono::seconds(kPushAheadMaxWaitSeconds);
-  while (SpoolWorkerRunning(spool_dir) && InPlan(spool_dir, wal.name.text)) {
-    if (auto done = TakeMarker(config, wal, spool_dir)) return done;
+  while (SpoolWorkerRunning(spool) && InPlan(spool, wal.name.text)) {
+    if (auto done = TakeMarker(config, wal, spool)) return done;
     if (Clock::now() > deadline) {
       Log(LogLevel::kWarning, "the push-ahead worker has not stored {} after {} s; archiving it "
-          "directly (see {}/{})", wal.name.text, kPushAheadMaxWaitSeconds, spool_dir, kLogFile);
-      WriteSmallFile(stalled, "");
+          "directly (see {})", wal.name.text, kPushAheadMaxWaitSeconds, spool.Show(kLogFile));
+      spool.Write(kStalledFile, "");
       return std::nullopt;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  return TakeMarker(config, wal, spool_dir);  // it may have finished just now
+  return TakeMarker(config, wal, spool);  // it may have finished just now
 }
 
 // Records this call's settings for the worker; true when they differ from
 // the last call's (a worker of the old ones then stops before its next
 // segment, and is not waited for).
-bool PublishSettings(const Config& config, const std::string& spool_dir) {
-  const std::string path = spool_dir + "/" + kSettingsFile;
+bool PublishSettings(const Config& config, const SpoolDir& spool) {
   const std::string settings = SettingsFingerprint(config) + "\n";
-  if (ReadSmallFile(path) == settings) return false;
-  WriteSmallFile(path, settings);
+  if (spool.Read(kSettingsFile) == settings) return false;
+  spool.Write(kSettingsFile, settings);
   return true;
 }
 
@@ -231,35 +234,36 @@ bool PublishSettings(const Config& config, const std::string& spool_dir) {
 // (PostgreSQL is done with them) and stale or odd entries go; when the
 // worker starts, temp files too.  Returns the segments still marked or
 // claimed (MarkedOrClaimed, from the same pass over the spool).
-std::set<std::string> CleanSpool(const std::string& spool_dir,
-                                 const std::vector<std::string>& ready, bool temp_files_too) {
+std::set<std::string> CleanSpool(const SpoolDir& spool, const std::vector<std::string>& ready,
+                                 bool temp_files_too) {
   const std::set<std::string> ready_set(ready.begin(), ready.end());
   std::set<std::string> kept;
-  RemoveSpooled(spool_dir, {kLogFile, kPlanFile, kSettingsFile, kStalledFile},
-                [&](const std::string& file, const struct stat& st) {
-                  if (OlderThanSpoolMaxAge(st) || !S_ISREG(st.st_mode)) return true;
-                  const std::string segment = SegmentOf(file, {kMarkerSuffix, kClaimSuffix});
-                  if (segment.empty()) return temp_files_too;  // a killed worker's temp files
-                  if (ready_set.count(segment) == 0) return true;
-                  kept.insert(segment);
-                  return false;
-                });
+  spool.RemoveEntries({kLogFile, kPlanFile, kSettingsFile, kStalledFile},
+                      [&](const std::string& file, const struct stat& st) {
+                        if (OlderThanSpoolMaxAge(st) || !S_ISREG(st.st_mode)) return true;
+                        const std::string segment =
+                            SegmentOf(file, {kMarkerSuffix, kClaimSuffix});
+                        // A killed worker's temp files:
+                        if (segment.empty()) return temp_files_too;
+                        if (ready_set.count(segment) == 0) return true;
+                        kept.insert(segment);
+                        return false;
+                      });
   return kept;
 }
 
 // Starts a worker when none runs and the plan has work for one.  True when a
 // worker runs now (it was running, or was just started).
-bool StartWorkerIfUseful(const Config& config, const std::string& path,
-                         const std::string& spool_dir,
+bool StartWorkerIfUseful(const Config& config, const std::string& path, const SpoolDir& spool,
                          const std::vector<std::string>& worker_args) {
-  if (SpoolWorkerRunning(spool_dir)) return true;
+  if (SpoolWorkerRunning(spool)) return true;
   if (worker_args.empty() ||
-      PushAheadPlan(SegmentsWithSuffix(StatusDir(path), {kReadySuffix}), MarkedOrClaimed(spool_dir),
+      PushAheadPlan(SegmentsWithSuffix(StatusDir(path), {kReadySuffix}), MarkedOrClaimed(spool),
                     config.push_ahead)
           .empty()) {
     return false;
   }
-  return StartSpoolWorker(spool_dir, kLogFile, "push-ahead", worker_args);
+  return StartSpoolWorker(spool, kLogFile, "push-ahead", worker_args);
 }
 
 }  // namespace
@@ -287,47 +291,41 @@ PushResult PushWalFileWithPushAhead(const StorageOpener& open_storage, const Con
       !IsDirectory(StatusDir(path))) {
     return PushOpenedWalFile(*open_storage(), config, wal);
   }
-  const std::string spool_dir = PushAheadSpoolDir(path);
-  if (const std::string problem = MakeSpoolDir(spool_dir); !problem.empty()) {
-    Log(LogLevel::kWarning, "no push-ahead: {}", problem);
+  const SpoolDir spool(PushAheadSpoolDir(path), true);
+  if (!spool.usable()) {
+    Log(LogLevel::kWarning, "no push-ahead: {}", spool.problem());
     return PushOpenedWalFile(*open_storage(), config, wal);
   }
-  const bool settings_changed = PublishSettings(config, spool_dir);
-  std::optional<PushResult> done = TakeMarker(config, wal, spool_dir);
-  if (!done && !settings_changed) done = AwaitWorker(config, wal, spool_dir);
+  const bool settings_changed = PublishSettings(config, spool);
+  std::optional<PushResult> done = TakeMarker(config, wal, spool);
+  if (!done && !settings_changed) done = AwaitWorker(config, wal, spool);
   // A segment pushed here (or whose marker TakeMarker took, claiming it) is
   // claimed so that a worker leaves it alone; with no worker running the
   // claim goes again, so archiving without a backlog leaves nothing behind.
-  if (!done) ClaimSegment(spool_dir, wal.name.text);
-  if (!StartWorkerIfUseful(config, path, spool_dir, worker_args)) {
-    unlink(ClaimPath(spool_dir, wal.name.text).c_str());
-  }
+  if (!done) ClaimSegment(spool, wal.name.text);
+  if (!StartWorkerIfUseful(config, path, spool, worker_args)) spool.Remove(ClaimName(wal.name.text));
   if (done) return *done;
   return PushOpenedWalFile(*open_storage(), config, wal);
 }
 
 int RunPushAheadWorker(Storage& storage, const Config& config, const std::string& path) {
   if (config.push_ahead <= 0) return 0;
-  const std::string spool_dir = PushAheadSpoolDir(path);
+  const SpoolDir spool(PushAheadSpoolDir(path), true);
   const std::string status_dir = StatusDir(path);
-  if (const std::string problem = MakeSpoolDir(spool_dir); !problem.empty()) {
-    Fail(ErrorCode::kLocalIo, "{}", problem);
-  }
+  if (!spool.usable()) Fail(ErrorCode::kLocalIo, "{}", spool.problem());
   // A walpush probing the lock holds it for an instant: wait that out.
-  SpoolLock lock(spool_dir, 50);
+  SpoolLock lock(spool, 50);
   if (lock.errno_value() != 0) {
-    FailErrno(lock.errno_value(), fmt::format("could not open the lock in \"{}\"", spool_dir));
+    FailErrno(lock.errno_value(), fmt::format("could not open the lock in \"{}\"", spool.path()));
   }
   if (!lock.held()) return 0;  // another worker has the spool
-  CleanSpool(spool_dir, SegmentsWithSuffix(status_dir, {kReadySuffix}), true);
+  CleanSpool(spool, SegmentsWithSuffix(status_dir, {kReadySuffix}), true);
 
   // kPushAheadUploads uploaders take segments from one plan: one encodes
   // while another's upload waits on the repository.  The spool is written
   // under `mutex` only.  The worker ends when no uploader had work for
   // kPushAheadIdleMs, when walpush runs with other settings, or at the first
   // error (the others finish the segment in hand).
-  const std::string plan_path = spool_dir + "/" + kPlanFile;
-  const std::string settings_path = spool_dir + "/" + kSettingsFile;
   const std::string settings = SettingsFingerprint(config) + "\n";
   std::mutex mutex;
   std::set<std::string> in_flight;
@@ -338,20 +336,20 @@ int RunPushAheadWorker(Storage& storage, const Config& config, const std::string
   // when the worker ends.
   auto next = [&]() -> std::optional<std::string> {
     const std::lock_guard guard(mutex);
-    if (!stop && ReadSmallFile(settings_path) != settings) {
+    if (!stop && spool.Read(kSettingsFile) != settings) {
       Log(LogLevel::kNotice, "walpush runs with other settings now; push-ahead stops");
       stop = true;
     }
     if (stop) return std::nullopt;
     const std::vector<std::string> ready = SegmentsWithSuffix(status_dir, {kReadySuffix});
     const std::vector<std::string> plan =
-        PushAheadPlan(ready, CleanSpool(spool_dir, ready, false), config.push_ahead);
+        PushAheadPlan(ready, CleanSpool(spool, ready, false), config.push_ahead);
     if (plan.empty()) {
-      unlink(plan_path.c_str());
+      spool.Remove(kPlanFile);
     } else {
       std::string plan_text;
       for (const auto& name : plan) plan_text += name + "\n";
-      WriteSmallFile(plan_path, plan_text);
+      spool.Write(kPlanFile, plan_text);
       for (const auto& name : plan) {
         if (in_flight.insert(name).second) {
           last_work = Clock::now();
@@ -385,8 +383,8 @@ int RunPushAheadWorker(Storage& storage, const Config& config, const std::string
       WalFileToPush wal(config, DirName(path) + "/" + *segment);
       const PushResult result = PushOpenedWalFile(storage, config, wal);
       const std::lock_guard guard(mutex);
-      WriteSmallFile(MarkerPath(spool_dir, *segment), MarkerText(config, wal, result));
-      unlink((spool_dir + "/" + kStalledFile).c_str());  // progress again
+      spool.Write(MarkerName(*segment), MarkerText(config, wal, result));
+      spool.Remove(kStalledFile);  // progress again
       in_flight.erase(*segment);
       last_work = Clock::now();
       ++pushed;
@@ -399,7 +397,7 @@ int RunPushAheadWorker(Storage& storage, const Config& config, const std::string
     uploaders.push_back(std::async(std::launch::async, uploader));
   }
   for (auto& done : uploaders) done.wait();
-  unlink(plan_path.c_str());
+  spool.Remove(kPlanFile);
   Log(LogLevel::kNotice, "pushed ahead {} segment(s)", pushed);
   for (auto& done : uploaders) done.get();  // the first uploader's error, if any
   return pushed;

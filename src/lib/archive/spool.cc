@@ -18,8 +18,58 @@ extern char** environ;
 
 namespace walstore {
 
-std::string ReadSmallFile(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+namespace {
+
+std::function<void(const std::string&)> before_move_out_hook;
+
+}  // namespace
+
+SpoolDir::SpoolDir(std::string path, bool create) : path_(std::move(path)) {
+  if (create && mkdir(path_.c_str(), 0700) != 0 && errno != EEXIST) {
+    state_ = State::kUnsafe;
+    problem_ = fmt::format("could not create \"{}\": {}", path_, std::strerror(errno));
+    return;
+  }
+  fd_ = open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd_ < 0) {
+    const int err = errno;
+    struct stat st {};
+    if (err == ENOENT) return;  // no spool: kAbsent
+    state_ = State::kUnsafe;
+    if (lstat(path_.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      problem_ = fmt::format("\"{}\" is a symbolic link; remove it", path_);
+    } else if (err == ENOTDIR) {
+      problem_ = fmt::format("\"{}\" is not a directory; remove it", path_);
+    } else {
+      problem_ = fmt::format("could not open \"{}\": {}", path_, std::strerror(err));
+    }
+    return;
+  }
+  struct stat st {};
+  if (fstat(fd_, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+    state_ = State::kUnsafe;
+    problem_ = fmt::format("\"{}\" must belong to this user (uid {}) and be writable by nobody "
+                           "else; remove it",
+                           path_, geteuid());
+    close(fd_);
+    fd_ = -1;
+    return;
+  }
+  state_ = State::kUsable;
+}
+
+SpoolDir::~SpoolDir() {
+  if (fd_ >= 0) close(fd_);
+}
+
+std::string SpoolDir::Show(std::string_view name) const { return fmt::format("{}/{}", path_, name); }
+
+std::string SpoolDir::PathVia(std::string_view name) const {
+  return fmt::format("/proc/self/fd/{}/{}", fd_, name);
+}
+
+std::string SpoolDir::Read(const std::string& name) const {
+  const int fd = Open(name, O_RDONLY);
   if (fd < 0) return {};
   char buffer[4096];
   const ssize_t n = read(fd, buffer, sizeof buffer);
@@ -27,23 +77,85 @@ std::string ReadSmallFile(const std::string& path) {
   return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
 }
 
-void WriteSmallFile(const std::string& path, std::string_view text) {
-  const std::string temp = path + ".tmp";
-  unlink(temp.c_str());  // a killed writer's leftover (the spool has one writer)
-  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) FailErrno(errno, fmt::format("could not create \"{}\"", temp));
+void SpoolDir::Write(const std::string& name, std::string_view text) const {
+  const std::string temp = name + ".tmp";
+  Remove(temp);  // a killed writer's leftover (the spool has one writer)
+  const int fd = Open(temp, O_WRONLY | O_CREAT | O_EXCL);
+  if (fd < 0) FailErrno(errno, fmt::format("could not create \"{}\"", Show(temp)));
   const ssize_t n = write(fd, text.data(), text.size());
   const int write_errno = errno;
   close(fd);
   if (n != static_cast<ssize_t>(text.size())) {
-    unlink(temp.c_str());
-    FailErrno(n < 0 ? write_errno : ENOSPC, fmt::format("could not write \"{}\"", temp));
+    Remove(temp);
+    FailErrno(n < 0 ? write_errno : ENOSPC, fmt::format("could not write \"{}\"", Show(temp)));
   }
-  if (rename(temp.c_str(), path.c_str()) != 0) {
+  if (renameat(fd_, temp.c_str(), fd_, name.c_str()) != 0) {
     const int rename_errno = errno;
-    unlink(temp.c_str());
-    FailErrno(rename_errno, fmt::format("could not rename \"{}\" to \"{}\"", temp, path));
+    Remove(temp);
+    FailErrno(rename_errno,
+              fmt::format("could not rename \"{}\" to \"{}\"", Show(temp), Show(name)));
   }
+}
+
+bool SpoolDir::Exists(const std::string& name) const {
+  struct stat st {};
+  return Stat(name, st);
+}
+
+bool SpoolDir::Stat(const std::string& name, struct stat& st) const {
+  return fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+void SpoolDir::Remove(const std::string& name) const { unlinkat(fd_, name.c_str(), 0); }
+
+int SpoolDir::Open(const std::string& name, int flags, mode_t mode) const {
+  return openat(fd_, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
+}
+
+bool SpoolDir::MoveOut(const std::string& name, const std::string& dest_path) const {
+  if (before_move_out_hook) before_move_out_hook(name);
+  if (renameat(fd_, name.c_str(), AT_FDCWD, dest_path.c_str()) == 0) return true;
+  if (errno == ENOENT) {
+    // Gone since it was checked; dest_path's directory exists (the caller
+    // checked that the spool beside it does), so it was the spooled file.
+    Log(LogLevel::kNotice, "\"{}\" vanished before it could be moved into place",
+        Show(name));
+    return false;
+  }
+  if (errno == EXDEV) {
+    Log(LogLevel::kWarning, "the spool \"{}\" is on another file system than \"{}\"; "
+        "remove it", path_, dest_path);
+    return false;
+  }
+  FailErrno(errno, fmt::format("could not rename \"{}\" to \"{}\"", Show(name), dest_path));
+}
+
+void SpoolDir::RemoveEntries(
+    const std::vector<std::string>& keep,
+    const std::function<bool(const std::string&, const struct stat&)>& drop) const {
+  // opendir needs a descriptor of its own (closedir closes it).
+  const int dup_fd = openat(fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dup_fd < 0) return;
+  DIR* dir = fdopendir(dup_fd);
+  if (dir == nullptr) {
+    close(dup_fd);
+    return;
+  }
+  while (dirent* entry = readdir(dir)) {
+    const std::string file = entry->d_name;
+    if (file == "." || file == ".." || file == kSpoolLockFile ||
+        std::find(keep.begin(), keep.end(), file) != keep.end()) {
+      continue;
+    }
+    struct stat st {};
+    if (!Stat(file, st)) continue;
+    if (drop(file, st)) Remove(file);
+  }
+  closedir(dir);
+}
+
+void SpoolDir::SetBeforeMoveOutHookForTesting(std::function<void(const std::string&)> hook) {
+  before_move_out_hook = std::move(hook);
 }
 
 bool OlderThanSpoolMaxAge(const struct stat& st) {
@@ -51,25 +163,11 @@ bool OlderThanSpoolMaxAge(const struct stat& st) {
 }
 
 std::string MakeSpoolDir(const std::string& spool_dir) {
-  if (mkdir(spool_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return fmt::format("could not create \"{}\": {}", spool_dir, std::strerror(errno));
-  }
-  struct stat st {};
-  if (lstat(spool_dir.c_str(), &st) != 0) {
-    return fmt::format("could not stat \"{}\": {}", spool_dir, std::strerror(errno));
-  }
-  if (!S_ISDIR(st.st_mode)) return fmt::format("\"{}\" is not a directory", spool_dir);
-  if (st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
-    return fmt::format("\"{}\" must belong to this user (uid {}) and be writable by nobody "
-                       "else; remove it",
-                       spool_dir, geteuid());
-  }
-  return {};
+  return SpoolDir(spool_dir, true).problem();
 }
 
-SpoolLock::SpoolLock(const std::string& spool_dir, int wait_ms) {
-  const std::string path = spool_dir + "/" + kSpoolLockFile;
-  fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+SpoolLock::SpoolLock(const SpoolDir& spool, int wait_ms) {
+  fd_ = spool.Open(kSpoolLockFile, O_RDWR | O_CREAT);
   if (fd_ < 0) {
     errno_ = errno;
     return;
@@ -85,31 +183,13 @@ SpoolLock::~SpoolLock() {
   if (fd_ >= 0) close(fd_);
 }
 
-bool SpoolWorkerRunning(const std::string& spool_dir) {
-  const std::string path = spool_dir + "/" + kSpoolLockFile;
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+bool SpoolWorkerRunning(const SpoolDir& spool) {
+  const int fd = spool.Open(kSpoolLockFile, O_RDONLY);
   if (fd < 0) return false;
   // A shared probe: fails only while a worker holds the exclusive lock.
   const bool running = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   close(fd);
   return running;
-}
-
-void RemoveSpooled(const std::string& spool_dir, const std::vector<std::string>& keep,
-                   const std::function<bool(const std::string&, const struct stat&)>& drop) {
-  DIR* dir = opendir(spool_dir.c_str());
-  if (dir == nullptr) return;
-  while (dirent* entry = readdir(dir)) {
-    const std::string file = entry->d_name;
-    if (file == "." || file == ".." || file == kSpoolLockFile ||
-        std::find(keep.begin(), keep.end(), file) != keep.end()) {
-      continue;
-    }
-    struct stat st {};
-    if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if (drop(file, st)) unlinkat(dirfd(dir), entry->d_name, 0);
-  }
-  closedir(dir);
 }
 
 namespace {
@@ -123,23 +203,23 @@ std::string SelfExecutable() {
 
 }  // namespace
 
-bool StartSpoolWorker(const std::string& spool_dir, const char* log_name, const char* what,
+bool StartSpoolWorker(const SpoolDir& spool, const char* log_name, const char* what,
                       const std::vector<std::string>& worker_args) {
   const std::string self_exe = SelfExecutable();
   if (self_exe.empty()) {
     Log(LogLevel::kDebug, "no {}: cannot tell this program's path", what);
     return false;
   }
-  if (const std::string problem = MakeSpoolDir(spool_dir); !problem.empty()) {
-    Log(LogLevel::kWarning, "no {}: {}", what, problem);
+  if (!spool.usable()) {
+    Log(LogLevel::kWarning, "no {}: {}", what, spool.problem());
     return false;
   }
-  if (SpoolLock lock(spool_dir); !lock.held()) {
+  if (SpoolLock lock(spool); !lock.held()) {
     if (lock.errno_value() != 0) {
-      Log(LogLevel::kWarning, "no {}: could not open the lock in \"{}\": {}", what, spool_dir,
+      Log(LogLevel::kWarning, "no {}: could not open the lock in \"{}\": {}", what, spool.path(),
           std::strerror(lock.errno_value()));
     } else {
-      Log(LogLevel::kDebug, "a {} worker is already running in \"{}\"", what, spool_dir);
+      Log(LogLevel::kDebug, "a {} worker is already running in \"{}\"", what, spool.path());
     }
     return false;
   }
@@ -148,9 +228,8 @@ bool StartSpoolWorker(const std::string& spool_dir, const char* log_name, const 
   for (const auto& arg : worker_args) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
   // The log keeps the last workers' messages (appended), up to about 1 MiB.
-  const std::string log_path = spool_dir + "/" + log_name;
-  if (struct stat st {}; lstat(log_path.c_str(), &st) == 0 && st.st_size > (1 << 20)) {
-    truncate(log_path.c_str(), 0);
+  if (struct stat st {}; spool.Stat(log_name, st) && st.st_size > (1 << 20)) {
+    if (const int fd = spool.Open(log_name, O_WRONLY | O_TRUNC); fd >= 0) close(fd);
   }
   // fork, not posix_spawn: posix_spawn's vfork keeps the caller waiting
   // until the exec finished (milliseconds PostgreSQL would wait for).  The
@@ -168,7 +247,7 @@ bool StartSpoolWorker(const std::string& spool_dir, const char* log_name, const 
     setsid();
     const int in = open("/dev/null", O_RDONLY);
     const int out = open("/dev/null", O_WRONLY);
-    const int err = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
+    const int err = openat(spool.fd(), log_name, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
     if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
       _exit(127);
     }

@@ -96,8 +96,13 @@ json ToJson(const VerifyReport& r) {
     gaps.push_back(
         {{"timeline", g.timeline}, {"first", g.first}, {"last", g.last}, {"count", g.count}});
   }
+  json leftovers = json::array();
+  for (const auto& l : r.leftovers) {
+    leftovers.push_back({{"name", l.description}, {"size", l.size}, {"since", l.since}});
+  }
   return {{"ok", r.ok()},
           {"problems", r.problems},
+          {"leftovers", r.leftovers_unknown ? json(nullptr) : leftovers},
           {"gaps", gaps},
           {"objects_checked", r.objects_checked},
           {"bytes_decoded", r.bytes_decoded}};
@@ -124,6 +129,11 @@ VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& 
   if (inv.segment_size > 0) {
     report.gaps = FindWalGaps(inv.backups, inv.wal, inv.latest_history, inv.segment_size);
   }
+  Collect(report, [&] {
+    auto leftovers = storage.ListLeftovers(kLeftoverMinAgeSeconds);
+    report.leftovers_unknown = !leftovers;
+    if (leftovers) report.leftovers = std::move(*leftovers);
+  });
   return report;
 }
 
@@ -317,7 +327,15 @@ PruneResult RunPrune(Storage& storage, const Config& config, const Inventory& in
     });
     if (old && oldest_kept > 0) result.removed_orphans.push_back(label);
   }
+  auto leftovers = storage.ListLeftovers(kLeftoverMinAgeSeconds);
+  result.leftovers_unknown = !leftovers;
+  if (leftovers) result.removed_leftovers = std::move(*leftovers);
   if (dry_run) return result;
+  std::erase_if(result.removed_leftovers, [&](const Leftover& l) {
+    const bool removed = storage.RemoveLeftover(l);
+    if (removed) Log(LogLevel::kInfo, "removed leftover {}", l.description);
+    return !removed;
+  });
 
   auto remove_dir = [&](const std::string& label) {
     std::vector<std::string> keys;

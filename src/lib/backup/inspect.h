@@ -35,8 +35,17 @@ struct PitrWindow {
 };
 PitrWindow ComputePitrWindow(const Inventory& inventory);
 
+// walctl verify reports, and walctl prune removes, what writers that died
+// left in the repository (Storage::ListLeftovers) once it is this old: temp
+// files of a file repository whose process is gone after a minute, any
+// after a day; S3 multipart uploads after a day.
+inline constexpr int64_t kLeftoverMinAgeSeconds = 24 * 3600;
+
 struct VerifyReport {
   std::vector<std::string> problems;  // one line each
+  // Reported, not problems: they hide nothing and cost only space.
+  std::vector<Leftover> leftovers;
+  bool leftovers_unknown = false;  // the backend cannot list them
   std::vector<WalGap> gaps;
   uint64_t objects_checked = 0;
   uint64_t bytes_decoded = 0;
@@ -92,10 +101,13 @@ ArchiverStats QueryArchiver(const std::string& conninfo);
 
 // Executes a retention plan in the safe order (see retention.h); with
 // `dry_run` only returns it.  Also removes orphan objects of interrupted
-// backups older than the oldest kept backup.
+// backups older than the oldest kept backup, and leftovers of writers that
+// died (kLeftoverMinAgeSeconds).
 struct PruneResult {
   RetentionPlan plan;
   std::vector<std::string> removed_orphans;
+  std::vector<Leftover> removed_leftovers;  // see kLeftoverMinAgeSeconds
+  bool leftovers_unknown = false;
 };
 PruneResult RunPrune(Storage& storage, const Config& config, const Inventory& inventory,
                      const RetentionPolicy& policy, bool dry_run);

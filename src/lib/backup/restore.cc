@@ -16,10 +16,9 @@
 #include <vector>
 
 #include "backup/base_backup.h"
-#include "backup/checksum.h"
+#include "backup/extract.h"
 #include "backup/manifest.h"
 #include "backup/pipeline.h"
-#include "backup/tar_reader.h"
 #include "backup/util.h"
 
 namespace walstore::backup {
@@ -63,115 +62,23 @@ bool PrepareEmptyDir(const fs::path& dir, const char* what) {
   return created;
 }
 
-void WriteAll(int fd, const uint8_t* data, size_t size, const std::string& path) {
-  while (size > 0) {
-    ssize_t n = write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      FailErrno(errno, "write " + path);
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
-class Extractor {
- public:
-  Extractor(ManifestChecker& checker, const std::map<std::string, std::string>& tablespace_map,
-            std::function<void(uint64_t)> on_bytes)
-      : checker_(checker), map_(tablespace_map), on_bytes_(std::move(on_bytes)), buffer_(1 << 20) {}
-
-  // Extracts one tar into `root` (or, with no root, only checks it); manifest
-  // paths are `manifest_prefix` + member path.
-  void Extract(ReadStream& tar_stream, const std::optional<fs::path>& root,
-               const std::string& manifest_prefix, const std::string& what) {
-    TarReader tar(tar_stream, what);
-    while (auto entry = tar.Next()) {
-      if (!IsSafeMemberPath(entry->path)) {
-        Fail(ErrorCode::kCorrupt, "{}: unsafe member path '{}'", what, entry->path);
-      }
-      fs::path dest = root ? *root / entry->path : fs::path();
-      std::error_code ec;
-      if (!root && entry->type != TarEntry::Type::kFile) continue;
-      switch (entry->type) {
-        case TarEntry::Type::kDirectory:
-          fs::create_directories(dest, ec);
-          if (ec) FailErrno(ec.value(), "create " + dest.string());
-          chmod(dest.c_str(), entry->mode ? entry->mode : 0700);
-          break;
-        case TarEntry::Type::kSymlink: {
-          std::string target = entry->link_target;
-          if (auto it = map_.find(target); it != map_.end()) target = it->second;
-          fs::create_directories(dest.parent_path(), ec);
-          if (symlink(target.c_str(), dest.c_str()) != 0)
-            FailErrno(errno, "symlink " + dest.string());
-          break;
-        }
-        case TarEntry::Type::kFile:
-          ExtractFile(tar, *entry, dest, manifest_prefix + entry->path);
-          break;
-        default:
-          Fail(ErrorCode::kUnsupportedFormat, "{}: unsupported tar member '{}' (type '{}')", what,
-               entry->path, entry->typeflag);
-      }
-    }
-  }
-
-  uint64_t files() const { return files_; }
-  ManifestChecker& checker() { return checker_; }
-  uint64_t bytes() const { return bytes_; }
-
- private:
-  void ExtractFile(TarReader& tar, const TarEntry& entry, const fs::path& dest,
-                   const std::string& manifest_path) {
-    const ManifestFile* expected = checker_.Find(manifest_path);
-    if (!expected) {
-      Fail(ErrorCode::kCorrupt, "{} is in the backup but not in its manifest", manifest_path);
-    }
-    auto checksum = MakeFileChecksum(expected->algorithm);
-    int fd = -1;
-    if (!dest.empty()) {
-      std::error_code ec;
-      fs::create_directories(dest.parent_path(), ec);
-      fd = open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-      if (fd < 0) FailErrno(errno, "create " + dest.string());
-    }
-    uint64_t size = 0;
-    struct Closer {
-      int fd;
-      ~Closer() {
-        if (fd >= 0) close(fd);
-      }
-    } closer{fd};
-    for (;;) {
-      size_t n = tar.Read(MutableBytes(buffer_.data(), buffer_.size()));
-      if (n == 0) break;
-      if (checksum) checksum->Update(Bytes(buffer_.data(), n));
-      if (fd >= 0) WriteAll(fd, buffer_.data(), n, dest.string());
-      size += n;
-      on_bytes_(n);
-    }
-    if (fd >= 0 && entry.mode) fchmod(fd, entry.mode & 0777);
-    checker_.Check(*expected, size, checksum ? checksum->FinalHex() : "");
-    ++files_;
-    bytes_ += size;
-  }
-
-  ManifestChecker& checker_;
-  const std::map<std::string, std::string>& map_;
-  std::function<void(uint64_t)> on_bytes_;
-  std::vector<uint8_t> buffer_;
-  uint64_t files_ = 0;
-  uint64_t bytes_ = 0;
-};
-
 // Decodes every tar of `backup` through `extractor` (into `root` and the
 // tablespace directories, or only checking when `root` is empty) and checks
 // each object's SHA-256 against the record and the manifest's coverage.
+// `tablespace_dirs` holds one directory per tablespace archive, in order.
 void ExtractArchives(Storage& storage, const Config& config, const BackupRecord& backup,
-                     Extractor& extractor, const std::optional<fs::path>& root,
-                     const std::vector<fs::path>& tablespace_dirs) {
+                     BackupExtractor& extractor, TargetDir* root,
+                     const std::vector<std::unique_ptr<TargetDir>>& tablespace_dirs) {
+  // The only symbolic links a data directory has: pg_tblspc/<oid> of this
+  // backup's tablespaces, to where each is restored.
+  std::map<std::string, std::string> links;
   size_t tablespace_index = 0;
+  for (const auto& archive : backup.archives) {
+    if (archive.tablespace_oid == 0) continue;
+    links[fmt::format("pg_tblspc/{}", archive.tablespace_oid)] =
+        root ? tablespace_dirs.at(tablespace_index++)->root() : archive.tablespace_path;
+  }
+  tablespace_index = 0;
   for (const auto& archive : backup.archives) {
     std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
     auto in = storage.OpenRead(key);
@@ -180,11 +87,11 @@ void ExtractArchives(Storage& storage, const Config& config, const BackupRecord&
     // Decoding (decrypt, decompress, SHA-256) overlaps with extracting.
     PrefetchReader prefetch(decoder);
     if (archive.tablespace_oid == 0) {
-      extractor.Extract(prefetch, root, "", key);
+      extractor.Extract(prefetch, root, "", links, key);
     } else {
-      std::optional<fs::path> dir;
-      if (root) dir = tablespace_dirs.at(tablespace_index++);
-      extractor.Extract(prefetch, dir, fmt::format("pg_tblspc/{}/", archive.tablespace_oid), key);
+      TargetDir* dir = root ? tablespace_dirs.at(tablespace_index++).get() : nullptr;
+      extractor.Extract(prefetch, dir, fmt::format("pg_tblspc/{}/", archive.tablespace_oid), {},
+                        key);
     }
     // Drain to the end so the decoder verifies the object's size and SHA-256.
     uint8_t rest[4096];
@@ -242,13 +149,6 @@ void SyncTree(const fs::path& root) {
   if (rc != 0) FailErrno(err, "syncfs " + root.string());
 }
 
-void AppendFile(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::app | std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) FailErrno(errno, "write " + path.string());
-}
-
 }  // namespace
 
 uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup) {
@@ -257,22 +157,9 @@ uint64_t VerifyBackupContents(Storage& storage, const Config& config, const Back
   if (!manifest_text) Fail(ErrorCode::kCorrupt, "{} is missing", manifest_key);
   BackupManifest manifest = ParseManifest(*manifest_text, manifest_key);
   ManifestChecker checker(manifest);
-  std::map<std::string, std::string> no_map;
-  Extractor extractor(checker, no_map, [](uint64_t) {});
-  ExtractArchives(storage, config, backup, extractor, std::nullopt, {});
+  BackupExtractor extractor(checker, [](uint64_t) {});
+  ExtractArchives(storage, config, backup, extractor, nullptr, {});
   return extractor.bytes();
-}
-
-bool IsSafeMemberPath(const std::string& path) {
-  if (path.empty() || path[0] == '/') return false;
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t end = path.find('/', pos);
-    if (end == std::string::npos) end = path.size();
-    if (path.compare(pos, end - pos, "..") == 0 && end - pos == 2) return false;
-    pos = end + 1;
-  }
-  return true;
 }
 
 void RecoveryTarget::Validate() const {
@@ -367,13 +254,17 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   const fs::path root = fs::absolute(options.target_dir);
   CleanupGuard cleanup;
   cleanup.Add(root, PrepareEmptyDir(root, "data directory"));
+  TargetDir target(root.string());
   std::vector<fs::path> tablespace_dirs;
+  std::vector<std::unique_ptr<TargetDir>> tablespace_targets;
   for (const auto& archive : backup.archives) {
     if (archive.tablespace_oid == 0) continue;
     auto it = options.tablespace_map.find(archive.tablespace_path);
-    fs::path dir = it != options.tablespace_map.end() ? it->second : archive.tablespace_path;
+    fs::path dir = fs::absolute(
+        it != options.tablespace_map.end() ? it->second : archive.tablespace_path);
     cleanup.Add(dir, PrepareEmptyDir(dir, "tablespace directory"));
     tablespace_dirs.push_back(dir);
+    tablespace_targets.push_back(std::make_unique<TargetDir>(dir.string()));
   }
 
   uint64_t total = backup.size(), done = 0;
@@ -385,24 +276,21 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
     std::fprintf(stderr, "\rwalctl: restore %s / %s (%d%%)   ", FormatBytes(done).c_str(),
                  FormatBytes(total).c_str(), total ? static_cast<int>(done * 100 / total) : 100);
   };
-  Extractor extractor(checker, options.tablespace_map, on_bytes);
-  ExtractArchives(storage, config, backup, extractor, root, tablespace_dirs);
+  BackupExtractor extractor(checker, on_bytes);
+  ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
   if (options.progress && total > 0) std::fputs("\n", stderr);
-  fs::create_directories(root / "pg_wal" / "archive_status");
-  {
-    std::ofstream out(root / "backup_manifest", std::ios::binary);
-    out << *manifest_text;
-    if (!out) FailErrno(errno, "write backup_manifest");
-  }
+  target.MakeDirectory("pg_wal", 0700);
+  target.MakeDirectory("pg_wal/archive_status", 0700);
+  target.WriteFile("backup_manifest", *manifest_text);
   std::string settings =
       fmt::format("\n# Added by walctl restore of backup {} at {}\n", backup.label,
                   FormatUtc(static_cast<std::time_t>(NowSeconds())));
   settings += "restore_command = " + ConfQuote(result.restore_command) + "\n";
   settings += options.target.ConfLines();
   if (options.archive_off) settings += "archive_mode = 'off'\n";
-  AppendFile(root / "postgresql.auto.conf", settings);
-  AppendFile(root / "recovery.signal", "");
-  chmod(root.c_str(), 0700);
+  target.WriteFile("postgresql.auto.conf", settings, true);
+  target.WriteFile("recovery.signal", "", true);
+  if (fchmod(target.fd(), 0700) != 0) FailErrno(errno, "chmod " + root.string());
   if (auto owner = ChooseOwner(root, options.owner)) {
     ChownTree(root, owner->first, owner->second);
     for (const auto& dir : tablespace_dirs) ChownTree(dir, owner->first, owner->second);

@@ -5,7 +5,8 @@
 // is checked against PostgreSQL's backup manifest (size and checksum) while
 // it is written, and a file missing from the tars, or one the manifest does
 // not know, fails the restore.  The required WAL range must be in the
-// archive before anything is written.  On failure everything written is
+// archive before anything is written.  Nothing is ever written outside DIR
+// and the tablespace directories, whatever the backup holds (extract.h).  On failure everything written is
 // removed again, so a half-restored directory is never left to be started.
 // On success DIR holds recovery.signal and, appended to
 // postgresql.auto.conf, restore_command (walfetch with this repository's
@@ -71,8 +72,5 @@ uint64_t VerifyBackupContents(Storage& storage, const Config& config, const Back
 
 // The restore_command walfetch needs for this configuration.
 std::string MakeRestoreCommand(const Config& config, const std::string& walfetch);
-
-// Rejects archive member paths that are absolute or contain "..".
-bool IsSafeMemberPath(const std::string& path);
 
 }  // namespace walstore::backup

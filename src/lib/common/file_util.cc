@@ -8,7 +8,14 @@
 #include <walstore/crypto.h>
 #include <walstore/error.h>
 
+#include <dirent.h>
+#include <signal.h>
+
+#include <array>
+#include <atomic>
 #include <cerrno>
+#include <charconv>
+#include <cstring>
 
 namespace walstore {
 
@@ -56,6 +63,102 @@ void MakeDirectories(const std::string& path) {
   SyncDirectory(parent);
 }
 
+namespace {
+
+// The temp files being written, for the signal handler: a slot is free (0),
+// being filled or emptied (1), or holds a path (2).  Plain atomics and char
+// arrays: all the handler touches is async-signal-safe.
+struct TempSlot {
+  std::atomic<int> state{0};
+  char path[4096];
+};
+std::array<TempSlot, 32> temp_slots;
+
+// Registers `path`; the slot index, or -1 when the table is full or the
+// path too long (the file is then only cleaned up as a stale temp file).
+int RegisterTempFile(const std::string& path) {
+  if (path.size() >= sizeof(TempSlot::path)) return -1;
+  for (size_t i = 0; i < temp_slots.size(); ++i) {
+    int expected = 0;
+    if (!temp_slots[i].state.compare_exchange_strong(expected, 1)) continue;
+    std::memcpy(temp_slots[i].path, path.c_str(), path.size() + 1);
+    temp_slots[i].state.store(2);
+    return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void UnregisterTempFile(int slot) {
+  if (slot >= 0) temp_slots[static_cast<size_t>(slot)].state.store(0);
+}
+
+extern "C" void UnlinkTempFilesAndDie(int sig) {
+  for (auto& slot : temp_slots) {
+    if (slot.state.load() == 2) unlink(slot.path);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);  // delivered when the handler returns: the default action
+}
+
+}  // namespace
+
+void InstallTempFileSignalCleanup() {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    struct sigaction old {};
+    if (sigaction(sig, nullptr, &old) != 0 || old.sa_handler == SIG_IGN) continue;
+    struct sigaction action {};
+    action.sa_handler = UnlinkTempFilesAndDie;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(sig, &action, nullptr);
+  }
+}
+
+std::optional<pid_t> TempFileOwner(std::string_view name) {
+  if (name.empty() || name[0] != '.') return std::nullopt;
+  const size_t marker = name.find(kTempMarker);
+  if (marker == std::string_view::npos || marker < 2) return std::nullopt;
+  const std::string_view rest = name.substr(marker + std::strlen(kTempMarker));
+  pid_t pid = 0;
+  const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), pid);
+  if (ec != std::errc() || pid <= 0 || end == rest.data() + rest.size() || *end != '.') {
+    return std::nullopt;
+  }
+  return pid;
+}
+
+std::vector<StaleTempFile> FindStaleTempFiles(const std::string& dir, int64_t any_owner_after) {
+  std::vector<StaleTempFile> stale;
+  DIR* handle = opendir(dir.c_str());
+  if (handle == nullptr) return stale;
+  const std::time_t now = std::time(nullptr);
+  while (const dirent* entry = readdir(handle)) {
+    const auto pid = TempFileOwner(entry->d_name);
+    if (!pid) continue;
+    struct stat st {};
+    if (fstatat(dirfd(handle), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISREG(st.st_mode)) {
+      continue;
+    }
+    const int64_t idle = now - st.st_mtime;
+    const bool owner_gone = kill(*pid, 0) != 0 && errno == ESRCH;
+    if ((owner_gone && idle > kStaleTempAgeSeconds) ||
+        (any_owner_after > 0 && idle > any_owner_after)) {
+      stale.push_back({dir + "/" + entry->d_name, static_cast<uint64_t>(st.st_size), st.st_mtime});
+    }
+  }
+  closedir(handle);
+  return stale;
+}
+
+size_t RemoveStaleTempFiles(const std::string& dir) {
+  size_t removed = 0;
+  for (const auto& file : FindStaleTempFiles(dir)) {
+    if (unlink(file.path.c_str()) == 0) ++removed;
+  }
+  return removed;
+}
+
 FileReader::FileReader(const std::string& path) : path_(path) {
   fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) FailErrno(errno, fmt::format("could not open \"{}\"", path));
@@ -92,13 +195,20 @@ AtomicFileWriter::AtomicFileWriter(std::string final_path, mode_t mode, bool cre
   }
   temp_path_ = fmt::format("{}/.{}{}{}.{}", dir, BaseName(final_path_), kTempMarker, getpid(),
                            ToHex(random));
+  // What killed writers left here (their temp files are never published).
+  RemoveStaleTempFiles(dir);
+  signal_slot_ = RegisterTempFile(temp_path_);  // before the file exists
   fd_ = open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd_ < 0) FailErrno(errno, fmt::format("could not create \"{}\"", temp_path_));
+  if (fd_ < 0) {
+    UnregisterTempFile(signal_slot_);
+    FailErrno(errno, fmt::format("could not create \"{}\"", temp_path_));
+  }
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
   if (fd_ >= 0) close(fd_);
   if (!temp_path_.empty()) unlink(temp_path_.c_str());
+  UnregisterTempFile(signal_slot_);
 }
 
 void AtomicFileWriter::Write(Bytes data) {
@@ -171,6 +281,8 @@ bool AtomicFileWriter::Publish(bool replace) {
     unlink(temp_path_.c_str());
   }
   temp_path_.clear();
+  UnregisterTempFile(signal_slot_);
+  signal_slot_ = -1;
   SyncDirectory(DirName(final_path_));
   return true;
 }

@@ -7,7 +7,11 @@
 #include <walstore/stream.h>
 
 #include <cstdint>
+#include <ctime>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace walstore {
 
@@ -26,10 +30,13 @@ class FileReader : public ReadStream {
   std::string path_;
 };
 
-// Writes `final_path` atomically: data goes to a hidden temp file in the same
-// directory; Publish() fsyncs it, moves it under the final name and fsyncs
-// the directory.  Destroyed unpublished, the temp file is removed; a killed
-// process leaves only a hidden ".<name>.walstore-tmp.*" file.
+// Writes `final_path` atomically: data goes to a hidden temp file
+// ".<name>.walstore-tmp.<pid>.<12 hex>" in the same directory; Publish()
+// fsyncs it, moves it under the final name and fsyncs the directory.
+// Destroyed unpublished, the temp file is removed.  While it exists its path
+// is registered for InstallTempFileSignalCleanup(); a SIGKILLed process
+// leaves it behind, and the next writer in that directory removes it
+// (RemoveStaleTempFiles).
 class AtomicFileWriter : public WriteStream {
  public:
   AtomicFileWriter(std::string final_path, mode_t mode, bool create_parent_dirs);
@@ -50,9 +57,39 @@ class AtomicFileWriter : public WriteStream {
   int fd_ = -1;
   uint64_t written_ = 0;
   uint64_t writeback_started_ = 0;
+  int signal_slot_ = -1;  // in the signal handler's table of temp files
 };
 
 inline constexpr const char* kTempMarker = ".walstore-tmp.";
+// A temp file of a dead process is left alone for this long after its last
+// write (a writer on another host of a shared file system has another PID
+// space; it writes far more often than this).
+inline constexpr int64_t kStaleTempAgeSeconds = 60;
+
+// Makes SIGTERM, SIGINT and SIGHUP first unlink the temp files this
+// process's AtomicFileWriters have open, then take their default action (the
+// process ends as before).  Signals set to SIG_IGN stay ignored.  The
+// handler is async-signal-safe: it only reads a static table of paths.
+void InstallTempFileSignalCleanup();
+
+// The owner PID in a temp file name ".<name>.walstore-tmp.<pid>.<hex>";
+// nullopt for any other name.
+std::optional<pid_t> TempFileOwner(std::string_view name);
+
+struct StaleTempFile {
+  std::string path;
+  uint64_t size = 0;
+  std::time_t modified = 0;
+};
+
+// The temp files directly in `dir` whose owner process is gone (kill(pid, 0)
+// fails with ESRCH) and that were not written for kStaleTempAgeSeconds, or,
+// whatever their PID, for `any_owner_after` seconds (0: never).  Only names
+// of the temp pattern are looked at (lstat'ed); a missing directory has none.
+std::vector<StaleTempFile> FindStaleTempFiles(const std::string& dir,
+                                              int64_t any_owner_after = 0);
+// Removes FindStaleTempFiles(dir); returns how many went.  Never throws.
+size_t RemoveStaleTempFiles(const std::string& dir);
 
 // mkdir -p, fsyncing each parent whose entries changed.
 void MakeDirectories(const std::string& path);

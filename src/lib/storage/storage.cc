@@ -35,6 +35,12 @@ void Storage::RemoveMany(const std::vector<std::string>& keys) {
   for (const auto& key : keys) Remove(key);
 }
 
+std::optional<std::vector<Leftover>> Storage::ListLeftovers(int64_t /*min_age_seconds*/) {
+  return std::vector<Leftover>{};
+}
+
+bool Storage::RemoveLeftover(const Leftover& /*leftover*/) { return false; }
+
 void ValidateKey(const std::string& key) {
   bool valid = !key.empty() && key.front() != '/' && key.back() != '/' &&
                key.find('\0') == std::string::npos;

@@ -85,4 +85,34 @@ ws_contains "the damaged backup object is named" "$WS_OUT" "b3/base.tar"
 cp -a "$WS_TMP/saved-base" "$b3_base"
 ws_expect_exit 0 "verify --full after repair" "${walctl[@]}" verify --full
 
+# Leftovers of writers that died (temp files of a file repository): verify reports them
+# without failing, prune removes them; a live process's recent temp file is left alone.
+sleep 0 &
+dead=$!
+wait "$dead"
+wal_dir=$(dirname "$middle_file")
+dead_tmp=$wal_dir/.$middle.walstore-tmp.$dead.00000000abcd
+old_tmp=$repo_dir/.x.walstore-tmp.$$.00000000abcd
+live_tmp=$wal_dir/.$middle.walstore-tmp.$$.0000000000ef
+for f in "$dead_tmp" "$old_tmp" "$live_tmp"; do head -c 3000 /dev/urandom >"$f"; done
+touch -d '2 minutes ago' "$dead_tmp" "$live_tmp"
+touch -d '2 days ago' "$old_tmp"
+ws_expect_exit 0 "verify with leftovers still passes" "${walctl[@]}" verify
+ws_contains "verify reports the dead writer's temp file" "$WS_OUT" "LEFTOVER: $dead_tmp"
+ws_contains "verify reports a temp file untouched for two days" "$WS_OUT" "LEFTOVER: $old_tmp"
+ws_not_contains "verify leaves out a live writer's recent temp file" "$WS_OUT" "$live_tmp"
+ws_expect_exit 0 "verify --json" "${walctl[@]}" verify --json
+ws_same "JSON lists two leftovers" 2 "$(wc_json 'len(j["leftovers"])')"
+ws_expect_exit 0 "prune --dry-run lists leftovers" "${walctl[@]}" prune --keep-full 2 --dry-run --json
+ws_same "dry run would remove both" True \
+  "$(wc_json "sorted(j['remove_leftovers']) == sorted(['$dead_tmp', '$old_tmp'])")"
+ws_check "dry run kept them" test -f "$dead_tmp" -a -f "$old_tmp"
+ws_expect_exit 0 "prune removes leftovers" "${walctl[@]}" prune --keep-full 2
+ws_contains "prune says so" "$WS_OUT" "removed leftover $dead_tmp"
+ws_check "both are gone" test ! -e "$dead_tmp" -a ! -e "$old_tmp"
+ws_check "the live writer's temp file stays" test -f "$live_tmp"
+ws_expect_exit 0 "verify after prune" "${walctl[@]}" verify
+ws_not_contains "no leftover reported any more" "$WS_OUT" "LEFTOVER:"
+rm -f "$live_tmp"
+
 ws_done

@@ -162,7 +162,8 @@ TEST_SUITE("push_ahead") {
     wal.Done(1);
     const std::string spool = wal.dir / "pg_wal/.walstore-push";
     // A live worker (this test holds its lock) with segment 2 in its plan that never comes.
-    const SpoolLock stuck_worker(spool);
+    const SpoolDir spool_dir(spool, false);
+    const SpoolLock stuck_worker(spool_dir);
     REQUIRE(stuck_worker.held());
     WriteFile(spool + "/plan", Seg(2) + "\n" + Seg(3) + "\n");
     WriteFile(spool + "/stalled", "");

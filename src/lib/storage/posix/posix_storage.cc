@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <filesystem>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -127,6 +128,31 @@ class PosixStorage : public Storage {
       FailErrno(errno, fmt::format("could not remove \"{}\"", PathOf(key)));
     }
     return true;
+  }
+
+  std::optional<std::vector<Leftover>> ListLeftovers(int64_t min_age_seconds) override {
+    std::vector<std::string> dirs = {root_};
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(root_, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory(ec) && !it->is_symlink(ec)) dirs.push_back(it->path().string());
+    }
+    std::vector<Leftover> leftovers;
+    for (const auto& dir : dirs) {
+      for (const auto& file : FindStaleTempFiles(dir, min_age_seconds)) {
+        leftovers.push_back({file.path, file.size, file.modified, file.path, ""});
+      }
+    }
+    return leftovers;
+  }
+
+  bool RemoveLeftover(const Leftover& leftover) override {
+    if (!TempFileOwner(BaseName(leftover.location))) {
+      Fail(ErrorCode::kInternal, "\"{}\" is not a temp file", leftover.location);
+    }
+    if (unlink(leftover.location.c_str()) == 0) return true;
+    if (errno == ENOENT) return false;
+    FailErrno(errno, fmt::format("could not remove \"{}\"", leftover.location));
   }
 
   std::string Describe() const override { return "file://" + root_; }

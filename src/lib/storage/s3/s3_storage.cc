@@ -52,6 +52,7 @@ std::time_t ParseHttpDate(const std::string& text) {
 // SlowDown), request timeouts, and a conditional write racing another one.
 bool IsTransient(const http::Response& response) {
   const long status = response.status;
+  if (status == 501) return false;  // Not Implemented: asking again changes nothing
   if (status >= 500 || status == 429 || status == 408) return true;
   const std::string code = s3::ParseErrorBody(response.body).code;
   return (status == 400 && code == "RequestTimeout") ||
@@ -222,6 +223,42 @@ class S3Storage : public Storage {
              errors.front());
       }
     }
+  }
+
+  std::optional<std::vector<Leftover>> ListLeftovers(int64_t min_age_seconds) override {
+    const std::string what = "list the multipart uploads of " + Describe();
+    const std::time_t cutoff = std::time(nullptr) - min_age_seconds;
+    std::vector<Leftover> leftovers;
+    std::string key_marker, upload_id_marker;
+    do {
+      Call call{"GET", "", {{"uploads", ""}, {"prefix", prefix_.empty() ? "" : prefix_ + "/"}}};
+      if (!key_marker.empty()) call.query.emplace_back("key-marker", key_marker);
+      if (!upload_id_marker.empty()) call.query.emplace_back("upload-id-marker", upload_id_marker);
+      const http::Response response = Send(call, what);
+      const std::string code = s3::ParseErrorBody(response.body).code;
+      if (response.status == 501 || code == "NotImplemented") return std::nullopt;
+      if (response.status != 200) FailResponse(response, what);
+      const auto page = s3::ParseUploadsPage(response.body);
+      if (!page) return std::nullopt;  // a server that does not know the call
+      for (const s3::MultipartUpload& upload : page->uploads) {
+        if (upload.initiated == 0 || upload.initiated > cutoff) continue;
+        leftovers.push_back({fmt::format("{}/{} (upload id {})", Describe(), upload.key,
+                                         upload.upload_id),
+                             0, upload.initiated, upload.key, upload.upload_id});
+      }
+      key_marker = page->next_key_marker;
+      upload_id_marker = page->next_upload_id_marker;
+    } while (!key_marker.empty() || !upload_id_marker.empty());
+    return leftovers;
+  }
+
+  bool RemoveLeftover(const Leftover& leftover) override {
+    const std::string what = "abort the multipart upload " + leftover.description;
+    const http::Response response =
+        Send({"DELETE", leftover.location, {{"uploadId", leftover.upload_id}}}, what);
+    if (response.status == 204 || response.status == 200) return true;
+    if (response.status == 404) return false;  // NoSuchUpload: finished or aborted meanwhile
+    FailResponse(response, what);
   }
 
   std::string Describe() const override {

@@ -56,6 +56,26 @@ ListPage ParseListPage(const std::string& xml) {
   return page;
 }
 
+std::optional<UploadsPage> ParseUploadsPage(const std::string& xml) {
+  pugi::xml_document document;
+  if (!document.load_buffer(xml.data(), xml.size())) return std::nullopt;
+  const pugi::xml_node root = document.child("ListMultipartUploadsResult");
+  if (!root) return std::nullopt;
+  UploadsPage page;
+  for (pugi::xml_node node : root.children("Upload")) {
+    page.uploads.push_back({node.child_value("Key"), node.child_value("UploadId"),
+                            ParseIsoTime(node.child_value("Initiated"))});
+  }
+  if (root.child("IsTruncated").text().as_bool()) {
+    page.next_key_marker = root.child_value("NextKeyMarker");
+    page.next_upload_id_marker = root.child_value("NextUploadIdMarker");
+    if (page.next_key_marker.empty() && page.next_upload_id_marker.empty()) {
+      Fail(ErrorCode::kStorage, "S3 upload listing is truncated but has no NextKeyMarker");
+    }
+  }
+  return page;
+}
+
 ErrorBody ParseErrorBody(const std::string& xml) {
   pugi::xml_document document;
   if (!document.load_buffer(xml.data(), xml.size())) return {};

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,24 @@ std::vector<std::string> ParseDeleteErrors(const std::string& xml);
 std::string ParseUploadId(const std::string& xml);
 // <CompleteMultipartUpload> listing parts 1..n with their ETags.
 std::string CompleteRequestBody(const std::vector<std::string>& etags);
+
+struct MultipartUpload {
+  std::string key;  // full key, bucket prefix included
+  std::string upload_id;
+  std::time_t initiated = 0;
+};
+
+struct UploadsPage {
+  std::vector<MultipartUpload> uploads;
+  // Both "" on the last page.
+  std::string next_key_marker;
+  std::string next_upload_id_marker;
+};
+
+// A ListMultipartUploads (GET ?uploads) reply.  nullopt when `xml` is
+// another document (servers without the call may answer with a bucket
+// listing); throws kStorage when it is truncated without markers.
+std::optional<UploadsPage> ParseUploadsPage(const std::string& xml);
 
 // "2026-11-21T11:20:14.000Z" -> seconds since the epoch (0 if malformed).
 std::time_t ParseIsoTime(const std::string& text);

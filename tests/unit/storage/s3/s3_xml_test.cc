@@ -71,6 +71,43 @@ TEST_SUITE("s3_xml") {
           "<Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag></Part>"
           "<Part><PartNumber>2</PartNumber><ETag>\"e2\"</ETag></Part></CompleteMultipartUpload>");
   }
+
+  TEST_CASE("ListMultipartUploads pages; another document means the server cannot list them") {
+    const auto page = ParseUploadsPage(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+        "<ListMultipartUploadsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        "<Bucket>b</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>"
+        "<NextKeyMarker>p/7/wal/b</NextKeyMarker><NextUploadIdMarker>id-2</NextUploadIdMarker>"
+        "<MaxUploads>2</MaxUploads><IsTruncated>true</IsTruncated>"
+        "<Upload><Key>p/7/wal/a</Key><UploadId>id-1</UploadId>"
+        "<Initiated>2026-11-21T11:20:14.000Z</Initiated></Upload>"
+        "<Upload><Key>p/7/wal/b</Key><UploadId>id-2</UploadId>"
+        "<Initiated>2026-11-22T00:00:00.000Z</Initiated></Upload>"
+        "</ListMultipartUploadsResult>");
+    REQUIRE(page);
+    REQUIRE(page->uploads.size() == 2);
+    CHECK(page->uploads[0].key == "p/7/wal/a");
+    CHECK(page->uploads[0].upload_id == "id-1");
+    CHECK(page->uploads[0].initiated == 1795260014);
+    CHECK(page->uploads[1].upload_id == "id-2");
+    CHECK(page->next_key_marker == "p/7/wal/b");
+    CHECK(page->next_upload_id_marker == "id-2");
+
+    const auto last = ParseUploadsPage(
+        "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+        "<NextKeyMarker>ignored</NextKeyMarker></ListMultipartUploadsResult>");
+    REQUIRE(last);
+    CHECK(last->uploads.empty());
+    CHECK(last->next_key_marker.empty());
+
+    CHECK_THROWS_AS(ParseUploadsPage("<ListMultipartUploadsResult><IsTruncated>true"
+                                     "</IsTruncated></ListMultipartUploadsResult>"),
+                    Error);
+    // s3rver and others answer GET ?uploads with a bucket listing or an error.
+    CHECK_FALSE(ParseUploadsPage("<ListBucketResult><Name>b</Name></ListBucketResult>"));
+    CHECK_FALSE(ParseUploadsPage("<Error><Code>NotImplemented</Code></Error>"));
+    CHECK_FALSE(ParseUploadsPage("not xml"));
+  }
 }
 
 }  // namespace walstore::s3

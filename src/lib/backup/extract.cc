@@ -1,0 +1,269 @@
+#include "backup/extract.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <walstore/error.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include "backup/checksum.h"
+#include "backup/tar_reader.h"
+
+namespace walstore::backup {
+namespace {
+
+// -1 unknown, 0 no (ENOSYS or filtered), 1 yes.
+std::atomic<int> openat2_works{-1};
+std::atomic<bool> force_walk{false};
+
+// Closes a descriptor when it goes out of scope.
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+};
+
+[[noreturn]] void FailOutside(const std::string& root, const std::string& rel,
+                              const std::string& why) {
+  throw Error(ErrorCode::kCorrupt,
+              fmt::format("refusing to write \"{}\" beneath \"{}\": {}", rel, root, why),
+              "the backup in the repository is damaged or was tampered with; nothing was "
+              "written outside the target directory. Restore another backup");
+}
+
+// Why opening `name` in `dir` failed with `err`, for a path component that
+// must be a directory.
+[[noreturn]] void FailComponent(int dir, const std::string& name, int err, const std::string& root,
+                                const std::string& rel) {
+  struct stat st {};
+  if (fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISLNK(st.st_mode)) FailOutside(root, rel, "\"" + name + "\" is a symbolic link");
+    if (!S_ISDIR(st.st_mode)) FailOutside(root, rel, "\"" + name + "\" is not a directory");
+  }
+  FailErrno(err, fmt::format("could not open \"{}\" beneath \"{}\"", rel, root));
+}
+
+void WriteFully(int fd, const uint8_t* data, size_t size, const std::string& what) {
+  while (size > 0) {
+    const ssize_t n = write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) FailErrno(errno, fmt::format("could not write \"{}\"", what));
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+int OpenDirNoFollow(int dir, const std::string& name) {
+  return openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) of directory `rel`;
+// -1 with errno set when it fails, errno ENOSYS when the kernel lacks it.
+int OpenBeneath(int root, const std::string& rel) {
+  if (force_walk.load() || openat2_works.load() == 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  struct open_how how {};
+  how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+  const int fd = static_cast<int>(syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how));
+  if (fd >= 0) {
+    openat2_works.store(1);
+  } else if (errno == ENOSYS || errno == EPERM || errno == E2BIG) {
+    openat2_works.store(0);  // old kernel, or a seccomp filter: walk instead
+    errno = ENOSYS;
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::string MemberPathProblem(const std::string& path) {
+  if (path.empty()) return "empty path";
+  if (path[0] == '/') return "absolute path";
+  size_t pos = 0;
+  for (;;) {
+    const size_t end = std::min(path.find('/', pos), path.size());
+    const std::string_view part(path.data() + pos, end - pos);
+    if (part.empty()) return "empty path component";
+    if (part == "." || part == "..") return fmt::format("\"{}\" path component", part);
+    if (end == path.size()) return {};
+    pos = end + 1;
+  }
+}
+
+TargetDir::TargetDir(const std::string& root) : root_(root) {
+  fd_ = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd_ < 0) FailErrno(errno, fmt::format("could not open directory \"{}\"", root));
+}
+
+TargetDir::~TargetDir() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void TargetDir::ForceWalkForTesting(bool force) { force_walk.store(force); }
+
+int TargetDir::OpenParent(const std::string& rel, std::string& leaf) {
+  if (const std::string problem = MemberPathProblem(rel); !problem.empty()) {
+    FailOutside(root_, rel, problem);
+  }
+  const size_t slash = rel.rfind('/');
+  leaf = slash == std::string::npos ? rel : rel.substr(slash + 1);
+  if (slash == std::string::npos) {
+    const int fd = fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) FailErrno(errno, "could not duplicate a descriptor");
+    return fd;
+  }
+  const std::string parent = rel.substr(0, slash);
+  const int fd = OpenBeneath(fd_, parent);
+  if (fd >= 0) return fd;
+  if (errno == ELOOP || errno == EXDEV) FailOutside(root_, rel, "it crosses a symbolic link");
+  if (errno == ENOTDIR) FailOutside(root_, rel, "a component is not a directory");
+  if (errno != ENOENT && errno != ENOSYS) {
+    FailErrno(errno, fmt::format("could not open \"{}\" beneath \"{}\"", parent, root_));
+  }
+  // Missing directories (or no openat2): one component at a time, never
+  // following a link, creating what is missing.
+  int current = fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  if (current < 0) FailErrno(errno, "could not duplicate a descriptor");
+  size_t pos = 0;
+  while (pos <= slash) {
+    const size_t end = rel.find('/', pos);
+    const std::string name = rel.substr(pos, end - pos);
+    pos = end + 1;
+    Fd dir(current);
+    int next = OpenDirNoFollow(dir.fd, name);
+    if (next < 0 && errno == ENOENT) {
+      if (mkdirat(dir.fd, name.c_str(), 0700) != 0 && errno != EEXIST) {
+        FailErrno(errno, fmt::format("could not create \"{}\" beneath \"{}\"", rel, root_));
+      }
+      next = OpenDirNoFollow(dir.fd, name);
+    }
+    if (next < 0) FailComponent(dir.fd, name, errno, root_, rel);
+    current = next;
+  }
+  return current;
+}
+
+void TargetDir::MakeDirectory(const std::string& rel, mode_t mode) {
+  std::string leaf;
+  Fd parent(OpenParent(rel, leaf));
+  if (mkdirat(parent.fd, leaf.c_str(), 0700) != 0 && errno != EEXIST) {
+    FailErrno(errno, fmt::format("could not create \"{}\" beneath \"{}\"", rel, root_));
+  }
+  Fd dir(OpenDirNoFollow(parent.fd, leaf));
+  if (dir.fd < 0) FailComponent(parent.fd, leaf, errno, root_, rel);
+  // The owner keeps write access: the rest of the tar goes in there.
+  if (fchmod(dir.fd, (mode & 0777) | 0700) != 0) {
+    FailErrno(errno, fmt::format("could not chmod \"{}\" beneath \"{}\"", rel, root_));
+  }
+}
+
+int TargetDir::CreateFile(const std::string& rel, mode_t mode, bool append) {
+  std::string leaf;
+  Fd parent(OpenParent(rel, leaf));
+  const int flags =
+      O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (append ? O_APPEND : O_EXCL);
+  const int fd = openat(parent.fd, leaf.c_str(), flags, mode);
+  if (fd < 0) {
+    if (errno == ELOOP) FailOutside(root_, rel, "it is a symbolic link");
+    if (errno == EEXIST) FailOutside(root_, rel, "it exists already (a member given twice)");
+    FailErrno(errno, fmt::format("could not create \"{}\" beneath \"{}\"", rel, root_));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    FailOutside(root_, rel, "it is not a regular file");
+  }
+  return fd;
+}
+
+void TargetDir::MakeSymlink(const std::string& rel, const std::string& target) {
+  std::string leaf;
+  Fd parent(OpenParent(rel, leaf));
+  if (symlinkat(target.c_str(), parent.fd, leaf.c_str()) != 0) {
+    if (errno == EEXIST) FailOutside(root_, rel, "it exists already (a member given twice)");
+    FailErrno(errno, fmt::format("could not create the link \"{}\" beneath \"{}\"", rel, root_));
+  }
+}
+
+void TargetDir::WriteFile(const std::string& rel, const std::string& text, bool append) {
+  Fd fd(CreateFile(rel, 0600, append));
+  WriteFully(fd.fd, reinterpret_cast<const uint8_t*>(text.data()), text.size(), root_ + "/" + rel);
+}
+
+BackupExtractor::BackupExtractor(ManifestChecker& checker, std::function<void(uint64_t)> on_bytes)
+    : checker_(checker), on_bytes_(std::move(on_bytes)), buffer_(1 << 20) {}
+
+void BackupExtractor::Extract(ReadStream& tar_stream, TargetDir* target,
+                              const std::string& manifest_prefix,
+                              const std::map<std::string, std::string>& links,
+                              const std::string& what) {
+  TarReader tar(tar_stream, what);
+  while (auto entry = tar.Next()) {
+    // PostgreSQL writes "./pg_wal/archive_status": a leading "./" is the
+    // directory itself.  A "." anywhere else is refused below.
+    while (entry->path.size() > 2 && entry->path.compare(0, 2, "./") == 0) {
+      entry->path.erase(0, 2);
+    }
+    if (const std::string problem = MemberPathProblem(entry->path); !problem.empty()) {
+      Fail(ErrorCode::kCorrupt, "{}: refusing member \"{}\": {}", what, entry->path, problem);
+    }
+    switch (entry->type) {
+      case TarEntry::Type::kDirectory:
+        if (target) target->MakeDirectory(entry->path, entry->mode);
+        break;
+      case TarEntry::Type::kSymlink: {
+        const auto link = links.find(entry->path);
+        if (link == links.end()) {
+          Fail(ErrorCode::kCorrupt,
+               "{}: refusing symbolic link \"{}\" -> \"{}\": a data directory has links only "
+               "at pg_tblspc/<oid> for the tablespaces of its backup",
+               what, entry->path, entry->link_target);
+        }
+        if (target) target->MakeSymlink(entry->path, link->second);
+        break;
+      }
+      case TarEntry::Type::kFile: {
+        const std::string manifest_path = manifest_prefix + entry->path;
+        const ManifestFile* expected = checker_.Find(manifest_path);
+        if (!expected) {
+          Fail(ErrorCode::kCorrupt, "{} is in the backup but not in its manifest", manifest_path);
+        }
+        auto checksum = MakeFileChecksum(expected->algorithm);
+        Fd fd(target ? target->CreateFile(entry->path, 0600) : -1);
+        uint64_t size = 0;
+        while (const size_t n = tar.Read(MutableBytes(buffer_.data(), buffer_.size()))) {
+          if (checksum) checksum->Update(Bytes(buffer_.data(), n));
+          if (fd.fd >= 0) WriteFully(fd.fd, buffer_.data(), n, entry->path);
+          size += n;
+          on_bytes_(n);
+        }
+        if (fd.fd >= 0 && entry->mode && fchmod(fd.fd, entry->mode & 0777) != 0) {
+          FailErrno(errno, fmt::format("could not chmod \"{}\"", entry->path));
+        }
+        checker_.Check(*expected, size, checksum ? checksum->FinalHex() : "");
+        ++files_;
+        bytes_ += size;
+        break;
+      }
+      case TarEntry::Type::kHardLink:
+        Fail(ErrorCode::kCorrupt, "{}: refusing hard link \"{}\" -> \"{}\": PostgreSQL's base "
+             "backups have none", what, entry->path, entry->link_target);
+      default:
+        Fail(ErrorCode::kUnsupportedFormat, "{}: unsupported tar member \"{}\" (type '{}')", what,
+             entry->path, entry->typeflag);
+    }
+  }
+}
+
+}  // namespace walstore::backup

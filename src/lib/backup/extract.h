@@ -1,0 +1,103 @@
+// Extracting a base backup's tars beneath a restore directory, and never
+// outside it, whatever the tars and the manifest in the repository say.
+//
+// The repository is not trusted with the local file system: a damaged or
+// hostile backup must fail the restore (Error kCorrupt) before anything is
+// written outside the target.  So:
+// - member paths are relative, '/'-separated, without empty, "." or ".."
+//   components (MemberPathProblem) once a leading "./" is dropped
+//   (PostgreSQL writes "./pg_wal/archive_status");
+// - every path is resolved from the target's directory descriptor without
+//   following any symbolic link (openat2 RESOLVE_BENEATH |
+//   RESOLVE_NO_SYMLINKS, or, on kernels without openat2, a walk with
+//   O_NOFOLLOW at every component); files are created with O_EXCL |
+//   O_NOFOLLOW and their mode set through the descriptor (fchmod);
+// - a regular file must be listed in PostgreSQL's backup manifest (checked
+//   before it is created); directories need not be (the manifest lists
+//   files only, and a data directory has empty ones);
+// - the only symbolic links made are the ones PostgreSQL's layout has,
+//   pg_tblspc/<oid> of the data directory's tar for a tablespace of the
+//   backup, and they point at the directory that tablespace is restored to
+//   (not at what the tar says);
+// - hard links and other member types are refused.
+#pragma once
+
+#include <sys/types.h>
+#include <walstore/stream.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "backup/manifest.h"
+
+namespace walstore::backup {
+
+// Why `path` may not be a member path ("" when it may): empty, absolute, or
+// with an empty, "." or ".." component.
+std::string MemberPathProblem(const std::string& path);
+
+// A directory that relative paths are resolved beneath, never through a
+// symbolic link.  Throws Error(kCorrupt) for a path that would leave it or
+// cross a symlink, kLocalIo for other file system errors.
+class TargetDir {
+ public:
+  // Opens `root`, an existing directory.
+  explicit TargetDir(const std::string& root);
+  ~TargetDir();
+  TargetDir(const TargetDir&) = delete;
+  TargetDir& operator=(const TargetDir&) = delete;
+
+  // Creates directory `rel` (and missing parents, 0700) unless it exists as
+  // a directory; sets its mode through its descriptor.
+  void MakeDirectory(const std::string& rel, mode_t mode);
+  // Creates file `rel` (O_EXCL | O_NOFOLLOW; missing parents are created)
+  // and returns its descriptor, which the caller closes.  With append, an
+  // existing regular file is opened for appending instead.
+  int CreateFile(const std::string& rel, mode_t mode, bool append = false);
+  // Creates the symbolic link `rel` -> `target`.
+  void MakeSymlink(const std::string& rel, const std::string& target);
+  // Writes (appends) `text` to `rel` as CreateFile does.
+  void WriteFile(const std::string& rel, const std::string& text, bool append = false);
+  int fd() const { return fd_; }
+  const std::string& root() const { return root_; }
+
+  // For tests: resolve with the O_NOFOLLOW walk even where openat2 exists.
+  static void ForceWalkForTesting(bool force);
+
+ private:
+  // An open descriptor of the directory holding the last component of
+  // `rel` (created when missing); `leaf` gets that component.
+  int OpenParent(const std::string& rel, std::string& leaf);
+
+  std::string root_;
+  int fd_ = -1;
+};
+
+// Extracts tars of one backup, checking every file against its manifest
+// (ManifestChecker), or with no TargetDir only checks them.
+class BackupExtractor {
+ public:
+  BackupExtractor(ManifestChecker& checker, std::function<void(uint64_t)> on_bytes);
+
+  // Extracts the tar `tar_stream` (named `what` in messages) into `target`
+  // (nullptr: check only).  Manifest paths are `manifest_prefix` + member
+  // path.  `links` maps the member paths that may be symbolic links
+  // ("pg_tblspc/<oid>") to the target they get.
+  void Extract(ReadStream& tar_stream, TargetDir* target, const std::string& manifest_prefix,
+               const std::map<std::string, std::string>& links, const std::string& what);
+
+  uint64_t files() const { return files_; }
+  uint64_t bytes() const { return bytes_; }
+  ManifestChecker& checker() { return checker_; }
+
+ private:
+  ManifestChecker& checker_;
+  std::function<void(uint64_t)> on_bytes_;
+  std::vector<uint8_t> buffer_;
+  uint64_t files_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace walstore::backup

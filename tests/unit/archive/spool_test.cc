@@ -1,0 +1,180 @@
+// Tests for src/lib/archive/spool.cc and the spool side of prefetch.cc: a
+// spool that is a symbolic link or not private is never used or cleaned, and
+// a spooled segment that vanishes before walfetch moves it is fetched from
+// the repository instead.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <walstore/archive.h>
+#include <walstore/prefetch.h>
+
+#include <filesystem>
+
+#include "archive/spool.h"
+#include "storage/memory/memory_storage.h"
+#include "test_util.h"
+
+using namespace walstore;
+using walstore::test::Exists;
+using walstore::test::MakeSegment;
+using walstore::test::ReadFile;
+using walstore::test::TempDir;
+using walstore::test::WriteFile;
+
+namespace {
+
+constexpr uint64_t kSysId = 7312345678901234567ull;
+constexpr uint32_t kSegSize = 1u << 20;
+
+void MakeOld(const std::string& path) {
+  const struct timeval old[2] = {{std::time(nullptr) - 3600, 0}, {std::time(nullptr) - 3600, 0}};
+  REQUIRE(lutimes(path.c_str(), old) == 0);
+}
+
+// pg_wal with a read-ahead spool beside it and a memory repository holding
+// segment 1.
+struct Recovery {
+  Recovery() : store("spool-test-" + std::to_string(::getpid())) {
+    ResetMemoryStorage(store);
+    config.repo_url = "memory://" + store;
+    config.compression = CompressionSpec{Codec::kLz4, 0};
+    config.system_id = kSysId;
+    config.prefetch = 2;
+    std::filesystem::create_directories(dir / "pg_wal");
+    auto storage = OpenMemoryStorage(store);
+    PushWalFile(*storage, config, Staged());
+  }
+  ~Recovery() { ResetMemoryStorage(store); }
+  std::string Staged() const {
+    const std::string path = dir / ("staged/" + name);
+    WriteFile(path, segment);
+    return path;
+  }
+  std::string Spool() const { return dir / "pg_wal/.walstore-prefetch"; }
+  // The spool as walfetch makes it: a private directory.
+  std::string PrivateSpool() const {
+    std::filesystem::create_directories(Spool());
+    REQUIRE(chmod(Spool().c_str(), 0700) == 0);
+    return Spool();
+  }
+  // A spooled copy of segment 1 that passes every check, in `spool_dir`.
+  void SpoolSegment(const std::string& spool_dir) const {
+    WriteFile(spool_dir + "/origin",
+              fmt::format("repository={}\nsystem_id={}\n", config.repo_url, kSysId));
+    WriteFile(spool_dir + "/" + name, segment);
+  }
+  TempDir dir;
+  std::string store;
+  Config config;
+  std::string name = SegmentFileName(1, 1, kSegSize);
+  std::string segment = MakeSegment(1, 1, kSegSize, kSysId, 3);
+};
+
+}  // namespace
+
+TEST_SUITE("spool") {
+  TEST_CASE("a spool that is a symlink, not ours or writable by others is unsafe; absent is not") {
+    TempDir tmp;
+    CHECK(SpoolDir(tmp / "none", false).state() == SpoolDir::State::kAbsent);
+    CHECK(SpoolDir(tmp / "made", true).state() == SpoolDir::State::kUsable);
+    std::filesystem::create_directories(tmp / "elsewhere");
+    std::filesystem::create_directory_symlink(tmp / "elsewhere", tmp / "link");
+    const SpoolDir link(tmp / "link", true);
+    CHECK(link.state() == SpoolDir::State::kUnsafe);
+    CHECK(test::Contains(link.problem(), "symbolic link"));
+    std::filesystem::create_directories(tmp / "open");
+    for (mode_t mode : {0770, 0702, 0777}) {
+      REQUIRE(chmod((tmp / "open").c_str(), mode) == 0);
+      CHECK(SpoolDir(tmp / "open", false).state() == SpoolDir::State::kUnsafe);
+    }
+    WriteFile(tmp / "file", "");
+    CHECK(SpoolDir(tmp / "file", true).state() == SpoolDir::State::kUnsafe);
+  }
+
+  TEST_CASE("operations go through the descriptor: swapping the spool for a link changes nothing") {
+    TempDir tmp;
+    std::filesystem::create_directories(tmp / "elsewhere");
+    const SpoolDir spool(tmp / "spool", true);
+    REQUIRE(spool.usable());
+    REQUIRE(std::rename((tmp / "spool").c_str(), (tmp / "moved").c_str()) == 0);
+    std::filesystem::create_directory_symlink(tmp / "elsewhere", tmp / "spool");
+    spool.Write("state", "x");
+    CHECK(ReadFile(tmp / "moved/state") == "x");
+    CHECK(test::ListTree(tmp / "elsewhere").empty());
+  }
+
+  TEST_CASE("walpush does not clean a read-ahead spool that is a symlink or not private") {
+    Recovery r;
+    const std::string victim_dir = r.dir / "victim";
+    std::filesystem::create_directories(victim_dir);
+    WriteFile(victim_dir + "/old-file", "precious");
+    MakeOld(victim_dir + "/old-file");
+    SUBCASE("a symlink") {
+      std::filesystem::create_directory_symlink(victim_dir, r.Spool());
+      RemoveStalePrefetch(r.dir / ("pg_wal/" + r.name));
+      CHECK(ReadFile(victim_dir + "/old-file") == "precious");
+    }
+    SUBCASE("group-writable") {
+      std::filesystem::create_directories(r.Spool());
+      WriteFile(r.Spool() + "/old-file", "precious");
+      MakeOld(r.Spool() + "/old-file");
+      REQUIRE(chmod(r.Spool().c_str(), 0770) == 0);
+      RemoveStalePrefetch(r.dir / ("pg_wal/" + r.name));
+      CHECK(ReadFile(r.Spool() + "/old-file") == "precious");
+    }
+    SUBCASE("private: old files go (the clean-up still works)") {
+      r.PrivateSpool();
+      WriteFile(r.Spool() + "/old-file", "stale");
+      MakeOld(r.Spool() + "/old-file");
+      RemoveStalePrefetch(r.dir / ("pg_wal/" + r.name));
+      CHECK_FALSE(Exists(r.Spool() + "/old-file"));
+    }
+  }
+
+  TEST_CASE("walfetch neither serves from nor takes files out of a symlinked spool") {
+    Recovery r;
+    const std::string victim_dir = r.dir / "victim";
+    std::filesystem::create_directories(victim_dir);
+    REQUIRE(chmod(victim_dir.c_str(), 0700) == 0);
+    r.SpoolSegment(victim_dir);
+    std::filesystem::create_directory_symlink(victim_dir, r.Spool());
+    auto storage = OpenMemoryStorage(r.store);
+    const std::string dest = r.dir / "pg_wal/RECOVERYXLOG";
+    const FetchResult fetched = FetchWalFile(*storage, r.config, r.name, dest);
+    CHECK(fetched.outcome == FetchOutcome::kRestored);
+    CHECK_FALSE(fetched.prefetched);
+    CHECK(ReadFile(dest) == r.segment);
+    CHECK(ReadFile(victim_dir + "/" + r.name) == r.segment);  // left where it was
+  }
+
+  TEST_CASE("a spooled segment that vanishes before the rename is fetched from the repository") {
+    Recovery r;
+    r.SpoolSegment(r.PrivateSpool());
+    auto storage = OpenMemoryStorage(r.store);
+    const std::string dest = r.dir / "pg_wal/RECOVERYXLOG";
+    int calls = 0;
+    SpoolDir::SetBeforeMoveOutHookForTesting([&](const std::string& name) {
+      ++calls;
+      CHECK(name == r.name);
+      REQUIRE(std::remove((r.Spool() + "/" + name).c_str()) == 0);  // another walfetch took it
+    });
+    FetchResult fetched;
+    CHECK_NOTHROW(fetched = FetchWalFile(*storage, r.config, r.name, dest));
+    SpoolDir::SetBeforeMoveOutHookForTesting(nullptr);
+    CHECK(calls == 1);
+    CHECK(fetched.outcome == FetchOutcome::kRestored);
+    CHECK_FALSE(fetched.prefetched);
+    CHECK(ReadFile(dest) == r.segment);
+  }
+
+  TEST_CASE("without interference the spooled segment is served") {
+    Recovery r;
+    r.SpoolSegment(r.PrivateSpool());
+    auto storage = OpenMemoryStorage(r.store);
+    const std::string dest = r.dir / "pg_wal/RECOVERYXLOG";
+    const FetchResult fetched = FetchWalFile(*storage, r.config, r.name, dest);
+    CHECK(fetched.prefetched);
+    CHECK(ReadFile(dest) == r.segment);
+    CHECK_FALSE(Exists(r.Spool() + "/" + r.name));
+  }
+}

@@ -1,0 +1,201 @@
+#include "backup/extract.h"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include "test_helpers.h"
+#include "test_util.h"
+
+namespace walstore::backup {
+namespace {
+
+using testing::TarBuilder;
+using test::Exists;
+using test::ListTree;
+using test::TempDir;
+
+// A restore target ("target") and a directory outside it ("outside") that a
+// hostile tar tries to reach; the manifest lists `files` (no checksums).
+struct Scene {
+  TempDir tmp;
+  std::string target = tmp / "target";
+  std::string outside = tmp / "outside";
+  BackupManifest manifest;
+
+  explicit Scene(std::initializer_list<std::string> files) {
+    mkdir(target.c_str(), 0700);
+    mkdir(outside.c_str(), 0755);
+    test::WriteFile(outside + "/victim", "original");
+    chmod(outside.c_str(), 0755);
+    for (const auto& path : files) manifest.files.push_back({path, 5, "", ""});
+  }
+
+  // Extracts `tar` with `links`; the code it threw ("no exception" if none).
+  std::string Extract(const TarBuilder& tar, const std::map<std::string, std::string>& links = {}) {
+    ManifestChecker checker(manifest);
+    BackupExtractor extractor(checker, [](uint64_t) {});
+    TargetDir dir(target);
+    MemoryReadStream in(tar.out);
+    return test::ThrownCode([&] { extractor.Extract(in, &dir, "", links, "base.tar"); });
+  }
+
+  // The outside directory exactly as it was made.
+  void CheckOutsideUntouched() const {
+    CHECK(ListTree(outside) == std::vector<std::string>{"victim"});
+    CHECK(test::ReadFile(outside + "/victim") == "original");
+    struct stat st {};
+    REQUIRE(stat(outside.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0755);
+  }
+};
+
+// Runs each case twice: with openat2 (where the kernel has it) and with the
+// O_NOFOLLOW walk older kernels get.
+template <typename F>
+void ForBothResolvers(F&& body) {
+  for (bool walk : {false, true}) {
+    INFO("O_NOFOLLOW walk instead of openat2: " << walk);
+    TargetDir::ForceWalkForTesting(walk);
+    body();
+  }
+  TargetDir::ForceWalkForTesting(false);
+}
+
+TEST_SUITE("backup_extract") {
+  TEST_CASE("member paths with empty, '.' or '..' components or absolute are refused") {
+    CHECK(MemberPathProblem("base/1/1259") == "");
+    CHECK(MemberPathProblem("PG_VERSION") == "");
+    CHECK(MemberPathProblem("..") != "");
+    CHECK(MemberPathProblem("../x") != "");
+    CHECK(MemberPathProblem("a/../../x") != "");
+    CHECK(MemberPathProblem("escape/.") != "");
+    CHECK(MemberPathProblem("a/./b") != "");
+    CHECK(MemberPathProblem(".") != "");
+    CHECK(MemberPathProblem("a//b") != "");
+    CHECK(MemberPathProblem("/etc/passwd") != "");
+    CHECK(MemberPathProblem("") != "");
+  }
+
+  TEST_CASE("a well-formed data directory tar extracts, with its tablespace link mapped") {
+    ForBothResolvers([&] {
+      Scene s({"PG_VERSION", "base/1/1259"});
+      TarBuilder tar;
+      tar.Add("base", "", '5');
+      tar.Add("base/1", "", '5');
+      tar.Add("base/1/1259", "12345");
+      tar.Add("PG_VERSION", "15\n\n\n");
+      tar.Add("pg_notify", "", '5');  // empty directories need no manifest entry
+      tar.Add("pg_wal", "", '5');
+      tar.Add("./pg_wal/archive_status", "", '5');  // as PostgreSQL writes it
+      tar.Add("pg_tblspc", "", '5');
+      tar.Add("pg_tblspc/16384", "", '2', "/where/it/was");
+      CHECK(s.Extract(tar, {{"pg_tblspc/16384", s.tmp / "ts-new"}}) == "no exception");
+      CHECK(test::ReadFile(s.target + "/base/1/1259") == "12345");
+      CHECK(test::ReadFile(s.target + "/PG_VERSION") == "15\n\n\n");
+      CHECK(std::filesystem::read_symlink(s.target + "/pg_tblspc/16384") == s.tmp / "ts-new");
+      CHECK(std::filesystem::is_directory(s.target + "/pg_notify"));
+      CHECK(std::filesystem::is_directory(s.target + "/pg_wal/archive_status"));
+      struct stat st {};
+      REQUIRE(stat((s.target + "/base/1/1259").c_str(), &st) == 0);
+      CHECK((st.st_mode & 0777) == 0600);
+    });
+  }
+
+  TEST_CASE("a symlink out of the target and a member written through it are refused") {
+    ForBothResolvers([&] {
+      Scene s({"escape/victim", "escape/new"});
+      TarBuilder tar;
+      tar.Add("escape", "", '2', s.outside);
+      tar.Add("escape/victim", "owned");
+      CHECK(s.Extract(tar) == "kCorrupt");
+      s.CheckOutsideUntouched();
+      CHECK_FALSE(Exists(s.target + "/escape"));
+    });
+  }
+
+  TEST_CASE("an allowed tablespace link is never written through") {
+    ForBothResolvers([&] {
+      Scene s({"pg_tblspc/16384/victim", "pg_tblspc/16384/sub/new"});
+      for (const char* member : {"pg_tblspc/16384/victim", "pg_tblspc/16384/sub/new"}) {
+        TarBuilder tar;
+        tar.Add("pg_tblspc/16384", "", '2', s.outside);
+        tar.Add(member, "owned");
+        std::filesystem::remove_all(s.target + "/pg_tblspc");
+        CHECK(s.Extract(tar, {{"pg_tblspc/16384", s.outside}}) == "kCorrupt");
+        s.CheckOutsideUntouched();
+      }
+    });
+  }
+
+  TEST_CASE("a directory member 'escape/.' does not chmod what a link points at") {
+    ForBothResolvers([&] {
+      Scene s({});
+      TarBuilder tar;
+      tar.Add("escape", "", '2', s.outside);
+      tar.Add("escape/.", "", '5');
+      CHECK(s.Extract(tar, {{"escape", s.outside}}) == "kCorrupt");
+      s.CheckOutsideUntouched();
+      // Even with the link in place and a plain name: no chmod through it.
+      TarBuilder through;
+      through.Add("escape", "", '5');
+      CHECK(s.Extract(through) == "kCorrupt");
+      s.CheckOutsideUntouched();
+    });
+  }
+
+  TEST_CASE("'..', absolute and empty-component members are refused") {
+    ForBothResolvers([&] {
+      for (std::string member : {std::string("../outside/victim"), std::string("a/../../outside/victim"),
+                                 std::string("/") + "tmp/x", std::string("a//victim")}) {
+        INFO(member);
+        Scene s({member});
+        if (member[0] == '/') member = s.outside + "/victim";
+        s.manifest.files[0].path = member;
+        TarBuilder tar;
+        tar.Add(member, "owned");
+        CHECK(s.Extract(tar) == "kCorrupt");
+        s.CheckOutsideUntouched();
+        CHECK(ListTree(s.target).empty());
+      }
+    });
+  }
+
+  TEST_CASE("a file the manifest does not list is refused before it is created") {
+    Scene s({"PG_VERSION"});
+    TarBuilder tar;
+    tar.Add("PG_VERSION", "15\n\n\n");
+    tar.Add("postgresql.auto.conf", "restore_command = 'rm -rf /'");
+    CHECK(s.Extract(tar) == "kCorrupt");
+    CHECK_FALSE(Exists(s.target + "/postgresql.auto.conf"));
+  }
+
+  TEST_CASE("hard links and links outside pg_tblspc/<oid> are refused") {
+    Scene s({"victim"});
+    TarBuilder hard;
+    hard.Add("victim", "", '1', s.outside + "/victim");
+    CHECK(s.Extract(hard) == "kCorrupt");
+    CHECK(ListTree(s.target).empty());
+    TarBuilder soft;
+    soft.Add("pg_wal", "", '2', s.outside);
+    CHECK(s.Extract(soft, {{"pg_tblspc/16384", s.outside}}) == "kCorrupt");
+    CHECK(ListTree(s.target).empty());
+    s.CheckOutsideUntouched();
+  }
+
+  TEST_CASE("a file created twice, or over a link, is refused") {
+    ForBothResolvers([&] {
+      Scene s({"PG_VERSION"});
+      symlink((s.outside + "/victim").c_str(), (s.target + "/PG_VERSION").c_str());
+      TarBuilder tar;
+      tar.Add("PG_VERSION", "owned");
+      CHECK(s.Extract(tar) == "kCorrupt");
+      s.CheckOutsideUntouched();
+      TargetDir dir(s.target);
+      CHECK(test::ThrownCode([&] { dir.WriteFile("PG_VERSION", "x", true); }) == "kCorrupt");
+      s.CheckOutsideUntouched();
+    });
+  }
+}
+
+}  // namespace
+}  // namespace walstore::backup
