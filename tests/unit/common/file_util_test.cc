@@ -113,6 +113,9 @@ TEST_SUITE("file_util") {
       const pid_t child = fork();
       if (child == 0) {
         close(ready[0]);
+        // As walpush starts from PostgreSQL (this test may run under nohup,
+        // and an ignored signal stays ignored).
+        signal(sig, SIG_DFL);
         InstallTempFileSignalCleanup();
         AtomicFileWriter one(dir / "a", 0600, false);
         AtomicFileWriter two(dir / "b", 0600, false);
