@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
         "Compresses, encrypts (AES-256-GCM when a key is configured) and checksums (SHA-256) the "
         "file, then publishes it atomically. An identical copy already archived is success; a "
         "different one is an error and is never overwritten.\n"
-        "Exit status: 0 archived; 2..19 failure (see walpush(1)); PostgreSQL retries.",
+        "Exit status: 0 archived; 2..23 failure (see walpush(1)); PostgreSQL retries.",
         "walpush"};
     ConfigOverrides overrides;
     std::string path;

@@ -44,7 +44,7 @@ void CheckObject(Storage& storage, const Config& config, const std::string& key,
     ReadObjectHeader(*in, key);
     return;
   }
-  ObjectDecoder decoder(*in, config.ReadKeys(), key);  // keys rotated out too
+  ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);  // keys rotated out too
   std::vector<uint8_t> buf(1 << 20);
   while (size_t n = decoder.Read(MutableBytes(buf.data(), buf.size()))) report.bytes_decoded += n;
 }

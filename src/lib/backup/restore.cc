@@ -176,7 +176,7 @@ void ExtractArchives(Storage& storage, const Config& config, const BackupRecord&
     std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
     auto in = storage.OpenRead(key);
     if (!in) Fail(ErrorCode::kCorrupt, "{} is missing from the repository", key);
-    ObjectDecoder decoder(*in, config.ReadKeys(), key);  // keys rotated out too
+    ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);  // keys rotated out too
     // Decoding (decrypt, decompress, SHA-256) overlaps with extracting.
     PrefetchReader prefetch(decoder);
     if (archive.tablespace_oid == 0) {

@@ -17,7 +17,7 @@ using walstore::test::Contains;
 
 namespace {
 constexpr int kFirstCode = static_cast<int>(ErrorCode::kUsage);
-constexpr int kLastCode = static_cast<int>(ErrorCode::kInternal);
+constexpr int kLastCode = static_cast<int>(ErrorCode::kMisplaced);
 }  // namespace
 
 TEST_SUITE("error") {
@@ -55,6 +55,20 @@ TEST_SUITE("error") {
     CHECK(InfoFor(ErrorCode::kStorage).fetch_exit == kFetchExitAbortRecovery);
     CHECK(InfoFor(ErrorCode::kStorageTransient).fetch_exit == kFetchExitAbortRecovery);
     CHECK(InfoFor(ErrorCode::kAuth).fetch_exit == kFetchExitAbortRecovery);
+  }
+
+  TEST_CASE("what an object's content proves: archived_damaged 21, unauthenticated 22, misplaced 23") {
+    CHECK(InfoFor(ErrorCode::kArchivedDamaged).exit_code == 21);
+    CHECK(std::string(InfoFor(ErrorCode::kArchivedDamaged).name) == "archived_damaged");
+    CHECK(InfoFor(ErrorCode::kUnauthenticated).exit_code == 22);
+    CHECK(std::string(InfoFor(ErrorCode::kUnauthenticated).name) == "unauthenticated");
+    CHECK(InfoFor(ErrorCode::kMisplaced).exit_code == 23);
+    CHECK(std::string(InfoFor(ErrorCode::kMisplaced).name) == "misplaced");
+    for (ErrorCode code :
+         {ErrorCode::kArchivedDamaged, ErrorCode::kUnauthenticated, ErrorCode::kMisplaced}) {
+      CHECK(InfoFor(code).fetch_exit == kFetchExitAbortRecovery);
+      CHECK_FALSE(InfoFor(code).retryable);
+    }
   }
 
   TEST_CASE("TEAM.md exit codes: 2 usage, 3 config") {
