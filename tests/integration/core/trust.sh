@@ -42,11 +42,13 @@ for kind in aes-lz4 plain-zstd; do
   repo=$WS_TMP/repo-$kind
   mkdir -p "$repo"
   if [[ $kind == aes-lz4 ]]; then
-    opts=(--repo "file://$repo" --key-file "$key" --compression lz4)
+    opts=(--repo "file://$repo" --key-file "$key")
+    compression=lz4
   else
-    opts=(--repo "file://$repo" --compression zstd:3)
+    opts=(--repo "file://$repo")
+    compression=zstd:3
   fi
-  push() { "$WS_BIN/walpush" "${opts[@]}" --system-id "$WS_WAL_SYSID" "$@"; }
+  push() { "$WS_BIN/walpush" "${opts[@]}" --compression "$compression" --system-id "$WS_WAL_SYSID" "$@"; }
   fetch() { "$WS_BIN/walfetch" "${opts[@]}" --system-id "$WS_WAL_SYSID" --prefetch 0 "$@"; }
   for s in "${segs[@]}"; do ws_expect_exit 0 "$kind: walpush $s" push "$wal/$s"; done
   ws_expect_exit 0 "$kind: walpush 00000002.history" push "$WS_TMP/kinds/00000002.history"
