@@ -323,6 +323,9 @@ std::string MakeRestoreCommand(const Config& config, const std::string& walfetch
         "the encryption key came from WALSTORE_ENCRYPTION_KEY, which restore_command cannot "
         "repeat; set it in the server's environment or use a key file");
   }
+  if (config.allow_plaintext_objects && !file_only.allow_plaintext_objects) {
+    command = "WALSTORE_ALLOW_PLAINTEXT_OBJECTS=1 " + command;  // sh runs restore_command
+  }
   return EscapePercent(command) + " %f %p";
 }
 

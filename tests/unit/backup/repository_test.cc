@@ -1,5 +1,6 @@
 // Tests for src/lib/backup/repository.cc: backup records (backup.json) are objects like any
-// other, authenticated when a key is configured and bound to their label.
+// other, authenticated when a key is configured and bound to their label; and restore.cc's
+// restore_command carries allow_plaintext_objects when only the environment set it.
 #include <doctest/doctest.h>
 
 #include <walstore/archive.h>
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "backup/repository.h"
+#include "backup/restore.h"
 #include "storage/memory/memory_storage.h"
 #include "test_util.h"
 
@@ -111,5 +113,15 @@ TEST_SUITE("backup_repository") {
     WriteSmallObject(*repo.storage, repo.keyed, a, RecordText("a", 1000));
     repo.PutRaw(BackupObjectKey(kSysId, "b", kRecordName), repo.Raw(a));
     CHECK_CODE(LoadBackups(*repo.storage, repo.keyed, kSysId), ErrorCode::kMisplaced);
+  }
+
+  TEST_CASE("restore_command repeats allow_plaintext_objects that came from the environment") {
+    Config config;
+    config.repo_url = "file:///var/lib/walstore";
+    CHECK_FALSE(Contains(MakeRestoreCommand(config, "/usr/bin/walfetch"), "ALLOW_PLAINTEXT"));
+    config.allow_plaintext_objects = true;
+    const std::string command = MakeRestoreCommand(config, "/usr/bin/walfetch");
+    CHECK(command.rfind("WALSTORE_ALLOW_PLAINTEXT_OBJECTS=1 ", 0) == 0);
+    CHECK(Contains(command, "/usr/bin/walfetch"));
   }
 }
