@@ -8,13 +8,16 @@
 // record holds one chunk of at most chunk_size plaintext bytes, compressed on
 // its own and, with encryption, sealed with AES-256-GCM under a per-object key
 // (HKDF of the master key and the header's random salt) with the record
-// index as nonce and the header and record header as associated data.  The
+// index as nonce and the header, record header and identity (below) as
+// associated data.  The
 // end record carries the record count, plaintext size and SHA-256.
 //
 // A reader therefore detects truncation (no end record), reordering (index),
 // any flipped bit (header check, GCM tag, decompression, SHA-256), a wrong key
-// (key id) and an unknown version (kUnsupportedFormat), and needs memory for
-// a few chunks whatever the object size.
+// (key id), an unknown version (kUnsupportedFormat), an object under another
+// name (kMisplaced) and, with a key configured, an unencrypted object
+// (kUnauthenticated), and needs memory for a few chunks whatever the object
+// size.
 //
 // Version 2 binds every object to its identity, the storage key it is
 // written under ("<system-id>/wal/.../<segment>", "<system-id>/backup/<label>/
