@@ -11,6 +11,7 @@
 
 #include <walstore/config.h>
 #include <walstore/crypto.h>
+#include <walstore/object_format.h>
 #include <walstore/storage.h>
 #include <walstore/wal_name.h>
 
@@ -48,9 +49,12 @@ struct PushResult {
 // is the data directory when PostgreSQL runs it).  Validates the name and,
 // for segments, the size and long page header; learns the system id from the
 // segment header (or config.system_id, or <cwd>/global/pg_control for files
-// without one).  Test before overwrite: an existing object with the same
-// plaintext SHA-256 gives kAlreadyArchived; a different one throws kConflict
-// naming both checksums, and the stored object is left untouched.
+// without one).  Test before overwrite: the existing object is decoded
+// completely (with the configured keys, under its name); the same plaintext
+// size and SHA-256 gives kAlreadyArchived, a valid object with other content
+// throws kConflict naming both checksums, and one that does not decode
+// (truncated, damaged, undecryptable, unauthenticated, stored for another
+// name) throws kArchivedDamaged.  The stored object is left untouched.
 PushResult PushWalFile(Storage& storage, const Config& config, const std::string& path);
 
 enum class FetchOutcome { kRestored, kMissing };
@@ -62,14 +66,22 @@ struct FetchResult {
   bool prefetched = false;  // served from the read-ahead spool (prefetch.h)
 };
 
+// What readers accept under `config`: its keys (current first, then keys
+// rotated out) and allow_plaintext_objects.
+DecodeOptions DecodeOptionsFor(const Config& config);
+
 // Restores one file (walfetch %f %p): `name` is %f, `dest_path` is %p.  The
 // system id comes from config.system_id, else <cwd>/global/pg_control.  On
 // kRestored, dest_path holds the verified plaintext, published atomically
 // (temp file in the same directory, fsync, rename, directory fsync).  On
 // kMissing nothing was written; kMissing means a verified absence (see
 // storage.h), and when the repository holds nothing at all of the cluster a
-// WARNING names the system id looked for and those the repository holds.  Damage, a wrong key or any repository error
-// throws: the caller must not report that as missing.  With config.prefetch
+// WARNING names the system id looked for and those the repository holds.
+// Damage, a wrong key, an unauthenticated object or any repository error
+// throws: the caller must not report that as missing.  A segment or .partial
+// file whose WAL long page header does not name it (timeline, segment,
+// cluster, size) throws kMisplaced, whichever way it came (repository or
+// read-ahead spool).  With config.prefetch
 // > 0 a segment that a prefetch worker already verified and spooled beside
 // dest_path is moved into place instead (see prefetch.h); starting the next
 // worker is the caller's business (walfetch does it).
@@ -80,10 +92,20 @@ FetchResult FetchWalFile(Storage& storage, const Config& config, const std::stri
 // then <data_dir>/global/pg_control.  Throws kConfig saying what to set.
 uint64_t ResolveSystemId(const Config& config, const std::string& data_dir);
 
+// The WAL file a restored object must hold (segments and .partial files:
+// checked against their long page header before they are published).
+struct ExpectedWal {
+  WalFileName name;
+  uint64_t system_id = 0;
+};
+
 // Reads the object under `key` to `dest_path` atomically (see FetchWalFile);
-// false when the key does not exist.  Shared by walfetch and walctl restore.
+// false when the key does not exist.  With `expected` naming a segment or
+// .partial file, the content's WAL long page header must match it, else
+// kMisplaced and nothing is published.  Shared by walfetch and its read-ahead.
 bool RestoreObjectToFile(Storage& storage, const Config& config, const std::string& key,
-                         const std::string& dest_path, uint64_t* plaintext_size = nullptr);
+                         const std::string& dest_path, uint64_t* plaintext_size = nullptr,
+                         const ExpectedWal* expected = nullptr);
 
 // Encodes the local file `path` and publishes it under `key` with no
 // overwrite; returns the commit result and fills the digest/sizes.
@@ -95,10 +117,5 @@ struct StoreResult {
 };
 StoreResult StoreFileObject(Storage& storage, const Config& config, const std::string& path,
                             const std::string& key);
-
-// The plaintext SHA-256 of a stored object without decoding the body: from
-// metadata when the backend has it, else from the object header.  nullopt
-// when the object does not exist or its header carries no digest.
-std::optional<Sha256Digest> StoredDigest(Storage& storage, const std::string& key);
 
 }  // namespace walstore

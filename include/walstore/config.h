@@ -72,6 +72,11 @@ struct Config {
   // walpush push-ahead: how many .ready segments after the one being archived
   // a background worker may push early (see push_ahead.h); 0 = off.
   int push_ahead = kDefaultPushAhead;
+  // With a key configured, readers refuse unencrypted objects (anyone who can
+  // write to the repository can forge one) unless this is set, for a
+  // migration from an unencrypted repository (allow_plaintext_objects /
+  // WALSTORE_ALLOW_PLAINTEXT_OBJECTS).
+  bool allow_plaintext_objects = false;
   S3Settings s3;
   std::string source_path;              // the config file actually read ("" = none)
 
@@ -107,7 +112,8 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env);
 //
 // Environment overrides: WALSTORE_REPO, WALSTORE_COMPRESSION ("lz4",
 // "zstd:9", ...), WALSTORE_ENCRYPTION_KEY_FILE, WALSTORE_ENCRYPTION_KEY (64
-// hex characters), WALSTORE_LOG_LEVEL, WALSTORE_SYSTEM_ID, WALSTORE_PREFETCH, WALSTORE_PUSH_AHEAD, and for S3
+// hex characters), WALSTORE_LOG_LEVEL, WALSTORE_SYSTEM_ID, WALSTORE_PREFETCH, WALSTORE_PUSH_AHEAD,
+// WALSTORE_ALLOW_PLAINTEXT_OBJECTS, and for S3
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
 // AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, WALSTORE_S3_* (see docs).
 Config LoadConfig(const std::optional<std::string>& explicit_path, const EnvLookup& env);

@@ -44,6 +44,10 @@ enum class ErrorCode {
   kPostgres,            // libpq / PostgreSQL server error (walctl)
   kVerifyFailed,        // walctl verify / check found problems
   kInternal,            // a bug
+  kArchivedDamaged,     // walpush: the object already archived under this name does not
+                        // decode to this file (damaged, undecryptable, misplaced)
+  kUnauthenticated,     // an unencrypted object while a key is configured
+  kMisplaced,           // an object (or the WAL it holds) belongs to another name
   kNotARepository,      // the repository location is not (or no longer) a walstore repository
 };
 

@@ -1,4 +1,5 @@
-// walstore object format, version 1 (written down in docs/format.md).
+// walstore object format, version 2 (written down in docs/format.md; version 1
+// objects of earlier builds stay readable).
 //
 // Every object in a repository (WAL segment, history file, backup file) is
 //   header (128 bytes) | data record* | end record
@@ -7,13 +8,25 @@
 // record holds one chunk of at most chunk_size plaintext bytes, compressed on
 // its own and, with encryption, sealed with AES-256-GCM under a per-object key
 // (HKDF of the master key and the header's random salt) with the record
-// index as nonce and the header and record header as associated data.  The
+// index as nonce and the header, record header and identity (below) as
+// associated data.  The
 // end record carries the record count, plaintext size and SHA-256.
 //
 // A reader therefore detects truncation (no end record), reordering (index),
 // any flipped bit (header check, GCM tag, decompression, SHA-256), a wrong key
-// (key id) and an unknown version (kUnsupportedFormat), and needs memory for
-// a few chunks whatever the object size.
+// (key id), an unknown version (kUnsupportedFormat), an object under another
+// name (kMisplaced) and, with a key configured, an unencrypted object
+// (kUnauthenticated), and needs memory for a few chunks whatever the object
+// size.
+//
+// Version 2 binds every object to its identity, the storage key it is
+// written under ("<system-id>/wal/.../<segment>", "<system-id>/backup/<label>/
+// backup.json", ...): the identity is part of every record's GCM associated
+// data (encrypted objects) or of the stored SHA-256 (unencrypted ones), and an
+// 8-byte identity hash in the header lets a reader report an object copied or
+// moved to another name (kMisplaced) before decoding anything.  Version 2
+// record indices are 48 bits (64 in the nonce), so the counter cannot wrap.
+// Version 1 objects carry no binding: they decode under any name.
 #pragma once
 
 #include <walstore/codec.h>
@@ -26,11 +39,18 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace walstore {
 
 inline constexpr size_t kObjectHeaderSize = 128;
-inline constexpr uint16_t kObjectFormatVersion = 1;
+inline constexpr uint16_t kObjectFormatVersion = 2;        // written
+inline constexpr uint16_t kOldestObjectFormatVersion = 1;  // still read
+// Data records one version 2 object may hold: the record index has 48 bits
+// (and the end record's index is their count).  The encoder refuses to go further
+// (kConfig: a larger chunk_size is needed) instead of reusing a GCM nonce.
+inline constexpr uint64_t kMaxRecordsPerObject = (uint64_t{1} << 48) - 1;
 inline constexpr uint32_t kMaxChunkSize = 16u << 20;
 
 enum class Cipher : uint8_t { kNone = 0, kAes256Gcm = 1 };
@@ -42,6 +62,7 @@ struct ObjectHeader {
   uint32_t chunk_size = 1u << 20;
   uint64_t key_id = 0;                // 0 when not encrypted
   std::array<uint8_t, 32> salt{};     // per-object random salt (encrypted objects)
+  std::array<uint8_t, 8> identity_hash{};  // version 2: ObjectIdentityHash(identity)
   bool has_digest = false;            // plaintext size and digest below are set
   uint64_t plaintext_size = 0;
   Sha256Digest plaintext_sha256{};
@@ -53,6 +74,10 @@ ObjectHeader ParseObjectHeader(Bytes header_bytes, const std::string& what);
 // Reads kObjectHeaderSize bytes from `in` and parses them; a shorter stream
 // is kCorrupt ("truncated header").
 ObjectHeader ReadObjectHeader(ReadStream& in, const std::string& what);
+
+// The first 8 bytes of SHA-256("walstore-object-identity" || identity): what a
+// version 2 header stores at offset 56 for the storage key `identity`.
+std::array<uint8_t, 8> ObjectIdentityHash(std::string_view identity);
 
 struct EncodeOptions {
   CompressionSpec compression;
@@ -70,6 +95,24 @@ struct EncodeOptions {
   // the records' associated data precisely so they can be written last.
   std::function<void(Bytes header)> rewrite_header;
   int threads = 1;                   // >1: compress/encrypt chunks in parallel
+  // The storage key the object is written under (relative to the repository
+  // root, e.g. "<system-id>/wal/<TTTTTTTTLLLLLLLL>/<segment>"): the object
+  // decodes only under this name.
+  std::string identity;
+  // Data records the object may hold; only tests lower it (a real object reaches
+  // kMaxRecordsPerObject only with a tiny chunk size and petabytes of data).
+  uint64_t max_records = kMaxRecordsPerObject;
+};
+
+// What a reader accepts.
+struct DecodeOptions {
+  // The keys that may decrypt (the current key first, then keys rotated out;
+  // see Config::ReadKeys()).  Non-empty means "a key is configured": an
+  // unencrypted object is then refused with kUnauthenticated, because anyone
+  // who can write to the repository can write one, unless allow_plaintext
+  // (config allow_plaintext_objects, for a migration to encryption).
+  std::vector<Key> keys;
+  bool allow_plaintext = false;
 };
 
 // Encodes plaintext written to it into `sink`.  Finish() writes the end
@@ -99,13 +142,18 @@ class ObjectEncoder : public WriteStream {
 // throws kCorrupt.  Plaintext of a chunk is returned only after that chunk
 // authenticated (encrypted objects); the whole-object SHA-256 is known only at
 // the end, so callers must not publish what they wrote before Read() == 0.
-// `what` names the object in messages (e.g. the key).
+// `identity` is the storage key the object was read from (see
+// EncodeOptions::identity): a version 2 object written under another name
+// throws kMisplaced (header identity hash) or fails authentication / its
+// stored checksum (kCorrupt).  `what` names the object in messages (the
+// storage description and key); empty means `identity`.
 class ObjectDecoder : public ReadStream {
  public:
-  ObjectDecoder(ReadStream& source, const Key* key, std::string what);
-  // Same, choosing among several keys by the key id in the header (the
-  // current key first, then keys rotated out; see Config::ReadKeys()).
-  ObjectDecoder(ReadStream& source, std::span<const Key> keys, std::string what);
+  // Chooses among options.keys by the key id in the header.
+  ObjectDecoder(ReadStream& source, const DecodeOptions& options, std::string identity,
+                std::string what = {});
+  // One key (or none): with a key, unencrypted objects are refused.
+  ObjectDecoder(ReadStream& source, const Key* key, std::string identity, std::string what = {});
   ~ObjectDecoder() override;
   size_t Read(MutableBytes out) override;
   // Push mode: writes the rest of the plaintext to `sink` straight from the

@@ -42,6 +42,12 @@ void CheckSegmentHeader(const WalLongHeader& header, const WalFileName& name,
 std::optional<std::string> SegmentHeaderMismatch(const WalLongHeader& header,
                                                  const WalFileName& name, uint64_t file_size);
 
+// Why a segment or .partial file that starts with `head` and has `file_size`
+// bytes is not `name` of cluster `system_id` (no long page header, another
+// cluster, another timeline or segment, a wrong size), or nullopt.
+std::optional<std::string> WalContentMismatch(Bytes head, uint64_t file_size,
+                                              const WalFileName& name, uint64_t system_id);
+
 // Reads the system identifier (the first 8 bytes of ControlFileData) from
 // <data_dir>/global/pg_control; nullopt when the file does not exist.
 std::optional<uint64_t> ReadControlFileSystemId(const std::string& data_dir);

@@ -4,7 +4,7 @@
 # Source it, then call ws_setup:
 #   . "$(dirname "$0")/../../lib/common.sh"; ws_setup
 #
-# API (see .notes/TEAM.md):
+# API:
 #   ws_setup                 $WS_TMP (temp dir usable by postgres), $WS_BIN with copies of the
 #                            built tools, PATH, EXIT trap (stops servers, removes $WS_TMP unless
 #                            WS_KEEP=1)

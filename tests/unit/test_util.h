@@ -63,6 +63,9 @@ inline const char* CodeName(ErrorCode code) {
     case ErrorCode::kPostgres: return "kPostgres";
     case ErrorCode::kVerifyFailed: return "kVerifyFailed";
     case ErrorCode::kInternal: return "kInternal";
+    case ErrorCode::kArchivedDamaged: return "kArchivedDamaged";
+    case ErrorCode::kUnauthenticated: return "kUnauthenticated";
+    case ErrorCode::kMisplaced: return "kMisplaced";
     case ErrorCode::kNotARepository: return "kNotARepository";
   }
   return "k<unknown>";

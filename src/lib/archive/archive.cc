@@ -9,6 +9,7 @@
 #include <walstore/wal_file.h>
 
 #include <cerrno>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -48,6 +49,7 @@ StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& f
   encode.key = config.key ? &*config.key : nullptr;
   encode.chunk_size = config.chunk_size;
   encode.threads = EncodeThreads(config);
+  encode.identity = key;
   encode.rewrite_header = [&writer](Bytes header) { writer->RewriteHead(header); };
   ObjectEncoder encoder(*writer, encode);
   // One read fills a whole batch of chunks, which the encoder seals in place.
@@ -64,7 +66,74 @@ StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& f
   return result;
 }
 
+// Passes the plaintext on and keeps its first bytes (a WAL long page header).
+class HeadKeepingStream : public WriteStream {
+ public:
+  explicit HeadKeepingStream(WriteStream& next) : next_(next) {}
+  void Write(Bytes data) override {
+    const size_t n = std::min(data.size(), head_.size() - head_size_);
+    std::memcpy(head_.data() + head_size_, data.data(), n);
+    head_size_ += n;
+    next_.Write(data);
+  }
+  void Finish() override { next_.Finish(); }
+  Bytes head() const { return Bytes(head_.data(), head_size_); }
+
+ private:
+  WriteStream& next_;
+  std::array<uint8_t, kWalLongHeaderSize> head_{};
+  size_t head_size_ = 0;
+};
+
+class DiscardStream : public WriteStream {
+ public:
+  void Write(Bytes) override {}
+  void Finish() override {}
+};
+
+// Decodes the object already stored under `key` completely.  Anything that
+// keeps it from decoding to verified plaintext under this name is
+// kArchivedDamaged; repository errors pass through unchanged.
+// nullopt when the object is gone.
+struct DecodedObject {
+  uint64_t plaintext_size = 0;
+  Sha256Digest sha256{};
+};
+std::optional<DecodedObject> DecodeExisting(Storage& storage, const Config& config,
+                                            const std::string& key) {
+  auto reader = storage.OpenRead(key);
+  if (!reader) return std::nullopt;  // removed since the commit found it
+  try {
+    ObjectDecoder decoder(*reader, DecodeOptionsFor(config), key, ObjectName(storage, key));
+    DiscardStream discard;
+    decoder.DecodeTo(discard);
+    return DecodedObject{decoder.plaintext_size(), decoder.plaintext_sha256()};
+  } catch (const Error& e) {
+    const ErrorCode code = e.code();
+    if (code != ErrorCode::kCorrupt && code != ErrorCode::kWrongKey &&
+        code != ErrorCode::kMisplaced && code != ErrorCode::kUnauthenticated) {
+      throw;
+    }
+    throw Error(ErrorCode::kArchivedDamaged,
+                fmt::format("the object already archived under this name cannot be verified, "
+                            "so the local file is not reported as archived: {} [{}]",
+                            e.what(), InfoFor(code).name),
+                fmt::format("{}{}The local file stays in pg_wal until archiving succeeds. Once "
+                            "the cause is clear, move the damaged object aside (mv, or aws s3 "
+                            "mv to another key; see docs/operations.md, \"Damaged archived "
+                            "object\"): PostgreSQL's next retry archives the local copy again",
+                            e.hint(), e.hint().empty() ? "" : ". "));
+  }
+}
+
 }  // namespace
+
+DecodeOptions DecodeOptionsFor(const Config& config) {
+  DecodeOptions options;
+  options.keys = config.ReadKeys();
+  options.allow_plaintext = config.allow_plaintext_objects;
+  return options;
+}
 
 LocalFile::LocalFile(const std::string& p) : path(p), reader(p) {
   if (fstat(reader.fd(), &stat_at_open) != 0) {
@@ -114,19 +183,6 @@ uint64_t ResolveSystemId(const Config& config, const std::string& data_dir) {
                           where),
               "run from the data directory (PostgreSQL does), or set system_id / "
               "WALSTORE_SYSTEM_ID to the value pg_controldata prints");
-}
-
-std::optional<Sha256Digest> StoredDigest(Storage& storage, const std::string& key) {
-  auto info = storage.Stat(key);
-  if (!info) return std::nullopt;
-  if (auto it = info->metadata.find(kMetaSha256); it != info->metadata.end()) {
-    if (auto digest = ParseSha256Hex(it->second)) return digest;
-  }
-  auto reader = storage.OpenRead(key);
-  if (!reader) return std::nullopt;
-  const ObjectHeader header = ReadObjectHeader(*reader, ObjectName(storage, key));
-  if (!header.has_digest) return std::nullopt;
-  return header.plaintext_sha256;
 }
 
 StoreResult StoreFileObject(Storage& storage, const Config& config, const std::string& path,
@@ -179,18 +235,27 @@ PushResult PushOpenedWalFile(Storage& storage, const Config& config, WalFileToPu
     result.outcome = PushOutcome::kStored;
     return result;
   }
-  // Test before overwrite: the key was taken.  Same content is success.
-  const auto existing = StoredDigest(storage, result.key);
-  if (existing && *existing == stored.sha256) {
+  // Test before overwrite: the key was taken.  Success only when the stored
+  // object decodes completely, under this name, to the very same plaintext.
+  const auto existing = DecodeExisting(storage, config, result.key);
+  if (!existing) {
+    throw Error(ErrorCode::kStorageTransient,
+                fmt::format("{} existed when {} was stored, and is gone now",
+                            ObjectName(storage, result.key), result.name.text),
+                "something removes objects from the repository while walpush runs (prune?)");
+  }
+  if (existing->plaintext_size == stored.plaintext_size && existing->sha256 == stored.sha256) {
     result.outcome = PushOutcome::kAlreadyArchived;
     return result;
   }
   throw Error(
       ErrorCode::kConflict,
-      fmt::format("{} is already archived with different content (archived SHA-256 {}, local "
-                  "SHA-256 {}); the archived object {} was left untouched",
-                  result.name.text, existing ? ToHex(*existing) : "unknown", ToHex(stored.sha256),
-                  ObjectName(storage, result.key)),
+      fmt::format("{} is already archived with different content (archived {} bytes with "
+                  "SHA-256 {}, local {} bytes with SHA-256 {}); the archived object {} was left "
+                  "untouched",
+                  result.name.text, existing->plaintext_size, ToHex(existing->sha256),
+                  stored.plaintext_size,
+                  ToHex(stored.sha256), ObjectName(storage, result.key)),
       "another server with the same system identifier and timeline archived this segment "
       "first: a clone or restored copy started as a primary, a standby made writable without "
       "promotion, or two restores that picked the same timeline. Decide which copy belongs to "
@@ -200,13 +265,29 @@ PushResult PushOpenedWalFile(Storage& storage, const Config& config, WalFileToPu
 }
 
 bool RestoreObjectToFile(Storage& storage, const Config& config, const std::string& key,
-                         const std::string& dest_path, uint64_t* plaintext_size) {
+                         const std::string& dest_path, uint64_t* plaintext_size,
+                         const ExpectedWal* expected) {
   auto reader = storage.OpenRead(key);
   if (!reader) return false;
-  const std::vector<Key> keys = config.ReadKeys();
-  ObjectDecoder decoder(*reader, keys, ObjectName(storage, key));
+  ObjectDecoder decoder(*reader, DecodeOptionsFor(config), key, ObjectName(storage, key));
   AtomicFileWriter out(dest_path, 0600, false);
-  decoder.DecodeTo(out);
+  HeadKeepingStream sink(out);
+  decoder.DecodeTo(sink);
+  const bool has_wal_header = expected != nullptr &&
+                              (expected->name.kind == WalFileKind::kSegment ||
+                               expected->name.kind == WalFileKind::kPartial);
+  if (has_wal_header) {
+    if (auto mismatch = WalContentMismatch(sink.head(), decoder.plaintext_size(), expected->name,
+                                           expected->system_id)) {
+      throw Error(ErrorCode::kMisplaced,
+                  fmt::format("{} does not hold {} of cluster {}: {}; nothing was restored",
+                              ObjectName(storage, key), expected->name.text, expected->system_id,
+                              *mismatch),
+                  "the object under this name is another WAL file (copied or moved there, or "
+                  "an object of a build without name binding): recovery must not use it; find "
+                  "the right segment in another copy of the archive");
+    }
+  }
   out.Publish(true);  // only after the decoder verified the end record
   if (plaintext_size != nullptr) *plaintext_size = decoder.plaintext_size();
   return true;
@@ -226,7 +307,9 @@ FetchResult FetchWalFile(Storage& storage, const Config& config, const std::stri
       return result;
     }
   }
-  result.outcome = RestoreObjectToFile(storage, config, result.key, dest_path, &result.plaintext_size)
+  const ExpectedWal expected{parsed, system_id};
+  result.outcome = RestoreObjectToFile(storage, config, result.key, dest_path,
+                                       &result.plaintext_size, &expected)
                        ? FetchOutcome::kRestored
                        : FetchOutcome::kMissing;
   if (result.outcome == FetchOutcome::kMissing) WarnIfClusterAbsent(storage, system_id);

@@ -38,15 +38,12 @@ std::string SpooledSegmentProblem(int fd, const struct stat& st, const Config& c
   if (st.st_size < static_cast<off_t>(kWalLongHeaderSize)) {
     return fmt::format("{} bytes, too short for a WAL segment", st.st_size);
   }
-  const auto header = ReadWalLongHeader(fd);
-  if (!header) return "no valid WAL long page header";
-  if (header->system_id != system_id) {
-    return fmt::format("WAL of cluster {}, not {}", header->system_id, system_id);
+  std::array<uint8_t, kWalLongHeaderSize> head{};
+  if (pread(fd, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) {
+    return "could not read its WAL long page header";
   }
-  if (auto mismatch = SegmentHeaderMismatch(*header, name, static_cast<uint64_t>(st.st_size))) {
-    return *mismatch;
-  }
-  return {};
+  return WalContentMismatch(head, static_cast<uint64_t>(st.st_size), name, system_id)
+      .value_or(std::string());
 }
 
 }  // namespace
@@ -138,10 +135,10 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
           next, static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize, spool.path(), reserve);
       break;
     }
-    const WalFileName parsed = ParseWalFileNameOrThrow(next);
+    const ExpectedWal expected{ParseWalFileNameOrThrow(next), system_id};
     // Written through the spool's descriptor (see SpoolDir::PathVia).
-    if (!RestoreObjectToFile(storage, config, WalObjectKey(system_id, parsed),
-                             spool.PathVia(next))) {
+    if (!RestoreObjectToFile(storage, config, WalObjectKey(system_id, expected.name),
+                             spool.PathVia(next), nullptr, &expected)) {
       Log(LogLevel::kDebug, "prefetch stops at {}: not in the repository", next);
       break;
     }

@@ -57,6 +57,16 @@ std::optional<std::string> SegmentHeaderMismatch(const WalLongHeader& h, const W
   return std::nullopt;
 }
 
+std::optional<std::string> WalContentMismatch(Bytes head, uint64_t file_size,
+                                              const WalFileName& name, uint64_t system_id) {
+  const auto header = ParseWalLongHeader(head);
+  if (!header) return "no valid WAL long page header";
+  if (header->system_id != system_id) {
+    return fmt::format("WAL of cluster {}, not {}", header->system_id, system_id);
+  }
+  return SegmentHeaderMismatch(*header, name, file_size);
+}
+
 void CheckSegmentHeader(const WalLongHeader& h, const WalFileName& name, uint64_t file_size,
                         const std::string& path) {
   if (auto mismatch = SegmentHeaderMismatch(h, name, file_size)) {

@@ -31,6 +31,7 @@ class ArchiveSink {
     options.key = config.key ? &*config.key : nullptr;
     options.chunk_size = config.chunk_size;
     options.threads = threads;
+    options.identity = key;
     encoder_ = std::make_unique<ObjectEncoder>(*writer_, options);
     // Receiving from the server overlaps with compressing / encrypting.
     background_ = std::make_unique<BackgroundWriter>(*encoder_);
@@ -291,7 +292,7 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
   auto missing = WaitForWal(storage, sysid, RequiredWal(record), options.wal_timeout_seconds);
   record.complete = missing.empty();
   WriteSmallObject(storage, config, BackupObjectKey(sysid, record.label, kRecordName),
-                   ToJson(record).dump(2) + "\n", /*encrypt=*/false);
+                   ToJson(record).dump(2) + "\n");
   if (!missing.empty()) {
     throw Error(
         ErrorCode::kVerifyFailed,

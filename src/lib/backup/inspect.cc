@@ -40,11 +40,9 @@ void CheckObject(Storage& storage, const Config& config, const std::string& key,
   auto in = storage.OpenRead(key);
   if (!in) Fail(ErrorCode::kCorrupt, "{} is missing", key);
   ++report.objects_checked;
-  if (!full) {
-    ReadObjectHeader(*in, key);
-    return;
-  }
-  ObjectDecoder decoder(*in, config.ReadKeys(), key);  // keys rotated out too
+  // The constructor checks the header: name binding, key, encrypted under a key.
+  ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);  // keys rotated out too
+  if (!full) return;
   std::vector<uint8_t> buf(1 << 20);
   while (size_t n = decoder.Read(MutableBytes(buf.data(), buf.size()))) report.bytes_decoded += n;
 }

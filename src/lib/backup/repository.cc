@@ -200,14 +200,14 @@ std::optional<std::string> ReadSmallObject(Storage& storage, const Config& confi
                                            const std::string& key) {
   auto in = storage.OpenRead(key);
   if (!in) return std::nullopt;
-  ObjectDecoder decoder(*in, config.ReadKeys(), key);  // keys rotated out too
+  ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);  // keys rotated out too
   StringWriteStream out;
   decoder.DecodeTo(out);
   return std::move(out.data());
 }
 
 BackupObject WriteSmallObject(Storage& storage, const Config& config, const std::string& key,
-                              std::string_view data, bool encrypt) {
+                              std::string_view data) {
   Sha256Digest digest = Sha256Of(AsBytes(data));
   WriteOptions options;
   options.metadata[kMetaSha256] = ToHex(digest);
@@ -215,8 +215,9 @@ BackupObject WriteSmallObject(Storage& storage, const Config& config, const std:
   auto writer = storage.Create(key, options);
   EncodeOptions encode;
   encode.compression = config.compression;
-  encode.key = encrypt && config.key ? &*config.key : nullptr;
+  encode.key = config.key ? &*config.key : nullptr;
   encode.chunk_size = config.chunk_size;
+  encode.identity = key;
   encode.known_digest = std::make_pair(uint64_t{data.size()}, digest);
   ObjectEncoder encoder(*writer, encode);
   encoder.Write(AsBytes(data));

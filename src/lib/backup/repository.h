@@ -6,10 +6,11 @@
 //   <system-id>/backup/<label>/backup.json      the backup record, written last
 //
 // Every object is in the walstore object format (compressed / encrypted like
-// WAL), except that backup.json is never encrypted: it holds only metadata
-// (labels, LSNs, times, sizes, digests of the encrypted tars' plaintext), so
-// list, status, prune and a header-level verify work without the key, e.g.
-// from a monitoring host.  A backup exists once its record exists; objects under a label
+// WAL), backup.json included: restore trusts it for which backup "latest" is
+// and for the tars' checksums, so with a key it must be authenticated (an
+// unencrypted backup.json is refused, kUnauthenticated, unless
+// allow_plaintext_objects).  list, status, prune and verify therefore need
+// the key when the repository is encrypted.  A backup exists once its record exists; objects under a label
 // without a record are an interrupted backup (or prune) and are ignored.
 #pragma once
 
@@ -93,11 +94,9 @@ const BackupRecord& SelectBackup(const std::vector<BackupRecord>& records, const
 std::optional<std::string> ReadSmallObject(Storage& storage, const Config& config,
                                            const std::string& key);
 // Encodes `data` and publishes it under `key` (never overwriting: an existing
-// key throws Error(kConflict)).  Returns the object's description.  With
-// `encrypt` false the object is only compressed and checksummed even when a
-// key is configured (backup records: see below).
+// key throws Error(kConflict)).  Returns the object's description.
 BackupObject WriteSmallObject(Storage& storage, const Config& config, const std::string& key,
-                              std::string_view data, bool encrypt = true);
+                              std::string_view data);
 
 // A WAL archive object.
 struct WalObject {

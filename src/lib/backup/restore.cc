@@ -83,7 +83,7 @@ void ExtractArchives(Storage& storage, const Config& config, const BackupRecord&
     std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
     auto in = storage.OpenRead(key);
     if (!in) Fail(ErrorCode::kCorrupt, "{} is missing from the repository", key);
-    ObjectDecoder decoder(*in, config.ReadKeys(), key);  // keys rotated out too
+    ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);  // keys rotated out too
     // Decoding (decrypt, decompress, SHA-256) overlaps with extracting.
     PrefetchReader prefetch(decoder);
     if (archive.tablespace_oid == 0) {
@@ -209,6 +209,9 @@ std::string MakeRestoreCommand(const Config& config, const std::string& walfetch
     Log(LogLevel::kWarning,
         "the encryption key came from WALSTORE_ENCRYPTION_KEY, which restore_command cannot "
         "repeat; set it in the server's environment or use a key file");
+  }
+  if (config.allow_plaintext_objects && !file_only.allow_plaintext_objects) {
+    command = "WALSTORE_ALLOW_PLAINTEXT_OBJECTS=1 " + command;  // sh runs restore_command
   }
   return EscapePercent(command) + " %f %p";
 }

@@ -32,6 +32,9 @@ constexpr std::array kTable = {
     ErrorCodeInfo{ErrorCode::kVerifyFailed, "verify_failed", 18, kAbort, false},
     ErrorCodeInfo{ErrorCode::kInternal, "internal", 19, kAbort, false},
     ErrorCodeInfo{ErrorCode::kTls, "tls", 20, kAbort, false},
+    ErrorCodeInfo{ErrorCode::kArchivedDamaged, "archived_damaged", 21, kAbort, false},
+    ErrorCodeInfo{ErrorCode::kUnauthenticated, "unauthenticated", 22, kAbort, false},
+    ErrorCodeInfo{ErrorCode::kMisplaced, "misplaced", 23, kAbort, false},
     ErrorCodeInfo{ErrorCode::kNotARepository, "not_a_repository", 24, kAbort, false},
 };
 

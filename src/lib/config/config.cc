@@ -152,6 +152,7 @@ void ReadFile(const std::string& path, Config& config) {
   r.Number("parallel", config.parallel);
   r.Number("prefetch", config.prefetch);
   r.Number("push_ahead", config.push_ahead);
+  r.Bool("allow_plaintext_objects", config.allow_plaintext_objects);
   if (auto* node = r.Take("s3")) {
     if (!node->is_table()) BadSetting(path, "s3", "must be a table ([s3])");
     ReadS3Table(*node->as_table(), path, config.s3);
@@ -188,6 +189,10 @@ void ApplyEnvironment(const EnvLookup& env, Config& config) {
   if (auto v = get("WALSTORE_PUSH_AHEAD")) {
     config.push_ahead = static_cast<int>(std::min<uint64_t>(
         ParseUnsigned(*v, "environment", "WALSTORE_PUSH_AHEAD"), kMaxPushAhead + 1));
+  }
+  if (auto v = get("WALSTORE_ALLOW_PLAINTEXT_OBJECTS")) {
+    config.allow_plaintext_objects =
+        ParseBool(*v, "environment", "WALSTORE_ALLOW_PLAINTEXT_OBJECTS");
   }
   auto& s3 = config.s3;
   if (auto v = get("AWS_ENDPOINT_URL")) s3.endpoint = *v;

@@ -7,14 +7,27 @@
 #include "common/byte_buffer.h"
 #include "common/endian.h"
 #include "common/task_thread.h"
+#include "format/object_format_internal.h"
 #include <vector>
 
 namespace walstore {
+
+std::array<uint8_t, AesGcm::kNonceSize> format_internal::RecordNonce(uint16_t version,
+                                                                     uint8_t type,
+                                                                     uint64_t index) {
+  std::array<uint8_t, AesGcm::kNonceSize> nonce{};
+  const int index_bytes = version >= 2 ? 8 : 4;  // records hold 48 bits in version 2
+  PutLe(nonce.data(), index, index_bytes);
+  nonce[index_bytes] = type;
+  return nonce;
+}
+
 namespace {
 
 constexpr char kMagic[8] = {'W', 'A', 'L', 'S', 'T', 'O', 'R', 'E'};
 constexpr size_t kAadHeaderBytes = 64;   // magic .. salt: authenticated with every record
                                          // (the digest part after it is not)
+constexpr size_t kIdentityHashOffset = 56;  // version 2; reserved (0) in version 1
 constexpr size_t kHeaderCheckOffset = 120;
 constexpr size_t kRecordHeaderSize = 16;
 constexpr uint8_t kRecordData = 1;
@@ -46,6 +59,7 @@ std::array<uint8_t, kObjectHeaderSize> SerializeHeader(const ObjectHeader& h) {
   PutLe(&out[12], h.chunk_size, 4);
   PutLe(&out[16], h.key_id, 8);
   std::memcpy(&out[24], h.salt.data(), 32);
+  if (h.version >= 2) std::memcpy(&out[kIdentityHashOffset], h.identity_hash.data(), 8);
   // Bytes 64.. may be rewritten once the digest is known (not in the AAD).
   PutLe(&out[64], h.has_digest ? kFlagHasDigest : 0, 4);
   PutLe(&out[72], h.plaintext_size, 8);
@@ -55,17 +69,12 @@ std::array<uint8_t, kObjectHeaderSize> SerializeHeader(const ObjectHeader& h) {
   return out;
 }
 
-std::array<uint8_t, AesGcm::kNonceSize> RecordNonce(uint8_t type, uint32_t index) {
-  std::array<uint8_t, AesGcm::kNonceSize> nonce{};
-  PutLe(nonce.data(), index, 4);
-  nonce[4] = type;
-  return nonce;
-}
+using format_internal::RecordNonce;
 
 struct RecordHeader {
   uint8_t type = 0;
   uint8_t flags = 0;
-  uint32_t index = 0;
+  uint64_t index = 0;  // version 1: 32 bits (bytes 4..7); version 2: 48 (bytes 2..3 high)
   uint32_t plain_len = 0;
   uint32_t stored_len = 0;
 
@@ -73,25 +82,47 @@ struct RecordHeader {
     std::array<uint8_t, kRecordHeaderSize> out{};
     out[0] = type;
     out[1] = flags;
+    PutLe(&out[2], index >> 32, 2);  // 0 in version 1 (index < 2^32 there)
     PutLe(&out[4], index, 4);
     PutLe(&out[8], plain_len, 4);
     PutLe(&out[12], stored_len, 4);
     return out;
   }
+  // Version 1 has no high index bytes: they stay in the index, where a
+  // non-zero value fails the index check.
   static RecordHeader Parse(const uint8_t* p) {
-    return {p[0], p[1], static_cast<uint32_t>(GetLe(p + 4, 4)),
+    return {p[0], p[1], GetLe(p + 2, 2) << 32 | GetLe(p + 4, 4),
             static_cast<uint32_t>(GetLe(p + 8, 4)), static_cast<uint32_t>(GetLe(p + 12, 4))};
   }
 };
 
-// AAD of a record: the header's first 64 bytes and the record header.
-std::array<uint8_t, kAadHeaderBytes + kRecordHeaderSize> RecordAad(
-    const std::array<uint8_t, kObjectHeaderSize>& header, const RecordHeader& record) {
-  std::array<uint8_t, kAadHeaderBytes + kRecordHeaderSize> aad;
-  std::memcpy(aad.data(), header.data(), kAadHeaderBytes);
-  const auto rh = record.Serialize();
-  std::memcpy(aad.data() + kAadHeaderBytes, rh.data(), rh.size());
-  return aad;
+// AAD of a record: the header's first 64 bytes, the record header, and in
+// version 2 the object's identity (its storage key).
+class RecordAad {
+ public:
+  RecordAad(const std::array<uint8_t, kObjectHeaderSize>& header, uint16_t version,
+            std::string_view identity)
+      : aad_(header.begin(), header.begin() + kAadHeaderBytes) {
+    aad_.resize(kAadHeaderBytes + kRecordHeaderSize);
+    if (version >= 2) aad_.insert(aad_.end(), identity.begin(), identity.end());
+  }
+  Bytes For(const RecordHeader& record) {
+    const auto rh = record.Serialize();
+    std::memcpy(aad_.data() + kAadHeaderBytes, rh.data(), rh.size());
+    return Bytes(aad_.data(), aad_.size());
+  }
+
+ private:
+  std::vector<uint8_t> aad_;
+};
+
+// Version 2's stored SHA-256 (unencrypted objects) starts with the identity.
+void HashIdentity(Sha256& stored_hash, uint16_t version, std::string_view identity) {
+  if (version < 2) return;
+  uint8_t length[8];
+  PutLe(length, identity.size(), 8);
+  stored_hash.Update(Bytes(length, 8));
+  stored_hash.Update(AsBytes(identity));
 }
 
 size_t TagSize(Cipher cipher) { return cipher == Cipher::kAes256Gcm ? AesGcm::kTagSize : 0; }
@@ -100,9 +131,12 @@ size_t TagSize(Cipher cipher) { return cipher == Cipher::kAes256Gcm ? AesGcm::kT
 class ChunkSealer {
  public:
   ChunkSealer(const CompressionSpec& compression, const std::array<uint8_t, 32>* object_key,
-              uint32_t chunk_size)
+              uint32_t chunk_size, const std::array<uint8_t, kObjectHeaderSize>& header,
+              uint16_t version, std::string_view identity)
       : codec_(MakeBlockCodec(compression)),
-        compress_(compression.codec != Codec::kNone) {
+        compress_(compression.codec != Codec::kNone),
+        version_(version),
+        aad_(header, version, identity) {
     if (object_key != nullptr) cipher_ = std::make_unique<AesGcm>(*object_key);
     scratch_ = ByteBuffer(codec_->MaxCompressedSize(chunk_size));
     out_ = ByteBuffer(kRecordHeaderSize +
@@ -111,8 +145,7 @@ class ChunkSealer {
   }
 
   // Seals `plain` as record `index`; the result stays valid until the next call.
-  Bytes Seal(const std::array<uint8_t, kObjectHeaderSize>& header, uint8_t type, uint32_t index,
-             Bytes plain) {
+  Bytes Seal(uint8_t type, uint64_t index, Bytes plain) {
     RecordHeader record{type, 0, index, static_cast<uint32_t>(plain.size()), 0};
     Bytes payload = plain;
     if (type == kRecordData && compress_) {
@@ -128,8 +161,8 @@ class ChunkSealer {
     std::memcpy(out_.data(), rh.data(), rh.size());
     uint8_t* body = out_.data() + kRecordHeaderSize;
     if (cipher_) {
-      const auto aad = RecordAad(header, record);
-      cipher_->Seal(RecordNonce(type, index), aad, payload, MutableBytes(body, record.stored_len));
+      cipher_->Seal(RecordNonce(version_, type, index), aad_.For(record), payload,
+                    MutableBytes(body, record.stored_len));
     } else {
       std::memmove(body, payload.data(), payload.size());
     }
@@ -139,6 +172,8 @@ class ChunkSealer {
  private:
   std::unique_ptr<BlockCodec> codec_;
   bool compress_;
+  uint16_t version_;
+  RecordAad aad_;
   std::unique_ptr<AesGcm> cipher_;
   ByteBuffer scratch_;
   ByteBuffer out_;
@@ -179,12 +214,12 @@ ObjectHeader ParseObjectHeader(Bytes bytes, const std::string& what) {
       std::memcmp(HeaderCheck(p).data(), p + kHeaderCheckOffset, 8) == 0;
   ObjectHeader h;
   h.version = static_cast<uint16_t>(GetLe(p + 8, 2));
-  if (h.version != kObjectFormatVersion) {
+  if (h.version < kOldestObjectFormatVersion || h.version > kObjectFormatVersion) {
     if (check_ok) {
       throw Error(ErrorCode::kUnsupportedFormat,
                   fmt::format("{}: object format version {} is not supported by this walstore "
-                              "(reads version {})",
-                              what, h.version, kObjectFormatVersion),
+                              "(reads versions {} to {})",
+                              what, h.version, kOldestObjectFormatVersion, kObjectFormatVersion),
                   "upgrade walstore to read objects written by a newer version");
     }
     Fail(ErrorCode::kCorrupt, "{}: damaged object header (version field {})", what, h.version);
@@ -204,10 +239,21 @@ ObjectHeader ParseObjectHeader(Bytes bytes, const std::string& what) {
   }
   h.key_id = GetLe(p + 16, 8);
   std::memcpy(h.salt.data(), p + 24, 32);
+  if (h.version >= 2) std::memcpy(h.identity_hash.data(), p + kIdentityHashOffset, 8);
   h.has_digest = (GetLe(p + 64, 4) & kFlagHasDigest) != 0;
   h.plaintext_size = GetLe(p + 72, 8);
   std::memcpy(h.plaintext_sha256.data(), p + 80, 32);
   return h;
+}
+
+std::array<uint8_t, 8> ObjectIdentityHash(std::string_view identity) {
+  Sha256 hash;
+  hash.Update(AsBytes(std::string_view("walstore-object-identity")));
+  hash.Update(AsBytes(identity));
+  const Sha256Digest digest = hash.Final();
+  std::array<uint8_t, 8> out;
+  std::copy_n(digest.begin(), 8, out.begin());
+  return out;
 }
 
 ObjectHeader ReadObjectHeader(ReadStream& in, const std::string& what) {
@@ -229,7 +275,7 @@ struct ObjectEncoder::Impl {
   std::vector<ByteBuffer> chunks;
   size_t filled_slots = 0;   // complete chunks waiting in slots [0, filled_slots)
   size_t fill = 0;           // bytes in chunks[filled_slots]
-  uint32_t next_index = 0;
+  uint64_t next_index = 0;
   Sha256 hash;
   Sha256 stored_hash;  // unencrypted objects: what was stored (see EndPayloadSize)
   uint64_t plaintext_size = 0;
@@ -249,6 +295,7 @@ struct ObjectEncoder::Impl {
     }
     header.codec = options.compression.codec;
     header.chunk_size = options.chunk_size;
+    header.identity_hash = ObjectIdentityHash(options.identity);
     if (options.key != nullptr) {
       header.cipher = Cipher::kAes256Gcm;
       header.key_id = options.key->id();
@@ -261,11 +308,15 @@ struct ObjectEncoder::Impl {
       header.plaintext_sha256 = options.known_digest->second;
     }
     header_bytes = SerializeHeader(header);
-    if (header.cipher == Cipher::kNone) stored_hash.Update(Bytes(header_bytes.data(), kAadHeaderBytes));
+    if (header.cipher == Cipher::kNone) {
+      HashIdentity(stored_hash, header.version, options.identity);
+      stored_hash.Update(Bytes(header_bytes.data(), kAadHeaderBytes));
+    }
     const size_t slots = static_cast<size_t>(std::max(1, options.threads));
     for (size_t i = 0; i < slots; ++i) {
       sealers.push_back(std::make_unique<ChunkSealer>(
-          options.compression, options.key ? &object_key : nullptr, options.chunk_size));
+          options.compression, options.key ? &object_key : nullptr, options.chunk_size,
+          header_bytes, header.version, options.identity));
       chunks.emplace_back(options.chunk_size);
     }
     if (slots > 1) {
@@ -291,9 +342,16 @@ struct ObjectEncoder::Impl {
   // order; all of it is done when this returns (the caller may reuse the
   // batch's memory).
   void FlushBatch(const std::vector<Bytes>& batch) {
+    // The end record takes index next_index + batch.size(): it must fit too.
+    if (next_index + batch.size() > std::min(options.max_records, kMaxRecordsPerObject)) {
+      throw Error(ErrorCode::kConfig,
+                  fmt::format("{}: too many records for one object ({} chunks of {} bytes); "
+                              "stopped before the record counter would repeat",
+                              options.identity, next_index + batch.size(), options.chunk_size),
+                  "raise chunk_size; nothing was published");
+    }
     auto seal = [this, &batch](size_t slot) {
-      return sealers[slot]->Seal(header_bytes, kRecordData,
-                                 static_cast<uint32_t>(next_index + slot), batch[slot]);
+      return sealers[slot]->Seal(kRecordData, next_index + slot, batch[slot]);
     };
     if (batch.size() == 1) {
       hash.Update(batch[0]);
@@ -322,7 +380,7 @@ struct ObjectEncoder::Impl {
       hasher->WaitAll();
       quiesce.done = true;
     }
-    next_index += static_cast<uint32_t>(batch.size());
+    next_index += batch.size();
   }
 
   // After a failure: lets the helpers finish what they were given; their
@@ -402,8 +460,7 @@ struct ObjectEncoder::Impl {
       const Sha256Digest stored = stored_hash.Final();
       std::memcpy(end + 40, stored.data(), stored.size());
     }
-    Emit(sealers[0]->Seal(header_bytes, kRecordEnd, next_index,
-                          Bytes(end, EndPayloadSize(header.cipher))));
+    Emit(sealers[0]->Seal(kRecordEnd, next_index, Bytes(end, EndPayloadSize(header.cipher))));
     finished = true;
   }
 };
@@ -427,16 +484,18 @@ struct ObjectDecoder::Impl {
   static constexpr size_t kPlainBuffers = 3;
 
   ReadStream& source;
+  std::string identity;
   std::string what;
   ObjectHeader header;
   std::array<uint8_t, kObjectHeaderSize> header_bytes{};
   std::unique_ptr<BlockCodec> codec;
   std::unique_ptr<AesGcm> cipher;
+  std::unique_ptr<RecordAad> aad;  // encrypted objects
   ByteBuffer stored;    // one record's payload as stored; decrypted in place
   ByteBuffer plain_buffers[kPlainBuffers];
   Bytes current;        // the chunk Read() serves (in plain_buffers)
   size_t plain_pos = 0;
-  uint32_t next_index = 0;
+  uint64_t next_index = 0;
   Sha256 hash;
   Sha256 stored_hash;  // unencrypted objects (see EndPayloadSize)
   uint64_t plaintext_size = 0;
@@ -447,9 +506,30 @@ struct ObjectDecoder::Impl {
   // `hash` and the buffers it reads go away (also after an error).
   TaskThread hasher;
 
-  Impl(ReadStream& s, std::span<const Key> keys, std::string w) : source(s), what(std::move(w)) {
+  Impl(ReadStream& s, std::span<const Key> keys, bool allow_plaintext, std::string id,
+       std::string w)
+      : source(s), identity(std::move(id)), what(w.empty() ? identity : std::move(w)) {
     const size_t n = ReadFully(source, header_bytes);
     header = ParseObjectHeader(Bytes(header_bytes.data(), n), what);
+    if (header.cipher == Cipher::kNone && !keys.empty() && !allow_plaintext) {
+      throw Error(ErrorCode::kUnauthenticated,
+                  fmt::format("{} is not encrypted, but an encryption key is configured: its "
+                              "content is not authenticated and is not used",
+                              what),
+                  "anyone who can write to the repository can write an unencrypted object. If "
+                  "it was archived before encryption was turned on, set allow_plaintext_objects "
+                  "= true (or WALSTORE_ALLOW_PLAINTEXT_OBJECTS=1) until those objects have "
+                  "expired (docs/configuration.md); otherwise find out who wrote it");
+    }
+    if (header.version >= 2 && header.identity_hash != ObjectIdentityHash(identity)) {
+      throw Error(ErrorCode::kMisplaced,
+                  fmt::format("{} was stored for another name (identity hash {}, this name's "
+                              "is {}): it is not the file it is named after",
+                              what, ToHex(Bytes(header.identity_hash.data(), 8)),
+                              ToHex(Bytes(ObjectIdentityHash(identity).data(), 8))),
+                  "the object was copied or moved to this name; do not use it: find the "
+                  "right object in another copy of the archive, or move this one aside");
+    }
     if (header.cipher == Cipher::kAes256Gcm) {
       const Key* key = nullptr;
       for (const Key& candidate : keys) {
@@ -463,8 +543,12 @@ struct ObjectDecoder::Impl {
       auto object_key = DeriveObjectKey(*key, header.salt);
       cipher = std::make_unique<AesGcm>(object_key);
       std::fill(object_key.begin(), object_key.end(), 0);
+      aad = std::make_unique<RecordAad>(header_bytes, header.version, identity);
     }
-    if (header.cipher == Cipher::kNone) stored_hash.Update(Bytes(header_bytes.data(), kAadHeaderBytes));
+    if (header.cipher == Cipher::kNone) {
+      HashIdentity(stored_hash, header.version, identity);
+      stored_hash.Update(Bytes(header_bytes.data(), kAadHeaderBytes));
+    }
     codec = MakeBlockCodec({header.codec, 0});
     stored = ByteBuffer(std::max<size_t>({codec->MaxCompressedSize(header.chunk_size),
                                           header.chunk_size, kEndPayloadSize}) +
@@ -495,10 +579,12 @@ struct ObjectDecoder::Impl {
       Corrupt(fmt::format("record {} has unknown type {}", next_index, record.type));
     }
     // Unencrypted record headers are not authenticated: accept exactly what a
-    // writer produces (known flags only, zero reserved bytes, raw whenever
-    // the codec is none, no flags on the end record).
+    // writer produces (known flags only, zero reserved bytes in version 1,
+    // where version 2 keeps the index's high bits, raw whenever the codec is
+    // none, no flags on the end record).
     const bool raw = (record.flags & kRecordFlagRaw) != 0;
-    if ((record.flags & ~kRecordFlagRaw) != 0 || rh_bytes[2] != 0 || rh_bytes[3] != 0 ||
+    if ((record.flags & ~kRecordFlagRaw) != 0 ||
+        (header.version < 2 && (rh_bytes[2] != 0 || rh_bytes[3] != 0)) ||
         (record.type == kRecordEnd && record.flags != 0) ||
         (record.type == kRecordData && header.codec == Codec::kNone && !raw)) {
       Corrupt(fmt::format("record {} has an invalid header", next_index));
@@ -529,9 +615,9 @@ struct ObjectDecoder::Impl {
     Bytes body = payload;
     if (cipher) {
       // Decrypted in place; nothing unauthenticated is decompressed or served.
-      const auto aad = RecordAad(header_bytes, record);
       MutableBytes opened(stored.data(), record.stored_len - AesGcm::kTagSize);
-      if (!cipher->Open(RecordNonce(record.type, record.index), aad, payload, opened)) {
+      if (!cipher->Open(RecordNonce(header.version, record.type, record.index), aad->For(record),
+                        payload, opened)) {
         Corrupt(fmt::format("record {} failed authentication", record.index));
       }
       body = opened;
@@ -613,11 +699,15 @@ struct ObjectDecoder::Impl {
   }
 };
 
-ObjectDecoder::ObjectDecoder(ReadStream& source, const Key* key, std::string what)
-    : impl_(std::make_unique<Impl>(
-          source, key ? std::span<const Key>(key, 1) : std::span<const Key>(), std::move(what))) {}
-ObjectDecoder::ObjectDecoder(ReadStream& source, std::span<const Key> keys, std::string what)
-    : impl_(std::make_unique<Impl>(source, keys, std::move(what))) {}
+ObjectDecoder::ObjectDecoder(ReadStream& source, const Key* key, std::string identity,
+                             std::string what)
+    : impl_(std::make_unique<Impl>(source,
+                                   key ? std::span<const Key>(key, 1) : std::span<const Key>(),
+                                   false, std::move(identity), std::move(what))) {}
+ObjectDecoder::ObjectDecoder(ReadStream& source, const DecodeOptions& options,
+                             std::string identity, std::string what)
+    : impl_(std::make_unique<Impl>(source, options.keys, options.allow_plaintext,
+                                   std::move(identity), std::move(what))) {}
 ObjectDecoder::~ObjectDecoder() = default;
 size_t ObjectDecoder::Read(MutableBytes out) { return impl_->Read(out); }
 uint64_t ObjectDecoder::DecodeTo(WriteStream& sink) { return impl_->DecodeTo(sink); }

@@ -6,6 +6,7 @@
 #include <walstore/crypto.h>
 #include <walstore/error.h>
 #include <walstore/object_format.h>
+#include <walstore/prefetch.h>
 #include <walstore/storage.h>
 
 #include <atomic>
@@ -135,10 +136,8 @@ TEST_SUITE("archive") {
     CHECK(h.key_id == fx.config.key->id());
     CHECK(fx.DecodedObject(r.key) == content);
 
-    auto digest = StoredDigest(*fx.storage, r.key);
-    REQUIRE(digest.has_value());
-    CHECK(*digest == Sha256Of(AsBytes(content)));
-    CHECK_FALSE(StoredDigest(*fx.storage, "7312345678901234567/wal/x/missing").has_value());
+    CHECK(h.has_digest);  // informational: test before overwrite decodes the object
+    CHECK(h.plaintext_sha256 == Sha256Of(AsBytes(content)));
 
     PushResult again = PushWalFile(*fx.storage, fx.config, path);
     CHECK(again.outcome == PushOutcome::kAlreadyArchived);
@@ -456,9 +455,6 @@ TEST_SUITE("archive") {
     PushResult r = PushWalFile(*posix, fx.config, path);
     CHECK(r.outcome == PushOutcome::kStored);
     CHECK(walstore::test::Exists(repo / ("r/" + r.key)));
-    auto digest = StoredDigest(*posix, r.key);
-    REQUIRE(digest.has_value());
-    CHECK(*digest == Sha256Of(AsBytes(original)));
     CHECK(PushWalFile(*posix, fx.config, path).outcome == PushOutcome::kAlreadyArchived);
     const std::string raw = ReadFile(repo / ("r/" + r.key));
 
@@ -544,10 +540,193 @@ TEST_SUITE("archive") {
     const std::string key = WalObjectKey(kSysId, ParseWalFileNameOrThrow(name));
     const std::string garbage = walstore::test::RandomString(4000, 42);
     fx.PutRaw(key, garbage);
-    const std::string got = walstore::test::ThrownCode([&] { PushWalFile(*fx.storage, fx.config, fx.Segment(name)); });
-    CHECK(got != "no exception");
-    CHECK((got == "kCorrupt" || got == "kConflict"));
+    CHECK_CODE(PushWalFile(*fx.storage, fx.config, fx.Segment(name)), ErrorCode::kArchivedDamaged);
     CHECK(fx.RawObject(key) == garbage);
+  }
+
+  TEST_CASE("push succeeds on an existing object only after decoding it completely") {
+    for (bool encrypt : {true, false}) {
+      CAPTURE(encrypt);
+      Fixture fx;
+      if (!encrypt) fx.config.key.reset();
+      const std::string name = "000000010000000000000003";
+      const std::string path = fx.Segment(name);
+      const PushResult first = PushWalFile(*fx.storage, fx.config, path);
+      REQUIRE(first.outcome == PushOutcome::kStored);
+      const std::string raw = fx.RawObject(first.key);
+      // Another segment's valid object, for the misplaced case.
+      const PushResult other = PushWalFile(*fx.storage, fx.config, fx.Segment("000000010000000000000004"));
+      auto damaged = [&](const std::string& bytes) {
+        fx.PutRaw(first.key, bytes);
+        const auto err = walstore::test::ThrownError([&] { PushWalFile(*fx.storage, fx.config, path); });
+        REQUIRE(err.has_value());
+        CHECK(walstore::test::CodeName(err->code()) == std::string("kArchivedDamaged"));
+        CHECK(InfoFor(err->code()).exit_code == 21);
+        CHECK(Contains(err->what(), first.key));
+        CHECK(Contains(err->hint(), "move the damaged object aside"));
+        CHECK(Contains(err->hint(), "docs/operations.md"));
+        CHECK(fx.RawObject(first.key) == bytes);  // left untouched
+        return std::string(err->what());
+      };
+      SUBCASE("identical object: already archived") {
+        CHECK(PushWalFile(*fx.storage, fx.config, path).outcome == PushOutcome::kAlreadyArchived);
+      }
+      SUBCASE("truncated to its header (which still carries the right digest)") {
+        CHECK(Contains(damaged(raw.substr(0, kObjectHeaderSize)), "no end record"));
+      }
+      SUBCASE("truncated inside the last record") {
+        damaged(raw.substr(0, raw.size() - 10));
+      }
+      SUBCASE("one flipped bit in the body") {
+        std::string bad = raw;
+        bad[raw.size() / 2] ^= 0x08;
+        damaged(bad);
+      }
+      SUBCASE("another segment's object stored under this name") {
+        CHECK(Contains(damaged(fx.RawObject(other.key)), "stored for another name"));
+      }
+      if (encrypt) {
+        SUBCASE("undecryptable: encrypted with a key that is not configured") {
+          Config other_key = fx.config;
+          other_key.key = TestKey(0x99);
+          fx.storage->Remove(first.key);
+          REQUIRE(PushWalFile(*fx.storage, other_key, path).outcome == PushOutcome::kStored);
+          const auto err = walstore::test::ThrownError([&] { PushWalFile(*fx.storage, fx.config, path); });
+          REQUIRE(err.has_value());
+          CHECK(walstore::test::CodeName(err->code()) == std::string("kArchivedDamaged"));
+          CHECK(Contains(err->what(), "wrong key"));
+        }
+        SUBCASE("an unencrypted object while a key is configured") {
+          Config plain = fx.config;
+          plain.key.reset();
+          fx.storage->Remove(first.key);
+          REQUIRE(PushWalFile(*fx.storage, plain, path).outcome == PushOutcome::kStored);
+          CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kArchivedDamaged);
+          fx.config.allow_plaintext_objects = true;  // migration: it is verified, so it counts
+          CHECK(PushWalFile(*fx.storage, fx.config, path).outcome == PushOutcome::kAlreadyArchived);
+        }
+      }
+      SUBCASE("a valid object with other content is still a conflict") {
+        std::string changed = ReadFile(path);
+        changed[7000] ^= 0x01;
+        WriteFile(path, changed);
+        CHECK_CODE(PushWalFile(*fx.storage, fx.config, path), ErrorCode::kConflict);
+        CHECK(fx.RawObject(first.key) == raw);
+      }
+    }
+  }
+
+  TEST_CASE("fetch refuses an object that is not the file it is named after") {
+    for (bool encrypt : {true, false}) {
+      CAPTURE(encrypt);
+      Fixture fx;
+      if (!encrypt) fx.config.key.reset();
+      fx.config.system_id = kSysId;
+      const std::string name = "000000010000000000000005";
+      const std::string key = WalObjectKey(kSysId, ParseWalFileNameOrThrow(name));
+      TempDir restore;
+      const std::string dest = restore / "RECOVERYXLOG";
+      std::string expected_message;
+      SUBCASE("another segment's object copied to this name") {
+        const PushResult seven = PushWalFile(*fx.storage, fx.config, fx.Segment("000000010000000000000007"));
+        fx.PutRaw(key, fx.RawObject(seven.key));
+        expected_message = "stored for another name";
+      }
+      SUBCASE("another cluster's object for the same segment name") {
+        Config their_config = fx.config;
+        their_config.system_id.reset();
+        const PushResult theirs =
+            PushWalFile(*fx.storage, their_config, fx.Segment(name, 3, 1111111111111111111ull));
+        REQUIRE(theirs.key != key);
+        fx.PutRaw(key, fx.RawObject(theirs.key));
+        expected_message = "stored for another name";
+      }
+      SUBCASE("an object bound to this name holding another segment (no name binding helps)") {
+        StoreFileObject(*fx.storage, fx.config, fx.Segment("000000010000000000000007"), key);
+        expected_message = "describes segment 000000010000000000000007";
+      }
+      SUBCASE("an object bound to this name holding another cluster's segment") {
+        StoreFileObject(*fx.storage, fx.config, fx.Segment(name, 3, 1111111111111111111ull), key);
+        expected_message = "WAL of cluster 1111111111111111111";
+      }
+      SUBCASE("an object bound to this name that is not WAL at all") {
+        const std::string junk = fx.dir / "junk";
+        WriteFile(junk, std::string(kSegSize, 'j'));
+        StoreFileObject(*fx.storage, fx.config, junk, key);
+        expected_message = "no valid WAL long page header";
+      }
+      const auto err = walstore::test::ThrownError([&] { FetchWalFile(*fx.storage, fx.config, name, dest); });
+      REQUIRE(err.has_value());
+      CHECK(walstore::test::CodeName(err->code()) == std::string("kMisplaced"));
+      CHECK(InfoFor(err->code()).fetch_exit == kFetchExitAbortRecovery);
+      CHECK(Contains(err->what(), expected_message));
+      CHECK(ListTree(restore.path()).empty());  // nothing at %p, no temporary
+    }
+  }
+
+  TEST_CASE("fetch of a .partial checks its WAL header too; history files are bound to their name") {
+    Fixture fx;
+    fx.config.system_id = kSysId;
+    TempDir restore;
+    const std::string partial = "000000010000000000000004.partial";
+    const std::string pkey = WalObjectKey(kSysId, ParseWalFileNameOrThrow(partial));
+    StoreFileObject(*fx.storage, fx.config, fx.Segment("000000010000000000000006"), pkey);
+    CHECK_CODE(FetchWalFile(*fx.storage, fx.config, partial, restore / "p"), ErrorCode::kMisplaced);
+
+    const std::string history = fx.dir / "pg_wal/00000002.history";
+    WriteFile(history, "1\t0/3000000\tno recovery target specified\n");
+    const PushResult two = PushWalFile(*fx.storage, fx.config, history);
+    fx.PutRaw(WalObjectKey(kSysId, ParseWalFileNameOrThrow("00000003.history")), fx.RawObject(two.key));
+    CHECK_CODE(FetchWalFile(*fx.storage, fx.config, "00000003.history", restore / "h"),
+               ErrorCode::kMisplaced);
+    CHECK(FetchWalFile(*fx.storage, fx.config, "00000002.history", restore / "h2").outcome ==
+          FetchOutcome::kRestored);
+    CHECK(walstore::test::Join(ListTree(restore.path())) == "h2");
+  }
+
+  TEST_CASE("with a key configured an unencrypted object is not restored unless allowed") {
+    Fixture fx;
+    fx.config.system_id = kSysId;
+    const std::string name = "000000010000000000000003";
+    Config plain = fx.config;
+    plain.key.reset();
+    PushWalFile(*fx.storage, plain, fx.Segment(name));
+    TempDir restore;
+    const auto err = walstore::test::ThrownError(
+        [&] { FetchWalFile(*fx.storage, fx.config, name, restore / "RECOVERYXLOG"); });
+    REQUIRE(err.has_value());
+    CHECK(walstore::test::CodeName(err->code()) == std::string("kUnauthenticated"));
+    CHECK(InfoFor(err->code()).fetch_exit == kFetchExitAbortRecovery);
+    CHECK(Contains(err->hint(), "allow_plaintext_objects"));
+    CHECK(ListTree(restore.path()).empty());
+    fx.config.allow_plaintext_objects = true;
+    CHECK(FetchWalFile(*fx.storage, fx.config, name, restore / "RECOVERYXLOG").outcome ==
+          FetchOutcome::kRestored);
+    CHECK(ReadFile(restore / "RECOVERYXLOG") == ReadFile(fx.dir / ("pg_wal/" + name)));
+  }
+
+  TEST_CASE("read-ahead never spools a misplaced segment, and the direct path refuses it too") {
+    Fixture fx;
+    fx.config.system_id = kSysId;
+    fx.config.prefetch = 2;
+    const std::string five = "000000010000000000000005";
+    const std::string six = "000000010000000000000006";
+    PushWalFile(*fx.storage, fx.config, fx.Segment("000000010000000000000004"));
+    StoreFileObject(*fx.storage, fx.config, fx.Segment("000000010000000000000007"),
+                    WalObjectKey(kSysId, ParseWalFileNameOrThrow(five)));
+    PushWalFile(*fx.storage, fx.config, fx.Segment(six));
+    TempDir data;
+    std::filesystem::create_directories(data / "pg_wal");
+    const std::string dest = data / "pg_wal/RECOVERYXLOG";
+    REQUIRE(FetchWalFile(*fx.storage, fx.config, "000000010000000000000004", dest).outcome ==
+            FetchOutcome::kRestored);
+    CHECK_CODE(RunPrefetchWorker(*fx.storage, fx.config, kSysId,
+                                 ParseWalFileNameOrThrow("000000010000000000000004"), kSegSize, dest),
+               ErrorCode::kMisplaced);
+    CHECK_FALSE(walstore::test::Exists(PrefetchSpoolDir(dest) + "/" + five));
+    std::filesystem::remove(dest);
+    CHECK_CODE(FetchWalFile(*fx.storage, fx.config, five, dest), ErrorCode::kMisplaced);
+    CHECK_FALSE(walstore::test::Exists(dest));
   }
 
   TEST_CASE("push without a system id for a history file is kConfig") {

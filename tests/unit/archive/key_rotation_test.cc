@@ -112,7 +112,7 @@ TEST_SUITE("key_rotation") {
     auto storage = OpenStorage(old_config);
     const std::string key = std::to_string(kSysId) + "/backup/b1/backup_manifest";
     const std::string manifest = "a manifest written before the key rotation";
-    walstore::backup::WriteSmallObject(*storage, old_config, key, manifest, true);
+    walstore::backup::WriteSmallObject(*storage, old_config, key, manifest);
 
     const Config new_only = LoadConfig(dir.path() + "/new.toml", MapEnv({}));
     const auto error = walstore::test::ThrownError(

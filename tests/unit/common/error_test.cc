@@ -50,7 +50,7 @@ TEST_SUITE("error") {
     CHECK(InfoFor(ErrorCode::kCorrupt).fetch_exit == kFetchExitAbortRecovery);
     CHECK(InfoFor(ErrorCode::kWrongKey).fetch_exit == kFetchExitAbortRecovery);
     CHECK(InfoFor(ErrorCode::kUnsupportedFormat).fetch_exit == kFetchExitAbortRecovery);
-    // TEAM.md: "walfetch 126 = damaged / undecryptable / repository unreachable".
+    // walfetch: 126 for damaged, undecryptable or unreachable, never 1.
     CHECK(InfoFor(ErrorCode::kNetwork).fetch_exit == kFetchExitAbortRecovery);
     CHECK(InfoFor(ErrorCode::kStorage).fetch_exit == kFetchExitAbortRecovery);
     CHECK(InfoFor(ErrorCode::kStorageTransient).fetch_exit == kFetchExitAbortRecovery);
@@ -79,7 +79,21 @@ TEST_SUITE("error") {
     CHECK_FALSE(Contains(fetch, "1 any error"));  // 1 is "missing", never an error
   }
 
-  TEST_CASE("TEAM.md exit codes: 2 usage, 3 config") {
+  TEST_CASE("what an object's content proves: archived_damaged 21, unauthenticated 22, misplaced 23") {
+    CHECK(InfoFor(ErrorCode::kArchivedDamaged).exit_code == 21);
+    CHECK(std::string(InfoFor(ErrorCode::kArchivedDamaged).name) == "archived_damaged");
+    CHECK(InfoFor(ErrorCode::kUnauthenticated).exit_code == 22);
+    CHECK(std::string(InfoFor(ErrorCode::kUnauthenticated).name) == "unauthenticated");
+    CHECK(InfoFor(ErrorCode::kMisplaced).exit_code == 23);
+    CHECK(std::string(InfoFor(ErrorCode::kMisplaced).name) == "misplaced");
+    for (ErrorCode code :
+         {ErrorCode::kArchivedDamaged, ErrorCode::kUnauthenticated, ErrorCode::kMisplaced}) {
+      CHECK(InfoFor(code).fetch_exit == kFetchExitAbortRecovery);
+      CHECK_FALSE(InfoFor(code).retryable);
+    }
+  }
+
+  TEST_CASE("exit codes: 2 usage, 3 config") {
     CHECK(InfoFor(ErrorCode::kUsage).exit_code == 2);
     CHECK(InfoFor(ErrorCode::kConfig).exit_code == 3);
   }

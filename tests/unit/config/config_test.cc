@@ -352,6 +352,21 @@ TEST_SUITE("config") {
     CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
   }
 
+  TEST_CASE("allow_plaintext_objects: off by default, file and environment") {
+    TempDir dir;
+    WriteFile(dir / "c.toml", "allow_plaintext_objects = true\n");
+    CHECK_FALSE(LoadConfig(std::nullopt, MapEnv({})).allow_plaintext_objects);
+    CHECK(LoadConfig(dir / "c.toml", MapEnv({})).allow_plaintext_objects);
+    CHECK_FALSE(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_ALLOW_PLAINTEXT_OBJECTS", "0"}}))
+                    .allow_plaintext_objects);
+    CHECK(LoadConfig(std::nullopt, MapEnv({{"WALSTORE_ALLOW_PLAINTEXT_OBJECTS", "1"}}))
+              .allow_plaintext_objects);
+    CHECK_CODE(LoadConfig(std::nullopt, MapEnv({{"WALSTORE_ALLOW_PLAINTEXT_OBJECTS", "maybe"}})),
+               ErrorCode::kConfig);
+    WriteFile(dir / "c.toml", "allow_plaintext_objects = \"yes\"\n");
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
+  }
+
   TEST_CASE("ParseLogLevel") {
     CHECK(ParseLogLevel("error") == LogLevel::kError);
     CHECK(ParseLogLevel("warning") == LogLevel::kWarning);

@@ -1,10 +1,10 @@
-// Tests for src/lib/format/object_format.cc: object format version 1.
+// Tests for src/lib/format/object_format.cc: object format version 2 (and reading version 1).
 //
 // Layout facts used below (docs/format.md / object_format.cc):
 //   header: 128 bytes; magic "WALSTORE" at 0, version (uint16 LE) at 8, codec at 10,
 //           cipher at 11, header check = first 8 bytes of SHA-256(bytes 0..119) at 120.
 //           (Other header fields are located by value, so they may move.)
-//   record: 16-byte record header (type, flags, 2 reserved, index u32 LE at 4,
+//   record: 16-byte record header (type, flags, index bits 32..47 LE at 2, index u32 LE at 4,
 //           plain_len u32 LE at 8, stored_len u32 LE at 12), then stored_len bytes.
 #include <doctest/doctest.h>
 
@@ -16,10 +16,12 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "format/object_format_internal.h"
 #include "test_util.h"
 
 using namespace walstore;
@@ -30,6 +32,9 @@ using walstore::test::RandomString;
 using walstore::test::ThrownCode;
 
 namespace {
+
+// The name objects are encoded and decoded under (version 2 binds them to it).
+constexpr const char* kIdentity = "test/object";
 
 Key KeyA() {
   std::array<uint8_t, 32> b;
@@ -74,6 +79,7 @@ Encoded Encode(const std::string& data, const Combo& combo, uint32_t chunk_size,
   static const Key kDefaultKey = KeyA();
   StringWriteStream sink;
   EncodeOptions o;
+  o.identity = kIdentity;
   o.compression = combo.compression;
   o.key = combo.encrypt ? (key ? key : &kDefaultKey) : nullptr;
   o.chunk_size = chunk_size;
@@ -108,7 +114,7 @@ struct Decoded {
 
 Decoded Decode(const std::string& object, const Key* key, size_t read_size = 65536) {
   MemoryReadStream in{std::string_view(object)};
-  ObjectDecoder dec(in, key, "test/object");
+  ObjectDecoder dec(in, key, kIdentity);
   Decoded d;
   d.header = dec.header();
   d.data = walstore::test::ReadAll(dec, read_size);
@@ -123,7 +129,7 @@ Decoded Decode(const std::string& object, const Key* key, size_t read_size = 655
 // `read_first` bytes taken with Read() (0: DecodeTo from the start).
 Decoded DecodeToSink(const std::string& object, const Key* key, size_t read_first = 0) {
   MemoryReadStream in{std::string_view(object)};
-  ObjectDecoder dec(in, key, "test/object");
+  ObjectDecoder dec(in, key, kIdentity);
   Decoded d;
   d.header = dec.header();
   d.data.resize(read_first);
@@ -229,6 +235,74 @@ class EncodingSource : public ReadStream {
   size_t pos_ = 0;
   bool finished_ = false;
 };
+
+// A version 1 object built by hand from docs/format.md ("Legacy: version 1"),
+// as builds before version 2 wrote it: codec none, `chunk_size` bytes per
+// record, with `key` AES-256-GCM (object key = HKDF of the key and a fixed
+// salt, nonce = 32-bit index then type, AAD = header bytes 0..63 + record
+// header), else the stored SHA-256 of header bytes 0..63 and the records.
+std::string V1Object(const std::string& data, uint32_t chunk_size, const Key* key) {
+  auto put = [](std::string& out, size_t at, uint64_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) out[at + i] = static_cast<char>((value >> (8 * i)) & 0xFF);
+  };
+  std::string header(kObjectHeaderSize, '\0');
+  std::memcpy(header.data(), "WALSTORE", 8);
+  put(header, 8, 1, 2);                  // version 1
+  header[10] = 0;                        // codec none
+  header[11] = key != nullptr ? 1 : 0;   // cipher
+  put(header, 12, chunk_size, 4);
+  std::array<uint8_t, 32> salt{};
+  if (key != nullptr) {
+    put(header, 16, key->id(), 8);
+    for (size_t i = 0; i < salt.size(); ++i) salt[i] = static_cast<uint8_t>(0x5A ^ i);
+    std::memcpy(&header[24], salt.data(), salt.size());
+  }
+  FixHeaderCheck(header);
+  std::unique_ptr<AesGcm> gcm;
+  if (key != nullptr) gcm = std::make_unique<AesGcm>(DeriveObjectKey(*key, salt));
+  Sha256 stored;
+  stored.Update(AsBytes(std::string_view(header).substr(0, 64)));
+  std::string out = header;
+  auto record = [&](uint8_t type, uint8_t flags, uint32_t index, const std::string& payload) {
+    std::string rh(16, '\0');
+    rh[0] = static_cast<char>(type);
+    rh[1] = static_cast<char>(flags);
+    put(rh, 4, index, 4);
+    put(rh, 8, payload.size(), 4);
+    put(rh, 12, payload.size() + (gcm ? AesGcm::kTagSize : 0), 4);
+    std::string body = payload;
+    if (gcm) {
+      std::array<uint8_t, AesGcm::kNonceSize> nonce{};
+      nonce[0] = static_cast<uint8_t>(index);
+      nonce[1] = static_cast<uint8_t>(index >> 8);
+      nonce[2] = static_cast<uint8_t>(index >> 16);
+      nonce[3] = static_cast<uint8_t>(index >> 24);
+      nonce[4] = type;
+      const std::string aad = header.substr(0, 64) + rh;
+      body.assign(payload.size() + AesGcm::kTagSize, '\0');
+      gcm->Seal(nonce, AsBytes(aad), AsBytes(payload),
+                MutableBytes(reinterpret_cast<uint8_t*>(body.data()), body.size()));
+    } else if (type == 1) {
+      stored.Update(AsBytes(rh));
+      stored.Update(AsBytes(body));
+    }
+    out += rh + body;
+  };
+  uint32_t index = 0;
+  for (size_t pos = 0; pos < data.size(); pos += chunk_size) {
+    record(1, 1, index++, data.substr(pos, chunk_size));
+  }
+  std::string end(8, '\0');
+  put(end, 0, data.size(), 8);
+  const Sha256Digest digest = Sha256Of(AsBytes(data));
+  end.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  if (!gcm) {
+    const Sha256Digest stored_digest = stored.Final();
+    end.append(reinterpret_cast<const char*>(stored_digest.data()), stored_digest.size());
+  }
+  record(2, 0, index, end);
+  return out;
+}
 
 }  // namespace
 
@@ -342,6 +416,7 @@ TEST_SUITE("format") {
     for (int threads : {2, 4}) {
       CAPTURE(threads);
       EncodeOptions o;
+      o.identity = kIdentity;
       o.chunk_size = 1024;
       o.threads = threads;
       for (int fail_at : {2, 3, 7, 20}) {
@@ -393,6 +468,7 @@ TEST_SUITE("format") {
                          std::make_pair(uint64_t{data.size() + 1}, Sha256Of(AsBytes(data)))}) {
         StringWriteStream sink;
         EncodeOptions o;
+        o.identity = kIdentity;
         o.compression = combo.compression;
         const Key key = KeyA();
         o.key = combo.encrypt ? &key : nullptr;
@@ -406,6 +482,7 @@ TEST_SUITE("format") {
     // The code is kInternal (object_format.h).
     StringWriteStream sink;
     EncodeOptions o;
+    o.identity = kIdentity;
     o.known_digest = std::make_pair(uint64_t{data.size()}, wrong);
     ObjectEncoder enc(sink, o);
     enc.Write(AsBytes(data));
@@ -422,6 +499,7 @@ TEST_SUITE("format") {
       std::string new_head;
       int calls = 0;
       EncodeOptions o;
+      o.identity = kIdentity;
       o.compression = combo.compression;
       o.key = combo.encrypt ? &key : nullptr;
       o.chunk_size = 4096;
@@ -465,6 +543,7 @@ TEST_SUITE("format") {
     StringWriteStream sink;
     int calls = 0;
     EncodeOptions o;
+    o.identity = kIdentity;
     o.known_digest = std::make_pair(uint64_t{data.size()}, sha);
     o.rewrite_header = [&](Bytes) { ++calls; };
     ObjectEncoder enc(sink, o);
@@ -476,6 +555,7 @@ TEST_SUITE("format") {
   TEST_CASE("Write after Finish is kInternal; chunk size 0 or above the maximum is refused") {
     StringWriteStream sink;
     EncodeOptions o;
+    o.identity = kIdentity;
     ObjectEncoder enc(sink, o);
     enc.Write(AsBytes("abc"));
     enc.Finish();
@@ -484,11 +564,13 @@ TEST_SUITE("format") {
       CAPTURE(chunk);
       StringWriteStream s2;
       EncodeOptions bad;
+      bad.identity = kIdentity;
       bad.chunk_size = chunk;
       CHECK_THROWS_AS(ObjectEncoder(s2, bad), Error);
     }
     // kMaxChunkSize itself is fine.
     EncodeOptions max;
+    max.identity = kIdentity;
     max.chunk_size = kMaxChunkSize;
     StringWriteStream s3;
     ObjectEncoder big(s3, max);
@@ -501,7 +583,8 @@ TEST_SUITE("format") {
     const Key key = KeyA();
     const Encoded e = Encode("hello", {{Codec::kZstd, 0}, true}, 4096, &key);
     const ObjectHeader h = ParseObjectHeader(AsBytes(std::string_view(e.bytes).substr(0, kObjectHeaderSize)), "x");
-    CHECK(h.version == 1);
+    CHECK(h.version == 2);
+    CHECK(h.identity_hash == ObjectIdentityHash(kIdentity));
     CHECK(h.codec == Codec::kZstd);
     CHECK(h.cipher == Cipher::kAes256Gcm);
     CHECK(h.chunk_size == 4096);
@@ -531,7 +614,7 @@ TEST_SUITE("format") {
     for (const Combo& combo : AllCombos()) {
       CAPTURE(combo.Name());
       Encoded e = Encode(CompressibleString(5000, 1), combo, 1024, &key);
-      for (uint16_t version : {uint16_t{2}, uint16_t{0}, uint16_t{0xFFFF}}) {
+      for (uint16_t version : {uint16_t{3}, uint16_t{0}, uint16_t{0xFFFF}}) {
         CAPTURE(version);
         std::string obj = e.bytes;
         obj[8] = static_cast<char>(version & 0xFF);
@@ -582,7 +665,7 @@ TEST_SUITE("format") {
       CAPTURE(combo.Name());
       const Encoded e = Encode(RandomString(10000, 2), combo, 4096, &a);
       MemoryReadStream in{std::string_view(e.bytes)};
-      auto err = walstore::test::ThrownError([&] { ObjectDecoder dec(in, &b, "test/object"); });
+      auto err = walstore::test::ThrownError([&] { ObjectDecoder dec(in, &b, kIdentity); });
       REQUIRE(err.has_value());
       CHECK(CodeName(err->code()) == std::string("kWrongKey"));
       CHECK(Contains(err->what(), a.IdHex()));
@@ -593,12 +676,39 @@ TEST_SUITE("format") {
     }
   }
 
-  TEST_CASE("an unencrypted object decodes with or without a key") {
+  TEST_CASE("with a key configured an unencrypted object is refused unless allowed") {
     const Key a = KeyA();
     const std::string data = RandomString(3000, 9);
-    const Encoded e = Encode(data, {{Codec::kLz4, 0}, false}, 1024);
-    CHECK(Decode(e.bytes, &a).data == data);
-    CHECK(Decode(e.bytes, nullptr).data == data);
+    for (const Combo& combo : AllCombos()) {
+      if (combo.encrypt) continue;
+      CAPTURE(combo.Name());
+      const Encoded e = Encode(data, combo, 1024);
+      CHECK(Decode(e.bytes, nullptr).data == data);
+      CHECK(DecodeOutcome(e.bytes, &a) == "kUnauthenticated");
+      MemoryReadStream in{std::string_view(e.bytes)};
+      const std::string message = walstore::test::ThrownMessage([&] {
+        ObjectDecoder dec(in, &a, kIdentity);
+      });
+      CHECK(Contains(message, "not encrypted"));
+      CHECK(Contains(message, kIdentity));
+      DecodeOptions options;
+      options.keys.push_back(a);
+      MemoryReadStream refused{std::string_view(e.bytes)};
+      CHECK(ThrownCode([&] { ObjectDecoder dec(refused, options, kIdentity); }) ==
+            "kUnauthenticated");
+      options.allow_plaintext = true;  // the migration setting
+      MemoryReadStream allowed{std::string_view(e.bytes)};
+      ObjectDecoder dec(allowed, options, kIdentity);
+      CHECK(walstore::test::ReadAll(dec) == data);
+    }
+    // Encrypted objects are unaffected by the setting.
+    const Encoded enc = Encode(data, {{Codec::kLz4, 0}, true}, 1024, &a);
+    DecodeOptions options;
+    options.keys.push_back(a);
+    options.allow_plaintext = true;
+    MemoryReadStream in{std::string_view(enc.bytes)};
+    ObjectDecoder dec(in, options, kIdentity);
+    CHECK(walstore::test::ReadAll(dec) == data);
   }
 
   TEST_CASE("truncation anywhere is kCorrupt") {
@@ -651,6 +761,7 @@ TEST_SUITE("format") {
       StringWriteStream sink;
       {
         EncodeOptions o;
+        o.identity = kIdentity;
         o.compression = combo.compression;
         o.key = combo.encrypt ? &key : nullptr;
         o.chunk_size = 1024;
@@ -812,6 +923,7 @@ TEST_SUITE("format") {
     const uint64_t kTotal = 1ull << 30;
     const Key key = KeyA();
     EncodeOptions o;
+    o.identity = kIdentity;
     o.compression = CompressionSpec{Codec::kLz4, 0};
     o.key = &key;
     o.chunk_size = 1u << 20;
@@ -824,7 +936,7 @@ TEST_SUITE("format") {
     // Decoder reading an object encoded on the fly.
     {
       EncodingSource source(kTotal, o);
-      ObjectDecoder dec(source, &key, "generated");
+      ObjectDecoder dec(source, &key, kIdentity);
       std::vector<uint8_t> buf(1 << 20);
       uint64_t total = 0;
       for (;;) {
@@ -846,5 +958,114 @@ TEST_SUITE("format") {
                                                   << growth_kb / 1024 << " MiB");
     CHECK(growth_kb < 64 * 1024);
     CHECK(seconds < 120);
+  }
+
+  TEST_CASE("version 2 objects are bound to their name: misplaced objects are refused") {
+    const Key key = KeyA();
+    const std::string data = CompressibleString(5000, 31);
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      const Encoded e = Encode(data, combo, 1024, &key);
+      CHECK(e.header.version == 2);
+      const Key* k = combo.encrypt ? &key : nullptr;
+      REQUIRE(Decode(e.bytes, k).data == data);
+      // The same object read under another name (copied or moved there).
+      for (const char* other : {"test/objecT", "test/object.partial", "other-cluster/test/object", ""}) {
+        CAPTURE(other);
+        MemoryReadStream in{std::string_view(e.bytes)};
+        const auto err = walstore::test::ThrownError([&] { ObjectDecoder dec(in, k, other, "where"); });
+        REQUIRE(err.has_value());
+        CHECK(CodeName(err->code()) == std::string("kMisplaced"));
+        CHECK(Contains(err->what(), "where was stored for another name"));
+      }
+      // A forger who rewrites the identity hash (and the header check) for
+      // the other name still fails: the name is in every record's AAD
+      // (encrypted) or in the stored SHA-256 (unencrypted).
+      std::string forged = e.bytes;
+      const auto other_hash = ObjectIdentityHash("test/other");
+      std::memcpy(&forged[56], other_hash.data(), other_hash.size());
+      FixHeaderCheck(forged);
+      MemoryReadStream in{std::string_view(forged)};
+      CHECK(ThrownCode([&] {
+              ObjectDecoder dec(in, k, "test/other");
+              walstore::test::ReadAll(dec);
+            }) == "kCorrupt");
+    }
+    CHECK(ObjectIdentityHash("a") != ObjectIdentityHash("b"));
+  }
+
+  TEST_CASE("version 1 objects (earlier builds) still decode, under any name") {
+    const Key key = KeyA();
+    const std::string data = RandomString(3000, 41);
+    for (const Key* k : {static_cast<const Key*>(nullptr), &key}) {
+      CAPTURE(k != nullptr);
+      const std::string v1 = V1Object(data, 1024, k);
+      const ObjectHeader h =
+          ParseObjectHeader(AsBytes(std::string_view(v1).substr(0, kObjectHeaderSize)), "v1");
+      CHECK(h.version == 1);
+      for (const char* name : {kIdentity, "any/other/name"}) {
+        MemoryReadStream in{std::string_view(v1)};
+        DecodeOptions options;
+        if (k != nullptr) options.keys.push_back(*k);
+        ObjectDecoder dec(in, options, name);
+        CHECK(walstore::test::ReadAll(dec) == data);
+        CHECK(dec.plaintext_sha256() == Sha256Of(AsBytes(data)));
+      }
+      // Still fully checked: a flipped payload bit or reserved record bytes are damage.
+      std::string bad = v1;
+      bad[kObjectHeaderSize + 16 + 100] ^= 0x01;
+      CHECK(DecodeOutcome(bad, k) == "kCorrupt");
+      bad = v1;
+      bad[kObjectHeaderSize + 2] = 1;  // version 1 has no high index bytes
+      CHECK(DecodeOutcome(bad, k) == "kCorrupt");
+    }
+    // An unencrypted version 1 object is no more trusted under a key than a version 2 one.
+    CHECK(DecodeOutcome(V1Object(data, 1024, nullptr), &key) == "kUnauthenticated");
+  }
+
+  TEST_CASE("record counter: 64-bit nonces in version 2, and the encoder stops before the limit") {
+    using format_internal::RecordNonce;
+    // Version 1 put a 32-bit index in the nonce: record 2^32 reused record 0's.
+    CHECK(RecordNonce(1, 1, uint64_t{1} << 32) == RecordNonce(1, 1, 0));
+    std::set<std::array<uint8_t, AesGcm::kNonceSize>> nonces;
+    const std::vector<uint64_t> indices = {0, 1, (uint64_t{1} << 32) - 1, uint64_t{1} << 32,
+                                           (uint64_t{1} << 32) + 1, kMaxRecordsPerObject};
+    for (uint64_t index : indices) {
+      for (uint8_t type : {uint8_t{1}, uint8_t{2}}) nonces.insert(RecordNonce(2, type, index));
+    }
+    CHECK(nonces.size() == indices.size() * 2);
+    CHECK(kMaxRecordsPerObject == (uint64_t{1} << 48) - 1);
+
+    // The limit, lowered by the test hook: exactly max_records chunks fit.
+    for (int threads : {1, 3}) {
+      CAPTURE(threads);
+      for (bool encrypt : {false, true}) {
+        const Key key = KeyA();
+        EncodeOptions o;
+        o.identity = kIdentity;
+        o.key = encrypt ? &key : nullptr;
+        o.chunk_size = 16;
+        o.max_records = 3;
+        o.threads = threads;
+        StringWriteStream fits;
+        ObjectEncoder ok(fits, o);
+        ok.Write(AsBytes(std::string(48, 'x')));
+        ok.Finish();
+        CHECK(Decode(fits.data(), o.key).data == std::string(48, 'x'));
+        StringWriteStream sink;
+        ObjectEncoder enc(sink, o);
+        const std::string message = walstore::test::ThrownMessage([&] {
+          enc.Write(AsBytes(std::string(49, 'x')));
+          enc.Finish();
+        });
+        CHECK(Contains(message, "record counter"));
+        CHECK(ThrownCode([&] {
+                StringWriteStream s2;
+                ObjectEncoder e2(s2, o);
+                e2.Write(AsBytes(std::string(100, 'y')));
+                e2.Finish();
+              }) == "kConfig");
+      }
+    }
   }
 }

@@ -1,0 +1,127 @@
+// Tests for src/lib/backup/repository.cc: backup records (backup.json) are objects like any
+// other, authenticated when a key is configured and bound to their label; and restore.cc's
+// restore_command carries allow_plaintext_objects when only the environment set it.
+#include <doctest/doctest.h>
+
+#include <walstore/archive.h>
+#include <walstore/config.h>
+#include <walstore/error.h>
+#include <walstore/object_format.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "backup/repository.h"
+#include "backup/restore.h"
+#include "storage/memory/memory_storage.h"
+#include "test_util.h"
+
+using namespace walstore;
+using namespace walstore::backup;
+using walstore::test::CodeName;
+using walstore::test::Contains;
+
+namespace {
+
+constexpr uint64_t kSysId = 7322222222222222222ull;
+
+Key RecordKey() {
+  std::array<uint8_t, 32> b;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(0x30 + i);
+  return Key(b);
+}
+
+std::string RecordText(const std::string& label, double start) {
+  BackupRecord r;
+  r.label = label;
+  r.complete = true;
+  r.system_id = kSysId;
+  r.timeline = 1;
+  r.stop_timeline = 1;
+  r.start_lsn = 0x3000028;
+  r.stop_lsn = 0x3000100;
+  r.start_time = start;
+  r.stop_time = start + 10;
+  r.segment_size = 16u << 20;
+  r.wal_start = "000000010000000000000003";
+  r.wal_stop = "000000010000000000000003";
+  return ToJson(r).dump(2) + "\n";
+}
+
+struct Repo {
+  Repo() {
+    ResetMemoryStorage("backup-records");
+    storage = OpenMemoryStorage("backup-records");
+    keyed.repo_url = "memory://backup-records";
+    keyed.key = RecordKey();
+    plain = keyed;
+    plain.key.reset();
+  }
+  ~Repo() { ResetMemoryStorage("backup-records"); }
+  std::string Raw(const std::string& key) {
+    auto in = storage->OpenRead(key);
+    REQUIRE(in != nullptr);
+    return walstore::test::ReadAll(*in);
+  }
+  void PutRaw(const std::string& key, const std::string& bytes) {
+    auto w = storage->Create(key);
+    w->Write(AsBytes(bytes));
+    REQUIRE(w->Commit() == CommitResult::kCreated);
+  }
+  std::unique_ptr<Storage> storage;
+  Config keyed;
+  Config plain;
+};
+
+}  // namespace
+
+TEST_SUITE("backup_repository") {
+  TEST_CASE("with a key, backup.json is encrypted and read back") {
+    Repo repo;
+    const std::string key = BackupObjectKey(kSysId, "old", kRecordName);
+    WriteSmallObject(*repo.storage, repo.keyed, key, RecordText("old", 1000));
+    const std::string raw = repo.Raw(key);
+    MemoryReadStream in{std::string_view(raw)};
+    CHECK(ReadObjectHeader(in, key).cipher == Cipher::kAes256Gcm);
+    const auto records = LoadBackups(*repo.storage, repo.keyed, kSysId);
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].label == "old");
+  }
+
+  TEST_CASE("a forged unencrypted backup.json under a key is refused, never skipped or used") {
+    Repo repo;
+    WriteSmallObject(*repo.storage, repo.keyed, BackupObjectKey(kSysId, "old", kRecordName),
+                     RecordText("old", 1000));
+    // Someone who can write to the bucket but has no key adds a newer "latest".
+    WriteSmallObject(*repo.storage, repo.plain, BackupObjectKey(kSysId, "forged", kRecordName),
+                     RecordText("forged", 2000));
+    const auto err =
+        walstore::test::ThrownError([&] { LoadBackups(*repo.storage, repo.keyed, kSysId); });
+    REQUIRE(err.has_value());
+    CHECK(CodeName(err->code()) == std::string("kUnauthenticated"));
+    CHECK(Contains(err->what(), "forged/backup.json"));
+    CHECK(Contains(err->hint(), "allow_plaintext_objects"));
+    // The migration setting reads it (a repository written before encryption was turned on).
+    repo.keyed.allow_plaintext_objects = true;
+    const auto records = LoadBackups(*repo.storage, repo.keyed, kSysId);
+    CHECK(SelectBackup(records, "latest").label == "forged");
+  }
+
+  TEST_CASE("a backup.json copied to another label is refused") {
+    Repo repo;
+    const std::string a = BackupObjectKey(kSysId, "a", kRecordName);
+    WriteSmallObject(*repo.storage, repo.keyed, a, RecordText("a", 1000));
+    repo.PutRaw(BackupObjectKey(kSysId, "b", kRecordName), repo.Raw(a));
+    CHECK_CODE(LoadBackups(*repo.storage, repo.keyed, kSysId), ErrorCode::kMisplaced);
+  }
+
+  TEST_CASE("restore_command repeats allow_plaintext_objects that came from the environment") {
+    Config config;
+    config.repo_url = "file:///var/lib/walstore";
+    CHECK_FALSE(Contains(MakeRestoreCommand(config, "/usr/bin/walfetch"), "ALLOW_PLAINTEXT"));
+    config.allow_plaintext_objects = true;
+    const std::string command = MakeRestoreCommand(config, "/usr/bin/walfetch");
+    CHECK(command.rfind("WALSTORE_ALLOW_PLAINTEXT_OBJECTS=1 ", 0) == 0);
+    CHECK(Contains(command, "/usr/bin/walfetch"));
+  }
+}
