@@ -8,8 +8,8 @@
 # counted, printed and (temp files) aged and cleaned by one more call.
 #
 # Variables: CRASH_REPO_KIND file|s3 (s3: s3rver through tests/lib/fault_proxy.py, which hands
-# s3rver only whole request bodies as S3 does; half of the walpush kills with multipart
-# uploads), CRASH_COMPRESSION, CRASH_ENCRYPT (1: with a key), CRASH_AHEAD (1: also the smaller
+# s3rver only whole request bodies as S3 does; half of the walpush kills with uncompressed
+# four-part multipart uploads), CRASH_COMPRESSION, CRASH_ENCRYPT (1: with a key), CRASH_AHEAD (1: also the smaller
 # loops with read-ahead and push-ahead on, CRASH_AHEAD_KILLS kills each), CRASH_SEED.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,10 +46,15 @@ if [[ $kind == s3 ]]; then
   s3_start
   s3_proxy_start
   prefix=crash
-  printf '%s\n' "repository = \"s3://$S3_BUCKET/$prefix\"" "${config_common[@]}" "[s3]" \
-    "retry_total_seconds = 30" >"$WS_TMP/single.toml"
-  cp "$WS_TMP/single.toml" "$WS_TMP/multipart.toml"
-  printf '%s\n' "multipart_threshold = 1048576" "part_size = 5242880" >>"$WS_TMP/multipart.toml"
+  # s3_config EXTRA...: a config with the repository, the common settings and [s3] EXTRA.
+  s3_config() {
+    printf '%s\n' "repository = \"s3://$S3_BUCKET/$prefix\"" "${config_common[@]}" "[s3]" \
+      "retry_total_seconds = 30" "$@"
+  }
+  s3_config >"$WS_TMP/single.toml"
+  # Uncompressed, so that a segment is four parts: 2..4 are sent first, part 1 last.
+  config_common[0]='compression = "none"'
+  s3_config "multipart_threshold = 1048576" "part_size = 5242880" >"$WS_TMP/multipart.toml"
   export WALSTORE_CONFIG=$WS_TMP/single.toml
 else
   repo_dir=$WS_TMP/repo
@@ -91,7 +96,7 @@ settle() {
 # leftovers: what killed writers left in the repository.
 leftovers() {
   if [[ $kind == s3 ]]; then
-    echo "$(crash_uploads) unfinished multipart uploads"
+    crash_uploads
   else
     echo "$(crash_temps "$repo_dir" | wc -l) temp files"
   fi
@@ -195,7 +200,7 @@ fetch_loop() {
   crash_expect_stale_temps_removed "$label" "$dest_dir" "${fetch[@]}" "${segs[0]}" "$dest"
   ws_expect_exit 0 "$label: walctl verify is clean after the loop" "$WS_BIN/walctl" verify
   crash_summary "$label" "$kills" "$t0" \
-    "left $left temp files, after clean-up $CRASH_TEMPS_AFTER"
+    "left $left temp files, after clean-up $CRASH_TEMPS_AFTER temp files"
 }
 
 # push_ahead_loop: CRASH_AHEAD_KILLS kills of walpush with push-ahead on (and of its worker, at
@@ -205,11 +210,16 @@ fetch_loop() {
 push_ahead_loop() {
   local label=walpush/push-ahead t0 i j pass=0 what repo listed=0 bad_listed=0 bad_retry=0 bad_fetch=0
   local pa=$WS_TMP/pa temps=0
+  local -A checked=()
   t0=$(crash_now_us)
   crash_reset_tally
   mkdir -p "$pa/pg_wal/archive_status"
   for j in "${!segs[@]}"; do cp "$wal/${segs[$j]}" "$pa/pg_wal/"; done
-  ready() { for j in "${!segs[@]}"; do : >"$pa/pg_wal/archive_status/${segs[$j]}.ready"; done; rm -f "$pa"/pg_wal/archive_status/*.done; }
+  ready() {
+    local s
+    rm -f "$pa"/pg_wal/archive_status/*.done
+    for s in "${segs[@]}"; do : >"$pa/pg_wal/archive_status/$s.ready"; done
+  }
   measure_reset() { ws_wait_workers; rm -rf "$WS_TMP/pa-measure"; ready; }
   ready
   CRASH_CWD=$pa CRASH_MEASURE_RESET=measure_reset crash_measure "$WS_BIN/walpush" \
@@ -220,16 +230,19 @@ push_ahead_loop() {
       ws_wait_workers
       pass=$((i / n))
       repo=$WS_TMP/pa-repo/$pass
+      checked=()
       ready
     fi
     CRASH_CWD=$pa CRASH_KILL_WORKERS=1 crash_kill_at "$WS_BIN/walpush" --repo "file://$repo" \
       --push-ahead 2 "pg_wal/${segs[$j]}"
     what="$label: kill $i of walpush ${segs[$j]} after $(crash_seconds "$CRASH_DELAY_US") s"
     crash_tally "$what"
-    # Whatever the worker or walpush published must be whole.
+    # Whatever the worker or walpush published must be whole (each object is checked once per
+    # pass: nothing is ever overwritten, and each pass ends with a check of them all).
     local s
     for s in "${segs[@]}"; do
-      [[ -f $repo/$(obj_key "$s") ]] || continue
+      [[ -f $repo/$(obj_key "$s") && -z ${checked[$s]:-} ]] || continue
+      checked[$s]=1
       listed=$((listed + 1))
       rm -f "$out/seg"
       ws_run "${fetch[@]}" --repo "file://$repo" "$s" "$out/seg"
@@ -277,6 +290,7 @@ prefetch_loop() {
   t0=$(crash_now_us)
   crash_reset_tally
   mkdir -p "$pf/pg_wal"
+  for seg in "${segs[@]}"; do "${push[@]}" -q "$wal/$seg" || ws_die "walpush $seg failed"; done
   CRASH_CWD=$pf CRASH_MEASURE_RESET="rm -f $pf/$dest" crash_measure "$WS_BIN/walfetch" \
     --prefetch 3 "${segs[0]}" "$dest"
   for ((i = 0; i < ahead_kills; i++)); do
@@ -311,6 +325,14 @@ prefetch_loop() {
 
 if [[ $kind == s3 ]]; then
   push_loop "walpush/s3 single PUT" $((kills / 2))
+  # An object above multipart_threshold but smaller than one part is a multipart upload of one
+  # part (it used to be stored empty: part 1 sent again, without its bytes).
+  s3_config "multipart_threshold = 65536" "part_size = 33554432" >"$WS_TMP/one-part.toml"
+  obj_remove "${segs[0]}"
+  ws_expect_exit 0 "multipart upload of one part: walpush" env WALSTORE_CONFIG="$WS_TMP/one-part.toml" \
+    "${push[@]}" "$wal/${segs[0]}"
+  ws_expect_exit 0 "multipart upload of one part: walfetch" "${fetch[@]}" "${segs[0]}" "$out/seg"
+  ws_check "multipart upload of one part: identical bytes" cmp "$wal/${segs[0]}" "$out/seg"
   export WALSTORE_CONFIG=$WS_TMP/multipart.toml
   push_loop "walpush/s3 multipart" $((kills - kills / 2))
   export WALSTORE_CONFIG=$WS_TMP/single.toml

@@ -125,9 +125,12 @@ CRASH_LANDED=$backup_landed CRASH_FINISHED=$backup_finished CRASH_RUN_US=$backup
 crash_summary "walctl backup" "$kills" $(($(crash_now_us) - backup_spent_us)) \
   "leftovers: see walctl prune"
 temps=$(crash_temps "$repo_dir" | wc -l)
-orphans=$(find "$repo_dir" -path '*/backup/*' -mindepth 3 -maxdepth 3 -type d \
-  ! -exec test -e '{}/backup.json' \; -print | wc -l)
-ws_log "the killed walctl calls left $temps temp files and $orphans backup directories without a record"
+# Backups without a record (backup.json) that still hold objects: interrupted ones.
+orphans=0
+for dir in "$repo_dir"/*/backup/*/; do
+  [[ -e $dir/backup.json || -z $(find "$dir" -maxdepth 1 -type f ! -name '.*') ]] || orphans=$((orphans + 1))
+done
+ws_log "the killed walctl calls left $temps temp files and $orphans interrupted backups holding objects"
 
 # The clean-up check: one more prune removes every stale temp file in the repository.
 t0=$(crash_now_us)
@@ -135,7 +138,7 @@ crash_expect_stale_temps_removed "walctl prune" "$repo_dir" "${prune[@]}"
 prune_spent_us=$((prune_spent_us + $(crash_now_us) - t0))
 CRASH_LANDED=$prune_landed CRASH_FINISHED=$prune_finished CRASH_RUN_US=$prune_run_us
 crash_summary "walctl prune" "$kills" $(($(crash_now_us) - prune_spent_us)) \
-  "left $temps temp files and $orphans record-less backup dirs, after clean-up $CRASH_TEMPS_AFTER temp files"
+  "left $temps temp files and $orphans interrupted backups, after clean-up $CRASH_TEMPS_AFTER temp files"
 
 ws_expect_exit 0 "walctl verify --full after the loops" "${walctl[@]}" verify --full
 final_sum=$(pg_table_checksum "$port" pgbench_accounts)
