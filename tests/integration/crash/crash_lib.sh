@@ -102,12 +102,12 @@ crash_temps() { find "$@" -name '.*.walstore-tmp.*' 2>/dev/null | sort; }
 
 crash_uploads() {
   local id abandoned=0 aborted=0
-  for id in $(find "$S3_DIR/data/$S3_BUCKET/._S3rver_uploads" -mindepth 1 -maxdepth 1 -type d \
-    -printf '%f\n' 2>/dev/null); do
-    # s3rver answers AbortMultipartUpload with 405 and keeps the upload: one that walstore
-    # aborted (the proxy logged a DELETE for it) was not left by a killed process.
+  # s3rver answers AbortMultipartUpload with 405 and keeps the upload: one that walstore
+  # aborted (the proxy logged a DELETE for it) was not left by a killed process.
+  while read -r id; do
     if grep -q "DELETE .*uploadId=$id" "$S3_PROXY_LOG"; then aborted=$((aborted + 1)); else abandoned=$((abandoned + 1)); fi
-  done
+  done < <(find "$S3_DIR/data/$S3_BUCKET/._S3rver_uploads" -mindepth 1 -maxdepth 1 -type d \
+    -printf '%f\n' 2>/dev/null)
   echo "$abandoned unfinished multipart uploads (+$aborted aborted, which s3rver keeps)"
 }
 

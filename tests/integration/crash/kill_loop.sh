@@ -43,6 +43,7 @@ if [[ ${CRASH_ENCRYPT:-0} == 1 ]]; then
   config_common+=("encryption_key_file = \"$WS_TMP/key\"")
 fi
 if [[ $kind == s3 ]]; then
+  # shellcheck disable=SC2119
   s3_start
   s3_proxy_start
   prefix=crash
@@ -220,6 +221,7 @@ push_ahead_loop() {
     rm -f "$pa"/pg_wal/archive_status/*.done
     for s in "${segs[@]}"; do : >"$pa/pg_wal/archive_status/$s.ready"; done
   }
+  # shellcheck disable=SC2317  # called through CRASH_MEASURE_RESET
   measure_reset() { ws_wait_workers; rm -rf "$WS_TMP/pa-measure"; ready; }
   ready
   CRASH_CWD=$pa CRASH_MEASURE_RESET=measure_reset crash_measure "$WS_BIN/walpush" \

@@ -66,6 +66,7 @@ take_backup() {
   [[ $WS_RC -eq 0 ]] && newest=$1
 }
 measured=0
+# shellcheck disable=SC2317  # called through CRASH_MEASURE_RESET
 take_measuring_backup() { measured=$((measured + 1)); take_backup "measure$measured"; }
 
 t0=$(crash_now_us)
