@@ -14,18 +14,23 @@
 #                              SIGKILL after a delay drawn uniformly from 0 .. CRASH_RUN_US
 #                              (with CRASH_KILL_WORKERS=1 this test's background workers too),
 #                              waits; CRASH_RC is its exit status (137: killed), CRASH_DELAY_US
-#                              the delay.  CMD must be a program (it is exec'ed, so the kill hits
+#                              the delay, CRASH_WORKERS_HIT 1 when a worker was killed.  CMD must be a program (it is exec'ed, so the kill hits
 #                              the tool itself, not a shell around it)
-#   crash_tally                counts the last crash_kill_at: CRASH_LANDED (killed mid-run),
-#                              CRASH_FINISHED (exited 0 before the kill); any other exit
-#                              status is a failure (it names the iteration)
+#   crash_tally                counts the last crash_kill_at: CRASH_LANDED (killed mid-run, or
+#                              a worker killed), CRASH_FINISHED (exited 0 before the kill, no
+#                              worker hit); any other exit status is a failure (it names the
+#                              iteration)
 #   crash_temps DIR...         lists the temp files (".NAME.walstore-tmp.PID.HEX") below DIRs
 #   crash_uploads              counts s3rver's unfinished multipart uploads (S3 through the
 #                              proxy only)
 #   crash_expect_stale_temps_removed DESC DIR CMD...
 #                              the clean-up check (see there)
-#   crash_summary LOOP ...     prints one "SUMMARY" line per loop; collected in CRASH_SUMMARIES
-#                              and printed again at the end by crash_done
+#   crash_more TARGET SENT     true while a loop needs more kills: fewer than TARGET landed
+#                              mid-run and fewer than 3 x TARGET sent
+#   crash_summary LOOP TARGET SENT START TEXT
+#                              checks that the loop's kills hit running processes (at least
+#                              TARGET / 2 landed mid-run) and prints one "SUMMARY" line;
+#                              collected in CRASH_SUMMARIES and printed again by crash_done
 
 CRASH_SUMMARIES=()
 CRASH_LANDED=0
@@ -76,7 +81,15 @@ crash_kill_at() {
   # (bash reports a killed job on its stderr wherever it reaps it: not wanted in the log)
   {
     kill -KILL "$pid"
-    if [[ ${CRASH_KILL_WORKERS:-0} == 1 ]]; then ws_worker_pids | xargs -r kill -KILL; fi
+    CRASH_WORKERS_HIT=0
+    if [[ ${CRASH_KILL_WORKERS:-0} == 1 ]]; then
+      local workers
+      mapfile -t workers < <(ws_worker_pids)
+      if ((${#workers[@]} > 0)); then
+        kill -KILL "${workers[@]}"
+        CRASH_WORKERS_HIT=1
+      fi
+    fi
     wait "$pid" || CRASH_RC=$?
   } 2>/dev/null
 }
@@ -85,7 +98,13 @@ crash_kill_at() {
 crash_tally() {
   case $CRASH_RC in
     137) CRASH_LANDED=$((CRASH_LANDED + 1)) ;;
-    0) CRASH_FINISHED=$((CRASH_FINISHED + 1)) ;;
+    0)
+      if [[ ${CRASH_WORKERS_HIT:-0} == 1 ]]; then
+        CRASH_LANDED=$((CRASH_LANDED + 1))
+      else
+        CRASH_FINISHED=$((CRASH_FINISHED + 1))
+      fi
+      ;;
     *)
       ws_fail "$1: the killed call exited $CRASH_RC instead of being killed or succeeding"
       sed 's/^/     /' "$WS_TMP/killed.err"
@@ -150,13 +169,18 @@ crash_expect_stale_temps_removed() {
   ws_same "$desc: temp files of live pids are kept" 0 "$lost_live"
 }
 
-# crash_summary LOOP KILLS START_US TEXT: one line per loop, with the kills that landed, the
-# wall time and TEXT (the leftovers).
+crash_more() { ((CRASH_LANDED < $1 && $2 < 3 * $1)); }
+
 crash_summary() {
   local line
-  line=$(printf 'SUMMARY %-28s %4d kills (%d mid-run, %d after the end; full run %s s), %s, %s s' \
-    "$1" "$2" "$CRASH_LANDED" "$CRASH_FINISHED" "$(crash_seconds "$CRASH_RUN_US")" "$4" \
-    "$(crash_seconds $(($(crash_now_us) - $3)))")
+  if ((2 * CRASH_LANDED >= $2)); then
+    ws_pass "$1: $CRASH_LANDED of $3 kills landed while the tool ran (target $2)"
+  else
+    ws_fail "$1: only $CRASH_LANDED of $3 kills landed while the tool ran (target $2): is the full run time ($(crash_seconds "$CRASH_RUN_US") s) right?"
+  fi
+  line=$(printf 'SUMMARY %-24s %4d kills (%d mid-run, %d after the end; full run %s s), %s, %s s' \
+    "$1" "$3" "$CRASH_LANDED" "$CRASH_FINISHED" "$(crash_seconds "$CRASH_RUN_US")" "$5" \
+    "$(crash_seconds $(($(crash_now_us) - $4)))")
   CRASH_SUMMARIES+=("$line")
   printf '%s\n' "$line"
 }

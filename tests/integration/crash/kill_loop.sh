@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Crash loops for walpush and walfetch (issue 10, item 4): each tool is killed with SIGKILL at
-# CRASH_KILLS (100) random points spread uniformly over its measured run time, on real WAL from
-# pgbench.  After every kill: the object is either not listed or listed and complete (walfetch
+# random points spread uniformly over its measured run time, until CRASH_KILLS (100) kills have
+# landed while it ran, on real WAL from pgbench.  After every kill: the object is either not listed or listed and complete (walfetch
 # gives the segment's bytes), the destination is either absent or complete (never a partial
 # %p), the retried call exits 0 and walfetch then gives identical bytes.  After each loop:
 # walctl verify is clean, and the temp files / multipart uploads the killed calls left are
 # counted, printed and (temp files) aged and cleaned by one more call.
 #
 # Variables: CRASH_REPO_KIND file|s3 (s3: s3rver through tests/lib/fault_proxy.py, which hands
-# s3rver only whole request bodies as S3 does; half of the walpush kills with uncompressed
-# four-part multipart uploads), CRASH_COMPRESSION, CRASH_ENCRYPT (1: with a key), CRASH_AHEAD (1: also the smaller
+# s3rver only whole request bodies as S3 does; half of the walpush kills with multipart uploads
+# of several parts), CRASH_COMPRESSION, CRASH_ENCRYPT (1: with a key), CRASH_AHEAD (1: also the smaller
 # loops with read-ahead and push-ahead on, CRASH_AHEAD_KILLS kills each), CRASH_SEED.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,9 +53,9 @@ if [[ $kind == s3 ]]; then
       "retry_total_seconds = 30" "$@"
   }
   s3_config >"$WS_TMP/single.toml"
-  # Uncompressed, so that a segment is four parts: 2..4 are sent first, part 1 last.
-  config_common[0]='compression = "none"'
-  s3_config "multipart_threshold = 1048576" "part_size = 5242880" >"$WS_TMP/multipart.toml"
+  # Small parts (s3rver takes parts below AWS's 5 MiB), so that a segment is several parts:
+  # 2.. are sent first, part 1 last.
+  s3_config "multipart_threshold = 262144" "part_size = 524288" >"$WS_TMP/multipart.toml"
   export WALSTORE_CONFIG=$WS_TMP/single.toml
 else
   repo_dir=$WS_TMP/repo
@@ -103,14 +103,16 @@ leftovers() {
   fi
 }
 
-# push_loop LABEL KILLS: KILLS kills of walpush, cycling over the segments.
+# push_loop LABEL KILLS: kills of walpush, cycling over the segments, until KILLS landed mid-run
+# (crash_more).
 push_loop() {
   local label=$1 kills=$2 t0 i seg what listed=0 bad_listed=0 bad_unlisted=0 bad_retry=0 bad_fetch=0
   t0=$(crash_now_us)
   crash_reset_tally
   obj_remove "${segs[0]}"
   CRASH_MEASURE_RESET="obj_remove ${segs[0]}" crash_measure "${push[@]}" "$wal/${segs[0]}"
-  for ((i = 0; i < kills; i++)); do
+  for ((i = 0; ; i++)); do
+    crash_more "$kills" "$i" || break
     seg=${segs[i % n]}
     obj_remove "$seg"
     crash_kill_at "${push[@]}" "$wal/$seg"
@@ -146,9 +148,9 @@ push_loop() {
     fi
   done
   ws_same "$label: every object listed after a kill gave the segment's bytes ($listed listed)" 0 "$bad_listed"
-  ws_same "$label: every object not listed was 'missing' to walfetch ($((kills - listed)))" 0 "$bad_unlisted"
-  ws_same "$label: every retried walpush exited 0 ($kills)" 0 "$bad_retry"
-  ws_same "$label: after every retry walfetch gave identical bytes ($kills)" 0 "$bad_fetch"
+  ws_same "$label: every object not listed was 'missing' to walfetch ($((i - listed)))" 0 "$bad_unlisted"
+  ws_same "$label: every retried walpush exited 0 ($i)" 0 "$bad_retry"
+  ws_same "$label: after every retry walfetch gave identical bytes ($i)" 0 "$bad_fetch"
   local left after=n/a
   left=$(leftovers)
   ws_log "$label: the killed walpush calls left $left"
@@ -160,10 +162,16 @@ push_loop() {
     after="$CRASH_TEMPS_AFTER temp files"
   fi
   ws_expect_exit 0 "$label: walctl verify is clean after the loop" "$WS_BIN/walctl" verify
-  crash_summary "$label" "$kills" "$t0" "left $left, after clean-up $after"
+  crash_summary "$label" "$kills" "$i" "$t0" "left $left, after clean-up $after"
 }
 
-# fetch_loop LABEL: CRASH_KILLS kills of walfetch into DEST = $dest_dir/RECOVERYXLOG, the
+# push_all: every segment in the repository (walfetch loops need them all).
+push_all() {
+  local seg
+  for seg in "${segs[@]}"; do "${push[@]}" -q "$wal/$seg" || ws_die "walpush $seg failed"; done
+}
+
+# fetch_loop LABEL: kills (until CRASH_KILLS landed) of walfetch into DEST = $dest_dir/RECOVERYXLOG, the
 # name PostgreSQL gives %p during recovery.
 fetch_loop() {
   local label=$1 t0 i seg what dest_dir=$WS_TMP/dest complete=0 bad_partial=0 bad_retry=0
@@ -171,8 +179,10 @@ fetch_loop() {
   t0=$(crash_now_us)
   crash_reset_tally
   mkdir -p "$dest_dir"
+  push_all
   CRASH_MEASURE_RESET="rm -f $dest" crash_measure "${fetch[@]}" "${segs[0]}" "$dest"
-  for ((i = 0; i < kills; i++)); do
+  for ((i = 0; ; i++)); do
+    crash_more "$kills" "$i" || break
     seg=${segs[i % n]}
     rm -f "$dest"
     crash_kill_at "${fetch[@]}" "$seg" "$dest"
@@ -193,20 +203,20 @@ fetch_loop() {
     fi
   done
   ws_same "$label: DEST was absent or complete after every kill ($complete complete)" 0 "$bad_partial"
-  ws_same "$label: every retried walfetch gave identical bytes ($kills)" 0 "$bad_retry"
+  ws_same "$label: every retried walfetch gave identical bytes ($i)" 0 "$bad_retry"
   local left
   left=$(crash_temps "$dest_dir" | wc -l)
   ws_log "$label: the killed walfetch calls left $left temp files beside DEST"
   rm -f "$dest"
   crash_expect_stale_temps_removed "$label" "$dest_dir" "${fetch[@]}" "${segs[0]}" "$dest"
   ws_expect_exit 0 "$label: walctl verify is clean after the loop" "$WS_BIN/walctl" verify
-  crash_summary "$label" "$kills" "$t0" \
+  crash_summary "$label" "$kills" "$i" "$t0" \
     "left $left temp files, after clean-up $CRASH_TEMPS_AFTER temp files"
 }
 
-# push_ahead_loop: CRASH_AHEAD_KILLS kills of walpush with push-ahead on (and of its worker, at
-# the same moment), run like PostgreSQL's archiver from a data directory with a backlog of
-# .ready segments.  One fresh repository per pass over the segments: a marker is trusted only
+# push_ahead_loop: kills (until CRASH_AHEAD_KILLS landed) of walpush with push-ahead on (and of
+# its worker, at the same moment), run like PostgreSQL's archiver from a data directory with a
+# backlog of .ready segments.  One fresh repository per pass over the segments: a marker is trusted only
 # for its repository, and the loop never takes an object away behind a marker's back.
 push_ahead_loop() {
   local label=walpush/push-ahead t0 i j pass=0 what repo listed=0 bad_listed=0 bad_retry=0 bad_fetch=0
@@ -226,7 +236,23 @@ push_ahead_loop() {
   ready
   CRASH_CWD=$pa CRASH_MEASURE_RESET=measure_reset crash_measure "$WS_BIN/walpush" \
     --repo "file://$WS_TMP/pa-measure" --push-ahead 2 "pg_wal/${segs[0]}"
-  for ((i = 0; i < ahead_kills; i++)); do
+  # pass_end: every segment archived in this pass is intact, and walctl verify is clean.
+  pass_end() {
+    local s
+    ws_wait_workers
+    for s in "${segs[@]:0:j+1}"; do
+      rm -f "$out/seg"
+      ws_run "${fetch[@]}" --repo "file://$repo" "$s" "$out/seg"
+      if [[ $WS_RC -ne 0 ]] || ! cmp -s "$wal/$s" "$out/seg"; then
+        bad_fetch=$((bad_fetch + 1))
+        ws_fail "$label: pass $pass: $s is not archived intact (walfetch exit $WS_RC)"
+      fi
+    done
+    ws_run "$WS_BIN/walctl" --repo "file://$repo" verify
+    [[ $WS_RC -eq 0 ]] || { ws_fail "$label: pass $pass: walctl verify"; ws_show_last; }
+  }
+  for ((i = 0; ; i++)); do
+    crash_more "$ahead_kills" "$i" || break
     j=$((i % n))
     if ((j == 0)); then
       ws_wait_workers
@@ -262,40 +288,32 @@ push_ahead_loop() {
       ws_show_last
     fi
     mv "$pa/pg_wal/archive_status/${segs[$j]}.ready" "$pa/pg_wal/archive_status/${segs[$j]}.done"
-    if ((j == n - 1 || i == ahead_kills - 1)); then
-      ws_wait_workers
-      for s in "${segs[@]:0:j+1}"; do
-        rm -f "$out/seg"
-        ws_run "${fetch[@]}" --repo "file://$repo" "$s" "$out/seg"
-        if [[ $WS_RC -ne 0 ]] || ! cmp -s "$wal/$s" "$out/seg"; then
-          bad_fetch=$((bad_fetch + 1))
-          ws_fail "$label: pass $pass: $s is not archived intact (walfetch exit $WS_RC)"
-        fi
-      done
-      ws_run "$WS_BIN/walctl" --repo "file://$repo" verify
-      [[ $WS_RC -eq 0 ]] || { ws_fail "$label: pass $pass: walctl verify"; ws_show_last; }
-    fi
+    ((j == n - 1)) && pass_end
   done
+  ((j == n - 1)) || pass_end
   ws_same "$label: every object listed after a kill gave the segment's bytes ($listed listed)" 0 "$bad_listed"
-  ws_same "$label: every retried walpush exited 0 ($ahead_kills)" 0 "$bad_retry"
+  ws_same "$label: every retried walpush exited 0 ($i)" 0 "$bad_retry"
   ws_same "$label: every pass archived each segment intact, walctl verify clean" 0 "$bad_fetch"
   temps=$(crash_temps "$WS_TMP/pa-repo" | wc -l)
   ws_log "$label: the killed walpush calls and workers left $temps temp files"
-  crash_summary "$label" "$ahead_kills" "$t0" "left $temps temp files (not cleaned here)"
+  crash_summary "$label (mid-run: walpush or its worker)" "$ahead_kills" "$i" "$t0" \
+    "left $temps temp files (not cleaned here)"
 }
 
-# prefetch_loop: CRASH_AHEAD_KILLS kills of walfetch with read-ahead on (and of its worker, at
-# the same moment), from a data directory like PostgreSQL's, into pg_wal/RECOVERYXLOG.
+# prefetch_loop: kills (until CRASH_AHEAD_KILLS landed) of walfetch with read-ahead on (and of
+# its worker, at the same moment), from a data directory like PostgreSQL's, into
+# pg_wal/RECOVERYXLOG.
 prefetch_loop() {
   local label=walfetch/read-ahead t0 i seg what pf=$WS_TMP/pf complete=0 bad_partial=0 bad_retry=0
   local dest=pg_wal/RECOVERYXLOG left spool_left
   t0=$(crash_now_us)
   crash_reset_tally
   mkdir -p "$pf/pg_wal"
-  for seg in "${segs[@]}"; do "${push[@]}" -q "$wal/$seg" || ws_die "walpush $seg failed"; done
+  push_all
   CRASH_CWD=$pf CRASH_MEASURE_RESET="rm -f $pf/$dest" crash_measure "$WS_BIN/walfetch" \
     --prefetch 3 "${segs[0]}" "$dest"
-  for ((i = 0; i < ahead_kills; i++)); do
+  for ((i = 0; ; i++)); do
+    crash_more "$ahead_kills" "$i" || break
     seg=${segs[i % n]}
     rm -f "$pf/$dest"
     CRASH_CWD=$pf CRASH_KILL_WORKERS=1 crash_kill_at "$WS_BIN/walfetch" --prefetch 3 "$seg" "$dest"
@@ -317,11 +335,11 @@ prefetch_loop() {
   done
   ws_wait_workers
   ws_same "$label: DEST was absent or complete after every kill ($complete complete)" 0 "$bad_partial"
-  ws_same "$label: every retried walfetch gave identical bytes ($ahead_kills)" 0 "$bad_retry"
+  ws_same "$label: every retried walfetch gave identical bytes ($i)" 0 "$bad_retry"
   left=$(crash_temps "$pf/pg_wal" -maxdepth 1 | wc -l)
   spool_left=$(crash_temps "$pf/pg_wal/.walstore-prefetch" | wc -l)
   ws_log "$label: left $left temp files beside DEST, $spool_left in the spool"
-  crash_summary "$label" "$ahead_kills" "$t0" \
+  crash_summary "$label (mid-run: walfetch or its worker)" "$ahead_kills" "$i" "$t0" \
     "left $left temp files beside DEST and $spool_left in the spool (not cleaned here)"
 }
 

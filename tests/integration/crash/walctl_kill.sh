@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Crash loop for walctl backup and walctl prune (issue 10, item 4), against a real PostgreSQL 15
-# archiving with walpush into a file repository (lz4 + key).  Each of CRASH_WALCTL_KILLS (20)
-# rounds: a backup killed with SIGKILL at a random point of its measured run time, a backup
-# that runs to the end, then `prune --keep-full 1` killed at a random point and run again.
+# archiving with walpush into a file repository (lz4 + key).  Each round: a backup killed with
+# SIGKILL at a random point of its measured run time, a backup that runs to the end, then
+# `prune --keep-full 1` killed at a random point and run again; until CRASH_WALCTL_KILLS (20)
+# backups and as many prunes were killed while they ran.
 # After every kill: walctl list shows only complete backups and walctl verify is clean (every
 # listed backup has all its objects and its WAL); the retried command succeeds; after the
 # retried prune exactly the newest backup is left.  At the end: verify --full, the temp files
@@ -78,7 +79,8 @@ t0=$(crash_now_us)
 CRASH_MEASURE_RESET=take_measuring_backup crash_measure "${prune[@]}"
 prune_run_us=$CRASH_RUN_US
 prune_spent_us=$(($(crash_now_us) - t0))
-for ((i = 0; i < kills; i++)); do
+# Until KILLS backups and KILLS prunes were killed while they ran (at most 3 x KILLS rounds).
+for ((i = 0; (backup_landed < kills || prune_landed < kills) && i < 3 * kills; i++)); do
   pg_pgbench "$port" -c 1 -t 100 -n >/dev/null 2>&1
   # backup: killed at a random point, then one that runs to the end.
   t0=$(crash_now_us)
@@ -116,14 +118,14 @@ for ((i = 0; i < kills; i++)); do
   fi
   prune_spent_us=$((prune_spent_us + $(crash_now_us) - t0))
 done
-ws_same "every list after a kill showed only complete backups ($((2 * kills)) kills)" 0 "$bad_list"
-ws_same "walctl verify was clean after every kill ($((2 * kills)))" 0 "$bad_verify"
-ws_same "every retried backup exited 0 ($kills)" 0 "$bad_backup_retry"
-ws_same "every retried prune exited 0 ($kills)" 0 "$bad_prune_retry"
+ws_same "every list after a kill showed only complete backups ($((2 * i)) kills)" 0 "$bad_list"
+ws_same "walctl verify was clean after every kill ($((2 * i)))" 0 "$bad_verify"
+ws_same "every retried backup exited 0 ($i)" 0 "$bad_backup_retry"
+ws_same "every retried prune exited 0 ($i)" 0 "$bad_prune_retry"
 ws_same "after every retried prune only the newest backup was left" 0 "$bad_kept"
 
 CRASH_LANDED=$backup_landed CRASH_FINISHED=$backup_finished CRASH_RUN_US=$backup_run_us
-crash_summary "walctl backup" "$kills" $(($(crash_now_us) - backup_spent_us)) \
+crash_summary "walctl backup" "$kills" "$i" $(($(crash_now_us) - backup_spent_us)) \
   "leftovers: see walctl prune"
 temps=$(crash_temps "$repo_dir" | wc -l)
 # Backups without a record (backup.json) that still hold objects: interrupted ones.
@@ -138,7 +140,7 @@ t0=$(crash_now_us)
 crash_expect_stale_temps_removed "walctl prune" "$repo_dir" "${prune[@]}"
 prune_spent_us=$((prune_spent_us + $(crash_now_us) - t0))
 CRASH_LANDED=$prune_landed CRASH_FINISHED=$prune_finished CRASH_RUN_US=$prune_run_us
-crash_summary "walctl prune" "$kills" $(($(crash_now_us) - prune_spent_us)) \
+crash_summary "walctl prune" "$kills" "$i" $(($(crash_now_us) - prune_spent_us)) \
   "left $temps temp files and $orphans interrupted backups, after clean-up $CRASH_TEMPS_AFTER temp files"
 
 ws_expect_exit 0 "walctl verify --full after the loops" "${walctl[@]}" verify --full
