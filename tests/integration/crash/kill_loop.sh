@@ -103,6 +103,24 @@ leftovers() {
   fi
 }
 
+# fetched_intact SEG [WALFETCH OPTION...]: walfetch of SEG gives the segment's bytes (it leaves
+# $WS_RC and the output as ws_run does).
+fetched_intact() {
+  local seg=$1
+  shift
+  rm -f "$out/seg"
+  ws_run "${fetch[@]}" "$@" "$seg" "$out/seg"
+  [[ $WS_RC -eq 0 ]] && cmp -s "$wal/$seg" "$out/seg"
+}
+# miss COUNTER MESSAGE: counts a failed check in the variable COUNTER and reports it with the
+# last command's exit code and output.
+miss() {
+  local -n misses=$1
+  misses=$((misses + 1))
+  ws_fail "$2"
+  ws_show_last
+}
+
 # push_loop LABEL KILLS: kills of walpush, cycling over the segments, until KILLS landed mid-run
 # (crash_more).
 push_loop() {
@@ -119,33 +137,20 @@ push_loop() {
     settle
     what="$label: kill $i of walpush $seg after $(crash_seconds "$CRASH_DELAY_US") s"
     crash_tally "$what"
-    rm -f "$out/seg"
-    ws_run "${fetch[@]}" "$seg" "$out/seg"
     if obj_listed "$seg"; then
       listed=$((listed + 1))
-      if [[ $WS_RC -ne 0 ]] || ! cmp -s "$wal/$seg" "$out/seg"; then
-        bad_listed=$((bad_listed + 1))
-        ws_fail "$what: the listed object does not give the segment's bytes (walfetch exit $WS_RC)"
-        ws_show_last
-      fi
-    elif [[ $WS_RC -ne 1 || -e $out/seg ]]; then
-      bad_unlisted=$((bad_unlisted + 1))
-      ws_fail "$what: nothing listed, but walfetch did not say 'missing' (exit $WS_RC, expected 1)"
-      ws_show_last
+      fetched_intact "$seg" ||
+        miss bad_listed "$what: the listed object does not give the segment's bytes (walfetch exit $WS_RC)"
+    else
+      rm -f "$out/seg"
+      ws_run "${fetch[@]}" "$seg" "$out/seg"
+      [[ $WS_RC -eq 1 && ! -e $out/seg ]] ||
+        miss bad_unlisted "$what: nothing listed, but walfetch did not say 'missing' (exit $WS_RC, expected 1)"
     fi
     ws_run "${push[@]}" "$wal/$seg"
-    if [[ $WS_RC -ne 0 ]]; then
-      bad_retry=$((bad_retry + 1))
-      ws_fail "$what: the retried walpush exited $WS_RC"
-      ws_show_last
-    fi
-    rm -f "$out/seg"
-    ws_run "${fetch[@]}" "$seg" "$out/seg"
-    if [[ $WS_RC -ne 0 ]] || ! cmp -s "$wal/$seg" "$out/seg"; then
-      bad_fetch=$((bad_fetch + 1))
-      ws_fail "$what: after the retry walfetch did not give identical bytes (exit $WS_RC)"
-      ws_show_last
-    fi
+    [[ $WS_RC -eq 0 ]] || miss bad_retry "$what: the retried walpush exited $WS_RC"
+    fetched_intact "$seg" ||
+      miss bad_fetch "$what: after the retry walfetch did not give identical bytes (exit $WS_RC)"
   done
   ws_same "$label: every object listed after a kill gave the segment's bytes ($listed listed)" 0 "$bad_listed"
   ws_same "$label: every object not listed was 'missing' to walfetch ($((i - listed)))" 0 "$bad_unlisted"
@@ -171,7 +176,7 @@ push_all() {
   for seg in "${segs[@]}"; do "${push[@]}" -q "$wal/$seg" || ws_die "walpush $seg failed"; done
 }
 
-# fetch_loop LABEL: kills (until CRASH_KILLS landed) of walfetch into DEST = $dest_dir/RECOVERYXLOG, the
+# fetch_loop LABEL: kills (until CRASH_KILLS landed) of walfetch into $dest_dir/RECOVERYXLOG, the
 # name PostgreSQL gives %p during recovery.
 fetch_loop() {
   local label=$1 t0 i seg what dest_dir=$WS_TMP/dest complete=0 bad_partial=0 bad_retry=0
@@ -196,11 +201,8 @@ fetch_loop() {
       fi
     fi
     ws_run "${fetch[@]}" "$seg" "$dest"
-    if [[ $WS_RC -ne 0 ]] || ! cmp -s "$wal/$seg" "$dest"; then
-      bad_retry=$((bad_retry + 1))
-      ws_fail "$what: the retried walfetch did not give identical bytes (exit $WS_RC)"
-      ws_show_last
-    fi
+    { [[ $WS_RC -eq 0 ]] && cmp -s "$wal/$seg" "$dest"; } ||
+      miss bad_retry "$what: the retried walfetch did not give identical bytes (exit $WS_RC)"
   done
   ws_same "$label: DEST was absent or complete after every kill ($complete complete)" 0 "$bad_partial"
   ws_same "$label: every retried walfetch gave identical bytes ($i)" 0 "$bad_retry"
@@ -241,15 +243,11 @@ push_ahead_loop() {
     local s
     ws_wait_workers
     for s in "${segs[@]:0:j+1}"; do
-      rm -f "$out/seg"
-      ws_run "${fetch[@]}" --repo "file://$repo" "$s" "$out/seg"
-      if [[ $WS_RC -ne 0 ]] || ! cmp -s "$wal/$s" "$out/seg"; then
-        bad_fetch=$((bad_fetch + 1))
-        ws_fail "$label: pass $pass: $s is not archived intact (walfetch exit $WS_RC)"
-      fi
+      fetched_intact "$s" --repo "file://$repo" ||
+        miss bad_fetch "$label: pass $pass: $s is not archived intact (walfetch exit $WS_RC)"
     done
     ws_run "$WS_BIN/walctl" --repo "file://$repo" verify
-    [[ $WS_RC -eq 0 ]] || { ws_fail "$label: pass $pass: walctl verify"; ws_show_last; }
+    [[ $WS_RC -eq 0 ]] || miss bad_fetch "$label: pass $pass: walctl verify"
   }
   for ((i = 0; ; i++)); do
     crash_more "$ahead_kills" "$i" || break
@@ -272,21 +270,12 @@ push_ahead_loop() {
       [[ -f $repo/$(obj_key "$s") && -z ${checked[$s]:-} ]] || continue
       checked[$s]=1
       listed=$((listed + 1))
-      rm -f "$out/seg"
-      ws_run "${fetch[@]}" --repo "file://$repo" "$s" "$out/seg"
-      if [[ $WS_RC -ne 0 ]] || ! cmp -s "$wal/$s" "$out/seg"; then
-        bad_listed=$((bad_listed + 1))
-        ws_fail "$what: the listed object $s does not give the segment's bytes (exit $WS_RC)"
-        ws_show_last
-      fi
+      fetched_intact "$s" --repo "file://$repo" ||
+        miss bad_listed "$what: the listed object $s does not give the segment's bytes (exit $WS_RC)"
     done
     ws_run crash_in "$pa" "$WS_BIN/walpush" --repo "file://$repo" \
       --push-ahead 2 "pg_wal/${segs[$j]}"
-    if [[ $WS_RC -ne 0 ]]; then
-      bad_retry=$((bad_retry + 1))
-      ws_fail "$what: the retried walpush exited $WS_RC"
-      ws_show_last
-    fi
+    [[ $WS_RC -eq 0 ]] || miss bad_retry "$what: the retried walpush exited $WS_RC"
     mv "$pa/pg_wal/archive_status/${segs[$j]}.ready" "$pa/pg_wal/archive_status/${segs[$j]}.done"
     ((j == n - 1)) && pass_end
   done
@@ -327,11 +316,8 @@ prefetch_loop() {
       fi
     fi
     ws_run crash_in "$pf" "$WS_BIN/walfetch" --prefetch 3 "$seg" "$dest"
-    if [[ $WS_RC -ne 0 ]] || ! cmp -s "$wal/$seg" "$pf/$dest"; then
-      bad_retry=$((bad_retry + 1))
-      ws_fail "$what: the retried walfetch did not give identical bytes (exit $WS_RC)"
-      ws_show_last
-    fi
+    { [[ $WS_RC -eq 0 ]] && cmp -s "$wal/$seg" "$pf/$dest"; } ||
+      miss bad_retry "$what: the retried walfetch did not give identical bytes (exit $WS_RC)"
   done
   ws_wait_workers
   ws_same "$label: DEST was absent or complete after every kill ($complete complete)" 0 "$bad_partial"
