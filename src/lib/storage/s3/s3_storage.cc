@@ -589,8 +589,13 @@ class S3Writer : public ObjectWriter {
     if (upload_id_.empty()) {
       response = storage_.Send({"PUT", full_key_, {}, headers, &buffer_}, what);
     } else {
-      if (!buffer_.empty()) etags_.push_back(UploadPart(buffer_, etags_.size() + 1));
-      etags_[0] = UploadPart(first_part_, 1);
+      if (etags_.empty()) {
+        // Above multipart_threshold but below part_size: the buffer is the only part.
+        etags_.push_back(UploadPart(buffer_, 1));
+      } else {
+        if (!buffer_.empty()) etags_.push_back(UploadPart(buffer_, etags_.size() + 1));
+        etags_[0] = UploadPart(first_part_, 1);
+      }
       const std::string body = s3::CompleteRequestBody(etags_);
       response = storage_.Send(
           {"POST", full_key_, {{"uploadId", upload_id_}}, {{"if-none-match", "*"}}, &body}, what);
