@@ -76,7 +76,7 @@ class PosixStorage : public Storage {
   }
 
   void PrepareForWrites() override {
-    if (verified_) return;
+    if (prepared_) return;
     struct stat st {};
     if (stat(root_.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) VerifyRepository();  // says why
     MakeDirectories(root_);
@@ -88,10 +88,12 @@ class PosixStorage : public Storage {
       file.Publish(false);  // a concurrent first writer may have won: same content
     }
     VerifyRepository();
+    prepared_ = true;
   }
 
   std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
     if (!prefix.empty()) ValidateKey(prefix.substr(0, prefix.size() - 1));
+    VerifyRepository();  // an empty answer must mean an empty repository
     const std::string dir = prefix.empty() ? root_ : PathOf(prefix.substr(0, prefix.size() - 1));
     std::vector<std::string> names;
     DIR* handle = opendir(dir.c_str());
@@ -113,6 +115,7 @@ class PosixStorage : public Storage {
     // Walk the deepest directory the prefix fully names, keep matching keys.
     const size_t slash = prefix.rfind('/');
     const std::string dir_key = slash == std::string::npos ? "" : prefix.substr(0, slash);
+    VerifyRepository();  // an empty answer must mean an empty repository
     std::vector<ObjectInfo> found;
     Walk(dir_key, prefix, found);
     std::sort(found.begin(), found.end(),
@@ -267,7 +270,8 @@ class PosixStorage : public Storage {
   }
 
   std::string root_;
-  std::atomic<bool> verified_{false};
+  std::atomic<bool> verified_{false};  // VerifyRepository() passed
+  std::atomic<bool> prepared_{false};  // PrepareForWrites() passed
 };
 
 }  // namespace

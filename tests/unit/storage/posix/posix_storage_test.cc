@@ -100,7 +100,7 @@ TEST_SUITE("storage_posix") {
     TempDir dir;
     auto s = OpenPosixStorage(dir / "repo");
     s->PrepareForWrites();
-    const std::string format = walstore::test::ReadFile(dir / "repo" / kRepositoryFormatFile);
+    const std::string format = walstore::test::ReadFile(dir / (std::string("repo/") + kRepositoryFormatFile));
     CHECK(format == "{\"walstore_repository_format\":1}\n");
     CHECK(ListKeys(*s, "").empty());
     CHECK(s->ListChildren("", 10).empty());
@@ -110,10 +110,10 @@ TEST_SUITE("storage_posix") {
     // A new process on an empty repository: absence is a value.
     CHECK(OpenPosixStorage(dir / "repo")->OpenRead("1/wal/y") == nullptr);
     // A format this build does not know, or a damaged file, is an error.
-    walstore::test::WriteFile(dir / "newer" / kRepositoryFormatFile,
+    walstore::test::WriteFile(dir / (std::string("newer/") + kRepositoryFormatFile),
                               "{\"walstore_repository_format\": 2}");
     CHECK_CODE(OpenPosixStorage(dir / "newer")->OpenRead("1/wal/y"), ErrorCode::kUnsupportedFormat);
-    walstore::test::WriteFile(dir / "damaged" / kRepositoryFormatFile, "<html>");
+    walstore::test::WriteFile(dir / (std::string("damaged/") + kRepositoryFormatFile), "<html>");
     CHECK_CODE(OpenPosixStorage(dir / "damaged")->OpenRead("1/wal/y"),
                ErrorCode::kNotARepository);
     CHECK_CODE(OpenPosixStorage(dir / "damaged")->PrepareForWrites(), ErrorCode::kNotARepository);
@@ -158,6 +158,7 @@ TEST_SUITE("storage_posix") {
     TempDir dir;
     walstore::test::WriteFile(dir / "x/y", "hand made");
     auto s = OpenPosixStorage(dir.path());
+    s->PrepareForWrites();
     CHECK(ObjectContent(*s, "x/y") == "hand made");
     CHECK(walstore::test::Join(ListKeys(*s, "")) == walstore::test::Join({"x/y"}));
     CHECK(PutObject(*s, "x/y", "other") == CommitResult::kAlreadyExists);
