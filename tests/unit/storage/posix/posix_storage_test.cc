@@ -125,13 +125,29 @@ TEST_SUITE("storage_posix") {
     REQUIRE(PutObject(*s, "7312/backup/x", "x") == CommitResult::kCreated);
     walstore::test::WriteFile(dir / "7312/wal", "a file in the way");
     const std::string key = "7312/wal/0000000100000000/000000010000000000000001";
+    // On this Storage (repository verified) and on new ones, whose first act
+    // is to verify the repository (which must not lose the error).
+    auto fresh = [&] { return OpenPosixStorage(dir.path()); };
     CHECK_CODE(s->Stat(key), ErrorCode::kLocalIo);
+    CHECK_CODE(fresh()->Stat(key), ErrorCode::kLocalIo);
     CHECK_CODE(s->OpenRead(key), ErrorCode::kLocalIo);
+    CHECK_CODE(fresh()->OpenRead(key), ErrorCode::kLocalIo);
     CHECK_CODE(s->Remove(key), ErrorCode::kLocalIo);
+    CHECK_CODE(fresh()->Remove(key), ErrorCode::kLocalIo);
     CHECK_CODE(ListKeys(*s, "7312/wal/"), ErrorCode::kLocalIo);
+    CHECK_CODE(ListKeys(*fresh(), "7312/wal/"), ErrorCode::kLocalIo);
     CHECK_CODE(s->ListChildren("7312/wal/", 10), ErrorCode::kLocalIo);
-    CHECK(walstore::test::Contains(walstore::test::ThrownMessage([&] { s->OpenRead(key); }),
-                                   "Not a directory"));
+    CHECK_CODE(fresh()->ListChildren("7312/wal/", 10), ErrorCode::kLocalIo);
+    for (const char* call : {"Stat", "OpenRead", "Remove"}) {
+      CAPTURE(std::string(call));
+      const std::string message = walstore::test::ThrownMessage([&] {
+        auto storage = fresh();
+        if (std::string(call) == "Stat") storage->Stat(key);
+        if (std::string(call) == "OpenRead") storage->OpenRead(key);
+        if (std::string(call) == "Remove") storage->Remove(key);
+      });
+      CHECK(walstore::test::Contains(message, "Not a directory"));
+    }
     // The missing directory beside it is plain absence.
     CHECK(s->OpenRead("7312/backup/y/z") == nullptr);
   }
