@@ -8,11 +8,13 @@
 #include <walstore/storage.h>
 #include <walstore/stream.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -236,6 +238,36 @@ inline std::vector<std::string> ListTree(const std::string& dir) {
   std::sort(out.begin(), out.end());
   return out;
 }
+
+// Redirects stderr (fd 2) to a temporary file for the scope.
+class CaptureStderr {
+ public:
+  CaptureStderr() : path_(dir_ / "stderr") {
+    std::fflush(stderr);
+    saved_ = dup(2);
+    const int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+  }
+  ~CaptureStderr() { Restore(); }
+  std::string Text() {
+    Restore();
+    return ReadFile(path_);
+  }
+
+ private:
+  void Restore() {
+    if (saved_ < 0) return;
+    std::fflush(stderr);
+    dup2(saved_, 2);
+    close(saved_);
+    saved_ = -1;
+  }
+  TempDir dir_;
+  std::string path_;
+  int saved_ = -1;
+};
 
 // Reads a ReadStream to its end with reads of `step` bytes.
 inline std::string ReadAll(ReadStream& in, size_t step = 65536) {

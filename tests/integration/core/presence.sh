@@ -114,12 +114,21 @@ done
 final_sum=$(pg_table_checksum "$port" pgbench_accounts)
 ws_check "everything archived" pg_switch_and_wait_archived "$port"
 pg_stop "$primary"
-mv "$pgrepo" "$pgrepo.unmounted"
 
 restore=$WS_TMP/restore
 rport=$(ws_free_port)
 pg_prepare_recovery "$WS_TMP/backup" "$restore" \
   "$(ws_tool_cmd walfetch --repo "file://$pgrepo" %f %p)" "hot_standby = off"
+# The segments that make the backup consistent go into pg_wal, as a standby or a pg_wal kept
+# from before would have them: a walfetch that said "missing" for everything would then let
+# PostgreSQL reach consistency from pg_wal, end recovery there and promote, losing the rest.
+start_seg=$(sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]\{24\}\)).*/\1/p' "$WS_TMP/backup/backup_label")
+next_seg=${start_seg:0:16}$(printf '%08X' $((16#${start_seg:16} + 1)))
+for seg in "$start_seg" "$next_seg"; do
+  ws_expect_exit 0 "copy $seg into the restored pg_wal" as_pg "$WS_BIN/walfetch" --prefetch 0 \
+    --repo "file://$pgrepo" --system-id "$(pg_system_id "$primary")" "$seg" "$restore/pg_wal/$seg"
+done
+mv "$pgrepo" "$pgrepo.unmounted"
 pg_start "$restore" "$rport" || true
 ws_expect_exit 1 "recovery from an unmounted repository stops the server" pg_wait_recovery_done "$rport"
 log=$(cat "$(pg_log "$restore")")

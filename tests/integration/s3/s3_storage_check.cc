@@ -8,8 +8,11 @@
 #include <fmt/format.h>
 #include <walstore/cli.h>
 #include <walstore/config.h>
+#include <walstore/error.h>
 
+#include <functional>
 #include <thread>
+#include <vector>
 
 #include "storage/s3/s3_storage.h"
 
@@ -83,6 +86,24 @@ int Run() {
   Check(!storage->Stat("small/missing"), "Stat of a missing key is nullopt");
   Check(storage->OpenRead("small/missing") == nullptr, "OpenRead of a missing key is nullptr");
   Check(!storage->Remove("small/missing"), "Remove of a missing key is false");
+  const std::vector<std::string> children = storage->ListChildren("small/", 10);
+  Check(children == std::vector<std::string>{"a"}, "ListChildren names the one level below");
+  // ...but only with the bucket there: a missing bucket is an error, never absence.
+  {
+    auto missing = OpenS3Storage(config, bucket + "-missing", prefix, S3Tuning{7, 10});
+    auto code_of = [](const std::function<void()>& call) {
+      try {
+        call();
+      } catch (const Error& error) {
+        return error.code();
+      }
+      return ErrorCode::kInternal;
+    };
+    Check(code_of([&] { missing->Stat("small/a"); }) == ErrorCode::kStorage,
+          "Stat in a missing bucket is an error");
+    Check(code_of([&] { missing->OpenRead("small/a"); }) == ErrorCode::kStorage,
+          "OpenRead in a missing bucket is an error");
+  }
 
   // Nothing visible before Commit; an abandoned writer leaves nothing.
   {

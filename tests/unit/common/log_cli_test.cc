@@ -15,39 +15,10 @@
 #include "test_util.h"
 
 using namespace walstore;
+using walstore::test::CaptureStderr;
 using walstore::test::Contains;
 
 namespace {
-
-// Redirects stderr (fd 2) to a temporary file for the scope.
-class CaptureStderr {
- public:
-  CaptureStderr() : path_(dir_ / "stderr") {
-    std::fflush(stderr);
-    saved_ = dup(2);
-    const int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    REQUIRE(fd >= 0);
-    dup2(fd, 2);
-    close(fd);
-  }
-  ~CaptureStderr() { Restore(); }
-  std::string Text() {
-    Restore();
-    return walstore::test::ReadFile(path_);
-  }
-
- private:
-  void Restore() {
-    if (saved_ < 0) return;
-    std::fflush(stderr);
-    dup2(saved_, 2);
-    close(saved_);
-    saved_ = -1;
-  }
-  walstore::test::TempDir dir_;
-  std::string path_;
-  int saved_ = -1;
-};
 
 // Restores the global log state.
 struct LogStateGuard {

@@ -47,8 +47,8 @@ class PosixStorage : public Storage {
     ValidateKey(key);
     struct stat st {};
     if (stat(PathOf(key).c_str(), &st) != 0) {
-      if (IsVerifiedAbsence(errno)) return std::nullopt;
-      FailErrno(errno, fmt::format("could not stat \"{}\"", PathOf(key)));
+      FailUnlessVerifiedAbsence(fmt::format("could not stat \"{}\"", PathOf(key)));
+      return std::nullopt;
     }
     if (!S_ISREG(st.st_mode)) FailNotAnObject(key);
     return ObjectInfo{key, static_cast<uint64_t>(st.st_size), st.st_mtime, {}};
@@ -59,8 +59,8 @@ class PosixStorage : public Storage {
     const std::string path = PathOf(key);
     const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      if (IsVerifiedAbsence(errno)) return nullptr;
-      FailErrno(errno, fmt::format("could not open \"{}\"", path));
+      FailUnlessVerifiedAbsence(fmt::format("could not open \"{}\"", path));
+      return nullptr;
     }
     auto reader = std::make_unique<FileReader>(fd, path);
     struct stat st {};
@@ -77,7 +77,7 @@ class PosixStorage : public Storage {
   }
 
   void PrepareForWrites() override {
-    if (verified_) return;
+    if (prepared_) return;
     struct stat st {};
     if (stat(root_.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) VerifyRepository();  // says why
     MakeDirectories(root_);
@@ -89,16 +89,18 @@ class PosixStorage : public Storage {
       file.Publish(false);  // a concurrent first writer may have won: same content
     }
     VerifyRepository();
+    prepared_ = true;
   }
 
   std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
     if (!prefix.empty()) ValidateKey(prefix.substr(0, prefix.size() - 1));
+    VerifyRepository();  // an empty answer must mean an empty repository
     const std::string dir = prefix.empty() ? root_ : PathOf(prefix.substr(0, prefix.size() - 1));
     std::vector<std::string> names;
     DIR* handle = opendir(dir.c_str());
     if (handle == nullptr) {
-      if (IsVerifiedAbsence(errno)) return names;
-      FailErrno(errno, fmt::format("could not list \"{}\"", dir));
+      FailUnlessVerifiedAbsence(fmt::format("could not list \"{}\"", dir));
+      return names;
     }
     while (dirent* entry = readdir(handle)) {
       if (IsSkippedName(entry->d_name) || (prefix.empty() && IsFormatFile(entry->d_name))) continue;
@@ -114,6 +116,7 @@ class PosixStorage : public Storage {
     // Walk the deepest directory the prefix fully names, keep matching keys.
     const size_t slash = prefix.rfind('/');
     const std::string dir_key = slash == std::string::npos ? "" : prefix.substr(0, slash);
+    VerifyRepository();  // an empty answer must mean an empty repository
     std::vector<ObjectInfo> found;
     Walk(dir_key, prefix, found);
     std::sort(found.begin(), found.end(),
@@ -124,8 +127,8 @@ class PosixStorage : public Storage {
   bool Remove(const std::string& key) override {
     ValidateKey(key);
     if (unlink(PathOf(key).c_str()) != 0) {
-      if (IsVerifiedAbsence(errno)) return false;
-      FailErrno(errno, fmt::format("could not remove \"{}\"", PathOf(key)));
+      FailUnlessVerifiedAbsence(fmt::format("could not remove \"{}\"", PathOf(key)));
+      return false;
     }
     return true;
   }
@@ -162,15 +165,14 @@ class PosixStorage : public Storage {
   std::string FormatFilePath() const { return root_ + "/" + kRepositoryFormatFile; }
   static bool IsFormatFile(const char* name) { return std::strcmp(name, kRepositoryFormatFile) == 0; }
 
-  // After a call on a path below the root failed with `error`: true for a
-  // verified absence (ENOENT in a verified repository).  Throws
-  // kNotARepository when the repository is not there; any other error
-  // (ENOTDIR: a file where a directory belongs, EACCES, EIO) is false, for
-  // the caller to report.
-  bool IsVerifiedAbsence(int error) {
-    if (error != ENOENT && error != ENOTDIR) return false;
-    VerifyRepository();
-    return error == ENOENT;
+  // After a call on a path below the root failed (errno): returns for a
+  // verified absence (ENOENT in a verified repository); throws
+  // kNotARepository when the repository is not there, and "<what>: <error>"
+  // for anything else (ENOTDIR: a file where a directory belongs, EACCES, EIO).
+  void FailUnlessVerifiedAbsence(std::string_view what) {
+    const int error = errno;  // before VerifyRepository() makes calls of its own
+    if (error == ENOENT || error == ENOTDIR) VerifyRepository();
+    if (error != ENOENT) FailErrno(error, what);
   }
 
   [[noreturn]] void FailNotAnObject(const std::string& key) const {
@@ -261,8 +263,8 @@ class PosixStorage : public Storage {
     const std::string dir = dir_key.empty() ? root_ : PathOf(dir_key);
     DIR* handle = opendir(dir.c_str());
     if (handle == nullptr) {
-      if (IsVerifiedAbsence(errno)) return;
-      FailErrno(errno, fmt::format("could not list \"{}\"", dir));
+      FailUnlessVerifiedAbsence(fmt::format("could not list \"{}\"", dir));
+      return;
     }
     std::vector<std::pair<std::string, bool>> entries;
     while (dirent* entry = readdir(handle)) {
@@ -293,7 +295,8 @@ class PosixStorage : public Storage {
   }
 
   std::string root_;
-  std::atomic<bool> verified_{false};
+  std::atomic<bool> verified_{false};  // VerifyRepository() passed
+  std::atomic<bool> prepared_{false};  // PrepareForWrites() passed
 };
 
 }  // namespace

@@ -100,7 +100,7 @@ TEST_SUITE("storage_posix") {
     TempDir dir;
     auto s = OpenPosixStorage(dir / "repo");
     s->PrepareForWrites();
-    const std::string format = walstore::test::ReadFile(dir / "repo" / kRepositoryFormatFile);
+    const std::string format = walstore::test::ReadFile(dir / (std::string("repo/") + kRepositoryFormatFile));
     CHECK(format == "{\"walstore_repository_format\":1}\n");
     CHECK(ListKeys(*s, "").empty());
     CHECK(s->ListChildren("", 10).empty());
@@ -110,10 +110,10 @@ TEST_SUITE("storage_posix") {
     // A new process on an empty repository: absence is a value.
     CHECK(OpenPosixStorage(dir / "repo")->OpenRead("1/wal/y") == nullptr);
     // A format this build does not know, or a damaged file, is an error.
-    walstore::test::WriteFile(dir / "newer" / kRepositoryFormatFile,
+    walstore::test::WriteFile(dir / (std::string("newer/") + kRepositoryFormatFile),
                               "{\"walstore_repository_format\": 2}");
     CHECK_CODE(OpenPosixStorage(dir / "newer")->OpenRead("1/wal/y"), ErrorCode::kUnsupportedFormat);
-    walstore::test::WriteFile(dir / "damaged" / kRepositoryFormatFile, "<html>");
+    walstore::test::WriteFile(dir / (std::string("damaged/") + kRepositoryFormatFile), "<html>");
     CHECK_CODE(OpenPosixStorage(dir / "damaged")->OpenRead("1/wal/y"),
                ErrorCode::kNotARepository);
     CHECK_CODE(OpenPosixStorage(dir / "damaged")->PrepareForWrites(), ErrorCode::kNotARepository);
@@ -125,13 +125,29 @@ TEST_SUITE("storage_posix") {
     REQUIRE(PutObject(*s, "7312/backup/x", "x") == CommitResult::kCreated);
     walstore::test::WriteFile(dir / "7312/wal", "a file in the way");
     const std::string key = "7312/wal/0000000100000000/000000010000000000000001";
+    // On this Storage (repository verified) and on new ones, whose first act
+    // is to verify the repository (which must not lose the error).
+    auto fresh = [&] { return OpenPosixStorage(dir.path()); };
     CHECK_CODE(s->Stat(key), ErrorCode::kLocalIo);
+    CHECK_CODE(fresh()->Stat(key), ErrorCode::kLocalIo);
     CHECK_CODE(s->OpenRead(key), ErrorCode::kLocalIo);
+    CHECK_CODE(fresh()->OpenRead(key), ErrorCode::kLocalIo);
     CHECK_CODE(s->Remove(key), ErrorCode::kLocalIo);
+    CHECK_CODE(fresh()->Remove(key), ErrorCode::kLocalIo);
     CHECK_CODE(ListKeys(*s, "7312/wal/"), ErrorCode::kLocalIo);
+    CHECK_CODE(ListKeys(*fresh(), "7312/wal/"), ErrorCode::kLocalIo);
     CHECK_CODE(s->ListChildren("7312/wal/", 10), ErrorCode::kLocalIo);
-    CHECK(walstore::test::Contains(walstore::test::ThrownMessage([&] { s->OpenRead(key); }),
-                                   "Not a directory"));
+    CHECK_CODE(fresh()->ListChildren("7312/wal/", 10), ErrorCode::kLocalIo);
+    for (const char* call : {"Stat", "OpenRead", "Remove"}) {
+      CAPTURE(std::string(call));
+      const std::string message = walstore::test::ThrownMessage([&] {
+        auto storage = fresh();
+        if (std::string(call) == "Stat") storage->Stat(key);
+        if (std::string(call) == "OpenRead") storage->OpenRead(key);
+        if (std::string(call) == "Remove") storage->Remove(key);
+      });
+      CHECK(walstore::test::Contains(message, "Not a directory"));
+    }
     // The missing directory beside it is plain absence.
     CHECK(s->OpenRead("7312/backup/y/z") == nullptr);
   }
@@ -158,6 +174,7 @@ TEST_SUITE("storage_posix") {
     TempDir dir;
     walstore::test::WriteFile(dir / "x/y", "hand made");
     auto s = OpenPosixStorage(dir.path());
+    s->PrepareForWrites();
     CHECK(ObjectContent(*s, "x/y") == "hand made");
     CHECK(walstore::test::Join(ListKeys(*s, "")) == walstore::test::Join({"x/y"}));
     CHECK(PutObject(*s, "x/y", "other") == CommitResult::kAlreadyExists);
