@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
     const std::string wal_key = WalObjectKey(system_id, ParseWalFileNameOrThrow(record.wal_start));
     if (!storage->Stat(wal_key)) WriteSmallObject(*storage, config, wal_key, "placeholder");
     WriteSmallObject(*storage, config, BackupObjectKey(system_id, label, kRecordName),
-                     ToJson(record).dump(2) + "\n", /*encrypt=*/false);
+                     ToJson(record).dump(2) + "\n");
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stage_backup: %s\n", e.what());
