@@ -437,19 +437,39 @@ ws_make_wal() {
   export WS_WAL_DATADIR WS_WAL_SYSID
 }
 
-# ws_worker_pattern: matches the command line of a background worker of this test's tools:
-# walfetch's read-ahead and walpush's push-ahead (each starts itself, /proc/self/exe, with
-# --prefetch-worker / --push-ahead-worker first).
-ws_worker_pattern() { printf '%s' "^$WS_BIN/wal(fetch --prefetch|push --push-ahead)-worker"; }
-# ws_worker_pids: the pids of such workers that belong to this test (tests run in parallel with
-# the same tools): their working directory or command line is inside $WS_TMP.
+# ws_ppid PID: the parent of PID; fails once PID is gone.
+ws_ppid() {
+  local stat fields
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r -a fields <<<"${stat##*) }"
+  echo "${fields[1]}"
+}
+# ws_is_tool PID: PID runs this test's walfetch or walpush ($WS_BIN is this test's own).
+ws_is_tool() {
+  local exe
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+  [[ $exe == "$WS_BIN/walfetch" || $exe == "$WS_BIN/walpush" ]]
+}
+# ws_worker_pids: the pids of this test's background workers (walfetch's read-ahead, walpush's
+# push-ahead: the tool starts itself, /proc/self/exe, with --prefetch-worker /
+# --push-ahead-worker), from the moment the tool forks one, before its exec: a worker runs this
+# test's walfetch/walpush binary and is the child of such a tool or, once that has returned, an
+# orphan.  The tools someone waits for (run by this script or its subshells, or by a PostgreSQL
+# server as restore_command / archive_command) are not workers.  So after a tool has returned,
+# "no worker runs" means that the worker it started has ended, not that it has not begun yet.
 ws_worker_pids() {
-  local pid
-  for pid in $(pgrep -f -- "$(ws_worker_pattern)"); do
-    if [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$WS_TMP"/* ]] ||
-      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$WS_TMP/"; then
-      echo "$pid"
+  local pid up
+  for pid in $(pgrep -x 'walfetch|walpush'); do
+    ws_is_tool "$pid" || continue
+    up=$(ws_ppid "$pid") || continue
+    if ! ws_is_tool "$up"; then
+      while [[ -n $up && $up -gt 1 && $up != "$$" ]] &&
+        [[ $(readlink "/proc/$up/exe" 2>/dev/null) != "$PG_BIN/postgres" ]]; do
+        up=$(ws_ppid "$up") || up=
+      done
+      [[ -n $up && $up -gt 1 ]] && continue
     fi
+    echo "$pid"
   done
 }
 # ws_worker_running: true while such a worker of this test runs.
