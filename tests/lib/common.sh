@@ -7,7 +7,8 @@
 # API:
 #   ws_setup                 $WS_TMP (temp dir usable by postgres), $WS_BIN with copies of the
 #                            built tools, PATH, EXIT trap (stops servers, removes $WS_TMP unless
-#                            WS_KEEP=1)
+#                            WS_KEEP=1); under scripts/test --sanitize a sanitizer report of any
+#                            tool or worker fails the test (ws_sanitizer_setup)
 #   as_pg CMD...             run as the postgres user when root, else directly
 #   ws_free_port             prints a free loopback TCP port
 #   pg_init DATADIR [ARGS]   initdb (trust auth, C locale) + test settings
@@ -106,6 +107,7 @@ ws_setup() {
   if ws_is_root; then chown postgres: "$WS_TMP/sock"; fi
   export WS_TMP WS_BIN
   export PATH="$WS_BIN:$PG_BIN:$PATH"
+  ws_sanitizer_setup
   trap ws_cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -144,6 +146,7 @@ ws_cleanup() {
     ws_worker_pids | xargs -r kill -KILL 2>/dev/null
     for _ in $(seq 100); do ws_worker_running || break; sleep 0.05; done
   fi
+  ws_sanitizer_reports || rc=1
   if [[ -n ${WS_TMP:-} && -d $WS_TMP ]]; then
     # Unmount anything a test mounted below the temp dir (deepest first).
     while read -r mnt; do umount -l "$mnt" 2>/dev/null; done < <(
@@ -155,6 +158,34 @@ ws_cleanup() {
     fi
   fi
   exit "$rc"
+}
+
+# Under scripts/test --sanitize (WALSTORE_SANITIZER_LOG_DIR set): the sanitizers of every tool
+# this test starts, the detached workers included (their stderr is a spool log), write their
+# reports to $WS_TMP/sanitizer/asan.<pid> or ubsan.<pid>.
+ws_sanitizer_setup() {
+  [[ -n ${WALSTORE_SANITIZER_LOG_DIR:-} ]] || return 0
+  mkdir -p "$WS_TMP/sanitizer"
+  chmod 1777 "$WS_TMP/sanitizer"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$WS_TMP/sanitizer/asan"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$WS_TMP/sanitizer/ubsan"
+}
+# ws_sanitizer_reports: fails (ws_fail) for each sanitizer report written since the last call,
+# prints it and moves it to $WALSTORE_SANITIZER_LOG_DIR/<test dir>/.  ws_done calls it, and the
+# EXIT trap again once the workers are stopped.
+ws_sanitizer_reports() {
+  local dir=${WS_TMP:-}/sanitizer keep report found=0
+  [[ -n ${WALSTORE_SANITIZER_LOG_DIR:-} && -n ${WS_TMP:-} && -d $dir ]] || return 0
+  keep=$WALSTORE_SANITIZER_LOG_DIR/$(basename "$WS_TMP")
+  for report in "$dir"/*; do
+    [[ -f $report ]] || continue
+    ws_fail "sanitizer report $(basename "$report") (kept in $keep):"
+    sed 's/^/     /' "$report"
+    mkdir -p "$keep"
+    mv "$report" "$keep/"
+    found=1
+  done
+  [[ $found == 0 ]]
 }
 
 ws_free_port() {
@@ -364,6 +395,7 @@ ws_not_contains() {
 }
 
 ws_done() {
+  ws_sanitizer_reports || true
   printf '%s: %d checks passed, %d failed\n' "$WS_SCRIPT" "$WS_PASSED" "$WS_FAILED"
   if [[ $WS_FAILED -gt 0 || $WS_PASSED -eq 0 ]]; then exit 1; fi
   exit 0
@@ -437,19 +469,39 @@ ws_make_wal() {
   export WS_WAL_DATADIR WS_WAL_SYSID
 }
 
-# ws_worker_pattern: matches the command line of a background worker of this test's tools:
-# walfetch's read-ahead and walpush's push-ahead (each starts itself, /proc/self/exe, with
-# --prefetch-worker / --push-ahead-worker first).
-ws_worker_pattern() { printf '%s' "^$WS_BIN/wal(fetch --prefetch|push --push-ahead)-worker"; }
-# ws_worker_pids: the pids of such workers that belong to this test (tests run in parallel with
-# the same tools): their working directory or command line is inside $WS_TMP.
+# ws_ppid PID: the parent of PID; fails once PID is gone.
+ws_ppid() {
+  local stat fields
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r -a fields <<<"${stat##*) }"
+  echo "${fields[1]}"
+}
+# ws_is_tool PID: PID runs this test's walfetch or walpush ($WS_BIN is this test's own).
+ws_is_tool() {
+  local exe
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+  [[ $exe == "$WS_BIN/walfetch" || $exe == "$WS_BIN/walpush" ]]
+}
+# ws_worker_pids: the pids of this test's background workers (walfetch's read-ahead, walpush's
+# push-ahead: the tool starts itself, /proc/self/exe, with --prefetch-worker /
+# --push-ahead-worker), from the moment the tool forks one, before its exec: a worker runs this
+# test's walfetch/walpush binary and is the child of such a tool or, once that has returned, an
+# orphan.  The tools someone waits for (run by this script or its subshells, or by a PostgreSQL
+# server as restore_command / archive_command) are not workers.  So after a tool has returned,
+# "no worker runs" means that the worker it started has ended, not that it has not begun yet.
 ws_worker_pids() {
-  local pid
-  for pid in $(pgrep -f -- "$(ws_worker_pattern)"); do
-    if [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$WS_TMP"/* ]] ||
-      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$WS_TMP/"; then
-      echo "$pid"
+  local pid up
+  for pid in $(pgrep -x 'walfetch|walpush'); do
+    ws_is_tool "$pid" || continue
+    up=$(ws_ppid "$pid") || continue
+    if ! ws_is_tool "$up"; then
+      while [[ -n $up && $up -gt 1 && $up != "$$" ]] &&
+        [[ $(readlink "/proc/$up/exe" 2>/dev/null) != "$PG_BIN/postgres" ]]; do
+        up=$(ws_ppid "$up") || up=
+      done
+      [[ -n $up && $up -gt 1 ]] && continue
     fi
+    echo "$pid"
   done
 }
 # ws_worker_running: true while such a worker of this test runs.

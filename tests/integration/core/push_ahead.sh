@@ -133,7 +133,7 @@ ws_check "segments 0..10 restore byte-identical" restores 0 1 2 3 4 5 6 7 8 9 10
 use_datadir data2 zstd:12 6
 ws_run push 0
 ws_same "segment 0 archived" 0 "$WS_RC"
-for _ in $(seq 2000); do [[ -s $spool/plan ]] && break; sleep 0.005; done
+for _ in $(seq 12000); do [[ -s $spool/plan ]] && break; sleep 0.005; done
 ws_worker_pids | xargs -r kill -STOP
 # The first segment of the stopped worker's plan that it has not pushed yet.
 next=''
@@ -185,7 +185,7 @@ use_datadir data6 zstd:12 6
 ws_run push 0
 ws_same "old settings: segment 0 archived" 0 "$WS_RC"
 done_ 0
-for _ in $(seq 2000); do [[ -n $(markers) ]] && break; sleep 0.005; done
+for _ in $(seq 12000); do [[ -n $(markers) ]] && break; sleep 0.005; done
 repo=$WS_TMP/repo8
 opts=(--repo "file://$repo" --key-file "$WS_TMP/key" --compression zstd:12)
 for i in 1 2 3 4 5; do

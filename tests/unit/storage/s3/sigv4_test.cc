@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -45,12 +44,6 @@ const std::map<std::string, std::function<void(SigningRequest&)>> kSuiteErrata =
        }
      }},
 };
-
-fs::path SuiteDir() {
-  if (const char* dir = std::getenv("WALSTORE_SIGV4_SUITE")) return dir;
-  return fs::path(kWalstoreSourceRoot) /
-         "../shared/test-vectors/aws-sig-v4-test-suite/aws-sig-v4-test-suite";
-}
 
 std::string ReadText(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -104,7 +97,7 @@ SigningRequest ParseRequest(const std::string& text) {
 
 std::vector<SuiteCase> LoadSuite() {
   std::vector<SuiteCase> cases;
-  for (const auto& entry : fs::recursive_directory_iterator(SuiteDir())) {
+  for (const auto& entry : fs::recursive_directory_iterator(kSigV4SuiteDir)) {
     if (entry.path().extension() != ".req") continue;
     const fs::path base = entry.path().parent_path() / entry.path().stem();
     SuiteCase c;
