@@ -46,13 +46,19 @@ obj=$(obj_path "$repo")
 "$WS_BIN/walpush" --repo "file://$WS_TMP/sized" --compression lz4 --key-file "$WS_TMP/key" \
   "$WS_TMP/wal/$seg" || ws_die "walpush into a repository with room failed"
 lz4_size=$(stat -c %s "$(obj_path "$WS_TMP/sized")")
-fetch_back=("$WS_BIN/walfetch" --prefetch 0 --repo "file://$repo" --key-file "$WS_TMP/key")
 cases=("none 0" "none 65536" "none 1048576" "none 8388608" "none 16000000"
   "lz4+key $((lz4_size / 2))")
 for c in "${cases[@]}"; do
   read -r codec free <<<"$c"
   args=(--repo "file://$repo" --push-ahead 0)
-  if [[ $codec == none ]]; then args+=(--compression none); else args+=(--compression lz4 --key-file "$WS_TMP/key"); fi
+  fetch_back=("$WS_BIN/walfetch" --prefetch 0 --repo "file://$repo")
+  # Unencrypted objects are read without a key: with one they are refused (unauthenticated).
+  if [[ $codec == none ]]; then
+    args+=(--compression none)
+  else
+    args+=(--compression lz4 --key-file "$WS_TMP/key")
+    fetch_back+=(--key-file "$WS_TMP/key")
+  fi
   what="repository full ($codec, $free bytes free)"
   fill "$repo_fs" "$free"
   ws_expect_exit 9 "$what: walpush fails with no_space" "$WS_BIN/walpush" "${args[@]}" "$WS_TMP/wal/$seg"
