@@ -111,8 +111,8 @@ void ReadS3Table(const toml::table& table, const std::string& source, S3Settings
   r.RefuseUnknown();
 }
 
-void ReadFile(const std::string& path, Config& config) {
-  toml::parse_result parsed = toml::parse_file(path);
+// The settings of a parsed config file (`path` names it in messages).
+void ReadTable(const toml::parse_result& parsed, const std::string& path, Config& config) {
   if (!parsed) {
     const auto& error = parsed.error();
     const auto& where = error.source().begin;
@@ -158,6 +158,10 @@ void ReadFile(const std::string& path, Config& config) {
   }
   r.RefuseUnknown();
   config.source_path = path;
+}
+
+void ReadFile(const std::string& path, Config& config) {
+  ReadTable(toml::parse_file(path), path, config);
 }
 
 bool FileExists(const std::string& path) {
@@ -292,6 +296,12 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
     }
   }
   for (const auto& file : config.old_key_files) config.old_keys.push_back(LoadKeyFile(file));
+  return config;
+}
+
+Config ParseConfigText(std::string_view text, const std::string& source) {
+  Config config;
+  ReadTable(toml::parse(text, source), source, config);
   return config;
 }
 

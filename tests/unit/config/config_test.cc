@@ -352,6 +352,37 @@ TEST_SUITE("config") {
     CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
   }
 
+  TEST_CASE("ParseConfigText reads the settings of text as a file would be read") {
+    // The in-memory entry point of the config fuzz target (tests/fuzz/fuzz_config.cc).
+    const Config c = ParseConfigText(
+        "repository = \"file:///r\"\ncompression = \"zstd:9\"\nsystem_id = \"42\"\n"
+        "encryption_old_key_files = [\"/nonexistent/k1\"]\n[s3]\nregion = \"eu-west-1\"\n",
+        "text.toml");
+    CHECK(c.repo_url == "file:///r");
+    CHECK(c.compression == CompressionSpec{Codec::kZstd, 9});
+    CHECK(c.system_id == 42u);
+    CHECK(c.s3.region == "eu-west-1");
+    CHECK(c.source_path == "text.toml");
+    // Key files are only named, not loaded: that is LoadConfig's part.
+    CHECK(c.old_key_files == std::vector<std::string>{"/nonexistent/k1"});
+    CHECK(c.old_keys.empty());
+    try {
+      ParseConfigText("repository = \"file:///r\"\nrepositry = 1\n", "text.toml");
+      FAIL("an unknown setting was accepted");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::kConfig);
+      CHECK(Contains(e.what(), "text.toml"));
+      CHECK(Contains(e.what(), "repositry"));
+    }
+    try {
+      ParseConfigText("repository = [", "broken.toml");
+      FAIL("malformed TOML was accepted");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::kConfig);
+      CHECK(Contains(e.what(), "broken.toml:1:"));
+    }
+  }
+
   TEST_CASE("ParseLogLevel") {
     CHECK(ParseLogLevel("error") == LogLevel::kError);
     CHECK(ParseLogLevel("warning") == LogLevel::kWarning);
