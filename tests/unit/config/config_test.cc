@@ -374,6 +374,12 @@ TEST_SUITE("config") {
       CHECK(Contains(e.what(), "text.toml"));
       CHECK(Contains(e.what(), "repositry"));
     }
+    // Text that breaks toml++'s parser preconditions (tests/fuzz/fuzz_config.cc found these
+    // aborting builds with assertions) is a parse error like any other.
+    for (const char* text : {"[[[1]]]", "[&", "[[=", "a = 1\n[[[a]]]\n"}) {
+      CAPTURE(text);
+      CHECK_CODE(ParseConfigText(text, "broken.toml"), ErrorCode::kConfig);
+    }
     try {
       ParseConfigText("repository = [", "broken.toml");
       FAIL("malformed TOML was accepted");

@@ -40,7 +40,8 @@ std::string ParseUploadId(const std::string& xml);
 // <CompleteMultipartUpload> listing parts 1..n with their ETags.
 std::string CompleteRequestBody(const std::vector<std::string>& etags);
 
-// "2026-11-21T11:20:14.000Z" -> seconds since the epoch (0 if malformed).
+// "2026-11-21T11:20:14.000Z" -> seconds since the epoch (0 if malformed,
+// including fields out of range: year 1..9999, month 1..12, ...).
 std::time_t ParseIsoTime(const std::string& text);
 
 }  // namespace walstore::s3
