@@ -118,6 +118,12 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env);
 // AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, WALSTORE_S3_* (see docs).
 Config LoadConfig(const std::optional<std::string>& explicit_path, const EnvLookup& env);
 
+// The settings of a config file's text as ReadFile applies them, without the
+// environment, overrides, range checks or key loading that LoadConfig adds
+// (the in-memory entry point for tests and fuzzing).  Throws Error(kConfig)
+// naming `source`.
+Config ParseConfigText(std::string_view text, const std::string& source);
+
 // "error", "warning", "notice", "info", "debug".  Throws Error(kConfig),
 // the message starting with `source` when given.
 LogLevel ParseLogLevel(std::string_view text, std::string_view source = {});

@@ -30,7 +30,8 @@ struct BackupManifest {
 };
 
 // Parses a manifest and checks its "Manifest-Checksum" (SHA-256 of the text
-// up to the newline before that line).  Throws Error(kCorrupt) naming `what`.
+// up to the newline before that line).  Throws Error(kCorrupt) naming `what`
+// (kUnsupportedFormat for a manifest version other than 1).
 BackupManifest ParseManifest(std::string_view text, const std::string& what);
 
 // Tracks which manifest files were seen while restoring.

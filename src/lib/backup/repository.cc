@@ -6,9 +6,12 @@
 #include <walstore/wal_file.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include "backup/util.h"
 
@@ -45,13 +48,48 @@ json ObjectJson(const BackupObject& o) {
   return j;
 }
 
-BackupObject ObjectFromJson(const json& j) {
+// Record fields that are not what ToJson writes are kCorrupt naming the field
+// (string fields: json::exception, turned into kCorrupt by RecordFromJson).
+[[noreturn]] void BadField(const std::string& what, std::string_view name) {
+  Fail(ErrorCode::kCorrupt, "{}: malformed backup record (field \"{}\")", what, name);
+}
+
+// An integer field that fits T (a missing field is `fallback`, or bad).
+template <typename T>
+T IntegerField(const json& j, const char* name, const std::string& what,
+               std::optional<T> fallback = std::nullopt) {
+  const auto it = j.find(name);
+  if (it == j.end() && fallback) return *fallback;
+  if (it != j.end() && it->is_number_unsigned() && std::in_range<T>(it->get<uint64_t>())) {
+    return static_cast<T>(it->get<uint64_t>());
+  }
+  if (it != j.end() && it->is_number_integer() && std::in_range<T>(it->get<int64_t>())) {
+    return static_cast<T>(it->get<int64_t>());
+  }
+  BadField(what, name);
+}
+
+// Seconds since the epoch, from 1970 to the year 9999 (FormatUtc's range).
+double EpochField(const json& j, const char* name, const std::string& what) {
+  const auto it = j.find(name);
+  if (it == j.end() || !it->is_number()) BadField(what, name);
+  const double seconds = it->get<double>();
+  if (!(seconds >= 0 && seconds < 253402300800.0)) BadField(what, name);
+  return seconds;
+}
+
+uint64_t LsnField(const json& j, const char* name, const std::string& what) {
+  if (auto lsn = TryParseLsn(j.at(name).get<std::string>())) return *lsn;
+  BadField(what, name);
+}
+
+BackupObject ObjectFromJson(const json& j, const std::string& what) {
   BackupObject o;
   o.name = j.at("name").get<std::string>();
-  o.size = j.value("size", uint64_t{0});
-  o.stored_size = j.value("stored_size", uint64_t{0});
+  o.size = IntegerField<uint64_t>(j, "size", what, 0);
+  o.stored_size = IntegerField<uint64_t>(j, "stored_size", what, 0);
   o.sha256 = j.value("sha256", std::string());
-  o.tablespace_oid = j.value("tablespace_oid", 0u);
+  o.tablespace_oid = IntegerField<uint32_t>(j, "tablespace_oid", what, 0);
   o.tablespace_path = j.value("tablespace_path", std::string());
   return o;
 }
@@ -88,7 +126,7 @@ json ToJson(const BackupRecord& r) {
 }
 
 BackupRecord RecordFromJson(const json& j, const std::string& what) {
-  if (!j.is_object() || j.value("format", 0) != kRecordFormat) {
+  if (!j.is_object() || !j.contains("format") || j.at("format") != kRecordFormat) {
     Fail(ErrorCode::kUnsupportedFormat, "{}: not a walctl backup record of format {}", what,
          kRecordFormat);
   }
@@ -96,22 +134,27 @@ BackupRecord RecordFromJson(const json& j, const std::string& what) {
   try {
     r.label = j.at("label").get<std::string>();
     r.complete = j.value("status", std::string()) == "complete";
-    r.system_id = std::stoull(j.at("system_id").get<std::string>());
-    r.pg_version = j.value("pg_version", 0);
-    r.timeline = j.at("timeline").get<uint32_t>();
-    r.stop_timeline = j.value("stop_timeline", r.timeline);
-    r.start_lsn = ParseLsn(j.at("start_lsn").get<std::string>());
-    r.stop_lsn = ParseLsn(j.at("stop_lsn").get<std::string>());
-    r.start_time = j.at("start_epoch").get<double>();
-    r.stop_time = j.at("stop_epoch").get<double>();
-    r.segment_size = j.at("segment_size").get<uint64_t>();
+    const std::string system_id = j.at("system_id").get<std::string>();
+    const char* end = system_id.data() + system_id.size();
+    const auto parsed = std::from_chars(system_id.data(), end, r.system_id);
+    if (system_id.empty() || parsed.ec != std::errc() || parsed.ptr != end) {
+      BadField(what, "system_id");
+    }
+    r.pg_version = IntegerField<int>(j, "pg_version", what, 0);
+    r.timeline = IntegerField<uint32_t>(j, "timeline", what);
+    r.stop_timeline = IntegerField<uint32_t>(j, "stop_timeline", what, r.timeline);
+    r.start_lsn = LsnField(j, "start_lsn", what);
+    r.stop_lsn = LsnField(j, "stop_lsn", what);
+    r.start_time = EpochField(j, "start_epoch", what);
+    r.stop_time = EpochField(j, "stop_epoch", what);
+    r.segment_size = IntegerField<uint64_t>(j, "segment_size", what);
     r.wal_start = j.at("wal_start").get<std::string>();
     r.wal_stop = j.at("wal_stop").get<std::string>();
     r.manifest_checksums = j.value("manifest_checksums", std::string());
     r.compression = j.value("compression", std::string());
     r.key_id = j.value("key_id", std::string());
-    for (const auto& a : j.at("archives")) r.archives.push_back(ObjectFromJson(a));
-    r.manifest = ObjectFromJson(j.at("manifest"));
+    for (const auto& a : j.at("archives")) r.archives.push_back(ObjectFromJson(a, what));
+    r.manifest = ObjectFromJson(j.at("manifest"), what);
   } catch (const json::exception& e) {
     Fail(ErrorCode::kCorrupt, "{}: malformed backup record ({})", what, e.what());
   }

@@ -14,14 +14,17 @@ namespace walstore::backup {
 
 namespace fs = std::filesystem;
 
-uint64_t ParseLsn(std::string_view text) {
+std::optional<uint64_t> TryParseLsn(std::string_view text) {
   unsigned hi = 0, lo = 0;
   char extra = 0;
   std::string s(text);
-  if (std::sscanf(s.c_str(), "%X/%X%c", &hi, &lo, &extra) != 2) {
-    Fail(ErrorCode::kUsage, "invalid LSN '{}' (expected e.g. 0/16B3748)", text);
-  }
+  if (std::sscanf(s.c_str(), "%X/%X%c", &hi, &lo, &extra) != 2) return std::nullopt;
   return (uint64_t{hi} << 32) | lo;
+}
+
+uint64_t ParseLsn(std::string_view text) {
+  if (auto lsn = TryParseLsn(text)) return *lsn;
+  Fail(ErrorCode::kUsage, "invalid LSN '{}' (expected e.g. 0/16B3748)", text);
 }
 
 std::string FormatLsn(uint64_t lsn) {

@@ -10,8 +10,10 @@
 
 namespace walstore::backup {
 
-// "16/B374D848" <-> 0x16B374D848.  ParseLsn throws Error(kUsage) on bad text.
+// "16/B374D848" <-> 0x16B374D848.  ParseLsn throws Error(kUsage) on bad text;
+// TryParseLsn returns nullopt instead (LSNs read from a repository).
 uint64_t ParseLsn(std::string_view text);
+std::optional<uint64_t> TryParseLsn(std::string_view text);
 std::string FormatLsn(uint64_t lsn);
 
 // "2026-11-21T11:20:14Z", or `t` in UTC with another strftime format.

@@ -25,6 +25,23 @@ TEST_SUITE("s3_xml") {
     CHECK(page.next_token == "1/abc+=");
   }
 
+  TEST_CASE("ParseIsoTime: fields out of range are malformed (0)") {
+    // tests/fuzz/fuzz_s3_xml.cc: a year of INT_MIN overflowed "year - 1900".
+    CHECK(ParseIsoTime("2026-11-21T11:20:14.000Z") == 1795260014);
+    CHECK(ParseIsoTime("-2147483648-01-01T00:00:00Z") == 0);
+    CHECK(ParseIsoTime("2026--2147483648-01T00:00:00Z") == 0);
+    CHECK(ParseIsoTime("2026-13-01T00:00:00Z") == 0);
+    CHECK(ParseIsoTime("2026-11-32T00:00:00Z") == 0);
+    CHECK(ParseIsoTime("2026-11-21T24:00:00Z") == 0);
+    CHECK(ParseIsoTime("2026-11-21T11:60:00Z") == 0);
+    CHECK(ParseIsoTime("2147483647-99999-99999T99999:99999:99999Z") == 0);
+    const ListPage page = ParseListPage(
+        "<ListBucketResult><Contents><Key>k</Key><LastModified>-2147483648-1-1T0:0:0"
+        "</LastModified></Contents></ListBucketResult>");
+    REQUIRE(page.objects.size() == 1);
+    CHECK(page.objects[0].modified == 0);
+  }
+
   TEST_CASE("the last page has no token; junk is a storage error") {
     CHECK(ParseListPage("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>")
               .next_token.empty());
