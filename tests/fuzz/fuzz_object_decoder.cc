@@ -2,7 +2,8 @@
 // Input: one option byte, then the object.  Option bits 0-1 choose the keys
 // (0 none, 1 the fuzz key, 2 a rotated-out key then the fuzz key, 3 only the
 // other key); bit 2 decodes with DecodeTo instead of Read; bits 3-5 the Read
-// buffer size.  A decoded object must have yielded exactly the plaintext its
+// buffer size; bit 6 allows unencrypted objects under a key (migration); bit 7
+// decodes under another identity (storage key) than the seeds were written for.  A decoded object must have yielded exactly the plaintext its
 // end record vouches for.
 #include <walstore/object_format.h>
 
@@ -22,17 +23,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const Key other = fuzz::OtherFuzzKey();
   static constexpr std::array<size_t, 8> kReadSizes = {1, 7, 100, 512, 4096, 65536, 1 << 20, 3};
 
-  fuzz::Expect({ErrorCode::kCorrupt, ErrorCode::kWrongKey, ErrorCode::kUnsupportedFormat}, [&] {
+  fuzz::Expect({ErrorCode::kCorrupt, ErrorCode::kWrongKey, ErrorCode::kUnsupportedFormat,
+                ErrorCode::kUnauthenticated, ErrorCode::kMisplaced}, [&] {
     MemoryReadStream source(object);
-    const std::string what = "fuzz object";
-    ObjectDecoder decoder = [&] {
-      switch (options & 3) {
-        case 0: return ObjectDecoder(source, nullptr, what);
-        case 1: return ObjectDecoder(source, &key, what);
-        case 2: return ObjectDecoder(source, std::span<const Key>(keys), what);
-        default: return ObjectDecoder(source, &other, what);
-      }
-    }();
+    DecodeOptions decode;
+    switch (options & 3) {
+      case 0: break;
+      case 1: decode.keys = {key}; break;
+      case 2: decode.keys.assign(keys.begin(), keys.end()); break;
+      default: decode.keys = {other}; break;
+    }
+    decode.allow_plaintext = (options & 0x40) != 0;
+    const std::string identity = (options & 0x80) != 0 ? "fuzz/other" : fuzz::kObjectIdentity;
+    ObjectDecoder decoder(source, decode, identity, "fuzz object");
     Sha256 sha;
     uint64_t produced = 0;
     if (options & 4) {

@@ -49,6 +49,9 @@ void Expect(std::initializer_list<ErrorCode> allowed, F&& parse) {
 // from fixed text so anyone can rebuild the seeds (never a real key).
 inline Key FuzzKey() { return Key(Sha256Of(AsBytes("walstore fuzz key"))); }
 inline Key OtherFuzzKey() { return Key(Sha256Of(AsBytes("walstore fuzz key (rotated out)"))); }
+// The storage key the seed objects are written for (format version 2 binds
+// an object to it); fuzz_object_decoder decodes under it or under another.
+inline constexpr const char* kObjectIdentity = "fuzz/object";
 
 // Splits fuzz input into option bytes and fields.
 class FuzzInput {

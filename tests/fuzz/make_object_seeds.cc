@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
     options.compression = seed.compression;
     options.key = seed.encrypt ? &key : nullptr;
     options.chunk_size = 1024;
+    options.identity = fuzz::kObjectIdentity;
     if (seed.known_digest) options.known_digest = {{plaintext.size(), Sha256Of(AsBytes(plaintext))}};
     ObjectEncoder encoder(out, options);
     encoder.Write(AsBytes(plaintext));
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
   StringWriteStream out;
   EncodeOptions options;
   options.compression = {Codec::kLz4, 0};
+  options.identity = fuzz::kObjectIdentity;
   ObjectEncoder encoder(out, options);
   encoder.Finish();
   std::ofstream(std::string(argv[1]) + "/lz4_empty", std::ios::binary) << '\0' << out.data();
