@@ -152,6 +152,44 @@ TEST_SUITE("storage_posix") {
     CHECK(s->OpenRead("7312/backup/y/z") == nullptr);
   }
 
+  TEST_CASE("a part of the repository linked to a file system that is not mounted is no absence") {
+    // An operator moved a cluster's WAL to a bigger disk and left a link; the
+    // disk is not mounted: the link's target is gone.  "Absent" would make
+    // walfetch exit 1 and PostgreSQL end recovery early.
+    TempDir dir;
+    auto s = OpenPosixStorage(dir / "repo");
+    const std::string key = "7312/wal/0000000100000000/000000010000000000000001";
+    REQUIRE(PutObject(*s, key, "x") == CommitResult::kCreated);
+    REQUIRE(PutObject(*s, "7312/backup/b/backup.json", "{}") == CommitResult::kCreated);
+    REQUIRE(::rename((dir / "repo/7312/wal").c_str(), (dir / "disk").c_str()) == 0);
+    REQUIRE(::symlink((dir / "mnt/wal").c_str(), (dir / "repo/7312/wal").c_str()) == 0);
+    const std::string other = "7312/wal/0000000100000000/000000010000000000000002";
+    // On this Storage (repository verified) and on a new one.
+    auto check = [&](Storage& storage) {
+      CHECK_CODE(storage.OpenRead(key), ErrorCode::kNotARepository);
+      CHECK_CODE(storage.OpenRead(other), ErrorCode::kNotARepository);
+      CHECK_CODE(storage.Stat(other), ErrorCode::kNotARepository);
+      CHECK_CODE(storage.Remove(other), ErrorCode::kNotARepository);
+      CHECK_CODE(ListKeys(storage, "7312/wal/"), ErrorCode::kNotARepository);
+      CHECK_CODE(ListKeys(storage, "7312/"), ErrorCode::kNotARepository);
+      CHECK_CODE(storage.ListChildren("7312/wal/", 10), ErrorCode::kNotARepository);
+    };
+    check(*s);
+    check(*OpenPosixStorage(dir / "repo"));
+    const std::string message = walstore::test::ThrownMessage([&] { s->OpenRead(key); });
+    CHECK(walstore::test::Contains(message, dir / "mnt/wal"));
+    CHECK(walstore::test::Contains(message, "does not exist"));
+    // Mounted again (the link resolves): found, and a missing object is absent.
+    REQUIRE(::mkdir((dir / "mnt").c_str(), 0700) == 0);
+    REQUIRE(::rename((dir / "disk").c_str(), (dir / "mnt/wal").c_str()) == 0);
+    CHECK(ObjectContent(*s, key) == "x");
+    CHECK(s->OpenRead(other) == nullptr);
+    CHECK(s->OpenRead("7312/wal/0000000200000000/000000020000000000000001") == nullptr);
+    // A link at the object itself whose target is gone is no absence either.
+    REQUIRE(::symlink((dir / "gone").c_str(), (dir / ("repo/" + other)).c_str()) == 0);
+    CHECK_CODE(s->OpenRead(other), ErrorCode::kNotARepository);
+  }
+
   TEST_CASE("objects are files under the root at their key") {
     TempDir dir;
     auto s = OpenPosixStorage(dir.path());
