@@ -57,7 +57,9 @@ class PosixStorage : public Storage {
   std::unique_ptr<ReadStream> OpenRead(const std::string& key) override {
     ValidateKey(key);
     const std::string path = PathOf(key);
-    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO (or a device) placed at a key must not hang the
+    // caller in open(); it is refused below.
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
       FailUnlessVerifiedAbsence(fmt::format("could not open \"{}\"", path), path);
       return nullptr;
@@ -66,6 +68,9 @@ class PosixStorage : public Storage {
     struct stat st {};
     if (fstat(fd, &st) != 0) FailErrno(errno, fmt::format("could not stat \"{}\"", path));
     if (!S_ISREG(st.st_mode)) FailNotAnObject(key);
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+      FailErrno(errno, fmt::format("could not use \"{}\"", path));
+    }
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return reader;
   }

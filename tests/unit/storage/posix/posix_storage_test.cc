@@ -9,6 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <fcntl.h>
+#include <functional>
+#include <future>
 #include <string>
 
 #include "storage/memory/memory_storage.h"
@@ -150,6 +154,34 @@ TEST_SUITE("storage_posix") {
     }
     // The missing directory beside it is plain absence.
     CHECK(s->OpenRead("7312/backup/y/z") == nullptr);
+  }
+
+  TEST_CASE("a FIFO at a key is refused at once, not waited on") {
+    // Anyone who can write to the repository could otherwise hang walpush
+    // (archiving stops, pg_wal fills) or walfetch in open().
+    TempDir dir;
+    auto s = OpenPosixStorage(dir.path());
+    REQUIRE(PutObject(*s, "7312/wal/00000002.history", "h") == CommitResult::kCreated);
+    const std::string fifo = dir / "7312/wal/00000003.history";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    // Runs `call` with a deadline; a call blocked on the FIFO is let go.
+    auto in_time = [&](const std::function<std::string()>& call) {
+      auto outcome = std::async(std::launch::async, call);
+      const bool finished =
+          outcome.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+      if (!finished) ::close(::open(fifo.c_str(), O_WRONLY | O_NONBLOCK));
+      CHECK(finished);
+      return outcome.get();
+    };
+    CHECK(in_time([&] {
+            return walstore::test::ThrownCode([&] { s->OpenRead("7312/wal/00000003.history"); });
+          }) == "kStorage");
+    // A write finds the name taken (and syncs what is there before relying on it).
+    CHECK(in_time([&] {
+            return PutObject(*s, "7312/wal/00000003.history", "h3") == CommitResult::kAlreadyExists
+                       ? "taken"
+                       : "created";
+          }) == "taken");
   }
 
   TEST_CASE("a part of the repository linked to a file system that is not mounted is no absence") {
