@@ -173,10 +173,22 @@ std::string WalObjectKey(uint64_t system_id, const WalFileName& name) {
 }
 
 uint64_t ResolveSystemId(const Config& config, const std::string& data_dir) {
-  if (config.system_id) return *config.system_id;
-  if (auto id = ReadControlFileSystemId(data_dir)) return *id;
+  const std::optional<uint64_t> control = ReadControlFileSystemId(data_dir);
   char cwd[4096];
   const std::string where = data_dir == "." && getcwd(cwd, sizeof cwd) ? cwd : data_dir;
+  if (config.system_id && control && *control != *config.system_id) {
+    // Another cluster's WAL would be restored into this one (PostgreSQL
+    // takes it for the end of the WAL), or this one's history files archived
+    // where its restores never look.
+    throw Error(ErrorCode::kSystemIdMismatch,
+                fmt::format("the data directory \"{}\" belongs to cluster {} (global/pg_control), "
+                            "but system_id is set to {}",
+                            where, *control, *config.system_id),
+                "WAL of two clusters must not mix: remove system_id / WALSTORE_SYSTEM_ID / "
+                "--system-id (it is only needed outside a data directory) or correct it");
+  }
+  if (config.system_id) return *config.system_id;
+  if (control) return *control;
   throw Error(ErrorCode::kConfig,
               fmt::format("cannot tell which cluster's archive to use: no global/pg_control in "
                           "\"{}\"",

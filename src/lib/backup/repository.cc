@@ -195,7 +195,22 @@ std::vector<BackupRecord> LoadBackups(Storage& storage, const Config& config, ui
     auto text = ReadSmallObject(storage, config, key);
     if (!text) continue;  // removed meanwhile (prune)
     json doc = json::parse(*text, nullptr, false);
-    records.push_back(RecordFromJson(doc, key));
+    BackupRecord record = RecordFromJson(doc, key);
+    // The record names the objects restore reads (by its label and system
+    // id): it must be this label's and this cluster's.  Version 2 binds the
+    // object to its key; a version 1 record copied to another label or
+    // cluster, or one written under allow_plaintext_objects, is caught here.
+    const std::string label = key.substr(BackupPrefix(system_id).size(),
+                                         key.size() - BackupPrefix(system_id).size() - suffix.size());
+    if (record.label != label || record.system_id != system_id) {
+      throw Error(ErrorCode::kMisplaced,
+                  fmt::format("{} describes backup {} of cluster {}: it is not this backup's "
+                              "record",
+                              key, record.label, record.system_id),
+                  "the record was copied or moved here; do not use it: move it aside and find "
+                  "the right one in another copy of the repository");
+    }
+    records.push_back(std::move(record));
   }
   std::sort(records.begin(), records.end(), [](const BackupRecord& a, const BackupRecord& b) {
     return a.start_time != b.start_time ? a.start_time < b.start_time : a.label < b.label;

@@ -37,7 +37,9 @@ namespace {
 // `what` ("directory ") goes into messages.  EINVAL (nothing to sync there)
 // is not an error.
 void FsyncPath(const std::string& path, int open_flags, std::string_view what) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | open_flags);
+  // O_NONBLOCK: a FIFO someone put there must not hang us (its fsync fails
+  // with EINVAL; the caller then finds it is no object).
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | open_flags);
   if (fd < 0) FailErrno(errno, fmt::format("could not open {}\"{}\"", what, path));
   const int rc = fsync(fd);
   const int err = errno;

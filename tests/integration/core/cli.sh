@@ -189,6 +189,18 @@ ws_same "pg_wal holds the two files (besides the read-ahead spool)" 2 \
 ws_same "no temp files left in pg_wal or the spool" 0 \
   "$(find "$pgdata/pg_wal" -name '*.walstore-tmp.*' | wc -l)"
 
+# ---- system_id of another cluster than the data directory's: refused, nothing restored -------
+# (before: exit 0 with this repository's cluster's segment restored into the other cluster)
+other=$WS_TMP/other-cluster
+mkdir -p "$other/global" "$other/pg_wal"
+python3 -c 'import struct, sys; open(sys.argv[1], "wb").write(struct.pack("<Q", 4242) + bytes(8184))' \
+  "$other/global/pg_control"
+ws_expect_exit 126 "walfetch with system_id of another cluster than the data directory's" \
+  bash -c "cd '$other' && '$WS_BIN/walfetch' --repo 'file://$repo' --key-file '$key' --system-id '$WS_WAL_SYSID' --prefetch 0 '$s1' pg_wal/RECOVERYXLOG"
+ws_contains "the error names both clusters" "$WS_ERR" \
+  "belongs to cluster 4242 (global/pg_control), but system_id is set to $WS_WAL_SYSID"
+ws_check "nothing restored" test ! -e "$other/pg_wal/RECOVERYXLOG"
+
 # ---- other file kinds: .history, .partial, .backup --------------------------------------------
 mkdir -p "$WS_TMP/kinds"
 printf '1\t0/3000000\tno recovery target specified\n' >"$WS_TMP/kinds/00000002.history"

@@ -48,6 +48,13 @@ ws_expect_exit 126 "a file where the timeline directory belongs" fetch --repo "f
 ws_contains "the error says so" "$WS_ERR" "Not a directory"
 rm "$obj_dir"
 mv "$WS_TMP/moved-timeline-dir" "$obj_dir"
+mv "$obj_dir" "$WS_TMP/bigdisk-timeline-dir"
+ln -s "$WS_TMP/unmounted-disk/timeline" "$obj_dir"
+ws_expect_exit 126 "a timeline directory linked to a disk that is not mounted" fetch --repo "file://$repo"
+ws_contains "the error names the link's target" "$WS_ERR" \
+  "is a symbolic link to \"$WS_TMP/unmounted-disk/timeline\", which does not exist"
+rm "$obj_dir"
+mv "$WS_TMP/bigdisk-timeline-dir" "$obj_dir"
 ws_expect_exit 0 "the same repository, repaired" \
   "$WS_BIN/walfetch" --repo "file://$repo" --system-id "$WS_WAL_SYSID" "${segs[0]}" "$dest"
 

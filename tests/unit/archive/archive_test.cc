@@ -737,15 +737,47 @@ TEST_SUITE("archive") {
     CHECK_CODE(PushWalFile(*fx.storage, fx.config, fx.dir / "pg_wal/00000002.history"), ErrorCode::kConfig);
   }
 
-  TEST_CASE("ResolveSystemId: config first, then pg_control, else kConfig") {
+  TEST_CASE("ResolveSystemId: config, else pg_control, else kConfig; both must agree") {
     TempDir data;
     Config c;
     CHECK_CODE(ResolveSystemId(c, data.path()), ErrorCode::kConfig);
+    c.system_id = 777ull;
+    CHECK(ResolveSystemId(c, data.path()) == 777ull);  // outside a data directory
+    c.system_id.reset();
     std::string control(8192, '\0');
     walstore::test::StoreLe64(reinterpret_cast<uint8_t*>(control.data()), 555ull);
     WriteFile(data / "global/pg_control", control);
     CHECK(ResolveSystemId(c, data.path()) == 555ull);
+    c.system_id = 555ull;
+    CHECK(ResolveSystemId(c, data.path()) == 555ull);
+    // A data directory of another cluster than the configured one.
     c.system_id = 777ull;
-    CHECK(ResolveSystemId(c, data.path()) == 777ull);
+    CHECK_CODE(ResolveSystemId(c, data.path()), ErrorCode::kSystemIdMismatch);
+    const std::string message = walstore::test::ThrownMessage([&] { ResolveSystemId(c, data.path()); });
+    CHECK(walstore::test::Contains(message, "belongs to cluster 555"));
+    CHECK(walstore::test::Contains(message, "system_id is set to 777"));
+  }
+
+  TEST_CASE("a configured system id of another cluster than the data directory's is refused") {
+    // walfetch would restore the other cluster's WAL with exit 0 (its page
+    // headers name the configured cluster), and PostgreSQL, finding another
+    // system's WAL, ends recovery early; walpush would archive this cluster's
+    // history files under the other cluster, where no restore looks.
+    Fixture fx;
+    const std::string name = "000000010000000000000003";
+    PushWalFile(*fx.storage, fx.config, fx.Segment(name));  // cluster kSysId
+    TempDir data;
+    std::string control(8192, '\0');
+    walstore::test::StoreLe64(reinterpret_cast<uint8_t*>(control.data()), 4242ull);
+    WriteFile(data / "global/pg_control", control);
+    WriteFile(data / "pg_wal/00000002.history", "1\t0/3000000\tx\n");
+    walstore::test::ScopedChdir cd(data.path());
+    fx.config.system_id = kSysId;
+    CHECK_CODE(FetchWalFile(*fx.storage, fx.config, name, "pg_wal/RECOVERYXLOG"),
+               ErrorCode::kSystemIdMismatch);
+    CHECK_FALSE(walstore::test::Exists(data / "pg_wal/RECOVERYXLOG"));
+    CHECK_CODE(PushWalFile(*fx.storage, fx.config, "pg_wal/00000002.history"),
+               ErrorCode::kSystemIdMismatch);
+    CHECK_FALSE(fx.storage->Stat(WalObjectKey(kSysId, ParseWalFileNameOrThrow("00000002.history"))));
   }
 }

@@ -115,6 +115,31 @@ TEST_SUITE("backup_repository") {
     CHECK_CODE(LoadBackups(*repo.storage, repo.keyed, kSysId), ErrorCode::kMisplaced);
   }
 
+  TEST_CASE("a backup.json that speaks of another label or cluster is refused") {
+    // Restore reads the objects the record's label and system id name: a
+    // record describing another backup (a version 1 record, which decodes
+    // under any name, copied here, or one written under
+    // allow_plaintext_objects) must not stand in for this label's.
+    Repo repo;
+    WriteSmallObject(*repo.storage, repo.keyed, BackupObjectKey(kSysId, "a", kRecordName),
+                     RecordText("a", 1000));
+    SUBCASE("another label") {
+      WriteSmallObject(*repo.storage, repo.keyed, BackupObjectKey(kSysId, "b", kRecordName),
+                       RecordText("a", 2000));
+    }
+    SUBCASE("another cluster") {
+      std::string text = RecordText("b", 2000);
+      const std::string id = std::to_string(kSysId);
+      text.replace(text.find(id), id.size(), std::to_string(kSysId + 1));
+      WriteSmallObject(*repo.storage, repo.keyed, BackupObjectKey(kSysId, "b", kRecordName), text);
+    }
+    const auto err =
+        walstore::test::ThrownError([&] { LoadBackups(*repo.storage, repo.keyed, kSysId); });
+    REQUIRE(err.has_value());
+    CHECK(CodeName(err->code()) == std::string("kMisplaced"));
+    CHECK(Contains(err->what(), "/b/backup.json describes backup"));
+  }
+
   TEST_CASE("restore_command repeats allow_plaintext_objects that came from the environment") {
     Config config;
     config.repo_url = "file:///var/lib/walstore";

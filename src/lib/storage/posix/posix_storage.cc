@@ -47,7 +47,7 @@ class PosixStorage : public Storage {
     ValidateKey(key);
     struct stat st {};
     if (stat(PathOf(key).c_str(), &st) != 0) {
-      FailUnlessVerifiedAbsence(fmt::format("could not stat \"{}\"", PathOf(key)));
+      FailUnlessVerifiedAbsence(fmt::format("could not stat \"{}\"", PathOf(key)), PathOf(key));
       return std::nullopt;
     }
     if (!S_ISREG(st.st_mode)) FailNotAnObject(key);
@@ -57,15 +57,20 @@ class PosixStorage : public Storage {
   std::unique_ptr<ReadStream> OpenRead(const std::string& key) override {
     ValidateKey(key);
     const std::string path = PathOf(key);
-    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO (or a device) placed at a key must not hang the
+    // caller in open(); it is refused below.
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
-      FailUnlessVerifiedAbsence(fmt::format("could not open \"{}\"", path));
+      FailUnlessVerifiedAbsence(fmt::format("could not open \"{}\"", path), path);
       return nullptr;
     }
     auto reader = std::make_unique<FileReader>(fd, path);
     struct stat st {};
     if (fstat(fd, &st) != 0) FailErrno(errno, fmt::format("could not stat \"{}\"", path));
     if (!S_ISREG(st.st_mode)) FailNotAnObject(key);
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+      FailErrno(errno, fmt::format("could not use \"{}\"", path));
+    }
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return reader;
   }
@@ -99,7 +104,7 @@ class PosixStorage : public Storage {
     std::vector<std::string> names;
     DIR* handle = opendir(dir.c_str());
     if (handle == nullptr) {
-      FailUnlessVerifiedAbsence(fmt::format("could not list \"{}\"", dir));
+      FailUnlessVerifiedAbsence(fmt::format("could not list \"{}\"", dir), dir);
       return names;
     }
     while (dirent* entry = readdir(handle)) {
@@ -127,7 +132,7 @@ class PosixStorage : public Storage {
   bool Remove(const std::string& key) override {
     ValidateKey(key);
     if (unlink(PathOf(key).c_str()) != 0) {
-      FailUnlessVerifiedAbsence(fmt::format("could not remove \"{}\"", PathOf(key)));
+      FailUnlessVerifiedAbsence(fmt::format("could not remove \"{}\"", PathOf(key)), PathOf(key));
       return false;
     }
     return true;
@@ -165,14 +170,39 @@ class PosixStorage : public Storage {
   std::string FormatFilePath() const { return root_ + "/" + kRepositoryFormatFile; }
   static bool IsFormatFile(const char* name) { return std::strcmp(name, kRepositoryFormatFile) == 0; }
 
-  // After a call on a path below the root failed (errno): returns for a
-  // verified absence (ENOENT in a verified repository); throws
-  // kNotARepository when the repository is not there, and "<what>: <error>"
-  // for anything else (ENOTDIR: a file where a directory belongs, EACCES, EIO).
-  void FailUnlessVerifiedAbsence(std::string_view what) {
+  // After a call on `path` below the root failed (errno): returns for a
+  // verified absence (ENOENT in a verified repository, with no symbolic link
+  // on the way to `path` whose target is missing); throws kNotARepository
+  // when the repository, or a part of it linked from elsewhere, is not there,
+  // and "<what>: <error>" for anything else (ENOTDIR: a file where a
+  // directory belongs, EACCES, EIO).
+  void FailUnlessVerifiedAbsence(std::string_view what, const std::string& path) {
     const int error = errno;  // before VerifyRepository() makes calls of its own
     if (error == ENOENT || error == ENOTDIR) VerifyRepository();
     if (error != ENOENT) FailErrno(error, what);
+    if (const auto link = DanglingLinkOnTheWay(path)) {
+      char target[4096];
+      const ssize_t n = readlink(link->c_str(), target, sizeof target - 1);
+      throw Error(ErrorCode::kNotARepository,
+                  fmt::format("{}: \"{}\" is a symbolic link to \"{}\", which does not exist",
+                              what, *link, n > 0 ? std::string(target, static_cast<size_t>(n)) : "?"),
+                  "a part of the repository lives on another file system that is not there: "
+                  "check that it is mounted, or remove the link");
+    }
+  }
+
+  // The first path on the way from the root to `path` (below the root) that
+  // is a symbolic link whose target does not exist (a directory of the
+  // repository linked to an unmounted file system); nullopt when a
+  // component is plainly absent.  ENOENT through such a link is no absence.
+  std::optional<std::string> DanglingLinkOnTheWay(const std::string& path) const {
+    for (size_t end = path.find('/', root_.size() + 1);; end = path.find('/', end + 1)) {
+      const std::string part = path.substr(0, end);
+      struct stat st {};
+      if (lstat(part.c_str(), &st) != 0) return std::nullopt;
+      if (S_ISLNK(st.st_mode) && stat(part.c_str(), &st) != 0) return part;
+      if (end == std::string::npos) return std::nullopt;
+    }
   }
 
   [[noreturn]] void FailNotAnObject(const std::string& key) const {
@@ -263,7 +293,7 @@ class PosixStorage : public Storage {
     const std::string dir = dir_key.empty() ? root_ : PathOf(dir_key);
     DIR* handle = opendir(dir.c_str());
     if (handle == nullptr) {
-      FailUnlessVerifiedAbsence(fmt::format("could not list \"{}\"", dir));
+      FailUnlessVerifiedAbsence(fmt::format("could not list \"{}\"", dir), dir);
       return;
     }
     std::vector<std::pair<std::string, bool>> entries;
@@ -274,10 +304,16 @@ class PosixStorage : public Storage {
       const std::string key = dir_key.empty() ? entry->d_name : dir_key + "/" + entry->d_name;
       struct stat st {};
       if (fstatat(dirfd(handle), entry->d_name, &st, 0) != 0) {
-        if (errno == ENOENT) continue;  // raced with a remove
         const int error = errno;
-        closedir(handle);
-        FailErrno(error, fmt::format("could not stat \"{}/{}\"", dir, entry->d_name));
+        const std::string path = dir + "/" + entry->d_name;
+        // Raced with a remove; a link to what is not there (an unmounted
+        // file system) is no removed object.
+        if (error == ENOENT && !DanglingLinkOnTheWay(path)) continue;
+        closedir(handle);  // frees `entry`
+        errno = error;
+        const std::string what = fmt::format("could not stat \"{}\"", path);
+        if (error == ENOENT) FailUnlessVerifiedAbsence(what, path);  // throws
+        FailErrno(error, what);
       }
       if (S_ISDIR(st.st_mode)) {
         // Descend only where keys below can still match the prefix.

@@ -9,6 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <fcntl.h>
+#include <functional>
+#include <future>
 #include <string>
 
 #include "storage/memory/memory_storage.h"
@@ -150,6 +154,72 @@ TEST_SUITE("storage_posix") {
     }
     // The missing directory beside it is plain absence.
     CHECK(s->OpenRead("7312/backup/y/z") == nullptr);
+  }
+
+  TEST_CASE("a FIFO at a key is refused at once, not waited on") {
+    // Anyone who can write to the repository could otherwise hang walpush
+    // (archiving stops, pg_wal fills) or walfetch in open().
+    TempDir dir;
+    auto s = OpenPosixStorage(dir.path());
+    REQUIRE(PutObject(*s, "7312/wal/00000002.history", "h") == CommitResult::kCreated);
+    const std::string fifo = dir / "7312/wal/00000003.history";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    // Runs `call` with a deadline; a call blocked on the FIFO is let go.
+    auto in_time = [&](const std::function<std::string()>& call) {
+      auto outcome = std::async(std::launch::async, call);
+      const bool finished =
+          outcome.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+      if (!finished) ::close(::open(fifo.c_str(), O_WRONLY | O_NONBLOCK));
+      CHECK(finished);
+      return outcome.get();
+    };
+    CHECK(in_time([&] {
+            return walstore::test::ThrownCode([&] { s->OpenRead("7312/wal/00000003.history"); });
+          }) == "kStorage");
+    // A write finds the name taken (and syncs what is there before relying on it).
+    CHECK(in_time([&] {
+            return PutObject(*s, "7312/wal/00000003.history", "h3") == CommitResult::kAlreadyExists
+                       ? "taken"
+                       : "created";
+          }) == "taken");
+  }
+
+  TEST_CASE("a part of the repository linked to a file system that is not mounted is no absence") {
+    // An operator moved a cluster's WAL to a bigger disk and left a link; the
+    // disk is not mounted: the link's target is gone.  "Absent" would make
+    // walfetch exit 1 and PostgreSQL end recovery early.
+    TempDir dir;
+    auto s = OpenPosixStorage(dir / "repo");
+    const std::string key = "7312/wal/0000000100000000/000000010000000000000001";
+    REQUIRE(PutObject(*s, key, "x") == CommitResult::kCreated);
+    REQUIRE(PutObject(*s, "7312/backup/b/backup.json", "{}") == CommitResult::kCreated);
+    REQUIRE(::rename((dir / "repo/7312/wal").c_str(), (dir / "disk").c_str()) == 0);
+    REQUIRE(::symlink((dir / "mnt/wal").c_str(), (dir / "repo/7312/wal").c_str()) == 0);
+    const std::string other = "7312/wal/0000000100000000/000000010000000000000002";
+    // On this Storage (repository verified) and on a new one.
+    auto check = [&](Storage& storage) {
+      CHECK_CODE(storage.OpenRead(key), ErrorCode::kNotARepository);
+      CHECK_CODE(storage.OpenRead(other), ErrorCode::kNotARepository);
+      CHECK_CODE(storage.Stat(other), ErrorCode::kNotARepository);
+      CHECK_CODE(storage.Remove(other), ErrorCode::kNotARepository);
+      CHECK_CODE(ListKeys(storage, "7312/wal/"), ErrorCode::kNotARepository);
+      CHECK_CODE(ListKeys(storage, "7312/"), ErrorCode::kNotARepository);
+      CHECK_CODE(storage.ListChildren("7312/wal/", 10), ErrorCode::kNotARepository);
+    };
+    check(*s);
+    check(*OpenPosixStorage(dir / "repo"));
+    const std::string message = walstore::test::ThrownMessage([&] { s->OpenRead(key); });
+    CHECK(walstore::test::Contains(message, dir / "mnt/wal"));
+    CHECK(walstore::test::Contains(message, "does not exist"));
+    // Mounted again (the link resolves): found, and a missing object is absent.
+    REQUIRE(::mkdir((dir / "mnt").c_str(), 0700) == 0);
+    REQUIRE(::rename((dir / "disk").c_str(), (dir / "mnt/wal").c_str()) == 0);
+    CHECK(ObjectContent(*s, key) == "x");
+    CHECK(s->OpenRead(other) == nullptr);
+    CHECK(s->OpenRead("7312/wal/0000000200000000/000000020000000000000001") == nullptr);
+    // A link at the object itself whose target is gone is no absence either.
+    REQUIRE(::symlink((dir / "gone").c_str(), (dir / ("repo/" + other)).c_str()) == 0);
+    CHECK_CODE(s->OpenRead(other), ErrorCode::kNotARepository);
   }
 
   TEST_CASE("objects are files under the root at their key") {
