@@ -27,6 +27,41 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// True when one of the two directories is the other or lies inside it.
+bool Overlaps(const fs::path& a, const fs::path& b) {
+  const fs::path x = a.lexically_normal(), y = b.lexically_normal();
+  auto inside = [](const fs::path& inner, const fs::path& outer) {
+    const fs::path rel = inner.lexically_relative(outer);
+    return !rel.empty() && *rel.begin() != "..";
+  };
+  return inside(x, y) || inside(y, x);
+}
+
+// A tablespace restored to the place its backup record names: that record
+// decides where walctl (often as root) creates and chowns a directory, so it
+// must be authenticated (a key configured, no plaintext allowed) and name a
+// plain absolute path; otherwise the operator names the place.
+void CheckRecordedTablespacePath(const Config& config, const std::string& label,
+                                 const BackupObject& archive) {
+  const std::string& path = archive.tablespace_path;
+  if (!config.key || config.allow_plaintext_objects) {
+    throw Error(ErrorCode::kUnauthenticated,
+                fmt::format("backup {} puts tablespace {} at \"{}\", but its record is not "
+                            "authenticated (no encryption key is configured, or plaintext "
+                            "objects are allowed): walctl does not create directories where "
+                            "an unauthenticated record says",
+                            label, archive.tablespace_oid, path),
+                fmt::format("name the place yourself: --tablespace-map \"{}=DIR\"", path));
+  }
+  const fs::path p(path);
+  if (!p.is_absolute() || p.lexically_normal() != p || p.filename().empty() ||
+      path.find("/./") != std::string::npos) {
+    Fail(ErrorCode::kCorrupt, "backup {} names tablespace {} at \"{}\", which is not a plain "
+         "absolute path", label, archive.tablespace_oid, path);
+  }
+}
+
+
 // Removes what a failed restore wrote (the directories were empty before).
 class CleanupGuard {
  public:
@@ -263,8 +298,14 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   for (const auto& archive : backup.archives) {
     if (archive.tablespace_oid == 0) continue;
     auto it = options.tablespace_map.find(archive.tablespace_path);
-    fs::path dir = fs::absolute(
-        it != options.tablespace_map.end() ? it->second : archive.tablespace_path);
+    const bool mapped = it != options.tablespace_map.end();
+    if (!mapped) CheckRecordedTablespacePath(config, backup.label, archive);
+    fs::path dir = fs::absolute(mapped ? it->second : archive.tablespace_path);
+    if (Overlaps(dir, root)) {
+      Fail(ErrorCode::kUsage, "tablespace {} would be restored to \"{}\", which overlaps the data "
+           "directory \"{}\"; give it another place with --tablespace-map",
+           archive.tablespace_oid, dir.string(), root.string());
+    }
     cleanup.Add(dir, PrepareEmptyDir(dir, "tablespace directory"));
     tablespace_dirs.push_back(dir);
     tablespace_targets.push_back(std::make_unique<TargetDir>(dir.string()));

@@ -112,4 +112,18 @@ ws_contains "the message names the link" "$WS_ERR" "symbolic link"
 ws_same "'tblspc': nothing outside the target changed" "$before" "$(snapshot)"
 ws_same "'tblspc': the tablespace directory is empty again" "" "$(ls -A "$WS_TMP/ts")"
 
+# The record names where a tablespace goes; without a key it is not authenticated, so walctl
+# creates nothing where it says (the operator names the place), and a mapped place may not
+# overlap the data directory.
+ws_check "stage 'tsplace'" "$STAGE_BACKUP" "file://$repo" "$sysid" tsplace \
+  "$WS_TMP/cases/good.manifest" "$WS_TMP/cases/good.tar" "16385=$outside/ts-new=$WS_TMP/cases/empty.tar"
+ws_expect_exit 22 "an unauthenticated record does not choose the tablespace's place" restore tsplace
+ws_contains "'tsplace': the hint names --tablespace-map" "$WS_ERR" "--tablespace-map"
+ws_check "'tsplace': nothing created where the record said" test ! -e "$outside/ts-new"
+ws_same "'tsplace': nothing outside the target changed" "$before" "$(snapshot)"
+ws_expect_exit 2 "a tablespace mapped into the data directory is refused" restore tsplace \
+  --tablespace-map "$outside/ts-new=$WS_TMP/target-tsplace/ts"
+ws_contains "'tsplace': the message says it overlaps" "$WS_ERR" "overlaps the data directory"
+ws_same "'tsplace': still nothing outside the target changed" "$before" "$(snapshot)"
+
 ws_done
