@@ -43,6 +43,7 @@ repo=$repo_fs/repo
 mkdir -p "$repo"
 obj=$(obj_path "$repo")
 # The encrypted lz4 object's size, measured on a repository with room, to leave half of it free.
+ws_repo_dir "$WS_TMP/sized"
 "$WS_BIN/walpush" --repo "file://$WS_TMP/sized" --compression lz4 --key-file "$WS_TMP/key" \
   "$WS_TMP/wal/$seg" || ws_die "walpush into a repository with room failed"
 lz4_size=$(stat -c %s "$(obj_path "$WS_TMP/sized")")
