@@ -39,14 +39,15 @@ TEST_SUITE("storage_posix") {
     CHECK_CODE(s->Create("7312/wal/00000002.history"), ErrorCode::kNotARepository);
     CHECK_CODE(PutObject(*s, "k", "v"), ErrorCode::kNotARepository);
     CHECK_FALSE(walstore::test::Exists(dir / "nfs"));
-    const std::string message = walstore::test::ThrownMessage([&] { s->PrepareForWrites(); });
-    CHECK(walstore::test::Contains(message, "repository \"" + root + "\" does not exist"));
-    CHECK(walstore::test::Contains(message, "mount it"));
-    CHECK(walstore::test::Contains(message, "walctl init --repo file://" + root));
-    CHECK(walstore::test::Contains(message, "install -d -m 0750 " + root));
+    const auto error = walstore::test::ThrownError([&] { s->PrepareForWrites(); });
+    REQUIRE(error.has_value());
+    CHECK(walstore::test::Contains(error->what(), "repository \"" + root + "\" does not exist"));
+    CHECK(walstore::test::Contains(error->hint(), "mount it"));
+    CHECK(walstore::test::Contains(error->hint(), "walctl init --repo file://" + root));
+    CHECK(walstore::test::Contains(error->hint(), "install -d -m 0750 " + root));
     // A root that vanished after this Storage made it a repository is not
     // made again either: not at the top, not below.
-    ::mkdir(root.c_str(), 0750);
+    std::filesystem::create_directories(root);
     REQUIRE(PutObject(*s, "7312/wal/a", "a") == CommitResult::kCreated);
     std::filesystem::remove_all(root);
     CHECK_CODE(PutObject(*s, "7312/wal/b", "b"), ErrorCode::kNotARepository);
@@ -82,9 +83,11 @@ TEST_SUITE("storage_posix") {
       CHECK_CODE(s->PrepareForWrites(), ErrorCode::kNotARepository);
       CHECK_CODE(PutObject(*s, "7312/wal/00000002.history", "h"), ErrorCode::kNotARepository);
       CHECK_CODE(s->Initialize(false), ErrorCode::kNotARepository);
-      const std::string message = walstore::test::ThrownMessage([&] { s->PrepareForWrites(); });
-      CHECK(walstore::test::Contains(message, root + "\" is not a walstore repository: it is not empty"));
-      CHECK(walstore::test::Contains(message, root + "/walstore"));
+      const auto error = walstore::test::ThrownError([&] { s->PrepareForWrites(); });
+      REQUIRE(error.has_value());
+      CHECK(walstore::test::Contains(error->what(),
+                                     root + "\" is not a walstore repository: it is not empty"));
+      CHECK(walstore::test::Contains(error->hint(), root + "/walstore"));
       CHECK_FALSE(walstore::test::Exists(root + "/" + kRepositoryFormatFile));
       CHECK_FALSE(walstore::test::Exists(root + "/7312"));
     }
@@ -100,8 +103,9 @@ TEST_SUITE("storage_posix") {
     const std::string root = dir / "mnt/nfs/walstore";
     auto s = OpenPosixStorage(root);
     CHECK_CODE(s->Initialize(false), ErrorCode::kLocalIo);
-    CHECK(walstore::test::Contains(walstore::test::ThrownMessage([&] { s->Initialize(false); }),
-                                   "--parents"));
+    const auto error = walstore::test::ThrownError([&] { s->Initialize(false); });
+    REQUIRE(error.has_value());
+    CHECK(walstore::test::Contains(error->hint(), "--parents"));
     CHECK_FALSE(walstore::test::Exists(dir / "mnt"));
     CHECK(s->Initialize(true) == InitResult::kCreated);
     struct stat st {};
@@ -264,9 +268,9 @@ TEST_SUITE("storage_posix") {
 
   TEST_CASE("a file placed under the root is visible") {
     TempDir dir;
-    walstore::test::WriteFile(dir / "x/y", "hand made");
     auto s = OpenPosixStorage(dir.path());
     s->PrepareForWrites();
+    walstore::test::WriteFile(dir / "x/y", "hand made");
     CHECK(ObjectContent(*s, "x/y") == "hand made");
     CHECK(walstore::test::Join(ListKeys(*s, "")) == walstore::test::Join({"x/y"}));
     CHECK(PutObject(*s, "x/y", "other") == CommitResult::kAlreadyExists);
