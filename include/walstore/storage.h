@@ -114,6 +114,12 @@ struct Leftover {
   std::string upload_id;    // s3 only
 };
 
+enum class InitResult {
+  kCreated,            // a new, empty repository is there now
+  kAlreadyRepository,  // it was one already (posix: an earlier build's gets its format file)
+  kNothingToCreate,    // the location answers and needs nothing created (s3: the bucket)
+};
+
 class Storage {
  public:
   Storage() = default;
@@ -171,12 +177,26 @@ class Storage {
   virtual std::string Describe() const = 0;
 
 
-  // Makes the repository usable for writing: posix creates the root (with
-  // parents) and its format file when missing, and recognises a repository
-  // of an earlier build.  Every writer calls it before its first write or
-  // listing (Create() does it itself; walctl backup calls it first).  A
-  // no-op where nothing needs creating (s3).
+  // Makes the repository usable for writing.  Every writer calls it before
+  // its first write or listing (Create() does it itself; walctl backup calls
+  // it first).  A no-op where nothing needs creating (s3).  posix never
+  // creates the root: a root that is missing (an unmounted file system; a
+  // local directory in its place would take the segments the real
+  // repository never gets) throws kNotARepository.  An existing root
+  // becomes a repository when it is an empty directory (nothing in it but
+  // walstore's temp files) or an earlier build's repository: it gets its
+  // format file.  Any other directory throws kNotARepository.  Directories
+  // below the root are created as keys need them, never the root itself.
   virtual void PrepareForWrites() {}
+
+  // For `walctl init`: makes this location a repository, on purpose.
+  //   posix: creates the root directory (mode 0750; with create_parents
+  //          its missing parents too, else a missing parent throws
+  //          kLocalIo), then PrepareForWrites();
+  //   others (s3): nothing to create; proves the location answers a
+  //          listing (s3: the bucket exists and the keys may list it),
+  //          else throws as List() does.
+  virtual InitResult Initialize(bool create_parents);
 };
 
 // The file a posix repository holds at its root, written on first use:

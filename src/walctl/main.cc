@@ -169,6 +169,24 @@ int CmdShow(const GlobalOptions& g, const std::string& which) {
   return 0;
 }
 
+int CmdInit(const GlobalOptions& g, bool parents) {
+  Context ctx = Open(g, /*need_system_id=*/false);
+  const std::string where = ctx.storage->Describe();
+  switch (ctx.storage->Initialize(parents)) {
+    case InitResult::kCreated:
+      Log(LogLevel::kNotice, "created the repository {}", where);
+      break;
+    case InitResult::kAlreadyRepository:
+      Log(LogLevel::kNotice, "{} already is a walstore repository: nothing to do", where);
+      break;
+    case InitResult::kNothingToCreate:
+      Log(LogLevel::kNotice, "{} answers: nothing to create (the bucket must exist already)",
+          where);
+      break;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -190,6 +208,13 @@ int main(int argc, char** argv) {
     app.add_option("-D,--pgdata", g.pgdata, "data directory whose pg_control names the cluster");
     app.add_flag("-q,--quiet", g.quiet, "only warnings and errors");
     app.add_flag("-v,--verbose", g.verbose, "more detail (twice for debug)");
+
+    // init
+    bool init_parents = false;
+    auto* cmd_init = app.add_subcommand(
+        "init", "create a new, empty repository (file://: its directory; s3://: checks the bucket)");
+    cmd_init->add_flag("--parents", init_parents,
+                       "also create missing parent directories (else they must exist)");
 
     // backup
     BackupOptions backup;
@@ -308,6 +333,7 @@ int main(int argc, char** argv) {
     }
     bool show_progress = !no_progress && (progress || (isatty(STDERR_FILENO) && !g.quiet));
 
+    if (cmd_init->parsed()) return CmdInit(g, init_parents);
     if (cmd_backup->parsed()) {
       backup.fast_checkpoint = checkpoint == "fast";
       backup.progress = show_progress;

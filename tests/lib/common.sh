@@ -30,6 +30,8 @@
 #   ws_on_exit CMD...        extra cleanup command run by the EXIT trap (before servers stop)
 #   ws_bg CMD...             start a background process that the EXIT trap kills ($! as usual)
 #   ws_pg_dir DIR            mkdir -p DIR owned by postgres (when root)
+#   ws_repo_dir DIR...       an empty file:// repository directory, as the operator makes it
+#                            (install -d; or walctl init): walpush never creates one
 #   pg_log DATADIR           path of that server's log file
 #   pg_conf DATADIR LINE...  append settings to DATADIR/postgresql.conf
 #   pg_pgbench PORT ARGS...  pgbench as postgres against PORT
@@ -82,6 +84,11 @@ as_pg() {
 ws_pg_dir() {
   mkdir -p "$1"
   if ws_is_root; then chown postgres: "$1"; fi
+}
+
+ws_repo_dir() {
+  local dir
+  for dir in "$@"; do ws_pg_dir "$dir"; done
 }
 
 ws_setup() {

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -63,6 +64,26 @@ void MakeDirectories(const std::string& path) {
     FailErrno(errno, fmt::format("could not create directory \"{}\"", path));
   }
   SyncDirectory(parent);
+}
+
+bool MakeDirectoriesBelow(const std::string& base, const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return true;
+  if (path.size() <= base.size()) return false;  // base itself is missing
+  // Top down: mkdir of a child never creates its parent, so a base that is
+  // gone (an unmounted file system) stays gone.
+  for (size_t end = base.size(); end < path.size();) {
+    end = std::min(path.find('/', end + 1), path.size());
+    const std::string dir = path.substr(0, end);
+    if (mkdir(dir.c_str(), 0750) == 0) {
+      SyncDirectory(DirName(dir));
+    } else if (errno == ENOENT && stat(base.c_str(), &st) != 0) {
+      return false;
+    } else if (errno != EEXIST) {
+      FailErrno(errno, fmt::format("could not create directory \"{}\"", dir));
+    }
+  }
+  return true;
 }
 
 namespace {

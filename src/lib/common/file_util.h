@@ -93,6 +93,10 @@ size_t RemoveStaleTempFiles(const std::string& dir);
 
 // mkdir -p, fsyncing each parent whose entries changed.
 void MakeDirectories(const std::string& path);
+// mkdir -p of `path` below `base` (path is base or below it), fsyncing as
+// MakeDirectories, but never base itself or anything above it: false (and
+// nothing created) when base does not exist.
+bool MakeDirectoriesBelow(const std::string& base, const std::string& path);
 void SyncDirectory(const std::string& path);
 std::string DirName(const std::string& path);
 std::string BaseName(const std::string& path);

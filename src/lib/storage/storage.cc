@@ -41,6 +41,11 @@ std::optional<std::vector<Leftover>> Storage::ListLeftovers(int64_t /*min_age_se
 
 bool Storage::RemoveLeftover(const Leftover& /*leftover*/) { return false; }
 
+InitResult Storage::Initialize(bool /*create_parents*/) {
+  ListChildren("", 1);  // throws unless the location answers
+  return InitResult::kNothingToCreate;
+}
+
 void ValidateKey(const std::string& key) {
   bool valid = !key.empty() && key.front() != '/' && key.back() != '/' &&
                key.find('\0') == std::string::npos;

@@ -118,6 +118,7 @@ rm -f "$dest"
 # ---- --json and -q -------------------------------------------------------------------------
 json_field() { python3 -c 'import json, sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"; }
 json_repo=(--repo "file://$WS_TMP/jsonrepo" --key-file "$key")
+ws_repo_dir "$WS_TMP/jsonrepo"
 ws_expect_exit 0 "walpush --json" "$WS_BIN/walpush" "${json_repo[@]}" --json "$wal/$s0"
 ws_same "walpush --json outcome" stored "$(json_field outcome <<<"$WS_OUT")"
 ws_same "walpush --json sha256" "$sum_orig" "$(json_field sha256 <<<"$WS_OUT")"
@@ -252,6 +253,7 @@ ws_same "one object per raced segment" 3 \
 if ws_is_root; then
   full=$WS_TMP/full
   ws_mount_tmpfs "$full" 8m
+  ws_repo_dir "$full/repo"
   ws_expect_exit 1..125 "walpush onto a full file system" \
     "$WS_BIN/walpush" --repo "file://$full/repo" --compression none --key-file "$key" "$wal/${segs[3]}"
   ws_contains "full disk error says so" "${WS_ERR,,}" "space"

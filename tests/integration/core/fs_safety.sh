@@ -18,6 +18,7 @@ WS_WAL_SCALE=2 ws_make_wal "$WS_TMP/wal" 6
 mapfile -t segs < <(ws_segments "$WS_TMP/wal" | head -n 6)
 
 repo=$WS_TMP/repo
+ws_repo_dir "$repo"
 ws_make_key "$WS_TMP/key"
 opts=(--repo "file://$repo" --key-file "$WS_TMP/key" --system-id "$WS_WAL_SYSID")
 data=$WS_TMP/data

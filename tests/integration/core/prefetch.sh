@@ -18,6 +18,7 @@ mapfile -t segs < <(ws_segments "$WS_TMP/wal" | head -n 12)
 ws_log "${#segs[@]} segments ${segs[0]}..${segs[-1]}"
 
 repo=$WS_TMP/repo
+ws_repo_dir "$repo"
 ws_make_key "$WS_TMP/key"
 opts=(--repo "file://$repo" --key-file "$WS_TMP/key" --system-id "$WS_WAL_SYSID")
 for s in "${segs[@]}"; do "$WS_BIN/walpush" "${opts[@]}" --compression lz4 "$WS_TMP/wal/$s"; done

@@ -7,6 +7,9 @@
 #   - a wrong system id with nothing of that cluster in the repository: exit 1 (a new standby
 #     of a new primary must start) but a WARNING naming both system ids;
 #   - walpush/walfetch/walctl --repo memory://x: configuration error;
+#   - walpush and walctl backup never create the repository directory: into a missing one (an
+#     unmounted file system) walpush exits 24 and creates nothing, into a non-empty directory
+#     that is no repository too; walctl init creates it, then walpush archives;
 #   - a real PostgreSQL 15 recovery whose repository was moved away after the base backup stops
 #     instead of promoting, and completes with every row once the repository is back.
 set -euo pipefail
@@ -23,7 +26,42 @@ mapfile -t segs < <(ws_segments "$wal")
 repo=$WS_TMP/repo
 dest=$WS_TMP/out/dest
 mkdir -p "$WS_TMP/out"
-ws_expect_exit 0 "walpush into a new repository" "$WS_BIN/walpush" --repo "file://$repo" "$wal/${segs[0]}"
+
+# ---- walpush never creates the repository: 24, nothing made ----------------------------------
+mnt=$WS_TMP/mnt/nfs  # the mount point, with nothing mounted on it
+mkdir -p "$mnt"
+ws_expect_exit 24 "walpush into a missing repository (file system not mounted)" \
+  "$WS_BIN/walpush" --repo "file://$mnt/walstore" "$wal/${segs[0]}"
+ws_contains "the error names the path" "$WS_ERR" "repository \"$mnt/walstore\" does not exist"
+ws_contains "the hint says to mount it" "$WS_ERR" "mount it"
+ws_contains "the hint names walctl init" "$WS_ERR" "walctl init --repo file://$mnt/walstore"
+ws_expect_exit 24 "walctl backup into the missing repository, before connecting" \
+  "$WS_BIN/walctl" --repo "file://$mnt/walstore" backup -d "host=$WS_TMP/no-such-socket-dir"
+ws_same "nothing was created on the mount point" "" "$(ls -A "$mnt")"
+mkdir -p "$WS_TMP/home"
+echo "notes" >"$WS_TMP/home/notes.txt"
+ws_expect_exit 24 "walpush into a non-empty directory that is no repository" \
+  "$WS_BIN/walpush" --repo "file://$WS_TMP/home" "$wal/${segs[0]}"
+ws_contains "the error says it is not empty" "$WS_ERR" "is not a walstore repository: it is not empty"
+ws_same "it was not adopted" "notes.txt" "$(ls -A "$WS_TMP/home")"
+ws_expect_exit 24 "walctl init refuses it too" "$WS_BIN/walctl" --repo "file://$WS_TMP/home" init
+ws_expect_exit 8 "walctl init without --parents needs the parent" \
+  "$WS_BIN/walctl" --repo "file://$WS_TMP/mnt/other/walstore" init
+ws_contains "the hint names --parents" "$WS_ERR" "--parents"
+ws_check "nothing created without --parents" test ! -e "$WS_TMP/mnt/other"
+ws_expect_exit 0 "walctl init creates the repository" "$WS_BIN/walctl" --repo "file://$mnt/walstore" init
+ws_contains "it says so" "$WS_ERR" "created the repository file://$mnt/walstore"
+ws_same "mode 0750" "750" "$(stat -c %a "$mnt/walstore")"
+ws_check "with its format file" test -f "$mnt/walstore/walstore-repository.json"
+ws_expect_exit 0 "walctl init again is a no-op" "$WS_BIN/walctl" --repo "file://$mnt/walstore" init
+ws_contains "it says it already is one" "$WS_ERR" "already is a walstore repository"
+ws_expect_exit 0 "walpush into the repository walctl init made" \
+  "$WS_BIN/walpush" --repo "file://$mnt/walstore" "$wal/${segs[0]}"
+ws_expect_exit 0 "walctl init --parents" "$WS_BIN/walctl" --repo "file://$WS_TMP/mnt/other/walstore" init --parents
+
+# ---- an existing empty directory becomes a repository on the first walpush ------------------
+mkdir "$repo"
+ws_expect_exit 0 "walpush into a new, empty repository directory" "$WS_BIN/walpush" --repo "file://$repo" "$wal/${segs[0]}"
 ws_check "the repository got its format file" test -f "$repo/walstore-repository.json"
 fetch() { "$WS_BIN/walfetch" --system-id "$WS_WAL_SYSID" "$@" "${segs[1]}" "$dest"; }
 

@@ -33,6 +33,7 @@ new_datadir() {
 use_datadir() {
   data=$WS_TMP/$1
   repo=$WS_TMP/$1-repo
+  ws_repo_dir "$repo"
   spool=$data/pg_wal/.walstore-push
   opts=(--repo "file://$repo" --key-file "$WS_TMP/key" --compression "$2")
   new_datadir "$data" "${3:-${#segs[@]}}"
@@ -187,6 +188,7 @@ ws_same "old settings: segment 0 archived" 0 "$WS_RC"
 done_ 0
 for _ in $(seq 12000); do [[ -n $(markers) ]] && break; sleep 0.005; done
 repo=$WS_TMP/repo8
+ws_repo_dir "$repo"
 opts=(--repo "file://$repo" --key-file "$WS_TMP/key" --compression zstd:12)
 for i in 1 2 3 4 5; do
   ws_run push "$i"
@@ -227,6 +229,7 @@ ws_check "WALSTORE_PUSH_AHEAD=0 push" bash -c \
 # Archiving without a backlog (one .ready segment at a time) leaves nothing in the spool.
 data=$WS_TMP/data5
 opts=(--repo "file://$WS_TMP/repo6" --key-file "$WS_TMP/key" --compression lz4)
+ws_repo_dir "$WS_TMP/repo6"
 mkdir -p "$data/pg_wal/archive_status"
 for i in 0 1 2; do
   cp "$WS_TMP/wal/${segs[$i]}" "$data/pg_wal/"

@@ -19,7 +19,7 @@ if ! ws_is_root; then
   exit 77
 fi
 ws_setup
-ws_require_tool walpush walfetch
+ws_require_tool walpush walfetch walctl
 
 WS_WAL_SCALE=1 ws_make_wal "$WS_TMP/wal" 1
 seg=$(ws_segments "$WS_TMP/wal" | head -n 1)
@@ -40,9 +40,11 @@ t0=$(crash_now_us)
 repo_fs=$WS_TMP/repo-fs
 ws_mount_tmpfs "$repo_fs" 24m
 repo=$repo_fs/repo
-mkdir -p "$repo"
+# A repository already (format file written) before the file system fills up.
+"$WS_BIN/walctl" --repo "file://$repo" init || ws_die "walctl init failed"
 obj=$(obj_path "$repo")
 # The encrypted lz4 object's size, measured on a repository with room, to leave half of it free.
+ws_repo_dir "$WS_TMP/sized"
 "$WS_BIN/walpush" --repo "file://$WS_TMP/sized" --compression lz4 --key-file "$WS_TMP/key" \
   "$WS_TMP/wal/$seg" || ws_die "walpush into a repository with room failed"
 lz4_size=$(stat -c %s "$(obj_path "$WS_TMP/sized")")

@@ -234,7 +234,8 @@ push_ahead_loop() {
     for s in "${segs[@]}"; do : >"$pa/pg_wal/archive_status/$s.ready"; done
   }
   # shellcheck disable=SC2317  # called through CRASH_MEASURE_RESET
-  measure_reset() { ws_wait_workers; rm -rf "$WS_TMP/pa-measure"; ready; }
+  measure_reset() { ws_wait_workers; rm -rf "$WS_TMP/pa-measure"; ws_repo_dir "$WS_TMP/pa-measure"; ready; }
+  ws_repo_dir "$WS_TMP/pa-measure"
   ready
   CRASH_CWD=$pa CRASH_MEASURE_RESET=measure_reset crash_measure "$WS_BIN/walpush" \
     --repo "file://$WS_TMP/pa-measure" --push-ahead 2 "pg_wal/${segs[0]}"
@@ -256,6 +257,7 @@ push_ahead_loop() {
       ws_wait_workers
       pass=$((i / n))
       repo=$WS_TMP/pa-repo/$pass
+      ws_repo_dir "$repo"
       checked=()
       ready
     fi

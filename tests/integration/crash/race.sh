@@ -27,6 +27,7 @@ theirs=$WS_TMP/other/$seg
 cp "$mine" "$theirs"
 ws_flip_byte "$theirs" $((8 * 1024 * 1024 + 4000))
 repo=$WS_TMP/repo
+ws_repo_dir "$repo" "$WS_TMP/scratch"
 ws_make_key "$WS_TMP/key"
 export WALSTORE_REPO=file://$repo WALSTORE_COMPRESSION=lz4 WALSTORE_ENCRYPTION_KEY_FILE=$WS_TMP/key
 push=("$WS_BIN/walpush" --push-ahead 0)

@@ -2,7 +2,8 @@
 # walpush / walfetch with an S3 repository (s3rver on loopback): round trip,
 # test before overwrite, missing and damaged objects, multipart, encryption,
 # credentials from a profile, and the errors for 403, a missing bucket,
-# missing credentials and TLS; then the same round trip over HTTPS.
+# missing credentials and TLS; walctl init checks the bucket; then the same round trip over
+# HTTPS.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lib/common.sh
@@ -10,6 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lib/s3.sh
 . "$here/../../lib/s3.sh"
 s3_setup_with_wal 3
+ws_require_tool walctl
 export WALSTORE_LOG_LEVEL=notice
 wal=$WS_TMP/wal
 out=$WS_TMP/out
@@ -115,6 +117,12 @@ ws_expect_exit 13 "missing bucket: walpush fails" \
   walpush --repo s3://no-such-bucket/x "$wal/${segs[2]}"
 ws_contains "missing bucket: ... naming bucket and endpoint" "$WS_ERR" \
   "bucket no-such-bucket does not exist at endpoint $AWS_ENDPOINT_URL"
+ws_expect_exit 0 "walctl init: an S3 repository whose bucket answers" \
+  "$WS_BIN/walctl" --repo "s3://$S3_BUCKET/initialised" init
+ws_contains "walctl init: ... needs nothing created, it says" "$WS_ERR" \
+  "s3://$S3_BUCKET/initialised answers: nothing to create"
+ws_expect_exit 13 "walctl init: a missing bucket fails" "$WS_BIN/walctl" --repo s3://no-such-bucket/x init
+ws_contains "walctl init: ... naming the bucket" "$WS_ERR" "bucket no-such-bucket does not exist"
 mkdir -p "$WS_TMP/home"
 ws_expect_exit 3 "no credentials: a configuration error" \
   env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$WS_TMP/home" walpush "$wal/${segs[2]}"

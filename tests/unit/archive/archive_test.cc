@@ -448,15 +448,15 @@ TEST_SUITE("archive") {
   TEST_CASE("push and fetch through a posix repository") {
     Fixture fx;
     TempDir repo;
-    auto posix = OpenPosixStorage(repo / "r");
+    auto posix = OpenPosixStorage(repo.path());
     const std::string name = "000000010000000000000003";
     const std::string path = fx.Segment(name, 3);
     const std::string original = ReadFile(path);
     PushResult r = PushWalFile(*posix, fx.config, path);
     CHECK(r.outcome == PushOutcome::kStored);
-    CHECK(walstore::test::Exists(repo / ("r/" + r.key)));
+    CHECK(walstore::test::Exists(repo / r.key));
     CHECK(PushWalFile(*posix, fx.config, path).outcome == PushOutcome::kAlreadyArchived);
-    const std::string raw = ReadFile(repo / ("r/" + r.key));
+    const std::string raw = ReadFile(repo / r.key);
 
     std::string changed = original;
     changed[100000] ^= 0x01;
@@ -465,7 +465,7 @@ TEST_SUITE("archive") {
     CHECK_CODE(PushWalFile(*posix, fx.config, path), ErrorCode::kConflict);
     CHECK(Contains(msg, ToHex(Sha256Of(AsBytes(original)))));
     CHECK(Contains(msg, ToHex(Sha256Of(AsBytes(changed)))));
-    CHECK(ReadFile(repo / ("r/" + r.key)) == raw);
+    CHECK(ReadFile(repo / r.key) == raw);
     // Only the one object (no temporaries) in the repository.
     CHECK(walstore::test::Join(walstore::test::ListKeys(*posix, "")) == r.key);
 
@@ -481,7 +481,7 @@ TEST_SUITE("archive") {
       CAPTURE(posix);
       Fixture fx;
       TempDir repo;
-      std::unique_ptr<Storage> owned = posix ? OpenPosixStorage(repo / "r") : nullptr;
+      std::unique_ptr<Storage> owned = posix ? OpenPosixStorage(repo.path()) : nullptr;
       Storage& storage = posix ? *owned : *fx.storage;
       const std::string path = fx.Segment("000000010000000000000006");
       std::vector<PushOutcome> outcomes(4);

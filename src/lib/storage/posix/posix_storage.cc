@@ -22,7 +22,7 @@ namespace {
 
 class PosixWriter : public ObjectWriter {
  public:
-  explicit PosixWriter(const std::string& path) : file_(path, 0640, true) {}
+  explicit PosixWriter(const std::string& path) : file_(path, 0640, false) {}
   void Write(Bytes data) override { file_.Write(data); }
   CommitResult Commit() override {
     return file_.Publish(false) ? CommitResult::kCreated : CommitResult::kAlreadyExists;
@@ -78,23 +78,37 @@ class PosixStorage : public Storage {
   std::unique_ptr<ObjectWriter> Create(const std::string& key, const WriteOptions&) override {
     ValidateKey(key);
     PrepareForWrites();
+    // The root may have gone since (unmounted): never make a new one.
+    if (!MakeDirectoriesBelow(root_, DirName(PathOf(key)))) FailMissingRoot();
     return std::make_unique<PosixWriter>(PathOf(key));
   }
 
   void PrepareForWrites() override {
     if (prepared_) return;
-    struct stat st {};
-    if (stat(root_.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) VerifyRepository();  // says why
-    MakeDirectories(root_);
-    if (!ReadFormatFile()) {
-      AtomicFileWriter file(FormatFilePath(), 0640, false);
-      const std::string text =
-          nlohmann::json{{"walstore_repository_format", kRepositoryFormatVersion}}.dump() + "\n";
-      file.Write(AsBytes(text));
-      file.Publish(false);  // a concurrent first writer may have won: same content
-    }
-    VerifyRepository();
+    AdoptRoot();
     prepared_ = true;
+  }
+
+  InitResult Initialize(bool create_parents) override {
+    bool created = mkdir(root_.c_str(), 0750) == 0;
+    if (created) {
+      SyncDirectory(DirName(root_));
+    } else if (errno == ENOENT && create_parents) {
+      MakeDirectories(root_);
+      created = true;
+    } else if (errno == ENOENT) {
+      throw Error(ErrorCode::kLocalIo,
+                  fmt::format("could not create the repository \"{}\": its parent \"{}\" does "
+                              "not exist",
+                              root_, DirName(root_)),
+                  "if it lives on another file system (NFS, a mounted disk), mount it; else "
+                  "create the parent, or let walctl init create it (--parents)");
+    } else if (errno != EEXIST) {
+      FailErrno(errno, fmt::format("could not create the repository \"{}\"", root_));
+    }
+    const bool made_here = AdoptRoot();
+    prepared_ = true;
+    return created || made_here ? InitResult::kCreated : InitResult::kAlreadyRepository;
   }
 
   std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
@@ -210,33 +224,87 @@ class PosixStorage : public Storage {
          PathOf(key));
   }
 
-  // Throws kNotARepository unless the root is a walstore repository: a
-  // directory holding the format file, or the layout of an earlier build.
-  // Once verified, stays verified for the life of this object.
-  void VerifyRepository() {
-    if (verified_) return;
-    const std::string hint =
+  // Makes the existing root a repository (PrepareForWrites()); true when
+  // this call did, writing the format file into an empty directory.
+  bool AdoptRoot() {
+    CheckRootIsDirectory();
+    bool adopted_empty = false;
+    if (!ReadFormatFile()) {
+      adopted_empty = IsEmptyRoot();
+      // Read again: a concurrent first writer may have made it one meanwhile.
+      if (!adopted_empty && !HasEarlierLayout() && !ReadFormatFile()) {
+        throw Error(ErrorCode::kNotARepository,
+                    fmt::format("\"{}\" is not a walstore repository: it is not empty and has "
+                                "no {} and no <system-id>/wal or <system-id>/backup directory",
+                                root_, kRepositoryFormatFile),
+                    fmt::format("check the repository setting; walstore makes a repository only "
+                                "of an empty or new directory: name one inside this one, e.g. "
+                                "{}/walstore, and create it with walctl init",
+                                root_));
+      }
+      AtomicFileWriter file(FormatFilePath(), 0640, false);
+      const std::string text =
+          nlohmann::json{{"walstore_repository_format", kRepositoryFormatVersion}}.dump() + "\n";
+      file.Write(AsBytes(text));
+      file.Publish(false);  // a concurrent first writer may have won: same content
+    }
+    VerifyRepository();
+    return adopted_empty;
+  }
+
+  // Nothing in the root but ".", "..", temp files and the format file (a
+  // concurrent first writer's).
+  bool IsEmptyRoot() const {
+    DIR* handle = opendir(root_.c_str());
+    if (handle == nullptr) FailErrno(errno, fmt::format("could not list \"{}\"", root_));
+    bool empty = true;
+    for (dirent* entry; empty && (entry = readdir(handle)) != nullptr;) {
+      empty = IsSkippedName(entry->d_name) || IsFormatFile(entry->d_name);
+    }
+    closedir(handle);
+    return empty;
+  }
+
+  std::string NotThereHint() const {
+    return fmt::format(
         "check the repository setting and, if the repository lives on another file system "
-        "(NFS, a mounted disk), that it is mounted; a new repository is made by the first "
-        "walpush or walctl backup";
+        "(NFS, a mounted disk), mount it; walpush and walctl backup never create it: create a "
+        "new repository with walctl init --repo file://{0} (or install -d -m 0750 {0})",
+        root_);
+  }
+
+  [[noreturn]] void FailMissingRoot() const {
+    throw Error(ErrorCode::kNotARepository,
+                fmt::format("repository \"{}\" does not exist", root_), NotThereHint());
+  }
+
+  // Throws kNotARepository when the root is missing or not a directory.
+  void CheckRootIsDirectory() const {
     struct stat st {};
     if (stat(root_.c_str(), &st) != 0) {
       if (errno != ENOENT && errno != ENOTDIR) {
         FailErrno(errno, fmt::format("could not stat the repository \"{}\"", root_));
       }
-      throw Error(ErrorCode::kNotARepository,
-                  fmt::format("repository \"{}\" does not exist", root_), hint);
+      FailMissingRoot();
     }
     if (!S_ISDIR(st.st_mode)) {
       throw Error(ErrorCode::kNotARepository,
-                  fmt::format("repository \"{}\" is not a directory", root_), hint);
+                  fmt::format("repository \"{}\" is not a directory", root_), NotThereHint());
     }
+  }
+
+  // Throws kNotARepository unless the root is a walstore repository: a
+  // directory holding the format file, or the layout of an earlier build.
+  // Once verified, stays verified for the life of this object.
+  void VerifyRepository() {
+    if (verified_) return;
+    CheckRootIsDirectory();
     if (!ReadFormatFile() && !HasEarlierLayout()) {
       throw Error(ErrorCode::kNotARepository,
                   fmt::format("\"{}\" is not a walstore repository: it has no {} and no "
                               "<system-id>/wal or <system-id>/backup directory",
                               root_, kRepositoryFormatFile),
-                  hint);
+                  NotThereHint());
     }
     verified_ = true;
   }

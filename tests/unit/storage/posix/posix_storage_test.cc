@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <fcntl.h>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <string>
@@ -29,19 +30,113 @@ using walstore::test::TempDir;
 TEST_SUITE("storage_posix") {
   TEST_CASE("storage contract") {
     TempDir dir;
-    walstore::test::RunStorageContract([&] { return OpenPosixStorage(dir / "repo"); });
+    walstore::test::RunStorageContract([&] { return OpenPosixStorage(dir.path()); });
   }
 
-  TEST_CASE("the root is created on first write, not on open; before that it is no repository") {
+  // An unmounted file system: a writer that made the root on the local disk
+  // would answer "archived" for segments the real repository never gets.
+  TEST_CASE("a missing root is never created by a writer") {
     TempDir dir;
-    const std::string root = dir / "does/not/exist/yet";
+    const std::string root = dir / "nfs/walstore";
     auto s = OpenPosixStorage(root);
-    CHECK_CODE(s->Stat("a/b"), ErrorCode::kNotARepository);
+    CHECK_CODE(s->PrepareForWrites(), ErrorCode::kNotARepository);
+    CHECK_CODE(s->Create("7312/wal/00000002.history"), ErrorCode::kNotARepository);
+    CHECK_CODE(PutObject(*s, "k", "v"), ErrorCode::kNotARepository);
+    CHECK_FALSE(walstore::test::Exists(dir / "nfs"));
+    const auto error = walstore::test::ThrownError([&] { s->PrepareForWrites(); });
+    REQUIRE(error.has_value());
+    CHECK(walstore::test::Contains(error->what(), "repository \"" + root + "\" does not exist"));
+    CHECK(walstore::test::Contains(error->hint(), "mount it"));
+    CHECK(walstore::test::Contains(error->hint(), "walctl init --repo file://" + root));
+    CHECK(walstore::test::Contains(error->hint(), "install -d -m 0750 " + root));
+    // A root that vanished after this Storage made it a repository is not
+    // made again either: not at the top, not below.
+    std::filesystem::create_directories(root);
+    REQUIRE(PutObject(*s, "7312/wal/a", "a") == CommitResult::kCreated);
+    std::filesystem::remove_all(root);
+    CHECK_CODE(PutObject(*s, "7312/wal/b", "b"), ErrorCode::kNotARepository);
+    CHECK_CODE(PutObject(*s, "k", "v"), ErrorCode::kNotARepository);
     CHECK_FALSE(walstore::test::Exists(root));
+  }
+
+  TEST_CASE("an existing empty root becomes a repository on the first write") {
+    TempDir dir;
+    const std::string root = dir / "walstore";
+    ::mkdir(root.c_str(), 0750);
+    // A concurrent first writer's temp file does not make it non-empty.
+    walstore::test::WriteFile(root + "/.walstore-repository.json.walstore-tmp.1.00aa", "");
+    auto s = OpenPosixStorage(root);
+    CHECK_CODE(s->Stat("a/b"), ErrorCode::kNotARepository);  // readers never adopt
+    CHECK_FALSE(walstore::test::Exists(root + "/" + kRepositoryFormatFile));
     CHECK(PutObject(*s, "a/b", "content") == CommitResult::kCreated);
-    CHECK(walstore::test::Exists(root));
+    CHECK(walstore::test::Exists(root + "/" + kRepositoryFormatFile));
     CHECK(walstore::test::ReadFile(root + "/a/b") == "content");
     CHECK_FALSE(OpenPosixStorage(root)->Stat("a/c").has_value());
+  }
+
+  TEST_CASE("a non-empty directory that is no repository is refused by writers, not adopted") {
+    TempDir dir;
+    walstore::test::WriteFile(dir / "home/notes.txt", "x");
+    walstore::test::WriteFile(dir / "disk/12/other/file", "x");  // digits, but no wal/backup
+    ::mkdir((dir / "mnt").c_str(), 0750);
+    ::mkdir((dir / "mnt/lost+found").c_str(), 0700);
+    for (const char* name : {"home", "disk", "mnt"}) {
+      CAPTURE(std::string(name));
+      const std::string root = dir / name;
+      auto s = OpenPosixStorage(root);
+      CHECK_CODE(s->PrepareForWrites(), ErrorCode::kNotARepository);
+      CHECK_CODE(PutObject(*s, "7312/wal/00000002.history", "h"), ErrorCode::kNotARepository);
+      CHECK_CODE(s->Initialize(false), ErrorCode::kNotARepository);
+      const auto error = walstore::test::ThrownError([&] { s->PrepareForWrites(); });
+      REQUIRE(error.has_value());
+      CHECK(walstore::test::Contains(error->what(),
+                                     root + "\" is not a walstore repository: it is not empty"));
+      CHECK(walstore::test::Contains(error->hint(), root + "/walstore"));
+      CHECK_FALSE(walstore::test::Exists(root + "/" + kRepositoryFormatFile));
+      CHECK_FALSE(walstore::test::Exists(root + "/7312"));
+    }
+    // The same directory with an earlier build's layout is a repository.
+    walstore::test::WriteFile(dir / "home/7312/wal/00000002.history", "h");
+    CHECK(PutObject(*OpenPosixStorage(dir / "home"), "7312/wal/00000003.history", "h") ==
+          CommitResult::kCreated);
+    CHECK(walstore::test::Exists(dir / (std::string("home/") + kRepositoryFormatFile)));
+  }
+
+  TEST_CASE("Initialize (walctl init) creates the root, with parents only when asked") {
+    TempDir dir;
+    const std::string root = dir / "mnt/nfs/walstore";
+    auto s = OpenPosixStorage(root);
+    CHECK_CODE(s->Initialize(false), ErrorCode::kLocalIo);
+    const auto error = walstore::test::ThrownError([&] { s->Initialize(false); });
+    REQUIRE(error.has_value());
+    CHECK(walstore::test::Contains(error->hint(), "--parents"));
+    CHECK_FALSE(walstore::test::Exists(dir / "mnt"));
+    CHECK(s->Initialize(true) == InitResult::kCreated);
+    struct stat st {};
+    REQUIRE(::stat(root.c_str(), &st) == 0);
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    CHECK((st.st_mode & 0777) == (0750 & ~mask));
+    CHECK(walstore::test::ReadFile(root + "/" + kRepositoryFormatFile) ==
+          "{\"walstore_repository_format\":1}\n");
+    CHECK(walstore::test::ListTree(root).size() == 1);
+    CHECK(s->OpenRead("7312/wal/00000002.history") == nullptr);  // a repository, empty
+    // Again, and from a new process: it already is one.
+    CHECK(OpenPosixStorage(root)->Initialize(false) == InitResult::kAlreadyRepository);
+    CHECK(OpenPosixStorage(root)->Initialize(true) == InitResult::kAlreadyRepository);
+    // The parent exists: no --parents needed.
+    CHECK(OpenPosixStorage(dir / "mnt/nfs/second")->Initialize(false) == InitResult::kCreated);
+    // An existing empty directory (a mount point) is made one.
+    ::mkdir((dir / "empty").c_str(), 0750);
+    CHECK(OpenPosixStorage(dir / "empty")->Initialize(false) == InitResult::kCreated);
+    CHECK(walstore::test::Exists(dir / (std::string("empty/") + kRepositoryFormatFile)));
+    // An earlier build's repository already is one; it gets its format file.
+    walstore::test::WriteFile(dir / "old/7312/backup/20260101T000000Z/backup.json", "{}");
+    CHECK(OpenPosixStorage(dir / "old")->Initialize(false) == InitResult::kAlreadyRepository);
+    CHECK(walstore::test::Exists(dir / (std::string("old/") + kRepositoryFormatFile)));
+    // A regular file is no repository.
+    walstore::test::WriteFile(dir / "file", "x");
+    CHECK_CODE(OpenPosixStorage(dir / "file")->Initialize(true), ErrorCode::kNotARepository);
   }
 
   // Each way a repository can be "not there", seen by every reading call:
@@ -102,6 +197,7 @@ TEST_SUITE("storage_posix") {
 
   TEST_CASE("the format file: written on first use, never listed, checked when read") {
     TempDir dir;
+    ::mkdir((dir / "repo").c_str(), 0750);
     auto s = OpenPosixStorage(dir / "repo");
     s->PrepareForWrites();
     const std::string format = walstore::test::ReadFile(dir / (std::string("repo/") + kRepositoryFormatFile));
@@ -242,9 +338,9 @@ TEST_SUITE("storage_posix") {
 
   TEST_CASE("a file placed under the root is visible") {
     TempDir dir;
-    walstore::test::WriteFile(dir / "x/y", "hand made");
     auto s = OpenPosixStorage(dir.path());
     s->PrepareForWrites();
+    walstore::test::WriteFile(dir / "x/y", "hand made");
     CHECK(ObjectContent(*s, "x/y") == "hand made");
     CHECK(walstore::test::Join(ListKeys(*s, "")) == walstore::test::Join({"x/y"}));
     CHECK(PutObject(*s, "x/y", "other") == CommitResult::kAlreadyExists);
@@ -289,7 +385,7 @@ TEST_SUITE("storage_posix") {
 
   TEST_CASE("a process killed mid-write leaves no visible object and does not block the key") {
     TempDir dir;
-    const std::string root = dir / "repo";
+    const std::string root = dir.path();
     {
       auto s = OpenPosixStorage(root);
       REQUIRE(PutObject(*s, "seg/other", "x") == CommitResult::kCreated);
@@ -335,6 +431,7 @@ TEST_SUITE("storage_posix") {
     TempDir dir;
     Config c;
     c.repo_url = "file://" + dir.path() + "/repo";
+    ::mkdir((dir / "repo").c_str(), 0750);
     auto s = OpenStorage(c);
     REQUIRE(s != nullptr);
     CHECK(PutObject(*s, "k", "v") == CommitResult::kCreated);
@@ -369,8 +466,9 @@ TEST_SUITE("storage_posix") {
     }
     TempDir dir;
     REQUIRE(::chmod(dir.path().c_str(), 0500) == 0);
-    auto s = OpenPosixStorage(dir / "repo");
+    auto s = OpenPosixStorage(dir.path());
     CHECK_CODE(PutObject(*s, "k", "v"), ErrorCode::kLocalIo);
+    CHECK_CODE(OpenPosixStorage(dir / "repo")->Initialize(false), ErrorCode::kLocalIo);
     ::chmod(dir.path().c_str(), 0700);
   }
 }
