@@ -285,6 +285,7 @@ TEST_SUITE("storage_posix") {
     // disk is not mounted: the link's target is gone.  "Absent" would make
     // walfetch exit 1 and PostgreSQL end recovery early.
     TempDir dir;
+    ::mkdir((dir / "repo").c_str(), 0750);
     auto s = OpenPosixStorage(dir / "repo");
     const std::string key = "7312/wal/0000000100000000/000000010000000000000001";
     REQUIRE(PutObject(*s, key, "x") == CommitResult::kCreated);
