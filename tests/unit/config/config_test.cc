@@ -391,10 +391,10 @@ TEST_SUITE("config") {
     }
     // Text that breaks toml++'s parser preconditions (tests/fuzz/fuzz_config.cc found these
     // aborting builds with assertions) is a parse error like any other.
-    // The last two reach toml++ 3.3's __builtin_unreachable() (config.cc); what a build
-    // happens to do there is not promised, but today each is refused with kConfig.
-    for (const char* text : {"[[[1]]]", "[&", "[[=", "a = 1\n[[[a]]]\n", "\xef\xba\xbf = 1",
-                             "s = \"\"\"\\\n\xc2\xa7\"\"\"\n"}) {
+    // Some non-ASCII text reaches toml++ 3.3's __builtin_unreachable() (undefined behaviour
+    // in the library Debian ships; docs/testing.md, Fuzzing): no test feeds it, since what
+    // a build does there is not promised and the sanitizer build rightly aborts.
+    for (const char* text : {"[[[1]]]", "[&", "[[=", "a = 1\n[[[a]]]\n"}) {
       CAPTURE(text);
       CHECK_CODE(ParseConfigText(text, "broken.toml"), ErrorCode::kConfig);
     }
