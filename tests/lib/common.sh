@@ -154,6 +154,7 @@ ws_cleanup() {
     for _ in $(seq 100); do ws_worker_running || break; sleep 0.05; done
   fi
   ws_sanitizer_reports || rc=1
+  [[ $rc -eq 0 ]] || ws_show_logs
   if [[ -n ${WS_TMP:-} && -d $WS_TMP ]]; then
     # Unmount anything a test mounted below the temp dir (deepest first).
     while read -r mnt; do umount -l "$mnt" 2>/dev/null; done < <(
@@ -193,6 +194,18 @@ ws_sanitizer_reports() {
     found=1
   done
   [[ $found == 0 ]]
+}
+
+# ws_show_logs: after a failure, before the temp dir goes: the last lines of every server log
+# and tool worker log of this test on stderr (a failure in CI leaves nothing else to read).
+ws_show_logs() {
+  local log
+  [[ -n ${WS_TMP:-} && -d $WS_TMP ]] || return 0
+  while IFS= read -r log; do
+    printf '%s: last lines of %s:\n' "$WS_SCRIPT" "${log#"$WS_TMP"/}" >&2
+    tail -n 25 "$log" | sed 's/^/     /' >&2
+  done < <(find "$WS_TMP" -maxdepth 4 -type f \( -name '*.log' -o -name 'pg_ctl.*.out' \) \
+    -size +0 2>/dev/null | sort)
 }
 
 ws_free_port() {
@@ -498,7 +511,7 @@ ws_is_tool() {
 # "no worker runs" means that the worker it started has ended, not that it has not begun yet.
 ws_worker_pids() {
   local pid up
-  for pid in $(pgrep -x 'walfetch|walpush'); do
+  for pid in $(pgrep -x 'wal(fetch|push)'); do
     ws_is_tool "$pid" || continue
     up=$(ws_ppid "$pid") || continue
     if ! ws_is_tool "$up"; then
