@@ -8,6 +8,8 @@
 //       origin                               repository URL and system id it holds
 //       lock                                 flock()ed by the one running worker
 //       prefetch.log                         the last workers' messages (up to ~1 MiB)
+//       fetching                             the segment the worker is fetching now
+//       stalled                              a walfetch waited for the worker in vain
 //       000000010000000A000000FF             verified segments, ready to serve
 //
 // Rules that keep a spool from ever serving wrong WAL:
@@ -23,9 +25,15 @@
 // - The worker stops at the first segment the repository does not have, and
 //   at any error (logged to prefetch.log): the synchronous fetch of that
 //   segment then reports it the usual way (exit 126 for damage).
-// - A segment being prefetched while PostgreSQL asks for it is simply
-//   fetched again by walfetch (both copies are verified; the worker's is
-//   dropped later as outside its window).
+// - The worker names the segment it is fetching in "fetching".  A walfetch
+//   asked for that very segment waits for the worker's copy (while the
+//   worker holds the lock and still names it, at most kPrefetchMaxWait)
+//   instead of fetching it a second time; a worker killed meanwhile ends
+//   the wait at once, a stuck one after kPrefetchMaxWait, and then a
+//   "stalled" file makes later calls fetch by themselves until the worker
+//   spools a segment again.
+// - The worker runs at a lower scheduling priority (nice 10): it yields the
+//   CPU to the server's replay and to the walfetch the server waits for.
 // - At most one worker runs per spool; it removes every spooled file outside
 //   its window, so the spool never holds more than `depth` segments.
 // - The worker stops while fewer than (depth + 3) segments' worth of space
@@ -39,6 +47,7 @@
 #include <walstore/storage.h>
 #include <walstore/wal_name.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -50,13 +59,20 @@ inline constexpr const char* kPrefetchDirName = ".walstore-prefetch";
 // The spool directory for restores to `dest_path` (%p).
 std::string PrefetchSpoolDir(const std::string& dest_path);
 
+// How long walfetch waits for the worker's fetch of the segment it is asked
+// for before fetching that segment itself.
+inline constexpr std::chrono::milliseconds kPrefetchMaxWait{20'000};
+
 // Moves the spooled segment `name` onto dest_path (rename, directory fsync)
-// when it passes every check above.  Returns its size, or 0 when it was not
-// served (absent, gone before the rename, discarded as invalid, or the spool
-// is a symbolic link or not private: a warning, and nothing in it is
-// touched).  Throws only for local I/O errors on dest_path.
+// when it passes every check above; when the running worker is fetching
+// `name` right now, first waits for that copy (at most `max_wait`).
+// Returns its size, or 0 when it was not served (absent, gone before the
+// rename, discarded as invalid, or the spool is a symbolic link or not
+// private: a warning, and nothing in it is touched).  Throws only for local
+// I/O errors on dest_path.
 uint64_t TakePrefetchedSegment(const Config& config, uint64_t system_id, const WalFileName& name,
-                               const std::string& dest_path);
+                               const std::string& dest_path,
+                               std::chrono::milliseconds max_wait = kPrefetchMaxWait);
 
 // The segment size recorded in the WAL long header of the segment file at
 // `path`; 0 when it has none (not a segment, unreadable).

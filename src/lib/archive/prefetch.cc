@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -8,7 +9,9 @@
 #include <walstore/wal_file.h>
 
 #include <cerrno>
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "archive/spool.h"
 #include "common/file_util.h"
@@ -18,6 +21,11 @@ namespace {
 
 constexpr const char* kOriginFile = "origin";
 constexpr const char* kLogFile = "prefetch.log";
+constexpr const char* kFetchingFile = "fetching";  // the segment the worker is fetching now
+constexpr const char* kStalledFile = "stalled";    // a walfetch waited for the worker in vain
+// The read-ahead worker's scheduling priority (nice): it yields the CPU to
+// the server's replay and to the walfetch PostgreSQL waits for.
+constexpr int kWorkerNice = 10;
 
 std::string OriginText(const Config& config, uint64_t system_id) {
   return fmt::format("repository={}\nsystem_id={}\n", config.repo_url, system_id);
@@ -46,6 +54,29 @@ std::string SpooledSegmentProblem(int fd, const struct stat& st, const Config& c
       .value_or(std::string());
 }
 
+// Waits while the running worker is fetching `name` itself, until that copy
+// is spooled, the worker moves on or ends, or `max_wait` passed (then the
+// "stalled" file makes later calls fetch by themselves until the worker
+// spools a segment again).  Without this, a segment asked for while the
+// worker fetches it was fetched twice, on the cores the replay needs.
+void AwaitWorkerFetch(const SpoolDir& spool, const WalFileName& name,
+                      std::chrono::milliseconds max_wait) {
+  if (spool.Exists(kStalledFile)) return;
+  const std::string fetching = name.text + "\n";
+  const auto deadline = std::chrono::steady_clock::now() + max_wait;
+  while (!spool.Exists(name.text) && spool.Read(kFetchingFile) == fetching &&
+         SpoolWorkerRunning(spool)) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      Log(LogLevel::kWarning,
+          "the read-ahead worker has not fetched {} after {} ms; fetching it directly (see {})",
+          name.text, max_wait.count(), spool.Show(kLogFile));
+      spool.Write(kStalledFile, "");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 }  // namespace
 
 std::string PrefetchSpoolDir(const std::string& dest_path) {
@@ -53,14 +84,18 @@ std::string PrefetchSpoolDir(const std::string& dest_path) {
 }
 
 uint64_t TakePrefetchedSegment(const Config& config, uint64_t system_id, const WalFileName& name,
-                               const std::string& dest_path) {
+                               const std::string& dest_path, std::chrono::milliseconds max_wait) {
   if (name.kind != WalFileKind::kSegment) return 0;
   const SpoolDir spool(PrefetchSpoolDir(dest_path), false);
   if (spool.state() == SpoolDir::State::kUnsafe) {
     Log(LogLevel::kWarning, "not using the read-ahead spool: {}", spool.problem());
   }
   if (!spool.usable()) return 0;  // no spool: the usual fetch
-  const int fd = spool.Open(name.text, O_RDONLY);
+  int fd = spool.Open(name.text, O_RDONLY);
+  if (fd < 0) {
+    AwaitWorkerFetch(spool, name, max_wait);
+    fd = spool.Open(name.text, O_RDONLY);
+  }
   if (fd < 0) return 0;  // not spooled: the usual fetch
   struct stat st {};
   const std::string problem = fstat(fd, &st) != 0
@@ -105,6 +140,7 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
     FailErrno(lock.errno_value(), fmt::format("could not open the lock in \"{}\"", spool.path()));
   }
   if (!lock.held()) return 0;  // another worker has the spool
+  setpriority(PRIO_PROCESS, 0, kWorkerNice);  // best effort: read-ahead is a bonus
 
   const std::string origin = OriginText(config, system_id);
   const bool same_origin = spool.Read(kOriginFile) == origin;
@@ -136,14 +172,17 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
       break;
     }
     const ExpectedWal expected{ParseWalFileNameOrThrow(next), system_id};
+    spool.Write(kFetchingFile, next + "\n");  // a walfetch asking for it waits for this copy
     // Written through the spool's descriptor (see SpoolDir::PathVia).
     if (!RestoreObjectToFile(storage, config, WalObjectKey(system_id, expected.name),
                              spool.PathVia(next), nullptr, &expected)) {
       Log(LogLevel::kDebug, "prefetch stops at {}: not in the repository", next);
       break;
     }
+    spool.Remove(kStalledFile);
     ++fetched;
   }
+  spool.Remove(kFetchingFile);
   Log(LogLevel::kNotice, "prefetched {} segment(s) after {}", fetched, name.text);
   return fetched;
 }

@@ -1,14 +1,19 @@
 // Tests for src/lib/archive/spool.cc and the spool side of prefetch.cc: a
-// spool that is a symbolic link or not private is never used or cleaned, and
-// a spooled segment that vanishes before walfetch moves it is fetched from
-// the repository instead.
+// spool that is a symbolic link or not private is never used or cleaned, a
+// spooled segment that vanishes before walfetch moves it is fetched from the
+// repository instead, and a walfetch asked for the segment the read-ahead
+// worker is fetching waits for that copy (bounded; not for a dead worker).
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <walstore/archive.h>
 #include <walstore/prefetch.h>
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
+#include <memory>
+#include <thread>
 
 #include "archive/spool.h"
 #include "storage/memory/memory_storage.h"
@@ -70,9 +75,108 @@ struct Recovery {
   std::string segment = MakeSegment(1, 1, kSegSize, kSysId, 3);
 };
 
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A read-ahead worker as the waiting walfetch sees it: it holds the spool's
+// lock and names the segment it is fetching; Spool() publishes its copy,
+// Die() lets go of the lock (as a killed process does).
+struct FakeWorker {
+  explicit FakeWorker(const Recovery& r, const std::string& fetching)
+      : recovery(r), spool(r.PrivateSpool(), true), lock(std::make_unique<SpoolLock>(spool)) {
+    REQUIRE(lock->held());
+    WriteFile(r.Spool() + "/origin",
+              fmt::format("repository={}\nsystem_id={}\n", r.config.repo_url, kSysId));
+    WriteFile(r.Spool() + "/fetching", fetching + "\n");
+  }
+  void Spool() const {  // temp file + rename, as the worker publishes
+    WriteFile(recovery.Spool() + "/tmp.part", recovery.segment);
+    std::filesystem::rename(recovery.Spool() + "/tmp.part", recovery.Spool() + "/" + recovery.name);
+  }
+  void Die() { lock.reset(); }
+  const Recovery& recovery;
+  SpoolDir spool;
+  std::unique_ptr<SpoolLock> lock;
+};
+
+// FetchWalFile of segment 1 into pg_wal/RECOVERYXLOG while, 300 ms into
+// it, another thread does what the worker does (`worker_step`); the result
+// and how long the call took, in seconds.
+std::pair<FetchResult, double> FetchAfter(const Recovery& r, const std::function<void()>& worker_step) {
+  auto storage = OpenMemoryStorage(r.store);
+  std::thread later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    worker_step();
+  });
+  const auto start = Clock::now();
+  const FetchResult fetched = FetchWalFile(*storage, r.config, r.name, r.dir / "pg_wal/RECOVERYXLOG");
+  const double waited = SecondsSince(start);
+  later.join();
+  return {fetched, waited};
+}
+
 }  // namespace
 
 TEST_SUITE("spool") {
+  TEST_CASE("walfetch asked for the segment the worker is fetching waits for that copy") {
+    Recovery r;
+    FakeWorker worker(r, r.name);
+    const auto [fetched, waited] = FetchAfter(r, [&] { worker.Spool(); });
+    CHECK(fetched.prefetched);  // the worker's copy, not a second fetch from the repository
+    CHECK(ReadFile(r.dir / "pg_wal/RECOVERYXLOG") == r.segment);
+    CHECK(waited >= 0.25);
+    CHECK(waited < 10);
+  }
+
+  TEST_CASE("a worker that dies mid-fetch ends the wait at once; walfetch fetches itself") {
+    Recovery r;
+    FakeWorker worker(r, r.name);
+    const auto [fetched, waited] = FetchAfter(r, [&] { worker.Die(); });
+    CHECK(fetched.outcome == FetchOutcome::kRestored);
+    CHECK_FALSE(fetched.prefetched);
+    CHECK(ReadFile(r.dir / "pg_wal/RECOVERYXLOG") == r.segment);
+    CHECK(waited >= 0.25);
+    CHECK(waited < 10);  // far below kPrefetchMaxWait
+  }
+
+  TEST_CASE("a stuck worker is waited for at most max_wait, and later calls do not wait") {
+    Recovery r;
+    FakeWorker worker(r, r.name);
+    const std::string dest = r.dir / "pg_wal/RECOVERYXLOG";
+    const WalFileName name = ParseWalFileNameOrThrow(r.name);
+    auto start = Clock::now();
+    CHECK(TakePrefetchedSegment(r.config, kSysId, name, dest, std::chrono::milliseconds(300)) == 0);
+    const double first = SecondsSince(start);
+    CHECK(first >= 0.25);
+    CHECK(first < 10);
+    CHECK(Exists(r.Spool() + "/stalled"));
+    start = Clock::now();
+    CHECK(TakePrefetchedSegment(r.config, kSysId, name, dest, std::chrono::seconds(20)) == 0);
+    CHECK(SecondsSince(start) < 5);
+    CHECK_FALSE(Exists(dest));
+  }
+
+  TEST_CASE("no wait when the worker fetches another segment or no worker runs") {
+    Recovery r;
+    const std::string dest = r.dir / "pg_wal/RECOVERYXLOG";
+    const WalFileName name = ParseWalFileNameOrThrow(r.name);
+    {
+      FakeWorker worker(r, SegmentFileName(1, 2, kSegSize));
+      const auto start = Clock::now();
+      CHECK(TakePrefetchedSegment(r.config, kSysId, name, dest, std::chrono::seconds(20)) == 0);
+      CHECK(SecondsSince(start) < 5);
+    }
+    FakeWorker dead(r, r.name);
+    dead.Die();
+    const auto start = Clock::now();
+    CHECK(TakePrefetchedSegment(r.config, kSysId, name, dest, std::chrono::seconds(20)) == 0);
+    CHECK(SecondsSince(start) < 5);
+    CHECK_FALSE(Exists(r.Spool() + "/stalled"));
+  }
+
   TEST_CASE("a spool that is a symlink, not ours or writable by others is unsafe; absent is not") {
     TempDir tmp;
     CHECK(SpoolDir(tmp / "none", false).state() == SpoolDir::State::kAbsent);
