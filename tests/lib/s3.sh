@@ -18,6 +18,10 @@
 #                      log (see fault_proxy.py).  Every request through it must be
 #                      correctly SigV4-signed.
 #   s3_proxy_stop      stops the proxy and points AWS_ENDPOINT_URL back at s3rver.
+#   s3_latency_start MS  starts tests/lib/latency_proxy.py in front of the running s3rver (or
+#                      of the fault proxy, if that runs): MS milliseconds in each direction
+#                      (RTT = 2 x MS, a new connection one RTT more), bandwidth not capped;
+#                      points AWS_ENDPOINT_URL at it.  Stopped by the EXIT trap.
 #   s3_setup_with_wal N   ws_setup, then N real WAL segments in $WS_TMP/wal (ws_make_wal):
 #                      their names in the array segs, WALSTORE_SYSTEM_ID exported.
 
@@ -113,6 +117,18 @@ s3_proxy_stop() {
     export AWS_ENDPOINT_URL=$S3_ENDPOINT
   fi
   S3_PROXY_PID=
+}
+
+s3_latency_start() {
+  local port_file=$S3_DIR/latency.port upstream=${AWS_ENDPOINT_URL#*://}
+  rm -f "$port_file"
+  python3 "$WS_LIB_DIR/latency_proxy.py" --upstream "${upstream%%/*}" --delay-ms "$1" \
+    --port-file "$port_file" 2>"$S3_DIR/latency.err" &
+  WS_PIDS+=("$!")
+  local i
+  for ((i = 0; i < 100; i++)); do [[ -s $port_file ]] && break; sleep 0.1; done
+  [[ -s $port_file ]] || ws_die "latency proxy did not start: $(cat "$S3_DIR/latency.err")"
+  export AWS_ENDPOINT_URL=http://127.0.0.1:$(cat "$port_file")
 }
 
 s3_setup_with_wal() {
