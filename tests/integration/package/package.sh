@@ -40,8 +40,14 @@ started=$SECONDS
 
 # ---- build ----------------------------------------------------------------------------------
 # nocheck: the unit tests are the unit suite's job; here the package is the subject.
+# WALSTORE_PACKAGE_DEB=FILE installs a package built before instead (only for working on this
+# script by hand: the meson test always builds from this tree).
 t0=$SECONDS
-if ! DEB_BUILD_OPTIONS=nocheck "$WALSTORE_SOURCE_DIR/packaging/build-deb" "$WS_TMP/dist" \
+mkdir -p "$WS_TMP/dist"
+if [[ -n ${WALSTORE_PACKAGE_DEB:-} ]]; then
+  ws_log "WALSTORE_PACKAGE_DEB: installing $WALSTORE_PACKAGE_DEB, not a package of this tree"
+  cp "$WALSTORE_PACKAGE_DEB" "$WS_TMP/dist/"
+elif ! DEB_BUILD_OPTIONS=nocheck "$WALSTORE_SOURCE_DIR/packaging/build-deb" "$WS_TMP/dist" \
   >"$WS_TMP/build-deb.log" 2>&1; then
   tail -n 40 "$WS_TMP/build-deb.log"
   ws_die "packaging/build-deb failed (log above)"
@@ -85,9 +91,10 @@ enabled=$(find /etc/systemd/system -name 'walstore-*' 2>/dev/null)
 ws_same "no walstore unit enabled" "" "$enabled"
 
 # ---- systemd-analyze verify -----------------------------------------------------------------
-# Offline: the unit files with their drop-ins (walstore-.service.d), the executables they name
-# and their man pages must exist, every setting must parse.
-ws_run systemd-analyze verify "${units[@]/#//lib/systemd/system/}"
+# Offline (no systemd needs to run): the unit files with their drop-ins (walstore-.service.d)
+# must load, every setting must parse and the executables they name must exist.  --man=no: the
+# man page is checked above, and a machine without man-db would fail here for that alone.
+ws_run systemd-analyze verify --man=no "${units[@]/#//lib/systemd/system/}"
 ws_same "systemd-analyze verify: exit 0" 0 "$WS_RC"
 ws_same "systemd-analyze verify: no warnings" "" "$WS_ERR$WS_OUT"
 # The shared drop-in is read by verify: a bad setting there is reported.
@@ -96,7 +103,8 @@ sed 's/^ProtectSystem=strict/ProtectSystem=bogus/' \
   /lib/systemd/system/walstore-.service.d/10-walstore.conf \
   >"$WS_TMP/units/walstore-.service.d/10-walstore.conf"
 cp /lib/systemd/system/walstore-verify.service "$WS_TMP/units/"
-ws_run env SYSTEMD_UNIT_PATH="$WS_TMP/units:" systemd-analyze verify "$WS_TMP/units/walstore-verify.service"
+ws_run env SYSTEMD_UNIT_PATH="$WS_TMP/units:" systemd-analyze verify --man=no \
+  "$WS_TMP/units/walstore-verify.service"
 ws_contains "verify reads the shared drop-in (a bad ProtectSystem= is reported)" "$WS_ERR$WS_OUT" \
   "ProtectSystem"
 
@@ -148,18 +156,19 @@ unit_run() {
 unit_run walstore-backup.service
 ws_same "walstore-backup.service's command (walctl backup) exits 0" 0 "$WS_RC"
 [[ $WS_RC -eq 0 ]] || ws_show_last
-ws_expect_exit 0 "/usr/bin/walctl list --json" as_pg /usr/bin/walctl -c "$config" list --json
-complete=$(python3 -c 'import json,sys; print(sum(b["status"] == "complete" for b in json.load(sys.stdin)["backups"]))' <<<"$WS_OUT" 2>&1)
-ws_same "one complete backup listed" 1 "$complete"
+# complete_backups: the number of complete backups /usr/bin/walctl lists.
+complete_backups() {
+  ws_run as_pg /usr/bin/walctl -c "$config" list --json
+  python3 -c 'import json,sys; print(sum(b["status"] == "complete" for b in json.load(sys.stdin)["backups"]))' <<<"$WS_OUT" 2>&1
+}
+ws_same "/usr/bin/walctl list: one complete backup" 1 "$(complete_backups)"
 unit_run walstore-verify.service
 ws_same "walstore-verify.service's command (walctl verify) exits 0" 0 "$WS_RC"
 [[ $WS_RC -eq 0 ]] || ws_show_last
 unit_run walstore-prune.service
 ws_same "walstore-prune.service's command (walctl prune) exits 0" 0 "$WS_RC"
 [[ $WS_RC -eq 0 ]] || ws_show_last
-ws_expect_exit 0 "list after prune" as_pg /usr/bin/walctl -c "$config" list --json
-complete=$(python3 -c 'import json,sys; print(sum(b["status"] == "complete" for b in json.load(sys.stdin)["backups"]))' <<<"$WS_OUT" 2>&1)
-ws_same "prune kept the backup" 1 "$complete"
+ws_same "prune kept the backup" 1 "$(complete_backups)"
 
 # ---- walfetch: segments back, byte for byte -----------------------------------------------
 fetched=$WS_TMP/fetched
