@@ -39,7 +39,8 @@ ws_setup
 started=$SECONDS
 
 # ---- build ----------------------------------------------------------------------------------
-# nocheck: the unit tests are the unit suite's job; here the package is the subject.
+# nocheck: the unit tests are the unit suite's job, here the package is the subject; noddebs:
+# no debug symbols package.
 # WALSTORE_PACKAGE_DEB=FILE installs a package built before instead (only for working on this
 # script by hand: the meson test always builds from this tree).
 t0=$SECONDS
@@ -47,7 +48,7 @@ mkdir -p "$WS_TMP/dist"
 if [[ -n ${WALSTORE_PACKAGE_DEB:-} ]]; then
   ws_log "WALSTORE_PACKAGE_DEB: installing $WALSTORE_PACKAGE_DEB, not a package of this tree"
   cp "$WALSTORE_PACKAGE_DEB" "$WS_TMP/dist/"
-elif ! DEB_BUILD_OPTIONS=nocheck "$WALSTORE_SOURCE_DIR/packaging/build-deb" "$WS_TMP/dist" \
+elif ! DEB_BUILD_OPTIONS="nocheck noddebs" "$WALSTORE_SOURCE_DIR/packaging/build-deb" "$WS_TMP/dist" \
   >"$WS_TMP/build-deb.log" 2>&1; then
   tail -n 40 "$WS_TMP/build-deb.log"
   ws_die "packaging/build-deb failed (log above)"
@@ -106,7 +107,8 @@ cp /lib/systemd/system/walstore-verify.service "$WS_TMP/units/"
 ws_run env SYSTEMD_UNIT_PATH="$WS_TMP/units:" systemd-analyze verify --man=no \
   "$WS_TMP/units/walstore-verify.service"
 ws_contains "verify reads the shared drop-in (a bad ProtectSystem= is reported)" "$WS_ERR$WS_OUT" \
-  "ProtectSystem"
+  "walstore-.service.d/10-walstore.conf"
+ws_contains "  naming the bad value" "$WS_ERR$WS_OUT" "bogus"
 
 # unit_exec UNIT KEY: the command line of KEY (ExecStart, ExecStopPost) in the installed UNIT.
 unit_exec() { sed -n "s/^$2=[+-]*//p" "/lib/systemd/system/$1"; }
@@ -165,22 +167,33 @@ ws_same "/usr/bin/walctl list: one complete backup" 1 "$(complete_backups)"
 unit_run walstore-verify.service
 ws_same "walstore-verify.service's command (walctl verify) exits 0" 0 "$WS_RC"
 [[ $WS_RC -eq 0 ]] || ws_show_last
-unit_run walstore-prune.service
-ws_same "walstore-prune.service's command (walctl prune) exits 0" 0 "$WS_RC"
-[[ $WS_RC -eq 0 ]] || ws_show_last
-ws_same "prune kept the backup" 1 "$(complete_backups)"
 
 # ---- walfetch: segments back, byte for byte -----------------------------------------------
 fetched=$WS_TMP/fetched
 ws_pg_dir "$fetched"
-for seg in "${archived[0]}" "${archived[-1]}"; do
-  ws_expect_exit 0 "/usr/bin/walfetch $seg" as_pg /usr/bin/walfetch -c "$config" \
-    --system-id "$sysid" "$seg" "$fetched/$seg"
-  ws_check "$seg fetched equals the segment PostgreSQL archived" cmp "$copies/$seg" "$fetched/$seg"
-done
+# fetch_and_compare SEG: /usr/bin/walfetch SEG gives the bytes PostgreSQL archived.
+fetch_and_compare() {
+  ws_expect_exit 0 "/usr/bin/walfetch $1" as_pg /usr/bin/walfetch -c "$config" \
+    --system-id "$sysid" "$1" "$fetched/$1"
+  ws_check "$1 fetched equals the segment PostgreSQL archived" cmp "$copies/$1" "$fetched/$1"
+  rm -f "$fetched/$1"
+}
+fetch_and_compare "${archived[0]}"
+fetch_and_compare "${archived[-1]}"
 ws_expect_exit 1 "/usr/bin/walfetch of a segment never archived: 1 (missing)" \
   as_pg /usr/bin/walfetch -c "$config" --system-id "$sysid" 0000000100000000000000FF \
   "$fetched/0000000100000000000000FF"
+
+unit_run walstore-prune.service
+ws_same "walstore-prune.service's command (walctl prune) exits 0" 0 "$WS_RC"
+[[ $WS_RC -eq 0 ]] || ws_show_last
+ws_same "prune kept the backup" 1 "$(complete_backups)"
+# --keep-days 7 keeps the backup and the WAL from its start on; the segments archived before
+# it are no longer needed, and prune removed them.
+ws_expect_exit 1 "after prune, ${archived[0]} (before the backup) is gone" \
+  as_pg /usr/bin/walfetch -c "$config" --system-id "$sysid" "${archived[0]}" "$fetched/${archived[0]}"
+mapfile -t archived < <(ws_segments "$copies")
+fetch_and_compare "${archived[-1]}"
 
 # ---- the status textfile ------------------------------------------------------------------
 textfile=/usr/libexec/walstore/walstore-textfile
