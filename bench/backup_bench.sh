@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# walctl backup / restore vs pg_basebackup -Ft -z and pgBackRest backup / restore (issue 4,
-# item 9), on one pgbench cluster, one run each.  Not a test: run it by hand as root:
+# walctl backup / restore vs pg_basebackup -Ft -z and pgBackRest backup / restore, on one
+# pgbench cluster, one run each.  Not a test: run it by hand as root:
 #   bash bench/backup_bench.sh            (BENCH_SCALE=100 by default; BENCH_KEEP=1 keeps files)
 # Same compression (lz4) and process count for walctl and pgBackRest (1, then 2); walctl also
 # with lz4 + AES-256-GCM.  Prints wall time, peak RSS (GNU time %M), stored size and ratios;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Core benchmark (issue 2, item 12): walpush / walfetch vs pgbackrest archive-push / archive-get
+# Core benchmark: walpush / walfetch vs pgbackrest archive-push / archive-get
 # on the same real 16 MiB WAL segments made by pgbench, in one run.
 #   walstore:  file:// repository, lz4 + AES-256-GCM; walfetch with and without read-ahead
 #   pgBackRest 2.x: posix repository, lz4, no encryption; archive-push synchronous,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A damaged object must stop recovery, not end it early (issue 2, item 9), proven with a real
+# A damaged object must stop recovery, not end it early, proven with a real
 # PostgreSQL 15: walfetch exits 126 for a bit-flipped segment, so the server refuses to start
 # and its log shows walfetch's error.  For contrast, a segment that is really missing ends
 # recovery early with data lost, which is exactly what damage must never look like; and once

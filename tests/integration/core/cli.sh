@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # helpers are called through ws_expect_exit / ws_check
-# The real walpush / walfetch binaries against bad input, damage and races (issue 2, items 3,
-# 5, 6, 8, 9): every refusal must be clear, exit with the documented code, and write nothing.
+# The real walpush / walfetch binaries against bad input, damage and races: every
+# refusal must be clear, exit with the documented code, and write nothing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lib/common.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end point-in-time recovery with a real PostgreSQL 15 (issue 2, item 11):
+# End-to-end point-in-time recovery with a real PostgreSQL 15:
 #   archive_command = 'walpush %p', pgbench load, pg_basebackup (no WAL in it), a named
 #   restore point taken next to checksums of two tables, more writes and a dropped table,
 #   then recovery with restore_command = 'walfetch %f %p' to the restore point and an exact

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # walfetch answers 1 ("missing", which ends PostgreSQL's recovery) only when the repository is
-# positively there and positively lacks the file (issue 9, point 1), and memory:// is no
-# repository of the production programs (point 3):
+# positively there and positively lacks the file, and memory:// is no repository of
+# the production programs:
 #   - an unmounted repository (directory gone), an empty mount point, a regular file, and an
 #     "S3" endpoint that answers an HTML 404 for everything: walfetch exits 126;
 #   - a wrong system id with nothing of that cluster in the repository: exit 1 (a new standby

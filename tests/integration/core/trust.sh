@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # helpers are called through ws_expect_exit / ws_check
-# What an object's content proves (issue 9, points 2, 4, 5), with the real binaries:
+# What an object's content proves, with the real binaries:
 # - walpush answers "already archived" only for an object that decodes completely to the local
 #   file: a stored object truncated to its header is archived_damaged (21), never 0;
 # - every object is bound to its name: segment A's object under segment B's name, a copied

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers of the crash-loop tests (issue 10, item 4), on top of tests/lib/common.sh: a tool is
+# Helpers of the crash-loop tests, on top of tests/lib/common.sh: a tool is
 # started, killed with SIGKILL at a random point of its run, and the repository, the
 # destination and the retried call are checked.
 #
@@ -140,7 +140,7 @@ crash_pid_of_temp() {
 # below DIR by a killed writer is aged to two minutes; CMD (one more call that writes into DIR)
 # must then remove exactly the stale ones: those whose owner pid is dead.  Temp files of a pid
 # that is alive (a reused pid) must stay.  Sets CRASH_TEMPS_BEFORE / CRASH_TEMPS_AFTER.
-# Depends on the stale temp clean-up of walpush / walfetch / walctl prune (issue 10): on a tree
+# Depends on the stale temp clean-up of walpush / walfetch / walctl prune (docs/testing.md, "Crash loops"): on a tree
 # without it this check fails, and only this one.
 crash_expect_stale_temps_removed() {
   local desc=$1 dir=$2 temp pid stale=() live=() left=()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A full file system (issue 10, item 4), on a 24 MiB tmpfs filled to leave 0 bytes .. almost a
+# A full file system, on a 24 MiB tmpfs filled to leave 0 bytes .. almost a
 # whole segment free, so that the writes fail at different points:
 #  - the repository: walpush exits 9 (no_space), nothing is listed, walfetch says "missing",
 #    no temp file is left; once space is freed the same walpush succeeds and walfetch gives the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Crash loops for walpush and walfetch (issue 10, item 4): each tool is killed with SIGKILL at
+# Crash loops for walpush and walfetch: each tool is killed with SIGKILL at
 # random points spread uniformly over its measured run time, until CRASH_KILLS (100) kills have
 # landed while it ran, on real WAL from pgbench.  After every kill: the object is either not listed or listed and complete (walfetch
 # gives the segment's bytes), the destination is either absent or complete (never a partial

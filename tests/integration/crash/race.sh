@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Two walpush processes archiving the same name at the same moment (issue 10, item 4), on a file
+# Two walpush processes archiving the same name at the same moment, on a file
 # repository with lz4 + key, CRASH_RACE_ROUNDS (30) times each way:
 #  - the same content: both exit 0 and the stored object is the segment;
 #  - different content (a copy of the segment with one byte changed in a page body, which still

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Crash loop for walctl backup and walctl prune (issue 10, item 4), against a real PostgreSQL 15
+# Crash loop for walctl backup and walctl prune, against a real PostgreSQL 15
 # archiving with walpush into a file repository (lz4 + key).  Each round: a backup killed with
 # SIGKILL at a random point of its measured run time, a backup that runs to the end, then
 # `prune --keep-full 1` killed at a random point and run again; until CRASH_WALCTL_KILLS (20)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A backup record (backup.json) is trusted by restore for which backup "latest" is and for the
-# tars' checksums, so in an encrypted repository it must be authenticated (issue 9, point 4):
+# tars' checksums, so in an encrypted repository it must be authenticated:
 # an unencrypted backup.json, as anyone who can write to the bucket without the key can
 # produce, makes walctl list / restore / verify fail with a clear error (exit 22) instead of
 # being used or skipped in favour of the real backup; one copied to another label is refused

@@ -38,7 +38,8 @@ TEST_SUITE("error") {
       CHECK(((info.fetch_exit >= 1 && info.fetch_exit <= 125) ||
              info.fetch_exit == kFetchExitAbortRecovery));
       // An error must never look like "not in the repository" to PostgreSQL:
-      // that would end recovery early (issue 2, item 9).
+      // that would end recovery early (docs/operations.md,
+      // "walfetch exit codes").
       CHECK(info.fetch_exit != kFetchExitMissing);
     }
     CHECK(names.size() == static_cast<size_t>(kLastCode - kFirstCode + 1));
