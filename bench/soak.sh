@@ -23,8 +23,9 @@
 #     processes shorter than the sampling period can be missed (their count is reported);
 #   - leftovers after every prune and at the end: incomplete multipart uploads in s3rver's
 #     store (and what `walctl verify` lists), temp files (.walstore-tmp.) in the data
-#     directory, push-ahead markers in pg_wal/.walstore-push, a push.log (a failed worker),
-#     what the drill left in its work directory;
+#     directory, push-ahead markers in pg_wal/.walstore-push, warnings or errors in its
+#     push.log (the worker's log), what the drill left in its work directory;
+#   - every WARNING / ERROR line of walpush and walfetch in the server log and of walctl;
 #   - failures: pg_stat_archiver's failed_count (every non-zero exit of walpush), the exit
 #     code of every walctl run, and the drill's verdict.
 #
@@ -32,11 +33,12 @@
 # summary) next to the logs of every walctl run and the server log.  Exits non-zero when
 # anything went wrong: a walctl run failed (a verify that is not clean, a drill that did not
 # pass, a backup, prune or the drill), archiving had failed and did not recover by the end,
-# a leftover remained at the end, or no prune removed anything although there were more
-# backups than the retention keeps.
+# a leftover remained at the end (an upload, a temp file, a marker, a problem in push.log, a
+# file in the drill's work directory), or no prune removed a backup although there were more
+# backups than the retention keeps.  Warnings (e.g. a request retried) are reported, not failed.
 #
-# WAL segments are 1 MiB (initdb --wal-segsize 1, settable): with the default load that is a
-# few tens of segments a minute, i.e. tens of walpush calls a minute, without the disk and
+# WAL segments are 1 MiB (initdb --wal-segsize 1, settable): with the default load that is
+# about 50 segments a minute, i.e. that many walpush calls a minute, without the disk and
 # CPU that tens of 16 MiB segments a minute would take from a shared 2-core machine.
 # Backups are uploaded in parts (multipart_threshold 8 MiB, part_size 5 MiB), so multipart
 # uploads are part of the soak.
