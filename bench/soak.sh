@@ -144,7 +144,7 @@ def on_term(*_):
     global stop
     stop = True
 signal.signal(signal.SIGTERM, on_term)
-peak = {}      # pid -> [tool, max VmHWM kB, max VmRSS kB]
+peak = {}      # (pid, start time) -> [tool, max VmHWM kB, max VmRSS kB]
 series = {}    # (bucket index, tool) -> max VmRSS kB
 def kb(status, field):
     for line in status.splitlines():
@@ -168,6 +168,8 @@ while not stop:
                 argv = f.read().split(b"\0")
             with open(f"/proc/{name}/status") as f:
                 status = f.read()
+            with open(f"/proc/{name}/stat") as f:
+                started = f.read().rsplit(")", 1)[1].split()[19]  # starttime: pids are reused
         except OSError:
             continue
         args = [a.decode(errors="replace") for a in argv]
@@ -181,7 +183,7 @@ while not stop:
                                                "restore", "list", "show", "status")]
             tool = "walctl " + sub[0] if sub else "walctl"
         hwm, rss = kb(status, "VmHWM"), kb(status, "VmRSS")
-        key = int(name)
+        key = (int(name), started)
         p = peak.setdefault(key, [tool, 0, 0])
         p[0] = tool
         p[1], p[2] = max(p[1], hwm), max(p[2], rss)
