@@ -1,8 +1,8 @@
 #include <sys/stat.h>
 #include <walstore/config.h>
 #include <walstore/error.h>
+#include <walstore/number.h>
 
-#include <charconv>
 #include <cstdlib>
 #include <set>
 // Header-only and without exceptions: parse errors come back as values.
@@ -23,12 +23,8 @@ namespace {
 }
 
 uint64_t ParseUnsigned(std::string_view text, const std::string& source, std::string_view name) {
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
-    BadSetting(source, name, fmt::format("must be a non-negative integer, not \"{}\"", text));
-  }
-  return value;
+  if (auto value = TryParseNumber<uint64_t>(text)) return *value;
+  BadSetting(source, name, fmt::format("must be a non-negative integer, not \"{}\"", text));
 }
 
 bool ParseBool(std::string_view text, const std::string& source, std::string_view name) {
