@@ -19,6 +19,8 @@ refused() {
 }
 
 wc_primary
+# walpush (as postgres) sets the repository up before walctl (maybe root) writes to it.
+pg_switch_and_wait_archived "$port"
 ws_expect_exit 0 "backup b1" "${walctl[@]}" backup -d "$conninfo" --label b1 -q
 pg_switch_and_wait_archived "$port"
 
