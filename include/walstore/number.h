@@ -32,9 +32,11 @@ std::optional<T> TryParseNumber(std::string_view text, int base = 10) {
   if constexpr (std::integral<T>) {
     result = std::from_chars(text.data(), end, value, base);
   } else {
-    // from_chars accepts "inf" and "nan": a first character that cannot start a finite number
-    // refuses them.
-    if (text.empty() || !(text[0] == '-' || text[0] == '.' || (text[0] >= '0' && text[0] <= '9'))) {
+    // from_chars accepts "inf" and "nan" (with a sign too): after the sign, a character that
+    // cannot start a finite number refuses them.
+    const std::string_view unsigned_part = text.starts_with('-') ? text.substr(1) : text;
+    if (unsigned_part.empty() ||
+        !(unsigned_part[0] == '.' || (unsigned_part[0] >= '0' && unsigned_part[0] <= '9'))) {
       return std::nullopt;
     }
     result = std::from_chars(text.data(), end, value);

@@ -28,7 +28,7 @@ TEST_SUITE("number") {
   TEST_CASE("TryParseNumber: anything else is nullopt") {
     for (const char* text : {"", " 1", "1 ", "+1", "-1", "1x", "x1", "0x10", "1.0", "1e3",
                              "18446744073709551616", "99999999999999999999999"}) {
-      CAPTURE(text);
+      CAPTURE(std::string(text));
       CHECK(!TryParseNumber<uint64_t>(text));
     }
     CHECK(!TryParseNumber<uint32_t>("4294967296"));
@@ -36,8 +36,9 @@ TEST_SUITE("number") {
     CHECK(!TryParseNumber<int8_t>("-129"));
     CHECK(!TryParseNumber<uint8_t>("100", 16));
     CHECK(!TryParseNumber<uint8_t>("g0", 16));
-    for (const char* text : {"", "inf", "-inf", "nan", "infinity", "1.5x", " 1", "1e999", "x"}) {
-      CAPTURE(text);
+    for (const char* text :
+         {"", "inf", "-inf", "nan", "-nan", "infinity", "1.5x", " 1", "+1", "1e999", "x", "-"}) {
+      CAPTURE(std::string(text));
       CHECK(!TryParseNumber<double>(text));
     }
   }

@@ -7,6 +7,7 @@
 #include <walstore/crypto.h>
 #include <walstore/error.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -406,7 +407,7 @@ TEST_SUITE("config") {
     // Non-ASCII outside strings reached __builtin_unreachable() in the Unicode whitespace
     // table (toml++ #190, #295): U+FEBF, U+032A, U+03EA, U+2000 (which toml++ knows as
     // whitespace that TOML does not allow), as a key, after a value and after a header.
-    for (const char* text :
+    for (const std::string text :
          {"[[[1]]]", "[&", "[[=", "[[[]]", "a = 1\n[[[a]]]\n", "\xEF\xBA\xBF", "\xCC\xAA",
           "\xCF\xAA", "\xE2\x80\x80", "repository = \"file:///r\" \xEF\xBA\xBF\n",
           "[s3] \xCC\xAA\n", "\xEF\xBA\xBF = 1\n"}) {
@@ -416,7 +417,9 @@ TEST_SUITE("config") {
         FAIL("malformed TOML was accepted");
       } catch (const Error& e) {
         CHECK(e.code() == ErrorCode::kConfig);
-        CHECK(Contains(e.what(), "broken.toml:1:"));
+        // The error names the file and the line of the bad text (the last line with text).
+        const size_t line = std::count(text.begin(), text.end() - 1, '\n') + 1;
+        CHECK(Contains(e.what(), fmt::format("broken.toml:{}:", line)));
       }
     }
     // Non-ASCII is legal in comments and strings, and is kept as written.
