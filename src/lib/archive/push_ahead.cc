@@ -4,11 +4,11 @@
 #include <unistd.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
+#include <walstore/number.h>
 #include <walstore/prefetch.h>
 #include <walstore/push_ahead.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <future>
 #include <mutex>
@@ -166,13 +166,9 @@ std::optional<PushResult> TakeMarker(const Config& config, const WalFileToPush& 
   } else {
     const std::string body = text.substr(identity.size());
     digest = ParseSha256Hex(MarkerValue(body, "sha256"));
-    const std::string size_text = MarkerValue(body, "stored_size");
-    auto [end, ec] = std::from_chars(size_text.data(), size_text.data() + size_text.size(),
-                                     stored_size);
-    if (!digest || ec != std::errc() || end != size_text.data() + size_text.size() ||
-        size_text.empty()) {
-      problem = "it is incomplete";
-    }
+    const auto size = TryParseNumber<uint64_t>(MarkerValue(body, "stored_size"));
+    stored_size = size.value_or(0);
+    if (!digest || !size) problem = "it is incomplete";
   }
   // Used once, valid or not.  A valid one turns into a claim first, so the
   // worker never sees the segment unhandled.

@@ -4,6 +4,7 @@
 #include <walstore/archive.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
+#include <walstore/number.h>
 #include <walstore/object_format.h>
 #include <walstore/wal_name.h>
 
@@ -108,15 +109,15 @@ uint64_t ReadBigEndian64(const char* p) {
 }  // namespace
 
 uint64_t ParseGucBytes(const std::string& text) {
-  size_t pos = 0;
-  uint64_t value = std::stoull(text, &pos);
-  std::string unit = text.substr(pos);
-  if (unit == "kB") return value << 10;
-  if (unit == "MB") return value << 20;
-  if (unit == "GB") return value << 30;
-  if (unit == "TB") return value << 40;
-  if (unit.empty() || unit == "B") return value;
-  Fail(ErrorCode::kPostgres, "unexpected size '{}' from the server", text);
+  const size_t digits = std::min(text.find_first_not_of("0123456789"), text.size());
+  const std::string unit = text.substr(digits);
+  const int shift = unit == "kB" ? 10 : unit == "MB" ? 20 : unit == "GB" ? 30 : unit == "TB" ? 40
+                  : unit.empty() || unit == "B" ? 0 : -1;
+  const auto value = TryParseNumber<uint64_t>(std::string_view(text).substr(0, digits));
+  if (shift < 0 || !value || *value > (UINT64_MAX >> shift)) {
+    Fail(ErrorCode::kPostgres, "unexpected size '{}' from the server", text);
+  }
+  return *value << shift;
 }
 
 std::vector<std::string> RequiredWal(const BackupRecord& record) {
@@ -154,7 +155,8 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
   }
   auto ident = conn.Query("IDENTIFY_SYSTEM");
   if (ident.empty() || !ident[0][0]) Fail(ErrorCode::kPostgres, "IDENTIFY_SYSTEM returned nothing");
-  record.system_id = std::stoull(*ident[0][0]);
+  record.system_id =
+      ParseNumber<uint64_t>(*ident[0][0], ErrorCode::kPostgres, "IDENTIFY_SYSTEM's system id");
   record.segment_size = ParseGucBytes(conn.QueryValue("SHOW wal_segment_size"));
   record.start_time = NowSeconds();
   record.label = options.label.empty()
@@ -191,7 +193,8 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
     Fail(ErrorCode::kPostgres, "BASE_BACKUP: unexpected start result");
   }
   record.start_lsn = ParseLsn(PQgetvalue(start.get(), 0, 0));
-  record.timeline = static_cast<uint32_t>(std::stoul(PQgetvalue(start.get(), 0, 1)));
+  record.timeline = ParseNumber<uint32_t>(PQgetvalue(start.get(), 0, 1), ErrorCode::kPostgres,
+                                          "BASE_BACKUP's start timeline");
   Log(LogLevel::kInfo, "backup started at {} on timeline {}", FormatLsn(record.start_lsn),
       record.timeline);
 
@@ -200,7 +203,11 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
   std::map<std::string, std::string> tablespace_paths;  // oid -> location
   if (spaces && PQresultStatus(spaces.get()) == PGRES_TUPLES_OK) {
     for (const auto& row : RowsOf(spaces.get())) {
-      if (row.size() > 2 && row[2]) total_estimate += std::stoull(*row[2]) * 1024;
+      if (row.size() > 2 && row[2]) {
+        total_estimate +=
+            ParseNumber<uint64_t>(*row[2], ErrorCode::kPostgres, "BASE_BACKUP's size estimate") *
+            1024;
+      }
       if (row[0] && row[1]) tablespace_paths[*row[0]] = *row[1];
     }
   }
@@ -241,7 +248,9 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
             name.find_first_not_of("0123456789") != name.size() - 4) {
           Fail(ErrorCode::kPostgres, "BASE_BACKUP sent an unexpected archive '{}'", name);
         }
-        object.tablespace_oid = static_cast<uint32_t>(std::stoul(name.substr(0, name.size() - 4)));
+        object.tablespace_oid = ParseNumber<uint32_t>(
+            std::string_view(name).substr(0, name.size() - 4), ErrorCode::kPostgres,
+            "the tablespace OID of a BASE_BACKUP archive");
         object.tablespace_path = path;
       }
       Log(LogLevel::kInfo, "receiving {}{}", name, path.empty() ? "" : " (" + path + ")");
@@ -273,7 +282,8 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
     if (PQresultStatus(result.get()) == PGRES_TUPLES_OK && PQntuples(result.get()) == 1 &&
         PQnfields(result.get()) >= 2) {
       record.stop_lsn = ParseLsn(PQgetvalue(result.get(), 0, 0));
-      record.stop_timeline = static_cast<uint32_t>(std::stoul(PQgetvalue(result.get(), 0, 1)));
+      record.stop_timeline = ParseNumber<uint32_t>(
+          PQgetvalue(result.get(), 0, 1), ErrorCode::kPostgres, "BASE_BACKUP's end timeline");
     }
   }
   record.stop_time = NowSeconds();

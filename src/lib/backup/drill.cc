@@ -10,15 +10,16 @@
 #include <unistd.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
+#include <walstore/number.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "backup/pg_connection.h"
+#include "common/file_util.h"
 #include "backup/util.h"
 
 namespace walstore::backup {
@@ -123,6 +124,28 @@ std::string Value(const std::optional<std::vector<PgRow>>& rows) {
   return *(*rows)[0][0];
 }
 
+// The contents of `path`; kLocalIo naming it when it cannot be read.
+std::string ReadWholeFile(const std::string& path) {
+  FileReader reader(path);
+  std::string text;
+  uint8_t buffer[16384];
+  while (const size_t n = reader.Read(buffer)) text.append(reinterpret_cast<char*>(buffer), n);
+  return text;
+}
+
+// Writes `text` to a new file `path` (0600), owned by `user` when set.
+void WriteDrillFile(const fs::path& path, std::string_view text, const std::optional<RunAs>& user) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) FailErrno(errno, "create " + path.string());
+  const ssize_t written = write(fd, text.data(), text.size());
+  int error = written < 0 ? errno : static_cast<size_t>(written) != text.size() ? EIO : 0;
+  if (close(fd) != 0 && error == 0) error = errno;
+  if (error != 0) FailErrno(error, "write " + path.string());
+  if (user && chown(path.c_str(), user->uid, user->gid) != 0) {
+    FailErrno(errno, "chown " + path.string());
+  }
+}
+
 // Owns the temporary directory and the server; stops and removes both.
 class DrillSandbox {
  public:
@@ -154,7 +177,7 @@ class DrillSandbox {
 std::string WaitForRecovery(const std::string& conninfo, const fs::path& data, double deadline) {
   std::string last_error;
   while (NowSeconds() < deadline) {
-    if (!fs::exists(data / "postmaster.pid")) return "the server stopped during recovery";
+    if (!PathExists(data / "postmaster.pid")) return "the server stopped during recovery";
     Session s(conninfo);
     if (s.ok()) {
       std::string in_recovery = Value(s.Query("SELECT pg_is_in_recovery()"));
@@ -170,13 +193,18 @@ std::string WaitForRecovery(const std::string& conninfo, const fs::path& data, d
 
 // The checks once recovery is over; "" when all passed.
 std::string RunChecks(const std::string& conninfo_base, const DrillOptions& options,
-                      DrillReport& report) {
+                      const std::string& sql, DrillReport& report) {
   Session s(conninfo_base + " dbname=postgres");
   if (!s.ok()) return "cannot connect: " + s.error();
   std::string last = Value(s.Query("SELECT extract(epoch FROM pg_last_xact_replay_timestamp())"));
-  if (!last.empty()) report.last_transaction_time = std::stod(last);
+  if (!last.empty()) {
+    report.last_transaction_time =
+        ParseNumber<double>(last, ErrorCode::kPostgres, "the last replayed transaction's time");
+  }
   std::string tli = Value(s.Query("SELECT timeline_id FROM pg_control_checkpoint()"));
-  if (!tli.empty()) report.timeline = static_cast<uint32_t>(std::stoul(tli));
+  if (!tli.empty()) {
+    report.timeline = ParseNumber<uint32_t>(tli, ErrorCode::kPostgres, "the restored timeline");
+  }
   auto dbs = s.Query("SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1");
   if (!dbs) return "cannot list databases: " + s.error();
   for (const auto& row : *dbs) {
@@ -189,12 +217,8 @@ std::string RunChecks(const std::string& conninfo_base, const DrillOptions& opti
   report.checks.push_back(
       fmt::format("connected to {} databases and read their catalogs", report.databases.size()));
   if (!options.sql_file.empty()) {
-    std::ifstream in(options.sql_file);
-    std::stringstream sql;
-    sql << in.rdbuf();
-    if (!in) return "cannot read " + options.sql_file;
     Session u(conninfo_base + " dbname=" + ConninfoQuote(options.database));
-    auto rows = u.ok() ? u.Query(sql.str()) : std::nullopt;
+    auto rows = u.ok() ? u.Query(sql) : std::nullopt;
     if (!rows) return fmt::format("{} failed: {}", options.sql_file, u.error());
     report.sql_output = Value(rows);
     report.checks.push_back(options.sql_file + " ran without error");
@@ -251,9 +275,11 @@ std::string ToText(const DrillReport& r) {
 DrillReport RunDrill(Storage& storage, const Config& config, uint64_t system_id,
                      const DrillOptions& options) {
   double started = NowSeconds();
+  // Read first: an unreadable --sql is the operator's error, found before a long restore.
+  const std::string sql = options.sql_file.empty() ? "" : ReadWholeFile(options.sql_file);
   const char* tmpdir = std::getenv("TMPDIR");
   std::string parent = !options.work_dir.empty() ? options.work_dir : tmpdir ? tmpdir : "/tmp";
-  std::string pattern = (fs::absolute(parent) / "walctl-drill-XXXXXX").string();
+  std::string pattern = (fs::path(AbsolutePath(parent)) / "walctl-drill-XXXXXX").string();
   if (!mkdtemp(pattern.data())) FailErrno(errno, "mkdtemp in " + parent);
   const fs::path dir = pattern;
   DrillSandbox sandbox(dir, options.keep);
@@ -283,17 +309,13 @@ DrillReport RunDrill(Storage& storage, const Config& config, uint64_t system_id,
 
   const fs::path data = dir / "data";
   const fs::path hba = dir / "drill_hba.conf";
-  std::ofstream(hba) << "local all all trust\n";
-  if (!fs::exists(data / "postgresql.conf")) std::ofstream(data / "postgresql.conf") << "";
-  if (user) {
-    chown(hba.c_str(), user->uid, user->gid);
-    chown((data / "postgresql.conf").c_str(), user->uid, user->gid);
-  }
+  WriteDrillFile(hba, "local all all trust\n", user);
+  if (!PathExists(data / "postgresql.conf")) WriteDrillFile(data / "postgresql.conf", "", user);
   std::string bin = options.pg_bin;
   if (bin.empty()) {
     std::string candidate =
         fmt::format("/usr/lib/postgresql/{}/bin", restored.backup.pg_version / 10000);
-    bin = fs::exists(candidate + "/pg_ctl") ? candidate : "";
+    bin = PathExists(candidate + "/pg_ctl") ? candidate : "";
   }
   std::string pg_ctl = bin.empty() ? FindProgram("pg_ctl").value_or("pg_ctl") : bin + "/pg_ctl";
   int port = FreePort();
@@ -324,7 +346,7 @@ DrillReport RunDrill(Storage& storage, const Config& config, uint64_t system_id,
     report.failure = WaitForRecovery(base + " dbname=postgres", data, deadline);
     report.recovery_seconds = NowSeconds() - recovery_start;
     report.rto_seconds = NowSeconds() - started;
-    if (report.failure.empty()) report.failure = RunChecks(base, options, report);
+    if (report.failure.empty()) report.failure = RunChecks(base, options, sql, report);
   }
   if (report.recovery_seconds == 0) report.recovery_seconds = NowSeconds() - recovery_start;
   if (report.rto_seconds == 0) report.rto_seconds = NowSeconds() - started;

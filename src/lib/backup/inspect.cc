@@ -3,6 +3,7 @@
 #include <walstore/archive.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
+#include <walstore/number.h>
 #include <walstore/object_format.h>
 
 #include <algorithm>
@@ -294,12 +295,14 @@ ArchiverStats QueryArchiver(const std::string& conninfo) {
   const auto& r = rows[0];
   auto num = [](const std::optional<std::string>& v) -> std::optional<double> {
     if (!v) return std::nullopt;
-    return std::stod(*v);
+    return ParseNumber<double>(*v, ErrorCode::kPostgres, "a time in pg_stat_archiver");
   };
-  a.archived_count = std::stoull(r[0].value_or("0"));
+  a.archived_count =
+      ParseNumber<uint64_t>(r[0].value_or("0"), ErrorCode::kPostgres, "pg_stat_archiver's count");
   a.last_archived_wal = r[1].value_or("");
   a.last_archived_time = num(r[2]);
-  a.failed_count = std::stoull(r[3].value_or("0"));
+  a.failed_count =
+      ParseNumber<uint64_t>(r[3].value_or("0"), ErrorCode::kPostgres, "pg_stat_archiver's count");
   a.last_failed_wal = r[4].value_or("");
   a.last_failed_time = num(r[5]);
   return a;

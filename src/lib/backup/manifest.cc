@@ -2,6 +2,7 @@
 
 #include <walstore/crypto.h>
 #include <walstore/error.h>
+#include <walstore/number.h>
 
 #include <nlohmann/json.hpp>
 
@@ -14,7 +15,8 @@ std::string HexDecode(const std::string& hex, const std::string& what) {
   if (hex.size() % 2 != 0) Fail(ErrorCode::kCorrupt, "{}: bad Encoded-Path", what);
   std::string out;
   for (size_t i = 0; i < hex.size(); i += 2) {
-    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    out += static_cast<char>(ParseNumber<uint8_t>(std::string_view(hex).substr(i, 2),
+                                                  ErrorCode::kCorrupt, what + ": Encoded-Path", 16));
   }
   return out;
 }

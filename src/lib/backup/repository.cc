@@ -2,11 +2,12 @@
 
 #include <walstore/archive.h>
 #include <walstore/error.h>
+#include <walstore/number.h>
+#include <walstore/number.h>
 #include <walstore/object_format.h>
 #include <walstore/wal_file.h>
 
 #include <algorithm>
-#include <charconv>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -134,12 +135,9 @@ BackupRecord RecordFromJson(const json& j, const std::string& what) {
   try {
     r.label = j.at("label").get<std::string>();
     r.complete = j.value("status", std::string()) == "complete";
-    const std::string system_id = j.at("system_id").get<std::string>();
-    const char* end = system_id.data() + system_id.size();
-    const auto parsed = std::from_chars(system_id.data(), end, r.system_id);
-    if (system_id.empty() || parsed.ec != std::errc() || parsed.ptr != end) {
-      BadField(what, "system_id");
-    }
+    const auto system_id = TryParseNumber<uint64_t>(j.at("system_id").get<std::string>());
+    if (!system_id) BadField(what, "system_id");
+    r.system_id = *system_id;
     r.pg_version = IntegerField<int>(j, "pg_version", what, 0);
     r.timeline = IntegerField<uint32_t>(j, "timeline", what);
     r.stop_timeline = IntegerField<uint32_t>(j, "stop_timeline", what, r.timeline);
@@ -306,21 +304,21 @@ uint64_t DiscoverSystemId(Storage& storage, const Config& config, const std::str
     if (auto id = ReadControlFileSystemId(pgdata)) return *id;
     Fail(ErrorCode::kConfig, "{}/global/pg_control not found", pgdata);
   }
-  std::set<std::string> ids;
+  std::set<uint64_t> ids;  // the top-level directories named by a 64-bit number
   storage.List("", [&](const ObjectInfo& info) {
-    std::string first = info.key.substr(0, info.key.find('/'));
-    if (!first.empty() && first.size() < info.key.size() &&
-        std::all_of(first.begin(), first.end(), ::isdigit)) {
-      ids.insert(first);
+    const size_t slash = info.key.find('/');
+    if (slash == std::string::npos) return;
+    if (auto id = TryParseNumber<uint64_t>(std::string_view(info.key).substr(0, slash))) {
+      ids.insert(*id);
     }
   });
-  if (ids.size() == 1) return std::stoull(*ids.begin());
+  if (ids.size() == 1) return *ids.begin();
   if (ids.empty()) {
     throw Error(ErrorCode::kConfig, fmt::format("{} holds no archive yet", storage.Describe()),
                 "archive WAL with walpush or take a backup first, or set --system-id");
   }
   std::string list;
-  for (const auto& id : ids) list += (list.empty() ? "" : ", ") + id;
+  for (const uint64_t id : ids) list += (list.empty() ? "" : ", ") + std::to_string(id);
   throw Error(
       ErrorCode::kConfig,
       fmt::format("{} holds the archives of several clusters ({})", storage.Describe(), list),

@@ -7,6 +7,7 @@
 #include <walstore/archive.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
+#include <walstore/number.h>
 #include <walstore/object_format.h>
 
 #include <cerrno>
@@ -73,8 +74,13 @@ class CleanupGuard {
       std::error_code ec;
       if (created) {
         fs::remove_all(dir, ec);
-      } else {
-        for (const auto& entry : fs::directory_iterator(dir, ec)) fs::remove_all(entry.path(), ec);
+        continue;
+      }
+      // Best effort, and never a throw from a destructor: increment(ec), not operator++.
+      for (fs::directory_iterator it(dir, ec); !ec && it != fs::directory_iterator();
+           it.increment(ec)) {
+        std::error_code ignored;
+        fs::remove_all(it->path(), ignored);
       }
     }
   }
@@ -86,11 +92,12 @@ class CleanupGuard {
 
 // Creates `dir` (0700) unless it exists empty; returns true when created.
 bool PrepareEmptyDir(const fs::path& dir, const char* what) {
+  std::error_code ec;
   if (!IsMissingOrEmptyDir(dir)) {
-    throw Error(ErrorCode::kUsage, fmt::format("{} {} is not empty", what, dir.string()),
+    const char* problem = fs::is_directory(dir, ec) ? "is not empty" : "is not a directory";
+    throw Error(ErrorCode::kUsage, fmt::format("{} {} {}", what, dir.string(), problem),
                 "restore into an empty or new directory");
   }
-  std::error_code ec;
   bool created = fs::create_directories(dir, ec);
   if (ec) FailErrno(ec.value(), "create " + dir.string());
   if (chmod(dir.c_str(), 0700) != 0) FailErrno(errno, "chmod " + dir.string());
@@ -161,7 +168,7 @@ std::optional<std::pair<uid_t, gid_t>> ChooseOwner(const fs::path& dir, const st
     return std::make_pair(pw->pw_uid, pw->pw_gid);
   }
   struct stat st {};
-  fs::path parent = fs::absolute(dir).parent_path();
+  const fs::path parent = fs::path(AbsolutePath(dir)).parent_path();
   if (stat(parent.c_str(), &st) == 0 && st.st_uid != 0) return std::make_pair(st.st_uid, st.st_gid);
   if (struct passwd* pw = getpwnam("postgres")) return std::make_pair(pw->pw_uid, pw->pw_gid);
   return std::nullopt;
@@ -169,10 +176,12 @@ std::optional<std::pair<uid_t, gid_t>> ChooseOwner(const fs::path& dir, const st
 
 void ChownTree(const fs::path& root, uid_t uid, gid_t gid) {
   if (lchown(root.c_str(), uid, gid) != 0) FailErrno(errno, "chown " + root.string());
-  for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    if (lchown(entry.path().c_str(), uid, gid) != 0)
-      FailErrno(errno, "chown " + entry.path().string());
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (lchown(it->path().c_str(), uid, gid) != 0) FailErrno(errno, "chown " + it->path().string());
   }
+  if (ec) FailErrno(ec.value(), "chown: could not read the directories under " + root.string());
 }
 
 void SyncTree(const fs::path& root) {
@@ -204,6 +213,11 @@ void RecoveryTarget::Validate() const {
     Fail(ErrorCode::kUsage, "--target-action must be pause, promote or shutdown");
   }
   if (lsn) ParseLsn(*lsn);
+  // PostgreSQL would only refuse these at startup, after the whole restore.
+  if (xid) ParseNumber<uint64_t>(*xid, ErrorCode::kUsage, "--target-xid");
+  if (!timeline.empty() && timeline != "latest" && timeline != "current") {
+    ParseNumber<uint32_t>(timeline, ErrorCode::kUsage, "--target-timeline (else latest or current)");
+  }
   if (time && !ParseTimestamp(*time)) {
     Fail(ErrorCode::kUsage, "cannot parse --target-time '{}' (use e.g. '2026-11-21 11:20:14+00')",
          *time);
@@ -232,14 +246,14 @@ std::string MakeRestoreCommand(const Config& config, const std::string& walfetch
   // environment or the command line must be, as the server's environment differs.
   Config file_only;
   if (!config.source_path.empty()) {
-    command += " --config " + ShellQuote(fs::absolute(config.source_path).string());
+    command += " --config " + ShellQuote(AbsolutePath(config.source_path));
     file_only = LoadConfig(config.source_path, [](const std::string&) { return std::nullopt; });
   }
   if (config.repo_url != file_only.repo_url) command += " --repo " + ShellQuote(config.repo_url);
   if (config.key_file == file_only.key_file) {
     // from the config file: nothing to add
   } else if (!config.key_file.empty()) {
-    command += " --key-file " + ShellQuote(fs::absolute(config.key_file).string());
+    command += " --key-file " + ShellQuote(AbsolutePath(config.key_file));
   } else if (config.key) {
     Log(LogLevel::kWarning,
         "the encryption key came from WALSTORE_ENCRYPTION_KEY, which restore_command cannot "
@@ -281,7 +295,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
           ? options.restore_command
           : MakeRestoreCommand(config, options.walfetch.empty()
                                            ? *FindProgram("walfetch")
-                                           : fs::absolute(options.walfetch).string());
+                                           : AbsolutePath(options.walfetch));
 
   std::string manifest_key = BackupObjectKey(system_id, backup.label, kManifestName);
   auto manifest_text = ReadSmallObject(storage, config, manifest_key);
@@ -289,7 +303,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   BackupManifest manifest = ParseManifest(*manifest_text, manifest_key);
   ManifestChecker checker(manifest);
 
-  const fs::path root = fs::absolute(options.target_dir);
+  const fs::path root = AbsolutePath(options.target_dir);
   CleanupGuard cleanup;
   cleanup.Add(root, PrepareEmptyDir(root, "data directory"));
   TargetDir target(root.string());
@@ -300,7 +314,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
     auto it = options.tablespace_map.find(archive.tablespace_path);
     const bool mapped = it != options.tablespace_map.end();
     if (!mapped) CheckRecordedTablespacePath(config, backup.label, archive);
-    fs::path dir = fs::absolute(mapped ? it->second : archive.tablespace_path);
+    const fs::path dir = AbsolutePath(mapped ? it->second : archive.tablespace_path);
     if (Overlaps(dir, root)) {
       Fail(ErrorCode::kUsage, "tablespace {} would be restored to \"{}\", which overlaps the data "
            "directory \"{}\"; give it another place with --tablespace-map",

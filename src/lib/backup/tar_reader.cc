@@ -1,6 +1,7 @@
 #include "backup/tar_reader.h"
 
 #include <walstore/error.h>
+#include <walstore/number.h>
 
 #include <algorithm>
 #include <array>
@@ -35,8 +36,10 @@ void ApplyPax(const std::string& data, TarEntry& entry, std::optional<uint64_t>&
   while (pos < data.size()) {
     size_t space = data.find(' ', pos);
     if (space == std::string::npos) break;
-    uint64_t len = std::strtoull(data.substr(pos, space - pos).c_str(), nullptr, 10);
-    if (len == 0 || pos + len > data.size()) {
+    const uint64_t len =
+        TryParseNumber<uint64_t>(std::string_view(data).substr(pos, space - pos)).value_or(0);
+    // A record is at least "<len> k=\n"; the length counts its own digits.
+    if (len <= space - pos + 1 || len > data.size() - pos) {
       Fail(ErrorCode::kCorrupt, "{}: malformed pax header", what);
     }
     std::string record = data.substr(space + 1, pos + len - space - 2);  // drop '\n'
@@ -46,7 +49,9 @@ void ApplyPax(const std::string& data, TarEntry& entry, std::optional<uint64_t>&
       std::string value = record.substr(eq + 1);
       if (key == "path") entry.path = value;
       if (key == "linkpath") entry.link_target = value;
-      if (key == "size") size = std::strtoull(value.c_str(), nullptr, 10);
+      if (key == "size") {
+        size = ParseNumber<uint64_t>(value, ErrorCode::kCorrupt, what + ": the pax size");
+      }
     }
     pos += len;
   }

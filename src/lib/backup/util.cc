@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 #include <walstore/error.h>
+#include <walstore/number.h>
 
 #include <chrono>
 #include <cmath>
@@ -15,11 +16,12 @@ namespace walstore::backup {
 namespace fs = std::filesystem;
 
 std::optional<uint64_t> TryParseLsn(std::string_view text) {
-  unsigned hi = 0, lo = 0;
-  char extra = 0;
-  std::string s(text);
-  if (std::sscanf(s.c_str(), "%X/%X%c", &hi, &lo, &extra) != 2) return std::nullopt;
-  return (uint64_t{hi} << 32) | lo;
+  const size_t slash = text.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  const auto hi = TryParseNumber<uint32_t>(text.substr(0, slash), 16);
+  const auto lo = TryParseNumber<uint32_t>(text.substr(slash + 1), 16);
+  if (!hi || !lo) return std::nullopt;
+  return (uint64_t{*hi} << 32) | *lo;
 }
 
 uint64_t ParseLsn(std::string_view text) {
@@ -54,7 +56,8 @@ std::optional<double> ParseTimestamp(std::string_view text) {
   if (pos < s.size() && s[pos] == '.') {
     size_t end = pos + 1;
     while (end < s.size() && std::isdigit(static_cast<unsigned char>(s[end]))) ++end;
-    fraction = std::strtod(s.substr(pos, end - pos).c_str(), nullptr);
+    // "." and digits: a number, 0 when no digit follows.
+    fraction = TryParseNumber<double>(std::string_view(s).substr(pos, end - pos)).value_or(0);
     pos = end;
   }
   while (pos < s.size() && s[pos] == ' ') ++pos;
@@ -64,18 +67,15 @@ std::optional<double> ParseTimestamp(std::string_view text) {
     if (zone == "Z" || zone == "UTC" || zone == "GMT") {
       offset = 0;
     } else if (zone[0] == '+' || zone[0] == '-') {
-      int hh = 0, mm = 0;
       std::string digits;
       for (char c : zone.substr(1)) {
         if (c != ':') digits += c;
       }
       if (digits.size() != 2 && digits.size() != 4) return std::nullopt;
-      for (char c : digits) {
-        if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
-      }
-      hh = std::stoi(digits.substr(0, 2));
-      if (digits.size() == 4) mm = std::stoi(digits.substr(2));
-      offset = (zone[0] == '-' ? -1 : 1) * (hh * 3600L + mm * 60L);
+      const auto hh = TryParseNumber<unsigned>(std::string_view(digits).substr(0, 2));
+      const auto mm = digits.size() == 4 ? TryParseNumber<unsigned>(digits.substr(2)) : 0u;
+      if (!hh || !mm) return std::nullopt;
+      offset = (zone[0] == '-' ? -1 : 1) * (*hh * 3600L + *mm * 60L);
     } else {
       return std::nullopt;
     }
@@ -133,10 +133,27 @@ std::string ConfQuote(std::string_view text) {
 
 bool IsMissingOrEmptyDir(const std::string& dir) {
   std::error_code ec;
-  auto status = fs::status(dir, ec);
-  if (ec || status.type() == fs::file_type::not_found) return true;
+  const fs::file_status status = fs::status(dir, ec);
+  if (status.type() == fs::file_type::not_found) return true;
+  if (ec) FailErrno(ec.value(), fmt::format("could not stat \"{}\"", dir));
   if (status.type() != fs::file_type::directory) return false;
-  return fs::directory_iterator(dir, ec) == fs::directory_iterator();
+  const fs::directory_iterator first(dir, ec);
+  if (ec) FailErrno(ec.value(), fmt::format("could not read directory \"{}\"", dir));
+  return first == fs::directory_iterator();
+}
+
+bool PathExists(const std::string& path) {
+  std::error_code ec;
+  const bool exists = fs::exists(path, ec);
+  if (ec) FailErrno(ec.value(), fmt::format("could not stat \"{}\"", path));
+  return exists;
+}
+
+std::string AbsolutePath(const std::string& path) {
+  std::error_code ec;
+  fs::path absolute = fs::absolute(path, ec);
+  if (ec) FailErrno(ec.value(), fmt::format("could not make \"{}\" absolute", path));
+  return absolute.string();
 }
 
 std::optional<std::string> FindProgram(const std::string& name) {
@@ -154,7 +171,7 @@ std::optional<std::string> FindProgram(const std::string& name) {
     dirs = colon == std::string_view::npos ? std::string_view{} : dirs.substr(colon + 1);
     if (dir.empty()) continue;
     fs::path candidate = fs::path(dir) / name;
-    if (access(candidate.c_str(), X_OK) == 0) return fs::absolute(candidate).string();
+    if (access(candidate.c_str(), X_OK) == 0) return AbsolutePath(candidate);
   }
   return std::nullopt;
 }

@@ -34,8 +34,14 @@ std::string ShellQuote(std::string_view text);
 // 'text' quoted for postgresql.conf (embedded ' doubled).
 std::string ConfQuote(std::string_view text);
 
-// True when `dir` does not exist or is an empty directory.
+// True when `dir` does not exist or is an empty directory; false for a non-empty directory or
+// anything else.  kLocalIo (naming it) when that cannot be told, e.g. an unreadable directory.
 bool IsMissingOrEmptyDir(const std::string& dir);
+// Whether `path` exists (following symlinks); kLocalIo when that cannot be told (a parent
+// directory that may not be searched, ...).
+bool PathExists(const std::string& path);
+// `path` made absolute against the working directory; kLocalIo when that is gone.
+std::string AbsolutePath(const std::string& path);
 // The absolute path of a sibling program of the running executable, or of
 // `name` found on $PATH; nullopt when neither exists.
 std::optional<std::string> FindProgram(const std::string& name);

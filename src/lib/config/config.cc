@@ -1,8 +1,8 @@
 #include <sys/stat.h>
 #include <walstore/config.h>
 #include <walstore/error.h>
+#include <walstore/number.h>
 
-#include <charconv>
 #include <cstdlib>
 #include <set>
 // Header-only and without exceptions: parse errors come back as values.
@@ -10,23 +10,9 @@
 #undef TOML_SHARED_LIB
 #define TOML_HEADER_ONLY 1
 #define TOML_EXCEPTIONS 0
-// toml++ 3.3 asserts parser preconditions that malformed text can break ("[[[1]]]", "[&":
-// upstream issues #294 and PR #301, found again by tests/fuzz/fuzz_config.cc) and then reports
-// the parse error properly.  Release builds compile these checks out; keep them out in every
-// build so a malformed config file is a kConfig error, never an abort.
-#define TOML_ASSERT(expr) static_cast<void>(0)
-// toml++ 3.3's Unicode whitespace table reaches __builtin_unreachable() for many non-ASCII
-// characters outside strings (upstream issues #190 and #295, fixed upstream by PR #305; Debian 12
-// ships 3.3.0).  The parser then reports the character as an error, so UBSan's check for it is
-// off in toml++ only, to let the config fuzz target look for walstore's own bugs.  Still open:
-// a toml++ with that fix (docs/testing.md, "Fuzzing").
-#ifdef __clang__
-#pragma clang attribute push(__attribute__((no_sanitize("unreachable"))), apply_to = function)
-#endif
-#include <toml++/toml.h>
-#ifdef __clang__
-#pragma clang attribute pop
-#endif
+// toml++ newer than 3.4.0 or the vendored, patched 3.4.0 (meson.build): releases up to 3.4.0
+// abort or run into undefined behaviour on some malformed text (third_party/tomlplusplus/README.md).
+#include <toml++/toml.hpp>
 
 namespace walstore {
 namespace {
@@ -37,12 +23,8 @@ namespace {
 }
 
 uint64_t ParseUnsigned(std::string_view text, const std::string& source, std::string_view name) {
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
-    BadSetting(source, name, fmt::format("must be a non-negative integer, not \"{}\"", text));
-  }
-  return value;
+  if (auto value = TryParseNumber<uint64_t>(text)) return *value;
+  BadSetting(source, name, fmt::format("must be a non-negative integer, not \"{}\"", text));
 }
 
 bool ParseBool(std::string_view text, const std::string& source, std::string_view name) {

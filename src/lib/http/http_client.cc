@@ -2,6 +2,7 @@
 
 #include "http/curl_api.h"
 #include <walstore/error.h>
+#include <walstore/number.h>
 
 #include <dirent.h>
 
@@ -142,9 +143,12 @@ struct Client::Impl {
     const std::string_view line(data, size * count);
     if (line.starts_with("HTTP/")) {  // a new response (after 100 Continue, redirects)
       self->response.headers.clear();
+      // "HTTP/1.1 200 OK": three digits after the first space; 0 (no valid status) otherwise.
       const size_t space = line.find(' ');
       self->response.status =
-          space == std::string_view::npos ? 0 : std::atol(line.data() + space + 1);
+          space == std::string_view::npos
+              ? 0
+              : TryParseNumber<long>(line.substr(space + 1, 3)).value_or(0);
     } else if (TrimSpace(line).empty()) {
       if (self->response.status >= 200) self->headers_done = true;
     } else if (const size_t colon = line.find(':'); colon != std::string_view::npos) {

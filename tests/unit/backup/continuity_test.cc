@@ -4,6 +4,7 @@
 
 #include "backup/util.h"
 #include "test_helpers.h"
+#include "test_util.h"
 
 namespace walstore::backup {
 namespace {
@@ -78,14 +79,29 @@ TEST_SUITE("backup_continuity") {
 }
 
 TEST_SUITE("backup_util") {
+  TEST_CASE("an LSN is two hexadecimal 32-bit numbers and nothing else (kUsage otherwise)") {
+    for (const char* bad : {"", "/", "1/", "/2", "1//2", "1/2/3", "-1/0", "+1/0", "0x1/0",
+                            "1/0x2", " 1/2", "1/2 ", "1/123456789", "100000000/0", "g/0"}) {
+      CAPTURE(bad);
+      CHECK_FALSE(TryParseLsn(bad));
+      CHECK_CODE(ParseLsn(bad), ErrorCode::kUsage);
+    }
+    CHECK(TryParseLsn("16/b374d848") == 0x16B374D848ull);
+  }
+
   TEST_CASE("LSNs, timestamps and quoting") {
     CHECK(ParseLsn("16/B374D848") == 0x16B374D848ull);
     CHECK(FormatLsn(0x16B374D848ull) == "16/B374D848");
     CHECK_THROWS(ParseLsn("nope"));
+    CHECK(ParseLsn("0/0") == 0);
+    CHECK(ParseLsn("ffffffff/FFFFFFFF") == UINT64_MAX);
     CHECK(*ParseTimestamp("2026-11-21 11:20:14+00") == doctest::Approx(1795260014));
     CHECK(*ParseTimestamp("2026-11-21T12:20:14.5+01:00") == doctest::Approx(1795260014.5));
     CHECK(*ParseTimestamp("2026-11-21 11:20:14Z") == doctest::Approx(1795260014));
     CHECK_FALSE(ParseTimestamp("yesterday"));
+    CHECK(*ParseTimestamp("2026-11-21 11:20:14-0130") == doctest::Approx(1795260014 + 5400));
+    CHECK_FALSE(ParseTimestamp("2026-11-21 11:20:14+0x"));
+    CHECK_FALSE(ParseTimestamp("2026-11-21 11:20:14+-1"));
     CHECK(FormatUtc(1795260014) == "2026-11-21T11:20:14Z");
     CHECK(ShellQuote("it's") == "'it'\\''s'");
     CHECK(ConfQuote("it's") == "'it''s'");

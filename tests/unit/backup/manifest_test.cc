@@ -5,6 +5,7 @@
 #include <walstore/error.h>
 
 #include "backup/checksum.h"
+#include "test_util.h"
 
 namespace walstore::backup {
 namespace {
@@ -66,6 +67,18 @@ TEST_SUITE("backup_manifest") {
     damaged[damaged.find("\"Size\": 3") + 8] = '4';
     CHECK_THROWS_AS(ParseManifest(damaged, "m"), Error);
     CHECK_THROWS_AS(ParseManifest("not json", "m"), Error);
+  }
+
+  TEST_CASE("an Encoded-Path that is not hexadecimal is kCorrupt naming the manifest") {
+    for (const char* bad : {"zz", "6g", "+1", "-1", " 6"}) {
+      CAPTURE(bad);
+      std::string files = kFiles;
+      files.replace(files.find("626173652f31"), 12, bad);
+      auto error = test::ThrownError([&] { ParseManifest(MakeManifest(files), "the manifest"); });
+      REQUIRE(error);
+      CHECK(error->code() == ErrorCode::kCorrupt);
+      CHECK(test::Contains(error->what(), "the manifest: Encoded-Path"));
+    }
   }
 
   TEST_CASE("checker: size, checksum, unknown and unseen files") {

@@ -76,6 +76,22 @@ struct Repo {
 }  // namespace
 
 TEST_SUITE("backup_repository") {
+  TEST_CASE("DiscoverSystemId: the one top-level directory named by a 64-bit number") {
+    Repo repo;
+    CHECK_CODE(DiscoverSystemId(*repo.storage, repo.plain, ""), ErrorCode::kConfig);  // empty
+    repo.PutRaw(std::to_string(kSysId) + "/wal/x", "x");
+    // All digits but no 64-bit number, a name with a sign, a plain object: none is a cluster.
+    repo.PutRaw("123456789012345678901234567890/wal/x", "x");
+    repo.PutRaw("+42/wal/x", "x");
+    repo.PutRaw("42", "x");
+    CHECK(DiscoverSystemId(*repo.storage, repo.plain, "") == kSysId);
+    repo.PutRaw("43/wal/x", "x");
+    auto error = test::ThrownError([&] { DiscoverSystemId(*repo.storage, repo.plain, ""); });
+    REQUIRE(error);
+    CHECK(error->code() == ErrorCode::kConfig);
+    CHECK(Contains(error->what(), "several clusters (43, " + std::to_string(kSysId) + ")"));
+  }
+
   TEST_CASE("with a key, backup.json is encrypted and read back") {
     Repo repo;
     const std::string key = BackupObjectKey(kSysId, "old", kRecordName);

@@ -4,6 +4,7 @@
 #include <walstore/error.h>
 
 #include "test_helpers.h"
+#include "test_util.h"
 
 namespace walstore::backup {
 namespace {
@@ -77,6 +78,31 @@ TEST_SUITE("backup_tar") {
     CHECK(ReadAll(tar) == "gnu data");
     e = tar.Next();
     CHECK(e->path == "some/dir/file");
+  }
+
+  TEST_CASE("a pax size or record length that is not a number is kCorrupt") {
+    for (const char* size : {"12x", "", "-1", "99999999999999999999999"}) {
+      CAPTURE(size);
+      TarBuilder b;
+      b.AddPax("size", size);
+      b.Add("file", "data");
+      MemoryReadStream in(b.out);
+      TarReader tar(in, "t.tar");
+      auto error = test::ThrownError([&] { tar.Next(); });
+      REQUIRE(error);
+      CHECK(error->code() == ErrorCode::kCorrupt);
+      CHECK(test::Contains(error->what(), "t.tar"));
+    }
+    // Record lengths: not a number, or too short to hold their own digits.
+    for (const char* records : {"x path=a\n", "1 path=abc\n"}) {
+      CAPTURE(records);
+      TarBuilder b;
+      b.Add("PaxHeader", records, 'x');
+      b.Add("file", "data");
+      MemoryReadStream in(b.out);
+      TarReader tar(in, "t.tar");
+      CHECK_CODE(tar.Next(), ErrorCode::kCorrupt);
+    }
   }
 
   TEST_CASE("damage is an error, not garbage") {
