@@ -103,8 +103,11 @@ cp -a "$WS_TMP/base.tar.orig" "$base_obj"
 
 # 7. PostgreSQL's own pg_verifybackup agrees with the restored files (checked before start).
 ws_pg_dir "$WS_TMP/tblspc-v"
+#    With --progress and stderr not a terminal: log lines only, never a carriage return.
 ws_expect_exit 0 "restore for pg_verifybackup" "${walctl[@]}" restore first "$WS_TMP/restore-v" \
-  --tablespace-map "$WS_TMP/tblspc=$WS_TMP/tblspc-v"
+  --tablespace-map "$WS_TMP/tblspc=$WS_TMP/tblspc-v" --progress
+ws_same "progress into a log has no carriage return" no "$([[ $WS_ERR == *$'\r'* ]] && echo yes || echo no)"
+ws_contains "progress into a log ends with a line at 100 %" "$WS_ERR" "walctl: NOTICE:  restore: done, "
 ws_check "pg_verifybackup accepts the restored directory" as_pg "$PG_BIN/pg_verifybackup" -n "$WS_TMP/restore-v"
 
 ws_done

@@ -21,7 +21,8 @@
 #include <optional>
 #include <string>
 
-#include "backup/repository.h"
+#include <walstore/backup/progress.h>
+#include <walstore/backup/repository.h>
 
 namespace walstore::backup {
 
@@ -51,7 +52,7 @@ struct RestoreOptions {
   std::string walfetch;         // path of walfetch; "" = next to walctl, else $PATH
   std::string restore_command;  // overrides the generated restore_command
   bool archive_off = false;     // write archive_mode = off
-  bool progress = false;
+  ProgressCallback progress;   // empty = none (walstore/backup/progress.h)
 };
 
 struct RestoreResult {

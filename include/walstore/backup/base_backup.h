@@ -15,7 +15,8 @@
 
 #include <string>
 
-#include "backup/repository.h"
+#include <walstore/backup/progress.h>
+#include <walstore/backup/repository.h>
 
 namespace walstore::backup {
 
@@ -27,7 +28,7 @@ struct BackupOptions {
   double wal_timeout_seconds = 300;  // wait for the archive to hold the WAL range
   int threads = 0;                   // compression threads; 0 = config.parallel / cores
   uint64_t max_rate_kb = 0;          // MAX_RATE in kB/s; 0 = unlimited
-  bool progress = false;             // progress line on stderr
+  ProgressCallback progress;         // empty = none (walstore/backup/progress.h)
 };
 
 // Takes the backup.  On success returns the complete record.  When the WAL
