@@ -8,6 +8,11 @@
 // start to the stop segment is present in the archive.  The server is told
 // not to wait for its archiver (WAIT false): walctl waits itself, bounded by
 // wal_timeout_seconds, and checks the repository it actually restores from.
+//
+// Thread-safety: RunBackup runs on the calling thread (compression uses its
+// own worker threads internally) and calls options.progress on it; `storage`
+// and `config` are borrowed for the call.  Two backups with the same label
+// conflict (Error(kConflict)); nothing is ever overwritten.
 #pragma once
 
 #include <walstore/config.h>

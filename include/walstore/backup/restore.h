@@ -12,6 +12,11 @@
 // postgresql.auto.conf, restore_command (walfetch with this repository's
 // settings) and the recovery_target_* settings, so `pg_ctl start` recovers
 // with no hand editing.
+//
+// Thread-safety: RunRestore runs on the calling thread (it reads ahead with
+// its own threads internally) and calls options.progress on it; `storage`
+// and `config` are borrowed for the call.  A backup that does not exist is
+// Error(kUsage) naming what exists; a damaged one is Error(kCorrupt).
 #pragma once
 
 #include <walstore/config.h>
