@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "common/file_util.h"
 
 using namespace walstore;
 

@@ -5,7 +5,7 @@
 // that parses survives a round trip through ToJson.
 #include <nlohmann/json.hpp>
 
-#include "backup/repository.h"
+#include <walstore/backup/repository.h>
 #include "fuzz_util.h"
 
 using namespace walstore;

@@ -1,4 +1,4 @@
-#include "backup/base_backup.h"
+#include <walstore/backup/base_backup.h>
 
 #include <unistd.h>
 #include <walstore/archive.h>
@@ -17,7 +17,8 @@
 #include "backup/manifest.h"
 #include "backup/pg_connection.h"
 #include "backup/pipeline.h"
-#include "backup/util.h"
+#include "backup/progress_reporter.h"
+#include <walstore/backup/util.h>
 
 namespace walstore::backup {
 namespace {
@@ -57,34 +58,6 @@ class ArchiveSink {
   std::unique_ptr<BackgroundWriter> background_;  // destroyed first: it writes to encoder_
 };
 
-class ProgressLine {
- public:
-  ProgressLine(bool enabled, uint64_t total)
-      : enabled_(enabled), total_(total), start_(NowSeconds()) {}
-  ~ProgressLine() {
-    if (enabled_ && shown_) std::fputs("\n", stderr);
-  }
-  void Update(uint64_t done) {
-    double now = NowSeconds();
-    if (!enabled_ || now - last_ < 0.5) return;
-    last_ = now;
-    shown_ = true;
-    double rate = done / std::max(now - start_, 0.001);
-    std::string pct =
-        total_ > 0 ? fmt::format(" ({}%)", std::min<uint64_t>(100, done * 100 / total_)) : "";
-    std::fprintf(stderr, "\rwalctl: backup %s / ~%s%s, %s/s   ", FormatBytes(done).c_str(),
-                 FormatBytes(total_).c_str(), pct.c_str(),
-                 FormatBytes(static_cast<uint64_t>(rate)).c_str());
-  }
-
- private:
-  bool enabled_;
-  uint64_t total_;
-  double start_;
-  double last_ = 0;
-  bool shown_ = false;
-};
-
 std::string SqlQuote(const std::string& text) { return ConfQuote(text); }
 
 // The next result of the running command; throws on an error result.
@@ -98,12 +71,6 @@ PgResultPtr NextResult(PgConnection& conn, const char* what) {
     Fail(ErrorCode::kPostgres, "BASE_BACKUP failed ({}): {}", what, message);
   }
   return result;
-}
-
-uint64_t ReadBigEndian64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
 }
 
 }  // namespace
@@ -216,11 +183,10 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
     Fail(ErrorCode::kPostgres, "BASE_BACKUP: the server did not start streaming the backup");
   }
 
-  ProgressLine progress(options.progress, total_estimate);
+  ProgressReporter progress(options.progress, total_estimate);
   std::unique_ptr<ArchiveSink> sink;
   std::string manifest_text;
   bool in_manifest = false;
-  uint64_t received = 0;
   auto finish_archive = [&] {
     if (sink) {
       sink->Commit(record.archives.back());
@@ -265,16 +231,14 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
         manifest_text.append(body, body_len);
       } else if (sink) {
         sink->Write(Bytes(reinterpret_cast<const uint8_t*>(body), body_len));
-        received += body_len;
-        progress.Update(received);
+        progress.Advance(body_len);
       } else {
         Fail(ErrorCode::kPostgres, "BASE_BACKUP sent data before an archive header");
       }
-    } else if (type == 'p') {
-      if (body_len >= 8) progress.Update(ReadBigEndian64(body));
-    }
+    }  // 'p' (the server's count within the current tablespace) is not needed: 'd' counts.
   }
   finish_archive();
+  progress.Finish();
   // After COPY: the end position, then command completion.
   for (;;) {
     auto result = NextResult(conn, "end position");

@@ -1,4 +1,4 @@
-#include "backup/continuity.h"
+#include <walstore/backup/continuity.h>
 
 #include <algorithm>
 #include <map>

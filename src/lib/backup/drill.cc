@@ -1,4 +1,4 @@
-#include "backup/drill.h"
+#include <walstore/backup/drill.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -16,16 +16,16 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "backup/pg_connection.h"
 #include "common/file_util.h"
-#include "backup/util.h"
+#include <walstore/backup/util.h>
 
 namespace walstore::backup {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 namespace {
 
@@ -236,41 +236,6 @@ std::string RunChecks(const std::string& conninfo_base, const DrillOptions& opti
 }
 
 }  // namespace
-
-json ToJson(const DrillReport& r) {
-  auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
-  return {
-      {"ok", r.ok},
-      {"backup", r.backup},
-      {"failure", r.failure},
-      {"restore_seconds", r.restore_seconds},
-      {"recovery_seconds", r.recovery_seconds},
-      {"rto_seconds", r.rto_seconds},
-      {"last_transaction_time",
-       r.last_transaction_time ? json(FormatUtc(static_cast<std::time_t>(*r.last_transaction_time)))
-                               : json(nullptr)},
-      {"rpo_seconds", opt(r.rpo_seconds)},
-      {"timeline", r.timeline},
-      {"databases", r.databases},
-      {"checks", r.checks},
-      {"sql_output", r.sql_output},
-      {"log_tail", r.log_tail}};
-}
-
-std::string ToText(const DrillReport& r) {
-  std::string out = fmt::format("drill of backup {}: {}\n", r.backup, r.ok ? "PASSED" : "FAILED");
-  if (!r.ok) out += "failure: " + r.failure + "\n";
-  out += fmt::format("RTO {} (restore {}, recovery {})\n", FormatDuration(r.rto_seconds),
-                     FormatDuration(r.restore_seconds), FormatDuration(r.recovery_seconds));
-  if (r.last_transaction_time) {
-    out += fmt::format("last replayed transaction {}, RPO {}\n",
-                       FormatUtc(static_cast<std::time_t>(*r.last_transaction_time)),
-                       FormatDuration(r.rpo_seconds.value_or(0)));
-  }
-  for (const auto& c : r.checks) out += "ok: " + c + "\n";
-  if (!r.log_tail.empty()) out += "server log (tail):\n" + r.log_tail;
-  return out;
-}
 
 DrillReport RunDrill(Storage& storage, const Config& config, uint64_t system_id,
                      const DrillOptions& options) {

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "backup/util.h"
+#include <walstore/backup/util.h>
 
 namespace walstore::backup {
 namespace {

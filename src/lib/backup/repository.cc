@@ -1,4 +1,4 @@
-#include "backup/repository.h"
+#include <walstore/backup/repository.h>
 
 #include <walstore/archive.h>
 #include <walstore/error.h>
@@ -14,7 +14,7 @@
 #include <set>
 #include <utility>
 
-#include "backup/util.h"
+#include <walstore/backup/util.h>
 
 namespace walstore::backup {
 

@@ -1,4 +1,4 @@
-#include "backup/restore.h"
+#include <walstore/backup/restore.h>
 
 #include <fcntl.h>
 #include <pwd.h>
@@ -16,11 +16,12 @@
 #include <fstream>
 #include <vector>
 
-#include "backup/base_backup.h"
+#include <walstore/backup/base_backup.h>
 #include "backup/extract.h"
 #include "backup/manifest.h"
 #include "backup/pipeline.h"
-#include "backup/util.h"
+#include "backup/progress_reporter.h"
+#include <walstore/backup/util.h>
 
 namespace walstore::backup {
 
@@ -325,18 +326,12 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
     tablespace_targets.push_back(std::make_unique<TargetDir>(dir.string()));
   }
 
-  uint64_t total = backup.size(), done = 0;
-  double last_shown = 0;
-  auto on_bytes = [&](uint64_t n) {
-    done += n;
-    if (!options.progress || NowSeconds() - last_shown < 0.5) return;
-    last_shown = NowSeconds();
-    std::fprintf(stderr, "\rwalctl: restore %s / %s (%d%%)   ", FormatBytes(done).c_str(),
-                 FormatBytes(total).c_str(), total ? static_cast<int>(done * 100 / total) : 100);
-  };
-  BackupExtractor extractor(checker, on_bytes);
+  uint64_t total = 0;
+  for (const auto& file : manifest.files) total += file.size;
+  ProgressReporter progress(options.progress, total);
+  BackupExtractor extractor(checker, [&](uint64_t n) { progress.Advance(n); });
   ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
-  if (options.progress && total > 0) std::fputs("\n", stderr);
+  progress.Finish();
   target.MakeDirectory("pg_wal", 0700);
   target.MakeDirectory("pg_wal/archive_status", 0700);
   target.WriteFile("backup_manifest", *manifest_text);

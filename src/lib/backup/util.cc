@@ -1,4 +1,4 @@
-#include "backup/util.h"
+#include <walstore/backup/util.h>
 
 #include <fmt/format.h>
 #include <unistd.h>

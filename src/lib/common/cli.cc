@@ -32,12 +32,7 @@ void AddCommonOptions(CLI::App& app, ConfigOverrides& overrides, bool with_compr
          "--repo", [&](const std::string& v) { overrides.repo_url = v; },
          "repository URL: file:///path or s3://bucket/prefix (overrides WALSTORE_REPO)")
       ->type_name("URL");
-  if (with_compression) {
-    app.add_option_function<std::string>(
-           "--compression", [&](const std::string& v) { overrides.compression = v; },
-           "none, lz4[:level] or zstd[:level] (overrides WALSTORE_COMPRESSION)")
-        ->type_name("SPEC");
-  }
+  if (with_compression) AddCompressionOption(app, overrides);
   app.add_option_function<std::string>(
          "--key-file", [&](const std::string& v) { overrides.key_file = v; },
          "file holding the 64-hex-digit encryption key (mode 0600)")
@@ -46,10 +41,25 @@ void AddCommonOptions(CLI::App& app, ConfigOverrides& overrides, bool with_compr
          "--system-id", [&](uint64_t v) { overrides.system_id = v; },
          "cluster system identifier (default: from the WAL or global/pg_control)")
       ->type_name("ID");
-  app.add_flag_callback("-q,--quiet", [&] { overrides.log_level = LogLevel::kWarning; },
-                        "print errors and warnings only");
-  app.add_flag_callback("-v,--verbose", [&] { overrides.log_level = LogLevel::kDebug; },
-                        "print progress and details");
+  auto* quiet = app.add_flag_callback(
+      "-q,--quiet", [&] { overrides.log_level = LogLevel::kWarning; },
+      "print errors and warnings only (log level warning)");
+  app.add_flag_function(
+         "-v,--verbose",
+         [&](std::int64_t count) {
+           overrides.log_level = count > 1 ? LogLevel::kDebug : LogLevel::kInfo;
+         },
+         "print what was done, with sizes and times (log level info); twice (-vv): also "
+         "the configuration and each step (debug)")
+      ->excludes(quiet);
+}
+
+void AddCompressionOption(CLI::App& command, ConfigOverrides& overrides) {
+  command
+      .add_option_function<std::string>(
+          "--compression", [&](const std::string& v) { overrides.compression = v; },
+          "none, lz4[:level] or zstd[:level] (overrides WALSTORE_COMPRESSION)")
+      ->type_name("SPEC");
 }
 
 std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, bool for_fetch) {

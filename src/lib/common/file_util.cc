@@ -5,6 +5,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <walstore/cli.h>
 #include <walstore/crypto.h>
 #include <walstore/error.h>
 

@@ -66,11 +66,9 @@ inline constexpr const char* kTempMarker = ".walstore-tmp.";
 // space; it writes far more often than this).
 inline constexpr int64_t kStaleTempAgeSeconds = 60;
 
-// Makes SIGTERM, SIGINT and SIGHUP first unlink the temp files this
-// process's AtomicFileWriters have open, then take their default action (the
-// process ends as before).  Signals set to SIG_IGN stay ignored.  The
-// handler is async-signal-safe: it only reads a static table of paths.
-void InstallTempFileSignalCleanup();
+// InstallTempFileSignalCleanup() (declared in walstore/cli.h for the tools'
+// main()) makes SIGTERM, SIGINT and SIGHUP unlink the temp files of this
+// process's AtomicFileWriters; its handler only reads a static table of paths.
 
 // The owner PID in a temp file name ".<name>.walstore-tmp.<pid>.<hex>";
 // nullopt for any other name.

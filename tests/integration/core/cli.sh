@@ -126,6 +126,20 @@ ws_expect_exit 0 "walpush --json again" "$WS_BIN/walpush" "${json_repo[@]}" --js
 ws_same "walpush --json outcome for an identical copy" already_archived "$(json_field outcome <<<"$WS_OUT")"
 ws_expect_exit 0 "walpush -q of an identical copy" "$WS_BIN/walpush" "${json_repo[@]}" -q "$wal/$s0"
 ws_same "walpush -q prints nothing" "" "$WS_OUT$WS_ERR"
+# -v is log level info, -vv debug, in all three tools (AddCommonOptions, src/lib/common/cli.cc).
+fetch_v=("$WS_BIN/walfetch" "${json_repo[@]}" --system-id "$WS_WAL_SYSID" --prefetch 0)
+ws_expect_exit 0 "walfetch -v" "${fetch_v[@]}" -v "$s0" "$dest"
+ws_contains "walfetch -v says what it restored (info)" "$WS_ERR" "walfetch: INFO:  restored $s0"
+ws_same "walfetch -v prints no debug lines" no "$([[ $WS_ERR == *DEBUG* ]] && echo yes || echo no)"
+rm -f "$dest"
+ws_expect_exit 0 "walfetch -vv" "${fetch_v[@]}" -vv "$s0" "$dest"
+ws_contains "walfetch -vv prints the configuration (debug)" "$WS_ERR" "walfetch: DEBUG:  repository="
+rm -f "$dest"
+for args in "2 walpush pg_wal/x" "126 walfetch x y" "2 walctl list"; do  # walfetch: 126 stops recovery
+  read -r -a argv <<<"$args"
+  ws_expect_exit "${argv[0]}" "${argv[1]} -q -v is a usage error" "$WS_BIN/${argv[1]}" -q -v "${argv[@]:2}"
+  ws_contains "${argv[1]} says -q and -v exclude each other" "$WS_OUT$WS_ERR" "excludes"
+done
 ws_expect_exit 1 "walfetch --json of a missing segment" \
   "$WS_BIN/walfetch" "${json_repo[@]}" --system-id "$WS_WAL_SYSID" --json "${segs[5]}" "$dest"
 ws_same "walfetch --json outcome" missing "$(json_field outcome <<<"$WS_OUT")"

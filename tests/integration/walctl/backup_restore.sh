@@ -16,8 +16,11 @@ pg_pgbench "$port" -i -q -s 5 >/dev/null 2>&1
 # 1. Backup while pgbench writes.
 pg_pgbench "$port" -c 2 -T 8 -n >"$WS_TMP/pgbench-bg.log" 2>&1 &
 bg=$!
-ws_expect_exit 0 "walctl backup under load" "${walctl[@]}" backup -d "$conninfo" --label first --json
+ws_expect_exit 0 "walctl backup under load" "${walctl[@]}" backup -d "$conninfo" --label first --json \
+  --progress
 wait "$bg"
+ws_same "backup progress into a log has no carriage return" no "$([[ $WS_ERR == *$'\r'* ]] && echo yes || echo no)"
+ws_contains "backup progress into a log ends with a line at 100 %" "$WS_ERR" "walctl: NOTICE:  backup: done, "
 ws_same "backup record says complete" complete "$(wc_json 'j["status"]')"
 ws_same "backup has the base and the tablespace archive" 2 "$(wc_json 'len(j["archives"])')"
 ws_same "tablespace path recorded" "$WS_TMP/tblspc" "$(wc_json '[a for a in j["archives"] if a.get("tablespace_oid")][0]["tablespace_path"]')"
@@ -103,8 +106,12 @@ cp -a "$WS_TMP/base.tar.orig" "$base_obj"
 
 # 7. PostgreSQL's own pg_verifybackup agrees with the restored files (checked before start).
 ws_pg_dir "$WS_TMP/tblspc-v"
+#    With --progress and stderr not a terminal: log lines only, never a carriage return.
 ws_expect_exit 0 "restore for pg_verifybackup" "${walctl[@]}" restore first "$WS_TMP/restore-v" \
-  --tablespace-map "$WS_TMP/tblspc=$WS_TMP/tblspc-v"
+  --tablespace-map "$WS_TMP/tblspc=$WS_TMP/tblspc-v" --progress
+ws_same "progress into a log has no carriage return" no "$([[ $WS_ERR == *$'\r'* ]] && echo yes || echo no)"
+ws_contains "progress into a log ends with a line at 100 %" "$WS_ERR" "walctl: NOTICE:  restore: done, "
+ws_contains "the last progress line says 100 %" "$(grep 'restore: done' <<<"$WS_ERR")" "(100%)"
 ws_check "pg_verifybackup accepts the restored directory" as_pg "$PG_BIN/pg_verifybackup" -n "$WS_TMP/restore-v"
 
 ws_done

@@ -19,7 +19,7 @@
 #include <sstream>
 #include <string>
 
-#include "backup/repository.h"
+#include <walstore/backup/repository.h>
 
 using namespace walstore;
 using namespace walstore::backup;

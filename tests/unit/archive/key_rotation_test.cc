@@ -10,7 +10,7 @@
 #include <map>
 #include <string>
 
-#include "backup/repository.h"
+#include <walstore/backup/repository.h>
 #include "storage/memory/memory_storage.h"
 #include "test_util.h"
 

@@ -1,5 +1,5 @@
 // Tests for src/lib/backup/base_backup.cc: what can be tested without a server.
-#include "backup/base_backup.h"
+#include <walstore/backup/base_backup.h>
 
 #include <doctest/doctest.h>
 #include <walstore/error.h>

@@ -1,8 +1,8 @@
-#include "backup/continuity.h"
+#include <walstore/backup/continuity.h>
 
 #include <doctest/doctest.h>
 
-#include "backup/util.h"
+#include <walstore/backup/util.h>
 #include "test_helpers.h"
 #include "test_util.h"
 

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "backup/repository.h"
+#include <walstore/backup/repository.h>
 #include "test_helpers.h"
 #include "test_util.h"
 

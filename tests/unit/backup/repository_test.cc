@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "backup/repository.h"
-#include "backup/restore.h"
+#include <walstore/backup/repository.h>
+#include <walstore/backup/restore.h>
 #include "storage/memory/memory_storage.h"
 #include "test_util.h"
 

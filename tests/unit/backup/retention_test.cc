@@ -1,4 +1,4 @@
-#include "backup/retention.h"
+#include <walstore/backup/retention.h>
 
 #include <doctest/doctest.h>
 #include <walstore/error.h>

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-#include "backup/repository.h"
+#include <walstore/backup/repository.h>
 
 namespace walstore::backup::testing {
 

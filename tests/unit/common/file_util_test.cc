@@ -6,6 +6,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <walstore/cli.h>
 #include <walstore/storage.h>
 
 #include <memory>

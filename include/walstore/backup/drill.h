@@ -10,12 +10,11 @@
 #include <walstore/config.h>
 #include <walstore/storage.h>
 
-#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "backup/restore.h"
+#include <walstore/backup/restore.h>
 
 namespace walstore::backup {
 
@@ -45,8 +44,6 @@ struct DrillReport {
   std::string sql_output;           // first column of the user SQL's last result
   std::string log_tail;             // server log tail on failure
 };
-nlohmann::json ToJson(const DrillReport& report);
-std::string ToText(const DrillReport& report);
 
 // Runs the drill.  Restore problems throw; failures once the server runs
 // (start, recovery, queries, RPO limit) are reported with ok = false.

@@ -12,6 +12,11 @@
 // postgresql.auto.conf, restore_command (walfetch with this repository's
 // settings) and the recovery_target_* settings, so `pg_ctl start` recovers
 // with no hand editing.
+//
+// Thread-safety: RunRestore runs on the calling thread (it reads ahead with
+// its own threads internally) and calls options.progress on it; `storage`
+// and `config` are borrowed for the call.  A backup that does not exist is
+// Error(kUsage) naming what exists; a damaged one is Error(kCorrupt).
 #pragma once
 
 #include <walstore/config.h>
@@ -21,7 +26,8 @@
 #include <optional>
 #include <string>
 
-#include "backup/repository.h"
+#include <walstore/backup/progress.h>
+#include <walstore/backup/repository.h>
 
 namespace walstore::backup {
 
@@ -51,7 +57,7 @@ struct RestoreOptions {
   std::string walfetch;         // path of walfetch; "" = next to walctl, else $PATH
   std::string restore_command;  // overrides the generated restore_command
   bool archive_off = false;     // write archive_mode = off
-  bool progress = false;
+  ProgressCallback progress;   // empty = none (walstore/backup/progress.h)
 };
 
 struct RestoreResult {

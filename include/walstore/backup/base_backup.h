@@ -8,6 +8,11 @@
 // start to the stop segment is present in the archive.  The server is told
 // not to wait for its archiver (WAIT false): walctl waits itself, bounded by
 // wal_timeout_seconds, and checks the repository it actually restores from.
+//
+// Thread-safety: RunBackup runs on the calling thread (compression uses its
+// own worker threads internally) and calls options.progress on it; `storage`
+// and `config` are borrowed for the call.  Two backups with the same label
+// conflict (Error(kConflict)); nothing is ever overwritten.
 #pragma once
 
 #include <walstore/config.h>
@@ -15,7 +20,8 @@
 
 #include <string>
 
-#include "backup/repository.h"
+#include <walstore/backup/progress.h>
+#include <walstore/backup/repository.h>
 
 namespace walstore::backup {
 
@@ -27,7 +33,7 @@ struct BackupOptions {
   double wal_timeout_seconds = 300;  // wait for the archive to hold the WAL range
   int threads = 0;                   // compression threads; 0 = config.parallel / cores
   uint64_t max_rate_kb = 0;          // MAX_RATE in kB/s; 0 = unlimited
-  bool progress = false;             // progress line on stderr
+  ProgressCallback progress;         // empty = none (walstore/backup/progress.h)
 };
 
 // Takes the backup.  On success returns the complete record.  When the WAL

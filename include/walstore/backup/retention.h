@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "backup/repository.h"
+#include <walstore/backup/repository.h>
 
 namespace walstore::backup {
 

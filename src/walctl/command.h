@@ -1,0 +1,53 @@
+// What every walctl subcommand shares.  Each subcommand lives in
+// cmd_<name>.cc: Add<Name>Command declares its options on the walctl app
+// and returns how to run it once the command line is parsed.
+#pragma once
+
+#include <walstore/config.h>
+#include <walstore/storage.h>
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace walstore::walctl {
+
+// Options given before or after the subcommand name (walctl -v list, walctl
+// list -v): the tools' common ones (walstore/cli.h) and -D/--pgdata.
+struct CommonOptions {
+  ConfigOverrides overrides;
+  std::string pgdata;
+};
+
+// A repository opened for one command.
+struct Repository {
+  Config config;
+  std::unique_ptr<Storage> storage;
+  uint64_t system_id = 0;  // 0 when not asked for
+};
+
+// Loads the configuration (common options over environment over file), sets
+// the log level, and opens the repository; with `need_system_id` also finds
+// the cluster (DiscoverSystemId).  Throws Error(kConfig) without a repository.
+Repository OpenRepository(const CommonOptions& common, bool need_system_id = true);
+
+struct Command {
+  CLI::App* app = nullptr;    // the subcommand; parsed() says it was chosen
+  std::function<int()> run;   // returns the exit code; throws walstore::Error
+};
+
+Command AddInitCommand(CLI::App& walctl, CommonOptions& common);
+Command AddBackupCommand(CLI::App& walctl, CommonOptions& common);
+Command AddRestoreCommand(CLI::App& walctl, CommonOptions& common);
+Command AddListCommand(CLI::App& walctl, CommonOptions& common);
+Command AddShowCommand(CLI::App& walctl, CommonOptions& common);
+Command AddPruneCommand(CLI::App& walctl, CommonOptions& common);
+Command AddVerifyCommand(CLI::App& walctl, CommonOptions& common);
+Command AddStatusCommand(CLI::App& walctl, CommonOptions& common);
+Command AddDrillCommand(CLI::App& walctl, CommonOptions& common);
+
+// The exit code of a failed check (verify, status thresholds, drill).
+int CheckFailedExit();
+
+}  // namespace walstore::walctl

@@ -1,0 +1,100 @@
+// Tests for the progress RunRestore (src/lib/backup/restore.cc) reports
+// through RestoreOptions::progress: a backup staged in a memory repository
+// is restored, and the callback must see growing byte counts and end with
+// one finished call at exactly the manifest's size.
+#include <doctest/doctest.h>
+
+#include <walstore/archive.h>
+#include <walstore/backup/base_backup.h>
+#include <walstore/backup/restore.h>
+#include <walstore/config.h>
+#include <walstore/crypto.h>
+#include <walstore/wal_name.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "storage/memory/memory_storage.h"
+#include "test_helpers.h"
+#include "test_util.h"
+
+namespace walstore::backup {
+namespace {
+
+constexpr uint64_t kSysId = 7333333333333333333ull;
+
+std::string ManifestFor(const std::vector<std::pair<std::string, size_t>>& files) {
+  std::string list;
+  for (const auto& [path, size] : files) {
+    if (!list.empty()) list += ",\n";
+    list += fmt::format("{{ \"Path\": \"{}\", \"Size\": {}, \"Last-Modified\": "
+                        "\"2026-11-21 10:00:00 GMT\" }}",
+                        path, size);
+  }
+  std::string body = "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n" + list +
+                     "\n],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/3000028\", "
+                     "\"End-LSN\": \"0/3000100\" }\n],\n";
+  return body + "\"Manifest-Checksum\": \"" + ToHex(Sha256Of(AsBytes(body))) + "\"}\n";
+}
+
+TEST_SUITE("backup_restore_progress") {
+  TEST_CASE("restore reports growing byte counts and one final call at 100 %") {
+    ResetMemoryStorage("restore-progress");
+    auto storage = OpenMemoryStorage("restore-progress");
+    Config config;
+    config.repo_url = "memory://restore-progress";
+
+    // Three files, one of them several read buffers (1 MiB) long.
+    const std::string big(2'500'000, 'x');
+    testing::TarBuilder tar;
+    tar.Add("PG_VERSION", "15\n");
+    tar.Add("base/", "", '5');
+    tar.Add("base/16384", big);
+    tar.Add("global_file", std::string(1000, 'g'));
+    const uint64_t total = 3 + big.size() + 1000;
+    const std::string manifest =
+        ManifestFor({{"PG_VERSION", 3}, {"base/16384", big.size()}, {"global_file", 1000}});
+
+    BackupRecord record = testing::MakeBackup("b1", 1795000000, 3);
+    record.system_id = kSysId;
+    auto store = [&](const std::string& name, const std::string& data) {
+      BackupObject object =
+          WriteSmallObject(*storage, config, BackupObjectKey(kSysId, "b1", name), data);
+      object.name = name;
+      return object;
+    };
+    record.manifest = store(kManifestName, manifest);
+    record.archives.push_back(store("base.tar", tar.out));
+    for (const auto& name : RequiredWal(record)) {
+      WriteSmallObject(*storage, config, WalObjectKey(kSysId, ParseWalFileNameOrThrow(name)),
+                       "placeholder");
+    }
+    WriteSmallObject(*storage, config, BackupObjectKey(kSysId, "b1", kRecordName),
+                     ToJson(record).dump());
+
+    test::TempDir dir;
+    RestoreOptions options;
+    options.backup = "b1";
+    options.target_dir = dir / "data";
+    options.restore_command = "false";
+    std::vector<Progress> calls;
+    options.progress = [&](const Progress& p) { calls.push_back(p); };
+    RestoreResult result = RunRestore(*storage, config, kSysId, options);
+
+    CHECK(result.bytes == total);
+    REQUIRE(calls.size() >= 4);  // the big file alone takes three reads
+    for (size_t i = 0; i < calls.size(); ++i) {
+      CHECK(calls[i].total_bytes == total);
+      if (i > 0) CHECK(calls[i].done_bytes >= calls[i - 1].done_bytes);
+      CHECK(calls[i].finished == (i + 1 == calls.size()));
+    }
+    CHECK(calls.front().done_bytes > 0);
+    CHECK(calls.front().done_bytes < total);
+    CHECK(calls.back().done_bytes == total);
+    ResetMemoryStorage("restore-progress");
+  }
+}
+
+}  // namespace
+}  // namespace walstore::backup
