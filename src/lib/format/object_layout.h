@@ -71,6 +71,7 @@ inline constexpr Field kRecordFlags{1, 1};
 // Version 2: bits 32..47 of the index.  Version 1: reserved, must be 0.
 inline constexpr Field kRecordIndexHigh{2, 2};
 inline constexpr Field kRecordIndexLow{4, 4};  // bits 0..31 of the index
+inline constexpr int kRecordIndexLowBits = kRecordIndexLow.size * 8;
 inline constexpr Field kRecordPlainLength{8, 4};
 inline constexpr Field kRecordStoredLength{12, 4};  // payload bytes, GCM tag included
 inline constexpr size_t kRecordHeaderSize = kRecordStoredLength.end();

@@ -12,7 +12,7 @@ std::array<uint8_t, kRecordHeaderSize> RecordHeader::Serialize() const {
   uint8_t* p = out.data();
   PutField(p, kRecordType, type);
   PutField(p, kRecordFlags, flags);
-  PutField(p, kRecordIndexHigh, index >> 32);  // 0 in version 1 (index < 2^32 there)
+  PutField(p, kRecordIndexHigh, index >> kRecordIndexLowBits);  // 0 in version 1
   PutField(p, kRecordIndexLow, index);
   PutField(p, kRecordPlainLength, plain_len);
   PutField(p, kRecordStoredLength, stored_len);
@@ -22,7 +22,7 @@ std::array<uint8_t, kRecordHeaderSize> RecordHeader::Serialize() const {
 RecordHeader RecordHeader::Parse(const uint8_t* p) {
   return {static_cast<uint8_t>(GetField(p, kRecordType)),
           static_cast<uint8_t>(GetField(p, kRecordFlags)),
-          GetField(p, kRecordIndexHigh) << 32 | GetField(p, kRecordIndexLow),
+          GetField(p, kRecordIndexHigh) << kRecordIndexLowBits | GetField(p, kRecordIndexLow),
           static_cast<uint32_t>(GetField(p, kRecordPlainLength)),
           static_cast<uint32_t>(GetField(p, kRecordStoredLength))};
 }
