@@ -37,8 +37,8 @@
 // - Threads: one encoder or decoder is used by one thread at a time; distinct
 //   ones are independent.  EncodeOptions::threads > 1 and the decoder's
 //   hashing use helper threads that the object owns and joins before its
-//   destructor returns, also after an exception.  The free functions are pure
-//   and may be called from any thread.
+//   destructor returns, also after an exception.  The free functions keep no
+//   state and may be called from any thread.
 // - Damaged input never yields plaintext that is then vouched for: a
 //   truncated, bit-flipped, reordered or spliced object throws Error
 //   kCorrupt, an unknown version / codec / cipher in an intact header

@@ -23,7 +23,8 @@ namespace walstore::s3 {
 // x-amz-meta-* headers as ObjectInfo::metadata.  A 404 is std::nullopt
 // without more ado (a 404 to HEAD has no body that would tell a missing key
 // from a missing bucket: BucketReader::Stat checks the bucket).  Throws
-// kStorage / kAuth for any other refusal, kInvalidArgument for a bad key.
+// kStorage / kAuth for any other refusal, kInternal for a key that breaks
+// the key rules (ValidateKey).
 std::optional<ObjectInfo> HeadObject(RequestSender& requests, const std::string& key);
 
 // The reading half of the backend.  Holds a reference to `requests`, which

@@ -25,7 +25,7 @@ namespace walstore::s3 {
 // again after a multipart upload, or a 412); a writer destroyed without a
 // successful Commit() aborts its multipart upload (one attempt; a failure is
 // logged, the parts stay invisible).  `requests` must outlive the writer.
-// Throws kInvalidArgument for a bad key.
+// Throws kInternal for a key that breaks the key rules (ValidateKey).
 std::unique_ptr<ObjectWriter> CreateObjectWriter(RequestSender& requests, const std::string& key,
                                                  const WriteOptions& options);
 
