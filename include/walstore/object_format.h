@@ -27,6 +27,29 @@
 // moved to another name (kMisplaced) before decoding anything.  Version 2
 // record indices are 48 bits (64 in the nonce), so the counter cannot wrap.
 // Version 1 objects carry no binding: they decode under any name.
+//
+// Contracts common to everything below:
+// - Ownership: an encoder or decoder keeps a reference to its sink or source
+//   (which must outlive it) and copies the options and identity; a Key is
+//   used only while the constructor runs (the per-object key derived from it
+//   is kept, and wiped when the object is destroyed).  Neither finishes nor
+//   closes the stream it was given.
+// - Threads: one encoder or decoder is used by one thread at a time; distinct
+//   ones are independent.  EncodeOptions::threads > 1 and the decoder's
+//   hashing use helper threads that the object owns and joins before its
+//   destructor returns, also after an exception.  The free functions keep no
+//   state and may be called from any thread.
+// - Damaged input never yields plaintext that is then vouched for: a
+//   truncated, bit-flipped, reordered or spliced object throws Error
+//   kCorrupt, an unknown version / codec / cipher in an intact header
+//   kUnsupportedFormat, a missing or wrong key kWrongKey, an object under
+//   another name kMisplaced, an unencrypted object under a key
+//   kUnauthenticated (docs/format.md, "What a reader checks", lists every
+//   check with its message).  Errors of the underlying stream propagate as
+//   they are.
+//
+// Implementation: src/lib/format/ (object_layout.h names every offset;
+// object_header.cc, object_record.cc, object_encoder.cc, object_decoder.cc).
 #pragma once
 
 #include <walstore/codec.h>

@@ -1,4 +1,4 @@
-// ObjectDecoder (src/lib/format/object_format.cc) on arbitrary repository bytes.
+// ObjectDecoder (src/lib/format/object_decoder.cc) on arbitrary repository bytes.
 // Input: one option byte, then the object.  Option bits 0-1 choose the keys
 // (0 none, 1 the fuzz key, 2 a rotated-out key then the fuzz key, 3 only the
 // other key); bit 2 decodes with DecodeTo instead of Read; bits 3-5 the Read

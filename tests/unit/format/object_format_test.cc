@@ -1,6 +1,9 @@
-// Tests for src/lib/format/object_format.cc: object format version 2 (and reading version 1).
+// Tests for the object format's public interface (include/walstore/object_format.h):
+// ObjectEncoder (src/lib/format/object_encoder.cc), ObjectDecoder (object_decoder.cc) and
+// the header codec (object_header.cc), format version 2 (and reading version 1).  The
+// named layout itself (object_layout.h) is checked in object_layout_test.cc.
 //
-// Layout facts used below (docs/format.md / object_format.cc):
+// Layout facts used below, written out independently of object_layout.h (docs/format.md):
 //   header: 128 bytes; magic "WALSTORE" at 0, version (uint16 LE) at 8, codec at 10,
 //           cipher at 11, header check = first 8 bytes of SHA-256(bytes 0..119) at 120.
 //           (Other header fields are located by value, so they may move.)
@@ -21,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "format/object_format_internal.h"
+#include "format/object_record.h"
 #include "test_util.h"
 
 using namespace walstore;

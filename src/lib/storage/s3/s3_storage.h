@@ -21,6 +21,10 @@
 //             and the PUT there.
 //   Remove    HEAD + DELETE;  RemoveMany  DeleteObjects, 1000 keys a request
 //   List      ListObjectsV2 with continuation tokens
+//
+// Where it lives: s3_reader.h (Stat, OpenRead, List), s3_writer.h (Create,
+// leftovers), s3_request.h (signing, URLs, retries, error replies); Remove
+// and RemoveMany in s3_storage.cc.
 #pragma once
 #include <walstore/config.h>
 #include <walstore/storage.h>

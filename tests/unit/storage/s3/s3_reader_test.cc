@@ -1,7 +1,7 @@
-// Tests for src/lib/storage/s3/s3_storage.cc against a fake S3 endpoint on
-// loopback (tests/unit/http/test_server.h): when an answer is absence and
-// when it is an error.
-#include "storage/s3/s3_storage.h"
+// Tests for src/lib/storage/s3/s3_reader.cc (through the Storage interface)
+// against a fake S3 endpoint on loopback (tests/unit/http/test_server.h):
+// when an answer is absence and when it is an error.
+#include "storage/s3/s3_reader.h"
 
 #include <doctest/doctest.h>
 #include <walstore/config.h>
@@ -12,12 +12,16 @@
 #include <string>
 
 #include "http/test_server.h"
+#include "storage/s3/s3_test_server.h"
 #include "test_util.h"
 
 using namespace walstore;
 using walstore::http::test::ServerReply;
 using walstore::http::test::ServerRequest;
 using walstore::http::test::TestServer;
+using walstore::s3::test::OpenAt;
+using walstore::s3::test::Reply;
+using walstore::s3::test::S3Error;
 using walstore::test::Contains;
 using walstore::test::ThrownMessage;
 
@@ -25,14 +29,6 @@ namespace {
 
 constexpr const char* kKey = "7312/wal/0000000100000000/000000010000000000000001";
 
-std::string Reply(const std::string& status, const std::string& body) {
-  return "HTTP/1.1 " + status + "\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\n\r\n" + body;
-}
-std::string S3Error(const std::string& code) {
-  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>" + code +
-         "</Code><Message>m</Message></Error>";
-}
 const std::string kHtml404 = "<html><head><title>404 Not Found</title></head><body>nginx</body></html>";
 const std::string kEmptyListing =
     "<?xml version=\"1.0\"?><ListBucketResult><Name>b</Name><IsTruncated>false</IsTruncated>"
@@ -41,24 +37,10 @@ const std::string kEmptyListing =
 bool IsListing(const ServerRequest& request) {
   return request.head.find("list-type=2") != std::string::npos;
 }
-bool IsHead(const ServerRequest& request) { return request.head.starts_with("HEAD "); }
-
-// An S3 backend for bucket "b", prefix "p", at `server`; one attempt per request.
-std::unique_ptr<Storage> OpenAt(const TestServer& server) {
-  Config config;
-  std::string url = server.Url("");
-  config.s3.endpoint = url;
-  config.s3.path_style = true;
-  config.s3.access_key_id = "AKIDEXAMPLE";
-  config.s3.secret_access_key = "secret";
-  config.s3.max_attempts = 1;
-  config.s3.retry_total_seconds = 5;
-  return OpenS3Storage(config, "b", "p");
-}
 
 }  // namespace
 
-TEST_SUITE("s3_storage") {
+TEST_SUITE("s3_reader") {
   TEST_CASE("GET 404 is absence only with the S3 error code NoSuchKey") {
     std::string get_reply;
     TestServer server([&](const ServerRequest&) { return ServerReply{get_reply}; });

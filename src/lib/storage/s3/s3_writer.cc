@@ -1,0 +1,218 @@
+#include "storage/s3/s3_writer.h"
+
+#include <walstore/error.h>
+#include <walstore/log.h>
+
+#include <algorithm>
+#include <ctime>
+#include <future>
+
+#include "storage/s3/s3_reader.h"
+#include "storage/s3/s3_xml.h"
+
+namespace walstore::s3 {
+
+namespace {
+
+// AbortMultipartUpload of `upload_id` for the object `full_key`.
+Call AbortUploadCall(const std::string& full_key, const std::string& upload_id) {
+  return {"DELETE", full_key, {{"uploadId", upload_id}}};
+}
+
+// Headers that go with a new object: metadata, storage class, encryption.
+NameValues ObjectHeaders(const S3Settings& settings,
+                         const std::map<std::string, std::string>& metadata) {
+  NameValues headers;
+  for (const auto& [name, value] : metadata) {
+    headers.emplace_back(std::string(kMetadataHeaderPrefix) + name, value);
+  }
+  if (!settings.storage_class.empty()) {
+    headers.emplace_back("x-amz-storage-class", settings.storage_class);
+  }
+  if (!settings.sse.empty()) {
+    headers.emplace_back("x-amz-server-side-encryption", settings.sse);
+    if (!settings.sse_kms_key_id.empty()) {
+      headers.emplace_back("x-amz-server-side-encryption-aws-kms-key-id", settings.sse_kms_key_id);
+    }
+  }
+  return headers;
+}
+
+// Buffers up to multipart_threshold, then streams parts of part_size.
+class S3ObjectWriter : public ObjectWriter {
+ public:
+  // Starts the existence check (HEAD) at once, in the background: it overlaps
+  // the encoding and warms the connection for the PUT.
+  S3ObjectWriter(RequestSender& requests, std::string key, const WriteOptions& options)
+      : requests_(requests),
+        key_(std::move(key)),
+        full_key_(requests.FullKey(key_)),
+        headers_(ObjectHeaders(requests.settings(), options.metadata)),
+        existed_(std::async(std::launch::async,
+                            [this] { return HeadObject(requests_, key_).has_value(); })) {
+    // Room for the whole object when its size is known (an encoded object
+    // is at most a little larger than its plaintext): no regrowth and
+    // copying while it is written.  Pages are touched only as it fills.
+    if (options.size_hint > 0) {
+      buffer_.reserve(std::min<uint64_t>(options.size_hint + options.size_hint / 64 + 4096,
+                                         requests.settings().multipart_threshold));
+    }
+  }
+
+  ~S3ObjectWriter() override {
+    if (!upload_id_.empty() && !completed_) AbortUploadNoThrow();
+  }
+
+  void Write(Bytes data) override {
+    buffer_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    const S3Settings& settings = requests_.settings();
+    if (upload_id_.empty() && buffer_.size() <= settings.multipart_threshold) return;
+    if (upload_id_.empty()) StartUpload();
+    const size_t part_size = std::max<uint64_t>(1, settings.part_size);
+    size_t offset = 0;
+    while (buffer_.size() - offset >= part_size) {
+      std::string part = buffer_.substr(offset, part_size);
+      if (etags_.empty()) {
+        // Part 1 is uploaded last, in Commit(): its head may still be rewritten.
+        first_part_ = std::move(part);
+        etags_.emplace_back();
+      } else {
+        etags_.push_back(UploadPart(part, etags_.size() + 1));
+      }
+      offset += part_size;
+    }
+    buffer_.erase(0, offset);
+  }
+
+  void RewriteHead(Bytes head) override {
+    std::string& start = etags_.empty() ? buffer_ : first_part_;
+    if (head.size() > start.size()) Fail(ErrorCode::kInternal, "rewrite past the end of {}", key_);
+    start.replace(0, head.size(), reinterpret_cast<const char*>(head.data()), head.size());
+  }
+
+  void SetMetadata(const std::map<std::string, std::string>& metadata) override {
+    if (!upload_id_.empty()) return;  // CreateMultipartUpload already sent the metadata
+    headers_ = ObjectHeaders(requests_.settings(), metadata);
+  }
+
+  CommitResult Commit() override {
+    // After a (long) multipart upload, look again: keep the window between
+    // the check and the write short for stores that ignore If-None-Match.
+    const bool existed = existed_.get();
+    if (existed || (!upload_id_.empty() && HeadObject(requests_, key_))) {
+      return CommitResult::kAlreadyExists;
+    }
+    NameValues headers = headers_;
+    headers.emplace_back("if-none-match", "*");
+    const std::string what = "PUT " + key_;
+    http::Response response;
+    if (upload_id_.empty()) {
+      response = requests_.Send({"PUT", full_key_, {}, headers, &buffer_}, what);
+    } else {
+      if (etags_.empty()) {
+        // Above multipart_threshold but below part_size: the buffer is the only part.
+        etags_.push_back(UploadPart(buffer_, 1));
+      } else {
+        if (!buffer_.empty()) etags_.push_back(UploadPart(buffer_, etags_.size() + 1));
+        etags_[0] = UploadPart(first_part_, 1);
+      }
+      const std::string body = CompleteRequestBody(etags_);
+      response = requests_.Send(
+          {"POST", full_key_, {{"uploadId", upload_id_}}, {{"if-none-match", "*"}}, &body}, what);
+    }
+    if (response.status == 412) return CommitResult::kAlreadyExists;
+    if (response.status != 200) requests_.FailResponse(response, what);
+    completed_ = true;
+    return CommitResult::kCreated;
+  }
+
+ private:
+  void StartUpload() {
+    const std::string what = "start multipart upload of " + key_;
+    const http::Response response =
+        requests_.Send({"POST", full_key_, {{"uploads", ""}}, headers_}, what);
+    if (response.status != 200) requests_.FailResponse(response, what);
+    upload_id_ = ParseUploadId(response.body);
+  }
+
+  // Uploads one part; returns its ETag.
+  std::string UploadPart(const std::string& part, size_t number) {
+    const std::string what = fmt::format("upload part {} of {}", number, key_);
+    const http::Response response =
+        requests_.Send({"PUT", full_key_, {{"partNumber", std::to_string(number)},
+                                           {"uploadId", upload_id_}}, {}, &part},
+                       what);
+    if (response.status != 200) requests_.FailResponse(response, what);
+    return response.Header("etag").value_or("");
+  }
+
+  // Aborts the multipart upload: one attempt, never throwing (destructor).
+  void AbortUploadNoThrow() noexcept {
+    const auto response = requests_.AcquireClient()->PerformNoThrow(
+        requests_.Build(AbortUploadCall(full_key_, upload_id_), std::string(kEmptySha256)));
+    if (!response || (response->status != 204 && response->status != 200)) {
+      Log(LogLevel::kWarning,
+          "could not abort the multipart upload of {} on {}: its parts stay (invisible) until "
+          "an AbortIncompleteMultipartUpload lifecycle rule removes them",
+          full_key_, requests_.Describe());
+    }
+  }
+
+  RequestSender& requests_;
+  std::string key_;
+  std::string full_key_;
+  NameValues headers_;
+  std::string buffer_;
+  std::string first_part_;  // multipart: part 1, held back until Commit()
+  std::string upload_id_;
+  std::vector<std::string> etags_;
+  bool completed_ = false;
+  std::future<bool> existed_;
+};
+
+}  // namespace
+
+std::unique_ptr<ObjectWriter> CreateObjectWriter(RequestSender& requests, const std::string& key,
+                                                 const WriteOptions& options) {
+  ValidateKey(key);
+  return std::make_unique<S3ObjectWriter>(requests, key, options);
+}
+
+std::optional<std::vector<Leftover>> ListIncompleteUploads(RequestSender& requests,
+                                                           int64_t min_age_seconds) {
+  const std::string what = "list the multipart uploads of " + requests.Describe();
+  const std::time_t cutoff = std::time(nullptr) - min_age_seconds;
+  std::vector<Leftover> leftovers;
+  std::string key_marker, upload_id_marker;
+  do {
+    Call call{"GET", "", {{"uploads", ""}, {"prefix", requests.KeyPrefix()}}};
+    if (!key_marker.empty()) call.query.emplace_back("key-marker", key_marker);
+    if (!upload_id_marker.empty()) call.query.emplace_back("upload-id-marker", upload_id_marker);
+    const http::Response response = requests.Send(call, what);
+    const std::string code = ParseErrorBody(response.body).code;
+    if (response.status == 501 || code == "NotImplemented") return std::nullopt;
+    if (response.status != 200) requests.FailResponse(response, what);
+    const auto page = ParseUploadsPage(response.body);
+    if (!page) return std::nullopt;  // a server that does not know the call
+    for (const MultipartUpload& upload : page->uploads) {
+      if (upload.initiated == 0 || upload.initiated > cutoff) continue;
+      leftovers.push_back({fmt::format("{}/{} (upload id {})", requests.Describe(), upload.key,
+                                       upload.upload_id),
+                           0, upload.initiated, upload.key, upload.upload_id});
+    }
+    key_marker = page->next_key_marker;
+    upload_id_marker = page->next_upload_id_marker;
+  } while (!key_marker.empty() || !upload_id_marker.empty());
+  return leftovers;
+}
+
+bool AbortIncompleteUpload(RequestSender& requests, const Leftover& leftover) {
+  const std::string what = "abort the multipart upload " + leftover.description;
+  const http::Response response =
+      requests.Send(AbortUploadCall(leftover.location, leftover.upload_id), what);
+  if (response.status == 204 || response.status == 200) return true;
+  if (response.status == 404) return false;  // NoSuchUpload: finished or aborted meanwhile
+  requests.FailResponse(response, what);
+}
+
+}  // namespace walstore::s3
