@@ -67,7 +67,8 @@ void MakeDirectories(const std::string& path) {
   SyncDirectory(parent);
 }
 
-bool MakeDirectoriesBelow(const std::string& base, const std::string& path) {
+bool MakeDirectoriesBelow(const std::string& base, const std::string& path,
+                          const std::optional<FileOwner>& owner) {
   struct stat st {};
   if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return true;
   if (path.size() <= base.size()) return false;  // base itself is missing
@@ -77,6 +78,9 @@ bool MakeDirectoriesBelow(const std::string& base, const std::string& path) {
     end = std::min(path.find('/', end + 1), path.size());
     const std::string dir = path.substr(0, end);
     if (mkdir(dir.c_str(), 0750) == 0) {
+      if (owner && chown(dir.c_str(), owner->uid, owner->gid) != 0) {
+        FailErrno(errno, fmt::format("could not give directory \"{}\" to uid {}", dir, owner->uid));
+      }
       SyncDirectory(DirName(dir));
     } else if (errno == ENOENT && stat(base.c_str(), &st) != 0) {
       return false;
@@ -226,6 +230,12 @@ AtomicFileWriter::AtomicFileWriter(std::string final_path, mode_t mode, bool cre
   if (fd_ < 0) {
     UnregisterTempFile(signal_slot_);
     FailErrno(errno, fmt::format("could not create \"{}\"", temp_path_));
+  }
+}
+
+void AtomicFileWriter::SetOwner(const FileOwner& owner) {
+  if (fchown(fd_, owner.uid, owner.gid) != 0) {
+    FailErrno(errno, fmt::format("could not give \"{}\" to uid {}", temp_path_, owner.uid));
   }
 }
 

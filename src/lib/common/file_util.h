@@ -30,6 +30,12 @@ class FileReader : public ReadStream {
   std::string path_;
 };
 
+// A user and group that files and directories are given to (chown).
+struct FileOwner {
+  uid_t uid;
+  gid_t gid;
+};
+
 // Writes `final_path` atomically: data goes to a hidden temp file
 // ".<name>.walstore-tmp.<pid>.<12 hex>" in the same directory; Publish()
 // fsyncs it, moves it under the final name and fsyncs the directory.
@@ -49,6 +55,9 @@ class AtomicFileWriter : public WriteStream {
   bool Publish(bool replace);
   // Overwrites bytes at the start of the temp file (before Publish).
   void RewriteHead(Bytes head);
+  // Gives the temp file (and so the published file) to `owner` (fchown;
+  // throws kLocalIo).
+  void SetOwner(const FileOwner& owner);
   uint64_t bytes_written() const { return written_; }
 
  private:
@@ -94,7 +103,9 @@ void MakeDirectories(const std::string& path);
 // mkdir -p of `path` below `base` (path is base or below it), fsyncing as
 // MakeDirectories, but never base itself or anything above it: false (and
 // nothing created) when base does not exist.
-bool MakeDirectoriesBelow(const std::string& base, const std::string& path);
+// With `owner`, each directory it creates is given to that user and group.
+bool MakeDirectoriesBelow(const std::string& base, const std::string& path,
+                          const std::optional<FileOwner>& owner = std::nullopt);
 void SyncDirectory(const std::string& path);
 std::string DirName(const std::string& path);
 std::string BaseName(const std::string& path);

@@ -10,6 +10,7 @@
 #   - walpush and walctl backup never create the repository directory: into a missing one (an
 #     unmounted file system) walpush exits 24 and creates nothing, into a non-empty directory
 #     that is no repository too; walctl init creates it, then walpush archives;
+#   - what root writes into a repository of postgres' belongs to postgres (walpush keeps working);
 #   - a real PostgreSQL 15 recovery whose repository was moved away after the base backup stops
 #     instead of promoting, and completes with every row once the repository is back.
 set -euo pipefail
@@ -64,6 +65,20 @@ mkdir "$repo"
 ws_expect_exit 0 "walpush into a new, empty repository directory" "$WS_BIN/walpush" --repo "file://$repo" "$wal/${segs[0]}"
 ws_check "the repository got its format file" test -f "$repo/walstore-repository.json"
 fetch() { "$WS_BIN/walfetch" --system-id "$WS_WAL_SYSID" "$@" "${segs[1]}" "$dest"; }
+
+# ---- root writing first into postgres' empty repository (walctl backup from root's crontab) --
+# What root creates belongs to the repository's owner, so that walpush, which PostgreSQL runs as
+# postgres, can still read the format file and add WAL beside it.
+if ws_is_root; then
+  pgowned=$WS_TMP/pgowned
+  ws_repo_dir "$pgowned"
+  ws_expect_exit 0 "root writes first into postgres' empty repository" \
+    "$WS_BIN/walpush" --repo "file://$pgowned" "$wal/${segs[0]}"
+  ws_same "everything root created belongs to postgres" "" \
+    "$(find "$pgowned" ! -user postgres -printf '%p ')"
+  ws_expect_exit 0 "walpush as postgres afterwards" \
+    as_pg "$WS_BIN/walpush" --repo "file://$pgowned" "$wal/${segs[1]}"
+fi
 
 # ---- positively missing: 1, quietly --------------------------------------------------------
 ws_expect_exit 1 "a segment not in the repository is missing" fetch --repo "file://$repo"

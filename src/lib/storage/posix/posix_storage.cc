@@ -22,7 +22,10 @@ namespace {
 
 class PosixWriter : public ObjectWriter {
  public:
-  explicit PosixWriter(const std::string& path) : file_(path, 0640, false) {}
+  PosixWriter(const std::string& path, const std::optional<FileOwner>& owner)
+      : file_(path, 0640, false) {
+    if (owner) file_.SetOwner(*owner);
+  }
   void Write(Bytes data) override { file_.Write(data); }
   CommitResult Commit() override {
     return file_.Publish(false) ? CommitResult::kCreated : CommitResult::kAlreadyExists;
@@ -79,8 +82,8 @@ class PosixStorage : public Storage {
     ValidateKey(key);
     PrepareForWrites();
     // The root may have gone since (unmounted): never make a new one.
-    if (!MakeDirectoriesBelow(root_, DirName(PathOf(key)))) FailMissingRoot();
-    return std::make_unique<PosixWriter>(PathOf(key));
+    if (!MakeDirectoriesBelow(root_, DirName(PathOf(key)), owner_)) FailMissingRoot();
+    return std::make_unique<PosixWriter>(PathOf(key), owner_);
   }
 
   void PrepareForWrites() override {
@@ -243,6 +246,7 @@ class PosixStorage : public Storage {
                                 root_));
       }
       AtomicFileWriter file(FormatFilePath(), 0640, false);
+      if (owner_) file.SetOwner(*owner_);
       const std::string text =
           nlohmann::json{{"walstore_repository_format", kRepositoryFormatVersion}}.dump() + "\n";
       file.Write(AsBytes(text));
@@ -279,7 +283,7 @@ class PosixStorage : public Storage {
   }
 
   // Throws kNotARepository when the root is missing or not a directory.
-  void CheckRootIsDirectory() const {
+  void CheckRootIsDirectory() {
     struct stat st {};
     if (stat(root_.c_str(), &st) != 0) {
       if (errno != ENOENT && errno != ENOTDIR) {
@@ -291,6 +295,11 @@ class PosixStorage : public Storage {
       throw Error(ErrorCode::kNotARepository,
                   fmt::format("repository \"{}\" is not a directory", root_), NotThereHint());
     }
+    // Everything in a repository belongs to the repository's owner: what
+    // root writes (walctl backup from root's crontab) into a repository of
+    // postgres' stays readable and extendable for walpush, which PostgreSQL
+    // runs as postgres.
+    if (geteuid() == 0 && st.st_uid != 0) owner_ = FileOwner{st.st_uid, st.st_gid};
   }
 
   // Throws kNotARepository unless the root is a walstore repository: a
@@ -399,6 +408,7 @@ class PosixStorage : public Storage {
   }
 
   std::string root_;
+  std::optional<FileOwner> owner_;  // set when root writes into another user's repository
   std::atomic<bool> verified_{false};  // VerifyRepository() passed
   std::atomic<bool> prepared_{false};  // PrepareForWrites() passed
 };

@@ -74,6 +74,33 @@ TEST_SUITE("storage_posix") {
     CHECK_FALSE(OpenPosixStorage(root)->Stat("a/c").has_value());
   }
 
+  TEST_CASE("root writing into another user's repository gives what it creates to that user") {
+    if (geteuid() != 0) return;  // only root can write as someone else; CI runs as root
+    TempDir dir;
+    const std::string root = dir / "walstore";
+    ::mkdir(root.c_str(), 0750);
+    const uid_t owner = 65534;  // nobody
+    const gid_t group = 65533;
+    REQUIRE(::chown(root.c_str(), owner, group) == 0);
+    auto s = OpenPosixStorage(root);
+    CHECK(PutObject(*s, "7312/backup/b1/base.tar", "content") == CommitResult::kCreated);
+    for (const std::string path : {root + "/" + kRepositoryFormatFile, root + "/7312",
+                                   root + "/7312/backup", root + "/7312/backup/b1",
+                                   root + "/7312/backup/b1/base.tar"}) {
+      struct stat st {};
+      REQUIRE(::stat(path.c_str(), &st) == 0);
+      CHECK_MESSAGE(st.st_uid == owner, path);
+      CHECK_MESSAGE(st.st_gid == group, path);
+    }
+    // A repository of root's own: nothing is given away.
+    const std::string own = dir / "own";
+    ::mkdir(own.c_str(), 0750);
+    CHECK(PutObject(*OpenPosixStorage(own), "7312/wal/x", "w") == CommitResult::kCreated);
+    struct stat st {};
+    REQUIRE(::stat((own + "/7312/wal/x").c_str(), &st) == 0);
+    CHECK(st.st_uid == 0);
+  }
+
   TEST_CASE("a non-empty directory that is no repository is refused by writers, not adopted") {
     TempDir dir;
     walstore::test::WriteFile(dir / "home/notes.txt", "x");
