@@ -4,6 +4,8 @@
 #include <walstore/error.h>
 #include <walstore/number.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include <walstore/backup/util.h>
@@ -36,6 +38,44 @@ void CheckManifestChecksum(std::string_view text, const std::string& expected,
   }
 }
 
+// Typed members of the manifest's JSON objects: absent is the fallback,
+// another type (or a number out of range) is kCorrupt naming the member.
+const nlohmann::json* Member(const nlohmann::json& object, const char* key) {
+  const auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+std::string StringMember(const nlohmann::json& object, const char* key, std::string fallback,
+                         const std::string& what) {
+  const nlohmann::json* value = Member(object, key);
+  if (value == nullptr) return fallback;
+  if (!value->is_string()) Fail(ErrorCode::kCorrupt, "{}: manifest {} is not a string", what, key);
+  return value->get<std::string>();
+}
+
+uint64_t NumberMember(const nlohmann::json& object, const char* key, uint64_t max,
+                      const std::string& what) {
+  const nlohmann::json* value = Member(object, key);
+  if (value == nullptr) return 0;
+  if (!value->is_number_unsigned() || value->get<uint64_t>() > max) {
+    Fail(ErrorCode::kCorrupt, "{}: manifest {} is not a number from 0 to {}", what, key, max);
+  }
+  return value->get<uint64_t>();
+}
+
+// The array member `key` of `object`, each element an object; empty when absent.
+const nlohmann::json& ArrayOfObjectsMember(const nlohmann::json& object, const char* key,
+                                           const std::string& what) {
+  static const nlohmann::json empty = nlohmann::json::array();
+  const nlohmann::json* value = Member(object, key);
+  if (value == nullptr) return empty;
+  if (!value->is_array() ||
+      !std::all_of(value->begin(), value->end(), [](const auto& e) { return e.is_object(); })) {
+    Fail(ErrorCode::kCorrupt, "{}: manifest {} is not a list of objects", what, key);
+  }
+  return *value;
+}
+
 }  // namespace
 
 BackupManifest ParseManifest(std::string_view text, const std::string& what) {
@@ -43,33 +83,35 @@ BackupManifest ParseManifest(std::string_view text, const std::string& what) {
   if (doc.is_discarded() || !doc.is_object()) {
     Fail(ErrorCode::kCorrupt, "{}: backup manifest is not valid JSON", what);
   }
-  if (doc.value("PostgreSQL-Backup-Manifest-Version", 0) != 1) {
+  if (NumberMember(doc, "PostgreSQL-Backup-Manifest-Version", UINT32_MAX, what) != 1) {
     Fail(ErrorCode::kUnsupportedFormat, "{}: unsupported backup manifest version", what);
   }
-  if (!doc.contains("Manifest-Checksum") || !doc["Manifest-Checksum"].is_string()) {
+  const std::string checksum = StringMember(doc, "Manifest-Checksum", "", what);
+  if (checksum.empty()) {
     Fail(ErrorCode::kCorrupt, "{}: backup manifest has no Manifest-Checksum", what);
   }
-  CheckManifestChecksum(text, doc["Manifest-Checksum"].get<std::string>(), what);
+  CheckManifestChecksum(text, checksum, what);
 
   BackupManifest manifest;
-  for (const auto& f : doc.value("Files", nlohmann::json::array())) {
+  for (const auto& f : ArrayOfObjectsMember(doc, "Files", what)) {
     ManifestFile file;
-    if (f.contains("Path")) {
-      file.path = f["Path"].get<std::string>();
-    } else if (f.contains("Encoded-Path")) {
-      file.path = HexDecode(f["Encoded-Path"].get<std::string>(), what);
+    if (Member(f, "Path") != nullptr) {
+      file.path = StringMember(f, "Path", "", what);
+    } else if (Member(f, "Encoded-Path") != nullptr) {
+      file.path = HexDecode(StringMember(f, "Encoded-Path", "", what), what);
     } else {
       Fail(ErrorCode::kCorrupt, "{}: manifest file entry without a path", what);
     }
-    file.size = f.value("Size", uint64_t{0});
-    file.algorithm = f.value("Checksum-Algorithm", std::string());
-    file.checksum = f.value("Checksum", std::string());
+    file.size = NumberMember(f, "Size", UINT64_MAX, what);
+    file.algorithm = StringMember(f, "Checksum-Algorithm", "", what);
+    file.checksum = StringMember(f, "Checksum", "", what);
     manifest.files.push_back(std::move(file));
   }
-  for (const auto& w : doc.value("WAL-Ranges", nlohmann::json::array())) {
-    manifest.wal_ranges.push_back({w.value("Timeline", 0u),
-                                   ParseLsn(w.value("Start-LSN", std::string("0/0"))),
-                                   ParseLsn(w.value("End-LSN", std::string("0/0")))});
+  for (const auto& w : ArrayOfObjectsMember(doc, "WAL-Ranges", what)) {
+    manifest.wal_ranges.push_back(
+        {static_cast<uint32_t>(NumberMember(w, "Timeline", UINT32_MAX, what)),
+         ParseLsn(StringMember(w, "Start-LSN", "0/0", what)),
+         ParseLsn(StringMember(w, "End-LSN", "0/0", what))});
   }
   return manifest;
 }

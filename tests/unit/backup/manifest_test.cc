@@ -81,6 +81,38 @@ TEST_SUITE("backup_manifest") {
     }
   }
 
+  TEST_CASE("members of the wrong type are kCorrupt, never another exception") {
+    // Found by the manifest fuzz target: a string version threw nlohmann's type_error.
+    const std::string string_version =
+        "{ \"PostgreSQL-Backup-Manifest-Version\": \"0/2000028\", \"End-LSNChecksum\": \"65\"}\n";
+    auto error = test::ThrownError([&] { ParseManifest(string_version, "m"); });
+    REQUIRE(error);
+    CHECK(error->code() == ErrorCode::kCorrupt);
+    // Behind a valid checksum: each member of each kind with another type.
+    for (const char* files : {"{ \"Path\": 7, \"Size\": 3 }", "{ \"Path\": \"a\", \"Size\": \"3\" }",
+                              "{ \"Path\": \"a\", \"Size\": -3 }", "{ \"Path\": \"a\", \"Size\": 3.5 }",
+                              "{ \"Encoded-Path\": [], \"Size\": 3 }",
+                              "{ \"Path\": \"a\", \"Checksum-Algorithm\": 1 }",
+                              "{ \"Path\": \"a\", \"Checksum\": {} }", "7", "[]"}) {
+      CAPTURE(files);
+      error = test::ThrownError([&] { ParseManifest(MakeManifest(files), "m"); });
+      REQUIRE(error);
+      CHECK(error->code() == ErrorCode::kCorrupt);
+    }
+    std::string body = "{ \"PostgreSQL-Backup-Manifest-Version\": 1, \"Files\": {}, ";
+    body += "\"Manifest-Checksum\": \"" + ToHex(Sha256Of(AsBytes(body))) + "\"}\n";
+    error = test::ThrownError([&] { ParseManifest(body, "m"); });
+    REQUIRE(error);
+    CHECK(error->code() == ErrorCode::kCorrupt);
+    std::string ranges = MakeManifest("");
+    ranges.replace(ranges.find("\"Timeline\": 1"), 13, "\"Timeline\": 4294967296");
+    body = ranges.substr(0, ranges.find("\"Manifest-Checksum\""));
+    body += "\"Manifest-Checksum\": \"" + ToHex(Sha256Of(AsBytes(body))) + "\"}\n";
+    error = test::ThrownError([&] { ParseManifest(body, "m"); });
+    REQUIRE(error);
+    CHECK(error->code() == ErrorCode::kCorrupt);
+  }
+
   TEST_CASE("checker: size, checksum, unknown and unseen files") {
     std::string text = ValidManifest();
     BackupManifest m = ParseManifest(text, "m");
