@@ -400,7 +400,7 @@ TEST_SUITE("config") {
   }
 
   TEST_CASE("text that toml++ up to 3.4.0 mishandles is a parse error, or parses when legal") {
-    // Found by tests/fuzz/fuzz_config.cc (docs/testing.md, "Fuzzing", findings 5 and 6); fixed
+    // Found by tests/fuzz/fuzz_config.cc (docs/testing.md, "Fuzzing", findings 5, 6 and 8); fixed
     // by the patched toml++ in third_party/tomlplusplus.  The sanitizer build aborts on the
     // undefined behaviour, a build with assertions on the broken preconditions.
     // A header key that cannot start a key broke parse_key()'s precondition (toml++ #294).
@@ -410,7 +410,10 @@ TEST_SUITE("config") {
     for (const std::string text :
          {"[[[1]]]", "[&", "[[=", "[[[]]", "a = 1\n[[[a]]]\n", "\xEF\xBA\xBF", "\xCC\xAA",
           "\xCF\xAA", "\xE2\x80\x80", "repository = \"file:///r\" \xEF\xBA\xBF\n",
-          "[s3] \xCC\xAA\n", "\xEF\xBA\xBF = 1\n"}) {
+          "[s3] \xCC\xAA\n", "\xEF\xBA\xBF = 1\n",
+          // A value terminator where a value must follow broke parse_value()'s precondition
+          // (found in 3.4.0 by the fuzzer; third_party/tomlplusplus patch 0003).
+          "files = [\"/etc/walstore/key.1\", }\"x\"]\n", "a = [1, }]\n", "a = [}\n"}) {
       CAPTURE(text);
       try {
         ParseConfigText(text, "broken.toml");
