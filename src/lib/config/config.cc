@@ -3,7 +3,10 @@
 #include <walstore/error.h>
 #include <walstore/number.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <limits>
+#include <type_traits>
 #include <set>
 // Header-only and without exceptions: parse errors come back as values.
 #undef TOML_HEADER_ONLY
@@ -37,6 +40,10 @@ bool ParseBool(std::string_view text, const std::string& source, std::string_vie
   BadSetting(source, name, fmt::format("must be true or false, not \"{}\"", text));
 }
 
+// The largest duration setting (about 31 years): its milliseconds still fit
+// every integer type the code converts them to.
+constexpr double kMaxSeconds = 1e9;
+
 // Reads typed values out of one TOML table, refusing unknown names.
 class TableReader {
  public:
@@ -57,11 +64,24 @@ class TableReader {
       out = *value;
     }
   }
+  // A non-negative number that T holds: NaN, infinities and values beyond T's
+  // range are refused (converting them would be undefined behaviour).
   template <typename T>
   void Number(const char* name, T& out) {
     if (auto* node = Take(name)) {
       auto value = node->value<double>();
-      if (!value || *value < 0) BadSetting(source_, prefix_ + name, "must be a non-negative number");
+      if (!value || !std::isfinite(*value) || *value < 0) {
+        BadSetting(source_, prefix_ + name, "must be a non-negative number");
+      }
+      if constexpr (std::is_integral_v<T>) {
+        // 2^digits is exactly representable; every double below it fits in T.
+        if (*value >= std::ldexp(1.0, std::numeric_limits<T>::digits)) {
+          BadSetting(source_, prefix_ + name,
+                     fmt::format("must be at most {}", std::numeric_limits<T>::max()));
+        }
+      } else if (*value > kMaxSeconds) {  // the floating-point settings are durations
+        BadSetting(source_, prefix_ + name, fmt::format("must be at most {:.0f}", kMaxSeconds));
+      }
       out = static_cast<T>(*value);
     }
   }

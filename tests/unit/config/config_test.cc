@@ -158,6 +158,20 @@ TEST_SUITE("config") {
     CHECK_CODE(LoadConfig(path, MapEnv({})), ErrorCode::kConfig);
   }
 
+  TEST_CASE("numbers beyond the setting's type, NaN and infinities are kConfig") {
+    // Found by the config fuzz target: prefetch = 0x7ffff45ffffff reached a conversion to int
+    // (UBSan: float-cast-overflow).
+    for (const char* text :
+         {"prefetch = 0x7ffff45ffffff\n", "prefetch = nan\n", "prefetch = inf\n", "prefetch = -inf\n",
+          "chunk_size = 1e300\n", "[s3]\nmultipart_threshold = 18446744073709551616.0\n",
+          "[s3]\nconnect_timeout_seconds = 1e30\n", "[s3]\npart_size = nan\n"}) {
+      CAPTURE(text);
+      CHECK_CODE(ParseConfigText(text, "numbers.toml"), ErrorCode::kConfig);
+    }
+    CHECK(ParseConfigText("[s3]\nmultipart_threshold = 18446744073709549568.0\n", "n.toml")
+              .s3.multipart_threshold == 18446744073709549568ull);  // the largest double below 2^64
+  }
+
   TEST_CASE("bad compression in the file is kConfig naming the file and the setting") {
     TempDir dir;
     const std::string path = dir / "c.toml";
