@@ -162,8 +162,9 @@ void ReadTable(const toml::parse_result& parsed, const std::string& path, Config
   r.String("log_level", text);
   if (!text.empty()) config.log_level = ParseLogLevel(text, fmt::format("{}: setting \"log_level\"", path));
   if (auto* node = r.Take("system_id")) {
-    if (auto n = node->value<int64_t>(); n && *n > 0) {
-      config.system_id = static_cast<uint64_t>(*n);
+    // Only an integer node: toml++ 3.4 converts a float (6E31) to int64_t unchecked.
+    if (const auto* n = node->as_integer(); n != nullptr && n->get() > 0) {
+      config.system_id = static_cast<uint64_t>(n->get());
     } else if (auto s = node->value<std::string>()) {
       config.system_id = ParseUnsigned(*s, path, "system_id");
     } else {

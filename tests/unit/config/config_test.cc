@@ -164,7 +164,8 @@ TEST_SUITE("config") {
     for (const char* text :
          {"prefetch = 0x7ffff45ffffff\n", "prefetch = nan\n", "prefetch = inf\n", "prefetch = -inf\n",
           "chunk_size = 1e300\n", "[s3]\nmultipart_threshold = 18446744073709551616.0\n",
-          "[s3]\nconnect_timeout_seconds = 1e30\n", "[s3]\npart_size = nan\n"}) {
+          "[s3]\nconnect_timeout_seconds = 1e30\n", "[s3]\npart_size = nan\n",
+          "system_id = 6E31\n", "system_id = 7.5\n"}) {
       CAPTURE(text);
       CHECK_CODE(ParseConfigText(text, "numbers.toml"), ErrorCode::kConfig);
     }
