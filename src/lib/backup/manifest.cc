@@ -6,9 +6,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include <walstore/backup/util.h>
+
+#include "backup/json_integer.h"
 
 namespace walstore::backup {
 namespace {
@@ -53,14 +57,16 @@ std::string StringMember(const nlohmann::json& object, const char* key, std::str
   return value->get<std::string>();
 }
 
-uint64_t NumberMember(const nlohmann::json& object, const char* key, uint64_t max,
-                      const std::string& what) {
+template <typename T>
+T IntegerMember(const nlohmann::json& object, const char* key, const std::string& what) {
   const nlohmann::json* value = Member(object, key);
   if (value == nullptr) return 0;
-  if (!value->is_number_unsigned() || value->get<uint64_t>() > max) {
-    Fail(ErrorCode::kCorrupt, "{}: manifest {} is not a number from 0 to {}", what, key, max);
+  const std::optional<T> integer = JsonInteger<T>(*value);
+  if (!integer) {
+    Fail(ErrorCode::kCorrupt, "{}: manifest {} is not a number from 0 to {}", what, key,
+         std::numeric_limits<T>::max());
   }
-  return value->get<uint64_t>();
+  return *integer;
 }
 
 // The array member `key` of `object`, each element an object; empty when absent.
@@ -83,7 +89,7 @@ BackupManifest ParseManifest(std::string_view text, const std::string& what) {
   if (doc.is_discarded() || !doc.is_object()) {
     Fail(ErrorCode::kCorrupt, "{}: backup manifest is not valid JSON", what);
   }
-  if (NumberMember(doc, "PostgreSQL-Backup-Manifest-Version", UINT32_MAX, what) != 1) {
+  if (IntegerMember<uint32_t>(doc, "PostgreSQL-Backup-Manifest-Version", what) != 1) {
     Fail(ErrorCode::kUnsupportedFormat, "{}: unsupported backup manifest version", what);
   }
   const std::string checksum = StringMember(doc, "Manifest-Checksum", "", what);
@@ -102,14 +108,14 @@ BackupManifest ParseManifest(std::string_view text, const std::string& what) {
     } else {
       Fail(ErrorCode::kCorrupt, "{}: manifest file entry without a path", what);
     }
-    file.size = NumberMember(f, "Size", UINT64_MAX, what);
+    file.size = IntegerMember<uint64_t>(f, "Size", what);
     file.algorithm = StringMember(f, "Checksum-Algorithm", "", what);
     file.checksum = StringMember(f, "Checksum", "", what);
     manifest.files.push_back(std::move(file));
   }
   for (const auto& w : ArrayOfObjectsMember(doc, "WAL-Ranges", what)) {
     manifest.wal_ranges.push_back(
-        {static_cast<uint32_t>(NumberMember(w, "Timeline", UINT32_MAX, what)),
+        {IntegerMember<uint32_t>(w, "Timeline", what),
          ParseLsn(StringMember(w, "Start-LSN", "0/0", what)),
          ParseLsn(StringMember(w, "End-LSN", "0/0", what))});
   }

@@ -3,7 +3,6 @@
 #include <walstore/archive.h>
 #include <walstore/error.h>
 #include <walstore/number.h>
-#include <walstore/number.h>
 #include <walstore/object_format.h>
 #include <walstore/wal_file.h>
 
@@ -15,6 +14,8 @@
 #include <utility>
 
 #include <walstore/backup/util.h>
+
+#include "backup/json_integer.h"
 
 namespace walstore::backup {
 
@@ -61,11 +62,8 @@ T IntegerField(const json& j, const char* name, const std::string& what,
                std::optional<T> fallback = std::nullopt) {
   const auto it = j.find(name);
   if (it == j.end() && fallback) return *fallback;
-  if (it != j.end() && it->is_number_unsigned() && std::in_range<T>(it->get<uint64_t>())) {
-    return static_cast<T>(it->get<uint64_t>());
-  }
-  if (it != j.end() && it->is_number_integer() && std::in_range<T>(it->get<int64_t>())) {
-    return static_cast<T>(it->get<int64_t>());
+  if (it != j.end()) {
+    if (const auto value = JsonInteger<T>(*it)) return *value;
   }
   BadField(what, name);
 }
