@@ -5,7 +5,7 @@
 // call then only moves a verified file into place.
 //
 //   <dir of %p>/.walstore-prefetch/          the spool (pg_wal/.walstore-prefetch)
-//       origin                               repository URL and system id it holds
+//       origin                               repository URL, system id and reader settings
 //       lock                                 flock()ed by the one running worker
 //       prefetch.log                         the last workers' messages (up to ~1 MiB)
 //       fetching                             the segment the worker is fetching now
@@ -17,7 +17,8 @@
 //   only after the whole object verified (GCM tags, SHA-256, size).
 // - Before serving, walfetch checks that it is a regular file of the segment
 //   size whose WAL long page header names the same timeline, segment and
-//   system id, that the spool holds this repository's WAL (origin) and that
+//   system id, that the spool holds this repository's WAL, read with today's
+//   endpoint, credentials and keys (origin: SpoolOriginText), and that
 //   it is younger than 10 minutes.  Anything else is deleted with
 //   a warning and the segment is fetched from the repository.
 // - The spool never says "missing": a name not spooled is looked up in the

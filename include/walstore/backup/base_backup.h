@@ -18,6 +18,7 @@
 #include <walstore/config.h>
 #include <walstore/storage.h>
 
+#include <functional>
 #include <string>
 
 #include <walstore/backup/progress.h>
@@ -46,8 +47,11 @@ uint64_t ParseGucBytes(const std::string& text);
 
 // Waits until every segment name in `names` is in the archive of
 // `system_id`; returns the names still missing when the timeout expires.
+// `on_poll` (may be empty) runs on this thread once per look at the archive,
+// about twice a second.
 std::vector<std::string> WaitForWal(Storage& storage, uint64_t system_id,
-                                    const std::vector<std::string>& names, double timeout_seconds);
+                                    const std::vector<std::string>& names, double timeout_seconds,
+                                    const std::function<void()>& on_poll = {});
 
 // Segment names from `record.wal_start` to `record.wal_stop`.
 std::vector<std::string> RequiredWal(const BackupRecord& record);

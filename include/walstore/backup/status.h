@@ -50,6 +50,10 @@ StatusReport BuildStatus(const Inventory& inventory, const std::string& reposito
                          const std::optional<ArchiverStats>& archiver,
                          const StatusThresholds& thresholds, double now);
 
+// "archiving is failing: last failure <wal> at <time> (<n> failures)" when
+// PostgreSQL's archiver failed since it last succeeded; nullopt otherwise.
+std::optional<std::string> ArchiverFailure(const ArchiverStats& archiver);
+
 // Reads pg_stat_archiver over a normal libpq connection (`conninfo` "" = the
 // PG* environment).  Throws Error(kPostgres) when it cannot connect or query.
 ArchiverStats QueryArchiver(const std::string& conninfo);

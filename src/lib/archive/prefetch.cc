@@ -27,16 +27,12 @@ constexpr const char* kStalledFile = "stalled";    // a walfetch waited for the 
 // the server's replay and to the walfetch PostgreSQL waits for.
 constexpr int kWorkerNice = 10;
 
-std::string OriginText(const Config& config, uint64_t system_id) {
-  return fmt::format("repository={}\nsystem_id={}\n", config.repo_url, system_id);
-}
-
 // Why the spooled file open as `fd` (with `st` from fstat) must not be
 // served, or "" when it may.
 std::string SpooledSegmentProblem(int fd, const struct stat& st, const Config& config,
                                   uint64_t system_id, const WalFileName& name,
                                   const SpoolDir& spool) {
-  if (spool.Read(kOriginFile) != OriginText(config, system_id)) {
+  if (spool.Read(kOriginFile) != SpoolOriginText(config, system_id)) {
     return "the spool holds WAL of another repository or cluster";
   }
   if (!S_ISREG(st.st_mode)) return "not a regular file";
@@ -142,7 +138,7 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
   if (!lock.held()) return 0;  // another worker has the spool
   setpriority(PRIO_PROCESS, 0, kWorkerNice);  // best effort: read-ahead is a bonus
 
-  const std::string origin = OriginText(config, system_id);
+  const std::string origin = SpoolOriginText(config, system_id);
   const bool same_origin = spool.Read(kOriginFile) == origin;
   std::vector<std::string> window;
   const uint64_t first = name.SegmentNumber(segment_size) + 1;

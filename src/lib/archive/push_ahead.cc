@@ -97,9 +97,7 @@ std::string SettingsFingerprint(const Config& config) {
       config.key ? config.key->IdHex() : "", s3.endpoint, s3.region,
       s3.path_style ? (*s3.path_style ? "path" : "virtual") : "auto", s3.storage_class, s3.sse,
       s3.sse_kms_key_id, s3.profile, s3.access_key_id);
-  Sha256 hash;
-  hash.Update(AsBytes(text));
-  return ToHex(hash.Final()).substr(0, 32);
+  return SpoolDigest(text);
 }
 
 // What a marker must start with to speak of `wal`: repository, settings,

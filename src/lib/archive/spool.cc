@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
+#include <fmt/format.h>
+#include <walstore/crypto.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
 
@@ -156,6 +158,23 @@ void SpoolDir::RemoveEntries(
 
 void SpoolDir::SetBeforeMoveOutHookForTesting(std::function<void(const std::string&)> hook) {
   before_move_out_hook = std::move(hook);
+}
+
+std::string SpoolDigest(std::string_view text) {
+  Sha256 hash;
+  hash.Update(AsBytes(text));
+  return ToHex(hash.Final()).substr(0, 32);
+}
+
+std::string SpoolOriginText(const Config& config, uint64_t system_id) {
+  const S3Settings& s3 = config.s3;
+  std::string readers = fmt::format(
+      "{}\n{}\n{}\n{}\n{}\n{}\nplaintext={}\n", s3.endpoint, s3.region,
+      s3.path_style ? (*s3.path_style ? "path" : "virtual") : "auto", s3.profile,
+      s3.access_key_id, config.key ? config.key->IdHex() : "", config.allow_plaintext_objects);
+  for (const Key& key : config.old_keys) readers += key.IdHex() + "\n";
+  return fmt::format("repository={}\nsystem_id={}\nreaders={}\n", config.repo_url, system_id,
+                     SpoolDigest(readers));
 }
 
 bool OlderThanSpoolMaxAge(const struct stat& st) {

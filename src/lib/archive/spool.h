@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <walstore/config.h>
 
 #include <cstdint>
 #include <functional>
@@ -81,6 +82,19 @@ class SpoolDir {
 };
 
 bool OlderThanSpoolMaxAge(const struct stat& st);
+
+// The first 32 hex digits of SHA-256(text): how spool files name a
+// configuration without writing out any of its settings.
+std::string SpoolDigest(std::string_view text);
+
+// What the read-ahead spool records as its origin, and a walfetch must find
+// there before it serves a spooled segment: the repository URL, the cluster,
+// and a digest of every setting that decides what a read of that URL returns
+// (S3 endpoint, region, addressing and credentials' identity, the ids of the
+// keys a reader accepts, allow_plaintext_objects).  So WAL read from another
+// store behind the same URL, or authenticated by a key since removed from
+// the configuration, is never served.
+std::string SpoolOriginText(const Config& config, uint64_t system_id);
 
 // Creates the spool directory (mode 0700) unless it exists; "" when it is
 // usable (SpoolDir), otherwise what is wrong with it.

@@ -14,10 +14,12 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "backup/archiver_stats.h"
 #include "backup/manifest.h"
 #include "backup/pg_connection.h"
 #include "backup/pipeline.h"
 #include "backup/progress_reporter.h"
+#include <walstore/backup/status.h>
 #include <walstore/backup/util.h>
 
 namespace walstore::backup {
@@ -73,6 +75,43 @@ PgResultPtr NextResult(PgConnection& conn, const char* what) {
   return result;
 }
 
+// While walctl backup waits for its WAL to reach the archive, PostgreSQL's
+// archiver may be failing (a wrong archive_command, a full or unmounted
+// repository).  That is said as soon as it is seen, as a WARNING, instead of
+// only when --wal-timeout runs out.  It reads pg_stat_archiver over a normal
+// connection when one can be made (a replication-only role cannot: then the
+// watch is silent), at most every 5 s.
+class ArchiverWatch {
+ public:
+  explicit ArchiverWatch(const std::string& conninfo) {
+    std::string why;
+    conn_ = PgConnection::TryOpen(conninfo, /*replication=*/false, &why);
+    if (!conn_) Log(LogLevel::kDebug, "pg_stat_archiver not watched while waiting: {}", why);
+  }
+
+  // `now`: look even if the last look was less than 5 s ago.
+  void Poll(bool now) {
+    if (!conn_ || (!now && NowSeconds() < next_look_)) return;
+    next_look_ = NowSeconds() + 5;
+    const ArchiverStats stats = ReadArchiverStats(*conn_);
+    auto failing = ArchiverFailure(stats);
+    if (!failing || stats.failed_count == warned_at_count_) return;
+    warned_at_count_ = stats.failed_count;
+    failure_ = *failing;
+    Log(LogLevel::kWarning, "PostgreSQL {} while walctl backup waits for its WAL (pg_stat_archiver)",
+        failure_);
+  }
+
+  // The last failure seen; "" when none.
+  const std::string& failure() const { return failure_; }
+
+ private:
+  std::unique_ptr<PgConnection> conn_;
+  double next_look_ = 0;
+  uint64_t warned_at_count_ = 0;
+  std::string failure_;
+};
+
 }  // namespace
 
 uint64_t ParseGucBytes(const std::string& text) {
@@ -97,10 +136,12 @@ std::vector<std::string> RequiredWal(const BackupRecord& record) {
 }
 
 std::vector<std::string> WaitForWal(Storage& storage, uint64_t system_id,
-                                    const std::vector<std::string>& names, double timeout_seconds) {
+                                    const std::vector<std::string>& names, double timeout_seconds,
+                                    const std::function<void()>& on_poll) {
   double deadline = NowSeconds() + timeout_seconds;
   std::vector<std::string> missing = names;
   for (;;) {
+    if (on_poll) on_poll();
     std::vector<std::string> still;
     for (const auto& name : missing) {
       if (!storage.Stat(WalObjectKey(system_id, ParseWalFileNameOrThrow(name))))
@@ -263,7 +304,10 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
   Log(LogLevel::kInfo, "backup stopped at {}; waiting for WAL {} .. {} in the archive",
       FormatLsn(record.stop_lsn), record.wal_start, record.wal_stop);
 
-  auto missing = WaitForWal(storage, sysid, RequiredWal(record), options.wal_timeout_seconds);
+  ArchiverWatch archiver(options.conninfo);
+  auto missing = WaitForWal(storage, sysid, RequiredWal(record), options.wal_timeout_seconds,
+                            [&archiver] { archiver.Poll(/*now=*/false); });
+  if (!missing.empty()) archiver.Poll(/*now=*/true);
   record.complete = missing.empty();
   WriteSmallObject(storage, config, BackupObjectKey(sysid, record.label, kRecordName),
                    ToJson(record).dump(2) + "\n");
@@ -275,8 +319,11 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
             missing.front() +
                 (missing.size() > 1 ? fmt::format(" (and {} more)", missing.size() - 1) : ""),
             storage.Describe(), options.wal_timeout_seconds),
-        "check archive_mode = on, archive_command = 'walpush %p' and pg_stat_archiver; "
-        "the backup cannot be restored without that WAL");
+        archiver.failure().empty()
+            ? "check archive_mode = on, archive_command = 'walpush %p' and pg_stat_archiver; "
+              "the backup cannot be restored without that WAL"
+            : "PostgreSQL " + archiver.failure() +
+                  "; its server log says why. The backup cannot be restored without that WAL");
   }
   return record;
 }

@@ -15,26 +15,43 @@ void OnNotice(void*, const char* message) {
   Log(warning ? LogLevel::kWarning : LogLevel::kInfo, "server: {}", text);
 }
 
-}  // namespace
-
-PgConnection::PgConnection(const std::string& conninfo, bool replication) {
+// nullptr with the reason in *why when the connection cannot be made.
+PGconn* Connect(const std::string& conninfo, bool replication, std::string* why) {
   const char* keys[] = {"dbname", "replication", "fallback_application_name", nullptr};
   // A null value leaves the setting to libpq's defaults and PG* variables.
   const char* values[] = {conninfo.empty() ? nullptr : conninfo.c_str(),
                           replication ? "true" : nullptr, "walctl", nullptr};
-  conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
-  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-    std::string message = conn_ ? PQerrorMessage(conn_) : "out of memory";
-    while (!message.empty() && message.back() == '\n') message.pop_back();
-    PQfinish(conn_);
-    conn_ = nullptr;
-    throw Error(ErrorCode::kPostgres, "cannot connect to PostgreSQL: " + message,
+  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn && PQstatus(conn) == CONNECTION_OK) {
+    PQsetNoticeProcessor(conn, OnNotice, nullptr);
+    return conn;
+  }
+  *why = conn ? PQerrorMessage(conn) : "out of memory";
+  while (!why->empty() && why->back() == '\n') why->pop_back();
+  PQfinish(conn);
+  return nullptr;
+}
+
+}  // namespace
+
+PgConnection::PgConnection(PGconn* conn) : conn_(conn) {}
+
+PgConnection::PgConnection(const std::string& conninfo, bool replication) {
+  std::string why;
+  conn_ = Connect(conninfo, replication, &why);
+  if (!conn_) {
+    throw Error(ErrorCode::kPostgres, "cannot connect to PostgreSQL: " + why,
                 replication ? "walctl backup needs a replication connection: a role with "
                               "REPLICATION, a 'replication' line in pg_hba.conf and a free "
                               "max_wal_senders slot"
                             : "");
   }
-  PQsetNoticeProcessor(conn_, OnNotice, nullptr);
+}
+
+std::unique_ptr<PgConnection> PgConnection::TryOpen(const std::string& conninfo, bool replication,
+                                                    std::string* why) {
+  PGconn* conn = Connect(conninfo, replication, why);
+  return conn ? std::unique_ptr<PgConnection>(new PgConnection(conn)) : nullptr;
 }
 
 PgConnection::~PgConnection() { PQfinish(conn_); }

@@ -1,7 +1,7 @@
 // A small RAII wrapper over a libpq connection for walctl.  Connection
 // settings follow libpq: a conninfo string or URI (walctl -d), then the
 // PG* environment variables (PGHOST, PGPORT, PGUSER, ...).  Every failure
-// throws Error(kPostgres) with the server's message.
+// throws Error(kPostgres) with the server's message, except TryOpen's.
 #pragma once
 
 #include <libpq-fe.h>
@@ -25,6 +25,10 @@ class PgConnection {
   // `replication`: a physical replication connection (replication=true),
   // which accepts IDENTIFY_SYSTEM, SHOW and BASE_BACKUP.
   PgConnection(const std::string& conninfo, bool replication);
+  // For optional diagnostics: a connection that cannot be made is nullptr,
+  // with libpq's reason in *why (never an exception).
+  static std::unique_ptr<PgConnection> TryOpen(const std::string& conninfo, bool replication,
+                                               std::string* why);
   ~PgConnection();
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;
@@ -41,6 +45,7 @@ class PgConnection {
   [[noreturn]] void FailWith(const std::string& what) const;
 
  private:
+  explicit PgConnection(PGconn* conn);
   PGconn* conn_ = nullptr;
 };
 

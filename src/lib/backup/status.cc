@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "backup/archiver_stats.h"
 #include "backup/pg_connection.h"
 
 namespace walstore::backup {
@@ -54,17 +55,21 @@ StatusReport BuildStatus(const Inventory& inv, const std::string& repository,
                                        FormatDuration(*thresholds.max_backup_age)));
     }
   }
-  if (archiver && archiver->failed_count > 0 &&
-      archiver->last_failed_time.value_or(0) > archiver->last_archived_time.value_or(0)) {
-    s.problems.push_back(fmt::format(
-        "archiving is failing: last failure {} at {} ({} failures)", archiver->last_failed_wal,
-        FormatUtc(static_cast<std::time_t>(*archiver->last_failed_time)), archiver->failed_count));
+  if (archiver) {
+    if (auto failing = ArchiverFailure(*archiver)) s.problems.push_back(*failing);
   }
   return s;
 }
 
-ArchiverStats QueryArchiver(const std::string& conninfo) {
-  PgConnection conn(conninfo, /*replication=*/false);
+std::optional<std::string> ArchiverFailure(const ArchiverStats& a) {
+  if (a.failed_count == 0 || a.last_failed_time.value_or(0) <= a.last_archived_time.value_or(0)) {
+    return std::nullopt;
+  }
+  return fmt::format("archiving is failing: last failure {} at {} ({} failures)", a.last_failed_wal,
+                     FormatUtc(static_cast<std::time_t>(*a.last_failed_time)), a.failed_count);
+}
+
+ArchiverStats ReadArchiverStats(PgConnection& conn) {
   auto rows = conn.Query(
       "SELECT archived_count, coalesce(last_archived_wal, ''), "
       "extract(epoch FROM last_archived_time), failed_count, coalesce(last_failed_wal, ''), "
@@ -85,6 +90,11 @@ ArchiverStats QueryArchiver(const std::string& conninfo) {
   a.last_failed_wal = r[4].value_or("");
   a.last_failed_time = num(r[5]);
   return a;
+}
+
+ArchiverStats QueryArchiver(const std::string& conninfo) {
+  PgConnection conn(conninfo, /*replication=*/false);
+  return ReadArchiverStats(conn);
 }
 
 }  // namespace walstore::backup

@@ -64,8 +64,7 @@ struct Recovery {
   }
   // A spooled copy of segment 1 that passes every check, in `spool_dir`.
   void SpoolSegment(const std::string& spool_dir) const {
-    WriteFile(spool_dir + "/origin",
-              fmt::format("repository={}\nsystem_id={}\n", config.repo_url, kSysId));
+    WriteFile(spool_dir + "/origin", SpoolOriginText(config, kSysId));
     WriteFile(spool_dir + "/" + name, segment);
   }
   TempDir dir;
@@ -88,8 +87,7 @@ struct FakeWorker {
   explicit FakeWorker(const Recovery& r, const std::string& fetching)
       : recovery(r), spool(r.PrivateSpool(), true), lock(std::make_unique<SpoolLock>(spool)) {
     REQUIRE(lock->held());
-    WriteFile(r.Spool() + "/origin",
-              fmt::format("repository={}\nsystem_id={}\n", r.config.repo_url, kSysId));
+    WriteFile(r.Spool() + "/origin", SpoolOriginText(r.config, kSysId));
     WriteFile(r.Spool() + "/fetching", fetching + "\n");
   }
   void Spool() const {  // temp file + rename, as the worker publishes
@@ -280,5 +278,33 @@ TEST_SUITE("spool") {
     CHECK(fetched.prefetched);
     CHECK(ReadFile(dest) == r.segment);
     CHECK_FALSE(Exists(r.Spool() + "/" + r.name));
+  }
+
+  TEST_CASE("a segment spooled under other reader settings is not served: removed key, endpoint") {
+    for (int change = 0; change < 3; ++change) {
+      CAPTURE(change);
+      Recovery r;
+      Config worker_config = r.config;  // what the worker read with
+      if (change == 0) {
+        // An old key the operator has since removed (it leaked): what it authenticated goes.
+        std::array<uint8_t, 32> bytes{};
+        bytes.fill(0x5a);
+        worker_config.old_keys.emplace_back(bytes);
+      } else if (change == 1) {
+        worker_config.s3.endpoint = "https://old-store.example:9000";  // same URL, other store
+      } else {
+        worker_config.allow_plaintext_objects = true;  // a finished migration
+      }
+      REQUIRE(SpoolOriginText(worker_config, kSysId) != SpoolOriginText(r.config, kSysId));
+      WriteFile(r.PrivateSpool() + "/" + r.name, r.segment);
+      WriteFile(r.Spool() + "/origin", SpoolOriginText(worker_config, kSysId));
+      auto storage = OpenMemoryStorage(r.store);
+      const std::string dest = r.dir / "pg_wal/RECOVERYXLOG";
+      const FetchResult fetched = FetchWalFile(*storage, r.config, r.name, dest);
+      CHECK(fetched.outcome == FetchOutcome::kRestored);
+      CHECK_FALSE(fetched.prefetched);  // from the repository, with today's settings
+      CHECK(ReadFile(dest) == r.segment);
+      CHECK_FALSE(Exists(r.Spool() + "/" + r.name));  // the other origin's copy is gone
+    }
   }
 }
