@@ -35,7 +35,9 @@ std::optional<WalLongHeader> ReadWalLongHeader(int fd);
 
 // Checks that a segment file's header matches its name and is from a sane
 // PostgreSQL: throws kNotWal explaining the mismatch (the name, the timeline
-// and segment the header says, the segment size).
+// and segment the header says, the segment size).  The header's timeline
+// may be older than the name's, never newer: the first segment of a timeline
+// that began inside it starts with the parent timeline's pages.
 void CheckSegmentHeader(const WalLongHeader& header, const WalFileName& name,
                         uint64_t file_size, const std::string& path);
 // The same check as a value: what does not match, or nullopt.
@@ -44,7 +46,7 @@ std::optional<std::string> SegmentHeaderMismatch(const WalLongHeader& header,
 
 // Why a segment or .partial file that starts with `head` and has `file_size`
 // bytes is not `name` of cluster `system_id` (no long page header, another
-// cluster, another timeline or segment, a wrong size), or nullopt.
+// cluster, a newer timeline, another segment, a wrong size), or nullopt.
 std::optional<std::string> WalContentMismatch(Bytes head, uint64_t file_size,
                                               const WalFileName& name, uint64_t system_id);
 

@@ -45,6 +45,9 @@ Command AddBackupCommand(CLI::App& walctl, CommonOptions& common) {
   auto* cmd = walctl.add_subcommand("backup", "take a base backup of a running cluster");
   cmd->add_option("-d,--dbname", b.conninfo,
                   "libpq connection string or URI (else PGHOST, PGPORT, PGUSER...)");
+  cmd->add_option("--primary", b.primary_conninfo,
+                  "when -d reaches a standby: the primary's connection string, to switch its WAL "
+                  "after the backup so the backup's last segment is archived at once");
   cmd->add_option("--label", b.label, "backup label (default: UTC time, 20261121T112014Z)");
   cmd->add_option("--checkpoint", options->checkpoint, "fast (default) or spread")
       ->check(CLI::IsMember({"fast", "spread"}));

@@ -28,6 +28,11 @@ namespace walstore::backup {
 
 struct BackupOptions {
   std::string conninfo;         // libpq conninfo / URI; "" = PG* environment
+  // When `conninfo` reaches a hot standby: the primary, over a normal
+  // connection ("" = none).  After the backup walctl runs pg_switch_wal()
+  // there, so the segment holding the backup's end is archived at once
+  // instead of when the primary fills it.  Unused for a primary.
+  std::string primary_conninfo;
   std::string label;            // "" = UTC time "20261121T112014Z"
   bool fast_checkpoint = true;  // CHECKPOINT 'fast' (else 'spread')
   std::string manifest_checksums = "CRC32C";

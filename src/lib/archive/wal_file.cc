@@ -42,7 +42,10 @@ std::optional<std::string> SegmentHeaderMismatch(const WalLongHeader& h, const W
                                                  uint64_t file_size) {
   const std::string header_segment =
       SegmentFileName(h.timeline, h.page_address / h.segment_size, h.segment_size);
-  if (h.timeline != name.timeline || h.page_address % h.segment_size != 0 ||
+  // The header's timeline may be older than the name's: when a new timeline
+  // starts inside a segment (promotion, a PITR target), PostgreSQL begins the
+  // new timeline's file with a copy of the old one's pages, headers included.
+  if (h.timeline > name.timeline || h.page_address % h.segment_size != 0 ||
       header_segment.substr(8) != name.text.substr(8, 16)) {
     return fmt::format("the WAL header describes segment {} (timeline {}), not {}",
                        header_segment, h.timeline, name.text.substr(0, 24));

@@ -112,6 +112,25 @@ class ArchiverWatch {
   std::string failure_;
 };
 
+// Backup from a standby: ends the primary's current WAL segment (which
+// holds or follows the standby's backup end, as the standby replays what
+// the primary wrote) so that it is archived now.  Refuses a server of
+// another cluster or one in recovery itself.
+void SwitchPrimaryWal(const std::string& primary_conninfo, const BackupRecord& record) {
+  PgConnection primary(primary_conninfo, /*replication=*/false);
+  const std::string id = primary.QueryValue("SELECT system_identifier::text FROM pg_control_system()");
+  if (id != std::to_string(record.system_id)) {
+    Fail(ErrorCode::kUsage, "--primary reaches cluster {}, but the standby backed up is of cluster {}",
+         id, record.system_id);
+  }
+  if (primary.QueryValue("SELECT pg_is_in_recovery()") != "f") {
+    Fail(ErrorCode::kUsage, "--primary reaches a server in recovery; give the primary itself");
+  }
+  const std::string switched = primary.QueryValue("SELECT pg_switch_wal()::text");
+  Log(LogLevel::kInfo, "switched WAL on the primary at {} so that {} is archived now", switched,
+      record.wal_stop);
+}
+
 }  // namespace
 
 uint64_t ParseGucBytes(const std::string& text) {
@@ -166,6 +185,15 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
   record.system_id =
       ParseNumber<uint64_t>(*ident[0][0], ErrorCode::kPostgres, "IDENTIFY_SYSTEM's system id");
   record.segment_size = ParseGucBytes(conn.QueryValue("SHOW wal_segment_size"));
+  const bool from_standby = conn.QueryValue("SHOW in_hot_standby") == "on";
+  if (from_standby && options.primary_conninfo.empty()) {
+    Log(LogLevel::kNotice,
+        "backing up a standby: the backup is complete once the primary has archived the WAL "
+        "segment holding its end, when the primary fills it or archive_timeout passes "
+        "(--primary CONNINFO makes walctl switch it at once)");
+  } else if (!from_standby && !options.primary_conninfo.empty()) {
+    Log(LogLevel::kWarning, "--primary is ignored: the server backed up is not a standby");
+  }
   record.start_time = NowSeconds();
   record.label = options.label.empty()
                      ? FormatUtc(static_cast<std::time_t>(record.start_time), "%Y%m%dT%H%M%SZ")
@@ -304,7 +332,13 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
   Log(LogLevel::kInfo, "backup stopped at {}; waiting for WAL {} .. {} in the archive",
       FormatLsn(record.stop_lsn), record.wal_start, record.wal_stop);
 
-  ArchiverWatch archiver(options.conninfo);
+  if (from_standby && !options.primary_conninfo.empty()) {
+    SwitchPrimaryWal(options.primary_conninfo, record);
+  }
+  // A standby does not archive (archive_mode = always aside): watch the primary's archiver.
+  ArchiverWatch archiver(from_standby && !options.primary_conninfo.empty()
+                             ? options.primary_conninfo
+                             : options.conninfo);
   auto missing = WaitForWal(storage, sysid, RequiredWal(record), options.wal_timeout_seconds,
                             [&archiver] { archiver.Poll(/*now=*/false); });
   if (!missing.empty()) archiver.Poll(/*now=*/true);

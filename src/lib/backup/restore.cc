@@ -332,6 +332,17 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   BackupExtractor extractor(checker, [&](uint64_t n) { progress.Advance(n); });
   ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
   progress.Finish();
+  // A backup taken from a standby holds its standby.signal: left there, the
+  // restored cluster would wait for the old primary (primary_conninfo)
+  // instead of recovering from the archive to its target and ending recovery.
+  if (unlinkat(target.fd(), "standby.signal", 0) == 0) {
+    Log(LogLevel::kNotice,
+        "backup {} was taken from a standby: its standby.signal is not restored "
+        "(walctl restore prepares archive recovery with recovery.signal)",
+        backup.label);
+  } else if (errno != ENOENT) {
+    FailErrno(errno, "could not remove standby.signal in " + root.string());
+  }
   target.MakeDirectory("pg_wal", 0700);
   target.MakeDirectory("pg_wal/archive_status", 0700);
   target.WriteFile("backup_manifest", *manifest_text);

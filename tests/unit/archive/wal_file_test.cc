@@ -128,6 +128,31 @@ TEST_SUITE("wal_file") {
     CHECK_NOTHROW(CheckSegmentHeader(*hs, small, 1u << 20, "x"));
   }
 
+  TEST_CASE("the first segment of a timeline that began inside it keeps its parent's header") {
+    // PostgreSQL 15 ending recovery at a target inside 000000010000000000000005 starts
+    // 000000020000000000000005 with a copy of timeline 1's pages: its long header says
+    // timeline 1 (seen in the walctl standby test).  That file is valid WAL of timeline 2.
+    const uint64_t seg_size = 16u << 20;
+    LongHeaderFields f;
+    f.timeline = 1;
+    f.page_address = 5 * seg_size;
+    f.segment_size = seg_size;
+    auto h = ParseWalLongHeader(B(MakeLongHeader(f)));
+    REQUIRE(h.has_value());
+    for (const char* name : {"000000020000000000000005", "000000070000000000000005",
+                             "000000020000000000000005.partial"}) {
+      CAPTURE(name);
+      CHECK_FALSE(SegmentHeaderMismatch(*h, ParseWalFileNameOrThrow(name), seg_size));
+    }
+    // Still the same segment number, and never a newer timeline than the name's.
+    CHECK(SegmentHeaderMismatch(*h, ParseWalFileNameOrThrow("000000020000000000000006"), seg_size));
+    f.timeline = 3;
+    auto newer = ParseWalLongHeader(B(MakeLongHeader(f)));
+    REQUIRE(newer.has_value());
+    CHECK(SegmentHeaderMismatch(*newer, ParseWalFileNameOrThrow("000000020000000000000005"),
+                                seg_size));
+  }
+
   TEST_CASE("CheckSegmentHeader refuses mismatches with kNotWal") {
     const uint64_t seg_size = 16u << 20;
     auto name = ParseWalFileNameOrThrow("000000030000000A000000FE");
@@ -137,9 +162,9 @@ TEST_SUITE("wal_file") {
     good.page_address = segno * seg_size;
     good.segment_size = seg_size;
 
-    SUBCASE("timeline") {
+    SUBCASE("timeline newer than the name's") {
       LongHeaderFields f = good;
-      f.timeline = 2;
+      f.timeline = 4;
       auto h = ParseWalLongHeader(B(MakeLongHeader(f)));
       REQUIRE(h.has_value());
       CHECK_CODE(CheckSegmentHeader(*h, name, seg_size, "p"), ErrorCode::kNotWal);
