@@ -63,8 +63,8 @@ ws_contains "restore says it left the standby's standby.signal out" "$WS_ERR" \
 # the same repository (its postgresql.conf is the backup's).  PostgreSQL starts timeline 2's
 # first segment with a copy of timeline 1's pages, so its header names timeline 1: walpush must
 # archive it and walfetch restore it, or archiving stalls after every such PITR.
-ws_same "the restored cluster is on timeline 2" 2 \
-  "$(pg_psql "$rport" "select timeline_id from pg_control_checkpoint()")"
+ws_same "the restored cluster is on timeline 2" 00000002 \
+  "$(pg_psql "$rport" "select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")"
 pg_pgbench "$rport" -T 2 >/dev/null 2>&1
 ws_check "timeline 2, its first segment included, is archived" pg_switch_and_wait_archived "$rport"
 ws_same "no archive failure on timeline 2" 0 \
@@ -98,4 +98,29 @@ ws_check "the standby caught up a third time" standby_caught_up
 ws_expect_exit 18 "without the primary's switch the backup stays incomplete" \
   "${walctl[@]}" backup -d "$sconninfo" --label unswitched --wal-timeout 3
 ws_contains "... naming the missing WAL" "$WS_ERR" "backup unswitched is incomplete: WAL"
+
+# Failover: the standby is promoted (its postgresql.conf archives with walpush like the
+# primary's).  The restores above already made timelines 2 and 3 in this archive, so the
+# standby gets a restore_command (as a standby that may be promoted should): PostgreSQL then
+# finds their history files through walfetch and takes the next timeline.  It archives that
+# timeline's history file, the old timeline's last segment as .partial and the new timeline's
+# first segment (timeline 1's pages at its start): all must be accepted.
+newest_history=$(find "$repo_dir" -path '*/wal/*' -type f -name '*.history' -printf '%f\n' | sort | tail -1)
+next_tli=$(printf '%08X' $((16#${newest_history:0:8} + 1)))
+pg_conf "$standby" "restore_command = '$(ws_tool_cmd walfetch --repo "$repo_url" \
+  --key-file "$WS_TMP/key" %f %p)'"
+pg_psql "$sport" "select pg_reload_conf()" >/dev/null
+pg_stop "$primary"
+as_pg "$PG_BIN/pg_ctl" -D "$standby" -w promote >/dev/null
+ws_same "the promoted standby took the next timeline" "$next_tli" \
+  "$(pg_psql "$sport" "select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")"
+pg_pgbench "$sport" -T 2 >/dev/null 2>&1
+ws_check "the promoted standby archives its new timeline" pg_switch_and_wait_archived "$sport"
+ws_same "no archive failure after the promotion" 0 \
+  "$(pg_psql "$sport" "select failed_count from pg_stat_archiver")"
+wal_objects=$(find "$repo_dir" -path '*/wal/*' -type f -printf '%f\n')
+ws_contains "its history file is archived" "$wal_objects" "$next_tli.history"
+ws_check "the old timeline's last segment is archived as .partial" \
+  grep -q '^00000001[0-9A-F]\{16\}\.partial$' <<<"$wal_objects"
+ws_expect_exit 0 "verify after the failover" "${walctl[@]}" verify
 ws_done
