@@ -10,7 +10,7 @@ Inventory LoadInventory(Storage& storage, const Config& config, uint64_t system_
   Inventory inv;
   inv.system_id = system_id;
   inv.backups = LoadBackups(storage, config, system_id);
-  inv.wal = ListWal(storage, system_id);
+  inv.wal = ListWal(storage, system_id, &inv.misplaced_wal);
   if (!inv.backups.empty()) inv.segment_size = inv.backups.back().segment_size;
   uint32_t latest = LatestTimeline(inv.wal);
   if (latest > 1) {

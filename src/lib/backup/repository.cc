@@ -287,11 +287,17 @@ BackupObject WriteSmallObject(Storage& storage, const Config& config, const std:
   return object;
 }
 
-std::vector<WalObject> ListWal(Storage& storage, uint64_t system_id) {
+std::vector<WalObject> ListWal(Storage& storage, uint64_t system_id,
+                               std::vector<std::string>* misplaced) {
   std::vector<WalObject> out;
   storage.List(WalPrefix(system_id), [&](const ObjectInfo& info) {
     auto name = ParseWalFileName(info.key.substr(info.key.rfind('/') + 1));
-    if (name) out.push_back({*name, info.key, info.size, info.modified});
+    if (!name) return;
+    if (info.key == WalObjectKey(system_id, *name)) {
+      out.push_back({*name, info.key, info.size, info.modified});
+    } else if (misplaced) {
+      misplaced->push_back(info.key);
+    }
   });
   return out;
 }

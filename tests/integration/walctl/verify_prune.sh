@@ -67,6 +67,18 @@ ws_expect_exit 1..125 "verify --json reports the gap" "${walctl[@]}" verify --js
 ws_same "JSON gap" "$middle" "$(wc_json 'j["gaps"][0]["first"]')"
 mv "$WS_TMP/saved-segment" "$middle_file"
 
+# Damage 1b: the same segment moved into another directory of the repository, where walfetch
+# never looks.  Counting it by name would call the archive complete while a restore stops
+# there; verify reports the gap and the misplaced object.
+mkdir -p "$repo_dir/$(pg_system_id "$primary")/wal/moved"
+mv "$middle_file" "$repo_dir/$(pg_system_id "$primary")/wal/moved/$middle"
+ws_expect_exit 1..125 "verify catches a segment moved where walfetch does not look" "${walctl[@]}" verify
+ws_contains "... as a gap" "$WS_OUT" "GAP: timeline 1: $middle .. $middle"
+ws_contains "... and names the misplaced object" "$WS_OUT" "wal/moved/$middle is not where walfetch looks for $middle"
+mv "$repo_dir/$(pg_system_id "$primary")/wal/moved/$middle" "$middle_file"
+rmdir "$repo_dir/$(pg_system_id "$primary")/wal/moved"
+ws_expect_exit 0 "verify clean again" "${walctl[@]}" verify
+
 # Damage 2: a flipped byte in an object header, then in an object body.
 cp -a "$middle_file" "$WS_TMP/saved-segment"
 ws_flip_byte "$middle_file" 20

@@ -8,6 +8,7 @@
 #include <walstore/error.h>
 #include <walstore/object_format.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -90,6 +91,33 @@ TEST_SUITE("backup_repository") {
     REQUIRE(error);
     CHECK(error->code() == ErrorCode::kConfig);
     CHECK(Contains(error->what(), "several clusters (43, " + std::to_string(kSysId) + ")"));
+  }
+
+  TEST_CASE("ListWal lists WAL objects only where walfetch looks; others are misplaced") {
+    Repo repo;
+    const WalFileName seg = ParseWalFileNameOrThrow("000000010000000000000005");
+    const WalFileName hist = ParseWalFileNameOrThrow("00000002.history");
+    const std::string wal = std::to_string(kSysId) + "/wal/";
+    repo.PutRaw(WalObjectKey(kSysId, seg), "a");
+    repo.PutRaw(WalObjectKey(kSysId, hist), "h");
+    // Named like WAL, but where no restore looks: another timeline's directory, the top of
+    // wal/, a directory of its own.
+    const std::vector<std::string> stray = {wal + "0000000200000000/000000010000000000000006",
+                                            wal + "000000010000000000000007",
+                                            wal + "elsewhere/000000010000000000000008"};
+    for (const auto& key : stray) repo.PutRaw(key, "x");
+    repo.PutRaw(wal + "0000000100000000/not-wal", "x");  // not named like WAL: not listed at all
+    std::vector<std::string> misplaced;
+    const auto listed = ListWal(*repo.storage, kSysId, &misplaced);
+    std::vector<std::string> names;
+    for (const auto& w : listed) names.push_back(w.name.text);
+    std::sort(names.begin(), names.end());
+    CHECK(names == std::vector<std::string>{"000000010000000000000005", "00000002.history"});
+    std::sort(misplaced.begin(), misplaced.end());
+    std::vector<std::string> expected = stray;
+    std::sort(expected.begin(), expected.end());
+    CHECK(misplaced == expected);
+    CHECK(ListWal(*repo.storage, kSysId).size() == 2);  // without the out-parameter too
   }
 
   TEST_CASE("with a key, backup.json is encrypted and read back") {
