@@ -54,11 +54,7 @@ rgw_start() {
   S3_DIR=$dir
   mkdir -p "$dir/run" "$dir/log" "$dir/mon" "$dir/osd/0" "$dir/crash"
   if ((tls)); then
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
-      -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-      -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1 ||
-      ws_die "openssl could not make a certificate"
-    chmod 0644 "$dir/cert.pem"
+    s3_make_certificate "$dir"
     frontend="beast ssl_endpoint=127.0.0.1:$port ssl_certificate=$dir/cert.pem ssl_private_key=$dir/key.pem"
   else
     frontend="beast endpoint=127.0.0.1:$port"
@@ -130,15 +126,14 @@ CONF
     --access-key WALSTORETEST --secret-key "$S3_SECRET" >"$dir/log/user.out" 2>&1 ||
     ws_die "RGW: radosgw-admin user create failed: $(tail -n 5 "$dir/log/user.out")"
   timeout 30 radosgw-admin "${conf[@]}" zonegroup placement add --rgw-zonegroup default \
-    --placement-id default-placement --storage-class STANDARD_IA >"$dir/log/placement.out" 2>&1 &&
-    timeout 30 radosgw-admin "${conf[@]}" zone placement add --rgw-zone default \
-      --placement-id default-placement --storage-class STANDARD_IA \
-      --data-pool default.rgw.standard-ia.data >>"$dir/log/placement.out" 2>&1 ||
-    ws_die "RGW: radosgw-admin placement add failed: $(tail -n 5 "$dir/log/placement.out")"
+    --placement-id default-placement --storage-class STANDARD_IA >"$dir/log/placement.out" 2>&1 ||
+    ws_die "RGW: radosgw-admin zonegroup placement add failed: $(tail -n 5 "$dir/log/placement.out")"
+  timeout 30 radosgw-admin "${conf[@]}" zone placement add --rgw-zone default \
+    --placement-id default-placement --storage-class STANDARD_IA \
+    --data-pool default.rgw.standard-ia.data >>"$dir/log/placement.out" 2>&1 ||
+    ws_die "RGW: radosgw-admin zone placement add failed: $(tail -n 5 "$dir/log/placement.out")"
   rgw_daemon radosgw radosgw "${conf[@]}" -f -n client.rgw
   if ((tls)); then
-    S3_CA_BUNDLE=$dir/cert.pem
-    export S3_CA_BUNDLE
     S3_ENDPOINT=https://127.0.0.1:$port
   else
     S3_ENDPOINT=http://127.0.0.1:$port

@@ -82,13 +82,7 @@ s3_start() {
   args=(-d "$S3_DIR/data" -a 127.0.0.1 -p "$port" --silent --configure-bucket "$S3_BUCKET")
   if [[ ${1:-} == --tls ]]; then
     scheme=https
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
-      -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-      -keyout "$S3_DIR/key.pem" -out "$S3_DIR/cert.pem" >/dev/null 2>&1 ||
-      ws_die "openssl could not make a certificate"
-    chmod 0644 "$S3_DIR/cert.pem"
-    S3_CA_BUNDLE=$S3_DIR/cert.pem
-    export S3_CA_BUNDLE
+    s3_make_certificate "$S3_DIR"
     args+=(--key "$S3_DIR/key.pem" --cert "$S3_DIR/cert.pem")
   fi
   # s3rver 3.7 ciphers continuation tokens with DES, which Node 20 (OpenSSL 3) only has
@@ -104,6 +98,18 @@ s3_start() {
   # A machine-wide AWS_CA_BUNDLE would override the tests' ca_bundle settings.
   unset AWS_CA_BUNDLE
   ws_log "s3rver on $S3_ENDPOINT, bucket $S3_BUCKET"
+}
+
+# s3_make_certificate DIR: a fresh self-signed certificate for 127.0.0.1/localhost in
+# DIR/cert.pem (exported as S3_CA_BUNDLE) and its key in DIR/key.pem.
+s3_make_certificate() {
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1 ||
+    ws_die "openssl could not make a certificate"
+  chmod 0644 "$1/cert.pem"
+  S3_CA_BUNDLE=$1/cert.pem
+  export S3_CA_BUNDLE
 }
 
 s3_stop() {
