@@ -5,8 +5,9 @@
 #      CompleteMultipartUpload (measured with tests/lib/s3_client.py, asserted per store);
 #   2. a second walpush of other content under an archived name fails (exit 7) and the object
 #      stays, single PUT and multipart, whatever the store does with the header;
-#   3. the same when the other content is archived while a multipart upload is under way (the
-#      HEAD repeated before CompleteMultipartUpload catches it);
+#   3. the same when the other content is archived while a multipart upload is under way, up to
+#      its last part (part 1, sent last): the HEAD repeated after the last part, right before
+#      CompleteMultipartUpload, catches it;
 #   4. the race that is left: the other content archived between that HEAD and the final
 #      request.  A store that honours If-None-Match on that request refuses it (exit 7, the
 #      first object stays); one that ignores it lets the last writer win, and both walpush
@@ -108,16 +109,18 @@ held_push() {
   cat "$WS_TMP/held.err" >>"$WS_TMP/transcript"
 }
 
-# 3. The other content archived during a multipart upload (its first HEAD saw nothing): the
-# HEAD repeated before CompleteMultipartUpload sees it, on any store.
-export WALSTORE_REPO=s3://$S3_BUCKET/during-upload
-held_push "during a multipart upload" PUT partNumber=2 "${multipart[@]}"
-ws_same "during a multipart upload: walpush of other content is a conflict" 7 "$held_rc"
-ws_contains "during a multipart upload: ... saying so" "$held_err" \
-  "already archived with different content"
-ws_check "during a multipart upload: ... and CompleteMultipartUpload was never sent" \
-  not_sent "$complete_request"
-archived_is "during a multipart upload" "$wal/$seg" "the original"
+# 3. The other content archived during a multipart upload (its first HEAD saw nothing), while
+# part 2 or part 1 (sent last) is on its way: the HEAD repeated after the last part sees it, on
+# any store.
+for part in 2 1; do
+  desc="during a multipart upload (part $part held)"
+  export WALSTORE_REPO=s3://$S3_BUCKET/during-upload-$part
+  held_push "$desc" PUT "partNumber=$part&" "${multipart[@]}"
+  ws_same "$desc: walpush of other content is a conflict" 7 "$held_rc"
+  ws_contains "$desc: ... saying so" "$held_err" "already archived with different content"
+  ws_check "$desc: ... and CompleteMultipartUpload was never sent" not_sent "$complete_request"
+  archived_is "$desc" "$wal/$seg" "the original"
+done
 
 # 4. The window left: the other content archived after the last HEAD, before the final request
 # (held by the proxy) reaches the store.
