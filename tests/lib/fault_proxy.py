@@ -16,6 +16,8 @@ It forwards every request to --upstream and, on the way:
       slowdown  answer 503 SlowDown
       reset     drop the connection (RST) without answering
       stall:N   wait N seconds, then forward
+      wait:FILE wait until FILE exists (at most 120 s), then forward: the test decides
+                when the request reaches the server
       hang      never answer (the client must give up or be killed)
       cut       forward, but send only half of the response body, then RST
 
@@ -162,6 +164,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.reset()
         if fault and fault.startswith("stall:"):
             time.sleep(float(fault[6:]))
+        if fault and fault.startswith("wait:"):
+            deadline = time.monotonic() + 120
+            while not os.path.exists(fault[5:]) and time.monotonic() < deadline:
+                time.sleep(0.05)
         upstream = http.client.HTTPConnection(ARGS.upstream_host, ARGS.upstream_port, timeout=60)
         headers = {k: v for k, v in self.headers.items()}
         upstream.request(self.command, self.path, body=body, headers=headers)

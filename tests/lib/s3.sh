@@ -1,24 +1,37 @@
 # shellcheck shell=bash
-# S3 helpers for walstore's integration tests: an s3rver on loopback and a
+# S3 helpers for walstore's integration tests: an S3 server on loopback and a
 # fault-injecting, signature-checking proxy in front of it.  Source after
 # tests/lib/common.sh and ws_setup.
 #
-#   s3_start [--tls]   starts s3rver (npm, installed by scripts/install-deps under
-#                      /opt/walstore-test-tools, or $S3RVER) on a free port with
-#                      bucket $S3_BUCKET (default walstore-test); with --tls it
+# The server is $WALSTORE_TEST_S3_SERVER: s3rver (the default) or rgw, a private Ceph cluster
+# with the RADOS Gateway (tests/lib/rgw.sh); meson registers each S3 test for both.  $S3_SERVER
+# says which one runs, for the few checks where the two stores really differ.
+#
+#   s3_start [--tls]   starts the server on a free port of 127.0.0.1 with bucket $S3_BUCKET
+#                      (default walstore-test): s3rver (npm, installed by scripts/install-deps
+#                      under /opt/walstore-test-tools, or $S3RVER) or rgw_start; with --tls it
 #                      serves HTTPS with a fresh self-signed certificate for
 #                      127.0.0.1/localhost, whose PEM is $S3_CA_BUNDLE.  Exports
 #                      AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-#                      AWS_REGION, S3_BUCKET, S3_DIR (s3rver's data directory).
+#                      AWS_REGION, S3_BUCKET, S3_ENDPOINT (the server itself, even while a
+#                      proxy runs), S3_DIR (the server's directory: data, logs).
 #   s3_stop            stops it (the EXIT trap also does).
-#   s3_object_file KEY the file in which s3rver keeps the object KEY of $S3_BUCKET.
+#   s3_client ARGS...  tests/lib/s3_client.py against the server itself (not through the
+#                      proxy): objects read and written behind walstore's back.
+#   s3_object_head KEY prints the status and headers of a HEAD of KEY (in $S3_BUCKET).
+#   s3_object_damage KEY OFFSET   inverts one byte of the stored object KEY (negative OFFSET
+#                      counts from the end), keeping its x-amz-meta-* headers; the original
+#                      is kept for s3_object_repair KEY, which stores it back.
+#   s3_object_count PREFIX   how many objects of $S3_BUCKET have keys starting with PREFIX.
+#   s3_object_file KEY the file in which s3rver keeps the object KEY of $S3_BUCKET (s3rver
+#                      only).
 #   s3_proxy_start     starts tests/lib/fault_proxy.py in front of the running
-#                      s3rver (HTTP only) and points AWS_ENDPOINT_URL at it;
+#                      server (HTTP only) and points AWS_ENDPOINT_URL at it;
 #                      $S3_PROXY_PLAN is its fault plan, $S3_PROXY_LOG its request
 #                      log (see fault_proxy.py).  Every request through it must be
 #                      correctly SigV4-signed.
-#   s3_proxy_stop      stops the proxy and points AWS_ENDPOINT_URL back at s3rver.
-#   s3_latency_start MS  starts tests/lib/latency_proxy.py in front of the running s3rver (or
+#   s3_proxy_stop      stops the proxy and points AWS_ENDPOINT_URL back at the server.
+#   s3_latency_start MS  starts tests/lib/latency_proxy.py in front of the running server (or
 #                      of the fault proxy, if that runs): MS milliseconds in each direction
 #                      (RTT = 2 x MS, a new connection one RTT more), bandwidth not capped;
 #                      points AWS_ENDPOINT_URL at it.  Stopped by the EXIT trap.
@@ -26,8 +39,18 @@
 #                      their names in the array segs, WALSTORE_SYSTEM_ID exported.
 
 S3RVER=${S3RVER:-/opt/walstore-test-tools/node_modules/.bin/s3rver}
+S3_SERVER=${WALSTORE_TEST_S3_SERVER:-s3rver}
 S3_BUCKET=${S3_BUCKET:-walstore-test}
 S3_PID=
+case $S3_SERVER in
+  s3rver) ;;
+  rgw)
+    # shellcheck source=tests/lib/rgw.sh
+    . "$WS_LIB_DIR/rgw.sh"
+    ;;
+  *) ws_die "WALSTORE_TEST_S3_SERVER must be s3rver or rgw, not '$S3_SERVER'" ;;
+esac
+export S3_SERVER
 S3_PROXY_PID=
 # shellcheck disable=SC2034  # filled by s3_setup_with_wal for the scripts
 segs=()
@@ -46,6 +69,10 @@ s3_wait_port() {
 }
 
 s3_start() {
+  if [[ $S3_SERVER == rgw ]]; then
+    rgw_start "$@"
+    return
+  fi
   local port scheme=http args
   [[ -x $S3RVER ]] || ws_die "s3rver not found at $S3RVER: run scripts/install-deps" \
     "(npm install --prefix /opt/walstore-test-tools s3rver)"
@@ -55,13 +82,7 @@ s3_start() {
   args=(-d "$S3_DIR/data" -a 127.0.0.1 -p "$port" --silent --configure-bucket "$S3_BUCKET")
   if [[ ${1:-} == --tls ]]; then
     scheme=https
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
-      -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-      -keyout "$S3_DIR/key.pem" -out "$S3_DIR/cert.pem" >/dev/null 2>&1 ||
-      ws_die "openssl could not make a certificate"
-    chmod 0644 "$S3_DIR/cert.pem"
-    S3_CA_BUNDLE=$S3_DIR/cert.pem
-    export S3_CA_BUNDLE
+    s3_make_certificate "$S3_DIR"
     args+=(--key "$S3_DIR/key.pem" --cert "$S3_DIR/cert.pem")
   fi
   # s3rver 3.7 ciphers continuation tokens with DES, which Node 20 (OpenSSL 3) only has
@@ -79,16 +100,53 @@ s3_start() {
   ws_log "s3rver on $S3_ENDPOINT, bucket $S3_BUCKET"
 }
 
+# s3_make_certificate DIR: a fresh self-signed certificate for 127.0.0.1/localhost in
+# DIR/cert.pem (exported as S3_CA_BUNDLE) and its key in DIR/key.pem.
+s3_make_certificate() {
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1 ||
+    ws_die "openssl could not make a certificate"
+  chmod 0644 "$1/cert.pem"
+  S3_CA_BUNDLE=$1/cert.pem
+  export S3_CA_BUNDLE
+}
+
 s3_stop() {
   s3_proxy_stop
-  if [[ -n $S3_PID ]]; then
+  if [[ $S3_SERVER == rgw ]]; then
+    rgw_stop
+  elif [[ -n $S3_PID ]]; then
     kill "$S3_PID" 2>/dev/null
     wait "$S3_PID" 2>/dev/null
   fi
   S3_PID=
 }
 
-s3_object_file() { echo "$S3_DIR/data/$S3_BUCKET/$1._S3rver_object"; }
+s3_object_file() {
+  [[ $S3_SERVER == s3rver ]] || ws_die "s3_object_file: only s3rver keeps objects in files"
+  echo "$S3_DIR/data/$S3_BUCKET/$1._S3rver_object"
+}
+
+s3_client() { python3 "$WS_LIB_DIR/s3_client.py" "$@"; }
+
+s3_object_head() { s3_client head "$1"; }
+
+s3_object_count() { s3_client count "$1"; }
+
+s3_object_damage() {
+  local orig=$S3_DIR/damaged/$1
+  mkdir -p "$(dirname "$orig")"
+  s3_client get "$1" "$orig" || ws_die "s3_object_damage: no object $1"
+  cp "$orig" "$orig.damaged"
+  cp "$orig.meta" "$orig.damaged.meta"
+  ws_flip_byte "$orig.damaged" "$2"
+  s3_client put "$1" "$orig.damaged" || ws_die "s3_object_damage: could not store $1"
+}
+
+s3_object_repair() {
+  s3_client put "$1" "$S3_DIR/damaged/$1" || ws_die "s3_object_repair: could not store $1"
+}
 
 s3_proxy_start() {
   local port_file=$S3_DIR/proxy.port

@@ -4,7 +4,8 @@
 #   restore point taken next to checksums of two tables, more writes and a dropped table,
 #   then recovery with restore_command = 'walfetch %f %p' to the restore point and an exact
 #   comparison of the checksums.
-# Env: PITR_REPO_KIND=file|s3 (s3 uses tests/lib/s3.sh), PITR_COMPRESSION (lz4, zstd:3, ...),
+# Env: PITR_REPO_KIND=file|s3 (s3 uses tests/lib/s3.sh: s3rver, or Ceph RGW with
+#      WALSTORE_TEST_S3_SERVER=rgw), PITR_COMPRESSION (lz4, zstd:3, ...),
 #      PITR_ENCRYPT=1|0, PITR_SCALE (pgbench scale, default 5).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -91,7 +92,7 @@ fi
 if [[ $kind == file ]]; then
   objects=$(find "$repo_dir" -type f ! -name '.*' | wc -l)
 else
-  objects=$(find "$S3_DIR/data/$S3_BUCKET" -type f -name '*._S3rver_object' | wc -l)
+  objects=$(s3_object_count "")
 fi
 if ((objects >= archived)); then
   ws_pass "repository holds $objects objects for $archived archived files"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The S3 Storage driver against s3rver, through the signature-checking proxy:
+# The S3 Storage driver against s3rver (or Ceph RGW: WALSTORE_TEST_S3_SERVER=rgw), through the
+# signature-checking proxy:
 # metadata, no-overwrite commits, multipart and its abort, streamed reads,
 # paginated listing, batch delete, threads (tests/integration/s3/s3_storage_check.cc).
 set -u
@@ -23,8 +24,8 @@ ws_contains "parts were uploaded" "$log" "partNumber=2&uploadId="
 ws_contains "the abandoned upload was aborted" "$log" "DELETE /$S3_BUCKET/storage-check/large/abandoned?uploadId="
 ws_contains "listing used continuation tokens" "$log" "continuation-token="
 ws_contains "batch delete was used" "$log" "POST /$S3_BUCKET/?delete="
-# 24 keys at 10 a request, then the cleanup: 4 requests, more when s3rver answers one with a
-# 500 (it does when it deletes several keys of one directory at once) and it is retried.
+# 24 keys at 10 a request, then the cleanup: 4 requests, more when the store answers one with a
+# 500 (s3rver does when it deletes several keys of one directory at once) and it is retried.
 batches=$(grep -c 'POST /[^ ]*?delete=' "$S3_PROXY_LOG")
 if ((batches >= 4)); then ws_pass "keys were deleted 10 a request ($batches requests)"; else
   ws_fail "expected at least 4 batch delete requests, saw $batches"; fi

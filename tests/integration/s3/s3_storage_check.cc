@@ -1,5 +1,5 @@
-// Exercises the S3 Storage driver against a live S3 server (s3rver in the
-// integration tests): metadata, no-overwrite commits, multipart uploads and
+// Exercises the S3 Storage driver against a live S3 server (s3rver and Ceph RGW in
+// the integration tests): metadata, no-overwrite commits, multipart uploads and
 // their abort, streamed reads, paginated listing, batch delete, concurrency.
 //
 // Usage: s3_storage_check   (repository and S3 settings from WALSTORE_CONFIG /
@@ -63,8 +63,9 @@ int Run() {
   const std::string bucket = rest.substr(0, rest.find('/'));
   const std::string prefix =
       rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
+  // Parts of AWS's minimum size (5 MiB but the last), which RGW enforces as AWS does.
   config.s3.multipart_threshold = 1 << 20;
-  config.s3.part_size = 384 << 10;
+  config.s3.part_size = 5 << 20;
   auto storage = OpenS3Storage(config, bucket, prefix, S3Tuning{7, 10});
 
   // Small object with metadata.
@@ -113,8 +114,8 @@ int Run() {
   }
   Check(!storage->Stat("small/uncommitted"), "a writer destroyed without Commit leaves nothing");
 
-  // Multipart: 1 MiB threshold, 384 KiB parts.
-  const std::string large = Pattern((3 << 20) + 12345, 3);
+  // Multipart: 1 MiB threshold, 5 MiB parts: four parts.
+  const std::string large = Pattern((15 << 20) + 12345, 3);
   Check(Put(*storage, "large/m", large, options) == CommitResult::kCreated,
         "large object created through a multipart upload");
   info = storage->Stat("large/m");

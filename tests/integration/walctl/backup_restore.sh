@@ -2,7 +2,8 @@
 # walctl backup under a pgbench load (with a tablespace), then walctl restore to a named
 # restore point and to a time, each compared exactly with checksums taken on the primary;
 # list/show JSON; refusal of a non-empty directory; restore that catches a damaged backup;
-# pg_verifybackup on a restored directory.  WC_REPO_KIND=s3 runs it all against s3rver.
+# pg_verifybackup on a restored directory.  WC_REPO_KIND=s3 runs it all against S3
+# (s3rver, or Ceph RGW with WALSTORE_TEST_S3_SERVER=rgw).
 set -euo pipefail
 # shellcheck source=tests/integration/walctl/walctl_lib.sh
 . "$(dirname "$0")/walctl_lib.sh"
@@ -95,14 +96,13 @@ ws_expect_exit 2..125 "a target time before every backup is refused" \
 
 # 6. A damaged backup object: restore fails and cleans up.
 ws_expect_exit 0 "show first" "${walctl[@]}" show first --json
-base_obj=$(wc_object_file "$(wc_json 'j["system_id"]')/backup/first/base.tar")
-cp -a "$base_obj" "$WS_TMP/base.tar.orig"
-ws_flip_byte "$base_obj" 4000
+base_obj=$(wc_json 'j["system_id"]')/backup/first/base.tar
+wc_object_damage "$base_obj" 4000
 ws_pg_dir "$WS_TMP/tblspc-d"
 ws_expect_exit 2..125 "restore of a damaged backup fails" "${walctl[@]}" restore first "$WS_TMP/restore-d" \
   --tablespace-map "$WS_TMP/tblspc=$WS_TMP/tblspc-d"
 ws_same "failed restore removed what it wrote" yes "$(test -z "$(ls -A "$WS_TMP/restore-d" 2>/dev/null)" && echo yes)"
-cp -a "$WS_TMP/base.tar.orig" "$base_obj"
+wc_object_repair "$base_obj"
 
 # 7. PostgreSQL's own pg_verifybackup agrees with the restored files (checked before start).
 ws_pg_dir "$WS_TMP/tblspc-v"

@@ -5,8 +5,10 @@
 #   wc_primary [SETTINGS...]   init + start $primary on $port, archiving with walpush into
 #                              $repo_url (lz4, encrypted with $WS_TMP/key); sets $walctl
 #                              (array: walctl with the repository options) and $conninfo.
-#                              WC_REPO_KIND=s3 puts the repository on s3rver (tests/lib/s3.sh)
-#   wc_object_file KEY         the file holding repository object KEY (for damage tests)
+#                              WC_REPO_KIND=s3 puts the repository on S3 (tests/lib/s3.sh:
+#                              s3rver, or Ceph RGW with WALSTORE_TEST_S3_SERVER=rgw)
+#   wc_object_damage KEY OFFSET  inverts one byte of repository object KEY (negative OFFSET
+#                              counts from the end); wc_object_repair KEY puts the original back
 #   wc_json EXPR               evaluates a Python expression over the JSON in $WS_OUT (as j)
 #   wc_restore_and_start DIR [walctl restore args...]  restore + start on a new port ($rport)
 #                              and wait for the end of recovery; non-zero on failure
@@ -33,11 +35,21 @@ wc_primary() {
   conninfo="host=127.0.0.1 port=$port user=postgres"
 }
 
-wc_object_file() {
+wc_object_damage() {
   if [[ ${WC_REPO_KIND:-file} == s3 ]]; then
-    s3_object_file "walctl/$1"
+    s3_object_damage "walctl/$1" "$2"
   else
-    echo "$repo_dir/$1"
+    mkdir -p "$(dirname "$WS_TMP/damaged/$1")"
+    cp -a "$repo_dir/$1" "$WS_TMP/damaged/$1"
+    ws_flip_byte "$repo_dir/$1" "$2"
+  fi
+}
+
+wc_object_repair() {
+  if [[ ${WC_REPO_KIND:-file} == s3 ]]; then
+    s3_object_repair "walctl/$1"
+  else
+    cp -a "$WS_TMP/damaged/$1" "$repo_dir/$1"
   fi
 }
 

@@ -96,12 +96,7 @@ class S3ObjectWriter : public ObjectWriter {
   }
 
   CommitResult Commit() override {
-    // After a (long) multipart upload, look again: keep the window between
-    // the check and the write short for stores that ignore If-None-Match.
-    const bool existed = existed_.get();
-    if (existed || (!upload_id_.empty() && HeadObject(requests_, key_))) {
-      return CommitResult::kAlreadyExists;
-    }
+    if (existed_.get()) return CommitResult::kAlreadyExists;
     NameValues headers = headers_;
     headers.emplace_back("if-none-match", "*");
     const std::string what = "PUT " + key_;
@@ -116,6 +111,10 @@ class S3ObjectWriter : public ObjectWriter {
         if (!buffer_.empty()) etags_.push_back(UploadPart(buffer_, etags_.size() + 1));
         etags_[0] = UploadPart(first_part_, 1);
       }
+      // After a (long) multipart upload, look again once every part is there: the window
+      // between the check and the write is then one round trip, on stores that ignore
+      // If-None-Match on CompleteMultipartUpload (s3rver, Ceph RGW 16.2: docs/s3.md).
+      if (HeadObject(requests_, key_)) return CommitResult::kAlreadyExists;
       const std::string body = CompleteRequestBody(etags_);
       response = requests_.Send(
           {"POST", full_key_, {{"uploadId", upload_id_}}, {{"if-none-match", "*"}}, &body}, what);

@@ -8,6 +8,7 @@
 #include <walstore/config.h>
 #include <walstore/storage.h>
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -37,12 +38,19 @@ class FakeBucket {
  public:
   std::string head_status = "404 Not Found";
   std::string put_status = "200 OK";
+  // When set: HEAD's answer once part 1 of a multipart upload has arrived (another writer's
+  // object appearing during the upload).
+  std::string head_status_after_part1;
 
   ServerReply Answer(const ServerRequest& request) {
     std::lock_guard lock(mutex_);
     requests_.push_back(request);
     const std::string& head = request.head;
-    if (head.starts_with("HEAD ")) return {Reply(head_status, "", kClose)};
+    if (head.starts_with("PUT ") && Contains(head, "partNumber=1&")) part1_seen_ = true;
+    if (head.starts_with("HEAD ")) {
+      const bool later = part1_seen_ && !head_status_after_part1.empty();
+      return {Reply(later ? head_status_after_part1 : head_status, "", kClose)};
+    }
     if (head.starts_with("POST ") && Contains(head, "?uploads")) {
       return {Reply("200 OK",
                     "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
@@ -61,13 +69,14 @@ class FakeBucket {
     return {Reply("400 Bad Request", "", kClose)};
   }
 
-  // The requests other than HEAD, as "METHOD query" (query without the key).
-  std::vector<std::string> Calls() {
+  // The requests other than HEAD (all with `with_head`), as "METHOD query" (query without
+  // the key).
+  std::vector<std::string> Calls(bool with_head = false) {
     std::lock_guard lock(mutex_);
     std::vector<std::string> calls;
     for (const ServerRequest& request : requests_) {
       const std::string line = request.head.substr(0, request.head.find(" HTTP/1.1"));
-      if (line.starts_with("HEAD ")) continue;
+      if (line.starts_with("HEAD ") && !with_head) continue;
       std::string call = line.substr(0, line.find(' '));
       const size_t query = line.find('?');
       if (query != std::string::npos) call.append(" ").append(line, query + 1);
@@ -92,6 +101,7 @@ class FakeBucket {
  private:
   std::mutex mutex_;
   std::vector<ServerRequest> requests_;
+  bool part1_seen_ = false;
 };
 
 // A FakeBucket behind a test server.
@@ -183,6 +193,37 @@ TEST_SUITE("s3_writer") {
     }
     CHECK(parts[1] == "XY234567");
     CHECK(parts[2] + parts[3] + parts[4] == data.substr(8));
+  }
+
+  TEST_CASE("after a multipart upload, HEAD again once every part is sent, then complete") {
+    FakeEndpoint endpoint;
+    FakeBucket& bucket = endpoint.bucket;
+    auto s = OpenAt(endpoint.server, SmallParts);
+    auto writer = s->Create(kKey, {});
+    writer->Write(AsBytes(std::string(30, 'x')));
+    CHECK(writer->Commit() == CommitResult::kCreated);
+    const std::vector<std::string> calls = bucket.Calls(true);
+    REQUIRE(calls.size() >= 3);
+    CHECK(calls[calls.size() - 3] == "PUT partNumber=1&uploadId=u1");
+    CHECK(calls[calls.size() - 2] == "HEAD");
+    CHECK(calls.back() == "POST uploadId=u1");
+  }
+
+  TEST_CASE("an object that appears while the parts upload is never replaced by the complete") {
+    // Stores that ignore If-None-Match on CompleteMultipartUpload (s3rver, Ceph RGW 16.2) would
+    // replace it; the HEAD after the last part sees it.
+    FakeEndpoint endpoint;
+    FakeBucket& bucket = endpoint.bucket;
+    bucket.head_status_after_part1 = "200 OK";
+    auto s = OpenAt(endpoint.server, SmallParts);
+    {
+      auto writer = s->Create(kKey, {});
+      writer->Write(AsBytes(std::string(30, 'x')));
+      CHECK(writer->Commit() == CommitResult::kAlreadyExists);
+    }
+    const std::vector<std::string> calls = bucket.Calls();
+    CHECK(std::find(calls.begin(), calls.end(), "POST uploadId=u1") == calls.end());
+    CHECK(calls.back() == "DELETE uploadId=u1");
   }
 
   TEST_CASE("a multipart writer destroyed without Commit aborts its upload") {
