@@ -21,11 +21,6 @@ namespace {
 
 using Values = std::map<std::string, std::string>;
 
-std::string Lower(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
 SourceResult Missing(std::string why) { return {std::nullopt, std::move(why)}; }
 
 SourceResult Found(std::string id, std::string secret, std::string token,
@@ -261,7 +256,7 @@ SourceResult Container(const S3Settings& settings, const EnvLookup& env) {
 }
 
 SourceResult InstanceMetadata(const EnvLookup& env) {
-  if (Lower(env("AWS_EC2_METADATA_DISABLED").value_or("")) == "true") {
+  if (http::AsciiLower(env("AWS_EC2_METADATA_DISABLED").value_or("")) == "true") {
     return Missing("AWS_EC2_METADATA_DISABLED is true");
   }
   std::string base = env("AWS_EC2_METADATA_SERVICE_ENDPOINT").value_or("http://169.254.169.254");
