@@ -198,8 +198,8 @@ SourceResult Profile(const S3Settings& settings, const EnvLookup& env) {
       settings.profile.empty() ? env("AWS_PROFILE").value_or("default") : settings.profile;
   const std::string credentials_file = AwsFile(env, "AWS_SHARED_CREDENTIALS_FILE", "credentials");
   const std::string config_file = AwsFile(env, "AWS_CONFIG_FILE", "config");
-  if (credentials_file.empty()) {
-    return Missing(fmt::format("profile \"{}\": no ~/.aws/credentials (HOME is not set)", profile));
+  if (credentials_file.empty() && config_file.empty()) {
+    return Missing(fmt::format("profile \"{}\": no ~/.aws files (HOME is not set)", profile));
   }
   Values values = ReadProfile(config_file, profile, true);
   for (auto& [name, value] : ReadProfile(credentials_file, profile, false)) values[name] = value;

@@ -147,7 +147,8 @@ void RequestSender::FailResponse(const http::Response& response, const std::stri
                             what, Describe(), response.status,
                             error.code.empty() ? "PermanentRedirect" : error.code),
                 region.empty() || region.starts_with('(')
-                    ? "set the bucket's region: [s3] region or AWS_REGION"
+                    ? "set the bucket's region ([s3] region or AWS_REGION), or check that the "
+                      "endpoint is the right one (a redirect from http to https also looks so)"
                     : fmt::format("set region = \"{}\" in [s3] (or AWS_REGION={})", region, region));
   }
   if (response.status == 403 || response.status == 401) {
