@@ -5,7 +5,9 @@ It forwards every request to --upstream and, on the way:
   * checks each request's AWS Signature Version 4 (an implementation of its
     own, independent of walstore's) with --access-key/--secret, answering
     403 SignatureDoesNotMatch when it does not match, and checks a signed
-    payload's SHA-256 (s3rver itself does not verify V4 signatures);
+    payload's SHA-256 (s3rver itself does not verify V4 signatures); with
+    --session-token-prefix, also that a signed x-amz-security-token starting
+    with it is there (temporary credentials);
   * logs one line per request to --log: "<conn> <METHOD> <path>?<query>",
     plus " <name>=<value>" for the headers in LOGGED_HEADERS it carries;
   * injects faults from --plan, a file of lines "<action> [METHOD [TEXT]]"
@@ -40,7 +42,7 @@ ARGS = None
 PLAN_LOCK = threading.Lock()
 LOG_LOCK = threading.Lock()
 CONNECTIONS = iter(range(1, 1 << 30))
-LOGGED_HEADERS = ("Range", "If-None-Match", "If-Match", "X-Amz-Storage-Class",
+LOGGED_HEADERS = ("Range", "If-None-Match", "If-Match", "X-Amz-Storage-Class", "X-Amz-Security-Token",
                   "X-Amz-Server-Side-Encryption", "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id")
 
 
@@ -133,6 +135,11 @@ class Handler(BaseHTTPRequestHandler):
             payload_hash, credential)
         if re_encoded:
             return f"path {raw_path} is not encoded the SigV4 way"
+        token = headers.get("x-amz-security-token", "")
+        if ARGS.session_token_prefix and (
+                not token.startswith(ARGS.session_token_prefix) or
+                "x-amz-security-token" not in fields["SignedHeaders"].split(";")):
+            return "no signed session token from the expected source"
         if "host" not in fields["SignedHeaders"].split(";"):
             return "host is not signed"
         if not hmac.compare_digest(signature, fields["Signature"]):
@@ -207,6 +214,8 @@ def main():
     parser.add_argument("--log", required=True)
     parser.add_argument("--access-key", default="")
     parser.add_argument("--secret", default="", help="verify SigV4 with this secret key")
+    parser.add_argument("--session-token-prefix", default="",
+                        help="require a signed x-amz-security-token starting with this")
     ARGS = parser.parse_args()
     upstream = urllib.parse.urlsplit(ARGS.upstream)
     ARGS.upstream_host, ARGS.upstream_port = upstream.hostname, upstream.port

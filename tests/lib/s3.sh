@@ -29,7 +29,8 @@
 #                      server (HTTP only) and points AWS_ENDPOINT_URL at it;
 #                      $S3_PROXY_PLAN is its fault plan, $S3_PROXY_LOG its request
 #                      log (see fault_proxy.py).  Every request through it must be
-#                      correctly SigV4-signed.
+#                      correctly SigV4-signed (and, with $S3_PROXY_TOKEN_PREFIX set,
+#                      carry a signed x-amz-security-token starting with it).
 #   s3_proxy_stop      stops the proxy and points AWS_ENDPOINT_URL back at the server.
 #   s3_latency_start MS  starts tests/lib/latency_proxy.py in front of the running server (or
 #                      of the fault proxy, if that runs): MS milliseconds in each direction
@@ -158,6 +159,7 @@ s3_proxy_start() {
   python3 "$WS_LIB_DIR/fault_proxy.py" --upstream "$S3_ENDPOINT" --port-file "$port_file" \
     --plan "$S3_PROXY_PLAN" --log "$S3_PROXY_LOG" \
     --access-key "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" \
+    ${S3_PROXY_TOKEN_PREFIX:+--session-token-prefix "$S3_PROXY_TOKEN_PREFIX"} \
     2>"$S3_DIR/proxy.err" &
   S3_PROXY_PID=$!
   WS_PIDS+=("$S3_PROXY_PID")

@@ -133,9 +133,12 @@ ws_expect_exit 13 "walctl init: a missing bucket fails" "$WS_BIN/walctl" --repo 
 ws_contains "walctl init: ... naming the bucket" "$WS_ERR" "bucket no-such-bucket does not exist"
 mkdir -p "$WS_TMP/home"
 ws_expect_exit 3 "no credentials: a configuration error" \
-  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$WS_TMP/home" walpush "$wal/${segs[2]}"
+  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$WS_TMP/home" AWS_EC2_METADATA_DISABLED=true \
+  walpush "$wal/${segs[2]}"
 ws_contains "no credentials: ... naming what was looked for" "$WS_ERR" \
-  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, and profile \"default\" in $WS_TMP/home/.aws/credentials"
+  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment; web identity:"
+ws_contains "no credentials: ... the profile too" "$WS_ERR" \
+  "profile \"default\" has neither aws_access_key_id and aws_secret_access_key nor credential_process in $WS_TMP/home/.aws/credentials"
 ws_not_contains "no secret key in any output" "$(cat "$WS_TMP/transcript")" "$secret"
 ws_not_contains "no signature in any output (the store's)" "$(cat "$WS_TMP/transcript")" \
   "Credential=$AWS_ACCESS_KEY_ID/"

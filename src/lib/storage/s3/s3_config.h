@@ -29,12 +29,4 @@ struct Location {
 // kConfig for a malformed endpoint.
 Location ResolveLocation(const S3Settings& settings, const std::string& bucket);
 
-// The credentials to sign with: the access key pair in `settings` (filled by
-// LoadConfig from the [s3] table and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
-// / AWS_SESSION_TOKEN), else the profile settings.profile (or $AWS_PROFILE,
-// or "default") of the shared credentials file ($AWS_SHARED_CREDENTIALS_FILE,
-// else ~/.aws/credentials).  Throws kConfig naming every place looked at
-// when none has both keys.  Never puts a secret in a message.
-Credentials ResolveCredentials(const S3Settings& settings, const EnvLookup& env);
-
 }  // namespace walstore::s3

@@ -44,12 +44,14 @@ void ClientPool::Return(std::unique_ptr<http::Client> client) {
   idle_.push_back(std::move(client));
 }
 
-RequestSender::RequestSender(const S3Settings& settings, std::string bucket, std::string prefix)
+RequestSender::RequestSender(const S3Settings& settings, std::string bucket, std::string prefix,
+                             std::vector<CredentialSource> chain)
     : settings_(settings),
       bucket_(std::move(bucket)),
       prefix_(std::move(prefix)),
       location_(ResolveLocation(settings_, bucket_)),
-      credentials_(ResolveCredentials(settings_, ProcessEnvironment())),
+      credentials_(chain.empty() ? DefaultCredentialChain(settings_, ProcessEnvironment())
+                                 : std::move(chain)),
       pool_(http::ClientOptions{settings_.connect_timeout_seconds, settings_.low_speed_seconds,
                                 settings_.ca_bundle, settings_.ca_path, settings_.verify_tls}) {
   policy_.max_attempts = std::max(1, settings_.max_attempts);
@@ -78,10 +80,11 @@ http::Request RequestSender::Build(const Call& call, const std::string& payload_
   signing.headers.emplace_back("host", location_.host);
   signing.headers.emplace_back("x-amz-date", date);
   signing.headers.emplace_back("x-amz-content-sha256", payload_hash);
-  if (!credentials_.session_token.empty()) {
-    signing.headers.emplace_back("x-amz-security-token", credentials_.session_token);
+  const Credentials credentials = credentials_.Current();
+  if (!credentials.session_token.empty()) {
+    signing.headers.emplace_back("x-amz-security-token", credentials.session_token);
   }
-  const SignResult signature = Sign(signing, credentials_, location_.region, "s3", date);
+  const SignResult signature = Sign(signing, credentials, location_.region, "s3", date);
   http::Request request;
   request.method = call.method;
   request.url = location_.BaseUrl() + UriEncode(path, true);
@@ -132,6 +135,21 @@ void RequestSender::FailResponse(const http::Response& response, const std::stri
     throw Error(ErrorCode::kStorage,
                 fmt::format("bucket {} does not exist at endpoint {}", bucket_, endpoint),
                 "create the bucket, or check the repository URL, [s3] endpoint and region");
+  }
+  std::string region = response.Header("x-amz-bucket-region").value_or(error.region);
+  if (region.empty() && !error.endpoint.empty()) region = "(endpoint " + error.endpoint + ")";
+  if (response.status == 301 || error.code == "PermanentRedirect" ||
+      (error.code == "AuthorizationHeaderMalformed" && !region.empty() &&
+       region != location_.region)) {
+    throw Error(ErrorCode::kConfig,
+                fmt::format("bucket {} is in region {}, not {}: {} on {} was refused (HTTP {} {})",
+                            bucket_, region.empty() ? "(not named)" : region, location_.region,
+                            what, Describe(), response.status,
+                            error.code.empty() ? "PermanentRedirect" : error.code),
+                region.empty() || region.starts_with('(')
+                    ? "set the bucket's region ([s3] region or AWS_REGION), or check that the "
+                      "endpoint is the right one (a redirect from http to https also looks so)"
+                    : fmt::format("set region = \"{}\" in [s3] (or AWS_REGION={})", region, region));
   }
   if (response.status == 403 || response.status == 401) {
     std::string hint = fmt::format(

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "http/http_client.h"
+#include "storage/s3/credentials.h"
 #include "storage/s3/s3_config.h"
 #include "storage/s3/sigv4.h"
 
@@ -88,10 +89,12 @@ class ClientPool {
 class RequestSender {
  public:
   // `bucket` is the bucket name, `prefix` the key prefix ("" or "a/b", no
-  // leading or trailing '/').  Resolves the endpoint and the credentials
-  // (s3::ResolveLocation, s3::ResolveCredentials): throws kConfig when they
-  // are missing or malformed.
-  RequestSender(const S3Settings& settings, std::string bucket, std::string prefix);
+  // leading or trailing '/').  Resolves the endpoint (s3::ResolveLocation)
+  // and the credentials (the chain of credentials.h with the process
+  // environment, or `chain` when given): throws kConfig when they are
+  // missing or malformed.
+  RequestSender(const S3Settings& settings, std::string bucket, std::string prefix,
+                std::vector<CredentialSource> chain = {});
   RequestSender(const RequestSender&) = delete;
   RequestSender& operator=(const RequestSender&) = delete;
 
@@ -108,9 +111,11 @@ class RequestSender {
   // A connection of its own, for a response read as a stream.
   ClientPool::Lease AcquireClient() { return pool_.Acquire(); }
 
-  // Signs `call` for the current time: URL, headers with host, x-amz-date,
+  // Signs `call` for the current time with the provider's current (possibly
+  // just refreshed) credentials: URL, headers with host, x-amz-date,
   // x-amz-content-sha256 (= `payload_hash`), the session token if any, and
-  // the Authorization header.
+  // the Authorization header.  Throws kAuth when temporary credentials
+  // expired and could not be refreshed.
   http::Request Build(const Call& call, const std::string& payload_hash) const;
 
   // Sends `call` with retries; returns any response that is not transient
@@ -130,7 +135,9 @@ class RequestSender {
 
   // Throws the Error for a refused request `what`: a missing bucket and a
   // non-S3 reply (kStorage), refused credentials (kAuth, with a hint naming
-  // the likely cause), any other S3 error (kStorage, with its code).
+  // the likely cause), a bucket in another region (kConfig naming it, from
+  // x-amz-bucket-region or the error document's <Region> / <Endpoint>), any
+  // other S3 error (kStorage, with its code).
   [[noreturn]] void FailResponse(const http::Response& response, const std::string& what) const;
 
  private:
@@ -138,7 +145,7 @@ class RequestSender {
   std::string bucket_;
   std::string prefix_;
   Location location_;
-  Credentials credentials_;
+  mutable CredentialProvider credentials_;
   RetryPolicy policy_;
   ClientPool pool_;
 };

@@ -86,7 +86,8 @@ ErrorBody ParseErrorBody(const std::string& xml) {
   pugi::xml_document document;
   if (!document.load_buffer(xml.data(), xml.size())) return {};
   const pugi::xml_node error = document.child("Error");
-  return {error.child_value("Code"), error.child_value("Message")};
+  return {error.child_value("Code"), error.child_value("Message"), error.child_value("Region"),
+          error.child_value("Endpoint")};
 }
 
 std::string DeleteRequestBody(const std::vector<std::string>& keys) {

@@ -29,6 +29,8 @@ ListPage ParseListPage(const std::string& xml);
 struct ErrorBody {
   std::string code;  // "NoSuchBucket", "SlowDown", ... ("" if none)
   std::string message;
+  std::string region;    // <Region> of a wrong-region error, if any
+  std::string endpoint;  // <Endpoint> of a PermanentRedirect, if any
 };
 // An <Error> document; empty fields when `xml` is not one.
 ErrorBody ParseErrorBody(const std::string& xml);

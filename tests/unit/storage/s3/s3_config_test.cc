@@ -1,41 +1,11 @@
-// Endpoint / addressing resolution and credential lookup.
+// Endpoint / addressing resolution (credentials: credentials_test.cc).
 #include "storage/s3/s3_config.h"
 #include "test_util.h"
 
 #include <doctest/doctest.h>
 #include <walstore/error.h>
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <map>
-
 namespace walstore::s3 {
-using walstore::test::MapEnv;
-
-namespace {
-
-// A credentials file in a fresh temporary directory.
-std::string WriteCredentials(const std::string& text) {
-  char pattern[] = "/tmp/walstore-s3-config-test-XXXXXX";
-  REQUIRE(mkdtemp(pattern) != nullptr);
-  const std::string path = std::string(pattern) + "/credentials";
-  std::ofstream(path) << text;
-  return path;
-}
-
-const char* kCredentialsFile =
-    "# comment\n"
-    "[default]\n"
-    "aws_access_key_id = DEFAULTKEY\n"
-    "aws_secret_access_key = defaultsecret\n"
-    "\n"
-    "[archive]\n"
-    "aws_access_key_id=ARCHIVEKEY\n"
-    "aws_secret_access_key=archivesecret\n"
-    "aws_session_token = archivetoken\n";
-
-}  // namespace
 
 TEST_SUITE("s3_config") {
   TEST_CASE("path-style is chosen by itself for IP and localhost endpoints") {
@@ -91,64 +61,18 @@ TEST_SUITE("s3_config") {
     }
   }
 
-  TEST_CASE("keys from the settings come first") {
+  TEST_CASE("TLS on AWS: virtual-hosted for plain names, path-style for dotted ones") {
+    // *.s3.<region>.amazonaws.com covers one label: "wal.s3..." matches it,
+    // "my.wal.s3..." does not, so a dotted bucket goes in the path.
     S3Settings settings;
-    settings.access_key_id = "AKID";
-    settings.secret_access_key = "secret";
-    settings.session_token = "token";
-    const Credentials credentials = ResolveCredentials(settings, MapEnv({}));
-    CHECK(credentials.access_key_id == "AKID");
-    CHECK(credentials.secret_access_key == "secret");
-    CHECK(credentials.session_token == "token");
-  }
-
-  TEST_CASE("profiles of the shared credentials file") {
-    const std::string file = WriteCredentials(kCredentialsFile);
-    S3Settings settings;
-    Credentials credentials =
-        ResolveCredentials(settings, MapEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}}));
-    CHECK(credentials.access_key_id == "DEFAULTKEY");
-    CHECK(credentials.secret_access_key == "defaultsecret");
-    CHECK(credentials.session_token.empty());
-
-    credentials = ResolveCredentials(
-        settings, MapEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}, {"AWS_PROFILE", "archive"}}));
-    CHECK(credentials.access_key_id == "ARCHIVEKEY");
-    CHECK(credentials.session_token == "archivetoken");
-
-    settings.profile = "default";  // the settings' profile beats AWS_PROFILE
-    credentials = ResolveCredentials(
-        settings, MapEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}, {"AWS_PROFILE", "archive"}}));
-    CHECK(credentials.access_key_id == "DEFAULTKEY");
-
-    // ~/.aws/credentials when AWS_SHARED_CREDENTIALS_FILE is not set.
-    const std::string home = std::filesystem::path(file).parent_path().string();
-    std::filesystem::create_directory(home + "/.aws");
-    std::filesystem::copy_file(file, home + "/.aws/credentials");
-    settings.profile = "archive";
-    credentials = ResolveCredentials(settings, MapEnv({{"HOME", home}}));
-    CHECK(credentials.access_key_id == "ARCHIVEKEY");
-    std::filesystem::remove_all(home);
-  }
-
-  TEST_CASE("missing credentials name everything looked for, and no secret") {
-    const std::string file = WriteCredentials("[other]\naws_access_key_id = X\n");
-    S3Settings settings;
-    settings.access_key_id = "ONLYTHEID";  // without a secret: not usable
-    try {
-      ResolveCredentials(settings, MapEnv({{"AWS_SHARED_CREDENTIALS_FILE", file}}));
-      FAIL("no error");
-    } catch (const Error& error) {
-      const std::string message = error.what();
-      CHECK(error.code() == ErrorCode::kConfig);
-      CHECK(message.find("[s3]") != std::string::npos);
-      CHECK(message.find("AWS_ACCESS_KEY_ID") != std::string::npos);
-      CHECK(message.find("AWS_SECRET_ACCESS_KEY") != std::string::npos);
-      CHECK(message.find("profile \"default\"") != std::string::npos);
-      CHECK(message.find(file) != std::string::npos);
-      CHECK(message.find("ONLYTHEID") == std::string::npos);
-    }
-    std::filesystem::remove_all(std::filesystem::path(file).parent_path());
+    settings.region = "eu-west-1";
+    const Location plain = ResolveLocation(settings, "wal-archive");
+    CHECK(plain.BaseUrl() == "https://wal-archive.s3.eu-west-1.amazonaws.com");
+    CHECK(plain.path_prefix.empty());
+    const Location dotted = ResolveLocation(settings, "my.wal.archive");
+    CHECK(dotted.path_style);
+    CHECK(dotted.BaseUrl() == "https://s3.eu-west-1.amazonaws.com");
+    CHECK(dotted.path_prefix == "/my.wal.archive");
   }
 }
 

@@ -6,6 +6,9 @@
 #include <walstore/config.h>
 #include <walstore/error.h>
 
+#include <openssl/evp.h>
+
+#include <ctime>
 #include <string>
 
 #include "http/test_server.h"
@@ -152,5 +155,111 @@ TEST_SUITE("s3_request") {
     CHECK_CODE(requests.Send({"POST", "p/k", {{"uploadId", "u"}}, {}, &body}, "PUT k"),
                ErrorCode::kStorageTransient);
     CHECK(requests_seen == 2);
+  }
+
+  TEST_CASE("Build signs with the provider's key id and session token, refreshed ones too") {
+    int fetched = 0;
+    s3::CredentialSource source{"test source", [&] {
+                                  ++fetched;
+                                  // Valid 10 s: inside the refresh margin, so
+                                  // every Build asks again.
+                                  return s3::SourceResult{
+                                      s3::TimedCredentials{{"ASIATEMP" + std::to_string(fetched),
+                                                            "tempsecret",
+                                                            "session-" + std::to_string(fetched)},
+                                                           std::time(nullptr) + 10},
+                                      ""};
+                                }};
+    S3Settings settings = Settings("http://127.0.0.1:9000");
+    settings.access_key_id.clear();
+    s3::RequestSender requests(settings, "b", "", {source});
+    const http::Request first = requests.Build({"GET", "k"}, std::string(s3::kEmptySha256));
+    CHECK(HeaderValue(first, "x-amz-security-token") == "session-2");
+    CHECK(HeaderValue(first, "authorization").starts_with("AWS4-HMAC-SHA256 Credential=ASIATEMP2/"));
+    CHECK(Contains(HeaderValue(first, "authorization"), "x-amz-security-token"));
+    // The signature is the one of those credentials.
+    s3::SigningRequest signing{"GET", "/b/k", {}, {}, std::string(s3::kEmptySha256)};
+    for (const auto& [name, value] : first.headers) {
+      if (name != "authorization") signing.headers.emplace_back(name, value);
+    }
+    const s3::SignResult expected =
+        s3::Sign(signing, {"ASIATEMP2", "tempsecret", "session-2"}, "eu-west-1", "s3",
+                 HeaderValue(first, "x-amz-date"));
+    CHECK(HeaderValue(first, "authorization") == expected.authorization);
+
+    const http::Request second = requests.Build({"GET", "k"}, std::string(s3::kEmptySha256));
+    CHECK(HeaderValue(second, "x-amz-security-token") == "session-3");
+    CHECK(HeaderValue(second, "authorization").starts_with("AWS4-HMAC-SHA256 Credential=ASIATEMP3/"));
+  }
+
+  TEST_CASE("a bucket in another region: the error names its region") {
+    s3::RequestSender requests(Settings("http://127.0.0.1:9000"), "b", "p");
+    http::Response moved = Response(301, "");
+    moved.headers.emplace_back("x-amz-bucket-region", "ap-south-1");
+    auto error = ThrownError([&] { requests.FailResponse(moved, "HEAD k"); });
+    REQUIRE(error);
+    CHECK(error->code() == ErrorCode::kConfig);
+    CHECK(std::string(error->what()) ==
+          "bucket b is in region ap-south-1, not eu-west-1: HEAD k on s3://b/p was refused "
+          "(HTTP 301 PermanentRedirect)");
+    CHECK(error->hint() == "set region = \"ap-south-1\" in [s3] (or AWS_REGION=ap-south-1)");
+
+    // Without the header: the error document's <Endpoint>.
+    error = ThrownError([&] {
+      requests.FailResponse(
+          Response(301, "<Error><Code>PermanentRedirect</Code><Message>m</Message>"
+                        "<Endpoint>b.s3.ap-south-1.amazonaws.com</Endpoint></Error>"),
+          "GET k");
+    });
+    REQUIRE(error);
+    CHECK(error->code() == ErrorCode::kConfig);
+    CHECK(Contains(error->what(), "is in region (endpoint b.s3.ap-south-1.amazonaws.com)"));
+    CHECK(Contains(error->hint(), "set the bucket's region ([s3] region or AWS_REGION)"));
+
+    // A request signed for the wrong region: <Region> names the right one.
+    error = ThrownError([&] {
+      requests.FailResponse(
+          Response(400, "<Error><Code>AuthorizationHeaderMalformed</Code><Message>m</Message>"
+                        "<Region>us-west-2</Region></Error>"),
+          "GET k");
+    });
+    REQUIRE(error);
+    CHECK(error->code() == ErrorCode::kConfig);
+    CHECK(Contains(error->what(), "bucket b is in region us-west-2, not eu-west-1"));
+  }
+
+  TEST_CASE("a wrong-region HEAD through the backend names the region") {
+    TestServer server([&](const ServerRequest&) {
+      return ServerReply{Reply("301 Moved Permanently", "", "x-amz-bucket-region: eu-central-1\r\n")};
+    });
+    auto storage = s3::test::OpenAt(server);
+    const std::string message = walstore::test::ThrownMessage([&] { storage->Stat("k"); });
+    CHECK(Contains(message, "bucket b is in region eu-central-1, not us-east-1"));
+  }
+
+  TEST_CASE("DeleteObjects carries the Content-MD5 of its body") {
+    std::string md5;
+    std::string body;
+    TestServer server([&](const ServerRequest& request) {
+      if (request.head.starts_with("POST ")) {
+        body = request.body;
+        const size_t at = request.head.find("content-md5: ");
+        md5 = at == std::string::npos
+                  ? "(absent)"
+                  : request.head.substr(at + 13, request.head.find("\r\n", at) - at - 13);
+      }
+      return ServerReply{Reply("200 OK", "<DeleteResult/>")};
+    });
+    auto storage = s3::test::OpenAt(server);
+    storage->RemoveMany({"a", "b"});
+    REQUIRE_FALSE(body.empty());
+    CHECK(Contains(body, "<Key>p/a</Key>"));
+    // MD5 of the body as sent, base64, computed independently here.
+    unsigned char digest[16];
+    unsigned int length = 0;
+    EVP_Digest(body.data(), body.size(), digest, &length, EVP_md5(), nullptr);
+    unsigned char encoded[32];
+    EVP_EncodeBlock(encoded, digest, 16);
+    CHECK(md5 == std::string(reinterpret_cast<char*>(encoded)));
   }
 }
