@@ -36,8 +36,8 @@
 #                      of the fault proxy, if that runs): MS milliseconds in each direction
 #                      (RTT = 2 x MS, a new connection one RTT more), bandwidth not capped;
 #                      points AWS_ENDPOINT_URL at it.  Stopped by the EXIT trap.
-#   s3_setup_with_wal N   ws_setup, then N real WAL segments in $WS_TMP/wal (ws_make_wal):
-#                      their names in the array segs, WALSTORE_SYSTEM_ID exported.
+#   s3_setup_with_wal N   ws_setup, then real WAL segments in $WS_TMP/wal (ws_make_wal): the
+#                      names of the first N in the array segs, WALSTORE_SYSTEM_ID exported.
 
 S3RVER=${S3RVER:-/opt/walstore-test-tools/node_modules/.bin/s3rver}
 S3_SERVER=${WALSTORE_TEST_S3_SERVER:-s3rver}
@@ -196,6 +196,8 @@ s3_setup_with_wal() {
   ws_require_tool walpush walfetch
   ws_make_wal "$WS_TMP/wal" "$1"
   # shellcheck disable=SC2034  # used by the calling script
-  mapfile -t segs < <(ws_segments "$WS_TMP/wal")
+  # Exactly N: ws_make_wal may make more, and a test's counts (e.g. a push-ahead window of
+  # N - 1) must not depend on how many the server happened to write.
+  mapfile -t segs < <(ws_segments "$WS_TMP/wal" | head -n "$1")
   export WALSTORE_SYSTEM_ID=$WS_WAL_SYSID
 }
