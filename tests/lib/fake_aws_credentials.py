@@ -20,10 +20,11 @@ Python 3 standard library only.
 import argparse
 import datetime
 import json
-import os
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback_util import serve_http
 
 ARGS = None
 LOCK = threading.Lock()
@@ -115,12 +116,7 @@ def main():
     parser.add_argument("--web-identity-token", default="fake-web-identity-token")
     parser.add_argument("--container-auth", default="fake-container-authorization")
     ARGS = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    with open(ARGS.port_file + ".tmp", "w") as f:
-        f.write(str(server.server_address[1]))
-    os.replace(ARGS.port_file + ".tmp", ARGS.port_file)
-    server.serve_forever()
+    serve_http(Handler, ARGS.port_file)
 
 
 if __name__ == "__main__":

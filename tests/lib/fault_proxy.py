@@ -36,7 +36,9 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback_util import serve_http, sigv4_signature
 
 ARGS = None
 PLAN_LOCK = threading.Lock()
@@ -76,16 +78,9 @@ def expected_signature(method, raw_path, raw_query, headers, signed, payload_has
         name, _, value = part.partition("=")
         pairs.append((quote(urllib.parse.unquote(name)), quote(urllib.parse.unquote(value))))
     query = "&".join(f"{n}={v}" for n, v in sorted(pairs))
-    canonical_headers = "".join(
-        f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed)
-    creq = "\n".join([method, path, query, canonical_headers, ";".join(signed), payload_hash])
-    date, region, service = credential[1], credential[2], credential[3]
-    sts = "\n".join(["AWS4-HMAC-SHA256", headers.get("x-amz-date", ""),
-                     "/".join(credential[1:]), hashlib.sha256(creq.encode()).hexdigest()])
-    key = ("AWS4" + ARGS.secret).encode()
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return hmac.new(key, sts.encode(), hashlib.sha256).hexdigest(), path != raw_path
+    signature = sigv4_signature(ARGS.secret, method, path, query, headers, signed, payload_hash,
+                                headers.get("x-amz-date", ""), credential[1:4])
+    return signature, path != raw_path
 
 
 def error_xml(code, message):
@@ -219,12 +214,7 @@ def main():
     ARGS = parser.parse_args()
     upstream = urllib.parse.urlsplit(ARGS.upstream)
     ARGS.upstream_host, ARGS.upstream_port = upstream.hostname, upstream.port
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    with open(ARGS.port_file + ".tmp", "w") as f:
-        f.write(str(server.server_address[1]))
-    os.replace(ARGS.port_file + ".tmp", ARGS.port_file)
-    server.serve_forever()
+    serve_http(Handler, ARGS.port_file)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ connections, and runs until killed. Python 3 standard library only.
 """
 import argparse
 import asyncio
-import os
 import time
+
+from loopback_util import publish_port
 
 
 async def pump(reader, writer, delay):
@@ -71,10 +72,7 @@ async def serve(args):
 
     server = await asyncio.start_server(handle, "127.0.0.1", args.port)
     bound = server.sockets[0].getsockname()[1]
-    tmp = args.port_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(f"{bound}\n")
-    os.replace(tmp, args.port_file)
+    publish_port(args.port_file, bound)
     async with server:
         await server.serve_forever()
 

@@ -20,7 +20,6 @@ Python 3 standard library only.
 """
 import datetime
 import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -28,6 +27,8 @@ import ssl
 import sys
 import urllib.parse
 import xml.etree.ElementTree as ET
+
+from loopback_util import sigv4_signature
 
 
 def xml_root(data):
@@ -72,18 +73,11 @@ class Client:
         all_headers.update({"host": self.netloc, "x-amz-date": amz_date,
                             "x-amz-content-sha256": payload_hash})
         signed = sorted(all_headers)
-        canonical_headers = "".join(f"{n}:{' '.join(str(all_headers[n]).split())}\n" for n in signed)
-        creq = "\n".join([method, canonical_path, canonical_query, canonical_headers,
-                          ";".join(signed), payload_hash])
-        scope = f"{day}/{self.region}/s3/aws4_request"
-        sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
-                         hashlib.sha256(creq.encode()).hexdigest()])
-        signing_key = ("AWS4" + self.secret).encode()
-        for part in (day, self.region, "s3", "aws4_request"):
-            signing_key = hmac.new(signing_key, part.encode(), hashlib.sha256).digest()
-        signature = hmac.new(signing_key, sts.encode(), hashlib.sha256).hexdigest()
+        scope = (day, self.region, "s3")
+        signature = sigv4_signature(self.secret, method, canonical_path, canonical_query,
+                                    all_headers, signed, payload_hash, amz_date, scope)
         all_headers["authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
+            f"AWS4-HMAC-SHA256 Credential={self.access_key}/{'/'.join(scope)}/aws4_request, "
             f"SignedHeaders={';'.join(signed)}, Signature={signature}")
         conn = self.connection()
         target = canonical_path + ("?" + canonical_query if canonical_query else "")

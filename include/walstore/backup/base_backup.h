@@ -52,8 +52,8 @@ uint64_t ParseGucBytes(const std::string& text);
 
 // Waits until every segment name in `names` is in the archive of
 // `system_id`; returns the names still missing when the timeout expires.
-// `on_poll` (may be empty) runs on this thread once per look at the archive,
-// about twice a second.
+// `on_poll` (may be empty) runs on this thread after each look that found
+// WAL still missing, before the wait for the next (about twice a second).
 std::vector<std::string> WaitForWal(Storage& storage, uint64_t system_id,
                                     const std::vector<std::string>& names, double timeout_seconds,
                                     const std::function<void()>& on_poll = {});

@@ -23,7 +23,7 @@ struct Inventory {
   uint64_t system_id = 0;
   std::vector<BackupRecord> backups;           // oldest first
   std::vector<WalObject> wal;                  // key order
-  std::vector<std::string> misplaced_wal;      // named like WAL, not where walfetch looks
+  std::vector<WalObject> misplaced_wal;        // named like WAL, not where walfetch looks
   std::vector<TimelineSwitch> latest_history;  // of the newest timeline
   uint64_t segment_size = 0;                   // from the backups; 0 if none
 };

@@ -108,9 +108,9 @@ struct WalObject {
 // All WAL archive objects of a cluster where walfetch looks for them (at
 // WalObjectKey of their name; names that do not parse are skipped).  An
 // object named like WAL somewhere else is not listed: restores never see it,
-// so counting it would hide a gap.  Its key goes to *misplaced when given.
+// so counting it would hide a gap.  It goes to *misplaced when given.
 std::vector<WalObject> ListWal(Storage& storage, uint64_t system_id,
-                               std::vector<std::string>* misplaced = nullptr);
+                               std::vector<WalObject>* misplaced = nullptr);
 
 // The cluster whose repository walctl works on: config.system_id, else the
 // pg_control of `pgdata` when given, else the only system id in the

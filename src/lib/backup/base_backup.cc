@@ -83,16 +83,20 @@ PgResultPtr NextResult(PgConnection& conn, const char* what) {
 // watch is silent), at most every 5 s.
 class ArchiverWatch {
  public:
-  explicit ArchiverWatch(const std::string& conninfo) {
-    std::string why;
-    conn_ = PgConnection::TryOpen(conninfo, /*replication=*/false, &why);
-    if (!conn_) Log(LogLevel::kDebug, "pg_stat_archiver not watched while waiting: {}", why);
-  }
+  explicit ArchiverWatch(std::string conninfo) : conninfo_(std::move(conninfo)) {}
 
-  // `now`: look even if the last look was less than 5 s ago.
+  // `now`: look even if the last look was less than 5 s ago.  Connects on the
+  // first call, so a backup whose WAL is already archived opens no connection.
   void Poll(bool now) {
-    if (!conn_ || (!now && NowSeconds() < next_look_)) return;
+    if (!now && NowSeconds() < next_look_) return;
     next_look_ = NowSeconds() + 5;
+    if (!connect_tried_) {
+      connect_tried_ = true;
+      std::string why;
+      conn_ = PgConnection::TryOpen(conninfo_, /*replication=*/false, &why);
+      if (!conn_) Log(LogLevel::kDebug, "pg_stat_archiver not watched while waiting: {}", why);
+    }
+    if (!conn_) return;
     const ArchiverStats stats = ReadArchiverStats(*conn_);
     auto failing = ArchiverFailure(stats);
     if (!failing || stats.failed_count == warned_at_count_) return;
@@ -106,6 +110,8 @@ class ArchiverWatch {
   const std::string& failure() const { return failure_; }
 
  private:
+  std::string conninfo_;
+  bool connect_tried_ = false;
   std::unique_ptr<PgConnection> conn_;
   double next_look_ = 0;
   uint64_t warned_at_count_ = 0;
@@ -160,7 +166,6 @@ std::vector<std::string> WaitForWal(Storage& storage, uint64_t system_id,
   double deadline = NowSeconds() + timeout_seconds;
   std::vector<std::string> missing = names;
   for (;;) {
-    if (on_poll) on_poll();
     std::vector<std::string> still;
     for (const auto& name : missing) {
       if (!storage.Stat(WalObjectKey(system_id, ParseWalFileNameOrThrow(name))))
@@ -168,6 +173,7 @@ std::vector<std::string> WaitForWal(Storage& storage, uint64_t system_id,
     }
     missing.swap(still);
     if (missing.empty() || NowSeconds() >= deadline) return missing;
+    if (on_poll) on_poll();
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
 }

@@ -288,15 +288,16 @@ BackupObject WriteSmallObject(Storage& storage, const Config& config, const std:
 }
 
 std::vector<WalObject> ListWal(Storage& storage, uint64_t system_id,
-                               std::vector<std::string>* misplaced) {
+                               std::vector<WalObject>* misplaced) {
   std::vector<WalObject> out;
   storage.List(WalPrefix(system_id), [&](const ObjectInfo& info) {
     auto name = ParseWalFileName(info.key.substr(info.key.rfind('/') + 1));
     if (!name) return;
+    WalObject object{*name, info.key, info.size, info.modified};
     if (info.key == WalObjectKey(system_id, *name)) {
-      out.push_back({*name, info.key, info.size, info.modified});
+      out.push_back(std::move(object));
     } else if (misplaced) {
-      misplaced->push_back(info.key);
+      misplaced->push_back(std::move(object));
     }
   });
   return out;

@@ -54,11 +54,10 @@ VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& 
   for (const auto& w : inv.wal) {
     Collect(report, [&] { CheckObject(storage, config, w.key, full, report); });
   }
-  for (const auto& key : inv.misplaced_wal) {
-    const WalFileName name = ParseWalFileNameOrThrow(key.substr(key.rfind('/') + 1));
+  for (const auto& w : inv.misplaced_wal) {
     report.problems.push_back(fmt::format(
-        "{} is not where walfetch looks for {} ({}): restores never see it [misplaced]", key,
-        name.text, WalObjectKey(inv.system_id, name)));
+        "{} is not where walfetch looks for {} ({}): restores never see it [misplaced]", w.key,
+        w.name.text, WalObjectKey(inv.system_id, w.name)));
   }
   if (inv.segment_size > 0) {
     report.gaps = FindWalGaps(inv.backups, inv.wal, inv.latest_history, inv.segment_size);

@@ -107,8 +107,10 @@ TEST_SUITE("backup_repository") {
                                             wal + "elsewhere/000000010000000000000008"};
     for (const auto& key : stray) repo.PutRaw(key, "x");
     repo.PutRaw(wal + "0000000100000000/not-wal", "x");  // not named like WAL: not listed at all
+    std::vector<WalObject> misplaced_objects;
+    const auto listed = ListWal(*repo.storage, kSysId, &misplaced_objects);
     std::vector<std::string> misplaced;
-    const auto listed = ListWal(*repo.storage, kSysId, &misplaced);
+    for (const auto& w : misplaced_objects) misplaced.push_back(w.key);
     std::vector<std::string> names;
     for (const auto& w : listed) names.push_back(w.name.text);
     std::sort(names.begin(), names.end());
