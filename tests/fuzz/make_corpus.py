@@ -220,6 +220,34 @@ def sigv4_seeds():
     put("sigv4", "dots", "a//b/./../c\n\xff\x00\n=&\n")
 
 
+def credentials_seeds():
+    # Fake keys in the shape of AWS's documentation examples, never real ones.
+    key, secret = "ASIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    put("credentials", "sts_reply", '<AssumeRoleWithWebIdentityResponse xmlns="https://sts.'
+        'amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult><Credentials>'
+        "<AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><SessionToken>"
+        "FwoGZXIvYXdzEXAMPLE</SessionToken><Expiration>2026-11-29T11:21:00Z</Expiration>"
+        "</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+        % (key, secret))
+    put("credentials", "sts_error", "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied"
+        "</Code><Message>Not authorized</Message></Error><RequestId>x</RequestId></ErrorResponse>")
+    put("credentials", "container", json.dumps({
+        "AccessKeyId": key, "SecretAccessKey": secret, "Token": "FwoGZXIvYXdzEXAMPLE",
+        "Expiration": "2026-11-29T11:21:00Z", "RoleArn": "arn:aws:iam::123456789012:role/r"}))
+    put("credentials", "imds", json.dumps({
+        "Code": "Success", "LastUpdated": "2026-11-29T10:21:00Z", "Type": "AWS-HMAC",
+        "AccessKeyId": key, "SecretAccessKey": secret, "Token": "FwoGZXIvYXdzEXAMPLE",
+        "Expiration": "2026-11-29T16:21:00Z"}, indent=2))
+    put("credentials", "process", json.dumps({
+        "Version": 1, "AccessKeyId": key, "SecretAccessKey": secret}))
+    put("credentials", "shared_credentials", "# ~/.aws/credentials\n[default]\n"
+        "aws_access_key_id = %s\naws_secret_access_key=%s\n\n[profile prod]\n"
+        "aws_access_key_id = AKIAI44QH8DHBEXAMPLE\r\n; comment\n[prod]\n"
+        "credential_process = /usr/bin/fetch-creds --json\n" % (key, secret))
+    put("credentials", "config", "[default]\nregion = eu-west-1\n[profile prod]\n"
+        "role_arn=arn:aws:iam::123456789012:role/r\ncredential_process = fetch-creds\n[prod\n")
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -232,6 +260,7 @@ def main():
     name_seeds()
     wal_header_seeds()
     sigv4_seeds()
+    credentials_seeds()
     if "--base-backup" in sys.argv:
         base_backup_seeds(sys.argv[sys.argv.index("--base-backup") + 1])
     out = os.path.join(CORPUS, "object_decoder")

@@ -19,8 +19,6 @@
 namespace walstore::s3 {
 namespace {
 
-using Values = std::map<std::string, std::string>;
-
 SourceResult Missing(std::string why) { return {std::nullopt, std::move(why)}; }
 
 SourceResult Found(std::string id, std::string secret, std::string token,
@@ -35,30 +33,6 @@ SourceResult Found(std::string id, std::string secret, std::string token,
   return {std::move(timed), ""};
 }
 
-// One section of an AWS shared credentials or config file.  In a config
-// file a profile other than "default" is "[profile name]"; the credentials
-// file also accepts that form.
-Values ReadProfile(const std::string& path, const std::string& profile, bool config_file) {
-  Values values;
-  std::ifstream in(path);
-  std::string line;
-  bool inside = false;
-  while (std::getline(in, line)) {
-    const std::string_view text = http::TrimSpace(line);
-    if (text.empty() || text.front() == '#' || text.front() == ';') continue;
-    if (text.front() == '[') {
-      std::string_view name = http::TrimSpace(text.substr(1, text.find(']') - 1));
-      const bool prefixed = name.starts_with("profile ");
-      if (prefixed) name = http::TrimSpace(name.substr(8));
-      inside = name == profile && (!config_file || prefixed || name == "default");
-    } else if (const size_t equals = text.find('='); inside && equals != std::string_view::npos) {
-      values[std::string(http::TrimSpace(text.substr(0, equals)))] =
-          std::string(http::TrimSpace(text.substr(equals + 1)));
-    }
-  }
-  return values;
-}
-
 // The file named by `variable`, else ~/.aws/<name>; "" without HOME.
 std::string AwsFile(const EnvLookup& env, const char* variable, const char* name) {
   if (auto path = env(variable)) return *path;
@@ -71,6 +45,11 @@ std::string ReadWholeFile(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// The profile's section of an AWS file at `path` (none when it is unreadable).
+ProfileValues ReadProfile(const std::string& path, const std::string& profile, bool config_file) {
+  return ParseProfileSection(ReadWholeFile(path), profile, config_file);
 }
 
 // One attempt at `request` with short timeouts; nullopt when the transport
@@ -201,7 +180,7 @@ SourceResult Profile(const S3Settings& settings, const EnvLookup& env) {
   if (credentials_file.empty() && config_file.empty()) {
     return Missing(fmt::format("profile \"{}\": no ~/.aws files (HOME is not set)", profile));
   }
-  Values values = ReadProfile(config_file, profile, true);
+  ProfileValues values = ReadProfile(config_file, profile, true);
   for (auto& [name, value] : ReadProfile(credentials_file, profile, false)) values[name] = value;
   if (!values["aws_access_key_id"].empty() && !values["aws_secret_access_key"].empty()) {
     return {TimedCredentials{{values["aws_access_key_id"], values["aws_secret_access_key"],
@@ -307,6 +286,28 @@ std::vector<CredentialSource> DefaultCredentialChain(const S3Settings& settings,
       {"container credentials", [settings, env] { return Container(settings, env); }},
       {"EC2 instance metadata", [env] { return InstanceMetadata(env); }},
   };
+}
+
+ProfileValues ParseProfileSection(std::string_view file_text, const std::string& profile,
+                                  bool config_file) {
+  ProfileValues values;
+  bool inside = false;
+  while (!file_text.empty()) {
+    const size_t newline = file_text.find('\n');
+    const std::string_view text = http::TrimSpace(file_text.substr(0, newline));
+    file_text.remove_prefix(newline == std::string_view::npos ? file_text.size() : newline + 1);
+    if (text.empty() || text.front() == '#' || text.front() == ';') continue;
+    if (text.front() == '[') {
+      std::string_view name = http::TrimSpace(text.substr(1, text.find(']') - 1));
+      const bool prefixed = name.starts_with("profile ");
+      if (prefixed) name = http::TrimSpace(name.substr(8));
+      inside = name == profile && (!config_file || prefixed || name == "default");
+    } else if (const size_t equals = text.find('='); inside && equals != std::string_view::npos) {
+      values[std::string(http::TrimSpace(text.substr(0, equals)))] =
+          std::string(http::TrimSpace(text.substr(equals + 1)));
+    }
+  }
+  return values;
 }
 
 SourceResult ParseAssumeRoleReply(const std::string& xml) {

@@ -30,9 +30,11 @@
 
 #include <ctime>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "storage/s3/sigv4.h"
@@ -59,6 +61,15 @@ struct CredentialSource {
 // The chain above for `settings` and `env`, in order; nothing is fetched yet.
 std::vector<CredentialSource> DefaultCredentialChain(const S3Settings& settings,
                                                      const EnvLookup& env);
+
+// One profile's settings from the text of an AWS shared credentials file
+// (`config_file` false: sections "[name]" or "[profile name]") or config file
+// (true: "[profile name]", and "[default]" for the profile "default"):
+// "key = value" lines, later ones winning; comments start with # or ;.  Any
+// text is accepted (lines it cannot read are skipped).
+using ProfileValues = std::map<std::string, std::string>;
+ProfileValues ParseProfileSection(std::string_view file_text, const std::string& profile,
+                                  bool config_file);
 
 // Parsers of the sources' replies (malformed, truncated or incomplete input
 // is a SourceResult with `why_not`, never an exception).

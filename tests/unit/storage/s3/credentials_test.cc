@@ -167,6 +167,23 @@ TEST_SUITE("s3_credentials") {
           "ARCHIVEKEY");
   }
 
+  TEST_CASE("ParseProfileSection: CRLF, no last newline, later lines win, odd sections") {
+    const std::string text =
+        "[default]\r\naws_access_key_id = A1\r\n  aws_access_key_id=A2  \r\n"
+        "novalue\n=orphan\n[archive\nregion = x\n[ profile  archive ]\nkey = a = b";
+    ProfileValues values = ParseProfileSection(text, "default", false);
+    // A line without '=' is skipped; "=orphan" names nothing walstore reads.
+    CHECK(values == ProfileValues{{"aws_access_key_id", "A2"}, {"", "orphan"}});
+    // "[archive" has no ']': its name is "archive" all the same.
+    values = ParseProfileSection(text, "archive", false);
+    CHECK(values == ProfileValues{{"region", "x"}, {"key", "a = b"}});
+    // The config file takes only "[profile archive]".
+    values = ParseProfileSection(text, "archive", true);
+    CHECK(values == ProfileValues{{"key", "a = b"}});
+    CHECK(ParseProfileSection("", "default", true).empty());
+    CHECK(ParseProfileSection("[\n[]\n]\n=\n", "", false) == ProfileValues{{"", ""}});
+  }
+
   TEST_CASE("credential_process: its JSON, Version 1, optional Expiration; failures say why") {
     TempDir dir;
     WriteFile(dir / "process.sh",
