@@ -30,8 +30,9 @@ std::time_t ParseIsoTime(const std::string& text) {
              &tm.tm_min, &tm.tm_sec) != 6) {
     return 0;
   }
-  // Out-of-range fields are malformed (and INT_MIN - 1900 would overflow).
-  if (tm.tm_year < 1 || tm.tm_year > 9999 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+  // Out-of-range fields are malformed (and INT_MIN - 1900 would overflow);
+  // so is a time before the epoch (no S3 object or credential is that old).
+  if (tm.tm_year < 1970 || tm.tm_year > 9999 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
       tm.tm_mday > 31 || tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 ||
       tm.tm_sec < 0 || tm.tm_sec > 60) {
     return 0;

@@ -63,8 +63,8 @@ struct UploadsPage {
 // listing); throws kStorage when it is truncated without markers.
 std::optional<UploadsPage> ParseUploadsPage(const std::string& xml);
 
-// "2026-11-21T11:20:14.000Z" -> seconds since the epoch (0 if malformed,
-// including fields out of range: year 1..9999, month 1..12, ...).
+// "2026-11-21T11:20:14.000Z" -> seconds since the epoch, never negative (0 if
+// malformed, including fields out of range: year 1970..9999, month 1..12, ...).
 std::time_t ParseIsoTime(const std::string& text);
 
 }  // namespace walstore::s3

@@ -258,6 +258,11 @@ TEST_SUITE("s3_credentials") {
     const std::string xml = kStsReply;
     CHECK(ParseAssumeRoleReply(xml.substr(0, xml.size() - 40)).why_not == "STS sent malformed XML");
     CHECK(ParseAssumeRoleReply("<ErrorResponse/>").why_not == "STS sent no <Credentials>");
+    // fuzz_credentials: an Expiration before the epoch was a negative expiry.
+    std::string old = xml;
+    old.replace(old.find("2030-"), 4, "1013");
+    CHECK(ParseAssumeRoleReply(old).why_not ==
+          "malformed Expiration \"1013-01-02T03:04:05Z\"");
   }
 
   TEST_CASE("web identity: the token and role go to STS at AWS_ENDPOINT_URL_STS") {

@@ -29,6 +29,10 @@ TEST_SUITE("s3_xml") {
     // tests/fuzz/fuzz_s3_xml.cc: a year of INT_MIN overflowed "year - 1900".
     CHECK(ParseIsoTime("2026-11-21T11:20:14.000Z") == 1795260014);
     CHECK(ParseIsoTime("-2147483648-01-01T00:00:00Z") == 0);
+    // Before the epoch (fuzz_credentials: an STS Expiration in 1013 was negative).
+    CHECK(ParseIsoTime("1013-11-29T11:21:00Z") == 0);
+    CHECK(ParseIsoTime("1969-12-31T23:59:59Z") == 0);
+    CHECK(ParseIsoTime("1970-01-01T00:00:01Z") == 1);
     CHECK(ParseIsoTime("2026--2147483648-01T00:00:00Z") == 0);
     CHECK(ParseIsoTime("2026-13-01T00:00:00Z") == 0);
     CHECK(ParseIsoTime("2026-11-32T00:00:00Z") == 0);
