@@ -34,6 +34,10 @@ struct BackupOptions {
   // instead of when the primary fills it.  Unused for a primary.
   std::string primary_conninfo;
   std::string label;            // "" = UTC time "20261121T112014Z"
+  // kDiff: only what changed since the newest complete full backup; kIncr:
+  // since the newest complete backup of any type (its reference, which must
+  // have a block map: Error(kUsage) otherwise, or when none exists).
+  BackupType type = BackupType::kFull;
   bool fast_checkpoint = true;  // CHECKPOINT 'fast' (else 'spread')
   std::string manifest_checksums = "CRC32C";
   double wal_timeout_seconds = 300;  // wait for the archive to hold the WAL range

@@ -169,10 +169,17 @@ void TargetDir::MakeDirectory(const std::string& rel, mode_t mode) {
 }
 
 int TargetDir::CreateFile(const std::string& rel, mode_t mode, bool append) {
+  return OpenRegular(rel, mode, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+                                    (append ? O_APPEND : O_EXCL));
+}
+
+int TargetDir::OpenFileForUpdate(const std::string& rel, mode_t mode) {
+  return OpenRegular(rel, mode, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC);
+}
+
+int TargetDir::OpenRegular(const std::string& rel, mode_t mode, int flags) {
   std::string leaf;
   Fd parent(OpenParent(rel, leaf));
-  const int flags =
-      O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (append ? O_APPEND : O_EXCL);
   const int fd = openat(parent.fd, leaf.c_str(), flags, mode);
   if (fd < 0) {
     if (errno == ELOOP) FailOutside(root_, rel, "it is a symbolic link");

@@ -56,6 +56,9 @@ class TargetDir {
   // and returns its descriptor, which the caller closes.  With append, an
   // existing regular file is opened for appending instead.
   int CreateFile(const std::string& rel, mode_t mode, bool append = false);
+  // Opens regular file `rel` for writing in place (pwrite, ftruncate),
+  // creating it when missing; never follows a symbolic link.
+  int OpenFileForUpdate(const std::string& rel, mode_t mode);
   // Creates the symbolic link `rel` -> `target`.
   void MakeSymlink(const std::string& rel, const std::string& target);
   // Writes (appends) `text` to `rel` as CreateFile does.
@@ -70,6 +73,8 @@ class TargetDir {
   // An open descriptor of the directory holding the last component of
   // `rel` (created when missing); `leaf` gets that component.
   int OpenParent(const std::string& rel, std::string& leaf);
+  // openat of `rel` with `flags`; refuses anything but a regular file.
+  int OpenRegular(const std::string& rel, mode_t mode, int flags);
 
   std::string root_;
   int fd_ = -1;

@@ -5,6 +5,7 @@
 #include <walstore/object_format.h>
 
 #include <functional>
+#include <set>
 
 namespace walstore::backup {
 
@@ -38,17 +39,37 @@ void CheckObject(Storage& storage, const Config& config, const std::string& key,
 
 VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& inv, bool full) {
   VerifyReport report;
+  std::set<std::string> damaged;  // labels of backups with a problem
   for (const auto& b : inv.backups) {
+    const size_t problems_before = report.problems.size();
     std::vector<std::string> names = {kRecordName, kManifestName};
+    if (!b.blockmap.name.empty()) names.push_back(b.blockmap.name);
     for (const auto& a : b.archives) names.push_back(a.name);
     for (const auto& name : names) {
       Collect(report, [&] {
         CheckObject(storage, config, BackupObjectKey(inv.system_id, b.label, name),
-                    full && (name == kRecordName || name == kManifestName), report);
+                    full && (name == kRecordName || name == kManifestName ||
+                             name == b.blockmap.name),
+                    report);
       });
+    }
+    if (b.type != BackupType::kFull) {
+      Collect(report, [&] { RestoreChain(inv.backups, b); });
     }
     if (full) {
       Collect(report, [&] { report.bytes_decoded += VerifyBackupContents(storage, config, b); });
+    }
+    if (report.problems.size() != problems_before) damaged.insert(b.label);
+  }
+  // A diff or incr restores only with every backup of its chain.
+  for (const auto& b : inv.backups) {
+    for (const auto& label : b.chain) {
+      if (damaged.contains(label)) {
+        report.problems.push_back(fmt::format(
+            "backup {} ({}) cannot be restored: backup {} of its chain is damaged [corrupt]",
+            b.label, ToString(b.type), label));
+        break;
+      }
     }
   }
   for (const auto& w : inv.wal) {

@@ -15,12 +15,15 @@
 #include <walstore/backup/repository.h>
 #include <walstore/backup/restore.h>
 #include "storage/memory/memory_storage.h"
+#include "test_helpers.h"
 #include "test_util.h"
 
 using namespace walstore;
 using namespace walstore::backup;
 using walstore::test::CodeName;
 using walstore::test::Contains;
+using walstore::test::ThrownCode;
+using walstore::test::ThrownMessage;
 
 namespace {
 
@@ -77,6 +80,38 @@ struct Repo {
 }  // namespace
 
 TEST_SUITE("backup_repository") {
+  TEST_CASE("RestoreChain: the full backup, each delta in order, the backup itself") {
+    BackupRecord full = walstore::backup::testing::MakeBackup("full1", 100, 2);
+    BackupRecord diff = walstore::backup::testing::MakeBackup("diff1", 200, 4);
+    diff.type = BackupType::kDiff;
+    diff.reference = "full1";
+    diff.chain = {"full1"};
+    BackupRecord incr = walstore::backup::testing::MakeBackup("incr1", 300, 6);
+    incr.type = BackupType::kIncr;
+    incr.reference = "diff1";
+    incr.chain = {"full1", "diff1"};
+    const std::vector<BackupRecord> records = {full, diff, incr};
+    std::vector<std::string> labels;
+    for (const auto* r : RestoreChain(records, records[2])) labels.push_back(r->label);
+    CHECK(labels == std::vector<std::string>{"full1", "diff1", "incr1"});
+    CHECK(RestoreChain(records, records[0]).size() == 1);
+
+    // A backup of the chain gone (a prune that ignored chains) or not what was recorded.
+    const std::vector<BackupRecord> without_full = {diff, incr};
+    CHECK(ThrownCode([&] { RestoreChain(without_full, without_full[1]); }) ==
+          CodeName(ErrorCode::kCorrupt));
+    CHECK(Contains(ThrownMessage([&] { RestoreChain(without_full, without_full[1]); }),
+                   "needs backup full1 of its chain"));
+    BackupRecord wrong = incr;
+    wrong.chain = {"diff1", "full1"};
+    wrong.reference = "full1";
+    CHECK(ThrownCode([&] { RestoreChain(records, wrong); }) == CodeName(ErrorCode::kCorrupt));
+    BackupRecord skipping = incr;
+    skipping.chain = {"full1", "full1"};
+    skipping.reference = "full1";
+    CHECK(ThrownCode([&] { RestoreChain(records, skipping); }) == CodeName(ErrorCode::kCorrupt));
+  }
+
   TEST_CASE("DiscoverSystemId: the one top-level directory named by a 64-bit number") {
     Repo repo;
     CHECK_CODE(DiscoverSystemId(*repo.storage, repo.plain, ""), ErrorCode::kConfig);  // empty

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# walctl backup --type diff|incr on a real PostgreSQL 15: full -> update of a contiguous 3 % of
+# pgbench_accounts (scale 10, next to a static table of similar size) -> incr (stores at most
+# 10 % of the full's bytes) -> pgbench load -> diff -> load -> incr.  Every backup restores to its
+# own point and the chain ones to a later --target-time, with identical table checksums;
+# list/show --json give type, reference, chain and sizes; verify --full is clean; a damaged
+# backup of a chain fails the restore of its dependents and verify names them.
+set -euo pipefail
+# shellcheck source=tests/integration/walctl/walctl_lib.sh
+. "$(dirname "$0")/walctl_lib.sh"
+
+wc_primary
+pg_pgbench "$port" -i -q -s 10 >/dev/null 2>&1
+pg_psql "$port" "create table static_data as select g as id, md5(g::text) || md5((-g)::text) as v
+                 from generate_series(1, 1200000) g"
+pg_psql "$port" "create table doomed as select g from generate_series(1, 50000) g"
+pg_psql "$port" "vacuum (freeze, analyze)"
+
+# Refusals before any full backup exists.
+ws_expect_exit 2 "an incr without any full backup is refused" \
+  "${walctl[@]}" backup -d "$conninfo" --type incr --label too-early
+ws_contains "the refusal says to take a full backup" "$WS_ERR" "take a full backup first"
+ws_expect_exit 2 "a diff without any full backup is refused" \
+  "${walctl[@]}" backup -d "$conninfo" --type diff --label too-early
+ws_expect_exit 2 "an unknown type is refused" "${walctl[@]}" backup -d "$conninfo" --type half
+
+# stored_of LABEL: the stored bytes of a backup in list --json.
+stored_of() {
+  ws_run "${walctl[@]}" list --json
+  wc_json "[b for b in j['backups'] if b['label'] == '$1'][0]['stored_size']"
+}
+now_utc() { pg_psql "$port" "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"; }
+
+# 1. full, then 3 % of pgbench_accounts (aid 1..30000 of 1000000) updated, then incr.
+ws_expect_exit 0 "full backup" "${walctl[@]}" backup -d "$conninfo" --label full1 --json
+ws_same "full: type" full "$(wc_json 'j["type"]')"
+ws_same "full: record format 1 (readable by older walctl)" 1 "$(wc_json 'j["format"]')"
+ws_same "full: has a block map" blockmap "$(wc_json 'j["blockmap"]["name"]')"
+sum_full=$(pg_table_checksum "$port" pgbench_accounts)
+static_sum=$(pg_table_checksum "$port" static_data)
+
+pg_psql "$port" "update pgbench_accounts set abalance = abalance + 7 where aid <= 30000"
+sum_incr1=$(pg_table_checksum "$port" pgbench_accounts)
+ws_expect_exit 0 "incr after a 3 % update" "${walctl[@]}" backup -d "$conninfo" --type incr --label incr1 --json
+ws_same "incr1: type" incr "$(wc_json 'j["type"]')"
+ws_same "incr1: reference" full1 "$(wc_json 'j["reference"]')"
+ws_same "incr1: record format 2 (refused by older walctl)" 2 "$(wc_json 'j["format"]')"
+ws_same "incr1: stored as delta archives" base.delta "$(wc_json 'j["archives"][0]["name"]')"
+incr1_logical=$(wc_json 'j["logical_size"]')
+full_stored=$(stored_of full1)
+incr1_stored=$(stored_of incr1)
+ratio=$(python3 -c "print(f'{$incr1_stored / $full_stored * 100:.2f}')")
+ws_log "3 % update: incr1 stored $incr1_stored bytes, full1 $full_stored bytes: $ratio %"
+ws_same "incr1 stores at most 10 % of the full's stored bytes ($ratio %)" True \
+  "$(python3 -c "print($incr1_stored <= $full_stored / 10)")"
+ws_same "incr1's logical size is the whole data directory" True \
+  "$(python3 -c "print($incr1_logical > 10 * $incr1_stored)")"
+sleep 1.2
+time_after_incr1=$(now_utc)
+sleep 1.2
+pg_pgbench "$port" -c 2 -t 200 -n >/dev/null 2>&1
+sum_after_incr1=$(pg_table_checksum "$port" pgbench_accounts)
+
+# 2. load, diff (against full1); load, incr (against diff1); a later time.
+pg_pgbench "$port" -c 2 -t 300 -n >/dev/null 2>&1
+sum_diff1=$(pg_table_checksum "$port" pgbench_accounts)
+ws_expect_exit 0 "diff" "${walctl[@]}" backup -d "$conninfo" --type diff --label diff1 --json
+ws_same "diff1: reference is the full" full1 "$(wc_json 'j["reference"]')"
+pg_pgbench "$port" -c 2 -t 300 -n >/dev/null 2>&1
+pg_psql "$port" "create table later as select g from generate_series(1, 1000) g; drop table doomed"
+sum_incr2=$(pg_table_checksum "$port" pgbench_accounts)
+ws_expect_exit 0 "incr after the diff" "${walctl[@]}" backup -d "$conninfo" --type incr --label incr2 --json
+ws_same "incr2: reference is the diff" diff1 "$(wc_json 'j["reference"]')"
+ws_same "incr2: chain" "['full1', 'diff1']" "$(wc_json 'j["chain"]')"
+sleep 1.2
+time_after_incr2=$(now_utc)
+sleep 1.2
+pg_pgbench "$port" -c 2 -t 200 -n >/dev/null 2>&1
+sum_after_incr2=$(pg_table_checksum "$port" pgbench_accounts)
+pg_switch_and_wait_archived "$port"
+
+ws_expect_exit 0 "walctl list --json" "${walctl[@]}" list --json
+ws_same "list: types in order" "['full', 'incr', 'diff', 'incr']" "$(wc_json '[b["type"] for b in j["backups"]]')"
+ws_same "list: references" "[None, 'full1', 'full1', 'diff1']" "$(wc_json '[b["reference"] for b in j["backups"]]')"
+ws_same "list: stored and logical sizes" True \
+  "$(wc_json 'all(b["stored_size"] > 0 and b["logical_size"] > 0 for b in j["backups"])')"
+ws_expect_exit 0 "walctl show incr2" "${walctl[@]}" show incr2
+ws_contains "show names the chain" "$WS_OUT" "chain full1 -> diff1 -> incr2"
+ws_expect_exit 0 "walctl list (text)" "${walctl[@]}" list
+ws_contains "list text names the reference" "$WS_OUT" "<- diff1"
+ws_expect_exit 0 "verify --full is clean" "${walctl[@]}" verify --full
+
+# 3. Every backup to its own point; the incrs also to a later time.
+# restore_check NAME BACKUP EXPECTED_SUM [restore args...]
+restore_check() {
+  local name=$1 label=$2 expected=$3
+  shift 3
+  if wc_restore_and_start "$WS_TMP/r-$name" "$label" --archive-mode off "$@"; then
+    ws_same "$name: pgbench_accounts" "$expected" "$(pg_table_checksum "$rport" pgbench_accounts)"
+    if [[ $name == incr2-own ]]; then
+      ws_same "$name: static table" "$static_sum" "$(pg_table_checksum "$rport" static_data)"
+      ws_same "$name: table created before incr2" 1000 "$(pg_psql "$rport" "select count(*) from later")"
+      ws_same "$name: table dropped before incr2 is gone" 0 \
+        "$(pg_psql "$rport" "select count(*) from pg_class where relname = 'doomed'")"
+    fi
+    pg_stop "$WS_TMP/r-$name"
+    rm -rf "$WS_TMP/r-$name"
+  else
+    ws_fail "$name: restore and recovery"
+  fi
+}
+restore_check full1-own full1 "$sum_full" --target-immediate
+restore_check incr1-own incr1 "$sum_incr1" --target-immediate
+restore_check incr1-later incr1 "$sum_after_incr1" --target-time "$time_after_incr1" --target-action promote
+restore_check diff1-own diff1 "$sum_diff1" --target-immediate
+restore_check incr2-own incr2 "$sum_incr2" --target-immediate
+restore_check incr2-later incr2 "$sum_after_incr2" --target-time "$time_after_incr2" --target-action promote
+
+# 4. A damaged full: restoring its dependents fails loudly; verify names every one.
+sysid=$(pg_system_id "$primary")
+wc_object_damage "$sysid/backup/full1/base.tar" 300000
+ws_expect_exit 10 "restore of incr2 with a damaged full in its chain fails" \
+  "${walctl[@]}" restore incr2 "$WS_TMP/r-damaged"
+ws_same "nothing is left of the failed restore" 0 "$(find "$WS_TMP/r-damaged" -mindepth 1 2>/dev/null | wc -l)"
+ws_expect_exit 1..125 "verify --full with a damaged full fails" "${walctl[@]}" verify --full
+ws_contains "verify names incr2 as unrestorable" "$WS_OUT$WS_ERR" "backup incr2 (incr) cannot be restored: backup full1 of its chain is damaged"
+ws_contains "verify names diff1 as unrestorable" "$WS_OUT$WS_ERR" "backup diff1 (diff) cannot be restored"
+wc_object_repair "$sysid/backup/full1/base.tar"
+# A damaged delta: its own restore fails, the full still restores.
+wc_object_damage "$sysid/backup/diff1/base.delta" 5000
+ws_expect_exit 10 "restore of a damaged diff fails" "${walctl[@]}" restore diff1 "$WS_TMP/r-damaged"
+ws_expect_exit 10 "restore of an incr on a damaged diff fails" "${walctl[@]}" restore incr2 "$WS_TMP/r-damaged"
+ws_expect_exit 1..125 "verify --full with a damaged diff fails" "${walctl[@]}" verify --full
+ws_contains "verify names incr2 (on the damaged diff)" "$WS_OUT$WS_ERR" "backup incr2 (incr) cannot be restored: backup diff1 of its chain is damaged"
+ws_not_contains "verify does not blame incr1 (not on the diff)" "$WS_OUT$WS_ERR" "backup incr1 (incr) cannot"
+wc_object_repair "$sysid/backup/diff1/base.delta"
+ws_expect_exit 0 "verify --full is clean again" "${walctl[@]}" verify --full
+
+ws_done
