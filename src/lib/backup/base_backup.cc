@@ -161,9 +161,8 @@ const BackupRecord& ChooseReference(const std::vector<BackupRecord>& records, Ba
     if (it->blockmap.name.empty()) {
       throw Error(ErrorCode::kUsage,
                   fmt::format("the newest {} backup, {}, has no block map (an older walctl took "
-                              "it): a {} backup cannot be compared with it",
-                              type == BackupType::kDiff ? "full" : "complete", it->label,
-                              ToString(type)),
+                              "it): a diff or incr backup cannot be compared with it",
+                              type == BackupType::kDiff ? "full" : "complete", it->label),
                   "take a full backup first (walctl backup --type full)");
     }
     if (it->pg_version / 10000 != pg_version / 10000) {
@@ -176,8 +175,9 @@ const BackupRecord& ChooseReference(const std::vector<BackupRecord>& records, Ba
     return *it;
   }
   throw Error(ErrorCode::kUsage,
-              fmt::format("a {} backup needs a complete {}backup to refer to, and there is none",
-                          ToString(type), type == BackupType::kDiff ? "full " : ""),
+              fmt::format("{} needs a complete {}backup to refer to, and there is none",
+                          type == BackupType::kDiff ? "a diff backup" : "an incr backup",
+                          type == BackupType::kDiff ? "full " : ""),
               "take a full backup first (walctl backup --type full)");
 }
 
@@ -408,9 +408,9 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
     }
     if (now != then) {
       throw Error(ErrorCode::kUsage,
-                  fmt::format("the cluster's tablespaces changed since backup {}: a {} backup "
-                              "keeps the tablespaces of its chain",
-                              reference->label, ToString(record.type)),
+                  fmt::format("the cluster's tablespaces changed since backup {}: a diff or "
+                              "incr backup keeps the tablespaces of its chain",
+                              reference->label),
                   "take a full backup (walctl backup --type full)");
     }
   }

@@ -511,7 +511,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   if (chain.size() > 1) {
     // The full backup, each delta applied on top, then every file read back.
     total *= 2;
-    for (size_t i = 1; i + 1 < chain.size(); ++i) total += chain[i]->size();
+    for (size_t i = 1; i < chain.size(); ++i) total += chain[i]->size();
   }
   ProgressReporter progress(options.progress, total);
   const auto advance = [&](uint64_t n) { progress.Advance(n); };
