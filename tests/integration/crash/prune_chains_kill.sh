@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../walctl/walctl_lib.sh"
 # shellcheck source=tests/integration/crash/crash_lib.sh
 . "$here/crash_lib.sh"
-kills=${CRASH_PRUNE_CHAIN_KILLS:-8}
+kills=${CRASH_PRUNE_CHAIN_KILLS:-4}
 crash_seed
 
 wc_primary
@@ -41,6 +41,11 @@ chain_problem() {
 
 make_chain 0
 make_chain 1
+ws_expect_exit 0 "prune --dry-run" "${prune[@]}" --dry-run
+ws_contains "the dry run shows the chain it removes" "$WS_OUT" \
+  "would remove backup c0-i2 (incr, chain c0-full <- c0-d <- c0-i2)"
+ws_contains "the dry run shows the chain it keeps" "$WS_OUT" \
+  "would keep backup c1-i2 (incr, chain c1-full <- c1-d <- c1-i2)"
 t0=$(crash_now_us)
 ws_expect_exit 0 "a prune that is not killed" "${prune[@]}"
 CRASH_RUN_US=$(($(crash_now_us) - t0))
