@@ -9,10 +9,12 @@ set -euo pipefail
 # shellcheck source=tests/integration/walctl/walctl_lib.sh
 . "$(dirname "$0")/walctl_lib.sh"
 
+# WC_INCR_SCALE: pgbench scale (10; the static table and the 3 % follow it).
+scale=${WC_INCR_SCALE:-10}
 wc_primary
-pg_pgbench "$port" -i -q -s 10 >/dev/null 2>&1
+pg_pgbench "$port" -i -q -s "$scale" >/dev/null 2>&1
 pg_psql "$port" "create table static_data as select g as id, md5(g::text) || md5((-g)::text) as v
-                 from generate_series(1, 1200000) g"
+                 from generate_series(1, $((scale * 120000))) g"
 pg_psql "$port" "create table doomed as select g from generate_series(1, 50000) g"
 pg_psql "$port" "vacuum (freeze, analyze)"
 
@@ -37,7 +39,7 @@ stored_of() {
 }
 now_utc() { pg_psql "$port" "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"; }
 
-# 1. full, then 3 % of pgbench_accounts (aid 1..30000 of 1000000) updated, then incr.
+# 1. full, then 3 % of pgbench_accounts (aid 1..30000 of 1000000 at scale 10) updated, then incr.
 ws_expect_exit 0 "full backup" "${walctl[@]}" backup -d "$conninfo" --label full1 --json
 ws_same "full: type" full "$(wc_json 'j["type"]')"
 ws_same "full: record format 1 (readable by older walctl)" 1 "$(wc_json 'j["format"]')"
@@ -45,7 +47,7 @@ ws_same "full: has a block map" blockmap "$(wc_json 'j["blockmap"]["name"]')"
 sum_full=$(table_sum "$port" pgbench_accounts)
 static_sum=$(table_sum "$port" static_data)
 
-pg_psql "$port" "update pgbench_accounts set abalance = abalance + 7 where aid <= 30000"
+pg_psql "$port" "update pgbench_accounts set abalance = abalance + 7 where aid <= $((scale * 3000))"
 sum_incr1=$(table_sum "$port" pgbench_accounts)
 ws_expect_exit 0 "incr after a 3 % update" "${walctl[@]}" backup -d "$conninfo" --type incr --label incr1 --json
 ws_same "incr1: type" incr "$(wc_json 'j["type"]')"
@@ -61,11 +63,11 @@ ws_same "incr1 stores at most 10 % of the full's stored bytes ($ratio %)" True \
   "$(python3 -c "print($incr1_stored <= $full_stored / 10)")"
 ws_same "incr1's logical size is the whole data directory" True \
   "$(python3 -c "print($incr1_logical > 10 * $incr1_stored)")"
+pg_pgbench "$port" -c 2 -t 200 -n >/dev/null 2>&1
+sum_after_incr1=$(table_sum "$port" pgbench_accounts)
 sleep 1.2
 time_after_incr1=$(now_utc)
 sleep 1.2
-pg_pgbench "$port" -c 2 -t 200 -n >/dev/null 2>&1
-sum_after_incr1=$(table_sum "$port" pgbench_accounts)
 
 # 2. load, diff (against full1); load, incr (against diff1); a later time.
 pg_pgbench "$port" -c 2 -t 300 -n >/dev/null 2>&1
@@ -78,11 +80,12 @@ sum_incr2=$(table_sum "$port" pgbench_accounts)
 ws_expect_exit 0 "incr after the diff" "${walctl[@]}" backup -d "$conninfo" --type incr --label incr2 --json
 ws_same "incr2: reference is the diff" diff1 "$(wc_json 'j["reference"]')"
 ws_same "incr2: chain" "['full1', 'diff1']" "$(wc_json 'j["chain"]')"
+pg_pgbench "$port" -c 2 -t 200 -n >/dev/null 2>&1
+sum_after_incr2=$(table_sum "$port" pgbench_accounts)
 sleep 1.2
 time_after_incr2=$(now_utc)
 sleep 1.2
 pg_pgbench "$port" -c 2 -t 200 -n >/dev/null 2>&1
-sum_after_incr2=$(table_sum "$port" pgbench_accounts)
 pg_switch_and_wait_archived "$port"
 
 ws_expect_exit 0 "walctl list --json" "${walctl[@]}" list --json
