@@ -18,6 +18,10 @@ constexpr std::string_view kDeltaMagic = "WALSTORE-DELTA 1\n";
 constexpr std::string_view kBlockMapMagic = "WALSTORE-BLOCKMAP 1\n";
 constexpr uint32_t kEndOfBlocks = 0xFFFFFFFFu;
 
+// Larger files in a block map or delta are damage (PostgreSQL splits
+// relations into 1 GiB segments).
+constexpr uint64_t kMaxFileSize = uint64_t{1} << 40;
+
 uint64_t BlockCount(uint64_t size) { return (size + kDeltaBlockSize - 1) / kDeltaBlockSize; }
 
 // Little-endian fields.
@@ -122,23 +126,44 @@ void BlockMapWriter::Add(const std::string& path, const FileBlocks& blocks) {
 
 void BlockMapWriter::Finish() { FieldWriter(out_).U16(0); }
 
+BlockMapReader::BlockMapReader(ReadStream& in, const std::string& what) : in_(in), what_(what) {
+  FieldReader(in_, what_).Magic(kBlockMapMagic);
+}
+
+std::optional<BlockMapReader::File> BlockMapReader::NextFile() {
+  FieldReader r(in_, what_);
+  File file;
+  file.path = r.Text();
+  if (file.path.empty()) {
+    r.ExpectEnd();
+    return std::nullopt;
+  }
+  file.size = r.U64();
+  if (file.size > kMaxFileSize) {
+    Fail(ErrorCode::kCorrupt, "{}: implausible size {} of {}", what_, file.size, file.path);
+  }
+  file.blocks = BlockCount(file.size);
+  return file;
+}
+
+BlockHash BlockMapReader::NextHash() {
+  BlockHash hash;
+  FieldReader(in_, what_).Exact(hash.data(), hash.size());
+  return hash;
+}
+
 BlockMap ReadBlockMap(ReadStream& in, const std::string& what) {
-  FieldReader r(in, what);
-  r.Magic(kBlockMapMagic);
+  BlockMapReader reader(in, what);
   BlockMap map;
-  for (;;) {
-    std::string path = r.Text();
-    if (path.empty()) break;
+  while (auto file = reader.NextFile()) {
     FileBlocks blocks;
-    blocks.size = r.U64();
-    if (blocks.size > (uint64_t{1} << 40)) Fail(ErrorCode::kCorrupt, "{}: implausible size", what);
-    blocks.hashes.resize(BlockCount(blocks.size));
-    for (auto& hash : blocks.hashes) r.Exact(hash.data(), hash.size());
-    if (!map.emplace(std::move(path), std::move(blocks)).second) {
+    blocks.size = file->size;
+    // Grows with the hashes actually read, not with the size the map states.
+    for (uint64_t i = 0; i < file->blocks; ++i) blocks.hashes.push_back(reader.NextHash());
+    if (!map.emplace(std::move(file->path), std::move(blocks)).second) {
       Fail(ErrorCode::kCorrupt, "{}: a file listed twice", what);
     }
   }
-  r.ExpectEnd();
   return map;
 }
 
@@ -208,8 +233,8 @@ ScanStats ScanArchive(TarReader& tar, const std::string& manifest_prefix, BlockM
       }
       default:
         Fail(ErrorCode::kUnsupportedFormat,
-             "BASE_BACKUP sent tar member \"{}\" of type '{}', which an incremental backup cannot "
-             "hold",
+             "BASE_BACKUP sent tar member \"{}\" of type '{}', which walctl does not know how to "
+             "store (only directories, files and symbolic links)",
              path, entry->typeflag);
     }
   }
@@ -236,8 +261,14 @@ DeltaContents ApplyDelta(ReadStream& in, TargetDir* target,
       const uint32_t mode = r.U32();
       const std::string path = r.Text();
       check_path(path);
+      if (contents.files.contains(path)) {
+        Fail(ErrorCode::kCorrupt, "{}: \"{}\" is listed as a file and a directory", what, path);
+      }
       contents.directories.insert(path);
-      if (target) target->MakeDirectory(path, mode);
+      if (target) {
+        target->RemoveIfOtherType(path, /*want_directory=*/true);  // a file in an older backup
+        target->MakeDirectory(path, mode);
+      }
     } else if (type == 'L') {
       const std::string path = r.Text();
       const std::string link_target = r.Text();
@@ -255,9 +286,17 @@ DeltaContents ApplyDelta(ReadStream& in, TargetDir* target,
       const std::string path = r.Text();
       check_path(path);
       const uint64_t size = r.U64();
+      if (size > kMaxFileSize) {
+        Fail(ErrorCode::kCorrupt, "{}: file \"{}\" has an implausible size {}", what, path, size);
+      }
       if (!contents.files.emplace(path, size).second) {
         Fail(ErrorCode::kCorrupt, "{}: file \"{}\" listed twice", what, path);
       }
+      if (contents.directories.contains(path)) {
+        Fail(ErrorCode::kCorrupt, "{}: \"{}\" is listed as a directory and a file", what, path);
+      }
+      // A directory in an older backup of the chain.
+      if (target) target->RemoveIfOtherType(path, /*want_directory=*/false);
       struct Closer {
         int fd;
         ~Closer() {

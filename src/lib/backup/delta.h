@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -59,7 +60,29 @@ class BlockMapWriter {
   WriteStream& out_;
 };
 
-// Parses a block map object's plaintext; Error(kCorrupt) naming `what`.
+// Reads a block map object's plaintext one file and one hash at a time,
+// so memory does not depend on the sizes it states (a damaged or hostile
+// map is Error(kCorrupt) naming `what`, never a huge allocation).
+class BlockMapReader {
+ public:
+  BlockMapReader(ReadStream& in, const std::string& what);
+  struct File {
+    std::string path;
+    uint64_t size = 0;
+    uint64_t blocks = 0;  // hashes that follow: ceil(size / 8 KiB)
+  };
+  // The next file, after which exactly `blocks` NextHash() calls must
+  // follow; nullopt at the end marker (nothing may follow it).
+  std::optional<File> NextFile();
+  BlockHash NextHash();
+
+ private:
+  ReadStream& in_;
+  std::string what_;
+};
+
+// The whole block map (a reference's, held during a diff / incr);
+// Error(kCorrupt) naming `what`, also for a file listed twice.
 BlockMap ReadBlockMap(ReadStream& in, const std::string& what);
 
 struct ScanStats {

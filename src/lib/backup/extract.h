@@ -59,6 +59,11 @@ class TargetDir {
   // Opens regular file `rel` for writing in place (pwrite, ftruncate),
   // creating it when missing; never follows a symbolic link.
   int OpenFileForUpdate(const std::string& rel, mode_t mode);
+  // Removes `rel` when it is a directory (want_directory false: with all it
+  // holds) or a regular file (want_directory true), so that a later backup
+  // of a chain can hold a file where an older one had a directory or the
+  // reverse.  Anything else (missing, the wanted type, a link) is left.
+  void RemoveIfOtherType(const std::string& rel, bool want_directory);
   // Creates the symbolic link `rel` -> `target`.
   void MakeSymlink(const std::string& rel, const std::string& target);
   // Writes (appends) `text` to `rel` as CreateFile does.

@@ -2,7 +2,12 @@
 #include "backup/delta.h"
 
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "backup/extract.h"
 #include "test_helpers.h"
@@ -185,6 +190,84 @@ TEST_SUITE("backup_delta") {
     CHECK(code(good.substr(0, good.size() - 1)) == test::CodeName(ErrorCode::kCorrupt));
     CHECK(code(good + "x") == test::CodeName(ErrorCode::kCorrupt));
     CHECK(code("WALSTORE-DELTA 1\n") == test::CodeName(ErrorCode::kCorrupt));
+  }
+
+  TEST_CASE("a block map stating a huge or untruthful size is kCorrupt, never a huge allocation") {
+    auto code = [](const std::string& map) { return test::ThrownCode([&] { MapOf(map); }); };
+    // One file of 2^40 bytes (2^27 hashes, 2 GiB) whose hashes are missing.
+    StringWriteStream out;
+    BlockMapWriter writer(out);
+    FileBlocks huge;
+    huge.size = uint64_t{1} << 40;
+    writer.Add("base/1/100", huge);  // the size, no hash
+    CHECK(code(out.data()) == test::CodeName(ErrorCode::kCorrupt));
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    // Memory follows the bytes present: with 256 MiB more address space than
+    // the test already uses, the 2 GiB the size states would not fit.
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      long pages = 0;
+      if (FILE* statm = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(statm, "%ld", &pages) != 1) pages = 0;
+        std::fclose(statm);
+      }
+      const rlim_t limit = static_cast<rlim_t>(pages) * sysconf(_SC_PAGESIZE) + (256u << 20);
+      const struct rlimit rl {limit, limit};
+      if (pages == 0 || setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+      _exit(code(out.data()) == test::CodeName(ErrorCode::kCorrupt) ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+#endif
+    // Beyond 2^40 bytes: refused as soon as the size is read.
+    for (const uint64_t size : {(uint64_t{1} << 40) + 1, UINT64_MAX}) {
+      StringWriteStream out2;
+      BlockMapWriter writer2(out2);
+      huge.size = size;
+      writer2.Add("base/1/100", huge);
+      writer2.Finish();
+      CHECK(code(out2.data()) == test::CodeName(ErrorCode::kCorrupt));
+    }
+  }
+
+  TEST_CASE("a delta file size beyond 2^40 bytes is kCorrupt, not an I/O error") {
+    TarBuilder one;
+    one.Add("f", "");  // no block: the size alone reaches ftruncate
+    std::string delta = Scan(one, nullptr).delta;
+    // The 'F' record: type, mode (4), path length (2), "f", then the size (8).
+    const size_t at = delta.find(std::string("\x01\x00" "f", 3));
+    REQUIRE(at != std::string::npos);
+    for (size_t i = 0; i < 8; ++i) delta[at + 3 + i] = '\xff';
+    TempDir tmp;
+    const std::string root = tmp / "r";
+    mkdir(root.c_str(), 0700);
+    TargetDir target(root);
+    CHECK(test::ThrownCode([&] { Apply(delta, &target); }) == test::CodeName(ErrorCode::kCorrupt));
+  }
+
+  TEST_CASE("a path that switched between directory and file within a chain is replaced") {
+    TempDir tmp;
+    const std::string root = tmp / "r";
+    mkdir(root.c_str(), 0700);
+    TargetDir target(root);
+    Apply(Scan(First(), nullptr).delta, &target);  // "gone" is a directory holding a file
+    const BlockMap reference = MapOf(Scan(First(), nullptr, false).blockmap);
+    TarBuilder later;
+    later.Add("gone", "now a file");   // the directory became a file
+    later.Add("PG_VERSION", "", '5');  // the file became a directory
+    later.Add("PG_VERSION/inside", "data");
+    Apply(Scan(later, &reference).delta, &target);
+    CHECK(test::ReadFile(root + "/gone") == "now a file");
+    CHECK(test::ReadFile(root + "/PG_VERSION/inside") == "data");
+    // The same path as both in one delta is damage.
+    TarBuilder both;
+    both.Add("x", "", '5');
+    both.Add("x", "file");
+    CHECK(test::ThrownCode([&] { Apply(Scan(both, nullptr).delta, nullptr); }) ==
+          test::CodeName(ErrorCode::kCorrupt));
   }
 }
 
