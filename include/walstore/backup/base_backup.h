@@ -48,8 +48,25 @@ struct BackupOptions {
 
 // Takes the backup.  On success returns the complete record.  When the WAL
 // range does not reach the archive in time the record is stored as
-// incomplete and Error(kVerifyFailed) is thrown.
+// incomplete and Error(kVerifyFailed) is thrown.  A diff / incr whose
+// chain is no longer restorable when it ends (a prune removed part of it
+// meanwhile: RecheckChain) writes no record, removes its objects and
+// throws Error(kVerifyFailed).
 BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptions& options);
+
+// The reference of a new diff (the newest complete full backup) or incr
+// (the newest complete backup): `records` oldest first (LoadBackups).
+// Throws Error(kUsage) when there is none, it has no block map or is of
+// another PostgreSQL major version than `pg_version`, and Error(kCorrupt)
+// when its own chain cannot be restored (ChainProblem): never an older
+// backup instead, so one broken chain does not silently spread.
+const BackupRecord& ChooseReference(const std::vector<BackupRecord>& records, BackupType type,
+                                    int pg_version);
+
+// Just before a diff / incr `record` is recorded: reloads the records and,
+// unless its chain is still restorable, removes the objects stored under
+// its label and throws Error(kVerifyFailed).
+void RecheckChain(Storage& storage, const Config& config, const BackupRecord& record);
 
 // "16MB" / "1GB" / "64kB" (SHOW wal_segment_size) -> bytes.
 uint64_t ParseGucBytes(const std::string& text);

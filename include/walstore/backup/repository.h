@@ -81,6 +81,10 @@ struct BackupRecord {
   BackupType type = BackupType::kFull;
   std::string reference;           // diff / incr: the backup it was compared with
   std::vector<std::string> chain;  // diff / incr: the full backup .. `reference`
+  // diff / incr: the identity of `reference` when it was compared with (a
+  // label alone may be reused once its backup is gone).
+  std::string reference_blockmap_sha256;  // its block map's plaintext SHA-256, hex
+  uint64_t reference_start_lsn = 0;
   BackupObject blockmap;           // name "" when none (older walctl, or a full before it)
   uint64_t file_bytes = 0;         // data of the backup's files; 0 when not recorded
 
@@ -117,9 +121,14 @@ const BackupRecord& SelectBackup(const std::vector<BackupRecord>& records, const
 
 // The backups restoring `backup` reads, oldest (the full) first and
 // `backup` last: its chain's records.  Throws Error(kCorrupt) when one is
-// not in `records` or does not match the chain `backup` recorded.
+// not in `records`, does not match the chain `backup` recorded (types and
+// references), or is not the very backup its successor was compared with
+// (block map SHA-256 and start LSN: a re-created backup under a reused
+// label is refused).
 std::vector<const BackupRecord*> RestoreChain(const std::vector<BackupRecord>& records,
                                               const BackupRecord& backup);
+// What makes RestoreChain refuse `backup`; "" when its chain is whole.
+std::string ChainProblem(const std::vector<BackupRecord>& records, const BackupRecord& backup);
 
 // Decodes a (small) object to a string; nullopt when the key does not exist.
 std::optional<std::string> ReadSmallObject(Storage& storage, const Config& config,

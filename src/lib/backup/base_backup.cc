@@ -152,35 +152,6 @@ class ArchiveData : public ReadStream {
   bool ended_ = false;
 };
 
-// The backup a diff (the newest complete full) or an incr (the newest
-// complete backup) is compared with, and its block map.
-const BackupRecord& ChooseReference(const std::vector<BackupRecord>& records, BackupType type,
-                                    int pg_version) {
-  for (auto it = records.rbegin(); it != records.rend(); ++it) {
-    if (!it->complete || (type == BackupType::kDiff && it->type != BackupType::kFull)) continue;
-    if (it->blockmap.name.empty()) {
-      throw Error(ErrorCode::kUsage,
-                  fmt::format("the newest {} backup, {}, has no block map (an older walctl took "
-                              "it): a diff or incr backup cannot be compared with it",
-                              type == BackupType::kDiff ? "full" : "complete", it->label),
-                  "take a full backup first (walctl backup --type full)");
-    }
-    if (it->pg_version / 10000 != pg_version / 10000) {
-      throw Error(ErrorCode::kUsage,
-                  fmt::format("the newest {} backup, {}, is of PostgreSQL {}, the server is {}",
-                              type == BackupType::kDiff ? "full" : "complete", it->label,
-                              it->pg_version / 10000, pg_version / 10000),
-                  "take a full backup first (walctl backup --type full)");
-    }
-    return *it;
-  }
-  throw Error(ErrorCode::kUsage,
-              fmt::format("{} needs a complete {}backup to refer to, and there is none",
-                          type == BackupType::kDiff ? "a diff backup" : "an incr backup",
-                          type == BackupType::kDiff ? "full " : ""),
-              "take a full backup first (walctl backup --type full)");
-}
-
 BlockMap LoadBlockMap(Storage& storage, const Config& config, const BackupRecord& backup) {
   const std::string key = BackupObjectKey(backup.system_id, backup.label, backup.blockmap.name);
   auto in = storage.OpenRead(key);
@@ -270,6 +241,57 @@ void SwitchPrimaryWal(const std::string& primary_conninfo, const BackupRecord& r
 
 }  // namespace
 
+const BackupRecord& ChooseReference(const std::vector<BackupRecord>& records, BackupType type,
+                                    int pg_version) {
+  const char* kind = type == BackupType::kDiff ? "full" : "complete";
+  const char* hint = "take a full backup first (walctl backup --type full)";
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    if (!it->complete || (type == BackupType::kDiff && it->type != BackupType::kFull)) continue;
+    if (it->blockmap.name.empty()) {
+      throw Error(ErrorCode::kUsage,
+                  fmt::format("the newest {} backup, {}, has no block map (an older walctl took "
+                              "it): a diff or incr backup cannot be compared with it",
+                              kind, it->label),
+                  hint);
+    }
+    if (it->pg_version / 10000 != pg_version / 10000) {
+      throw Error(ErrorCode::kUsage,
+                  fmt::format("the newest {} backup, {}, is of PostgreSQL {}, the server is {}",
+                              kind, it->label, it->pg_version / 10000, pg_version / 10000),
+                  hint);
+    }
+    if (const std::string problem = ChainProblem(records, *it); !problem.empty()) {
+      throw Error(ErrorCode::kCorrupt,
+                  fmt::format("the newest {} backup, {}, cannot be restored ({}): a diff or incr "
+                              "on it could not be restored either",
+                              kind, it->label, problem),
+                  hint);
+    }
+    return *it;
+  }
+  throw Error(ErrorCode::kUsage,
+              fmt::format("{} needs a complete {}backup to refer to, and there is none",
+                          type == BackupType::kDiff ? "a diff backup" : "an incr backup",
+                          type == BackupType::kDiff ? "full " : ""),
+              hint);
+}
+
+void RecheckChain(Storage& storage, const Config& config, const BackupRecord& record) {
+  const std::string problem =
+      ChainProblem(LoadBackups(storage, config, record.system_id), record);
+  if (problem.empty()) return;
+  std::vector<std::string> objects;
+  storage.List(BackupDirKey(record.system_id, record.label),
+               [&](const ObjectInfo& info) { objects.push_back(info.key); });
+  storage.RemoveMany(objects);
+  throw Error(ErrorCode::kVerifyFailed,
+              fmt::format("{} backup {} is not recorded and its objects are removed: its chain "
+                          "changed while it ran, so it could not be restored ({})",
+                          ToString(record.type), record.label, problem),
+              "a walctl prune ran during the backup (run prune only when no backup runs); take "
+              "a full backup (walctl backup --type full)");
+}
+
 uint64_t ParseGucBytes(const std::string& text) {
   const size_t digits = std::min(text.find_first_not_of("0123456789"), text.size());
   const std::string unit = text.substr(digits);
@@ -351,6 +373,8 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
     record.reference = reference->label;
     record.chain = reference->chain;
     record.chain.push_back(reference->label);
+    record.reference_blockmap_sha256 = reference->blockmap.sha256;
+    record.reference_start_lsn = reference->start_lsn;
     reference_map = LoadBlockMap(storage, config, *reference);
     Log(LogLevel::kInfo, "{} backup against {} ({} files in its block map)", ToString(options.type),
         reference->label, reference_map.size());
@@ -520,6 +544,9 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
                             [&archiver] { archiver.Poll(/*now=*/false); });
   if (!missing.empty()) archiver.Poll(/*now=*/true);
   record.complete = missing.empty();
+  // A prune that ran meanwhile may have removed the chain (it does not see a
+  // backup before its record exists): such a backup is never recorded.
+  if (delta) RecheckChain(storage, config, record);
   WriteSmallObject(storage, config, BackupObjectKey(sysid, record.label, kRecordName),
                    ToJson(record).dump(2) + "\n");
   if (!missing.empty()) {

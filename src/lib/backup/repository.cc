@@ -150,6 +150,10 @@ json ToJson(const BackupRecord& r) {
           {"archives", archives},
           {"manifest", ObjectJson(r.manifest)}};
   if (!r.blockmap.name.empty()) j["blockmap"] = ObjectJson(r.blockmap);
+  if (!full) {
+    j["reference_blockmap_sha256"] = r.reference_blockmap_sha256;
+    j["reference_start_lsn"] = FormatLsn(r.reference_start_lsn);
+  }
   if (r.file_bytes) j["file_bytes"] = r.file_bytes;
   return j;
 }
@@ -171,6 +175,8 @@ BackupRecord RecordFromJson(const json& j, const std::string& what) {
       r.reference = j.at("reference").get<std::string>();
       r.chain = j.at("chain").get<std::vector<std::string>>();
       if (r.chain.empty() || r.chain.back() != r.reference) BadField(what, "chain");
+      r.reference_blockmap_sha256 = j.at("reference_blockmap_sha256").get<std::string>();
+      r.reference_start_lsn = LsnField(j, "reference_start_lsn", what);
     }
     if (j.contains("blockmap")) r.blockmap = ObjectFromJson(j.at("blockmap"), what);
     r.file_bytes = IntegerField<uint64_t>(j, "file_bytes", what, 0);
@@ -293,32 +299,68 @@ const BackupRecord& SelectBackup(const std::vector<BackupRecord>& records, const
   Fail(ErrorCode::kUsage, "no complete backup in the repository (see walctl list)");
 }
 
-std::vector<const BackupRecord*> RestoreChain(const std::vector<BackupRecord>& records,
-                                              const BackupRecord& backup) {
+namespace {
+
+// The chain of `backup` as RestoreChain returns it; on a problem returns
+// what it found so far and sets `problem`.
+std::vector<const BackupRecord*> ResolveChain(const std::vector<BackupRecord>& records,
+                                              const BackupRecord& backup, std::string& problem) {
   std::vector<const BackupRecord*> chain;
+  auto link = [&](const BackupRecord& next) {
+    const BackupRecord* previous = chain.empty() ? nullptr : chain.back();
+    // Each link must be what the next one was compared with.
+    if ((previous == nullptr) != (next.type == BackupType::kFull) ||
+        (previous && next.reference != previous->label)) {
+      problem = fmt::format("backup {}: chain {} does not match the records of its backups",
+                            backup.label, fmt::join(backup.chain, " -> "));
+      return false;
+    }
+    if (previous && (next.reference_blockmap_sha256 != previous->blockmap.sha256 ||
+                     next.reference_start_lsn != previous->start_lsn)) {
+      problem = fmt::format(
+          "backup {} of the chain of {} was compared with another backup {} than the one in the "
+          "repository now (block map or start LSN differ: the label was reused)",
+          next.label, backup.label, previous->label);
+      return false;
+    }
+    chain.push_back(&next);
+    return true;
+  };
   for (const auto& label : backup.chain) {
     const auto it = std::find_if(records.begin(), records.end(),
                                  [&](const BackupRecord& r) { return r.label == label; });
     if (it == records.end()) {
-      throw Error(ErrorCode::kCorrupt,
-                  fmt::format("backup {} ({}) needs backup {} of its chain, which is not in the "
-                              "repository",
-                              backup.label, ToString(backup.type), label),
-                  "the chain is broken: restore another backup (walctl list shows the chains)");
+      problem = fmt::format("backup {} ({}) needs backup {} of its chain, which is not in the "
+                            "repository",
+                            backup.label, ToString(backup.type), label);
+      return chain;
     }
-    // Each link must be what the next one was compared with.
-    const std::string expected_reference = chain.empty() ? "" : chain.back()->label;
-    if ((chain.empty() != (it->type == BackupType::kFull)) ||
-        (!chain.empty() && it->reference != expected_reference)) {
-      Fail(ErrorCode::kCorrupt, "backup {}: chain {} does not match the records of its backups",
-           backup.label, fmt::join(backup.chain, " -> "));
-    }
-    chain.push_back(&*it);
+    if (!link(*it)) return chain;
   }
   if (!chain.empty() && chain.back()->label != backup.reference) {
-    Fail(ErrorCode::kCorrupt, "backup {}: its chain does not end at its reference", backup.label);
+    problem = fmt::format("backup {}: its chain does not end at its reference", backup.label);
+    return chain;
   }
-  chain.push_back(&backup);
+  link(backup);
+  return chain;
+}
+
+}  // namespace
+
+std::string ChainProblem(const std::vector<BackupRecord>& records, const BackupRecord& backup) {
+  std::string problem;
+  ResolveChain(records, backup, problem);
+  return problem;
+}
+
+std::vector<const BackupRecord*> RestoreChain(const std::vector<BackupRecord>& records,
+                                              const BackupRecord& backup) {
+  std::string problem;
+  auto chain = ResolveChain(records, backup, problem);
+  if (!problem.empty()) {
+    throw Error(ErrorCode::kCorrupt, problem,
+                "the chain is broken: restore another backup (walctl list shows the chains)");
+  }
   return chain;
 }
 

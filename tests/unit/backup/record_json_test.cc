@@ -114,6 +114,8 @@ TEST_SUITE("backup_record_json") {
     record.type = BackupType::kIncr;
     record.reference = "diff1";
     record.chain = {"full1", "diff1"};
+    record.reference_blockmap_sha256 = std::string(64, 'b');
+    record.reference_start_lsn = 0x5000028;
     record.archives[0].name = "base.delta";
     record.blockmap.name = kBlockMapName;
     record.blockmap.stored_size = 1000;
@@ -129,6 +131,8 @@ TEST_SUITE("backup_record_json") {
     CHECK(back.type == BackupType::kIncr);
     CHECK(back.reference == "diff1");
     CHECK(back.chain == std::vector<std::string>{"full1", "diff1"});
+    CHECK(back.reference_blockmap_sha256 == std::string(64, 'b'));
+    CHECK(back.reference_start_lsn == 0x5000028u);
     CHECK(back.blockmap.name == kBlockMapName);
     CHECK(back.logical_size() == 99999999u);
     CHECK(ToJson(back) == j);
@@ -145,6 +149,13 @@ TEST_SUITE("backup_record_json") {
     CHECK(code("/chain", json::array({"full1", "other"})) == CodeName(ErrorCode::kCorrupt));
     CHECK(code("/reference", 5) == CodeName(ErrorCode::kCorrupt));
     CHECK(code("/chain", "full1") == CodeName(ErrorCode::kCorrupt));
+    CHECK(code("/reference_start_lsn", "nonsense") == CodeName(ErrorCode::kCorrupt));
+    // A diff or incr names what it was compared with: without that it is refused.
+    for (const char* field : {"reference_blockmap_sha256", "reference_start_lsn"}) {
+      json bad = j;
+      bad.erase(field);
+      CHECK(ThrownCode([&] { RecordFromJson(bad, "b"); }) == CodeName(ErrorCode::kCorrupt));
+    }
   }
 
   TEST_CASE("optional fields may be missing") {

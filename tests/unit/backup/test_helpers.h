@@ -31,6 +31,21 @@ inline BackupRecord MakeBackup(const std::string& label, double start_time, uint
   return b;
 }
 
+// A diff or incr compared with `reference` (its chain: the reference's and it).
+inline BackupRecord MakeDeltaOn(const BackupRecord& reference, const std::string& label,
+                                double start_time, uint64_t start_seg, BackupType type) {
+  BackupRecord b = MakeBackup(label, start_time, start_seg);
+  b.type = type;
+  b.reference = reference.label;
+  b.chain = reference.chain;
+  b.chain.push_back(reference.label);
+  b.reference_blockmap_sha256 = reference.blockmap.sha256;
+  b.reference_start_lsn = reference.start_lsn;
+  b.blockmap.name = kBlockMapName;
+  b.blockmap.sha256 = std::string(63, '0') + static_cast<char>('a' + start_seg % 6);
+  return b;
+}
+
 inline WalObject Wal(const std::string& name) {
   WalObject w;
   w.name = ParseWalFileNameOrThrow(name);
