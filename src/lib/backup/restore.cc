@@ -19,6 +19,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <vector>
 
 #include <walstore/backup/base_backup.h>
@@ -242,9 +243,17 @@ void CheckDeltaCoversManifest(const ChainContents& contents, const BackupManifes
 }
 
 // Removes what the chain's older backups left beneath `dir` (the restored
-// directory of one archive) that the newest delta does not list: files and
-// directories deleted since.  Symbolic links are left (pg_tblspc/<oid>).
+// directory of one archive) that the delta just applied does not list: files
+// and directories deleted since (directories holding a listed file stay).
+// Symbolic links are left (pg_tblspc/<oid>).
 void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents) {
+  std::set<std::string> ancestors;
+  for (const auto& [path, size] : contents.files) {
+    for (size_t slash = path.find('/'); slash != std::string::npos;
+         slash = path.find('/', slash + 1)) {
+      ancestors.insert(path.substr(0, slash));
+    }
+  }
   std::vector<fs::path> files, directories;
   std::error_code ec;
   for (fs::recursive_directory_iterator it(dir, ec); !ec && it != fs::recursive_directory_iterator();
@@ -252,7 +261,8 @@ void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents) {
     const std::string rel = it->path().lexically_relative(dir).generic_string();
     const auto status = it->symlink_status();
     if (fs::is_regular_file(status) && !contents.files.contains(rel)) files.push_back(it->path());
-    if (fs::is_directory(status) && !contents.directories.contains(rel)) {
+    if (fs::is_directory(status) && !contents.directories.contains(rel) &&
+        !ancestors.contains(rel)) {
       directories.push_back(it->path());
     }
   }
@@ -269,47 +279,93 @@ void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents) {
   }
 }
 
-// Reads every file of `manifest` back from the restored directories and
-// checks it (size and checksum) against the manifest.  Returns the bytes read.
-uint64_t CheckRestoredFiles(const BackupManifest& manifest, const fs::path& root,
+// Where the file of manifest path `path` was restored (ManifestPath's inverse).
+fs::path RestoredPath(const std::string& path, const fs::path& root,
+                      const std::map<uint32_t, fs::path>& tablespace_dirs) {
+  if (!path.starts_with("pg_tblspc/")) return root / path;
+  const size_t slash = path.find('/', 10);
+  const auto oid = TryParseNumber<uint32_t>(std::string_view(path).substr(10, slash - 10));
+  const auto it = oid ? tablespace_dirs.find(*oid) : tablespace_dirs.end();
+  if (slash == std::string::npos || it == tablespace_dirs.end()) {
+    Fail(ErrorCode::kCorrupt, "{} of the backup is in none of its tablespaces", path);
+  }
+  return it->second / path.substr(slash + 1);
+}
+
+// Reads up to one block; fewer bytes only at the end of the file.
+size_t ReadBlock(int fd, std::vector<uint8_t>& block, const fs::path& path) {
+  size_t done = 0;
+  while (done < block.size()) {
+    const ssize_t n = read(fd, block.data() + done, block.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) FailErrno(errno, "could not read " + path.string());
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+// Reads every file of diff / incr `backup` back from the restored
+// directories, in the order of the backup's own block map (streamed: one
+// block in memory), and checks each 8 KiB block's hash and the size against
+// it, and the size and checksum against the manifest.  The block map was
+// computed from the very bytes BASE_BACKUP sent, so this holds whatever the
+// manifest's checksum algorithm (NONE included).  Returns the bytes read.
+uint64_t CheckRestoredFiles(Storage& storage, const Config& config, const BackupRecord& backup,
+                            const fs::path& root,
                             const std::map<uint32_t, fs::path>& tablespace_dirs,
                             ManifestChecker& checker, const std::function<void(uint64_t)>& on_bytes) {
-  std::vector<uint8_t> buffer(1 << 20);
+  if (backup.blockmap.name.empty()) {
+    Fail(ErrorCode::kCorrupt, "{} backup {} has no block map", ToString(backup.type), backup.label);
+  }
+  const std::string key = BackupObjectKey(backup.system_id, backup.label, backup.blockmap.name);
+  std::vector<uint8_t> block(kDeltaBlockSize);
   uint64_t total = 0;
-  for (const auto& file : manifest.files) {
-    fs::path path = root / file.path;
-    if (file.path.starts_with("pg_tblspc/")) {
-      const size_t slash = file.path.find('/', 10);
-      const auto oid = TryParseNumber<uint32_t>(std::string_view(file.path).substr(10, slash - 10));
-      const auto it = oid ? tablespace_dirs.find(*oid) : tablespace_dirs.end();
-      if (slash == std::string::npos || it == tablespace_dirs.end()) {
-        Fail(ErrorCode::kCorrupt, "{} of the manifest is in no tablespace of the backup", file.path);
+  DecodeArchive(storage, config, backup, backup.blockmap, [&](ReadStream& in) {
+    BlockMapReader map(in, key);
+    while (const auto file = map.NextFile()) {
+      const ManifestFile* entry = checker.Find(file->path);
+      if (!entry) {
+        Fail(ErrorCode::kCorrupt, "{} is in the block map of backup {} but not in its manifest",
+             file->path, backup.label);
       }
-      path = it->second / file.path.substr(slash + 1);
-    }
-    const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-      Fail(ErrorCode::kCorrupt, "{} of the manifest was not restored ({})", file.path,
-           std::strerror(errno));
-    }
-    auto checksum = MakeFileChecksum(file.algorithm);
-    uint64_t size = 0;
-    for (;;) {
-      const ssize_t n = read(fd, buffer.data(), buffer.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        const int err = errno;
-        close(fd);
-        FailErrno(err, "could not read " + path.string());
+      const fs::path path = RestoredPath(file->path, root, tablespace_dirs);
+      const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        Fail(ErrorCode::kCorrupt, "{} of the backup was not restored ({})", file->path,
+             std::strerror(errno));
       }
-      if (n == 0) break;
-      if (checksum) checksum->Update(Bytes(buffer.data(), static_cast<size_t>(n)));
-      size += static_cast<uint64_t>(n);
-      on_bytes(static_cast<uint64_t>(n));
+      struct Closer {
+        int fd;
+        ~Closer() { close(fd); }
+      } closer{fd};
+      auto checksum = MakeFileChecksum(entry->algorithm);
+      uint64_t size = 0;
+      for (uint64_t index = 0;; ++index) {
+        const size_t n = ReadBlock(fd, block, path);
+        if (n == 0) break;
+        const Bytes data(block.data(), n);
+        if (index >= file->blocks || HashBlock(data) != map.NextHash()) {
+          Fail(ErrorCode::kCorrupt,
+               "restored {} differs from the block map of backup {} at block {}: the chain "
+               "reassembled other data than the backup took",
+               file->path, backup.label, index);
+        }
+        if (checksum) checksum->Update(data);
+        size += n;
+        on_bytes(n);
+      }
+      if (size != file->size) {
+        Fail(ErrorCode::kCorrupt, "restored {} has {} bytes, the block map of backup {} says {}",
+             file->path, size, backup.label, file->size);
+      }
+      checker.Check(*entry, size, checksum ? checksum->FinalHex() : "");
+      total += size;
     }
-    close(fd);
-    checker.Check(file, size, checksum ? checksum->FinalHex() : "");
-    total += size;
+  });
+  if (const auto unseen = checker.Unseen(); !unseen.empty()) {
+    Fail(ErrorCode::kCorrupt, "{} files of the manifest of backup {} are not in its block map "
+         "(first: {})", unseen.size(), backup.label, unseen.front());
   }
   return total;
 }
@@ -530,12 +586,15 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
     for (size_t i = 1; i < chain.size(); ++i) {
       contents = ApplyDeltaArchives(storage, config, *chain[i], &target, tablespace_targets,
                                     advance);
+      // What was deleted since goes now: disk use stays near each step's size.
+      RemoveUnlisted(root, contents[0]);
+      for (const auto& [oid, dir] : tablespace_dirs) RemoveUnlisted(dir, contents[oid]);
     }
     CheckDeltaCoversManifest(contents, manifest, backup.label);
-    RemoveUnlisted(root, contents[0]);
-    for (const auto& [oid, dir] : tablespace_dirs) RemoveUnlisted(dir, contents[oid]);
-    // The restored backup's manifest is the authority on the reassembled files.
-    result.bytes = CheckRestoredFiles(manifest, root, tablespace_dirs, checker, advance);
+    // The restored backup's block map and manifest are the authority on the
+    // reassembled files.
+    result.bytes = CheckRestoredFiles(storage, config, backup, root, tablespace_dirs, checker,
+                                      advance);
     result.files = manifest.files.size();
   }
   progress.Finish();

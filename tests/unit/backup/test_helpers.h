@@ -1,11 +1,15 @@
 // Builders shared by the backup unit tests.
 #pragma once
 
+#include <fmt/format.h>
+#include <walstore/crypto.h>
 #include <walstore/wal_name.h>
 
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <walstore/backup/repository.h>
 
@@ -44,6 +48,22 @@ inline BackupRecord MakeDeltaOn(const BackupRecord& reference, const std::string
   b.blockmap.name = kBlockMapName;
   b.blockmap.sha256 = std::string(63, '0') + static_cast<char>('a' + start_seg % 6);
   return b;
+}
+
+// A backup manifest listing `files` (path, size) without checksums, as
+// MANIFEST_CHECKSUMS NONE makes it.
+inline std::string ManifestFor(const std::vector<std::pair<std::string, size_t>>& files) {
+  std::string list;
+  for (const auto& [path, size] : files) {
+    if (!list.empty()) list += ",\n";
+    list += fmt::format("{{ \"Path\": \"{}\", \"Size\": {}, \"Last-Modified\": "
+                        "\"2026-11-21 10:00:00 GMT\" }}",
+                        path, size);
+  }
+  std::string body = "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n" + list +
+                     "\n],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/3000028\", "
+                     "\"End-LSN\": \"0/3000100\" }\n],\n";
+  return body + "\"Manifest-Checksum\": \"" + ToHex(Sha256Of(AsBytes(body))) + "\"}\n";
 }
 
 inline WalObject Wal(const std::string& name) {
