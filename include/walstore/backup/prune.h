@@ -1,5 +1,5 @@
 // walctl prune: executes a retention plan (retention.h) in the safe order:
-// the newest backup first (a diff or incr before its chain), each one's
+// a diff or incr before its chain (RemovalOrder), else newest first, each one's
 // record first (a backup is never half removed yet listed), then its
 // objects, then WAL; an interruption at any point leaves every kept backup
 // restorable, and every backup still listed with its whole chain.

@@ -17,7 +17,8 @@
 //     below the start segment of the oldest kept backup on a timeline <= T
 //     (or of any kept backup when none is), so the WAL every kept backup
 //     needs to replay forward, on its timeline and every later one, stays.
-// Execution order (prune.cc): newest backup first, each record first (so a
+// Execution order (prune.cc, RemovalOrder): every diff / incr before the
+// backups of its chain, else newest first; each record first (so a
 // backup is never half removed yet listed, and a listed backup's chain is
 // never removed before it), then its objects, then WAL; an interruption at
 // any point leaves every kept backup restorable.
@@ -49,5 +50,12 @@ struct RetentionPlan {
 // Throws Error(kUsage) unless exactly one policy is set with a sane value.
 RetentionPlan PlanRetention(const std::vector<BackupRecord>& backups,
                             const std::vector<WalObject>& wal, const RetentionPolicy& policy);
+
+// The labels `remove` in the order prune removes them: a backup only after
+// every backup in `remove` whose chain holds it (by dependency, not by start
+// time, which is the walctl host's clock and may be skewed); among those
+// free to go, the newest first.
+std::vector<std::string> RemovalOrder(const std::vector<BackupRecord>& backups,
+                                      const std::vector<std::string>& remove);
 
 }  // namespace walstore::backup

@@ -107,4 +107,30 @@ RetentionPlan PlanRetention(const std::vector<BackupRecord>& backups,
   return plan;
 }
 
+std::vector<std::string> RemovalOrder(const std::vector<BackupRecord>& backups,
+                                      const std::vector<std::string>& remove) {
+  std::vector<const BackupRecord*> left;  // newest first
+  for (auto it = backups.rbegin(); it != backups.rend(); ++it) {
+    if (std::find(remove.begin(), remove.end(), it->label) != remove.end()) left.push_back(&*it);
+  }
+  std::stable_sort(left.begin(), left.end(), [](const BackupRecord* a, const BackupRecord* b) {
+    return a->start_time > b->start_time;
+  });
+  auto needed = [&](const BackupRecord* b) {
+    return std::any_of(left.begin(), left.end(), [&](const BackupRecord* other) {
+      return other != b && std::find(other->chain.begin(), other->chain.end(), b->label) !=
+                               other->chain.end();
+    });
+  };
+  std::vector<std::string> order;
+  while (!left.empty()) {
+    // A cycle (only a forged record makes one) falls back to the newest.
+    auto next = std::find_if(left.begin(), left.end(), [&](const auto* b) { return !needed(b); });
+    if (next == left.end()) next = left.begin();
+    order.push_back((*next)->label);
+    left.erase(next);
+  }
+  return order;
+}
+
 }  // namespace walstore::backup

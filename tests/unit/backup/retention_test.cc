@@ -122,6 +122,24 @@ TEST_SUITE("backup_retention") {
                                    "000000020000000000000006"});
   }
 
+  TEST_CASE("RemovalOrder: a backup goes only after everything depending on it, whatever the clocks say") {
+    // i1 was taken on a host whose clock is behind: it sorts before its full.
+    std::vector<BackupRecord> skewed = {MakeDelta("i1", 1 * kDay - 600, 4, BackupType::kIncr, {"f1"}),
+                                        MakeBackup("f1", 1 * kDay, 2),
+                                        MakeDelta("i2", 1 * kDay + 60, 5, BackupType::kIncr,
+                                                  {"f1", "i1"}),
+                                        MakeBackup("f2", 3 * kDay, 6)};
+    CHECK(RemovalOrder(skewed, {"i1", "f1", "i2"}) ==
+          std::vector<std::string>{"i2", "i1", "f1"});
+    // Independent backups: newest first; backups not removed are not listed.
+    CHECK(RemovalOrder(TwoChains(), {"f1", "i1", "f2"}) ==
+          std::vector<std::string>{"f2", "i1", "f1"});
+    // A forged cycle still ends.
+    std::vector<BackupRecord> cycle = {MakeDelta("a", 1, 2, BackupType::kIncr, {"b"}),
+                                       MakeDelta("b", 2, 3, BackupType::kIncr, {"a"})};
+    CHECK(RemovalOrder(cycle, {"a", "b"}).size() == 2);
+  }
+
   TEST_CASE("policy validation") {
     CHECK_THROWS_AS(PlanRetention({}, {}, {}), Error);
     CHECK_THROWS_AS(PlanRetention({}, {}, {1, 2.0, 0}), Error);
