@@ -4,7 +4,8 @@
 # 10 % of the full's bytes) -> pgbench load -> diff -> load -> incr.  Every backup restores to its
 # own point and the chain ones to a later --target-time, with identical table checksums;
 # list/show --json give type, reference, chain and sizes; verify --full is clean; a damaged
-# backup of a chain fails the restore of its dependents and verify names them.
+# backup of a chain fails the restore of its dependents and verify names them; an incr whose
+# chain is removed while it runs is not recorded, and no incr builds on a broken chain.
 set -euo pipefail
 # shellcheck source=tests/integration/walctl/walctl_lib.sh
 . "$(dirname "$0")/walctl_lib.sh"
@@ -152,5 +153,36 @@ ws_same "keep-full 1 keeps the full with its diffs and incrs" "['full1', 'incr1'
 ws_same "the dry run gives incr2's chain" "['full1', 'diff1', 'incr2']" "$(wc_json 'j["chains"]["incr2"]')"
 ws_expect_exit 0 "prune --keep-full 1 --dry-run" "${walctl[@]}" prune --keep-full 1 --dry-run
 ws_contains "the dry run prints incr2 with its chain" "$WS_OUT" "would keep backup incr2 (incr, chain full1 <- diff1 <- incr2)"
+
+# 6. A chain removed while an incr runs (what a prune that cannot see the running backup does):
+#    the incr is not recorded and exits non-zero; the next incr refuses a reference whose
+#    chain is broken instead of building on it.  Archiving is held so that incr3 waits for its
+#    WAL after streaming, with its chain already fixed.
+pg_psql "$port" "alter system set archive_command = 'false'" >/dev/null
+pg_psql "$port" "select pg_reload_conf()" >/dev/null
+pg_psql "$port" "update pgbench_accounts set abalance = abalance + 1 where aid <= 100" >/dev/null
+"${walctl[@]}" backup -d "$conninfo" --type incr --label incr3 --wal-timeout 120 \
+  >"$WS_TMP/incr3.out" 2>"$WS_TMP/incr3.err" &
+incr3_pid=$!
+incr3_manifest=$repo_dir/$sysid/backup/incr3/backup_manifest
+for _ in $(seq 1200); do
+  [[ -e $incr3_manifest ]] && break
+  sleep 0.1
+done
+ws_same "incr3 streamed and waits for its WAL" yes "$([[ -e $incr3_manifest ]] && echo yes || echo no)"
+rm -rf "${repo_dir:?}/$sysid/backup/diff1"
+pg_psql "$port" "alter system reset archive_command" >/dev/null
+pg_psql "$port" "select pg_reload_conf()" >/dev/null
+incr3_rc=0
+wait "$incr3_pid" || incr3_rc=$?
+ws_same "an incr whose chain was removed meanwhile exits verify_failed" 18 "$incr3_rc"
+ws_contains "it says it is not recorded" "$(cat "$WS_TMP/incr3.err")" "is not recorded"
+ws_same "nothing of it is left" 0 "$(find "$repo_dir/$sysid/backup/incr3" -type f 2>/dev/null | wc -l)"
+ws_expect_exit 0 "list after the removed chain" "${walctl[@]}" list --json
+ws_same "incr3 is not listed" "['full1', 'incr1', 'incr2']" "$(wc_json '[b["label"] for b in j["backups"]]')"
+ws_expect_exit 10 "an incr on incr2 (its chain broken) is refused" \
+  "${walctl[@]}" backup -d "$conninfo" --type incr --label incr4
+ws_contains "the refusal says to take a full backup" "$WS_ERR" "take a full backup"
+ws_same "nothing of the refused incr is stored" 0 "$(find "$repo_dir/$sysid/backup/incr4" -type f 2>/dev/null | wc -l)"
 
 ws_done
