@@ -244,7 +244,8 @@ ScanStats ScanArchive(TarReader& tar, const std::string& manifest_prefix, BlockM
 
 DeltaContents ApplyDelta(ReadStream& in, TargetDir* target,
                          const std::map<std::string, std::string>& links, const std::string& what,
-                         const std::function<void(uint64_t)>& on_bytes) {
+                         const std::function<void(uint64_t)>& on_bytes,
+                         DeltaVisitor* visitor) {
   FieldReader r(in, what);
   r.Magic(kDeltaMagic);
   DeltaContents contents;
@@ -303,6 +304,7 @@ DeltaContents ApplyDelta(ReadStream& in, TargetDir* target,
           if (fd >= 0) close(fd);
         }
       } fd{target ? target->OpenFileForUpdate(path, 0600) : -1};
+      if (visitor) visitor->File(path, size);
       const uint64_t blocks = BlockCount(size);
       int64_t last = -1;
       for (;;) {
@@ -316,6 +318,7 @@ DeltaContents ApplyDelta(ReadStream& in, TargetDir* target,
         const uint64_t offset = uint64_t{index} * kDeltaBlockSize;
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kDeltaBlockSize, size - offset));
         r.Exact(block.data(), n);
+        if (visitor) visitor->Block(index, Bytes(block.data(), n));
         if (fd.fd >= 0) {
           size_t done = 0;
           while (done < n) {
@@ -328,6 +331,7 @@ DeltaContents ApplyDelta(ReadStream& in, TargetDir* target,
         }
         on_bytes(n);
       }
+      if (visitor) visitor->EndFile();
       if (fd.fd >= 0) {
         if (ftruncate(fd.fd, static_cast<off_t>(size)) != 0) {
           FailErrno(errno, fmt::format("could not truncate \"{}\"", path));

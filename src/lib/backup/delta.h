@@ -105,13 +105,24 @@ struct DeltaContents {
   std::set<std::string> directories;
 };
 
+// Sees the files and stored blocks ApplyDelta reads, in order (verify's
+// block-map cross-check).
+class DeltaVisitor {
+ public:
+  virtual ~DeltaVisitor() = default;
+  virtual void File(const std::string& path, uint64_t size) = 0;
+  virtual void Block(uint64_t index, Bytes data) = 0;  // stored blocks, increasing
+  virtual void EndFile() = 0;
+};
+
 // Applies the delta archive `in` beneath `target` (nullptr: only parses and
-// checks it).  `links` as BackupExtractor::Extract: the member paths that may
+// checks it), telling `visitor` (when given) what it reads.  `links` as BackupExtractor::Extract: the member paths that may
 // be symbolic links and what they point at.  Throws Error(kCorrupt) naming
 // `what` for a malformed or truncated delta or a path that would leave the
 // target.  `on_bytes` gets the file bytes written.
 DeltaContents ApplyDelta(ReadStream& in, TargetDir* target,
                          const std::map<std::string, std::string>& links, const std::string& what,
-                         const std::function<void(uint64_t)>& on_bytes);
+                         const std::function<void(uint64_t)>& on_bytes,
+                         DeltaVisitor* visitor = nullptr);
 
 }  // namespace walstore::backup

@@ -19,6 +19,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -190,12 +191,87 @@ void ExtractArchives(Storage& storage, const Config& config, const BackupRecord&
 // What the delta archives of one backup list, by tablespace OID (0: base).
 using ChainContents = std::map<uint32_t, DeltaContents>;
 
+// The manifest path of member `path` of the archive of tablespace `oid`.
+std::string ManifestPath(uint32_t oid, const std::string& path) {
+  return oid == 0 ? path : fmt::format("pg_tblspc/{}/{}", oid, path);
+}
+
+// verify --full of a diff / incr: every block its delta archives store must
+// hash to the backup's own block map (read alongside, in the same order),
+// and every block they omit must be the reference's block at that index
+// (ScanArchive's rule), so the block maps account for what a restore of the
+// chain reassembles.
+class BlockMapCrossCheck : public DeltaVisitor {
+ public:
+  BlockMapCrossCheck(BlockMapReader& own, const BlockMap* reference, const std::string& label)
+      : own_(own), reference_(reference), label_(label) {}
+  void SetArchive(uint32_t oid) { prefix_ = ManifestPath(oid, ""); }
+  void File(const std::string& path, uint64_t size) override {
+    path_ = prefix_ + path;
+    const auto file = own_.NextFile();
+    if (!file || file->path != path_ || file->size != size) {
+      Fail(ErrorCode::kCorrupt,
+           "backup {}: its block map does not list {} ({} bytes) where its delta archive does",
+           label_, path_, size);
+    }
+    blocks_ = file->blocks;
+    next_ = 0;
+    old_ = nullptr;
+    if (reference_) {
+      const auto it = reference_->find(path_);
+      if (it != reference_->end()) old_ = &it->second;
+    }
+  }
+  void Block(uint64_t index, Bytes data) override {
+    Omitted(index);
+    if (HashBlock(data) != own_.NextHash()) {
+      Fail(ErrorCode::kCorrupt, "backup {}: block {} of {} in its delta archive differs from its "
+           "block map", label_, index, path_);
+    }
+    next_ = index + 1;
+  }
+  void EndFile() override { Omitted(blocks_); }
+  // Nothing may be left in the block map.
+  void Finish() {
+    if (own_.NextFile()) {
+      Fail(ErrorCode::kCorrupt, "backup {}: its block map lists files its delta archives do not",
+           label_);
+    }
+  }
+
+ private:
+  // Blocks next_ .. until-1 are not stored: unchanged since the reference.
+  void Omitted(uint64_t until) {
+    for (; next_ < until; ++next_) {
+      const BlockHash hash = own_.NextHash();
+      if (!reference_) continue;  // the missing reference is a problem of its own
+      if (!old_ || next_ >= old_->hashes.size() || old_->hashes[next_] != hash) {
+        Fail(ErrorCode::kCorrupt,
+             "backup {}: block {} of {} is not in its delta archive, but its block map says it "
+             "differs from the reference's",
+             label_, next_, path_);
+      }
+    }
+  }
+
+  BlockMapReader& own_;
+  const BlockMap* reference_;
+  std::string label_;
+  std::string prefix_;
+  std::string path_;
+  const FileBlocks* old_ = nullptr;
+  uint64_t blocks_ = 0;
+  uint64_t next_ = 0;
+};
+
 // Applies the delta archives of diff / incr `backup` (onto the restored
-// state of its reference beneath `root`, or only checking when null).
+// state of its reference beneath `root`, or only checking when null),
+// showing them to `check` when given.
 ChainContents ApplyDeltaArchives(Storage& storage, const Config& config,
                                  const BackupRecord& backup, TargetDir* root,
                                  const TablespaceTargets& tablespaces,
-                                 const std::function<void(uint64_t)>& on_bytes) {
+                                 const std::function<void(uint64_t)>& on_bytes,
+                                 BlockMapCrossCheck* check = nullptr) {
   const auto links = TablespaceLinks(backup, root != nullptr, tablespaces);
   ChainContents contents;
   for (const auto& archive : backup.archives) {
@@ -203,18 +279,22 @@ ChainContents ApplyDeltaArchives(Storage& storage, const Config& config,
     TargetDir* dir = archive.tablespace_oid == 0 ? root
                      : root ? TablespaceTarget(tablespaces, backup, archive)
                             : nullptr;
+    if (check) check->SetArchive(archive.tablespace_oid);
     DecodeArchive(storage, config, backup, archive, [&](ReadStream& data) {
       contents[archive.tablespace_oid] = ApplyDelta(
           data, dir, archive.tablespace_oid == 0 ? links : std::map<std::string, std::string>{},
-          key, on_bytes);
+          key, on_bytes, check);
     });
   }
   return contents;
 }
 
-// The manifest path of member `path` of the archive of tablespace `oid`.
-std::string ManifestPath(uint32_t oid, const std::string& path) {
-  return oid == 0 ? path : fmt::format("pg_tblspc/{}/{}", oid, path);
+// The block map object of diff / incr (or full) `backup`.
+const BackupObject& BlockMapOf(const BackupRecord& backup) {
+  if (backup.blockmap.name.empty()) {
+    Fail(ErrorCode::kCorrupt, "{} backup {} has no block map", ToString(backup.type), backup.label);
+  }
+  return backup.blockmap;
 }
 
 // A delta must list exactly the files of its backup's manifest, at their size.
@@ -315,10 +395,7 @@ uint64_t CheckRestoredFiles(Storage& storage, const Config& config, const Backup
                             const fs::path& root,
                             const std::map<uint32_t, fs::path>& tablespace_dirs,
                             ManifestChecker& checker, const std::function<void(uint64_t)>& on_bytes) {
-  if (backup.blockmap.name.empty()) {
-    Fail(ErrorCode::kCorrupt, "{} backup {} has no block map", ToString(backup.type), backup.label);
-  }
-  const std::string key = BackupObjectKey(backup.system_id, backup.label, backup.blockmap.name);
+  const std::string key = BackupObjectKey(backup.system_id, backup.label, BlockMapOf(backup).name);
   std::vector<uint8_t> block(kDeltaBlockSize);
   uint64_t total = 0;
   DecodeArchive(storage, config, backup, backup.blockmap, [&](ReadStream& in) {
@@ -425,12 +502,28 @@ void SyncTree(const fs::path& root) {
 
 }  // namespace
 
-uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup) {
+uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup,
+                              const BackupRecord* reference) {
   BackupManifest manifest = LoadManifest(storage, config, backup);
   if (backup.type != BackupType::kFull) {
+    std::optional<BlockMap> reference_map;
+    if (reference) {
+      const BackupObject& object = BlockMapOf(*reference);
+      DecodeArchive(storage, config, *reference, object, [&](ReadStream& in) {
+        reference_map = ReadBlockMap(
+            in, BackupObjectKey(reference->system_id, reference->label, object.name));
+      });
+    }
     uint64_t bytes = 0;
-    const ChainContents contents = ApplyDeltaArchives(storage, config, backup, nullptr, {},
-                                                      [&](uint64_t n) { bytes += n; });
+    ChainContents contents;
+    const std::string key = BackupObjectKey(backup.system_id, backup.label, BlockMapOf(backup).name);
+    DecodeArchive(storage, config, backup, backup.blockmap, [&](ReadStream& in) {
+      BlockMapReader own(in, key);
+      BlockMapCrossCheck check(own, reference_map ? &*reference_map : nullptr, backup.label);
+      contents = ApplyDeltaArchives(storage, config, backup, nullptr, {},
+                                    [&](uint64_t n) { bytes += n; }, &check);
+      check.Finish();
+    });
     CheckDeltaCoversManifest(contents, manifest, backup.label);
     return bytes;
   }

@@ -4,6 +4,7 @@
 #include <walstore/error.h>
 #include <walstore/object_format.h>
 
+#include <algorithm>
 #include <functional>
 #include <set>
 
@@ -57,7 +58,12 @@ VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& 
       Collect(report, [&] { RestoreChain(inv.backups, b); });
     }
     if (full) {
-      Collect(report, [&] { report.bytes_decoded += VerifyBackupContents(storage, config, b); });
+      const auto reference = std::find_if(inv.backups.begin(), inv.backups.end(),
+                                          [&](const BackupRecord& r) { return r.label == b.reference; });
+      Collect(report, [&] {
+        report.bytes_decoded += VerifyBackupContents(
+            storage, config, b, reference == inv.backups.end() ? nullptr : &*reference);
+      });
     }
     if (report.problems.size() != problems_before) damaged.insert(b.label);
   }
