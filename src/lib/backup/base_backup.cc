@@ -152,18 +152,6 @@ class ArchiveData : public ReadStream {
   bool ended_ = false;
 };
 
-BlockMap LoadBlockMap(Storage& storage, const Config& config, const BackupRecord& backup) {
-  const std::string key = BackupObjectKey(backup.system_id, backup.label, backup.blockmap.name);
-  auto in = storage.OpenRead(key);
-  if (!in) Fail(ErrorCode::kCorrupt, "{} is missing from the repository", key);
-  ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);
-  BlockMap map = ReadBlockMap(decoder, key);  // reads to the end: the decoder checked the object
-  if (ToHex(decoder.plaintext_sha256()) != backup.blockmap.sha256) {
-    Fail(ErrorCode::kCorrupt, "{}: SHA-256 differs from the backup record", key);
-  }
-  return map;
-}
-
 // The next result of the running command; throws on an error result.
 PgResultPtr NextResult(PgConnection& conn, const char* what) {
   PgResultPtr result(PQgetResult(conn.get()));

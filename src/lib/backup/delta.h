@@ -18,6 +18,9 @@
 // plus the paths); file data only ever one block at a time.
 #pragma once
 
+#include <walstore/backup/repository.h>
+#include <walstore/config.h>
+#include <walstore/storage.h>
 #include <walstore/stream.h>
 
 #include <array>
@@ -84,6 +87,9 @@ class BlockMapReader {
 // The whole block map (a reference's, held during a diff / incr);
 // Error(kCorrupt) naming `what`, also for a file listed twice.
 BlockMap ReadBlockMap(ReadStream& in, const std::string& what);
+// The block map object of `backup`, read whole and checked against the
+// SHA-256 its record names (restore.cc); Error(kCorrupt) when it has none.
+BlockMap LoadBlockMap(Storage& storage, const Config& config, const BackupRecord& backup);
 
 struct ScanStats {
   uint64_t files = 0;

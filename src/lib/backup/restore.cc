@@ -502,18 +502,21 @@ void SyncTree(const fs::path& root) {
 
 }  // namespace
 
+BlockMap LoadBlockMap(Storage& storage, const Config& config, const BackupRecord& backup) {
+  const BackupObject& object = BlockMapOf(backup);
+  BlockMap map;
+  DecodeArchive(storage, config, backup, object, [&](ReadStream& in) {
+    map = ReadBlockMap(in, BackupObjectKey(backup.system_id, backup.label, object.name));
+  });
+  return map;
+}
+
 uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup,
                               const BackupRecord* reference) {
   BackupManifest manifest = LoadManifest(storage, config, backup);
   if (backup.type != BackupType::kFull) {
     std::optional<BlockMap> reference_map;
-    if (reference) {
-      const BackupObject& object = BlockMapOf(*reference);
-      DecodeArchive(storage, config, *reference, object, [&](ReadStream& in) {
-        reference_map = ReadBlockMap(
-            in, BackupObjectKey(reference->system_id, reference->label, object.name));
-      });
-    }
+    if (reference) reference_map = LoadBlockMap(storage, config, *reference);
     uint64_t bytes = 0;
     ChainContents contents;
     const std::string key = BackupObjectKey(backup.system_id, backup.label, BlockMapOf(backup).name);
