@@ -82,6 +82,11 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
 uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup,
                               const BackupRecord* reference = nullptr);
 
+// Reads the block map object of `backup` to its end (streamed) and checks
+// that it parses and has the SHA-256 its record names (walctl verify
+// --full); throws Error(kCorrupt) otherwise or when it has none.
+void VerifyBlockMap(Storage& storage, const Config& config, const BackupRecord& backup);
+
 // The restore_command walfetch needs for this configuration.
 std::string MakeRestoreCommand(const Config& config, const std::string& walfetch);
 

@@ -511,6 +511,16 @@ BlockMap LoadBlockMap(Storage& storage, const Config& config, const BackupRecord
   return map;
 }
 
+void VerifyBlockMap(Storage& storage, const Config& config, const BackupRecord& backup) {
+  const BackupObject& object = BlockMapOf(backup);
+  DecodeArchive(storage, config, backup, object, [&](ReadStream& in) {
+    BlockMapReader map(in, BackupObjectKey(backup.system_id, backup.label, object.name));
+    while (const auto file = map.NextFile()) {
+      for (uint64_t i = 0; i < file->blocks; ++i) map.NextHash();
+    }
+  });
+}
+
 uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup,
                               const BackupRecord* reference) {
   BackupManifest manifest = LoadManifest(storage, config, backup);

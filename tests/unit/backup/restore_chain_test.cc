@@ -8,7 +8,9 @@
 
 #include <walstore/archive.h>
 #include <walstore/backup/base_backup.h>
+#include <walstore/backup/inventory.h>
 #include <walstore/backup/restore.h>
+#include <walstore/backup/verify.h>
 #include <walstore/config.h>
 #include <walstore/wal_name.h>
 
@@ -175,6 +177,24 @@ TEST_SUITE("backup_restore_chain") {
       map[at + 10 + 8] ^= 1;  // the path, the size, then block 0's hash
     });
     CHECK(wrong_reference.Verify() == test::CodeName(ErrorCode::kCorrupt));
+  }
+
+  TEST_CASE("verify: a full's damaged block map does not make its chain unrestorable") {
+    Chain chain({}, {});
+    const std::string key = BackupObjectKey(kSysId, "f1", kBlockMapName);
+    chain.repo.storage->Remove(key);
+    WriteSmallObject(*chain.repo.storage, chain.repo.config, key, "damaged");
+    const VerifyReport report = RunVerify(
+        *chain.repo.storage, chain.repo.config,
+        LoadInventory(*chain.repo.storage, chain.repo.config, kSysId), /*full=*/true);
+    std::string problems;
+    for (const auto& p : report.problems) problems += p + "\n";
+    CAPTURE(problems);
+    CHECK(test::Contains(problems, "backup f1: its block map is damaged"));
+    CHECK_FALSE(test::Contains(problems, "cannot be restored"));
+    CHECK_FALSE(test::Contains(problems, "backup i1"));
+    // What verify says holds: i1 restores.
+    CHECK(chain.Restore().first == "no exception");
   }
 }
 
