@@ -18,10 +18,12 @@ struct BackupCommandOptions {
   int parallel = 0;
   ProgressChoice progress;
   bool json = false;
+  std::string type = "full";
 };
 
 int RunBackupCommand(const CommonOptions& common, BackupCommandOptions& options) {
   options.backup.fast_checkpoint = options.checkpoint == "fast";
+  options.backup.type = *backup::ParseBackupType(options.type);  // CLI checked it
   Repository repo = OpenRepository(common, /*need_system_id=*/false);
   if (options.parallel > 0) repo.config.parallel = options.parallel;
   options.backup.progress = MakeProgressDisplay("backup", options.progress, repo.config);
@@ -30,8 +32,10 @@ int RunBackupCommand(const CommonOptions& common, BackupCommandOptions& options)
   if (options.json) {
     PrintJson(BackupSummaryJson(r));
   } else {
-    Log(LogLevel::kNotice, "backup {} complete: {} (stored {}) in {}, WAL {} .. {}", r.label,
-        backup::FormatBytes(r.size()), backup::FormatBytes(r.stored_size()),
+    Log(LogLevel::kNotice, "{} backup {} complete{}: {} (stored {}) in {}, WAL {} .. {}",
+        backup::ToString(r.type), r.label,
+        r.reference.empty() ? "" : " (reference " + r.reference + ")",
+        backup::FormatBytes(r.logical_size()), backup::FormatBytes(r.stored_size()),
         backup::FormatDuration(r.stop_time - r.start_time), r.wal_start, r.wal_stop);
   }
   return 0;
@@ -49,6 +53,10 @@ Command AddBackupCommand(CLI::App& walctl, CommonOptions& common) {
                   "when -d reaches a standby: the primary's connection string, to switch its WAL "
                   "after the backup so the backup's last segment is archived at once");
   cmd->add_option("--label", b.label, "backup label (default: UTC time, 20261121T112014Z)");
+  cmd->add_option("--type", options->type,
+                  "full (default); diff: only what changed since the newest full backup; incr: "
+                  "since the newest backup of any type")
+      ->check(CLI::IsMember({"full", "diff", "incr"}));
   cmd->add_option("--checkpoint", options->checkpoint, "fast (default) or spread")
       ->check(CLI::IsMember({"fast", "spread"}));
   AddCompressionOption(*cmd, common.overrides);

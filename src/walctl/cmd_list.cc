@@ -12,10 +12,11 @@ namespace walstore::walctl {
 namespace {
 
 void PrintBackupLine(const backup::BackupRecord& b) {
-  std::printf("%-20s %-10s %-20s %10s %10s  %s .. %s\n", b.label.c_str(),
-              b.complete ? "complete" : "incomplete", UtcText(b.stop_time).c_str(),
-              backup::FormatBytes(b.size()).c_str(), backup::FormatBytes(b.stored_size()).c_str(),
-              b.wal_start.c_str(), b.wal_stop.c_str());
+  std::printf("%-20s %-10s %-4s %-20s %10s %10s  %s .. %s%s\n", b.label.c_str(),
+              b.complete ? "complete" : "incomplete", backup::ToString(b.type),
+              UtcText(b.stop_time).c_str(), backup::FormatBytes(b.logical_size()).c_str(),
+              backup::FormatBytes(b.stored_size()).c_str(), b.wal_start.c_str(),
+              b.wal_stop.c_str(), b.reference.empty() ? "" : ("  <- " + b.reference).c_str());
 }
 
 int RunList(const CommonOptions& common, bool json) {
@@ -32,8 +33,8 @@ int RunList(const CommonOptions& common, bool json) {
                {"pitr_latest", UtcJson(window.latest)}});
     return 0;
   }
-  std::printf("%-20s %-10s %-20s %10s %10s  %s\n", "LABEL", "STATUS", "STOPPED (UTC)", "SIZE",
-              "STORED", "WAL RANGE");
+  std::printf("%-20s %-10s %-4s %-20s %10s %10s  %s\n", "LABEL", "STATUS", "TYPE",
+              "STOPPED (UTC)", "SIZE", "STORED", "WAL RANGE  <- REFERENCE");
   for (const auto& b : inv.backups) PrintBackupLine(b);
   std::printf("PITR window: %s .. %s\n", window.earliest ? UtcText(*window.earliest).c_str() : "-",
               window.latest ? UtcText(*window.latest).c_str() : "-");

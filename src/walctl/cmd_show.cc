@@ -2,6 +2,8 @@
 #include <walstore/backup/inventory.h>
 #include <walstore/backup/util.h>
 
+#include <fmt/ranges.h>
+
 #include <cstdio>
 
 #include "command.h"
@@ -37,7 +39,12 @@ int RunShow(const CommonOptions& common, const ShowOptions& options) {
   std::printf("stopped:        %s at %s (timeline %u), took %s\n", UtcText(b.stop_time).c_str(),
               backup::FormatLsn(b.stop_lsn).c_str(), b.stop_timeline,
               backup::FormatDuration(b.stop_time - b.start_time).c_str());
-  std::printf("size:           %s, stored %s (%s%s)\n", FormatBytes(b.size()).c_str(),
+  std::printf("type:           %s%s\n", backup::ToString(b.type),
+              b.chain.empty() ? ""
+                              : (", chain " + fmt::format("{}", fmt::join(b.chain, " -> ")) +
+                                 " -> " + b.label)
+                                    .c_str());
+  std::printf("size:           %s, stored %s (%s%s)\n", FormatBytes(b.logical_size()).c_str(),
               FormatBytes(b.stored_size()).c_str(), b.compression.c_str(),
               b.key_id.empty() ? "" : (", encrypted, key " + b.key_id).c_str());
   std::printf("WAL needed:     %s .. %s\n", b.wal_start.c_str(), b.wal_stop.c_str());

@@ -34,6 +34,10 @@ struct BackupOptions {
   // instead of when the primary fills it.  Unused for a primary.
   std::string primary_conninfo;
   std::string label;            // "" = UTC time "20261121T112014Z"
+  // kDiff: only what changed since the newest complete full backup; kIncr:
+  // since the newest complete backup of any type (its reference, which must
+  // have a block map: Error(kUsage) otherwise, or when none exists).
+  BackupType type = BackupType::kFull;
   bool fast_checkpoint = true;  // CHECKPOINT 'fast' (else 'spread')
   std::string manifest_checksums = "CRC32C";
   double wal_timeout_seconds = 300;  // wait for the archive to hold the WAL range
@@ -44,8 +48,25 @@ struct BackupOptions {
 
 // Takes the backup.  On success returns the complete record.  When the WAL
 // range does not reach the archive in time the record is stored as
-// incomplete and Error(kVerifyFailed) is thrown.
+// incomplete and Error(kVerifyFailed) is thrown.  A diff / incr whose
+// chain is no longer restorable when it ends (a prune removed part of it
+// meanwhile: RecheckChain) writes no record, removes its objects and
+// throws Error(kVerifyFailed).
 BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptions& options);
+
+// The reference of a new diff (the newest complete full backup) or incr
+// (the newest complete backup): `records` oldest first (LoadBackups).
+// Throws Error(kUsage) when there is none, it has no block map or is of
+// another PostgreSQL major version than `pg_version`, and Error(kCorrupt)
+// when its own chain cannot be restored (ChainProblem): never an older
+// backup instead, so one broken chain does not silently spread.
+const BackupRecord& ChooseReference(const std::vector<BackupRecord>& records, BackupType type,
+                                    int pg_version);
+
+// Just before a diff / incr `record` is recorded: reloads the records and,
+// unless its chain is still restorable, removes the objects stored under
+// its label and throws Error(kVerifyFailed).
+void RecheckChain(Storage& storage, const Config& config, const BackupRecord& record);
 
 // "16MB" / "1GB" / "64kB" (SHOW wal_segment_size) -> bytes.
 uint64_t ParseGucBytes(const std::string& text);

@@ -1,7 +1,8 @@
 // walctl prune: executes a retention plan (retention.h) in the safe order:
-// backup records first (a backup is never half removed yet listed), then
-// their objects, then WAL; an interruption at any point leaves every kept
-// backup restorable.
+// a diff or incr before its chain (RemovalOrder), else newest first, each one's
+// record first (a backup is never half removed yet listed), then its
+// objects, then WAL; an interruption at any point leaves every kept backup
+// restorable, and every backup still listed with its whole chain.
 //
 // Thread-safety: runs on the calling thread; nothing else may write the
 // cluster's backups meanwhile (a concurrent walctl backup's objects are not

@@ -4,6 +4,13 @@
 //   <system-id>/backup/<label>/<oid>.tar        one tar per tablespace
 //   <system-id>/backup/<label>/backup_manifest  PostgreSQL's backup manifest
 //   <system-id>/backup/<label>/backup.json      the backup record, written last
+//   <system-id>/backup/<label>/blockmap         block hashes of every file (delta.h)
+//   <system-id>/backup/<label>/base.delta       diff / incr: changed blocks only,
+//   <system-id>/backup/<label>/<oid>.delta      instead of base.tar / <oid>.tar
+//
+// A full backup's record is of format 1 (as before block maps existed); a
+// diff or incr record is of format 2, which a walctl that predates it
+// refuses (kUnsupportedFormat) instead of restoring a delta as a full.
 //
 // Every object is in the walstore object format (compressed / encrypted like
 // WAL), backup.json included: restore trusts it for which backup "latest" is
@@ -23,13 +30,24 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace walstore::backup {
 
 inline constexpr const char* kRecordName = "backup.json";
 inline constexpr const char* kManifestName = "backup_manifest";
-inline constexpr int kRecordFormat = 1;
+inline constexpr const char* kBlockMapName = "blockmap";
+inline constexpr int kRecordFormat = 1;       // full backups
+inline constexpr int kDeltaRecordFormat = 2;  // diff and incr backups
+
+// What a backup holds.  A diff refers to the newest full backup, an incr to
+// the newest backup of any type; both store only what changed since their
+// reference (delta.h), so restoring one needs its whole chain.
+enum class BackupType { kFull, kDiff, kIncr };
+const char* ToString(BackupType type);
+// "full", "diff", "incr"; nullopt for anything else.
+std::optional<BackupType> ParseBackupType(std::string_view text);
 
 // One stored object of a backup: a tablespace tar or the manifest.
 struct BackupObject {
@@ -58,10 +76,21 @@ struct BackupRecord {
   std::string manifest_checksums;  // algorithm used in the manifest
   std::string compression;         // e.g. "lz4"
   std::string key_id;              // "" when not encrypted
-  std::vector<BackupObject> archives;
+  std::vector<BackupObject> archives;  // tars (full) or delta archives (diff, incr)
   BackupObject manifest;
+  BackupType type = BackupType::kFull;
+  std::string reference;           // diff / incr: the backup it was compared with
+  std::vector<std::string> chain;  // diff / incr: the full backup .. `reference`
+  // diff / incr: the identity of `reference` when it was compared with (a
+  // label alone may be reused once its backup is gone).
+  std::string reference_blockmap_sha256;  // its block map's plaintext SHA-256, hex
+  uint64_t reference_start_lsn = 0;
+  BackupObject blockmap;           // name "" when none (older walctl, or a full before it)
+  uint64_t file_bytes = 0;         // data of the backup's files; 0 when not recorded
 
-  uint64_t size() const;         // plaintext bytes of all tars
+  uint64_t logical_size() const;   // file_bytes, else size()
+
+  uint64_t size() const;         // plaintext bytes of all archives
   uint64_t stored_size() const;  // repository bytes of every object
   uint64_t start_segno() const;
   uint64_t stop_segno() const;
@@ -89,6 +118,17 @@ std::vector<std::string> OrphanLabels(Storage& storage, uint64_t system_id,
 const BackupRecord& SelectBackup(const std::vector<BackupRecord>& records, const std::string& which,
                                  std::optional<double> target_time = std::nullopt,
                                  std::optional<uint64_t> target_lsn = std::nullopt);
+
+// The backups restoring `backup` reads, oldest (the full) first and
+// `backup` last: its chain's records.  Throws Error(kCorrupt) when one is
+// not in `records`, does not match the chain `backup` recorded (types and
+// references), or is not the very backup its successor was compared with
+// (block map SHA-256 and start LSN: a re-created backup under a reused
+// label is refused).
+std::vector<const BackupRecord*> RestoreChain(const std::vector<BackupRecord>& records,
+                                              const BackupRecord& backup);
+// What makes RestoreChain refuse `backup`; "" when its chain is whole.
+std::string ChainProblem(const std::vector<BackupRecord>& records, const BackupRecord& backup);
 
 // Decodes a (small) object to a string; nullopt when the key does not exist.
 std::optional<std::string> ReadSmallObject(Storage& storage, const Config& config,

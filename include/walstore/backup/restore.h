@@ -72,9 +72,20 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
                          const RestoreOptions& options);
 
 // Decodes every tar of `backup` and checks every file against its manifest
-// without writing anything (walctl verify --full).  Returns the bytes checked;
-// throws Error(kCorrupt) on the first problem.
-uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup);
+// without writing anything (walctl verify --full).  For a diff / incr:
+// decodes its delta archives and checks that they list exactly the files of
+// its manifest, that every block they store hashes to the backup's own block
+// map and, with `reference` (its reference's record; nullptr when missing),
+// that every block they omit is the reference's block at that index in the
+// reference's block map.  Returns the bytes checked; throws Error(kCorrupt)
+// on the first problem.
+uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup,
+                              const BackupRecord* reference = nullptr);
+
+// Reads the block map object of `backup` to its end (streamed) and checks
+// that it parses and has the SHA-256 its record names (walctl verify
+// --full); throws Error(kCorrupt) otherwise or when it has none.
+void VerifyBlockMap(Storage& storage, const Config& config, const BackupRecord& backup);
 
 // The restore_command walfetch needs for this configuration.
 std::string MakeRestoreCommand(const Config& config, const std::string& walfetch);

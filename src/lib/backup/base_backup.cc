@@ -12,13 +12,17 @@
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "backup/archiver_stats.h"
+#include "backup/delta.h"
 #include "backup/manifest.h"
 #include "backup/pg_connection.h"
 #include "backup/pipeline.h"
 #include "backup/progress_reporter.h"
+#include "backup/tar_reader.h"
 #include <walstore/backup/status.h>
 #include <walstore/backup/util.h>
 
@@ -26,7 +30,7 @@ namespace walstore::backup {
 namespace {
 
 // One archive (tar) being streamed into the repository.
-class ArchiveSink {
+class ArchiveSink : public WriteStream {
  public:
   ArchiveSink(Storage& storage, const Config& config, const std::string& key, int threads)
       : key_(key), writer_(storage.Create(key)) {
@@ -40,7 +44,8 @@ class ArchiveSink {
     // Receiving from the server overlaps with compressing / encrypting.
     background_ = std::make_unique<BackgroundWriter>(*encoder_);
   }
-  void Write(Bytes data) { background_->Write(data); }
+  void Write(Bytes data) override { background_->Write(data); }
+  void Finish() override {}  // Commit() finishes and publishes
   // Publishes the object; fills the sizes and digest of `object`.
   void Commit(BackupObject& object) {
     background_->Finish();
@@ -61,6 +66,91 @@ class ArchiveSink {
 };
 
 std::string SqlQuote(const std::string& text) { return ConfQuote(text); }
+
+// The COPY OUT messages of BASE_BACKUP, one at a time.
+class CopyMessages {
+ public:
+  explicit CopyMessages(PgConnection& conn) : conn_(conn) {}
+  // The next message; false at the end of the COPY.  `body` stays valid
+  // until the next call.
+  bool Next(char& type, Bytes& body) {
+    if (pushed_back_) {
+      pushed_back_ = false;
+      type = type_;
+      body = body_;
+      return !ended_;
+    }
+    for (;;) {
+      char* buffer = nullptr;
+      const int len = PQgetCopyData(conn_.get(), &buffer, 0);
+      if (len == -1) {
+        ended_ = true;
+        return false;
+      }
+      if (len == -2) conn_.FailWith("error while receiving the backup");
+      buffer_.reset(buffer);
+      if (len < 1) continue;
+      type = type_ = buffer[0];
+      body = body_ = Bytes(reinterpret_cast<const uint8_t*>(buffer) + 1, static_cast<size_t>(len) - 1);
+      return true;
+    }
+  }
+  // The next Next() returns the last message (or the end) again.
+  void PushBack() { pushed_back_ = true; }
+
+ private:
+  PgConnection& conn_;
+  std::unique_ptr<char, void (*)(void*)> buffer_{nullptr, PQfreemem};
+  char type_ = 0;
+  Bytes body_;
+  bool pushed_back_ = false;
+  bool ended_ = false;
+};
+
+// The data of one archive: the 'd' messages up to the next message of
+// another kind ('p', the server's progress count, is skipped).  Every byte
+// received also goes to `tee` when given, whether read or not.
+class ArchiveData : public ReadStream {
+ public:
+  ArchiveData(CopyMessages& messages, ProgressReporter& progress, WriteStream* tee)
+      : messages_(messages), progress_(progress), tee_(tee) {}
+  size_t Read(MutableBytes out) override {
+    while (pos_ == body_.size()) {
+      if (ended_) return 0;
+      char type = 0;
+      Bytes body;
+      const bool more = messages_.Next(type, body);
+      if (more && type == 'p') continue;
+      if (!more || type != 'd') {
+        messages_.PushBack();
+        ended_ = true;
+        return 0;
+      }
+      body_ = body;
+      pos_ = 0;
+      progress_.Advance(body.size());
+      if (tee_) tee_->Write(body);
+    }
+    const size_t n = std::min(out.size(), body_.size() - pos_);
+    std::memcpy(out.data(), body_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+  // Reads what is left of the archive.
+  void Drain() {
+    uint8_t rest[8192];
+    while (Read(MutableBytes(rest, sizeof rest)) > 0) {
+    }
+  }
+
+ private:
+  CopyMessages& messages_;
+  ProgressReporter& progress_;
+  WriteStream* tee_;
+  Bytes body_;
+  size_t pos_ = 0;
+  bool ended_ = false;
+};
 
 // The next result of the running command; throws on an error result.
 PgResultPtr NextResult(PgConnection& conn, const char* what) {
@@ -139,6 +229,57 @@ void SwitchPrimaryWal(const std::string& primary_conninfo, const BackupRecord& r
 
 }  // namespace
 
+const BackupRecord& ChooseReference(const std::vector<BackupRecord>& records, BackupType type,
+                                    int pg_version) {
+  const char* kind = type == BackupType::kDiff ? "full" : "complete";
+  const char* hint = "take a full backup first (walctl backup --type full)";
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    if (!it->complete || (type == BackupType::kDiff && it->type != BackupType::kFull)) continue;
+    if (it->blockmap.name.empty()) {
+      throw Error(ErrorCode::kUsage,
+                  fmt::format("the newest {} backup, {}, has no block map (an older walctl took "
+                              "it): a diff or incr backup cannot be compared with it",
+                              kind, it->label),
+                  hint);
+    }
+    if (it->pg_version / 10000 != pg_version / 10000) {
+      throw Error(ErrorCode::kUsage,
+                  fmt::format("the newest {} backup, {}, is of PostgreSQL {}, the server is {}",
+                              kind, it->label, it->pg_version / 10000, pg_version / 10000),
+                  hint);
+    }
+    if (const std::string problem = ChainProblem(records, *it); !problem.empty()) {
+      throw Error(ErrorCode::kCorrupt,
+                  fmt::format("the newest {} backup, {}, cannot be restored ({}): a diff or incr "
+                              "on it could not be restored either",
+                              kind, it->label, problem),
+                  hint);
+    }
+    return *it;
+  }
+  throw Error(ErrorCode::kUsage,
+              fmt::format("{} needs a complete {}backup to refer to, and there is none",
+                          type == BackupType::kDiff ? "a diff backup" : "an incr backup",
+                          type == BackupType::kDiff ? "full " : ""),
+              hint);
+}
+
+void RecheckChain(Storage& storage, const Config& config, const BackupRecord& record) {
+  const std::string problem =
+      ChainProblem(LoadBackups(storage, config, record.system_id), record);
+  if (problem.empty()) return;
+  std::vector<std::string> objects;
+  storage.List(BackupDirKey(record.system_id, record.label),
+               [&](const ObjectInfo& info) { objects.push_back(info.key); });
+  storage.RemoveMany(objects);
+  throw Error(ErrorCode::kVerifyFailed,
+              fmt::format("{} backup {} is not recorded and its objects are removed: its chain "
+                          "changed while it ran, so it could not be restored ({})",
+                          ToString(record.type), record.label, problem),
+              "a walctl prune ran during the backup (run prune only when no backup runs); take "
+              "a full backup (walctl backup --type full)");
+}
+
 uint64_t ParseGucBytes(const std::string& text) {
   const size_t digits = std::min(text.find_first_not_of("0123456789"), text.size());
   const std::string unit = text.substr(digits);
@@ -210,6 +351,22 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
   record.key_id = config.key ? config.key->IdHex() : "";
 
   const uint64_t sysid = record.system_id;
+  record.type = options.type;
+  const bool delta = options.type != BackupType::kFull;
+  std::optional<BackupRecord> reference;
+  BlockMap reference_map;
+  if (delta) {
+    reference = ChooseReference(LoadBackups(storage, config, sysid), options.type,
+                                record.pg_version);
+    record.reference = reference->label;
+    record.chain = reference->chain;
+    record.chain.push_back(reference->label);
+    record.reference_blockmap_sha256 = reference->blockmap.sha256;
+    record.reference_start_lsn = reference->start_lsn;
+    reference_map = LoadBlockMap(storage, config, *reference);
+    Log(LogLevel::kInfo, "{} backup against {} ({} files in its block map)", ToString(options.type),
+        reference->label, reference_map.size());
+  }
   bool exists = false;
   storage.List(BackupDirKey(sysid, record.label), [&](const ObjectInfo&) { exists = true; });
   if (exists) {
@@ -253,37 +410,47 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
       if (row[0] && row[1]) tablespace_paths[*row[0]] = *row[1];
     }
   }
+  if (reference) {
+    std::set<uint32_t> now, then;
+    for (const auto& [oid, path] : tablespace_paths) {
+      now.insert(ParseNumber<uint32_t>(oid, ErrorCode::kPostgres, "a tablespace OID"));
+    }
+    for (const auto& a : reference->archives) {
+      if (a.tablespace_oid) then.insert(a.tablespace_oid);
+    }
+    if (now != then) {
+      throw Error(ErrorCode::kUsage,
+                  fmt::format("the cluster's tablespaces changed since backup {}: a diff or "
+                              "incr backup keeps the tablespaces of its chain",
+                              reference->label),
+                  "take a full backup (walctl backup --type full)");
+    }
+  }
   auto copy = NextResult(conn, "copy");
   if (!copy || PQresultStatus(copy.get()) != PGRES_COPY_OUT) {
     Fail(ErrorCode::kPostgres, "BASE_BACKUP: the server did not start streaming the backup");
   }
 
   ProgressReporter progress(options.progress, total_estimate);
-  std::unique_ptr<ArchiveSink> sink;
   std::string manifest_text;
   bool in_manifest = false;
-  auto finish_archive = [&] {
-    if (sink) {
-      sink->Commit(record.archives.back());
-      sink.reset();
-    }
-  };
-  for (;;) {
-    char* buffer = nullptr;
-    int len = PQgetCopyData(conn.get(), &buffer, 0);
-    if (len == -1) break;
-    if (len == -2) conn.FailWith("error while receiving the backup");
-    std::unique_ptr<char, void (*)(void*)> owned(buffer, PQfreemem);
-    if (len < 1) continue;
-    char type = buffer[0];
-    const char* body = buffer + 1;
-    size_t body_len = static_cast<size_t>(len) - 1;
+  ArchiveSink blockmap_sink(storage, config, BackupObjectKey(sysid, record.label, kBlockMapName),
+                            1);
+  BlockMapWriter blockmap(blockmap_sink);
+  ScanStats totals;
+  CopyMessages messages(conn);
+  char type = 0;
+  Bytes message;
+  while (messages.Next(type, message)) {
+    const char* body = reinterpret_cast<const char*>(message.data());
+    const size_t body_len = message.size();
     if (type == 'n') {
-      finish_archive();
       std::string name(body, strnlen(body, body_len));
-      std::string path = name.size() + 1 < body_len ? std::string(body + name.size() + 1) : "";
+      std::string path = name.size() + 1 < body_len
+                             ? std::string(body + name.size() + 1,
+                                           strnlen(body + name.size() + 1, body_len - name.size() - 1))
+                             : "";
       BackupObject object;
-      object.name = name;
       if (name != "base.tar") {
         if (!name.ends_with(".tar") || name.size() < 5 ||
             name.find_first_not_of("0123456789") != name.size() - 4) {
@@ -294,25 +461,41 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
             "the tablespace OID of a BASE_BACKUP archive");
         object.tablespace_path = path;
       }
+      // A diff / incr stores "base.delta" for "base.tar" (delta.h).
+      object.name = delta ? name.substr(0, name.size() - 4) + ".delta" : name;
       Log(LogLevel::kInfo, "receiving {}{}", name, path.empty() ? "" : " (" + path + ")");
+      const std::string prefix =
+          object.tablespace_oid ? fmt::format("pg_tblspc/{}/", object.tablespace_oid) : "";
+      ArchiveSink sink(storage, config, BackupObjectKey(sysid, record.label, object.name),
+                       threads);
+      // A full backup stores the tar as received; its block map is read on the way.
+      ArchiveData data(messages, progress, delta ? nullptr : &sink);
+      TarReader tar(data, name);
+      const ScanStats stats =
+          ScanArchive(tar, prefix, blockmap, delta ? &reference_map : nullptr,
+                      delta ? &sink : nullptr);
+      data.Drain();
+      sink.Commit(object);
       record.archives.push_back(object);
-      sink = std::make_unique<ArchiveSink>(storage, config,
-                                           BackupObjectKey(sysid, record.label, name), threads);
+      totals.files += stats.files;
+      totals.logical_bytes += stats.logical_bytes;
+      totals.stored_blocks += stats.stored_blocks;
+      totals.stored_bytes += stats.stored_bytes;
     } else if (type == 'm') {
-      finish_archive();
       in_manifest = true;
     } else if (type == 'd') {
-      if (in_manifest) {
-        manifest_text.append(body, body_len);
-      } else if (sink) {
-        sink->Write(Bytes(reinterpret_cast<const uint8_t*>(body), body_len));
-        progress.Advance(body_len);
-      } else {
-        Fail(ErrorCode::kPostgres, "BASE_BACKUP sent data before an archive header");
-      }
+      if (!in_manifest) Fail(ErrorCode::kPostgres, "BASE_BACKUP sent data before an archive header");
+      manifest_text.append(body, body_len);
     }  // 'p' (the server's count within the current tablespace) is not needed: 'd' counts.
   }
-  finish_archive();
+  blockmap.Finish();
+  record.blockmap.name = kBlockMapName;
+  blockmap_sink.Commit(record.blockmap);
+  record.file_bytes = totals.logical_bytes;
+  if (delta) {
+    Log(LogLevel::kInfo, "{} of {} files' data changed since {}: stored {} blocks", FormatBytes(totals.stored_bytes),
+        FormatBytes(totals.logical_bytes), record.reference, totals.stored_blocks);
+  }
   progress.Finish();
   // After COPY: the end position, then command completion.
   for (;;) {
@@ -349,6 +532,9 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
                             [&archiver] { archiver.Poll(/*now=*/false); });
   if (!missing.empty()) archiver.Poll(/*now=*/true);
   record.complete = missing.empty();
+  // A prune that ran meanwhile may have removed the chain (it does not see a
+  // backup before its record exists): such a backup is never recorded.
+  if (delta) RecheckChain(storage, config, record);
   WriteSmallObject(storage, config, BackupObjectKey(sysid, record.label, kRecordName),
                    ToJson(record).dump(2) + "\n");
   if (!missing.empty()) {

@@ -1,5 +1,6 @@
 #include "backup/extract.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <vector>
 
 #include "backup/checksum.h"
 #include "backup/tar_reader.h"
@@ -83,6 +85,38 @@ int OpenBeneath(int root, const std::string& rel) {
     errno = ENOSYS;
   }
   return fd;
+}
+
+// Removes everything in directory `dir` (never following a link), then
+// nothing else: the caller removes the directory itself.
+void RemoveContents(int dir, const std::string& what) {
+  const int dup = fcntl(dir, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) FailErrno(errno, "could not duplicate a descriptor");
+  DIR* stream = fdopendir(dup);
+  if (!stream) {
+    const int err = errno;
+    close(dup);
+    FailErrno(err, fmt::format("could not read \"{}\"", what));
+  }
+  std::vector<std::pair<std::string, bool>> entries;  // name, is a directory
+  while (const dirent* entry = readdir(stream)) {
+    const std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat st {};
+    if (fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    entries.emplace_back(name, S_ISDIR(st.st_mode));
+  }
+  closedir(stream);
+  for (const auto& [name, is_dir] : entries) {
+    if (is_dir) {
+      Fd sub(OpenDirNoFollow(dir, name));
+      if (sub.fd < 0) FailErrno(errno, fmt::format("could not open \"{}/{}\"", what, name));
+      RemoveContents(sub.fd, what + "/" + name);
+    }
+    if (unlinkat(dir, name.c_str(), is_dir ? AT_REMOVEDIR : 0) != 0) {
+      FailErrno(errno, fmt::format("could not remove \"{}/{}\"", what, name));
+    }
+  }
 }
 
 }  // namespace
@@ -169,10 +203,17 @@ void TargetDir::MakeDirectory(const std::string& rel, mode_t mode) {
 }
 
 int TargetDir::CreateFile(const std::string& rel, mode_t mode, bool append) {
+  return OpenRegular(rel, mode, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+                                    (append ? O_APPEND : O_EXCL));
+}
+
+int TargetDir::OpenFileForUpdate(const std::string& rel, mode_t mode) {
+  return OpenRegular(rel, mode, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC);
+}
+
+int TargetDir::OpenRegular(const std::string& rel, mode_t mode, int flags) {
   std::string leaf;
   Fd parent(OpenParent(rel, leaf));
-  const int flags =
-      O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (append ? O_APPEND : O_EXCL);
   const int fd = openat(parent.fd, leaf.c_str(), flags, mode);
   if (fd < 0) {
     if (errno == ELOOP) FailOutside(root_, rel, "it is a symbolic link");
@@ -185,6 +226,26 @@ int TargetDir::CreateFile(const std::string& rel, mode_t mode, bool append) {
     FailOutside(root_, rel, "it is not a regular file");
   }
   return fd;
+}
+
+void TargetDir::RemoveIfOtherType(const std::string& rel, bool want_directory) {
+  std::string leaf;
+  Fd parent(OpenParent(rel, leaf));
+  struct stat st {};
+  if (fstatat(parent.fd, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return;
+    FailErrno(errno, fmt::format("could not stat \"{}\" beneath \"{}\"", rel, root_));
+  }
+  const bool other = want_directory ? S_ISREG(st.st_mode) : S_ISDIR(st.st_mode);
+  if (!other) return;
+  if (S_ISDIR(st.st_mode)) {
+    Fd dir(OpenDirNoFollow(parent.fd, leaf));
+    if (dir.fd < 0) FailComponent(parent.fd, leaf, errno, root_, rel);
+    RemoveContents(dir.fd, root_ + "/" + rel);
+  }
+  if (unlinkat(parent.fd, leaf.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0) {
+    FailErrno(errno, fmt::format("could not remove \"{}\" beneath \"{}\"", rel, root_));
+  }
 }
 
 void TargetDir::MakeSymlink(const std::string& rel, const std::string& target) {

@@ -56,6 +56,14 @@ class TargetDir {
   // and returns its descriptor, which the caller closes.  With append, an
   // existing regular file is opened for appending instead.
   int CreateFile(const std::string& rel, mode_t mode, bool append = false);
+  // Opens regular file `rel` for writing in place (pwrite, ftruncate),
+  // creating it when missing; never follows a symbolic link.
+  int OpenFileForUpdate(const std::string& rel, mode_t mode);
+  // Removes `rel` when it is a directory (want_directory false: with all it
+  // holds) or a regular file (want_directory true), so that a later backup
+  // of a chain can hold a file where an older one had a directory or the
+  // reverse.  Anything else (missing, the wanted type, a link) is left.
+  void RemoveIfOtherType(const std::string& rel, bool want_directory);
   // Creates the symbolic link `rel` -> `target`.
   void MakeSymlink(const std::string& rel, const std::string& target);
   // Writes (appends) `text` to `rel` as CreateFile does.
@@ -70,6 +78,8 @@ class TargetDir {
   // An open descriptor of the directory holding the last component of
   // `rel` (created when missing); `leaf` gets that component.
   int OpenParent(const std::string& rel, std::string& leaf);
+  // openat of `rel` with `flags`; refuses anything but a regular file.
+  int OpenRegular(const std::string& rel, mode_t mode, int flags);
 
   std::string root_;
   int fd_ = -1;

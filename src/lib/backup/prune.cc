@@ -42,7 +42,9 @@ PruneResult RunPrune(Storage& storage, const Config& config, const Inventory& in
                  [&](const ObjectInfo& info) { keys.push_back(info.key); });
     storage.RemoveMany(keys);
   };
-  for (const auto& label : result.plan.remove_backups) {
+  // A diff or incr goes before the backups of its chain, so a backup still
+  // listed after an interruption still has its whole chain.
+  for (const std::string& label : RemovalOrder(inv.backups, result.plan.remove_backups)) {
     // The record first: from then on the backup is no longer listed or used.
     storage.Remove(BackupObjectKey(inv.system_id, label, kRecordName));
     remove_dir(label);

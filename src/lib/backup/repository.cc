@@ -6,6 +6,8 @@
 #include <walstore/object_format.h>
 #include <walstore/wal_file.h>
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -28,9 +30,29 @@ uint64_t BackupRecord::size() const {
 }
 
 uint64_t BackupRecord::stored_size() const {
-  uint64_t total = manifest.stored_size;
+  uint64_t total = manifest.stored_size + blockmap.stored_size;
   for (const auto& a : archives) total += a.stored_size;
   return total;
+}
+
+uint64_t BackupRecord::logical_size() const { return file_bytes ? file_bytes : size(); }
+
+const char* ToString(BackupType type) {
+  switch (type) {
+    case BackupType::kDiff:
+      return "diff";
+    case BackupType::kIncr:
+      return "incr";
+    default:
+      return "full";
+  }
+}
+
+std::optional<BackupType> ParseBackupType(std::string_view text) {
+  if (text == "full") return BackupType::kFull;
+  if (text == "diff") return BackupType::kDiff;
+  if (text == "incr") return BackupType::kIncr;
+  return std::nullopt;
 }
 
 uint64_t BackupRecord::start_segno() const { return start_lsn / segment_size; }
@@ -98,7 +120,12 @@ BackupObject ObjectFromJson(const json& j, const std::string& what) {
 json ToJson(const BackupRecord& r) {
   json archives = json::array();
   for (const auto& a : r.archives) archives.push_back(ObjectJson(a));
-  return {{"format", kRecordFormat},
+  const bool full = r.type == BackupType::kFull;
+  json j = {{"format", full ? kRecordFormat : kDeltaRecordFormat},
+          {"type", ToString(r.type)},
+          {"reference", full ? json(nullptr) : json(r.reference)},
+          {"chain", r.chain},
+          {"logical_size", r.logical_size()},
           {"label", r.label},
           {"status", r.complete ? "complete" : "incomplete"},
           {"system_id", std::to_string(r.system_id)},
@@ -122,15 +149,37 @@ json ToJson(const BackupRecord& r) {
           {"key_id", r.key_id},
           {"archives", archives},
           {"manifest", ObjectJson(r.manifest)}};
+  if (!r.blockmap.name.empty()) j["blockmap"] = ObjectJson(r.blockmap);
+  if (!full) {
+    j["reference_blockmap_sha256"] = r.reference_blockmap_sha256;
+    j["reference_start_lsn"] = FormatLsn(r.reference_start_lsn);
+  }
+  if (r.file_bytes) j["file_bytes"] = r.file_bytes;
+  return j;
 }
 
 BackupRecord RecordFromJson(const json& j, const std::string& what) {
-  if (!j.is_object() || !j.contains("format") || j.at("format") != kRecordFormat) {
-    Fail(ErrorCode::kUnsupportedFormat, "{}: not a walctl backup record of format {}", what,
-         kRecordFormat);
+  if (!j.is_object() || !j.contains("format") ||
+      (j.at("format") != kRecordFormat && j.at("format") != kDeltaRecordFormat)) {
+    Fail(ErrorCode::kUnsupportedFormat, "{}: not a walctl backup record of format {} or {}", what,
+         kRecordFormat, kDeltaRecordFormat);
   }
   BackupRecord r;
   try {
+    const auto type = ParseBackupType(j.value("type", std::string("full")));
+    if (!type) BadField(what, "type");
+    r.type = *type;
+    // Format 1 is full only: an older walctl must never read a delta as a full.
+    if ((r.type == BackupType::kFull) != (j.at("format") == kRecordFormat)) BadField(what, "type");
+    if (r.type != BackupType::kFull) {
+      r.reference = j.at("reference").get<std::string>();
+      r.chain = j.at("chain").get<std::vector<std::string>>();
+      if (r.chain.empty() || r.chain.back() != r.reference) BadField(what, "chain");
+      r.reference_blockmap_sha256 = j.at("reference_blockmap_sha256").get<std::string>();
+      r.reference_start_lsn = LsnField(j, "reference_start_lsn", what);
+    }
+    if (j.contains("blockmap")) r.blockmap = ObjectFromJson(j.at("blockmap"), what);
+    r.file_bytes = IntegerField<uint64_t>(j, "file_bytes", what, 0);
     r.label = j.at("label").get<std::string>();
     r.complete = j.value("status", std::string()) == "complete";
     const auto system_id = TryParseNumber<uint64_t>(j.at("system_id").get<std::string>());
@@ -248,6 +297,71 @@ const BackupRecord& SelectBackup(const std::vector<BackupRecord>& records, const
     Fail(ErrorCode::kUsage, "no complete backup ended before the recovery target");
   }
   Fail(ErrorCode::kUsage, "no complete backup in the repository (see walctl list)");
+}
+
+namespace {
+
+// The chain of `backup` as RestoreChain returns it; on a problem returns
+// what it found so far and sets `problem`.
+std::vector<const BackupRecord*> ResolveChain(const std::vector<BackupRecord>& records,
+                                              const BackupRecord& backup, std::string& problem) {
+  std::vector<const BackupRecord*> chain;
+  auto link = [&](const BackupRecord& next) {
+    const BackupRecord* previous = chain.empty() ? nullptr : chain.back();
+    // Each link must be what the next one was compared with.
+    if ((previous == nullptr) != (next.type == BackupType::kFull) ||
+        (previous && next.reference != previous->label)) {
+      problem = fmt::format("backup {}: chain {} does not match the records of its backups",
+                            backup.label, fmt::join(backup.chain, " -> "));
+      return false;
+    }
+    if (previous && (next.reference_blockmap_sha256 != previous->blockmap.sha256 ||
+                     next.reference_start_lsn != previous->start_lsn)) {
+      problem = fmt::format(
+          "backup {} of the chain of {} was compared with another backup {} than the one in the "
+          "repository now (block map or start LSN differ: the label was reused)",
+          next.label, backup.label, previous->label);
+      return false;
+    }
+    chain.push_back(&next);
+    return true;
+  };
+  for (const auto& label : backup.chain) {
+    const auto it = std::find_if(records.begin(), records.end(),
+                                 [&](const BackupRecord& r) { return r.label == label; });
+    if (it == records.end()) {
+      problem = fmt::format("backup {} ({}) needs backup {} of its chain, which is not in the "
+                            "repository",
+                            backup.label, ToString(backup.type), label);
+      return chain;
+    }
+    if (!link(*it)) return chain;
+  }
+  if (!chain.empty() && chain.back()->label != backup.reference) {
+    problem = fmt::format("backup {}: its chain does not end at its reference", backup.label);
+    return chain;
+  }
+  link(backup);
+  return chain;
+}
+
+}  // namespace
+
+std::string ChainProblem(const std::vector<BackupRecord>& records, const BackupRecord& backup) {
+  std::string problem;
+  ResolveChain(records, backup, problem);
+  return problem;
+}
+
+std::vector<const BackupRecord*> RestoreChain(const std::vector<BackupRecord>& records,
+                                              const BackupRecord& backup) {
+  std::string problem;
+  auto chain = ResolveChain(records, backup, problem);
+  if (!problem.empty()) {
+    throw Error(ErrorCode::kCorrupt, problem,
+                "the chain is broken: restore another backup (walctl list shows the chains)");
+  }
+  return chain;
 }
 
 std::optional<std::string> ReadSmallObject(Storage& storage, const Config& config,

@@ -10,13 +10,22 @@
 #include <walstore/number.h>
 #include <walstore/object_format.h>
 
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <functional>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <set>
 #include <vector>
 
 #include <walstore/backup/base_backup.h>
+#include "backup/checksum.h"
+#include "backup/delta.h"
 #include "backup/extract.h"
 #include "backup/manifest.h"
 #include "backup/pipeline.h"
@@ -105,50 +114,347 @@ bool PrepareEmptyDir(const fs::path& dir, const char* what) {
   return created;
 }
 
-// Decodes every tar of `backup` through `extractor` (into `root` and the
-// tablespace directories, or only checking when `root` is empty) and checks
-// each object's SHA-256 against the record and the manifest's coverage.
-// `tablespace_dirs` holds one directory per tablespace archive, in order.
-void ExtractArchives(Storage& storage, const Config& config, const BackupRecord& backup,
-                     BackupExtractor& extractor, TargetDir* root,
-                     const std::vector<std::unique_ptr<TargetDir>>& tablespace_dirs) {
-  // The only symbolic links a data directory has: pg_tblspc/<oid> of this
-  // backup's tablespaces, to where each is restored.
+using TablespaceTargets = std::map<uint32_t, std::unique_ptr<TargetDir>>;
+
+// Where the tablespace of `archive` is restored (its directory), or, when
+// only checking, the path its record names.
+TargetDir* TablespaceTarget(const TablespaceTargets& targets, const BackupRecord& backup,
+                            const BackupObject& archive) {
+  const auto it = targets.find(archive.tablespace_oid);
+  if (it == targets.end()) {
+    Fail(ErrorCode::kCorrupt, "backup {} has tablespace {}, which the restored backup has not",
+         backup.label, archive.tablespace_oid);
+  }
+  return it->second.get();
+}
+
+// The only symbolic links a data directory has: pg_tblspc/<oid> of this
+// backup's tablespaces, to where each is restored.
+std::map<std::string, std::string> TablespaceLinks(const BackupRecord& backup, bool restoring,
+                                                   const TablespaceTargets& targets) {
   std::map<std::string, std::string> links;
-  size_t tablespace_index = 0;
   for (const auto& archive : backup.archives) {
     if (archive.tablespace_oid == 0) continue;
     links[fmt::format("pg_tblspc/{}", archive.tablespace_oid)] =
-        root ? tablespace_dirs.at(tablespace_index++)->root() : archive.tablespace_path;
+        restoring ? TablespaceTarget(targets, backup, archive)->root() : archive.tablespace_path;
   }
-  tablespace_index = 0;
+  return links;
+}
+
+// Decodes one archive object of `backup` into `consume` (reading ahead on a
+// thread) and checks its SHA-256 against the record once it was read whole.
+void DecodeArchive(Storage& storage, const Config& config, const BackupRecord& backup,
+                   const BackupObject& archive, const std::function<void(ReadStream&)>& consume) {
+  const std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
+  auto in = storage.OpenRead(key);
+  if (!in) Fail(ErrorCode::kCorrupt, "{} is missing from the repository", key);
+  ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);  // keys rotated out too
+  // Decoding (decrypt, decompress, SHA-256) overlaps with extracting.
+  PrefetchReader prefetch(decoder);
+  consume(prefetch);
+  // Drain to the end so the decoder verifies the object's size and SHA-256.
+  uint8_t rest[4096];
+  while (prefetch.Read(MutableBytes(rest, sizeof rest)) > 0) {
+  }
+  if (ToHex(decoder.plaintext_sha256()) != archive.sha256) {
+    Fail(ErrorCode::kCorrupt, "{}: SHA-256 differs from the backup record", key);
+  }
+}
+
+// Decodes every tar of full backup `backup` through `extractor` (into
+// `root` and the tablespace directories, or only checking when `root` is
+// null) and checks each object's SHA-256 against the record and the
+// manifest's coverage.
+void ExtractArchives(Storage& storage, const Config& config, const BackupRecord& backup,
+                     BackupExtractor& extractor, TargetDir* root,
+                     const TablespaceTargets& tablespaces) {
+  const auto links = TablespaceLinks(backup, root != nullptr, tablespaces);
   for (const auto& archive : backup.archives) {
-    std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
-    auto in = storage.OpenRead(key);
-    if (!in) Fail(ErrorCode::kCorrupt, "{} is missing from the repository", key);
-    ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);  // keys rotated out too
-    // Decoding (decrypt, decompress, SHA-256) overlaps with extracting.
-    PrefetchReader prefetch(decoder);
-    if (archive.tablespace_oid == 0) {
-      extractor.Extract(prefetch, root, "", links, key);
-    } else {
-      TargetDir* dir = root ? tablespace_dirs.at(tablespace_index++).get() : nullptr;
-      extractor.Extract(prefetch, dir, fmt::format("pg_tblspc/{}/", archive.tablespace_oid), {},
-                        key);
-    }
-    // Drain to the end so the decoder verifies the object's size and SHA-256.
-    uint8_t rest[4096];
-    while (prefetch.Read(MutableBytes(rest, sizeof rest)) > 0) {
-    }
-    if (ToHex(decoder.plaintext_sha256()) != archive.sha256) {
-      Fail(ErrorCode::kCorrupt, "{}: SHA-256 differs from the backup record", key);
-    }
+    const std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
+    DecodeArchive(storage, config, backup, archive, [&](ReadStream& data) {
+      if (archive.tablespace_oid == 0) {
+        extractor.Extract(data, root, "", links, key);
+      } else {
+        TargetDir* dir = root ? TablespaceTarget(tablespaces, backup, archive) : nullptr;
+        extractor.Extract(data, dir, fmt::format("pg_tblspc/{}/", archive.tablespace_oid), {},
+                          key);
+      }
+    });
   }
   auto unseen = extractor.checker().Unseen();
   if (!unseen.empty()) {
     Fail(ErrorCode::kCorrupt, "{} files of the manifest are missing from backup {} (first: {})",
          unseen.size(), backup.label, unseen.front());
   }
+}
+
+// What the delta archives of one backup list, by tablespace OID (0: base).
+using ChainContents = std::map<uint32_t, DeltaContents>;
+
+// The manifest path of member `path` of the archive of tablespace `oid`.
+std::string ManifestPath(uint32_t oid, const std::string& path) {
+  return oid == 0 ? path : fmt::format("pg_tblspc/{}/{}", oid, path);
+}
+
+// verify --full of a diff / incr: every block its delta archives store must
+// hash to the backup's own block map (read alongside, in the same order),
+// and every block they omit must be the reference's block at that index
+// (ScanArchive's rule), so the block maps account for what a restore of the
+// chain reassembles.
+class BlockMapCrossCheck : public DeltaVisitor {
+ public:
+  BlockMapCrossCheck(BlockMapReader& own, const BlockMap* reference, const std::string& label)
+      : own_(own), reference_(reference), label_(label) {}
+  void SetArchive(uint32_t oid) { prefix_ = ManifestPath(oid, ""); }
+  void File(const std::string& path, uint64_t size) override {
+    path_ = prefix_ + path;
+    const auto file = own_.NextFile();
+    if (!file || file->path != path_ || file->size != size) {
+      Fail(ErrorCode::kCorrupt,
+           "backup {}: its block map does not list {} ({} bytes) where its delta archive does",
+           label_, path_, size);
+    }
+    blocks_ = file->blocks;
+    next_ = 0;
+    old_ = nullptr;
+    if (reference_) {
+      const auto it = reference_->find(path_);
+      if (it != reference_->end()) old_ = &it->second;
+    }
+  }
+  void Block(uint64_t index, Bytes data) override {
+    Omitted(index);
+    if (HashBlock(data) != own_.NextHash()) {
+      Fail(ErrorCode::kCorrupt, "backup {}: block {} of {} in its delta archive differs from its "
+           "block map", label_, index, path_);
+    }
+    next_ = index + 1;
+  }
+  void EndFile() override { Omitted(blocks_); }
+  // Nothing may be left in the block map.
+  void Finish() {
+    if (own_.NextFile()) {
+      Fail(ErrorCode::kCorrupt, "backup {}: its block map lists files its delta archives do not",
+           label_);
+    }
+  }
+
+ private:
+  // Blocks next_ .. until-1 are not stored: unchanged since the reference.
+  void Omitted(uint64_t until) {
+    for (; next_ < until; ++next_) {
+      const BlockHash hash = own_.NextHash();
+      if (!reference_) continue;  // the missing reference is a problem of its own
+      if (!old_ || next_ >= old_->hashes.size() || old_->hashes[next_] != hash) {
+        Fail(ErrorCode::kCorrupt,
+             "backup {}: block {} of {} is not in its delta archive, but its block map says it "
+             "differs from the reference's",
+             label_, next_, path_);
+      }
+    }
+  }
+
+  BlockMapReader& own_;
+  const BlockMap* reference_;
+  std::string label_;
+  std::string prefix_;
+  std::string path_;
+  const FileBlocks* old_ = nullptr;
+  uint64_t blocks_ = 0;
+  uint64_t next_ = 0;
+};
+
+// Applies the delta archives of diff / incr `backup` (onto the restored
+// state of its reference beneath `root`, or only checking when null),
+// showing them to `check` when given.
+ChainContents ApplyDeltaArchives(Storage& storage, const Config& config,
+                                 const BackupRecord& backup, TargetDir* root,
+                                 const TablespaceTargets& tablespaces,
+                                 const std::function<void(uint64_t)>& on_bytes,
+                                 BlockMapCrossCheck* check = nullptr) {
+  const auto links = TablespaceLinks(backup, root != nullptr, tablespaces);
+  ChainContents contents;
+  for (const auto& archive : backup.archives) {
+    const std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
+    TargetDir* dir = archive.tablespace_oid == 0 ? root
+                     : root ? TablespaceTarget(tablespaces, backup, archive)
+                            : nullptr;
+    if (check) check->SetArchive(archive.tablespace_oid);
+    DecodeArchive(storage, config, backup, archive, [&](ReadStream& data) {
+      contents[archive.tablespace_oid] = ApplyDelta(
+          data, dir, archive.tablespace_oid == 0 ? links : std::map<std::string, std::string>{},
+          key, on_bytes, check);
+    });
+  }
+  return contents;
+}
+
+// The block map object of diff / incr (or full) `backup`.
+const BackupObject& BlockMapOf(const BackupRecord& backup) {
+  if (backup.blockmap.name.empty()) {
+    Fail(ErrorCode::kCorrupt, "{} backup {} has no block map", ToString(backup.type), backup.label);
+  }
+  return backup.blockmap;
+}
+
+// A delta must list exactly the files of its backup's manifest, at their size.
+void CheckDeltaCoversManifest(const ChainContents& contents, const BackupManifest& manifest,
+                              const std::string& label) {
+  std::map<std::string, uint64_t> listed;
+  for (const auto& [oid, archive] : contents) {
+    for (const auto& [path, size] : archive.files) listed[ManifestPath(oid, path)] = size;
+  }
+  for (const auto& file : manifest.files) {
+    const auto it = listed.find(file.path);
+    if (it == listed.end()) {
+      Fail(ErrorCode::kCorrupt, "backup {}: {} of its manifest is missing from its delta archives",
+           label, file.path);
+    }
+    if (it->second != file.size) {
+      Fail(ErrorCode::kCorrupt, "backup {}: {} has {} bytes in its delta archives, {} in its manifest",
+           label, file.path, it->second, file.size);
+    }
+    listed.erase(it);
+  }
+  if (!listed.empty()) {
+    Fail(ErrorCode::kCorrupt, "{} is in backup {} but not in its manifest", listed.begin()->first,
+         label);
+  }
+}
+
+// Removes what the chain's older backups left beneath `dir` (the restored
+// directory of one archive) that the delta just applied does not list: files
+// and directories deleted since (directories holding a listed file stay).
+// Symbolic links are left (pg_tblspc/<oid>).
+void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents) {
+  std::set<std::string> ancestors;
+  for (const auto& [path, size] : contents.files) {
+    for (size_t slash = path.find('/'); slash != std::string::npos;
+         slash = path.find('/', slash + 1)) {
+      ancestors.insert(path.substr(0, slash));
+    }
+  }
+  std::vector<fs::path> files, directories;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string rel = it->path().lexically_relative(dir).generic_string();
+    const auto status = it->symlink_status();
+    if (fs::is_regular_file(status) && !contents.files.contains(rel)) files.push_back(it->path());
+    if (fs::is_directory(status) && !contents.directories.contains(rel) &&
+        !ancestors.contains(rel)) {
+      directories.push_back(it->path());
+    }
+  }
+  if (ec) FailErrno(ec.value(), "could not read the directories under " + dir.string());
+  for (const auto& file : files) {
+    if (unlink(file.c_str()) != 0) FailErrno(errno, "could not remove " + file.string());
+  }
+  // Deepest first.
+  std::sort(directories.begin(), directories.end(),
+            [](const fs::path& a, const fs::path& b) { return a.string() > b.string(); });
+  for (const auto& d : directories) {
+    fs::remove_all(d, ec);
+    if (ec) FailErrno(ec.value(), "could not remove " + d.string());
+  }
+}
+
+// Where the file of manifest path `path` was restored (ManifestPath's inverse).
+fs::path RestoredPath(const std::string& path, const fs::path& root,
+                      const std::map<uint32_t, fs::path>& tablespace_dirs) {
+  if (!path.starts_with("pg_tblspc/")) return root / path;
+  const size_t slash = path.find('/', 10);
+  const auto oid = TryParseNumber<uint32_t>(std::string_view(path).substr(10, slash - 10));
+  const auto it = oid ? tablespace_dirs.find(*oid) : tablespace_dirs.end();
+  if (slash == std::string::npos || it == tablespace_dirs.end()) {
+    Fail(ErrorCode::kCorrupt, "{} of the backup is in none of its tablespaces", path);
+  }
+  return it->second / path.substr(slash + 1);
+}
+
+// Reads up to one block; fewer bytes only at the end of the file.
+size_t ReadBlock(int fd, std::vector<uint8_t>& block, const fs::path& path) {
+  size_t done = 0;
+  while (done < block.size()) {
+    const ssize_t n = read(fd, block.data() + done, block.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) FailErrno(errno, "could not read " + path.string());
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+// Reads every file of diff / incr `backup` back from the restored
+// directories, in the order of the backup's own block map (streamed: one
+// block in memory), and checks each 8 KiB block's hash and the size against
+// it, and the size and checksum against the manifest.  The block map was
+// computed from the very bytes BASE_BACKUP sent, so this holds whatever the
+// manifest's checksum algorithm (NONE included).  Returns the bytes read.
+uint64_t CheckRestoredFiles(Storage& storage, const Config& config, const BackupRecord& backup,
+                            const fs::path& root,
+                            const std::map<uint32_t, fs::path>& tablespace_dirs,
+                            ManifestChecker& checker, const std::function<void(uint64_t)>& on_bytes) {
+  const std::string key = BackupObjectKey(backup.system_id, backup.label, BlockMapOf(backup).name);
+  std::vector<uint8_t> block(kDeltaBlockSize);
+  uint64_t total = 0;
+  DecodeArchive(storage, config, backup, backup.blockmap, [&](ReadStream& in) {
+    BlockMapReader map(in, key);
+    while (const auto file = map.NextFile()) {
+      const ManifestFile* entry = checker.Find(file->path);
+      if (!entry) {
+        Fail(ErrorCode::kCorrupt, "{} is in the block map of backup {} but not in its manifest",
+             file->path, backup.label);
+      }
+      const fs::path path = RestoredPath(file->path, root, tablespace_dirs);
+      const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        Fail(ErrorCode::kCorrupt, "{} of the backup was not restored ({})", file->path,
+             std::strerror(errno));
+      }
+      struct Closer {
+        int fd;
+        ~Closer() { close(fd); }
+      } closer{fd};
+      auto checksum = MakeFileChecksum(entry->algorithm);
+      uint64_t size = 0;
+      for (uint64_t index = 0;; ++index) {
+        const size_t n = ReadBlock(fd, block, path);
+        if (n == 0) break;
+        const Bytes data(block.data(), n);
+        if (index >= file->blocks || HashBlock(data) != map.NextHash()) {
+          Fail(ErrorCode::kCorrupt,
+               "restored {} differs from the block map of backup {} at block {}: the chain "
+               "reassembled other data than the backup took",
+               file->path, backup.label, index);
+        }
+        if (checksum) checksum->Update(data);
+        size += n;
+        on_bytes(n);
+      }
+      if (size != file->size) {
+        Fail(ErrorCode::kCorrupt, "restored {} has {} bytes, the block map of backup {} says {}",
+             file->path, size, backup.label, file->size);
+      }
+      checker.Check(*entry, size, checksum ? checksum->FinalHex() : "");
+      total += size;
+    }
+  });
+  if (const auto unseen = checker.Unseen(); !unseen.empty()) {
+    Fail(ErrorCode::kCorrupt, "{} files of the manifest of backup {} are not in its block map "
+         "(first: {})", unseen.size(), backup.label, unseen.front());
+  }
+  return total;
+}
+
+BackupManifest LoadManifest(Storage& storage, const Config& config, const BackupRecord& backup,
+                            std::string* text_out = nullptr) {
+  const std::string key = BackupObjectKey(backup.system_id, backup.label, kManifestName);
+  auto text = ReadSmallObject(storage, config, key);
+  if (!text) Fail(ErrorCode::kCorrupt, "{} is missing", key);
+  BackupManifest manifest = ParseManifest(*text, key);
+  if (text_out) *text_out = std::move(*text);
+  return manifest;
 }
 
 std::string EscapePercent(const std::string& s) {
@@ -196,11 +502,44 @@ void SyncTree(const fs::path& root) {
 
 }  // namespace
 
-uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup) {
-  std::string manifest_key = BackupObjectKey(backup.system_id, backup.label, kManifestName);
-  auto manifest_text = ReadSmallObject(storage, config, manifest_key);
-  if (!manifest_text) Fail(ErrorCode::kCorrupt, "{} is missing", manifest_key);
-  BackupManifest manifest = ParseManifest(*manifest_text, manifest_key);
+BlockMap LoadBlockMap(Storage& storage, const Config& config, const BackupRecord& backup) {
+  const BackupObject& object = BlockMapOf(backup);
+  BlockMap map;
+  DecodeArchive(storage, config, backup, object, [&](ReadStream& in) {
+    map = ReadBlockMap(in, BackupObjectKey(backup.system_id, backup.label, object.name));
+  });
+  return map;
+}
+
+void VerifyBlockMap(Storage& storage, const Config& config, const BackupRecord& backup) {
+  const BackupObject& object = BlockMapOf(backup);
+  DecodeArchive(storage, config, backup, object, [&](ReadStream& in) {
+    BlockMapReader map(in, BackupObjectKey(backup.system_id, backup.label, object.name));
+    while (const auto file = map.NextFile()) {
+      for (uint64_t i = 0; i < file->blocks; ++i) map.NextHash();
+    }
+  });
+}
+
+uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup,
+                              const BackupRecord* reference) {
+  BackupManifest manifest = LoadManifest(storage, config, backup);
+  if (backup.type != BackupType::kFull) {
+    std::optional<BlockMap> reference_map;
+    if (reference) reference_map = LoadBlockMap(storage, config, *reference);
+    uint64_t bytes = 0;
+    ChainContents contents;
+    const std::string key = BackupObjectKey(backup.system_id, backup.label, BlockMapOf(backup).name);
+    DecodeArchive(storage, config, backup, backup.blockmap, [&](ReadStream& in) {
+      BlockMapReader own(in, key);
+      BlockMapCrossCheck check(own, reference_map ? &*reference_map : nullptr, backup.label);
+      contents = ApplyDeltaArchives(storage, config, backup, nullptr, {},
+                                    [&](uint64_t n) { bytes += n; }, &check);
+      check.Finish();
+    });
+    CheckDeltaCoversManifest(contents, manifest, backup.label);
+    return bytes;
+  }
   ManifestChecker checker(manifest);
   BackupExtractor extractor(checker, [](uint64_t) {});
   ExtractArchives(storage, config, backup, extractor, nullptr, {});
@@ -298,18 +637,21 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
                                            ? *FindProgram("walfetch")
                                            : AbsolutePath(options.walfetch));
 
-  std::string manifest_key = BackupObjectKey(system_id, backup.label, kManifestName);
-  auto manifest_text = ReadSmallObject(storage, config, manifest_key);
-  if (!manifest_text) Fail(ErrorCode::kCorrupt, "{} is missing", manifest_key);
-  BackupManifest manifest = ParseManifest(*manifest_text, manifest_key);
+  const std::vector<const BackupRecord*> chain = RestoreChain(records, backup);
+  if (chain.size() > 1) {
+    Log(LogLevel::kInfo, "backup {} is a {}: restoring its chain {}", backup.label,
+        ToString(backup.type), fmt::join(backup.chain, " -> "));
+  }
+  std::string manifest_text;
+  const BackupManifest manifest = LoadManifest(storage, config, backup, &manifest_text);
   ManifestChecker checker(manifest);
 
   const fs::path root = AbsolutePath(options.target_dir);
   CleanupGuard cleanup;
   cleanup.Add(root, PrepareEmptyDir(root, "data directory"));
   TargetDir target(root.string());
-  std::vector<fs::path> tablespace_dirs;
-  std::vector<std::unique_ptr<TargetDir>> tablespace_targets;
+  std::map<uint32_t, fs::path> tablespace_dirs;
+  TablespaceTargets tablespace_targets;
   for (const auto& archive : backup.archives) {
     if (archive.tablespace_oid == 0) continue;
     auto it = options.tablespace_map.find(archive.tablespace_path);
@@ -322,15 +664,45 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
            archive.tablespace_oid, dir.string(), root.string());
     }
     cleanup.Add(dir, PrepareEmptyDir(dir, "tablespace directory"));
-    tablespace_dirs.push_back(dir);
-    tablespace_targets.push_back(std::make_unique<TargetDir>(dir.string()));
+    tablespace_dirs[archive.tablespace_oid] = dir;
+    tablespace_targets[archive.tablespace_oid] = std::make_unique<TargetDir>(dir.string());
   }
 
   uint64_t total = 0;
   for (const auto& file : manifest.files) total += file.size;
+  if (chain.size() > 1) {
+    // The full backup, each delta applied on top, then every file read back.
+    total *= 2;
+    for (size_t i = 1; i < chain.size(); ++i) total += chain[i]->size();
+  }
   ProgressReporter progress(options.progress, total);
-  BackupExtractor extractor(checker, [&](uint64_t n) { progress.Advance(n); });
-  ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
+  const auto advance = [&](uint64_t n) { progress.Advance(n); };
+  if (chain.size() == 1) {
+    BackupExtractor extractor(checker, advance);
+    ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
+    result.files = extractor.files();
+    result.bytes = extractor.bytes();
+  } else {
+    // The full backup is checked against its own manifest as it is laid down.
+    const BackupManifest full_manifest = LoadManifest(storage, config, *chain.front());
+    ManifestChecker full_checker(full_manifest);
+    BackupExtractor extractor(full_checker, advance);
+    ExtractArchives(storage, config, *chain.front(), extractor, &target, tablespace_targets);
+    ChainContents contents;
+    for (size_t i = 1; i < chain.size(); ++i) {
+      contents = ApplyDeltaArchives(storage, config, *chain[i], &target, tablespace_targets,
+                                    advance);
+      // What was deleted since goes now: disk use stays near each step's size.
+      RemoveUnlisted(root, contents[0]);
+      for (const auto& [oid, dir] : tablespace_dirs) RemoveUnlisted(dir, contents[oid]);
+    }
+    CheckDeltaCoversManifest(contents, manifest, backup.label);
+    // The restored backup's block map and manifest are the authority on the
+    // reassembled files.
+    result.bytes = CheckRestoredFiles(storage, config, backup, root, tablespace_dirs, checker,
+                                      advance);
+    result.files = manifest.files.size();
+  }
   progress.Finish();
   // A backup taken from a standby holds its standby.signal: left there, the
   // restored cluster would wait for the old primary (primary_conninfo)
@@ -345,7 +717,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   }
   target.MakeDirectory("pg_wal", 0700);
   target.MakeDirectory("pg_wal/archive_status", 0700);
-  target.WriteFile("backup_manifest", *manifest_text);
+  target.WriteFile("backup_manifest", manifest_text);
   std::string settings =
       fmt::format("\n# Added by walctl restore of backup {} at {}\n", backup.label,
                   FormatUtc(static_cast<std::time_t>(NowSeconds())));
@@ -357,13 +729,11 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   if (fchmod(target.fd(), 0700) != 0) FailErrno(errno, "chmod " + root.string());
   if (auto owner = ChooseOwner(root, options.owner)) {
     ChownTree(root, owner->first, owner->second);
-    for (const auto& dir : tablespace_dirs) ChownTree(dir, owner->first, owner->second);
+    for (const auto& [oid, dir] : tablespace_dirs) ChownTree(dir, owner->first, owner->second);
   }
   SyncTree(root);
-  for (const auto& dir : tablespace_dirs) SyncTree(dir);
+  for (const auto& [oid, dir] : tablespace_dirs) SyncTree(dir);
   cleanup.Commit();
-  result.files = extractor.files();
-  result.bytes = extractor.bytes();
   result.seconds = NowSeconds() - started;
   return result;
 }

@@ -32,10 +32,25 @@ RetentionPlan PlanRetention(const std::vector<BackupRecord>& backups,
     return plan;
   }
 
+  // The full backup a backup's chain starts at (itself for a full).
+  auto root_of = [](const BackupRecord* b) {
+    return b->chain.empty() ? b->label : b->chain.front();
+  };
   std::set<const BackupRecord*> keep;
   if (policy.keep_full) {
-    size_t n = std::min(complete.size(), static_cast<size_t>(*policy.keep_full));
-    keep.insert(complete.end() - static_cast<long>(n), complete.end());
+    std::vector<const BackupRecord*> fulls;
+    for (const auto* b : complete) {
+      if (b->type == BackupType::kFull) fulls.push_back(b);
+    }
+    const size_t n = std::min(fulls.size(), static_cast<size_t>(*policy.keep_full));
+    std::set<std::string> kept_fulls;
+    for (auto it = fulls.end() - static_cast<long>(n); it != fulls.end(); ++it) {
+      kept_fulls.insert((*it)->label);
+    }
+    // Each kept full with its diffs and incrs.
+    for (const auto* b : complete) {
+      if (kept_fulls.contains(root_of(b))) keep.insert(b);
+    }
   } else {
     double cutoff = policy.now - *policy.keep_days * 86400;
     const BackupRecord* newest_before = nullptr;
@@ -54,6 +69,15 @@ RetentionPlan PlanRetention(const std::vector<BackupRecord>& backups,
                        }))->start_time;
   for (const auto* b : sorted) {
     if (!b->complete && b->start_time > oldest_kept) keep.insert(b);
+  }
+  // Every backup a kept diff or incr is restored from is kept too.
+  for (const auto* b : sorted) {
+    if (!keep.contains(b)) continue;
+    for (const auto& label : b->chain) {
+      for (const auto* other : sorted) {
+        if (other->label == label) keep.insert(other);
+      }
+    }
   }
   for (const auto* b : sorted) {
     (keep.count(b) ? plan.keep_backups : plan.remove_backups).push_back(b->label);
@@ -81,6 +105,32 @@ RetentionPlan PlanRetention(const std::vector<BackupRecord>& backups,
     }
   }
   return plan;
+}
+
+std::vector<std::string> RemovalOrder(const std::vector<BackupRecord>& backups,
+                                      const std::vector<std::string>& remove) {
+  std::vector<const BackupRecord*> left;  // newest first
+  for (auto it = backups.rbegin(); it != backups.rend(); ++it) {
+    if (std::find(remove.begin(), remove.end(), it->label) != remove.end()) left.push_back(&*it);
+  }
+  std::stable_sort(left.begin(), left.end(), [](const BackupRecord* a, const BackupRecord* b) {
+    return a->start_time > b->start_time;
+  });
+  auto needed = [&](const BackupRecord* b) {
+    return std::any_of(left.begin(), left.end(), [&](const BackupRecord* other) {
+      return other != b && std::find(other->chain.begin(), other->chain.end(), b->label) !=
+                               other->chain.end();
+    });
+  };
+  std::vector<std::string> order;
+  while (!left.empty()) {
+    // A cycle (only a forged record makes one) falls back to the newest.
+    auto next = std::find_if(left.begin(), left.end(), [&](const auto* b) { return !needed(b); });
+    if (next == left.end()) next = left.begin();
+    order.push_back((*next)->label);
+    left.erase(next);
+  }
+  return order;
 }
 
 }  // namespace walstore::backup

@@ -61,7 +61,7 @@ TEST_SUITE("backup_record_json") {
   }
 
   TEST_CASE("a document that is not a record of this format is kUnsupportedFormat") {
-    CHECK(CodeWith("/format", 2) == CodeName(ErrorCode::kUnsupportedFormat));
+    CHECK(CodeWith("/format", 3) == CodeName(ErrorCode::kUnsupportedFormat));
     CHECK(CodeWith("/format", "1") == CodeName(ErrorCode::kUnsupportedFormat));
     CHECK(CodeWith("/format", nullptr) == CodeName(ErrorCode::kUnsupportedFormat));
     CHECK(ThrownCode([] { RecordFromJson(json::array({1}), "b"); }) ==
@@ -93,6 +93,69 @@ TEST_SUITE("backup_record_json") {
     const std::string message = ThrownMessage([&] { RecordFromJson(j, "42/backup/x/backup.json"); });
     CHECK(Contains(message, "42/backup/x/backup.json"));
     CHECK(Contains(message, "start_epoch"));
+  }
+
+  TEST_CASE("a full backup's record stays of format 1, with its type and block map") {
+    json j = GoodRecordJson();
+    CHECK(j["format"] == 1);
+    CHECK(j["type"] == "full");
+    CHECK(j["reference"].is_null());
+    CHECK_FALSE(j.contains("blockmap"));  // none recorded
+    // A record of an older walctl has no type: a full backup.
+    j.erase("type");
+    j.erase("reference");
+    j.erase("chain");
+    j.erase("logical_size");
+    CHECK(RecordFromJson(j, "b").type == BackupType::kFull);
+  }
+
+  TEST_CASE("a diff or incr record is of format 2 and survives the round trip") {
+    BackupRecord record = RecordFromJson(GoodRecordJson(), "b");
+    record.type = BackupType::kIncr;
+    record.reference = "diff1";
+    record.chain = {"full1", "diff1"};
+    record.reference_blockmap_sha256 = std::string(64, 'b');
+    record.reference_start_lsn = 0x5000028;
+    record.archives[0].name = "base.delta";
+    record.blockmap.name = kBlockMapName;
+    record.blockmap.stored_size = 1000;
+    record.file_bytes = 99999999;
+    const json j = ToJson(record);
+    // An older walctl knows format 1 only: it refuses the record instead of
+    // restoring the delta archives as a full backup.
+    CHECK(j["format"] == 2);
+    CHECK(j["type"] == "incr");
+    CHECK(j["logical_size"] == 99999999);
+    CHECK(j["stored_size"] == record.stored_size());
+    const BackupRecord back = RecordFromJson(j, "b");
+    CHECK(back.type == BackupType::kIncr);
+    CHECK(back.reference == "diff1");
+    CHECK(back.chain == std::vector<std::string>{"full1", "diff1"});
+    CHECK(back.reference_blockmap_sha256 == std::string(64, 'b'));
+    CHECK(back.reference_start_lsn == 0x5000028u);
+    CHECK(back.blockmap.name == kBlockMapName);
+    CHECK(back.logical_size() == 99999999u);
+    CHECK(ToJson(back) == j);
+
+    auto code = [&](const std::string& field, const json& value) {
+      json bad = j;
+      bad[json::json_pointer(field)] = value;
+      return ThrownCode([&] { RecordFromJson(bad, "b"); });
+    };
+    CHECK(code("/format", 1) == CodeName(ErrorCode::kCorrupt));  // an incr posing as format 1
+    CHECK(code("/type", "full") == CodeName(ErrorCode::kCorrupt));
+    CHECK(code("/type", "half") == CodeName(ErrorCode::kCorrupt));
+    CHECK(code("/chain", json::array()) == CodeName(ErrorCode::kCorrupt));
+    CHECK(code("/chain", json::array({"full1", "other"})) == CodeName(ErrorCode::kCorrupt));
+    CHECK(code("/reference", 5) == CodeName(ErrorCode::kCorrupt));
+    CHECK(code("/chain", "full1") == CodeName(ErrorCode::kCorrupt));
+    CHECK(code("/reference_start_lsn", "nonsense") == CodeName(ErrorCode::kCorrupt));
+    // A diff or incr names what it was compared with: without that it is refused.
+    for (const char* field : {"reference_blockmap_sha256", "reference_start_lsn"}) {
+      json bad = j;
+      bad.erase(field);
+      CHECK(ThrownCode([&] { RecordFromJson(bad, "b"); }) == CodeName(ErrorCode::kCorrupt));
+    }
   }
 
   TEST_CASE("optional fields may be missing") {

@@ -15,12 +15,15 @@
 #include <walstore/backup/repository.h>
 #include <walstore/backup/restore.h>
 #include "storage/memory/memory_storage.h"
+#include "test_helpers.h"
 #include "test_util.h"
 
 using namespace walstore;
 using namespace walstore::backup;
 using walstore::test::CodeName;
 using walstore::test::Contains;
+using walstore::test::ThrownCode;
+using walstore::test::ThrownMessage;
 
 namespace {
 
@@ -77,6 +80,59 @@ struct Repo {
 }  // namespace
 
 TEST_SUITE("backup_repository") {
+  TEST_CASE("RestoreChain: the full backup, each delta in order, the backup itself") {
+    using walstore::backup::testing::MakeDeltaOn;
+    BackupRecord full = walstore::backup::testing::MakeBackup("full1", 100, 2);
+    full.blockmap.name = kBlockMapName;
+    full.blockmap.sha256 = std::string(64, 'f');
+    BackupRecord diff = MakeDeltaOn(full, "diff1", 200, 4, BackupType::kDiff);
+    BackupRecord incr = MakeDeltaOn(diff, "incr1", 300, 6, BackupType::kIncr);
+    const std::vector<BackupRecord> records = {full, diff, incr};
+    std::vector<std::string> labels;
+    for (const auto* r : RestoreChain(records, records[2])) labels.push_back(r->label);
+    CHECK(labels == std::vector<std::string>{"full1", "diff1", "incr1"});
+    CHECK(RestoreChain(records, records[0]).size() == 1);
+
+    // A backup of the chain gone (a prune that ignored chains) or not what was recorded.
+    const std::vector<BackupRecord> without_full = {diff, incr};
+    CHECK(ThrownCode([&] { RestoreChain(without_full, without_full[1]); }) ==
+          CodeName(ErrorCode::kCorrupt));
+    CHECK(Contains(ThrownMessage([&] { RestoreChain(without_full, without_full[1]); }),
+                   "needs backup full1 of its chain"));
+    BackupRecord wrong = incr;
+    wrong.chain = {"diff1", "full1"};
+    wrong.reference = "full1";
+    CHECK(ThrownCode([&] { RestoreChain(records, wrong); }) == CodeName(ErrorCode::kCorrupt));
+    BackupRecord skipping = incr;
+    skipping.chain = {"full1", "full1"};
+    skipping.reference = "full1";
+    CHECK(ThrownCode([&] { RestoreChain(records, skipping); }) == CodeName(ErrorCode::kCorrupt));
+  }
+
+  TEST_CASE("RestoreChain refuses a link re-created under the label its successor refers to") {
+    using walstore::backup::testing::MakeDeltaOn;
+    BackupRecord full = walstore::backup::testing::MakeBackup("full1", 100, 2);
+    full.blockmap.name = kBlockMapName;
+    full.blockmap.sha256 = std::string(64, 'f');
+    const BackupRecord incr = MakeDeltaOn(full, "incr1", 200, 4, BackupType::kIncr);
+    CHECK(RestoreChain({full, incr}, incr).size() == 2);
+    // full1 was removed and a new full taken under the same label: another
+    // block map, another start.
+    BackupRecord again = walstore::backup::testing::MakeBackup("full1", 300, 6);
+    again.blockmap.name = kBlockMapName;
+    again.blockmap.sha256 = std::string(64, 'e');
+    const std::vector<BackupRecord> records = {incr, again};
+    CHECK(ThrownCode([&] { RestoreChain(records, incr); }) == CodeName(ErrorCode::kCorrupt));
+    CHECK(Contains(ThrownMessage([&] { RestoreChain(records, incr); }), "label was reused"));
+    CHECK(Contains(ChainProblem(records, incr), "label was reused"));
+    // The same block map but another start LSN is refused too.
+    again.blockmap.sha256 = full.blockmap.sha256;
+    CHECK(ThrownCode([&] { RestoreChain({incr, again}, incr); }) ==
+          CodeName(ErrorCode::kCorrupt));
+    again.start_lsn = full.start_lsn;
+    CHECK(ChainProblem({incr, again}, incr).empty());
+  }
+
   TEST_CASE("DiscoverSystemId: the one top-level directory named by a 64-bit number") {
     Repo repo;
     CHECK_CODE(DiscoverSystemId(*repo.storage, repo.plain, ""), ErrorCode::kConfig);  // empty

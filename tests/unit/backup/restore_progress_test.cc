@@ -24,19 +24,7 @@ namespace {
 
 constexpr uint64_t kSysId = 7333333333333333333ull;
 
-std::string ManifestFor(const std::vector<std::pair<std::string, size_t>>& files) {
-  std::string list;
-  for (const auto& [path, size] : files) {
-    if (!list.empty()) list += ",\n";
-    list += fmt::format("{{ \"Path\": \"{}\", \"Size\": {}, \"Last-Modified\": "
-                        "\"2026-11-21 10:00:00 GMT\" }}",
-                        path, size);
-  }
-  std::string body = "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n" + list +
-                     "\n],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/3000028\", "
-                     "\"End-LSN\": \"0/3000100\" }\n],\n";
-  return body + "\"Manifest-Checksum\": \"" + ToHex(Sha256Of(AsBytes(body))) + "\"}\n";
-}
+using testing::ManifestFor;
 
 TEST_SUITE("backup_restore_progress") {
   TEST_CASE("restore reports growing byte counts and one final call at 100 %") {

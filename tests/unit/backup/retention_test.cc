@@ -22,7 +22,44 @@ std::vector<std::string> Names(const std::vector<WalObject>& wal) {
 
 const double kDay = 86400;
 
+// A diff or incr on `chain` (the full first).
+BackupRecord MakeDelta(const std::string& label, double start_time, uint64_t start_seg,
+                       BackupType type, std::vector<std::string> chain) {
+  BackupRecord b = MakeBackup(label, start_time, start_seg);
+  b.type = type;
+  b.reference = chain.back();
+  b.chain = std::move(chain);
+  return b;
+}
+
+// Two chains: f1 <- i1, and f2 <- d2 <- i2.
+std::vector<BackupRecord> TwoChains() {
+  return {MakeBackup("f1", 1 * kDay, 2), MakeDelta("i1", 2 * kDay, 4, BackupType::kIncr, {"f1"}),
+          MakeBackup("f2", 3 * kDay, 6), MakeDelta("d2", 4 * kDay, 8, BackupType::kDiff, {"f2"}),
+          MakeDelta("i2", 5 * kDay, 10, BackupType::kIncr, {"f2", "d2"})};
+}
+
 TEST_SUITE("backup_retention") {
+  TEST_CASE("keep-full counts full backups and keeps their diffs and incrs") {
+    RetentionPlan plan = PlanRetention(TwoChains(), {}, {1, std::nullopt, 6 * kDay});
+    CHECK(plan.keep_backups == std::vector<std::string>{"f2", "d2", "i2"});
+    CHECK(plan.remove_backups == std::vector<std::string>{"f1", "i1"});
+    plan = PlanRetention(TwoChains(), {}, {2, std::nullopt, 6 * kDay});
+    CHECK(plan.remove_backups.empty());
+  }
+
+  TEST_CASE("a kept diff or incr keeps every backup of its chain") {
+    // Only i2 is needed for the window (the newest before it); its chain comes along.
+    RetentionPlan plan = PlanRetention(TwoChains(), {}, {std::nullopt, 0.0001, 5 * kDay + 100});
+    CHECK(plan.keep_backups == std::vector<std::string>{"f2", "d2", "i2"});
+    CHECK(plan.remove_backups == std::vector<std::string>{"f1", "i1"});
+    // The WAL threshold follows the oldest kept backup, the chain's full.
+    std::vector<WalObject> wal;
+    for (uint64_t s = 1; s <= 12; ++s) wal.push_back(Seg(1, s));
+    plan = PlanRetention(TwoChains(), wal, {std::nullopt, 0.0001, 5 * kDay + 100});
+    CHECK(plan.wal_threshold.at(1) == 6);
+  }
+
   TEST_CASE("keep-full keeps the newest N and only the WAL they need") {
     std::vector<BackupRecord> backups = {MakeBackup("b1", 1 * kDay, 2),
                                          MakeBackup("b2", 2 * kDay, 5),
@@ -83,6 +120,24 @@ TEST_SUITE("backup_retention") {
           std::vector<std::string>{"000000010000000000000001", "000000010000000000000002",
                                    "000000010000000000000003", "000000010000000000000006",
                                    "000000020000000000000006"});
+  }
+
+  TEST_CASE("RemovalOrder: a backup goes only after everything depending on it, whatever the clocks say") {
+    // i1 was taken on a host whose clock is behind: it sorts before its full.
+    std::vector<BackupRecord> skewed = {MakeDelta("i1", 1 * kDay - 600, 4, BackupType::kIncr, {"f1"}),
+                                        MakeBackup("f1", 1 * kDay, 2),
+                                        MakeDelta("i2", 1 * kDay + 60, 5, BackupType::kIncr,
+                                                  {"f1", "i1"}),
+                                        MakeBackup("f2", 3 * kDay, 6)};
+    CHECK(RemovalOrder(skewed, {"i1", "f1", "i2"}) ==
+          std::vector<std::string>{"i2", "i1", "f1"});
+    // Independent backups: newest first; backups not removed are not listed.
+    CHECK(RemovalOrder(TwoChains(), {"f1", "i1", "f2"}) ==
+          std::vector<std::string>{"f2", "i1", "f1"});
+    // A forged cycle still ends.
+    std::vector<BackupRecord> cycle = {MakeDelta("a", 1, 2, BackupType::kIncr, {"b"}),
+                                       MakeDelta("b", 2, 3, BackupType::kIncr, {"a"})};
+    CHECK(RemovalOrder(cycle, {"a", "b"}).size() == 2);
   }
 
   TEST_CASE("policy validation") {

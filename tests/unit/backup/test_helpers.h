@@ -1,11 +1,15 @@
 // Builders shared by the backup unit tests.
 #pragma once
 
+#include <fmt/format.h>
+#include <walstore/crypto.h>
 #include <walstore/wal_name.h>
 
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <walstore/backup/repository.h>
 
@@ -29,6 +33,37 @@ inline BackupRecord MakeBackup(const std::string& label, double start_time, uint
   b.wal_start = SegmentFileName(timeline, start_seg, kSeg);
   b.wal_stop = SegmentFileName(timeline, b.stop_segno(), kSeg);
   return b;
+}
+
+// A diff or incr compared with `reference` (its chain: the reference's and it).
+inline BackupRecord MakeDeltaOn(const BackupRecord& reference, const std::string& label,
+                                double start_time, uint64_t start_seg, BackupType type) {
+  BackupRecord b = MakeBackup(label, start_time, start_seg);
+  b.type = type;
+  b.reference = reference.label;
+  b.chain = reference.chain;
+  b.chain.push_back(reference.label);
+  b.reference_blockmap_sha256 = reference.blockmap.sha256;
+  b.reference_start_lsn = reference.start_lsn;
+  b.blockmap.name = kBlockMapName;
+  b.blockmap.sha256 = std::string(63, '0') + static_cast<char>('a' + start_seg % 6);
+  return b;
+}
+
+// A backup manifest listing `files` (path, size) without checksums, as
+// MANIFEST_CHECKSUMS NONE makes it.
+inline std::string ManifestFor(const std::vector<std::pair<std::string, size_t>>& files) {
+  std::string list;
+  for (const auto& [path, size] : files) {
+    if (!list.empty()) list += ",\n";
+    list += fmt::format("{{ \"Path\": \"{}\", \"Size\": {}, \"Last-Modified\": "
+                        "\"2026-11-21 10:00:00 GMT\" }}",
+                        path, size);
+  }
+  std::string body = "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n" + list +
+                     "\n],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/3000028\", "
+                     "\"End-LSN\": \"0/3000100\" }\n],\n";
+  return body + "\"Manifest-Checksum\": \"" + ToHex(Sha256Of(AsBytes(body))) + "\"}\n";
 }
 
 inline WalObject Wal(const std::string& name) {
