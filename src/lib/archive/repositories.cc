@@ -1,0 +1,292 @@
+#include <fcntl.h>
+#include <unistd.h>
+#include <walstore/backup/repository.h>
+#include <walstore/error.h>
+#include <walstore/log.h>
+#include <walstore/number.h>
+#include <walstore/prefetch.h>
+#include <walstore/push_ahead.h>
+#include <walstore/repositories.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "archive/cluster_presence.h"
+#include "common/file_util.h"
+
+namespace walstore {
+namespace {
+
+// `error` again, its message naming the repository it came from.
+Error InRepository(const Error& error, const std::string& label) {
+  return Error(error.code(), fmt::format("{}: {}", label, error.what()), error.hint());
+}
+
+std::string RecordPath(const std::string& wal_dir) {
+  return (wal_dir.empty() ? std::string(".") : wal_dir) + "/" + kBestEffortRecordName;
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+RepositorySet::RepositorySet(const Config& config, Opener open)
+    : top_(config), open_(std::move(open)) {
+  for (const Config& repo : config.repositories) configs_.push_back(&repo);
+  if (configs_.empty() && !config.repo_url.empty()) configs_.push_back(&config);
+  if (configs_.empty()) {
+    throw Error(ErrorCode::kConfig, "no repository configured",
+                "set repository (or [[repository]] tables) in the config file, WALSTORE_REPO "
+                "or --repo");
+  }
+  owned_.resize(configs_.size());
+  storages_.resize(configs_.size(), nullptr);
+}
+
+RepositorySet::RepositorySet(const Config& config, Storage& storage)
+    : top_(config), configs_{&config}, owned_(1), storages_{&storage} {}
+
+Storage& RepositorySet::storage(size_t index) {
+  if (storages_[index] == nullptr) {
+    owned_[index] = open_(*configs_[index]);
+    storages_[index] = owned_[index].get();
+  }
+  return *storages_[index];
+}
+
+std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const std::string& key,
+                                              const std::string& dest_path,
+                                              uint64_t* plaintext_size,
+                                              const ExpectedWal* expected) {
+  std::optional<Error> first_failure;
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    if (repositories.size() == 1) {  // exactly the single-repository behaviour
+      if (!RestoreObjectToFile(repositories.storage(i), repositories.config(i), key, dest_path,
+                               plaintext_size, expected)) {
+        return std::nullopt;
+      }
+      return i;
+    }
+    try {
+      if (RestoreObjectToFile(repositories.storage(i), repositories.config(i), key, dest_path,
+                              plaintext_size, expected)) {
+        if (first_failure) {
+          Log(LogLevel::kWarning, "restored {} from {} after an earlier repository failed",
+              key, repositories.Label(i));
+        }
+        return i;
+      }
+      Log(LogLevel::kDebug, "{} is not in {}", key, repositories.Label(i));
+    } catch (const Error& error) {
+      const bool more = i + 1 < repositories.size();
+      Log(LogLevel::kWarning, "{}: {}{}", repositories.Label(i), error.what(),
+          more ? "; trying the next repository" : "");
+      if (!first_failure) first_failure = InRepository(error, repositories.Label(i));
+    }
+  }
+  if (first_failure) {
+    throw Error(first_failure->code(),
+                fmt::format("{} was restored from no repository, and not every repository "
+                            "positively lacks it: {}",
+                            key, first_failure->what()),
+                first_failure->hint());
+  }
+  return std::nullopt;
+}
+
+FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std::string& name,
+                                         const std::string& dest_path, size_t* restored_from) {
+  if (repositories.size() == 1) {
+    return FetchWalFile(repositories.storage(0), repositories.config(0), name, dest_path);
+  }
+  const Config& top = repositories.top();
+  const WalFileName parsed = ParseWalFileNameOrThrow(name);
+  const uint64_t system_id = ResolveSystemId(top, ".");
+  FetchResult result;
+  result.key = WalObjectKey(system_id, parsed);
+  if (top.prefetch > 0) {
+    result.plaintext_size =
+        TakePrefetchedSegment(repositories.spool_origin(), system_id, parsed, dest_path);
+    if (result.plaintext_size > 0) {
+      result.outcome = FetchOutcome::kRestored;
+      result.prefetched = true;
+      return result;
+    }
+  }
+  const ExpectedWal expected{parsed, system_id};
+  const auto from =
+      RestoreFromRepositories(repositories, result.key, dest_path, &result.plaintext_size, &expected);
+  if (from) {
+    result.outcome = FetchOutcome::kRestored;
+    if (restored_from != nullptr) *restored_from = *from;
+    return result;
+  }
+  result.outcome = FetchOutcome::kMissing;
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    WarnIfClusterAbsent(repositories.storage(i), system_id);
+  }
+  return result;
+}
+
+PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::string& path,
+                                     const std::vector<std::string>& worker_args) {
+  if (repositories.size() == 1) {
+    return PushWalFileWithPushAhead([&] { return OpenStorage(repositories.config(0)); },
+                                    repositories.config(0), path, worker_args);
+  }
+  std::optional<PushResult> result;
+  bool stored_any = false;
+  std::optional<Error> conflict;
+  std::optional<Error> required_failure;
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    const Config& config = repositories.config(i);
+    try {
+      const PushResult pushed = PushWalFile(repositories.storage(i), config, path);
+      stored_any = stored_any || pushed.outcome == PushOutcome::kStored;
+      if (!result) result = pushed;
+    } catch (const Error& error) {
+      const Error named = InRepository(error, repositories.Label(i));
+      if (error.code() == ErrorCode::kConflict) {
+        if (!conflict) conflict = named;
+      } else if (!config.best_effort) {
+        if (!required_failure) required_failure = named;
+      }
+      if (config.best_effort && error.code() != ErrorCode::kConflict) {
+        // Loud, counted, and caught up by walctl sync: never forgotten.
+        Log(LogLevel::kWarning, "{} did not reach the best-effort {}: {} [{}]", BaseName(path),
+            repositories.Label(i), error.what(), InfoFor(error.code()).name);
+        LogHint("run \"walctl sync\" once the repository answers again; the miss is recorded "
+                "in pg_wal/" + std::string(kBestEffortRecordName));
+        RecordBestEffortMiss(DirName(path), config.repo_url, BaseName(path),
+                             InfoFor(error.code()).name);
+      } else if (i + 1 < repositories.size()) {
+        Log(LogLevel::kWarning, "{}; archiving to the other repositories all the same",
+            named.what());
+      }
+    }
+  }
+  if (conflict) throw *conflict;
+  if (required_failure) throw *required_failure;
+  if (!result) Fail(ErrorCode::kInternal, "no repository took {}", path);  // all best-effort
+  if (stored_any) result->outcome = PushOutcome::kStored;
+  return *result;
+}
+
+void RecordBestEffortMiss(const std::string& wal_dir, const std::string& repository_url,
+                          const std::string& name, const std::string& error_name) {
+  const std::string path = RecordPath(wal_dir);
+  const std::string line = fmt::format("{} {} {} {}\n", static_cast<int64_t>(std::time(nullptr)),
+                                       name, error_name, repository_url);
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0 || write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()) ||
+      fsync(fd) != 0) {
+    Log(LogLevel::kWarning, "could not record the best-effort miss in \"{}\": {}", path,
+        std::strerror(errno));
+  }
+  if (fd >= 0) close(fd);
+}
+
+std::map<std::string, BestEffortMisses> ReadBestEffortMisses(const std::string& wal_dir) {
+  std::map<std::string, BestEffortMisses> misses;
+  std::istringstream lines(ReadText(RecordPath(wal_dir)));
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string time, name, error, url;
+    if (!(fields >> time >> name >> error >> url)) continue;
+    const auto when = TryParseNumber<uint64_t>(time);
+    if (!when) continue;
+    BestEffortMisses& m = misses[url];
+    ++m.count;
+    m.last_name = name;
+    m.last_time = static_cast<std::time_t>(*when);
+    m.last_error = error;
+  }
+  return misses;
+}
+
+void ClearBestEffortMisses(const std::string& wal_dir, const std::string& repository_url) {
+  const std::string path = RecordPath(wal_dir);
+  std::istringstream lines(ReadText(path));
+  std::string kept;
+  std::string line;
+  bool changed = false;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string time, name, error, url;
+    if (fields >> time >> name >> error >> url && url == repository_url) {
+      changed = true;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (!changed) return;
+  try {
+    AtomicFileWriter out(path, 0600, false);
+    out.Write(AsBytes(kept));
+    out.Publish(true);
+  } catch (const Error& error) {
+    Log(LogLevel::kWarning, "could not update \"{}\": {}", path, error.what());
+  }
+}
+
+SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
+                   bool dry_run) {
+  const size_t n = repositories.size();
+  SyncReport report;
+  report.copied.assign(n, 0);
+  report.listed.assign(n, 0);
+  std::vector<std::set<std::string>> held(n);  // keys
+  std::map<std::string, WalFileName> names;     // key -> name
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& object : backup::ListWal(repositories.storage(i), system_id)) {
+      held[i].insert(object.key);
+      names.emplace(object.key, object.name);
+    }
+    report.listed[i] = held[i].size();
+  }
+  for (size_t to = 0; to < n; ++to) {
+    Config destination = repositories.config(to);
+    destination.system_id = system_id;  // .history / .backup files have no WAL header
+    for (const auto& [key, name] : names) {
+      if (held[to].count(key) != 0) continue;
+      if (dry_run) {
+        ++report.copied[to];
+        continue;
+      }
+      const std::string local = work_dir + "/" + name.text;
+      const ExpectedWal expected{name, system_id};
+      bool copied = false;
+      for (size_t from = 0; from < n && !copied; ++from) {
+        if (from == to || held[from].count(key) == 0) continue;
+        try {
+          if (!RestoreObjectToFile(repositories.storage(from), repositories.config(from), key,
+                                   local, nullptr, &expected)) {
+            continue;  // removed since the listing
+          }
+          PushWalFile(repositories.storage(to), destination, local);
+          copied = true;
+          ++report.copied[to];
+        } catch (const Error& error) {
+          report.problems.push_back(
+              {to, name.text,
+               fmt::format("copying from {} failed: {} [{}]", repositories.Label(from),
+                           error.what(), InfoFor(error.code()).name)});
+        }
+        unlink(local.c_str());
+      }
+      if (copied) held[to].insert(key);
+    }
+  }
+  return report;
+}
+
+}  // namespace walstore
