@@ -66,15 +66,15 @@ std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const
                                               const std::string& dest_path,
                                               uint64_t* plaintext_size,
                                               const ExpectedWal* expected) {
+  if (repositories.size() == 1) {  // its error as it is, without a repository label
+    if (!RestoreObjectToFile(repositories.storage(0), repositories.config(0), key, dest_path,
+                             plaintext_size, expected)) {
+      return std::nullopt;
+    }
+    return 0;
+  }
   std::optional<Error> first_failure;
   for (size_t i = 0; i < repositories.size(); ++i) {
-    if (repositories.size() == 1) {  // exactly the single-repository behaviour
-      if (!RestoreObjectToFile(repositories.storage(i), repositories.config(i), key, dest_path,
-                               plaintext_size, expected)) {
-        return std::nullopt;
-      }
-      return i;
-    }
     try {
       if (RestoreObjectToFile(repositories.storage(i), repositories.config(i), key, dest_path,
                               plaintext_size, expected)) {
@@ -102,11 +102,51 @@ std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const
   return std::nullopt;
 }
 
+namespace {
+
+// After every repository lacked `name`: with one repository the diagnostic
+// only (it never changes the answer).  With several, a repository that holds
+// nothing at all of the cluster while another holds some of it is no proof
+// of absence (a wrong URL or prefix, a repository added without its history):
+// that throws, so recovery stops instead of ending at a gap.  A probe that
+// fails throws too: "missing" needs every repository's answer.
+void ConfirmAbsence(RepositorySet& repositories, uint64_t system_id, const std::string& name) {
+  if (repositories.size() == 1) {
+    WarnIfClusterAbsent(repositories.storage(0), system_id);
+    return;
+  }
+  std::vector<size_t> empty;
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    try {
+      if (!HoldsCluster(repositories.storage(i), system_id)) empty.push_back(i);
+    } catch (const Error& error) {
+      throw Error(error.code(),
+                  fmt::format("{} is in no repository, but whether {} holds anything of cluster "
+                              "{} is unknown: {}",
+                              name, repositories.Label(i), system_id, error.what()),
+                  error.hint());
+    }
+  }
+  if (empty.size() == repositories.size()) {  // a new cluster: every archive is empty
+    for (size_t i : empty) WarnClusterAbsent(repositories.storage(i), system_id);
+  }
+  if (empty.empty() || empty.size() == repositories.size()) return;
+  std::string labels;
+  for (size_t i : empty) labels += (labels.empty() ? "" : " and ") + repositories.Label(i);
+  throw Error(ErrorCode::kNotARepository,
+              fmt::format("{} is in no repository, but {} holds nothing at all of cluster {} "
+                          "while another repository holds its WAL: its \"not here\" proves "
+                          "nothing, and recovery must not end on it",
+                          name, labels, system_id),
+              "fix the repository URL (bucket and prefix), or copy the cluster's WAL into a "
+              "newly added repository with \"walctl sync\", or remove the repository from the "
+              "configuration");
+}
+
+}  // namespace
+
 FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std::string& name,
                                          const std::string& dest_path, size_t* restored_from) {
-  if (repositories.size() == 1) {
-    return FetchWalFile(repositories.storage(0), repositories.config(0), name, dest_path);
-  }
   const Config& top = repositories.top();
   const WalFileName parsed = ParseWalFileNameOrThrow(name);
   const uint64_t system_id = ResolveSystemId(top, ".");
@@ -129,10 +169,8 @@ FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std:
     if (restored_from != nullptr) *restored_from = *from;
     return result;
   }
+  ConfirmAbsence(repositories, system_id, name);
   result.outcome = FetchOutcome::kMissing;
-  for (size_t i = 0; i < repositories.size(); ++i) {
-    WarnIfClusterAbsent(repositories.storage(i), system_id);
-  }
   return result;
 }
 

@@ -35,6 +35,12 @@ void Storage::RemoveMany(const std::vector<std::string>& keys) {
   for (const auto& key : keys) Remove(key);
 }
 
+bool Storage::AnyBelow(const std::string& prefix) {
+  bool any = false;
+  List(prefix, [&](const ObjectInfo&) { any = true; });
+  return any;
+}
+
 std::optional<std::vector<Leftover>> Storage::ListLeftovers(int64_t /*min_age_seconds*/) {
   return std::vector<Leftover>{};
 }

@@ -243,6 +243,53 @@ TEST_SUITE("repositories") {
     CHECK_FALSE(Exists(dest));
   }
 
+  TEST_CASE("walfetch: a repository holding nothing of the cluster while another does is no "
+            "proof of absence") {
+    // The first points at the wrong place (nothing of the cluster there); the
+    // second lags: it holds earlier WAL but not this segment.
+    Fixture fx;
+    fx.PushTo(1, "000000010000000000000002");
+    const std::string dest = fx.dir / "pg_wal/RECOVERYXLOG";
+    {
+      auto set = fx.Set();
+      walstore::test::CaptureStderr capture;
+      try {
+        FetchWalFileFromRepositories(set, kSeg, dest);
+        FAIL("answered missing");
+      } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::kNotARepository);
+        CHECK(InfoFor(e.code()).fetch_exit == kFetchExitAbortRecovery);
+        CHECK(Contains(e.what(), "repository 1 (memory://" + fx.first + ") holds nothing at all"));
+        CHECK(Contains(e.hint(), "walctl sync"));
+      }
+    }
+    CHECK_FALSE(Exists(dest));
+    // Once both hold the cluster, their lack is an answer: missing.
+    fx.PushTo(0, "000000010000000000000001");
+    auto set = fx.Set();
+    CHECK(FetchWalFileFromRepositories(set, kSeg, dest).outcome == FetchOutcome::kMissing);
+    // A probe that fails leaves the answer unknown: an error, never "missing".
+    class ProbeFails : public UnreachableStorage {
+     public:
+      std::unique_ptr<ReadStream> OpenRead(const std::string&) override { return nullptr; }
+    };
+    RepositorySet flaky(fx.top, [&](const Config& c) -> std::unique_ptr<Storage> {
+      if (c.repo_url == fx.top.repositories[1].repo_url) return std::make_unique<ProbeFails>();
+      return OpenStorage(c);
+    });
+    CHECK_CODE(FetchWalFileFromRepositories(flaky, kSeg, dest), ErrorCode::kNetwork);
+  }
+
+  TEST_CASE("walfetch: every repository empty of the cluster (a new cluster): missing") {
+    Fixture fx;
+    fx.Segment("000000010000000000000001");
+    auto set = fx.Set();
+    walstore::test::CaptureStderr capture;
+    CHECK(FetchWalFileFromRepositories(set, kSeg, fx.dir / "pg_wal/RECOVERYXLOG").outcome ==
+          FetchOutcome::kMissing);
+    CHECK(Contains(capture.Text(), "memory://" + fx.second + " holds no WAL and no backup"));
+  }
+
   TEST_CASE("read-ahead takes each segment from the first repository that has it") {
     Fixture fx;
     const std::string s4 = "000000010000000000000004", s5 = "000000010000000000000005";
