@@ -95,8 +95,10 @@ struct Config {
   // single-repository form (`repository = "..."`, WALSTORE_REPO, --repo URL)
   // one copy of this Config.  Empty when no repository is configured.
   // --repo N / WALSTORE_REPO=N (a number) keeps only the N-th table (1 =
-  // first); --repo URL and WALSTORE_REPO=URL replace the tables by that one
-  // repository with the top-level settings.
+  // first), with its own settings; so does a URL that names a table
+  // (compared normalised, SameRepositoryUrl).  Any other URL replaces the
+  // tables by that one repository with the top-level settings, with a
+  // WARNING naming the tables it ignores.
   std::vector<Config> repositories;
 
   // The keys a reader may use: `key` first, then `old_keys`.

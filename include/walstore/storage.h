@@ -219,6 +219,17 @@ inline constexpr int kRepositoryFormatVersion = 1;
 // above happen on first use.
 std::unique_ptr<Storage> OpenStorage(const Config& config);
 
+// The one spelling of a repository URL, for telling whether two URLs name
+// the same repository: "file://" + the lexically normal absolute path
+// ("/var/lib/x/", "file:///var/lib//./x" -> "file:///var/lib/x");
+// "s3://bucket/prefix" without empty segments or a trailing '/'; another
+// "<scheme>://..." without trailing '/'.  nullopt for a URL OpenStorage
+// refuses as malformed.  It does not resolve symbolic links.
+std::optional<std::string> NormalizeRepositoryUrl(const std::string& url);
+// Whether `a` and `b` name the same repository (normalised as above; the
+// texts themselves when either is malformed).
+bool SameRepositoryUrl(const std::string& a, const std::string& b);
+
 // Makes OpenStorage() accept "<scheme>://rest" URLs, opened by `open(rest)`.
 // For test binaries (their main() registers the in-memory backend); the
 // production programs register nothing.  An empty `open` removes the scheme.

@@ -249,17 +249,19 @@ std::string MakeRestoreCommand(const Config& config, const std::string& walfetch
   if (!config.source_path.empty()) {
     command += " --config " + ShellQuote(AbsolutePath(config.source_path));
     file_only = LoadConfig(config.source_path, [](const std::string&) { return std::nullopt; });
-    // One of the file's [[repository]] tables: walfetch with the file alone
-    // tries them all, this one with its own settings.
-    for (const Config& table : file_only.repositories) {
-      if (table.repo_url == config.repo_url && file_only.repositories.size() > 1) {
-        const Config same = table;
-        file_only = same;
-        break;
+    // One of the file's [[repository]] tables (file_only.repo_url is empty
+    // then): walfetch --repo N takes this one, with its own settings.
+    for (size_t i = 0; file_only.repo_url.empty() && i < file_only.repositories.size(); ++i) {
+      if (SameRepositoryUrl(file_only.repositories[i].repo_url, config.repo_url)) {
+        command += fmt::format(" --repo {}", i + 1);
+        const Config table = file_only.repositories[i];
+        file_only = table;
       }
     }
   }
-  if (config.repo_url != file_only.repo_url) command += " --repo " + ShellQuote(config.repo_url);
+  if (!SameRepositoryUrl(config.repo_url, file_only.repo_url)) {
+    command += " --repo " + ShellQuote(config.repo_url);
+  }
   if (config.key_file == file_only.key_file) {
     // from the config file: nothing to add
   } else if (!config.key_file.empty()) {

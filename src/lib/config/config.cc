@@ -1,7 +1,9 @@
 #include <sys/stat.h>
 #include <walstore/config.h>
 #include <walstore/error.h>
+#include <walstore/log.h>
 #include <walstore/number.h>
+#include <walstore/storage.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -161,10 +163,9 @@ std::vector<std::string> ReadFileList(const toml::node& node, const std::string&
   return files;
 }
 
-// The URL as compared for duplicates: without trailing slashes.
-std::string UrlIdentity(std::string url) {
-  while (url.size() > 1 && url.back() == '/') url.pop_back();
-  return url;
+// The URL as compared for duplicates: normalised as the storage layer reads it.
+std::string UrlIdentity(const std::string& url) {
+  return NormalizeRepositoryUrl(url).value_or(url);
 }
 
 std::vector<RepositoryTable> ReadRepositoryTables(const toml::array& tables,
@@ -283,7 +284,8 @@ std::vector<RepositoryTable> ReadTable(const toml::parse_result& parsed, const s
 // Fills config.repositories: each table over a copy of the top-level
 // settings (keys loaded when `load_keys`), or the single repository.
 // `selection` is --repo / WALSTORE_REPO: a number keeps that table only, a
-// URL replaces the tables.
+// URL naming a table (normalised) that table, any other URL replaces the
+// tables (with a WARNING naming them).
 void ResolveRepositories(std::vector<RepositoryTable> tables,
                          const std::optional<std::string>& selection, bool load_keys,
                          Config& config) {
@@ -297,7 +299,22 @@ void ResolveRepositories(std::vector<RepositoryTable> tables,
       RepositoryTable chosen = std::move(tables[*number - 1]);
       chosen.best_effort = false;  // chosen alone, it is the one that counts
       tables = {std::move(chosen)};
+    } else if (const auto named = std::find_if(
+                   tables.begin(), tables.end(),
+                   [&](const RepositoryTable& t) { return SameRepositoryUrl(t.url, *selection); });
+               named != tables.end()) {
+      RepositoryTable chosen = std::move(*named);  // with its own settings, as --repo N
+      chosen.best_effort = false;
+      tables = {std::move(chosen)};
     } else {
+      if (!tables.empty()) {
+        std::string ignored;
+        for (const auto& table : tables) ignored += (ignored.empty() ? "" : ", ") + table.url;
+        Log(LogLevel::kWarning,
+            "--repo / WALSTORE_REPO \"{}\" is none of the configured [[repository]] tables: "
+            "it is used alone with the top-level settings, and the tables ({}) are ignored",
+            *selection, ignored);
+      }
       tables.clear();
       config.repo_url = *selection;
     }

@@ -104,10 +104,10 @@ ws_log "backup starts in $start_seg; archived segments ${segs[0]} .. ${segs[-1]}
 probe=${segs[-1]}
 fetched=$WS_TMP/fetched
 ws_pg_dir "$fetched"
-fetch() {  # fetch NAME [ARGS...]: walfetch NAME into $fetched
+fetch() {  # fetch NAME [ARGS...]: walfetch NAME into $fetched (config: $fetch_config or $config)
   local name=$1
   shift
-  as_pg env WALSTORE_SYSTEM_ID="$sysid" "$WS_BIN/walfetch" --config "$config" "$@" --prefetch 0 \
+  as_pg env WALSTORE_SYSTEM_ID="$sysid" "$WS_BIN/walfetch" --config "${fetch_config:-$config}" "$@" --prefetch 0 \
     "$name" "$fetched/$name"
 }
 ws_expect_exit 0 "walfetch --repo 2 restores from S3 with the S3 repository's key" fetch "$probe" --repo 2
@@ -162,6 +162,8 @@ ws_contains "recovery restored ${needed[1]} (damaged in repository 1)" "$log" \
 ws_contains "the damage was reported, naming repository 1" "$fetch_log" \
   "WARNING:  repository 1 (file://$repo1)"
 ws_not_contains "no walfetch error during recovery" "$log" "walfetch: ERROR"
+ws_not_contains "no false \"holds no WAL\" warning (S3 on timeline 1, deep keys only)" \
+  "$fetch_log" "holds no WAL"
 ws_same "pgbench_accounts identical at the restore point" "$sum_accounts" \
   "$(pg_table_checksum "$port2" pgbench_accounts)"
 ws_same "dropped table keepme is back, identical" "$sum_keepme" \
@@ -177,6 +179,18 @@ ws_contains "  names the S3 repository" "$WS_ERR" "repository 2 (s3://$S3_BUCKET
 ws_expect_exit 126 "S3 down, the segment damaged in repository 1: 126" fetch "${needed[1]}"
 ws_expect_exit 126 "S3 down, a segment in no repository: 126, not missing" fetch 0000000100000000000000FE
 s3_restart
+# The S3 table with a wrong prefix (it answers NoSuchKey for everything) and a file
+# repository that lacks the segment: their "missing" is no proof, recovery must stop.
+sed "s|s3://$S3_BUCKET/offsite|s3://$S3_BUCKET/wrong-prefix|" "$config" >"$WS_TMP/wrong-prefix.toml"
+chmod 0644 "$WS_TMP/wrong-prefix.toml"
+fetch_config=$WS_TMP/wrong-prefix.toml
+ws_expect_exit 126 "a segment lacking in repository 1 and S3 at a wrong prefix: 126, not missing" \
+  fetch "${needed[0]}"
+fetch_config=
+ws_contains "  names the repository that holds nothing of the cluster" "$WS_ERR" \
+  "repository 2 (s3://$S3_BUCKET/wrong-prefix) holds nothing at all of cluster $sysid"
+ws_contains "  and says what to do" "$WS_ERR" "walctl sync"
+ws_expect_exit 0 "the correct prefix serves it" fetch "${needed[0]}"
 
 # ---- 4. the S3 server stopped during archiving ----------------------------------------------
 pg_start "$primary" "$port"

@@ -545,6 +545,71 @@ TEST_SUITE("config") {
     CHECK_CODE(LoadConfig(overrides, MapEnv({})), ErrorCode::kConfig);
   }
 
+  TEST_CASE("--repo URL / WALSTORE_REPO=URL naming a table selects it, with its own settings") {
+    TempDir dir;
+    WriteFile(dir / "key1", std::string(kKeyHex) + "\n", 0600);
+    WriteFile(dir / "key2", std::string(kKeyHex2) + "\n", 0600);
+    WriteFile(dir / "walstore.toml",
+              "compression = \"zstd\"\n"
+              "encryption_key_file = \"" + (dir / "key1") + "\"\n"
+              "[[repository]]\nurl = \"/var/lib/walstore\"\n"
+              "[[repository]]\nurl = \"s3://pg-archive-eu/prod\"\ncompression = \"none\"\n"
+              "encryption_key_file = \"" + (dir / "key2") + "\"\nbest_effort = true\n"
+              "[repository.s3]\nendpoint = \"http://minio:9000\"\n");
+    for (const char* url : {"s3://pg-archive-eu/prod", "s3://pg-archive-eu//prod/"}) {
+      CAPTURE(std::string(url));
+      walstore::test::CaptureStderr capture;
+      ConfigOverrides overrides;
+      overrides.config_path = dir / "walstore.toml";
+      overrides.repo_url = url;
+      const Config c = LoadConfig(overrides, MapEnv({}));
+      REQUIRE(c.repositories.size() == 1);
+      const Config& r = c.repositories[0];
+      CHECK(r.repo_url == "s3://pg-archive-eu/prod");
+      CHECK(r.compression.codec == Codec::kNone);
+      REQUIRE(r.key.has_value());
+      CHECK(r.key->bytes() == ParseHexKey(kKeyHex2, "x").bytes());
+      CHECK(r.s3.endpoint == "http://minio:9000");
+      CHECK_FALSE(r.best_effort);
+      CHECK(capture.Text().empty());
+    }
+    const Config env =
+        LoadConfig(dir / "walstore.toml", MapEnv({{"WALSTORE_REPO", "file:///var/lib/walstore/"}}));
+    REQUIRE(env.repositories.size() == 1);
+    CHECK(env.repositories[0].repo_url == "/var/lib/walstore");
+    CHECK(env.repositories[0].compression.codec == Codec::kZstd);
+    // A URL that is none of the tables: used alone, loudly.
+    walstore::test::CaptureStderr capture;
+    const Config other =
+        LoadConfig(dir / "walstore.toml", MapEnv({{"WALSTORE_REPO", "file:///elsewhere"}}));
+    REQUIRE(other.repositories.size() == 1);
+    CHECK(other.repositories[0].repo_url == "file:///elsewhere");
+    const std::string text = capture.Text();
+    CHECK(Contains(text, "WARNING:"));
+    CHECK(Contains(text, "\"file:///elsewhere\" is none of the configured [[repository]] tables"));
+    CHECK(Contains(text, "/var/lib/walstore, s3://pg-archive-eu/prod"));
+  }
+
+  TEST_CASE("the same repository spelt twice is a duplicate") {
+    auto accepted = [](const std::string& a, const std::string& b) {
+      try {
+        ParseConfigText("[[repository]]\nurl = \"" + a + "\"\n[[repository]]\nurl = \"" + b +
+                            "\"\n",
+                        "t.toml");
+        return true;
+      } catch (const Error& e) {
+        CHECK(Contains(e.what(), "repository[2].url"));
+        return false;
+      }
+    };
+    CHECK_FALSE(accepted("/var/lib/walstore", "file:///var/lib/walstore"));
+    CHECK_FALSE(accepted("file:///var/lib/walstore", "file:///var/lib//walstore/"));
+    CHECK_FALSE(accepted("file:///a/./b", "/a/b"));
+    CHECK_FALSE(accepted("s3://b/p", "s3://b//p/"));
+    CHECK(accepted("s3://b/p", "s3://b/q"));
+    CHECK(accepted("file:///a/b", "s3://a/b"));
+  }
+
   TEST_CASE("[[repository]] tables are validated, naming the table and setting") {
     auto message = [](const std::string& text) {
       try {
