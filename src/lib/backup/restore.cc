@@ -249,13 +249,14 @@ std::string MakeRestoreCommand(const Config& config, const std::string& walfetch
   if (!config.source_path.empty()) {
     command += " --config " + ShellQuote(AbsolutePath(config.source_path));
     file_only = LoadConfig(config.source_path, [](const std::string&) { return std::nullopt; });
-    // One of the file's [[repository]] tables (file_only.repo_url is empty
-    // then): walfetch --repo N takes this one, with its own settings.
-    for (size_t i = 0; file_only.repo_url.empty() && i < file_only.repositories.size(); ++i) {
-      if (SameRepositoryUrl(file_only.repositories[i].repo_url, config.repo_url)) {
-        command += fmt::format(" --repo {}", i + 1);
-        const Config table = file_only.repositories[i];
-        file_only = table;
+    // One of the file's [[repository]] tables, however many (file_only.repo_url
+    // is empty then): walfetch with the file alone tries them all, this one
+    // with its own settings ([repository.s3], keys, ...), which a URL would lose.
+    for (const Config& table : file_only.repositories) {
+      if (file_only.repo_url.empty() && SameRepositoryUrl(table.repo_url, config.repo_url)) {
+        const Config same = table;
+        file_only = same;
+        break;
       }
     }
   }

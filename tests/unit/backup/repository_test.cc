@@ -196,9 +196,10 @@ TEST_SUITE("backup_repository") {
     CHECK(Contains(command, "/usr/bin/walfetch"));
   }
 
-  TEST_CASE("restore_command names a [[repository]] table by number: its own settings stay") {
-    // One table whose S3 endpoint and key are its own (finding: with one
-    // table the URL alone lost them), and the same with two tables.
+  TEST_CASE("restore_command for a [[repository]] table: the file's tables, its settings kept") {
+    // One table whose S3 endpoint is its own (with one table the command
+    // named the URL, and walfetch then used the top-level settings), and the
+    // same with two tables.
     walstore::test::TempDir dir;
     for (const bool two : {false, true}) {
       CAPTURE(two);
@@ -213,12 +214,14 @@ TEST_SUITE("backup_repository") {
       REQUIRE(all.repositories.size() == 1);
       const Config table = all.repositories[0];
       const std::string command = MakeRestoreCommand(table, "/usr/bin/walfetch");
-      CHECK(Contains(command, two ? " --repo 2 " : " --repo 1 "));
+      CHECK(Contains(command, " --config "));
+      CHECK_FALSE(Contains(command, "--repo"));
       CHECK_FALSE(Contains(command, "s3://"));
-      // What walfetch reads from that command line is the table, endpoint included.
-      overrides.repo_url = two ? "2" : "1";
-      const Config fetched = LoadConfig(overrides, walstore::test::MapEnv({}));
-      CHECK(fetched.repositories[0].s3.endpoint == "http://minio:9000");
+      // What walfetch reads from that command line: the file's tables, endpoint included.
+      const Config fetched =
+          LoadConfig(dir / "walstore.toml", walstore::test::MapEnv({}));
+      REQUIRE(fetched.repositories.size() == (two ? 2u : 1u));
+      CHECK(fetched.repositories.back().s3.endpoint == "http://minio:9000");
     }
     // The single-repository form: no --repo at all.
     walstore::test::WriteFile(dir / "one.toml", "repository = \"file:///var/lib/walstore\"\n");
