@@ -21,6 +21,7 @@
 #pragma once
 
 #include <walstore/archive.h>
+#include <walstore/best_effort_record.h>
 #include <walstore/config.h>
 #include <walstore/storage.h>
 
@@ -30,6 +31,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,32 +93,6 @@ FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std:
 PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::string& path,
                                      const std::vector<std::string>& worker_args);
 
-// The best-effort record: <dir of %p>/.walstore-best-effort, one line per
-// file a best-effort repository did not get:
-//   <unix time> <wal file name> <error name> <repository URL>
-// It only grows (walctl sync --pgdata clears a repository's lines once it
-// copied what that repository lacked); walctl status --pgdata reports it.
-inline constexpr const char* kBestEffortRecordName = ".walstore-best-effort";
-
-struct BestEffortMisses {
-  uint64_t count = 0;
-  std::string last_name;
-  std::time_t last_time = 0;
-  std::string last_error;
-};
-
-// Appends one line for `name` (fsynced).  Never throws: the push succeeded;
-// a record that cannot be written is logged as a WARNING.
-void RecordBestEffortMiss(const std::string& wal_dir, const std::string& repository_url,
-                          const std::string& name, const std::string& error_name);
-
-// The record of the data directory's pg_wal (`wal_dir`), by repository URL;
-// empty when there is none.  Lines that do not parse are skipped.
-std::map<std::string, BestEffortMisses> ReadBestEffortMisses(const std::string& wal_dir);
-
-// Removes the lines of `repository_url` (after a sync); never throws.
-void ClearBestEffortMisses(const std::string& wal_dir, const std::string& repository_url);
-
 // walctl sync (WAL only): copies every WAL archive object of cluster
 // `system_id` that some repository has and another lacks.  For each
 // repository, in order, and each WAL file it lacks: the first other
@@ -133,6 +109,9 @@ struct SyncProblem {
 struct SyncReport {
   std::vector<size_t> copied;     // per repository: WAL files copied into it
   std::vector<size_t> listed;     // per repository: WAL files it held before
+  // Per repository: the WAL file names it holds now (held before or copied;
+  // with dry_run only those held before), for ClearBestEffortMisses.
+  std::vector<std::set<std::string>> held_names;
   std::vector<SyncProblem> problems;
 };
 SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,

@@ -75,12 +75,12 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
     std::printf("PROBLEM: %s: %s: %s\n", repositories.Label(problem.repository).c_str(),
                 problem.name.c_str(), problem.message.c_str());
   }
-  // A repository that now has everything no longer misses what walpush recorded.
+  // What a repository holds now it no longer misses; a miss walpush recorded
+  // meanwhile (after the listing) stays.
   if (!options.dry_run && !common.pgdata.empty()) {
     for (size_t i = 0; i < repositories.size(); ++i) {
-      const bool clean = std::none_of(report.problems.begin(), report.problems.end(),
-                                      [i](const SyncProblem& p) { return p.repository == i; });
-      if (clean) ClearBestEffortMisses(common.pgdata + "/pg_wal", repositories.config(i).repo_url);
+      ClearBestEffortMisses(common.pgdata + "/pg_wal", repositories.config(i).repo_url,
+                            report.held_names[i]);
     }
   }
   return report.problems.empty() ? 0 : CheckFailedExit();

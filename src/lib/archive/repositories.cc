@@ -10,9 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "archive/cluster_presence.h"
 #include "common/file_util.h"
@@ -23,17 +21,6 @@ namespace {
 // `error` again, its message naming the repository it came from.
 Error InRepository(const Error& error, const std::string& label) {
   return Error(error.code(), fmt::format("{}: {}", label, error.what()), error.hint());
-}
-
-std::string RecordPath(const std::string& wal_dir) {
-  return (wal_dir.empty() ? std::string(".") : wal_dir) + "/" + kBestEffortRecordName;
-}
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace
@@ -184,6 +171,7 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
   bool stored_any = false;
   std::optional<Error> conflict;
   std::optional<Error> required_failure;
+  std::vector<std::pair<size_t, std::string>> best_effort_misses;  // repository, error name
   for (size_t i = 0; i < repositories.size(); ++i) {
     const Config& config = repositories.config(i);
     try {
@@ -203,8 +191,7 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
             repositories.Label(i), error.what(), InfoFor(error.code()).name);
         LogHint("run \"walctl sync\" once the repository answers again; the miss is recorded "
                 "in pg_wal/" + std::string(kBestEffortRecordName));
-        RecordBestEffortMiss(DirName(path), config.repo_url, BaseName(path),
-                             InfoFor(error.code()).name);
+        best_effort_misses.emplace_back(i, InfoFor(error.code()).name);
       } else if (i + 1 < repositories.size()) {
         Log(LogLevel::kWarning, "{}; archiving to the other repositories all the same",
             named.what());
@@ -214,66 +201,13 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
   if (conflict) throw *conflict;
   if (required_failure) throw *required_failure;
   if (!result) Fail(ErrorCode::kInternal, "no repository took {}", path);  // all best-effort
+  // Only now: a failed push is retried by PostgreSQL and recorded then.
+  for (const auto& [i, error_name] : best_effort_misses) {
+    RecordBestEffortMiss(DirName(path), repositories.config(i).repo_url, BaseName(path),
+                         error_name);
+  }
   if (stored_any) result->outcome = PushOutcome::kStored;
   return *result;
-}
-
-void RecordBestEffortMiss(const std::string& wal_dir, const std::string& repository_url,
-                          const std::string& name, const std::string& error_name) {
-  const std::string path = RecordPath(wal_dir);
-  const std::string line = fmt::format("{} {} {} {}\n", static_cast<int64_t>(std::time(nullptr)),
-                                       name, error_name, repository_url);
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0 || write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()) ||
-      fsync(fd) != 0) {
-    Log(LogLevel::kWarning, "could not record the best-effort miss in \"{}\": {}", path,
-        std::strerror(errno));
-  }
-  if (fd >= 0) close(fd);
-}
-
-std::map<std::string, BestEffortMisses> ReadBestEffortMisses(const std::string& wal_dir) {
-  std::map<std::string, BestEffortMisses> misses;
-  std::istringstream lines(ReadText(RecordPath(wal_dir)));
-  std::string line;
-  while (std::getline(lines, line)) {
-    std::istringstream fields(line);
-    std::string time, name, error, url;
-    if (!(fields >> time >> name >> error >> url)) continue;
-    const auto when = TryParseNumber<uint64_t>(time);
-    if (!when) continue;
-    BestEffortMisses& m = misses[url];
-    ++m.count;
-    m.last_name = name;
-    m.last_time = static_cast<std::time_t>(*when);
-    m.last_error = error;
-  }
-  return misses;
-}
-
-void ClearBestEffortMisses(const std::string& wal_dir, const std::string& repository_url) {
-  const std::string path = RecordPath(wal_dir);
-  std::istringstream lines(ReadText(path));
-  std::string kept;
-  std::string line;
-  bool changed = false;
-  while (std::getline(lines, line)) {
-    std::istringstream fields(line);
-    std::string time, name, error, url;
-    if (fields >> time >> name >> error >> url && url == repository_url) {
-      changed = true;
-      continue;
-    }
-    kept += line + "\n";
-  }
-  if (!changed) return;
-  try {
-    AtomicFileWriter out(path, 0600, false);
-    out.Write(AsBytes(kept));
-    out.Publish(true);
-  } catch (const Error& error) {
-    Log(LogLevel::kWarning, "could not update \"{}\": {}", path, error.what());
-  }
 }
 
 SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
@@ -291,6 +225,7 @@ SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::s
     }
     report.listed[i] = held[i].size();
   }
+  report.held_names.resize(n);
   for (size_t to = 0; to < n; ++to) {
     Config destination = repositories.config(to);
     destination.system_id = system_id;  // .history / .backup files have no WAL header
@@ -323,6 +258,7 @@ SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::s
       }
       if (copied) held[to].insert(key);
     }
+    for (const std::string& key : held[to]) report.held_names[to].insert(names.at(key).text);
   }
   return report;
 }

@@ -11,6 +11,7 @@
 #include <walstore/repositories.h>
 
 #include <atomic>
+#include <set>
 #include <string>
 
 #include "storage/memory/memory_storage.h"
@@ -178,13 +179,32 @@ TEST_SUITE("repositories") {
     CHECK(m.last_name == "000000010000000000000004");
     CHECK(m.last_error == "network");
     CHECK(m.last_time > 0);
-    ClearBestEffortMisses(fx.dir / "pg_wal", fx.top.repositories[1].repo_url);
+    ClearBestEffortMisses(fx.dir / "pg_wal", fx.top.repositories[1].repo_url,
+                          {kSeg, "000000010000000000000004"});
     CHECK(ReadBestEffortMisses(fx.dir / "pg_wal").empty());
 
-    // The required repository failing is still a failure.
+    // The required repository failing is still a failure, and records
+    // nothing: PostgreSQL retries the file (one line per retry counted them all).
     fx.first_down = true;
     auto down = fx.Set();
-    CHECK_CODE(PushWalFileToRepositories(down, path, {}), ErrorCode::kNetwork);
+    const std::string path5 = fx.Segment("000000010000000000000005");
+    CHECK_CODE(PushWalFileToRepositories(down, path5, {}), ErrorCode::kNetwork);
+    CHECK_CODE(PushWalFileToRepositories(down, path5, {}), ErrorCode::kNetwork);
+    CHECK(ReadBestEffortMisses(fx.dir / "pg_wal").empty());
+  }
+
+  TEST_CASE("sync reports the names each repository holds now, for the record") {
+    Fixture fx;
+    fx.PushTo(0, "000000010000000000000001");
+    fx.PushTo(0, "000000010000000000000002");
+    fx.PushTo(1, "000000010000000000000002");
+    auto set = fx.Set();
+    TempDir work;
+    const SyncReport report = SyncWal(set, kSysId, work.path(), false);
+    REQUIRE(report.held_names.size() == 2);
+    const std::set<std::string> both = {"000000010000000000000001", "000000010000000000000002"};
+    CHECK(report.held_names[0] == both);
+    CHECK(report.held_names[1] == both);
   }
 
   TEST_CASE("walpush: a conflict in any repository is a conflict, best-effort or not") {
