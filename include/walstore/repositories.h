@@ -101,6 +101,13 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
 // pushed under the destination's own settings and key, never overwriting
 // (PushWalFile).  A source copy that does not verify is reported and the
 // next source tried.  Listing a repository that fails throws.
+//
+// Per-repository retention: into a repository that holds WAL, only WAL at or
+// after the oldest WAL it holds (by position in the history, any timeline)
+// is copied; what lies before was pruned there on purpose (walctl --repo N
+// prune) and sync must not bring it back.  Timeline history files are always
+// copied.  `all` copies everything regardless (a repository that should hold
+// the whole history).  A repository without any WAL gets everything.
 struct SyncProblem {
   size_t repository = 0;  // the destination
   std::string name;       // the WAL file
@@ -112,9 +119,12 @@ struct SyncReport {
   // Per repository: the WAL file names it holds now (held before or copied;
   // with dry_run only those held before), for ClearBestEffortMisses.
   std::vector<std::set<std::string>> held_names;
+  // Per repository: WAL files not copied because they are older than the
+  // oldest WAL it holds (its retention horizon; see SyncWal).
+  std::vector<size_t> below_horizon;
   std::vector<SyncProblem> problems;
 };
 SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
-                   bool dry_run);
+                   bool dry_run, bool all = false);
 
 }  // namespace walstore

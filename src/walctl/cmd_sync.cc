@@ -21,6 +21,7 @@ namespace {
 
 struct SyncOptions {
   bool dry_run = false;
+  bool all = false;
 };
 
 // The cluster: config / --pgdata, else the first repository that names one.
@@ -66,10 +67,16 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
   }
   const uint64_t system_id = SyncSystemId(repositories, common.pgdata);
   WorkDir work;
-  const SyncReport report = SyncWal(repositories, system_id, work.path(), options.dry_run);
+  const SyncReport report =
+      SyncWal(repositories, system_id, work.path(), options.dry_run, options.all);
   for (size_t i = 0; i < repositories.size(); ++i) {
-    std::printf("%s: held %zu WAL files, %s %zu\n", repositories.Label(i).c_str(),
+    std::printf("%s: held %zu WAL files, %s %zu", repositories.Label(i).c_str(),
                 report.listed[i], options.dry_run ? "would copy" : "copied", report.copied[i]);
+    if (report.below_horizon[i] > 0) {
+      std::printf(", left out %zu older than its oldest WAL (pruned there; --all copies them)",
+                  report.below_horizon[i]);
+    }
+    std::printf("\n");
   }
   for (const auto& problem : report.problems) {
     std::printf("PROBLEM: %s: %s: %s\n", repositories.Label(problem.repository).c_str(),
@@ -94,6 +101,9 @@ Command AddSyncCommand(CLI::App& walctl, CommonOptions& common) {
       "sync", "copy the WAL that one configured repository has and another lacks (verified, "
               "re-encoded with the destination's settings, never overwriting)");
   cmd->add_flag("--dry-run", options->dry_run, "only count what would be copied");
+  cmd->add_flag("--all", options->all,
+                "also copy WAL older than the oldest WAL a repository holds (by default that "
+                "was pruned there on purpose and is left out)");
   return {cmd, [&common, options] { return RunSync(common, *options); }};
 }
 

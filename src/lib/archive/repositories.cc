@@ -210,8 +210,19 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
   return *result;
 }
 
+namespace {
+
+// Where a WAL file sits in the history, for the retention horizon: (log,
+// segment); nullopt for timeline history files, which have no place.
+std::optional<std::pair<uint32_t, uint32_t>> HistoryPosition(const WalFileName& name) {
+  if (name.kind == WalFileKind::kHistory) return std::nullopt;
+  return std::make_pair(name.log, name.segment);
+}
+
+}  // namespace
+
 SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
-                   bool dry_run) {
+                   bool dry_run, bool all) {
   const size_t n = repositories.size();
   SyncReport report;
   report.copied.assign(n, 0);
@@ -226,11 +237,24 @@ SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::s
     report.listed[i] = held[i].size();
   }
   report.held_names.resize(n);
+  report.below_horizon.assign(n, 0);
   for (size_t to = 0; to < n; ++to) {
     Config destination = repositories.config(to);
     destination.system_id = system_id;  // .history / .backup files have no WAL header
+    // The oldest WAL the destination holds: what lies before it was pruned
+    // there on purpose (its own retention), not missed.
+    std::optional<std::pair<uint32_t, uint32_t>> horizon;
+    for (const std::string& key : held[to]) {
+      const auto position = HistoryPosition(names.at(key));
+      if (position && (!horizon || *position < *horizon)) horizon = position;
+    }
     for (const auto& [key, name] : names) {
       if (held[to].count(key) != 0) continue;
+      const auto position = HistoryPosition(name);
+      if (!all && horizon && position && *position < *horizon) {
+        ++report.below_horizon[to];
+        continue;
+      }
       if (dry_run) {
         ++report.copied[to];
         continue;

@@ -193,11 +193,40 @@ TEST_SUITE("repositories") {
     CHECK(ReadBestEffortMisses(fx.dir / "pg_wal").empty());
   }
 
+  TEST_CASE("sync does not undo a repository's own prune; --all does") {
+    // Repository 2 keeps a shorter history: 1 and 2 were pruned there.  3 and
+    // 5 it holds, 4 it missed.
+    Fixture fx;
+    for (const char* name : {"000000010000000000000001", "000000010000000000000002",
+                             "000000010000000000000003", "000000010000000000000004",
+                             "000000010000000000000005"}) {
+      fx.PushTo(0, name);
+    }
+    fx.PushTo(1, "000000010000000000000003");
+    fx.PushTo(1, "000000010000000000000005");
+    fx.PushTo(1, "000000020000000000000006");
+    TempDir work;
+    {
+      auto set = fx.Set();
+      const SyncReport report = SyncWal(set, kSysId, work.path(), false);
+      CHECK(report.copied[1] == 1);  // 4 only
+      CHECK(report.below_horizon[1] == 2);
+      CHECK(report.copied[0] == 1);  // the timeline 2 segment
+      CHECK(fx.Open(1)->Stat(fx.Key("000000010000000000000004")).has_value());
+      CHECK_FALSE(fx.Open(1)->Stat(fx.Key("000000010000000000000001")).has_value());
+      CHECK_FALSE(fx.Open(1)->Stat(fx.Key("000000010000000000000002")).has_value());
+    }
+    auto set = fx.Set();
+    const SyncReport report = SyncWal(set, kSysId, work.path(), false, /*all=*/true);
+    CHECK(report.copied[1] == 2);
+    CHECK(fx.Open(1)->Stat(fx.Key("000000010000000000000001")).has_value());
+  }
+
   TEST_CASE("sync reports the names each repository holds now, for the record") {
     Fixture fx;
     fx.PushTo(0, "000000010000000000000001");
     fx.PushTo(0, "000000010000000000000002");
-    fx.PushTo(1, "000000010000000000000002");
+    fx.PushTo(1, "000000010000000000000001");
     auto set = fx.Set();
     TempDir work;
     const SyncReport report = SyncWal(set, kSysId, work.path(), false);
