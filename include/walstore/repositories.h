@@ -65,7 +65,19 @@ class RepositorySet {
   std::vector<std::unique_ptr<Storage>> owned_;
   std::vector<Storage*> storages_;
   Opener open_;
+  bool warned_empty_ = false;  // WarnIfLackingRepositoryEmpty: once per set
+  friend void WarnIfLackingRepositoryEmpty(RepositorySet&, const std::vector<size_t>&,
+                                           const ExpectedWal&, size_t);
 };
+
+// After repository `served_by` restored `expected` that the repositories
+// `lacking` lacked: logs a WARNING for each of those that holds nothing at
+// all of the cluster (a wrong URL or prefix, an empty new repository), so the
+// misconfiguration shows during recovery and not only at its end.  At most
+// once per set (one walfetch process); a probe that fails is logged at DEBUG.
+// Never throws.
+void WarnIfLackingRepositoryEmpty(RepositorySet& repositories, const std::vector<size_t>& lacking,
+                                  const ExpectedWal& expected, size_t served_by);
 
 // Restores the object `key` from the first repository that has a verified
 // copy (RestoreObjectToFile, with `expected` as there).  Returns the index

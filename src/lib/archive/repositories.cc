@@ -25,6 +25,28 @@ Error InRepository(const Error& error, const std::string& label) {
 
 }  // namespace
 
+void WarnIfLackingRepositoryEmpty(RepositorySet& repositories, const std::vector<size_t>& lacking,
+                                  const ExpectedWal& expected, size_t served_by) {
+  if (lacking.empty() || repositories.warned_empty_) return;
+  repositories.warned_empty_ = true;
+  for (size_t i : lacking) {
+    try {
+      if (HoldsCluster(repositories.storage(i), expected.system_id)) continue;
+    } catch (const Error& error) {
+      Log(LogLevel::kDebug, "could not check whether {} holds cluster {}: {}",
+          repositories.Label(i), expected.system_id, error.what());
+      continue;
+    }
+    Log(LogLevel::kWarning,
+        "{} holds nothing at all of cluster {}: it lacked {}, which {} served",
+        repositories.Label(i), expected.system_id, expected.name.text,
+        repositories.Label(served_by));
+    LogHint("fix its URL (bucket and prefix), copy the cluster's WAL into it with \"walctl "
+            "sync\", or remove it from the configuration; where no repository has a file, "
+            "walfetch stops recovery because of it");
+  }
+}
+
 RepositorySet::RepositorySet(const Config& config, Opener open)
     : top_(config), open_(std::move(open)) {
   for (const Config& repo : config.repositories) configs_.push_back(&repo);
@@ -61,6 +83,7 @@ std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const
     return 0;
   }
   std::optional<Error> first_failure;
+  std::vector<size_t> lacking;
   for (size_t i = 0; i < repositories.size(); ++i) {
     try {
       if (RestoreObjectToFile(repositories.storage(i), repositories.config(i), key, dest_path,
@@ -69,9 +92,11 @@ std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const
           Log(LogLevel::kWarning, "restored {} from {} after an earlier repository failed",
               key, repositories.Label(i));
         }
+        if (expected != nullptr) WarnIfLackingRepositoryEmpty(repositories, lacking, *expected, i);
         return i;
       }
       Log(LogLevel::kDebug, "{} is not in {}", key, repositories.Label(i));
+      lacking.push_back(i);
     } catch (const Error& error) {
       const bool more = i + 1 < repositories.size();
       Log(LogLevel::kWarning, "{}: {}{}", repositories.Label(i), error.what(),

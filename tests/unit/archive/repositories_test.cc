@@ -329,6 +329,31 @@ TEST_SUITE("repositories") {
     CHECK_CODE(FetchWalFileFromRepositories(flaky, kSeg, dest), ErrorCode::kNetwork);
   }
 
+  TEST_CASE("walfetch: a copy from a later repository names an earlier one that is empty") {
+    Fixture fx;
+    fx.PushTo(1, kSeg);
+    fx.PushTo(1, "000000010000000000000004");
+    const std::string dest = fx.dir / "pg_wal/RECOVERYXLOG";
+    auto set = fx.Set();
+    walstore::test::CaptureStderr capture;
+    CHECK(FetchWalFileFromRepositories(set, kSeg, dest).outcome == FetchOutcome::kRestored);
+    CHECK(FetchWalFileFromRepositories(set, "000000010000000000000004", dest).outcome ==
+          FetchOutcome::kRestored);
+    const std::string text = capture.Text();
+    const std::string warning = "WARNING:  repository 1 (memory://" + fx.first +
+                                ") holds nothing at all of cluster";
+    CHECK(Contains(text, warning));
+    CHECK(text.find(warning) == text.rfind(warning));  // once
+    // A repository that holds the cluster but lacks the file: no warning.
+    fx.PushTo(0, "000000010000000000000001");
+    fx.PushTo(1, "000000010000000000000005");
+    auto again = fx.Set();
+    walstore::test::CaptureStderr quiet;
+    CHECK(FetchWalFileFromRepositories(again, "000000010000000000000005", dest).outcome ==
+          FetchOutcome::kRestored);
+    CHECK_FALSE(Contains(quiet.Text(), "holds nothing"));
+  }
+
   TEST_CASE("walfetch: every repository empty of the cluster (a new cluster): missing") {
     Fixture fx;
     fx.Segment("000000010000000000000001");
