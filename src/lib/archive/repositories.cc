@@ -23,6 +23,54 @@ Error InRepository(const Error& error, const std::string& label) {
   return Error(error.code(), fmt::format("{}: {}", label, error.what()), error.hint());
 }
 
+// After every repository lacked `name`: with one repository the diagnostic
+// only (it never changes the answer).  With several, a repository that holds
+// nothing at all of the cluster while another holds some of it is no proof
+// of absence (a wrong URL or prefix, a repository added without its history):
+// that throws, so recovery stops instead of ending at a gap.  A probe that
+// fails throws too: "missing" needs every repository's answer.
+void ConfirmAbsence(RepositorySet& repositories, uint64_t system_id, const std::string& name) {
+  if (repositories.size() == 1) {
+    WarnIfClusterAbsent(repositories.storage(0), system_id);
+    return;
+  }
+  std::vector<size_t> empty;
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    try {
+      if (!HoldsCluster(repositories.storage(i), system_id)) empty.push_back(i);
+    } catch (const Error& error) {
+      throw Error(error.code(),
+                  fmt::format("{} is in no repository, but whether {} holds anything of cluster "
+                              "{} is unknown: {}",
+                              name, repositories.Label(i), system_id, error.what()),
+                  error.hint());
+    }
+  }
+  if (empty.size() == repositories.size()) {  // a new cluster: every archive is empty
+    for (size_t i : empty) WarnClusterAbsent(repositories.storage(i), system_id);
+  }
+  if (empty.empty() || empty.size() == repositories.size()) return;
+  std::string labels;
+  for (size_t i : empty) labels += (labels.empty() ? "" : " and ") + repositories.Label(i);
+  throw Error(ErrorCode::kNotARepository,
+              fmt::format("{} is in no repository, but {} {} nothing at all of cluster {} "
+                          "while another repository holds its WAL: its \"not here\" proves "
+                          "nothing, and recovery must not end on it",
+                          name, labels, empty.size() == 1 ? "holds" : "hold", system_id),
+              "fix the repository URL (bucket and prefix), or copy the cluster's WAL into a "
+              "newly added repository with \"walctl sync\", or remove the repository from the "
+              "configuration");
+}
+
+
+// Where a WAL file sits in the history, for the retention horizon: (log,
+// segment); nullopt for timeline history files, which have no place.
+std::optional<std::pair<uint32_t, uint32_t>> HistoryPosition(const WalFileName& name) {
+  if (name.kind == WalFileKind::kHistory) return std::nullopt;
+  return std::make_pair(name.log, name.segment);
+}
+
+
 }  // namespace
 
 void WarnIfLackingRepositoryEmpty(RepositorySet& repositories, const std::vector<size_t>& lacking,
@@ -114,49 +162,6 @@ std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const
   return std::nullopt;
 }
 
-namespace {
-
-// After every repository lacked `name`: with one repository the diagnostic
-// only (it never changes the answer).  With several, a repository that holds
-// nothing at all of the cluster while another holds some of it is no proof
-// of absence (a wrong URL or prefix, a repository added without its history):
-// that throws, so recovery stops instead of ending at a gap.  A probe that
-// fails throws too: "missing" needs every repository's answer.
-void ConfirmAbsence(RepositorySet& repositories, uint64_t system_id, const std::string& name) {
-  if (repositories.size() == 1) {
-    WarnIfClusterAbsent(repositories.storage(0), system_id);
-    return;
-  }
-  std::vector<size_t> empty;
-  for (size_t i = 0; i < repositories.size(); ++i) {
-    try {
-      if (!HoldsCluster(repositories.storage(i), system_id)) empty.push_back(i);
-    } catch (const Error& error) {
-      throw Error(error.code(),
-                  fmt::format("{} is in no repository, but whether {} holds anything of cluster "
-                              "{} is unknown: {}",
-                              name, repositories.Label(i), system_id, error.what()),
-                  error.hint());
-    }
-  }
-  if (empty.size() == repositories.size()) {  // a new cluster: every archive is empty
-    for (size_t i : empty) WarnClusterAbsent(repositories.storage(i), system_id);
-  }
-  if (empty.empty() || empty.size() == repositories.size()) return;
-  std::string labels;
-  for (size_t i : empty) labels += (labels.empty() ? "" : " and ") + repositories.Label(i);
-  throw Error(ErrorCode::kNotARepository,
-              fmt::format("{} is in no repository, but {} holds nothing at all of cluster {} "
-                          "while another repository holds its WAL: its \"not here\" proves "
-                          "nothing, and recovery must not end on it",
-                          name, labels, system_id),
-              "fix the repository URL (bucket and prefix), or copy the cluster's WAL into a "
-              "newly added repository with \"walctl sync\", or remove the repository from the "
-              "configuration");
-}
-
-}  // namespace
-
 FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std::string& name,
                                          const std::string& dest_path, size_t* restored_from) {
   const Config& top = repositories.top();
@@ -234,17 +239,6 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
   if (stored_any) result->outcome = PushOutcome::kStored;
   return *result;
 }
-
-namespace {
-
-// Where a WAL file sits in the history, for the retention horizon: (log,
-// segment); nullopt for timeline history files, which have no place.
-std::optional<std::pair<uint32_t, uint32_t>> HistoryPosition(const WalFileName& name) {
-  if (name.kind == WalFileKind::kHistory) return std::nullopt;
-  return std::make_pair(name.log, name.segment);
-}
-
-}  // namespace
 
 SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
                    bool dry_run, bool all) {
