@@ -13,8 +13,11 @@
 // the file (storage.h); when none has a copy and any of them failed
 // (unreachable, damaged object, wrong key, ...) it throws that failure, so
 // recovery stops instead of ending early.  A failure followed by a copy from
-// a later repository is a WARNING naming the failed repository.  Read-ahead
-// follows the same rule.
+// a later repository is a WARNING naming the failed repository.  When every
+// repository lacks the file but one of them holds nothing at all of the
+// cluster while another holds some of it (a wrong URL or prefix, a new
+// repository not yet synced), that lack proves nothing: kNotARepository
+// (walfetch 126).  Read-ahead follows the same rule.
 //
 // Both catch walstore::Error per repository: one repository's failure is
 // what makes them try (or still push to) the next.
@@ -90,7 +93,11 @@ std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const
                                               const ExpectedWal* expected = nullptr);
 
 // walfetch %f %p over every repository (FetchWalFile's contract, with the
-// rule above).  `restored_from` (when given) is set to the repository's
+// rules above; FetchWalFile is this over one repository).  After a miss it
+// asks each repository whether it holds anything of the cluster (one
+// request each, Storage::AnyBelow): with one repository only for the
+// WARNING of cluster_presence.h (never changing the answer), with several
+// for the rule above (a probe that fails throws).  `restored_from` (when given) is set to the repository's
 // index; untouched for the read-ahead spool or a miss.
 FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std::string& name,
                                          const std::string& dest_path,
