@@ -80,6 +80,27 @@ struct Config {
   S3Settings s3;
   std::string source_path;              // the config file actually read ("" = none)
 
+  // Several repositories (docs/configuration.md, "Several repositories").
+  // A [[repository]] table's settings take the place of the top-level ones
+  // (which, after the environment and the command line, are the defaults of
+  // every table) for that repository only.
+  //
+  // For walpush, a failure in a best-effort repository does not fail the
+  // push: it is logged as a WARNING and recorded (see repositories.h), and
+  // `walctl sync` copies what is missing later.  Only in [[repository]]
+  // tables; a lone repository is never best-effort.
+  bool best_effort = false;
+  // Every repository in order of preference, each a complete Config of its
+  // own (with `repositories` empty): the [[repository]] tables, or with the
+  // single-repository form (`repository = "..."`, WALSTORE_REPO, --repo URL)
+  // one copy of this Config.  Empty when no repository is configured.
+  // --repo N / WALSTORE_REPO=N (a number) keeps only the N-th table (1 =
+  // first), with its own settings; so does a URL that names a table
+  // (compared normalised, SameRepositoryUrl).  Any other URL replaces the
+  // tables by that one repository with the top-level settings, with a
+  // WARNING naming the tables it ignores.
+  std::vector<Config> repositories;
+
   // The keys a reader may use: `key` first, then `old_keys`.
   std::vector<Key> ReadKeys() const;
 
@@ -87,6 +108,10 @@ struct Config {
   // --debug output and walctl status; never includes secrets.
   std::string Describe() const;
 };
+
+// "repository 2 (s3://bucket/prefix)" for messages about repository
+// `index` (0-based) of config.repositories; just the URL when there is one.
+std::string RepositoryLabel(const Config& config, size_t index);
 
 // Looks up an environment variable; tests inject their own.
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;

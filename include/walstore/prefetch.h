@@ -95,6 +95,11 @@ bool StartPrefetchWorker(const std::string& spool_dir, const std::vector<std::st
 // worker's main() logs to prefetch.log; nothing unverified is left served.
 int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id,
                       const WalFileName& name, uint64_t segment_size, const std::string& dest_path);
+// The same over several repositories: each segment from the first that has
+// a verified copy, stopping where none has one (repositories.h).
+class RepositorySet;
+int RunPrefetchWorker(RepositorySet& repositories, uint64_t system_id, const WalFileName& name,
+                      uint64_t segment_size, const std::string& dest_path);
 
 // walpush's clean-up on a primary: removes spooled segments older than
 // 10 minutes beside `wal_file_path` (what a finished recovery

@@ -151,6 +151,15 @@ class Storage {
   // repository hold".  Empty needs a verified repository, as for List.
   virtual std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) = 0;
 
+  // Whether any object's key starts with `prefix` (a prefix ending in '/'):
+  // "does this repository hold anything of cluster X".  One request whatever
+  // the repository holds (s3: a ListObjectsV2 without delimiter and
+  // max-keys=1, which every S3 implementation answers correctly, unlike a
+  // delimiter listing on some test servers; posix: a directory walk that
+  // stops at the first object).  false needs a verified repository, as for
+  // List.
+  virtual bool AnyBelow(const std::string& prefix);
+
   // Removes one object; false if it did not exist.
   virtual bool Remove(const std::string& key) = 0;
 
@@ -209,6 +218,17 @@ inline constexpr int kRepositoryFormatVersion = 1;
 // an unknown scheme or malformed URL.  Opening touches nothing; the checks
 // above happen on first use.
 std::unique_ptr<Storage> OpenStorage(const Config& config);
+
+// The one spelling of a repository URL, for telling whether two URLs name
+// the same repository: "file://" + the lexically normal absolute path
+// ("/var/lib/x/", "file:///var/lib//./x" -> "file:///var/lib/x");
+// "s3://bucket/prefix" without empty segments or a trailing '/'; another
+// "<scheme>://..." without trailing '/'.  nullopt for a URL OpenStorage
+// refuses as malformed.  It does not resolve symbolic links.
+std::optional<std::string> NormalizeRepositoryUrl(const std::string& url);
+// Whether `a` and `b` name the same repository (normalised as above; the
+// texts themselves when either is malformed).
+bool SameRepositoryUrl(const std::string& a, const std::string& b);
 
 // Makes OpenStorage() accept "<scheme>://rest" URLs, opened by `open(rest)`.
 // For test binaries (their main() registers the in-memory backend); the

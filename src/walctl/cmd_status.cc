@@ -2,10 +2,16 @@
 // text, JSON or Prometheus metrics; with thresholds a check for cron and
 // monitoring.
 #include <walstore/backup/status.h>
+#include <walstore/backup/repository.h>
 #include <walstore/backup/util.h>
+#include <walstore/error.h>
+#include <walstore/log.h>
+#include <walstore/repositories.h>
 
 #include <fmt/format.h>
+#include <functional>
 #include <iostream>
+#include <map>
 
 #include "command.h"
 #include "output.h"
@@ -59,35 +65,82 @@ json StatusJson(const backup::StatusReport& s) {
   return j;
 }
 
-std::string StatusPrometheus(const backup::StatusReport& s) {
+// One repository's status: `readable` false when it could not be read (then
+// only walstore_up 0 and the problem are reported).
+struct RepositoryStatus {
+  backup::StatusReport report;
+  std::string url;
+  bool readable = true;
+  std::optional<uint64_t> best_effort_misses;  // with --pgdata
+};
+
+// Every metric carries its repository; a metric's samples stay together
+// under one HELP/TYPE, as the text format wants.
+std::string StatusPrometheus(const std::vector<RepositoryStatus>& all) {
   std::string out;
-  std::string labels = fmt::format("{{system_id=\"{}\"}}", s.system_id);
-  auto metric = [&](const char* name, const char* help, double value) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{}{} {}\n", name, help, name, name, labels,
-                       value);
+  auto escape = [](std::string text) {
+    std::string escaped;
+    for (char c : text) {
+      if (c == '\\' || c == '"') escaped += '\\';
+      if (c == '\n') {
+        escaped += "\\n";
+        continue;
+      }
+      escaped += c;
+    }
+    return escaped;
   };
-  metric("walstore_up", "1 when no status check failed", s.problems.empty() ? 1 : 0);
-  metric("walstore_wal_objects", "WAL objects in the archive", static_cast<double>(s.wal_objects));
-  metric("walstore_archive_bytes", "bytes stored (WAL and backups)",
-         static_cast<double>(s.wal_bytes + s.backup_bytes));
-  metric("walstore_backups", "backups in the repository", static_cast<double>(s.backups));
-  metric("walstore_complete_backups", "complete backups", static_cast<double>(s.complete_backups));
-  if (s.newest_segment_time) {
-    metric("walstore_newest_segment_age_seconds", "age of the newest archived segment",
-           s.now - *s.newest_segment_time);
-  }
-  if (s.newest_backup_time) {
-    metric("walstore_newest_backup_age_seconds", "age of the newest complete backup",
-           s.now - *s.newest_backup_time);
-  }
-  if (s.pitr.earliest && s.pitr.latest) {
-    metric("walstore_pitr_window_seconds", "span a PITR can reach",
-           *s.pitr.latest - *s.pitr.earliest);
-  }
-  if (s.archiver) {
-    metric("walstore_archiver_failed_count", "pg_stat_archiver.failed_count",
-           static_cast<double>(s.archiver->failed_count));
-  }
+  using Value = std::function<std::optional<double>(const RepositoryStatus&)>;
+  auto metric = [&](const char* name, const char* help, bool unreadable_too, const Value& value) {
+    std::string samples;
+    for (const auto& r : all) {
+      if (!r.readable && !unreadable_too) continue;
+      const auto v = value(r);
+      if (!v) continue;
+      samples += fmt::format("{}{{system_id=\"{}\",repository=\"{}\"}} {}\n", name,
+                             r.report.system_id, escape(r.url), *v);
+    }
+    if (samples.empty()) return;
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name) + samples;
+  };
+  metric("walstore_up", "1 when no status check failed", true,
+         [](const auto& r) { return r.report.problems.empty() ? 1.0 : 0.0; });
+  metric("walstore_wal_objects", "WAL objects in the archive", false,
+         [](const auto& r) { return static_cast<double>(r.report.wal_objects); });
+  metric("walstore_archive_bytes", "bytes stored (WAL and backups)", false, [](const auto& r) {
+    return static_cast<double>(r.report.wal_bytes + r.report.backup_bytes);
+  });
+  metric("walstore_backups", "backups in the repository", false,
+         [](const auto& r) { return static_cast<double>(r.report.backups); });
+  metric("walstore_complete_backups", "complete backups", false,
+         [](const auto& r) { return static_cast<double>(r.report.complete_backups); });
+  metric("walstore_newest_segment_age_seconds", "age of the newest archived segment", false,
+         [](const auto& r) -> std::optional<double> {
+           if (!r.report.newest_segment_time) return std::nullopt;
+           return r.report.now - *r.report.newest_segment_time;
+         });
+  metric("walstore_newest_backup_age_seconds", "age of the newest complete backup", false,
+         [](const auto& r) -> std::optional<double> {
+           if (!r.report.newest_backup_time) return std::nullopt;
+           return r.report.now - *r.report.newest_backup_time;
+         });
+  metric("walstore_pitr_window_seconds", "span a PITR can reach", false,
+         [](const auto& r) -> std::optional<double> {
+           if (!r.report.pitr.earliest || !r.report.pitr.latest) return std::nullopt;
+           return *r.report.pitr.latest - *r.report.pitr.earliest;
+         });
+  metric("walstore_archiver_failed_count", "pg_stat_archiver.failed_count", false,
+         [](const auto& r) -> std::optional<double> {
+           if (!r.report.archiver) return std::nullopt;
+           return static_cast<double>(r.report.archiver->failed_count);
+         });
+  metric("walstore_best_effort_misses",
+         "WAL files walpush recorded as not stored in this best-effort repository (pg_wal/" 
+         ".walstore-best-effort; walctl sync -D clears them)", true,
+         [](const auto& r) -> std::optional<double> {
+           if (!r.best_effort_misses) return std::nullopt;
+           return static_cast<double>(*r.best_effort_misses);
+         });
   return out;
 }
 
@@ -121,22 +174,73 @@ std::string StatusText(const backup::StatusReport& s) {
 }
 
 int RunStatusCommand(const CommonOptions& common, const StatusOptions& options) {
-  Repository repo = OpenRepository(common);
-  backup::Inventory inv = backup::LoadInventory(*repo.storage, repo.config, repo.system_id);
+  const Config config = LoadConfig(common.overrides, ProcessEnvironment());
+  SetLogLevel(config.log_level);
+  RepositorySet repositories(config);
   std::optional<backup::ArchiverStats> archiver;
   if (!options.conninfo.empty() || options.connect) {
     archiver = backup::QueryArchiver(options.conninfo);
   }
-  backup::StatusReport s = backup::BuildStatus(inv, repo.storage->Describe(), archiver,
-                                               options.thresholds, backup::NowSeconds());
-  if (options.json) {
-    PrintJson(StatusJson(s));
-  } else if (options.prometheus) {
-    std::cout << StatusPrometheus(s);
-  } else {
-    std::cout << StatusText(s);
+  const std::map<std::string, BestEffortMisses> misses =
+      common.pgdata.empty() ? std::map<std::string, BestEffortMisses>()
+                            : ReadBestEffortMisses(common.pgdata + "/pg_wal");
+  const double now = backup::NowSeconds();
+  std::vector<RepositoryStatus> all;
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    const Config& repo_config = repositories.config(i);
+    RepositoryStatus r;
+    r.url = repo_config.repo_url;
+    try {
+      Storage& storage = repositories.storage(i);
+      const uint64_t system_id = backup::DiscoverSystemId(storage, repo_config, common.pgdata);
+      const backup::Inventory inv = backup::LoadInventory(storage, repo_config, system_id);
+      r.report = backup::BuildStatus(inv, storage.Describe(), archiver, options.thresholds, now);
+    } catch (const Error& error) {
+      if (repositories.size() == 1) throw;  // one repository: its error is the answer
+      r.readable = false;
+      r.report.repository = repositories.Label(i);
+      r.report.system_id = config.system_id.value_or(0);
+      r.report.now = now;
+      r.report.problems.push_back(fmt::format("cannot read the repository: {} [{}]", error.what(),
+                                              InfoFor(error.code()).name));
+    }
+    if (!common.pgdata.empty()) {
+      const auto found = misses.find(r.url);
+      r.best_effort_misses = found == misses.end() ? 0 : found->second.count;
+      if (found != misses.end()) {
+        const BestEffortMisses& m = found->second;
+        r.report.problems.push_back(fmt::format(
+            "{} WAL file(s) did not reach this best-effort repository (the last {} at {}: {}); "
+            "run walctl sync -D {} once it answers",
+            m.count, m.last_name, FormatUtc(m.last_time), m.last_error, common.pgdata));
+      }
+    }
+    all.push_back(std::move(r));
   }
-  return s.problems.empty() ? 0 : CheckFailedExit();
+  bool ok = true;
+  for (const auto& r : all) ok = ok && r.report.problems.empty();
+  if (options.json) {
+    if (all.size() == 1) {
+      PrintJson(StatusJson(all[0].report));
+    } else {
+      json list = json::array();
+      for (const auto& r : all) {
+        json j = StatusJson(r.report);
+        j["repository"] = r.url;
+        j["readable"] = r.readable;
+        list.push_back(j);
+      }
+      PrintJson({{"ok", ok}, {"repositories", list}});
+    }
+  } else if (options.prometheus) {
+    std::cout << StatusPrometheus(all);
+  } else {
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (all.size() > 1) std::cout << (i == 0 ? "" : "\n") << repositories.Label(i) << ":\n";
+      std::cout << StatusText(all[i].report);
+    }
+  }
+  return ok ? 0 : CheckFailedExit();
 }
 
 }  // namespace

@@ -10,10 +10,24 @@ Repository OpenRepository(const CommonOptions& common, bool need_system_id) {
   Repository repo;
   repo.config = LoadConfig(common.overrides, ProcessEnvironment());
   SetLogLevel(repo.config.log_level);
-  if (repo.config.repo_url.empty()) {
-    throw Error(ErrorCode::kConfig, "no repository configured",
-                "set repository in the config file, WALSTORE_REPO or --repo");
+  if (repo.config.repositories.size() > 1) {
+    std::string choices;
+    for (size_t i = 0; i < repo.config.repositories.size(); ++i) {
+      choices += fmt::format("{}--repo {} for {}", i == 0 ? "" : ", ", i + 1,
+                             repo.config.repositories[i].repo_url);
+    }
+    throw Error(ErrorCode::kConfig,
+                fmt::format("{} repositories are configured: this command works on one",
+                            repo.config.repositories.size()),
+                "choose it with " + choices);
   }
+  if (repo.config.repositories.empty()) {
+    throw Error(ErrorCode::kConfig, "no repository configured",
+                "set repository (or [[repository]] tables) in the config file, WALSTORE_REPO "
+                "or --repo");
+  }
+  const Config chosen = repo.config.repositories[0];  // its own settings (a [[repository]])
+  repo.config = chosen;
   repo.storage = OpenStorage(repo.config);
   if (need_system_id) {
     repo.system_id = backup::DiscoverSystemId(*repo.storage, repo.config, common.pgdata);

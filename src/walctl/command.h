@@ -46,6 +46,7 @@ Command AddPruneCommand(CLI::App& walctl, CommonOptions& common);
 Command AddVerifyCommand(CLI::App& walctl, CommonOptions& common);
 Command AddStatusCommand(CLI::App& walctl, CommonOptions& common);
 Command AddDrillCommand(CLI::App& walctl, CommonOptions& common);
+Command AddSyncCommand(CLI::App& walctl, CommonOptions& common);
 
 // The exit code of a failed check (verify, status thresholds, drill).
 int CheckFailedExit();

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
         AddRestoreCommand(app, common), AddListCommand(app, common),
         AddShowCommand(app, common),   AddPruneCommand(app, common),
         AddVerifyCommand(app, common), AddStatusCommand(app, common),
-        AddDrillCommand(app, common),
+        AddDrillCommand(app, common),  AddSyncCommand(app, common),
     };
     try {
       app.parse(argc, argv);

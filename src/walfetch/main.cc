@@ -4,6 +4,7 @@
 #include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/prefetch.h>
+#include <walstore/repositories.h>
 
 #include <chrono>
 #include <cstdio>
@@ -71,13 +72,15 @@ int main(int argc, char** argv) {
     const Config config = LoadConfig(overrides, ProcessEnvironment());
     SetLogLevel(config.log_level);
     Log(LogLevel::kDebug, "{}", config.Describe());
-    auto storage = OpenStorage(config);
+    RepositorySet repositories(config);
     if (worker_segment_size > 0) {
-      RunPrefetchWorker(*storage, config, ResolveSystemId(config, "."),
-                        ParseWalFileNameOrThrow(name), worker_segment_size, dest);
+      RunPrefetchWorker(repositories, ResolveSystemId(config, "."), ParseWalFileNameOrThrow(name),
+                        worker_segment_size, dest);
       return 0;
     }
-    const FetchResult result = FetchWalFile(*storage, config, name, dest);
+    size_t restored_from = 0;
+    const FetchResult result =
+        FetchWalFileFromRepositories(repositories, name, dest, &restored_from);
     if (result.outcome == FetchOutcome::kRestored && config.prefetch > 0) {
       StartWorker(argc, argv, name, dest);
     }
@@ -85,10 +88,15 @@ int main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const bool restored = result.outcome == FetchOutcome::kRestored;
     if (restored) {
-      Log(LogLevel::kInfo, "restored {} ({} bytes{}) in {:.3f} s", name, result.plaintext_size,
-          result.prefetched ? ", prefetched" : "", seconds);
+      Log(LogLevel::kInfo, "restored {} ({} bytes{}) from {} in {:.3f} s", name,
+          result.plaintext_size, result.prefetched ? ", prefetched" : "",
+          result.prefetched ? "the read-ahead spool" : repositories.Label(restored_from), seconds);
     } else {
-      Log(LogLevel::kInfo, "{} is not in {}", name, storage->Describe());
+      std::string where;
+      for (size_t i = 0; i < repositories.size(); ++i) {
+        where += (i == 0 ? "" : ", ") + repositories.Label(i);
+      }
+      Log(LogLevel::kInfo, "{} is not in {}", name, where);
     }
     if (json) {
       nlohmann::json out = {{"outcome", restored ? "restored" : "missing"},
@@ -96,6 +104,9 @@ int main(int argc, char** argv) {
                             {"key", result.key},
                             {"size", result.plaintext_size},
                             {"prefetched", result.prefetched},
+                            {"repository", restored && !result.prefetched
+                                               ? nlohmann::json(repositories.config(restored_from).repo_url)
+                                               : nlohmann::json(nullptr)},
                             {"seconds", seconds}};
       std::puts(out.dump().c_str());
     }

@@ -4,6 +4,7 @@
 #include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/push_ahead.h>
+#include <walstore/repositories.h>
 
 #include <chrono>
 #include <cstdio>
@@ -60,15 +61,17 @@ int main(int argc, char** argv) {
     const Config config = LoadConfig(overrides, ProcessEnvironment());
     SetLogLevel(config.log_level);
     Log(LogLevel::kDebug, "{}", config.Describe());
-    if (worker) {
-      RunPushAheadWorker(*OpenStorage(config), config, path);
+    RepositorySet repositories(config);
+    if (worker) {  // only started with one repository (repositories.h)
+      if (repositories.size() == 1) {
+        RunPushAheadWorker(repositories.storage(0), repositories.config(0), path);
+      }
       return 0;
     }
     // The worker is this program with the same options (argv[1..]), flagged.
     std::vector<std::string> worker_args(argv + 1, argv + argc);
     worker_args.insert(worker_args.begin(), "--push-ahead-worker");
-    const PushResult result = PushWalFileWithPushAhead([&] { return OpenStorage(config); },
-                                                       config, path, worker_args);
+    const PushResult result = PushWalFileToRepositories(repositories, path, worker_args);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (result.outcome == PushOutcome::kPushedAhead) {

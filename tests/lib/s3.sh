@@ -7,6 +7,13 @@
 # with the RADOS Gateway (tests/lib/rgw.sh); meson registers each S3 test for both.  $S3_SERVER
 # says which one runs, for the few checks where the two stores really differ.
 #
+# Known s3rver limitation (3.7.1): a listing with delimiter=/ reports no CommonPrefix for a
+# "directory" whose keys all sit two or more levels below the prefix (its filesystem walk
+# skips such directories), so ListChildren("<sysid>/") can come back empty although the
+# cluster has WAL.  walstore asks "does the repository hold anything of the cluster" with a
+# listing without delimiter (Storage::AnyBelow), which s3rver, RGW and S3 answer alike; tests
+# must not rely on delimiter listings of deep keys on s3rver.
+#
 #   s3_start [--tls]   starts the server on a free port of 127.0.0.1 with bucket $S3_BUCKET
 #                      (default walstore-test): s3rver (npm, installed by scripts/install-deps
 #                      under /opt/walstore-test-tools, or $S3RVER) or rgw_start; with --tls it

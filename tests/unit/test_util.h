@@ -541,6 +541,19 @@ inline void RunStorageContract(const std::function<std::unique_ptr<Storage>()>& 
     CHECK(s->ListChildren("6/", 10).empty());
   }
 
+  SUBCASE("AnyBelow: any object below a prefix, however deep") {
+    for (const char* key : {"7/wal/0000000100000000/seg", "8/backup/x/y/z"}) {
+      REQUIRE(PutObject(*s, key, key) == CommitResult::kCreated);
+    }
+    CHECK(s->AnyBelow("7/"));
+    CHECK(s->AnyBelow("7/wal/"));
+    CHECK(s->AnyBelow("8/"));
+    CHECK(s->AnyBelow(""));
+    CHECK_FALSE(s->AnyBelow("6/"));
+    CHECK_FALSE(s->AnyBelow("7/backup/"));
+    CHECK_FALSE(s->AnyBelow("77/"));
+  }
+
   SUBCASE("Remove and RemoveMany") {
     for (const char* key : {"r/1", "r/2", "r/3", "r/4"}) REQUIRE(PutObject(*s, key, "x") == CommitResult::kCreated);
     CHECK(s->Remove("r/1"));

@@ -6,6 +6,7 @@
 #include <walstore/log.h>
 #include <walstore/object_format.h>
 #include <walstore/prefetch.h>
+#include <walstore/repositories.h>
 #include <walstore/wal_file.h>
 
 #include <cerrno>
@@ -13,7 +14,6 @@
 #include <thread>
 #include <vector>
 
-#include "archive/cluster_presence.h"
 #include "archive/local_wal.h"
 #include "common/file_util.h"
 
@@ -307,25 +307,8 @@ bool RestoreObjectToFile(Storage& storage, const Config& config, const std::stri
 
 FetchResult FetchWalFile(Storage& storage, const Config& config, const std::string& name,
                          const std::string& dest_path) {
-  const WalFileName parsed = ParseWalFileNameOrThrow(name);
-  const uint64_t system_id = ResolveSystemId(config, ".");
-  FetchResult result;
-  result.key = WalObjectKey(system_id, parsed);
-  if (config.prefetch > 0) {
-    result.plaintext_size = TakePrefetchedSegment(config, system_id, parsed, dest_path);
-    if (result.plaintext_size > 0) {
-      result.outcome = FetchOutcome::kRestored;
-      result.prefetched = true;
-      return result;
-    }
-  }
-  const ExpectedWal expected{parsed, system_id};
-  result.outcome = RestoreObjectToFile(storage, config, result.key, dest_path,
-                                       &result.plaintext_size, &expected)
-                       ? FetchOutcome::kRestored
-                       : FetchOutcome::kMissing;
-  if (result.outcome == FetchOutcome::kMissing) WarnIfClusterAbsent(storage, system_id);
-  return result;
+  RepositorySet one(config, storage);
+  return FetchWalFileFromRepositories(one, name, dest_path);
 }
 
 }  // namespace walstore

@@ -1,6 +1,7 @@
 #include "archive/cluster_presence.h"
 
 #include <walstore/archive.h>
+#include <walstore/error.h>
 #include <walstore/log.h>
 
 #include <algorithm>
@@ -10,21 +11,30 @@
 
 namespace walstore {
 
-void WarnIfClusterAbsent(Storage& storage, uint64_t system_id) {
-  if (!storage.ListChildren(ArchivePrefix(system_id), 1).empty()) return;
+bool HoldsCluster(Storage& storage, uint64_t system_id) {
+  return storage.AnyBelow(ArchivePrefix(system_id));
+}
+
+void WarnClusterAbsent(Storage& storage, uint64_t system_id) {
   constexpr size_t kShown = 10;
-  std::vector<std::string> clusters;
-  for (const std::string& name : storage.ListChildren("", 100)) {
-    if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit)) clusters.push_back(name);
+  std::string held;
+  try {
+    std::vector<std::string> clusters;
+    for (const std::string& name : storage.ListChildren("", 100)) {
+      if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit)) {
+        clusters.push_back(name);
+      }
+    }
+    held = clusters.empty() ? "; it holds no cluster at all" : "; it holds clusters ";
+    for (size_t i = 0; i < std::min(clusters.size(), kShown); ++i) {
+      held += (i == 0 ? "" : ", ") + clusters[i];
+    }
+    if (clusters.size() > kShown) held += ", ...";
+  } catch (const Error& error) {
+    held = fmt::format(" (listing the clusters it holds failed: {})", error.what());
   }
-  std::string held = clusters.empty() ? "no cluster at all" : "clusters ";
-  for (size_t i = 0; i < std::min(clusters.size(), kShown); ++i) {
-    held += (i == 0 ? "" : ", ") + clusters[i];
-  }
-  if (clusters.size() > kShown) held += ", ...";
   Log(LogLevel::kWarning,
-      "{} holds no WAL and no backup of cluster {} (the system id walfetch looked for); it holds "
-      "{}",
+      "{} holds no WAL and no backup of cluster {} (the system id walfetch looked for){}",
       storage.Describe(), system_id, held);
   if (GetLogLevel() >= LogLevel::kWarning) {
     LogHint(
@@ -32,6 +42,17 @@ void WarnIfClusterAbsent(Storage& storage, uint64_t system_id) {
         "otherwise check system_id / WALSTORE_SYSTEM_ID, the data directory's global/pg_control "
         "and the repository URL");
   }
+}
+
+void WarnIfClusterAbsent(Storage& storage, uint64_t system_id) {
+  try {
+    if (HoldsCluster(storage, system_id)) return;
+  } catch (const Error& error) {
+    Log(LogLevel::kDebug, "could not check whether {} holds cluster {}: {}", storage.Describe(),
+        system_id, error.what());
+    return;
+  }
+  WarnClusterAbsent(storage, system_id);
 }
 
 }  // namespace walstore

@@ -1,7 +1,7 @@
-// Internal: making a wrong system id visible.  walfetch answers "missing"
-// for a cluster that has nothing at all in the repository (a fresh standby
-// of a fresh primary must start), so a wrong system_id, pg_control or
-// repository URL would otherwise end recovery in silence.
+// Internal: making a wrong system id or a wrong repository visible.  walfetch
+// answers "missing" for a cluster that has nothing at all in the repository
+// (a fresh standby of a fresh primary must start), so a wrong system_id,
+// pg_control or repository URL would otherwise end recovery in silence.
 #pragma once
 
 #include <walstore/storage.h>
@@ -10,11 +10,21 @@
 
 namespace walstore {
 
-// Called when a file of cluster `system_id` is not in the repository: when
-// the repository holds nothing at all of that cluster, logs one WARNING
-// naming the system id looked for and the system ids the repository holds.
-// Costs one short listing (two when the cluster has nothing), whatever the
-// size of the repository.
+// Whether `storage` holds anything of cluster `system_id` (WAL or backup):
+// one request (Storage::AnyBelow), whatever the repository holds.  Throws as
+// List does.
+bool HoldsCluster(Storage& storage, uint64_t system_id);
+
+// Logs the WARNING "<repository> holds no WAL and no backup of cluster X; it
+// holds <the system ids it holds>" (one short listing for the detail).
+// Never throws: a listing that fails only shortens the message.
+void WarnClusterAbsent(Storage& storage, uint64_t system_id);
+
+// The diagnostic after a miss in one repository: HoldsCluster, then
+// WarnClusterAbsent when it holds nothing.  Never throws and never changes
+// the caller's answer: a failing probe is logged at DEBUG.  Costs one
+// request (two when the cluster is absent); walfetch, one process per file
+// PostgreSQL asks for, calls it at most once per process.
 void WarnIfClusterAbsent(Storage& storage, uint64_t system_id);
 
 }  // namespace walstore

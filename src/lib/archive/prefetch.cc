@@ -6,6 +6,7 @@
 #include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/prefetch.h>
+#include <walstore/repositories.h>
 #include <walstore/wal_file.h>
 
 #include <cerrno>
@@ -125,6 +126,13 @@ bool StartPrefetchWorker(const std::string& spool_dir, const std::vector<std::st
 int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id,
                       const WalFileName& name, uint64_t segment_size,
                       const std::string& dest_path) {
+  RepositorySet repositories(config, storage);
+  return RunPrefetchWorker(repositories, system_id, name, segment_size, dest_path);
+}
+
+int RunPrefetchWorker(RepositorySet& repositories, uint64_t system_id, const WalFileName& name,
+                      uint64_t segment_size, const std::string& dest_path) {
+  const Config& config = repositories.spool_origin();
   if (name.kind != WalFileKind::kSegment || !IsValidSegmentSize(segment_size) ||
       config.prefetch <= 0) {
     return 0;
@@ -170,8 +178,8 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
     const ExpectedWal expected{ParseWalFileNameOrThrow(next), system_id};
     spool.Write(kFetchingFile, next + "\n");  // a walfetch asking for it waits for this copy
     // Written through the spool's descriptor (see SpoolDir::PathVia).
-    if (!RestoreObjectToFile(storage, config, WalObjectKey(system_id, expected.name),
-                             spool.PathVia(next), nullptr, &expected)) {
+    if (!RestoreFromRepositories(repositories, WalObjectKey(system_id, expected.name),
+                                 spool.PathVia(next), nullptr, &expected)) {
       Log(LogLevel::kDebug, "prefetch stops at {}: not in the repository", next);
       break;
     }

@@ -167,6 +167,11 @@ std::string SpoolDigest(std::string_view text) {
 }
 
 std::string SpoolOriginText(const Config& config, uint64_t system_id) {
+  if (config.repositories.size() > 1) {  // read-ahead from several repositories: all of them
+    std::string text;
+    for (const Config& repo : config.repositories) text += SpoolOriginText(repo, system_id);
+    return text;
+  }
   const S3Settings& s3 = config.s3;
   std::string readers = fmt::format(
       "{}\n{}\n{}\n{}\n{}\n{}\nplaintext={}\n", s3.endpoint, s3.region,

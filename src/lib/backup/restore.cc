@@ -588,8 +588,20 @@ std::string MakeRestoreCommand(const Config& config, const std::string& walfetch
   if (!config.source_path.empty()) {
     command += " --config " + ShellQuote(AbsolutePath(config.source_path));
     file_only = LoadConfig(config.source_path, [](const std::string&) { return std::nullopt; });
+    // One of the file's [[repository]] tables, however many (file_only.repo_url
+    // is empty then): walfetch with the file alone tries them all, this one
+    // with its own settings ([repository.s3], keys, ...), which a URL would lose.
+    for (const Config& table : file_only.repositories) {
+      if (file_only.repo_url.empty() && SameRepositoryUrl(table.repo_url, config.repo_url)) {
+        const Config same = table;
+        file_only = same;
+        break;
+      }
+    }
   }
-  if (config.repo_url != file_only.repo_url) command += " --repo " + ShellQuote(config.repo_url);
+  if (!SameRepositoryUrl(config.repo_url, file_only.repo_url)) {
+    command += " --repo " + ShellQuote(config.repo_url);
+  }
   if (config.key_file == file_only.key_file) {
     // from the config file: nothing to add
   } else if (!config.key_file.empty()) {

@@ -1,12 +1,15 @@
 #include <sys/stat.h>
 #include <walstore/config.h>
 #include <walstore/error.h>
+#include <walstore/log.h>
 #include <walstore/number.h>
+#include <walstore/storage.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <type_traits>
+#include <algorithm>
 #include <set>
 // Header-only and without exceptions: parse errors come back as values.
 #undef TOML_HEADER_ONLY
@@ -105,13 +108,14 @@ class TableReader {
   std::set<std::string> seen_;
 };
 
-void ReadS3Table(const toml::table& table, const std::string& source, S3Settings& s3) {
-  TableReader r(table, source, "s3.");
+void ReadS3Table(const toml::table& table, const std::string& source, S3Settings& s3,
+                 const std::string& prefix = "s3.") {
+  TableReader r(table, source, prefix);
   r.String("endpoint", s3.endpoint);
   r.String("region", s3.region);
   if (auto* node = r.Take("path_style")) {
     auto value = node->value<bool>();
-    if (!value) BadSetting(source, "s3.path_style", "must be true or false");
+    if (!value) BadSetting(source, prefix + "path_style", "must be true or false");
     s3.path_style = *value;
   }
   r.String("storage_class", s3.storage_class);
@@ -133,8 +137,99 @@ void ReadS3Table(const toml::table& table, const std::string& source, S3Settings
   r.RefuseUnknown();
 }
 
-// The settings of a parsed config file (`path` names it in messages).
-void ReadTable(const toml::parse_result& parsed, const std::string& path, Config& config) {
+// A [[repository]] table's own settings, applied over the top-level ones once
+// the environment and the command line changed those (ResolveRepositories).
+struct RepositoryTable {
+  std::string label;  // "repository 2" for messages
+  std::string url;
+  std::optional<CompressionSpec> compression;
+  std::optional<std::string> key_file;  // "" = no encryption for this one
+  std::optional<std::vector<std::string>> old_key_files;
+  std::optional<bool> allow_plaintext_objects;
+  bool best_effort = false;
+  std::optional<toml::table> s3;  // applied with ReadS3Table over the defaults
+};
+
+std::vector<std::string> ReadFileList(const toml::node& node, const std::string& source,
+                                      const std::string& name) {
+  std::vector<std::string> files;
+  const toml::array* list = node.as_array();
+  if (list == nullptr) BadSetting(source, name, "must be a list of file names");
+  for (const auto& item : *list) {
+    auto file = item.value<std::string>();
+    if (!file) BadSetting(source, name, "must be a list of file names");
+    files.push_back(*file);
+  }
+  return files;
+}
+
+// The URL as compared for duplicates: normalised as the storage layer reads it.
+std::string UrlIdentity(const std::string& url) {
+  return NormalizeRepositoryUrl(url).value_or(url);
+}
+
+std::vector<RepositoryTable> ReadRepositoryTables(const toml::array& tables,
+                                                  const std::string& source) {
+  std::vector<RepositoryTable> result;
+  std::set<std::string> urls;
+  if (tables.empty()) BadSetting(source, "repository", "must name at least one repository");
+  for (size_t i = 0; i < tables.size(); ++i) {
+    RepositoryTable repo;
+    repo.label = fmt::format("repository {}", i + 1);
+    const std::string prefix = fmt::format("repository[{}].", i + 1);
+    const toml::table* table = tables[i].as_table();
+    if (table == nullptr) {
+      BadSetting(source, "repository",
+                 "must be a URL string or [[repository]] tables, not a list of other values");
+    }
+    TableReader r(*table, source, prefix);
+    r.String("url", repo.url);
+    if (repo.url.empty()) BadSetting(source, prefix + "url", "is required (the repository's URL)");
+    if (!urls.insert(UrlIdentity(repo.url)).second) {
+      BadSetting(source, prefix + "url",
+                 fmt::format("names \"{}\" a second time: every repository must be another one",
+                             repo.url));
+    }
+    std::string text;
+    r.String("compression", text);
+    if (!text.empty()) {
+      repo.compression = ParseCompressionSpec(
+          text, fmt::format("{}: setting \"{}compression\"", source, prefix));
+    }
+    if (const auto* node = r.Take("encryption_key_file")) {
+      auto file = node->value<std::string>();
+      if (!file) BadSetting(source, prefix + "encryption_key_file", "must be a string");
+      repo.key_file = *file;
+    }
+    if (const auto* node = r.Take("encryption_old_key_files")) {
+      repo.old_key_files = ReadFileList(*node, source, prefix + "encryption_old_key_files");
+    }
+    if (r.Take("allow_plaintext_objects") != nullptr) {
+      bool allow = false;
+      r.Bool("allow_plaintext_objects", allow);
+      repo.allow_plaintext_objects = allow;
+    }
+    r.Bool("best_effort", repo.best_effort);
+    if (const auto* node = r.Take("s3")) {
+      if (!node->is_table()) BadSetting(source, prefix + "s3", "must be a table");
+      S3Settings check;  // refuses what ReadS3Table refuses, now rather than later
+      ReadS3Table(*node->as_table(), source, check, prefix + "s3.");
+      repo.s3 = *node->as_table();
+    }
+    r.RefuseUnknown();
+    result.push_back(std::move(repo));
+  }
+  if (std::all_of(result.begin(), result.end(), [](const auto& r) { return r.best_effort; })) {
+    BadSetting(source, "repository", "has only best_effort repositories: at least one must "
+               "not be, or nothing is ever known to be archived");
+  }
+  return result;
+}
+
+// The settings of a parsed config file (`path` names it in messages); returns
+// its [[repository]] tables.
+std::vector<RepositoryTable> ReadTable(const toml::parse_result& parsed, const std::string& path,
+                                       Config& config) {
   if (!parsed) {
     const auto& error = parsed.error();
     const auto& where = error.source().begin;
@@ -142,7 +237,14 @@ void ReadTable(const toml::parse_result& parsed, const std::string& path, Config
   }
   const toml::table& root = parsed.table();
   TableReader r(root, path, "");
-  r.String("repository", config.repo_url);
+  std::vector<RepositoryTable> tables;
+  if (const auto* node = r.Take("repository")) {
+    if (const auto* list = node->as_array()) {
+      tables = ReadRepositoryTables(*list, path);
+    } else {
+      r.String("repository", config.repo_url);
+    }
+  }
   std::string text;
   r.String("compression", text);
   if (!text.empty()) {
@@ -150,13 +252,7 @@ void ReadTable(const toml::parse_result& parsed, const std::string& path, Config
   }
   r.String("encryption_key_file", config.key_file);
   if (auto* node = r.Take("encryption_old_key_files")) {
-    const toml::array* files = node->as_array();
-    if (files == nullptr) BadSetting(path, "encryption_old_key_files", "must be a list of file names");
-    for (const auto& item : *files) {
-      auto file = item.value<std::string>();
-      if (!file) BadSetting(path, "encryption_old_key_files", "must be a list of file names");
-      config.old_key_files.push_back(*file);
-    }
+    config.old_key_files = ReadFileList(*node, path, "encryption_old_key_files");
   }
   text.clear();
   r.String("log_level", text);
@@ -182,10 +278,78 @@ void ReadTable(const toml::parse_result& parsed, const std::string& path, Config
   }
   r.RefuseUnknown();
   config.source_path = path;
+  return tables;
 }
 
-void ReadFile(const std::string& path, Config& config) {
-  ReadTable(toml::parse_file(path), path, config);
+// Fills config.repositories: each table over a copy of the top-level
+// settings (keys loaded when `load_keys`), or the single repository.
+// `selection` is --repo / WALSTORE_REPO: a number keeps that table only, a
+// URL naming a table (normalised) that table, any other URL replaces the
+// tables (with a WARNING naming them).
+void ResolveRepositories(std::vector<RepositoryTable> tables,
+                         const std::optional<std::string>& selection, bool load_keys,
+                         Config& config) {
+  if (selection && !selection->empty()) {
+    if (const auto number = TryParseNumber<uint64_t>(*selection)) {
+      if (*number == 0 || *number > tables.size()) {
+        Fail(ErrorCode::kConfig, "--repo / WALSTORE_REPO {} names no repository: {}", *selection,
+             tables.empty() ? std::string("the configuration has no [[repository]] tables")
+                            : fmt::format("there are {} [[repository]] tables", tables.size()));
+      }
+      RepositoryTable chosen = std::move(tables[*number - 1]);
+      chosen.best_effort = false;  // chosen alone, it is the one that counts
+      tables = {std::move(chosen)};
+    } else if (const auto named = std::find_if(
+                   tables.begin(), tables.end(),
+                   [&](const RepositoryTable& t) { return SameRepositoryUrl(t.url, *selection); });
+               named != tables.end()) {
+      RepositoryTable chosen = std::move(*named);  // with its own settings, as --repo N
+      chosen.best_effort = false;
+      tables = {std::move(chosen)};
+    } else {
+      if (!tables.empty()) {
+        std::string ignored;
+        for (const auto& table : tables) ignored += (ignored.empty() ? "" : ", ") + table.url;
+        Log(LogLevel::kWarning,
+            "--repo / WALSTORE_REPO \"{}\" is none of the configured [[repository]] tables: "
+            "it is used alone with the top-level settings, and the tables ({}) are ignored",
+            *selection, ignored);
+      }
+      tables.clear();
+      config.repo_url = *selection;
+    }
+  }
+  config.repositories.clear();
+  if (tables.empty()) {
+    if (!config.repo_url.empty()) config.repositories.push_back(config);
+    return;
+  }
+  config.repo_url.clear();  // code that ignores `repositories` must not pick one
+  for (auto& table : tables) {
+    Config repo = config;
+    repo.repo_url = table.url;
+    if (table.compression) repo.compression = *table.compression;
+    if (table.key_file) {
+      repo.key_file = *table.key_file;
+      repo.key.reset();
+      if (load_keys && !repo.key_file.empty()) repo.key = LoadKeyFile(repo.key_file);
+    }
+    if (table.old_key_files) {
+      repo.old_key_files = *table.old_key_files;
+      repo.old_keys.clear();
+      if (load_keys) {
+        for (const auto& file : repo.old_key_files) repo.old_keys.push_back(LoadKeyFile(file));
+      }
+    }
+    if (table.allow_plaintext_objects) repo.allow_plaintext_objects = *table.allow_plaintext_objects;
+    repo.best_effort = table.best_effort;
+    if (table.s3) ReadS3Table(*table.s3, config.source_path, repo.s3);
+    config.repositories.push_back(std::move(repo));
+  }
+}
+
+std::vector<RepositoryTable> ReadFile(const std::string& path, Config& config) {
+  return ReadTable(toml::parse_file(path), path, config);
 }
 
 bool FileExists(const std::string& path) {
@@ -199,7 +363,6 @@ void ApplyEnvironment(const EnvLookup& env, Config& config) {
     if (value && value->empty()) return std::nullopt;
     return value;
   };
-  if (auto v = get("WALSTORE_REPO")) config.repo_url = *v;
   if (auto v = get("WALSTORE_COMPRESSION")) {
     config.compression = ParseCompressionSpec(*v, "environment variable WALSTORE_COMPRESSION");
   }
@@ -267,18 +430,19 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
   Config config;
   std::optional<std::string> path = overrides.config_path;
   if (!path) path = env("WALSTORE_CONFIG");
+  std::vector<RepositoryTable> tables;
   if (path && !path->empty()) {
     if (!FileExists(*path)) {
       throw Error(ErrorCode::kConfig, fmt::format("config file \"{}\" does not exist", *path),
                   "check --config / WALSTORE_CONFIG");
     }
-    ReadFile(*path, config);
+    tables = ReadFile(*path, config);
   } else if (FileExists(kDefaultConfigPath)) {
-    ReadFile(kDefaultConfigPath, config);
+    tables = ReadFile(kDefaultConfigPath, config);
   }
   ApplyEnvironment(env, config);
-
-  if (overrides.repo_url) config.repo_url = *overrides.repo_url;
+  std::optional<std::string> selection = overrides.repo_url;
+  if (!selection) selection = env("WALSTORE_REPO");
   if (overrides.compression) {
     config.compression = ParseCompressionSpec(*overrides.compression, "--compression");
   }
@@ -324,13 +488,23 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
     }
   }
   for (const auto& file : config.old_key_files) config.old_keys.push_back(LoadKeyFile(file));
+  ResolveRepositories(std::move(tables), selection, true, config);
   return config;
 }
 
 Config ParseConfigText(std::string_view text, const std::string& source) {
   Config config;
-  ReadTable(toml::parse(text, source), source, config);
+  auto tables = ReadTable(toml::parse(text, source), source, config);
+  ResolveRepositories(std::move(tables), std::nullopt, false, config);
   return config;
+}
+
+std::string RepositoryLabel(const Config& config, size_t index) {
+  const std::string& url = index < config.repositories.size()
+                               ? config.repositories[index].repo_url
+                               : config.repo_url;
+  if (config.repositories.size() <= 1) return url;
+  return fmt::format("repository {} ({})", index + 1, url);
 }
 
 Config LoadConfig(const std::optional<std::string>& explicit_path, const EnvLookup& env) {
@@ -348,6 +522,14 @@ std::vector<Key> Config::ReadKeys() const {
 
 std::string Config::Describe() const {
   std::string encryption = key ? fmt::format("aes-256-gcm (key id {})", key->IdHex()) : "off";
+  if (repositories.size() > 1) {
+    std::string text;
+    for (size_t i = 0; i < repositories.size(); ++i) {
+      text += fmt::format("{}{}: {}{}", i == 0 ? "" : "; ", RepositoryLabel(*this, i),
+                          repositories[i].Describe(), repositories[i].best_effort ? ", best-effort" : "");
+    }
+    return text;
+  }
   return fmt::format("repository={}, compression={}, encryption={}, config={}",
                      repo_url.empty() ? "(unset)" : repo_url, ToString(compression), encryption,
                      source_path.empty() ? "(none)" : source_path);

@@ -2,6 +2,7 @@
 #include <walstore/error.h>
 #include <walstore/storage.h>
 
+#include <filesystem>
 #include <map>
 #include <mutex>
 
@@ -35,6 +36,12 @@ void Storage::RemoveMany(const std::vector<std::string>& keys) {
   for (const auto& key : keys) Remove(key);
 }
 
+bool Storage::AnyBelow(const std::string& prefix) {
+  bool any = false;
+  List(prefix, [&](const ObjectInfo&) { any = true; });
+  return any;
+}
+
 std::optional<std::vector<Leftover>> Storage::ListLeftovers(int64_t /*min_age_seconds*/) {
   return std::vector<Leftover>{};
 }
@@ -63,34 +70,100 @@ void ValidateKey(const std::string& key) {
   if (!valid) Fail(ErrorCode::kInternal, "invalid repository key \"{}\"", key);
 }
 
-std::unique_ptr<Storage> OpenStorage(const Config& config) {
-  const std::string& url = config.repo_url;
+namespace {
+
+// A repository URL taken apart the one way OpenStorage and
+// NormalizeRepositoryUrl both use.
+struct RepositoryUrl {
+  enum class Kind { kPosix, kS3, kOther, kMalformed } kind = Kind::kMalformed;
+  std::string path;    // posix: the absolute path, no trailing '/'
+  std::string bucket;  // s3
+  std::string prefix;  // s3: without leading or trailing '/'
+};
+
+RepositoryUrl ParseRepositoryUrl(const std::string& url) {
   auto strip = [](std::string text) {
     while (!text.empty() && text.front() == '/') text.erase(0, 1);
     while (!text.empty() && text.back() == '/') text.pop_back();
     return text;
   };
+  RepositoryUrl parsed;
+  if (url.empty()) return parsed;
+  if (url.rfind("file://", 0) == 0 || url.front() == '/') {
+    parsed.path = url.front() == '/' ? url : url.substr(7);
+    if (parsed.path.empty() || parsed.path.front() != '/') return parsed;
+    while (parsed.path.size() > 1 && parsed.path.back() == '/') parsed.path.pop_back();
+    parsed.kind = RepositoryUrl::Kind::kPosix;
+  } else if (url.rfind("s3://", 0) == 0) {
+    const std::string rest = url.substr(5);
+    const size_t slash = rest.find('/');
+    parsed.bucket = rest.substr(0, slash);
+    parsed.prefix = slash == std::string::npos ? "" : strip(rest.substr(slash + 1));
+    if (!parsed.bucket.empty()) parsed.kind = RepositoryUrl::Kind::kS3;
+  } else if (url.find("://") != std::string::npos) {
+    parsed.kind = RepositoryUrl::Kind::kOther;
+  }
+  return parsed;
+}
+
+}  // namespace
+
+std::optional<std::string> NormalizeRepositoryUrl(const std::string& url) {
+  const RepositoryUrl parsed = ParseRepositoryUrl(url);
+  switch (parsed.kind) {
+    case RepositoryUrl::Kind::kPosix: {
+      std::string path = std::filesystem::path(parsed.path).lexically_normal().string();
+      while (path.size() > 1 && path.back() == '/') path.pop_back();
+      return "file://" + path;
+    }
+    case RepositoryUrl::Kind::kS3: {
+      std::string prefix;
+      size_t start = 0;
+      while (start <= parsed.prefix.size()) {
+        size_t end = parsed.prefix.find('/', start);
+        if (end == std::string::npos) end = parsed.prefix.size();
+        if (end > start) prefix += "/" + parsed.prefix.substr(start, end - start);
+        start = end + 1;
+      }
+      return "s3://" + parsed.bucket + prefix;
+    }
+    case RepositoryUrl::Kind::kOther: {
+      std::string text = url;
+      while (!text.empty() && text.back() == '/') text.pop_back();
+      return text;
+    }
+    case RepositoryUrl::Kind::kMalformed:
+      break;
+  }
+  return std::nullopt;
+}
+
+bool SameRepositoryUrl(const std::string& a, const std::string& b) {
+  const auto na = NormalizeRepositoryUrl(a);
+  const auto nb = NormalizeRepositoryUrl(b);
+  return na && nb ? *na == *nb : a == b;
+}
+
+std::unique_ptr<Storage> OpenStorage(const Config& config) {
+  const std::string& url = config.repo_url;
   if (url.empty()) {
     throw Error(ErrorCode::kConfig, "no repository configured",
                 "set repository in the config file or WALSTORE_REPO, e.g. "
                 "file:///var/lib/walstore or s3://bucket/prefix");
   }
+  const RepositoryUrl parsed = ParseRepositoryUrl(url);
   if (url.rfind("file://", 0) == 0 || url.front() == '/') {
-    std::string path = url.front() == '/' ? url : url.substr(7);
-    if (path.empty() || path.front() != '/') {
+    if (parsed.kind != RepositoryUrl::Kind::kPosix) {
       Fail(ErrorCode::kConfig, "repository \"{}\": file:// URLs need an absolute path "
            "(file:///var/lib/walstore)", url);
     }
-    while (path.size() > 1 && path.back() == '/') path.pop_back();
-    return OpenPosixStorage(path);
+    return OpenPosixStorage(parsed.path);
   }
   if (url.rfind("s3://", 0) == 0) {
-    const std::string rest = url.substr(5);
-    const size_t slash = rest.find('/');
-    const std::string bucket = rest.substr(0, slash);
-    const std::string prefix = slash == std::string::npos ? "" : strip(rest.substr(slash + 1));
-    if (bucket.empty()) Fail(ErrorCode::kConfig, "repository \"{}\" names no bucket", url);
-    return OpenS3Storage(config, bucket, prefix);
+    if (parsed.kind != RepositoryUrl::Kind::kS3) {
+      Fail(ErrorCode::kConfig, "repository \"{}\" names no bucket", url);
+    }
+    return OpenS3Storage(config, parsed.bucket, parsed.prefix);
   }
   if (const size_t colon = url.find("://"); colon != std::string::npos) {
     std::lock_guard lock(g_schemes_mutex);

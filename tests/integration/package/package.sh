@@ -203,9 +203,9 @@ ws_pg_dir "$rundir"
 ws_expect_exit 0 "walstore-textfile collect (as postgres)" \
   as_pg env WALSTORE_CONFIG="$config" "$textfile" collect "$rundir/walstore.prom"
 ws_contains "collect: walstore_up 1 for the cluster" "$(cat "$rundir/walstore.prom" 2>&1)" \
-  "walstore_up{system_id=\"$sysid\"} 1"
+  "walstore_up{system_id=\"$sysid\",repository=\"file://$repo\"} 1"
 ws_contains "collect: one complete backup" "$(cat "$rundir/walstore.prom" 2>&1)" \
-  "walstore_complete_backups{system_id=\"$sysid\"} 1"
+  "walstore_complete_backups{system_id=\"$sysid\",repository=\"file://$repo\"} 1"
 node_dir=$WS_TMP/node-exporter
 mkdir -p "$node_dir"
 ws_expect_exit 0 "walstore-textfile publish (as root)" "$textfile" publish "$rundir/walstore.prom" "$node_dir"

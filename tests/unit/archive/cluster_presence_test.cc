@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 #include <walstore/archive.h>
+#include <walstore/error.h>
 #include <walstore/log.h>
 
 #include <string>
@@ -98,5 +99,48 @@ TEST_SUITE("cluster_presence") {
     const std::string text = capture.Text();
     CHECK(Contains(text, "cluster 999"));
     CHECK(Contains(text, "it holds clusters 111\n"));
+  }
+
+  TEST_CASE("a probe that fails never changes FetchWalFile's answer") {
+    // The key is positively absent; only the listings behind the diagnostic fail.
+    class ListingFails : public Storage {
+     public:
+      std::optional<ObjectInfo> Stat(const std::string&) override { return std::nullopt; }
+      std::unique_ptr<ReadStream> OpenRead(const std::string&) override { return nullptr; }
+      std::unique_ptr<ObjectWriter> Create(const std::string&, const WriteOptions&) override {
+        Fail(ErrorCode::kInternal, "unused");
+      }
+      void List(const std::string&, const std::function<void(const ObjectInfo&)>&) override {
+        ++listings;
+        Fail(ErrorCode::kNetwork, "listing timed out (test)");
+      }
+      std::vector<std::string> ListChildren(const std::string&, size_t) override {
+        ++listings;
+        Fail(ErrorCode::kNetwork, "listing timed out (test)");
+      }
+      bool Remove(const std::string&) override { return false; }
+      std::string Describe() const override { return "flaky://"; }
+      int listings = 0;
+    } storage;
+    walstore::test::TempDir dir;
+    Config config;
+    config.repo_url = "flaky://";
+    config.prefetch = 0;
+    config.system_id = 111;
+    CaptureStderr capture;
+    CHECK(FetchWalFile(storage, config, "000000010000000000000003", dir / "d").outcome ==
+          FetchOutcome::kMissing);
+    CHECK(storage.listings == 1);  // one probe, not two listings
+  }
+
+  TEST_CASE("the probe sees a cluster whose objects all sit two levels down") {
+    // s3rver's delimiter listing misses such "directories"; AnyBelow has no
+    // delimiter.  Here: only <id>/wal/<timeline dir>/<segment>.
+    Store s;
+    REQUIRE(PutObject(*s.storage, "111/wal/0000000100000000/000000010000000000000001", "x") ==
+            CommitResult::kCreated);
+    CHECK(HoldsCluster(*s.storage, 111));
+    CHECK_FALSE(HoldsCluster(*s.storage, 11));
+    CHECK(WarningFor(*s.storage, 111).empty());
   }
 }

@@ -251,4 +251,37 @@ TEST_SUITE("backup_repository") {
     CHECK(command.rfind("WALSTORE_ALLOW_PLAINTEXT_OBJECTS=1 ", 0) == 0);
     CHECK(Contains(command, "/usr/bin/walfetch"));
   }
+
+  TEST_CASE("restore_command for a [[repository]] table: the file's tables, its settings kept") {
+    // One table whose S3 endpoint is its own (with one table the command
+    // named the URL, and walfetch then used the top-level settings), and the
+    // same with two tables.
+    walstore::test::TempDir dir;
+    for (const bool two : {false, true}) {
+      CAPTURE(two);
+      walstore::test::WriteFile(dir / "walstore.toml",
+                std::string(two ? "[[repository]]\nurl = \"file:///local\"\n" : "") +
+                    "[[repository]]\nurl = \"s3://bucket/prod\"\n"
+                    "[repository.s3]\nendpoint = \"http://minio:9000\"\n");
+      ConfigOverrides overrides;
+      overrides.config_path = dir / "walstore.toml";
+      overrides.repo_url = two ? "2" : "1";
+      Config all = LoadConfig(overrides, walstore::test::MapEnv({}));
+      REQUIRE(all.repositories.size() == 1);
+      const Config table = all.repositories[0];
+      const std::string command = MakeRestoreCommand(table, "/usr/bin/walfetch");
+      CHECK(Contains(command, " --config "));
+      CHECK_FALSE(Contains(command, "--repo"));
+      CHECK_FALSE(Contains(command, "s3://"));
+      // What walfetch reads from that command line: the file's tables, endpoint included.
+      const Config fetched =
+          LoadConfig(dir / "walstore.toml", walstore::test::MapEnv({}));
+      REQUIRE(fetched.repositories.size() == (two ? 2u : 1u));
+      CHECK(fetched.repositories.back().s3.endpoint == "http://minio:9000");
+    }
+    // The single-repository form: no --repo at all.
+    walstore::test::WriteFile(dir / "one.toml", "repository = \"file:///var/lib/walstore\"\n");
+    const Config one = LoadConfig(dir / "one.toml", walstore::test::MapEnv({}));
+    CHECK_FALSE(Contains(MakeRestoreCommand(one.repositories[0], "/usr/bin/walfetch"), "--repo"));
+  }
 }

@@ -460,6 +460,187 @@ TEST_SUITE("config") {
     CHECK_CODE(ParseLogLevel(""), ErrorCode::kConfig);
   }
 
+  TEST_CASE("the single-repository form gives one repository, a copy of the settings") {
+    TempDir dir;
+    WriteFile(dir / "walstore.toml", "repository = \"file:///one\"\ncompression = \"zstd:3\"\n");
+    const Config c = LoadConfig(dir / "walstore.toml", MapEnv({}));
+    CHECK(c.repo_url == "file:///one");
+    REQUIRE(c.repositories.size() == 1);
+    CHECK(c.repositories[0].repo_url == "file:///one");
+    CHECK(c.repositories[0].compression == CompressionSpec{Codec::kZstd, 3});
+    CHECK_FALSE(c.repositories[0].best_effort);
+    CHECK(c.repositories[0].repositories.empty());
+    CHECK(RepositoryLabel(c, 0) == "file:///one");
+    const Config env = LoadConfig(dir / "walstore.toml", MapEnv({{"WALSTORE_REPO", "file:///env"}}));
+    REQUIRE(env.repositories.size() == 1);
+    CHECK(env.repositories[0].repo_url == "file:///env");
+    WriteFile(dir / "empty.toml", "compression = \"none\"\n");
+    CHECK(LoadConfig(dir / "empty.toml", MapEnv({})).repositories.empty());
+  }
+
+  TEST_CASE("[[repository]] tables: in order, top-level settings are the defaults") {
+    TempDir dir;
+    WriteFile(dir / "key1", std::string(kKeyHex) + "\n", 0600);
+    WriteFile(dir / "key2", std::string(kKeyHex2) + "\n", 0600);
+    WriteFile(dir / "walstore.toml",
+              "compression = \"zstd:5\"\n"
+              "encryption_key_file = \"" + (dir / "key1") + "\"\n"
+              "[s3]\nregion = \"eu-west-1\"\nstorage_class = \"STANDARD_IA\"\n"
+              "[[repository]]\nurl = \"file:///local\"\n"
+              "[[repository]]\nurl = \"s3://offsite/wal\"\ncompression = \"lz4\"\n"
+              "encryption_key_file = \"" + (dir / "key2") + "\"\nbest_effort = true\n"
+              "[repository.s3]\nregion = \"us-east-2\"\nendpoint = \"http://127.0.0.1:9\"\n"
+              "[[repository]]\nurl = \"file:///plain\"\nencryption_key_file = \"\"\n");
+    const Config c = LoadConfig(dir / "walstore.toml",
+                                MapEnv({{"AWS_REGION", "ap-south-1"}, {"AWS_ACCESS_KEY_ID", "AK"}}));
+    CHECK(c.repo_url.empty());  // code that ignores `repositories` finds none
+    REQUIRE(c.repositories.size() == 3);
+    const Config& local = c.repositories[0];
+    CHECK(local.repo_url == "file:///local");
+    CHECK(local.compression == CompressionSpec{Codec::kZstd, 5});
+    REQUIRE(local.key.has_value());
+    CHECK(local.key->bytes() == ParseHexKey(kKeyHex, "x").bytes());
+    CHECK_FALSE(local.best_effort);
+    CHECK(local.s3.region == "ap-south-1");  // the environment changed the default
+    const Config& offsite = c.repositories[1];
+    CHECK(offsite.repo_url == "s3://offsite/wal");
+    CHECK(offsite.compression == CompressionSpec{Codec::kLz4, 0});
+    REQUIRE(offsite.key.has_value());
+    CHECK(offsite.key->bytes() == ParseHexKey(kKeyHex2, "x").bytes());
+    CHECK(offsite.best_effort);
+    CHECK(offsite.s3.region == "us-east-2");  // the table's own setting wins
+    CHECK(offsite.s3.endpoint == "http://127.0.0.1:9");
+    CHECK(offsite.s3.storage_class == "STANDARD_IA");  // inherited from [s3]
+    CHECK(offsite.s3.access_key_id == "AK");
+    CHECK_FALSE(c.repositories[2].key.has_value());
+    CHECK(RepositoryLabel(c, 1) == "repository 2 (s3://offsite/wal)");
+    CHECK(Contains(c.Describe(), "repository 2 (s3://offsite/wal)"));
+    CHECK(Contains(c.Describe(), "best-effort"));
+  }
+
+  TEST_CASE("--repo N / WALSTORE_REPO=N keep one table; a URL replaces them") {
+    TempDir dir;
+    WriteFile(dir / "walstore.toml",
+              "compression = \"zstd\"\n"
+              "[[repository]]\nurl = \"file:///a\"\n"
+              "[[repository]]\nurl = \"file:///b\"\ncompression = \"none\"\nbest_effort = true\n");
+    ConfigOverrides overrides;
+    overrides.config_path = dir / "walstore.toml";
+    overrides.repo_url = "2";
+    Config c = LoadConfig(overrides, MapEnv({}));
+    REQUIRE(c.repositories.size() == 1);
+    CHECK(c.repositories[0].repo_url == "file:///b");
+    CHECK(c.repositories[0].compression.codec == Codec::kNone);
+    CHECK_FALSE(c.repositories[0].best_effort);  // chosen alone, it is the one that counts
+    c = LoadConfig(dir / "walstore.toml", MapEnv({{"WALSTORE_REPO", "1"}}));
+    REQUIRE(c.repositories.size() == 1);
+    CHECK(c.repositories[0].repo_url == "file:///a");
+    c = LoadConfig(dir / "walstore.toml", MapEnv({{"WALSTORE_REPO", "file:///other"}}));
+    REQUIRE(c.repositories.size() == 1);
+    CHECK(c.repositories[0].repo_url == "file:///other");
+    CHECK(c.repositories[0].compression.codec == Codec::kZstd);
+    overrides.repo_url = "3";
+    CHECK_CODE(LoadConfig(overrides, MapEnv({})), ErrorCode::kConfig);
+    overrides.repo_url = "0";
+    CHECK_CODE(LoadConfig(overrides, MapEnv({})), ErrorCode::kConfig);
+  }
+
+  TEST_CASE("--repo URL / WALSTORE_REPO=URL naming a table selects it, with its own settings") {
+    TempDir dir;
+    WriteFile(dir / "key1", std::string(kKeyHex) + "\n", 0600);
+    WriteFile(dir / "key2", std::string(kKeyHex2) + "\n", 0600);
+    WriteFile(dir / "walstore.toml",
+              "compression = \"zstd\"\n"
+              "encryption_key_file = \"" + (dir / "key1") + "\"\n"
+              "[[repository]]\nurl = \"/var/lib/walstore\"\n"
+              "[[repository]]\nurl = \"s3://pg-archive-eu/prod\"\ncompression = \"none\"\n"
+              "encryption_key_file = \"" + (dir / "key2") + "\"\nbest_effort = true\n"
+              "[repository.s3]\nendpoint = \"http://minio:9000\"\n");
+    for (const char* url : {"s3://pg-archive-eu/prod", "s3://pg-archive-eu//prod/"}) {
+      CAPTURE(std::string(url));
+      walstore::test::CaptureStderr capture;
+      ConfigOverrides overrides;
+      overrides.config_path = dir / "walstore.toml";
+      overrides.repo_url = url;
+      const Config c = LoadConfig(overrides, MapEnv({}));
+      REQUIRE(c.repositories.size() == 1);
+      const Config& r = c.repositories[0];
+      CHECK(r.repo_url == "s3://pg-archive-eu/prod");
+      CHECK(r.compression.codec == Codec::kNone);
+      REQUIRE(r.key.has_value());
+      CHECK(r.key->bytes() == ParseHexKey(kKeyHex2, "x").bytes());
+      CHECK(r.s3.endpoint == "http://minio:9000");
+      CHECK_FALSE(r.best_effort);
+      CHECK(capture.Text().empty());
+    }
+    const Config env =
+        LoadConfig(dir / "walstore.toml", MapEnv({{"WALSTORE_REPO", "file:///var/lib/walstore/"}}));
+    REQUIRE(env.repositories.size() == 1);
+    CHECK(env.repositories[0].repo_url == "/var/lib/walstore");
+    CHECK(env.repositories[0].compression.codec == Codec::kZstd);
+    // A URL that is none of the tables: used alone, loudly.
+    walstore::test::CaptureStderr capture;
+    const Config other =
+        LoadConfig(dir / "walstore.toml", MapEnv({{"WALSTORE_REPO", "file:///elsewhere"}}));
+    REQUIRE(other.repositories.size() == 1);
+    CHECK(other.repositories[0].repo_url == "file:///elsewhere");
+    const std::string text = capture.Text();
+    CHECK(Contains(text, "WARNING:"));
+    CHECK(Contains(text, "\"file:///elsewhere\" is none of the configured [[repository]] tables"));
+    CHECK(Contains(text, "/var/lib/walstore, s3://pg-archive-eu/prod"));
+  }
+
+  TEST_CASE("the same repository spelt twice is a duplicate") {
+    auto accepted = [](const std::string& a, const std::string& b) {
+      try {
+        ParseConfigText("[[repository]]\nurl = \"" + a + "\"\n[[repository]]\nurl = \"" + b +
+                            "\"\n",
+                        "t.toml");
+        return true;
+      } catch (const Error& e) {
+        CHECK(Contains(e.what(), "repository[2].url"));
+        return false;
+      }
+    };
+    CHECK_FALSE(accepted("/var/lib/walstore", "file:///var/lib/walstore"));
+    CHECK_FALSE(accepted("file:///var/lib/walstore", "file:///var/lib//walstore/"));
+    CHECK_FALSE(accepted("file:///a/./b", "/a/b"));
+    CHECK_FALSE(accepted("s3://b/p", "s3://b//p/"));
+    CHECK(accepted("s3://b/p", "s3://b/q"));
+    CHECK(accepted("file:///a/b", "s3://a/b"));
+  }
+
+  TEST_CASE("[[repository]] tables are validated, naming the table and setting") {
+    auto message = [](const std::string& text) {
+      try {
+        ParseConfigText(text, "t.toml");
+      } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::kConfig);
+        return std::string(e.what());
+      }
+      return std::string("(accepted)");
+    };
+    CHECK(Contains(message("[[repository]]\ncompression = \"lz4\"\n"), "repository[1].url"));
+    CHECK(Contains(message("[[repository]]\nurl = \"file:///a\"\n[[repository]]\nurl = \"file:///a/\"\n"),
+                   "repository[2].url"));
+    CHECK(Contains(message("[[repository]]\nurl = \"file:///a\"\nbest_efort = true\n"),
+                   "repository[1].best_efort"));
+    CHECK(Contains(message("[[repository]]\nurl = \"file:///a\"\n[repository.s3]\nregon = \"x\"\n"),
+                   "repository[1].s3.regon"));
+    CHECK(Contains(message("[[repository]]\nurl = \"file:///a\"\ncompression = \"brotli\"\n"),
+                   "repository[1].compression"));
+    CHECK(Contains(message("[[repository]]\nurl = \"file:///a\"\nbest_effort = true\n"),
+                   "best_effort"));
+    CHECK(Contains(message("repository = []\n"), "at least one"));
+    CHECK(Contains(message("repository = [1, 2]\n"), "repository"));
+    CHECK(Contains(message("repository = 5\n"), "must be a string"));
+    const Config ok = ParseConfigText(
+        "[[repository]]\nurl = \"file:///a\"\n[[repository]]\nurl = \"file:///b\"\nbest_effort = true\n",
+        "t.toml");
+    REQUIRE(ok.repositories.size() == 2);
+    CHECK(ok.repositories[1].best_effort);
+  }
+
   TEST_CASE("ProcessEnvironment reads the real environment") {
     ::setenv("WALSTORE_UNIT_TEST_VAR", "value-1", 1);
     EnvLookup env = ProcessEnvironment();

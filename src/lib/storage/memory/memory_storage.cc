@@ -103,6 +103,11 @@ class MemoryStorage : public Storage {
     }
     for (const auto& info : found) visit(info);
   }
+  bool AnyBelow(const std::string& prefix) override {
+    std::lock_guard lock(store_->mutex);
+    const auto it = store_->objects.lower_bound(prefix);
+    return it != store_->objects.end() && it->first.compare(0, prefix.size(), prefix) == 0;
+  }
   std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
     std::set<std::string> names;
     std::lock_guard lock(store_->mutex);

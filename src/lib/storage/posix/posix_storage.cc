@@ -10,6 +10,7 @@
 #include <cctype>
 #include <filesystem>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
@@ -144,6 +145,15 @@ class PosixStorage : public Storage {
     std::sort(found.begin(), found.end(),
               [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
     for (const auto& info : found) visit(info);
+  }
+
+  bool AnyBelow(const std::string& prefix) override {
+    const size_t slash = prefix.rfind('/');
+    const std::string dir_key = slash == std::string::npos ? "" : prefix.substr(0, slash);
+    VerifyRepository();  // false must mean the repository lacks it
+    std::vector<ObjectInfo> found;
+    Walk(dir_key, prefix, found, 1);
+    return !found.empty();
   }
 
   bool Remove(const std::string& key) override {
@@ -366,7 +376,11 @@ class PosixStorage : public Storage {
     return found;
   }
 
-  void Walk(const std::string& dir_key, const std::string& prefix, std::vector<ObjectInfo>& out) {
+  // Appends the objects below `dir_key` whose keys start with `prefix` to
+  // `out`; stops once `out` holds `limit` of them (in no particular order).
+  void Walk(const std::string& dir_key, const std::string& prefix, std::vector<ObjectInfo>& out,
+            size_t limit = SIZE_MAX) {
+    if (out.size() >= limit) return;
     const std::string dir = dir_key.empty() ? root_ : PathOf(dir_key);
     DIR* handle = opendir(dir.c_str());
     if (handle == nullptr) {
@@ -404,7 +418,7 @@ class PosixStorage : public Storage {
       }
     }
     closedir(handle);
-    for (const auto& [key, is_dir] : entries) Walk(key, prefix, out);
+    for (const auto& [key, is_dir] : entries) Walk(key, prefix, out, limit);
   }
 
   std::string root_;

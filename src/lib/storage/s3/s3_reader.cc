@@ -169,6 +169,13 @@ std::vector<std::string> BucketReader::ListChildren(const std::string& prefix, s
   return first;
 }
 
+bool BucketReader::AnyBelow(const std::string& prefix) {
+  const std::string full_prefix = requests_.KeyPrefix() + prefix;
+  const ListPage page = FetchListPage(prefix, 1, "", "");
+  return std::any_of(page.objects.begin(), page.objects.end(),
+                     [&](const ListedObject& object) { return object.key.starts_with(full_prefix); });
+}
+
 ListPage BucketReader::FetchListPage(const std::string& prefix, int max_keys,
                                      const std::string& delimiter, const std::string& token) {
   Call call{"GET", "", {{"list-type", "2"}, {"prefix", requests_.KeyPrefix() + prefix}}};

@@ -53,6 +53,10 @@ class BucketReader {
   // The first `limit` names directly below `prefix` (one delimiter listing).
   std::vector<std::string> ListChildren(const std::string& prefix, size_t limit);
 
+  // Whether any key starts with `prefix`: one ListObjectsV2 without a
+  // delimiter and with max-keys=1.
+  bool AnyBelow(const std::string& prefix);
+
  private:
   // One ListObjectsV2 page of the keys below KeyPrefix() + `prefix`.  A
   // listing that succeeds proves the bucket is there.

@@ -52,6 +52,8 @@ class S3Storage : public Storage {
     return reader_.ListChildren(prefix, limit);
   }
 
+  bool AnyBelow(const std::string& prefix) override { return reader_.AnyBelow(prefix); }
+
   bool Remove(const std::string& key) override {
     if (!Stat(key)) return false;
     const http::Response response =

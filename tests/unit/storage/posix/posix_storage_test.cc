@@ -35,6 +35,24 @@ TEST_SUITE("storage_posix") {
 
   // An unmounted file system: a writer that made the root on the local disk
   // would answer "archived" for segments the real repository never gets.
+  TEST_CASE("NormalizeRepositoryUrl: one spelling per repository") {
+    CHECK(NormalizeRepositoryUrl("/var/lib/walstore") == "file:///var/lib/walstore");
+    CHECK(NormalizeRepositoryUrl("file:///var/lib/walstore/") == "file:///var/lib/walstore");
+    CHECK(NormalizeRepositoryUrl("file:///var//lib/./walstore") == "file:///var/lib/walstore");
+    CHECK(NormalizeRepositoryUrl("file:///var/lib/x/../walstore") == "file:///var/lib/walstore");
+    CHECK(NormalizeRepositoryUrl("file:///") == "file:///");
+    CHECK(NormalizeRepositoryUrl("s3://b//p/q/") == "s3://b/p/q");
+    CHECK(NormalizeRepositoryUrl("s3://b") == "s3://b");
+    CHECK(NormalizeRepositoryUrl("s3://b/") == "s3://b");
+    CHECK(NormalizeRepositoryUrl("memory://x/") == "memory://x");
+    CHECK_FALSE(NormalizeRepositoryUrl("file://relative").has_value());
+    CHECK_FALSE(NormalizeRepositoryUrl("s3:///p").has_value());
+    CHECK_FALSE(NormalizeRepositoryUrl("").has_value());
+    CHECK(SameRepositoryUrl("/a/b", "file:///a/b/"));
+    CHECK_FALSE(SameRepositoryUrl("/a/b", "s3://a/b"));
+    CHECK_FALSE(SameRepositoryUrl("s3://b/p", "s3://b/P"));
+  }
+
   TEST_CASE("a missing root is never created by a writer") {
     TempDir dir;
     const std::string root = dir / "nfs/walstore";

@@ -123,6 +123,30 @@ TEST_SUITE("s3_reader") {
     CHECK(visited == 3);  // "first", "again", "again": stopped at the repeat
   }
 
+  TEST_CASE("AnyBelow is one listing without delimiter, max-keys 1") {
+    std::string request_line;
+    std::string reply = Reply("200 OK", "<ListBucketResult><Contents><Key>p/7312/wal/0000000100000000/x</Key>"
+                       "<Size>1</Size></Contents><IsTruncated>true</IsTruncated>"
+                       "<NextContinuationToken>t</NextContinuationToken></ListBucketResult>");
+    int requests = 0;
+    TestServer server([&](const ServerRequest& request) {
+      ++requests;
+      request_line = request.head.substr(0, request.head.find("\r\n"));
+      return ServerReply{reply};
+    });
+    auto s = OpenAt(server);
+    CHECK(s->AnyBelow("7312/"));
+    CHECK(requests == 1);
+    CHECK_FALSE(Contains(request_line, "delimiter"));
+    const bool one_key = Contains(request_line, "max-keys=1&") || Contains(request_line, "max-keys=1 ");
+    CHECK(one_key);
+    CHECK(Contains(request_line, "prefix=p%2F7312%2F"));
+    reply = Reply("200 OK", "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>");
+    CHECK_FALSE(s->AnyBelow("8/"));
+    reply = Reply("404 Not Found", S3Error("NoSuchBucket"));
+    CHECK_CODE(s->AnyBelow("8/"), ErrorCode::kStorage);
+  }
+
   TEST_CASE("ListChildren is one delimiter listing, limited") {
     std::string request_line;
     TestServer server([&](const ServerRequest& request) {

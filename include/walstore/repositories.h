@@ -1,0 +1,149 @@
+// Several repositories (config.repositories, in order of preference) for
+// walpush and walfetch (docs/configuration.md, "Several repositories").
+//
+// walpush archives to every repository.  It succeeds only when the file is
+// durable (stored, or an identical copy found) in every repository that is
+// not best_effort.  A conflict (different content archived) in any
+// repository, best-effort or not, fails the push.  Any other failure in a
+// best-effort repository is logged as a WARNING and recorded in the
+// best-effort record beside %p (below); `walctl sync` copies the file later.
+//
+// walfetch tries the repositories in order and restores the first verified
+// copy.  It answers "missing" only when every repository positively lacks
+// the file (storage.h); when none has a copy and any of them failed
+// (unreachable, damaged object, wrong key, ...) it throws that failure, so
+// recovery stops instead of ending early.  A failure followed by a copy from
+// a later repository is a WARNING naming the failed repository.  When every
+// repository lacks the file but one of them holds nothing at all of the
+// cluster while another holds some of it (a wrong URL or prefix, a new
+// repository not yet synced), that lack proves nothing: kNotARepository
+// (walfetch 126).  Read-ahead follows the same rule.
+//
+// Both catch walstore::Error per repository: one repository's failure is
+// what makes them try (or still push to) the next.
+#pragma once
+
+#include <walstore/archive.h>
+#include <walstore/best_effort_record.h>
+#include <walstore/config.h>
+#include <walstore/storage.h>
+
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace walstore {
+
+// The repositories of one Config, each opened on first use.
+class RepositorySet {
+ public:
+  using Opener = std::function<std::unique_ptr<Storage>(const Config&)>;
+  // `config` must outlive the set.  Throws kConfig when no repository is
+  // configured.
+  explicit RepositorySet(const Config& config, Opener open = OpenStorage);
+  // One repository, already open: `config` with `storage` (both must
+  // outlive the set).
+  RepositorySet(const Config& config, Storage& storage);
+
+  size_t size() const { return configs_.size(); }
+  const Config& config(size_t index) const { return *configs_[index]; }
+  // The settings that hold for all of them (read-ahead depth, system id).
+  const Config& top() const { return top_; }
+  // Whose reader settings a read-ahead spool records (SpoolOriginText): the
+  // one repository's, or with several the top-level Config (all of them).
+  const Config& spool_origin() const { return size() == 1 ? config(0) : top_; }
+  // Opens repository `index` the first time; throws as OpenStorage does.
+  Storage& storage(size_t index);
+  std::string Label(size_t index) const { return RepositoryLabel(top_, index); }
+
+ private:
+  const Config& top_;
+  std::vector<const Config*> configs_;
+  std::vector<std::unique_ptr<Storage>> owned_;
+  std::vector<Storage*> storages_;
+  Opener open_;
+  bool warned_empty_ = false;  // WarnIfLackingRepositoryEmpty: once per set
+  friend void WarnIfLackingRepositoryEmpty(RepositorySet&, const std::vector<size_t>&,
+                                           const ExpectedWal&, size_t);
+};
+
+// After repository `served_by` restored `expected` that the repositories
+// `lacking` lacked: logs a WARNING for each of those that holds nothing at
+// all of the cluster (a wrong URL or prefix, an empty new repository), so the
+// misconfiguration shows during recovery and not only at its end.  At most
+// once per set (one walfetch process); a probe that fails is logged at DEBUG.
+// Never throws.
+void WarnIfLackingRepositoryEmpty(RepositorySet& repositories, const std::vector<size_t>& lacking,
+                                  const ExpectedWal& expected, size_t served_by);
+
+// Restores the object `key` from the first repository that has a verified
+// copy (RestoreObjectToFile, with `expected` as there).  Returns the index
+// of that repository; nullopt when every repository positively lacks the
+// key.  When none restored it and at least one failed, throws the first
+// failure, its message naming the repository.
+std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const std::string& key,
+                                              const std::string& dest_path,
+                                              uint64_t* plaintext_size = nullptr,
+                                              const ExpectedWal* expected = nullptr);
+
+// walfetch %f %p over every repository (FetchWalFile's contract, with the
+// rules above; FetchWalFile is this over one repository).  After a miss it
+// asks each repository whether it holds anything of the cluster (one
+// request each, Storage::AnyBelow): with one repository only for the
+// WARNING of cluster_presence.h (never changing the answer), with several
+// for the rule above (a probe that fails throws).  `restored_from` (when given) is set to the repository's
+// index; untouched for the read-ahead spool or a miss.
+FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std::string& name,
+                                         const std::string& dest_path,
+                                         size_t* restored_from = nullptr);
+
+// walpush %p over every repository.  With one repository exactly
+// PushWalFileWithPushAhead (push_ahead.h).  With several, the file goes to
+// each in order, without push-ahead.  The result is the first durable
+// repository's, its outcome kStored when any repository stored a new
+// object.  Throws a conflict of any repository, else the first failure of
+// a repository that is not best_effort (after trying all), naming it.
+PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::string& path,
+                                     const std::vector<std::string>& worker_args);
+
+// walctl sync (WAL only): copies every WAL archive object of cluster
+// `system_id` that some repository has and another lacks.  For each
+// repository, in order, and each WAL file it lacks: the first other
+// repository whose copy verifies is decoded into `work_dir` (with that
+// repository's settings), the WAL file is checked as walpush checks it and
+// pushed under the destination's own settings and key, never overwriting
+// (PushWalFile).  A source copy that does not verify is reported and the
+// next source tried.  Listing a repository that fails throws.
+//
+// Per-repository retention: into a repository that holds WAL, only WAL at or
+// after the oldest WAL it holds (by position in the history, any timeline)
+// is copied; what lies before was pruned there on purpose (walctl --repo N
+// prune) and sync must not bring it back.  Timeline history files are always
+// copied.  `all` copies everything regardless (a repository that should hold
+// the whole history).  A repository without any WAL gets everything.
+struct SyncProblem {
+  size_t repository = 0;  // the destination
+  std::string name;       // the WAL file
+  std::string message;
+};
+struct SyncReport {
+  std::vector<size_t> copied;     // per repository: WAL files copied into it
+  std::vector<size_t> listed;     // per repository: WAL files it held before
+  // Per repository: the WAL file names it holds now (held before or copied;
+  // with dry_run only those held before), for ClearBestEffortMisses.
+  std::vector<std::set<std::string>> held_names;
+  // Per repository: WAL files not copied because they are older than the
+  // oldest WAL it holds (its retention horizon; see SyncWal).
+  std::vector<size_t> below_horizon;
+  std::vector<SyncProblem> problems;
+};
+SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
+                   bool dry_run, bool all = false);
+
+}  // namespace walstore

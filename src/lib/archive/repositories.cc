@@ -1,0 +1,309 @@
+#include <fcntl.h>
+#include <unistd.h>
+#include <walstore/backup/repository.h>
+#include <walstore/error.h>
+#include <walstore/log.h>
+#include <walstore/number.h>
+#include <walstore/prefetch.h>
+#include <walstore/push_ahead.h>
+#include <walstore/repositories.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "archive/cluster_presence.h"
+#include "common/file_util.h"
+
+namespace walstore {
+namespace {
+
+// `error` again, its message naming the repository it came from.
+Error InRepository(const Error& error, const std::string& label) {
+  return Error(error.code(), fmt::format("{}: {}", label, error.what()), error.hint());
+}
+
+// After every repository lacked `name`: with one repository the diagnostic
+// only (it never changes the answer).  With several, a repository that holds
+// nothing at all of the cluster while another holds some of it is no proof
+// of absence (a wrong URL or prefix, a repository added without its history):
+// that throws, so recovery stops instead of ending at a gap.  A probe that
+// fails throws too: "missing" needs every repository's answer.
+void ConfirmAbsence(RepositorySet& repositories, uint64_t system_id, const std::string& name) {
+  if (repositories.size() == 1) {
+    WarnIfClusterAbsent(repositories.storage(0), system_id);
+    return;
+  }
+  std::vector<size_t> empty;
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    try {
+      if (!HoldsCluster(repositories.storage(i), system_id)) empty.push_back(i);
+    } catch (const Error& error) {
+      throw Error(error.code(),
+                  fmt::format("{} is in no repository, but whether {} holds anything of cluster "
+                              "{} is unknown: {}",
+                              name, repositories.Label(i), system_id, error.what()),
+                  error.hint());
+    }
+  }
+  if (empty.size() == repositories.size()) {  // a new cluster: every archive is empty
+    for (size_t i : empty) WarnClusterAbsent(repositories.storage(i), system_id);
+  }
+  if (empty.empty() || empty.size() == repositories.size()) return;
+  std::string labels;
+  for (size_t i : empty) labels += (labels.empty() ? "" : " and ") + repositories.Label(i);
+  throw Error(ErrorCode::kNotARepository,
+              fmt::format("{} is in no repository, but {} {} nothing at all of cluster {} "
+                          "while another repository holds its WAL: its \"not here\" proves "
+                          "nothing, and recovery must not end on it",
+                          name, labels, empty.size() == 1 ? "holds" : "hold", system_id),
+              "fix the repository URL (bucket and prefix), or copy the cluster's WAL into a "
+              "newly added repository with \"walctl sync\", or remove the repository from the "
+              "configuration");
+}
+
+
+// Where a WAL file sits in the history, for the retention horizon: (log,
+// segment); nullopt for timeline history files, which have no place.
+std::optional<std::pair<uint32_t, uint32_t>> HistoryPosition(const WalFileName& name) {
+  if (name.kind == WalFileKind::kHistory) return std::nullopt;
+  return std::make_pair(name.log, name.segment);
+}
+
+
+}  // namespace
+
+void WarnIfLackingRepositoryEmpty(RepositorySet& repositories, const std::vector<size_t>& lacking,
+                                  const ExpectedWal& expected, size_t served_by) {
+  if (lacking.empty() || repositories.warned_empty_) return;
+  repositories.warned_empty_ = true;
+  for (size_t i : lacking) {
+    try {
+      if (HoldsCluster(repositories.storage(i), expected.system_id)) continue;
+    } catch (const Error& error) {
+      Log(LogLevel::kDebug, "could not check whether {} holds cluster {}: {}",
+          repositories.Label(i), expected.system_id, error.what());
+      continue;
+    }
+    Log(LogLevel::kWarning,
+        "{} holds nothing at all of cluster {}: it lacked {}, which {} served",
+        repositories.Label(i), expected.system_id, expected.name.text,
+        repositories.Label(served_by));
+    LogHint("fix its URL (bucket and prefix), copy the cluster's WAL into it with \"walctl "
+            "sync\", or remove it from the configuration; where no repository has a file, "
+            "walfetch stops recovery because of it");
+  }
+}
+
+RepositorySet::RepositorySet(const Config& config, Opener open)
+    : top_(config), open_(std::move(open)) {
+  for (const Config& repo : config.repositories) configs_.push_back(&repo);
+  if (configs_.empty() && !config.repo_url.empty()) configs_.push_back(&config);
+  if (configs_.empty()) {
+    throw Error(ErrorCode::kConfig, "no repository configured",
+                "set repository (or [[repository]] tables) in the config file, WALSTORE_REPO "
+                "or --repo");
+  }
+  owned_.resize(configs_.size());
+  storages_.resize(configs_.size(), nullptr);
+}
+
+RepositorySet::RepositorySet(const Config& config, Storage& storage)
+    : top_(config), configs_{&config}, owned_(1), storages_{&storage} {}
+
+Storage& RepositorySet::storage(size_t index) {
+  if (storages_[index] == nullptr) {
+    owned_[index] = open_(*configs_[index]);
+    storages_[index] = owned_[index].get();
+  }
+  return *storages_[index];
+}
+
+std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const std::string& key,
+                                              const std::string& dest_path,
+                                              uint64_t* plaintext_size,
+                                              const ExpectedWal* expected) {
+  if (repositories.size() == 1) {  // its error as it is, without a repository label
+    if (!RestoreObjectToFile(repositories.storage(0), repositories.config(0), key, dest_path,
+                             plaintext_size, expected)) {
+      return std::nullopt;
+    }
+    return 0;
+  }
+  std::optional<Error> first_failure;
+  std::vector<size_t> lacking;
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    try {
+      if (RestoreObjectToFile(repositories.storage(i), repositories.config(i), key, dest_path,
+                              plaintext_size, expected)) {
+        if (first_failure) {
+          Log(LogLevel::kWarning, "restored {} from {} after an earlier repository failed",
+              key, repositories.Label(i));
+        }
+        if (expected != nullptr) WarnIfLackingRepositoryEmpty(repositories, lacking, *expected, i);
+        return i;
+      }
+      Log(LogLevel::kDebug, "{} is not in {}", key, repositories.Label(i));
+      lacking.push_back(i);
+    } catch (const Error& error) {
+      const bool more = i + 1 < repositories.size();
+      Log(LogLevel::kWarning, "{}: {}{}", repositories.Label(i), error.what(),
+          more ? "; trying the next repository" : "");
+      if (!first_failure) first_failure = InRepository(error, repositories.Label(i));
+    }
+  }
+  if (first_failure) {
+    throw Error(first_failure->code(),
+                fmt::format("{} was restored from no repository, and not every repository "
+                            "positively lacks it: {}",
+                            key, first_failure->what()),
+                first_failure->hint());
+  }
+  return std::nullopt;
+}
+
+FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std::string& name,
+                                         const std::string& dest_path, size_t* restored_from) {
+  const Config& top = repositories.top();
+  const WalFileName parsed = ParseWalFileNameOrThrow(name);
+  const uint64_t system_id = ResolveSystemId(top, ".");
+  FetchResult result;
+  result.key = WalObjectKey(system_id, parsed);
+  if (top.prefetch > 0) {
+    result.plaintext_size =
+        TakePrefetchedSegment(repositories.spool_origin(), system_id, parsed, dest_path);
+    if (result.plaintext_size > 0) {
+      result.outcome = FetchOutcome::kRestored;
+      result.prefetched = true;
+      return result;
+    }
+  }
+  const ExpectedWal expected{parsed, system_id};
+  const auto from =
+      RestoreFromRepositories(repositories, result.key, dest_path, &result.plaintext_size, &expected);
+  if (from) {
+    result.outcome = FetchOutcome::kRestored;
+    if (restored_from != nullptr) *restored_from = *from;
+    return result;
+  }
+  ConfirmAbsence(repositories, system_id, name);
+  result.outcome = FetchOutcome::kMissing;
+  return result;
+}
+
+PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::string& path,
+                                     const std::vector<std::string>& worker_args) {
+  if (repositories.size() == 1) {
+    return PushWalFileWithPushAhead([&] { return OpenStorage(repositories.config(0)); },
+                                    repositories.config(0), path, worker_args);
+  }
+  std::optional<PushResult> result;
+  bool stored_any = false;
+  std::optional<Error> conflict;
+  std::optional<Error> required_failure;
+  std::vector<std::pair<size_t, std::string>> best_effort_misses;  // repository, error name
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    const Config& config = repositories.config(i);
+    try {
+      const PushResult pushed = PushWalFile(repositories.storage(i), config, path);
+      stored_any = stored_any || pushed.outcome == PushOutcome::kStored;
+      if (!result) result = pushed;
+    } catch (const Error& error) {
+      const Error named = InRepository(error, repositories.Label(i));
+      if (error.code() == ErrorCode::kConflict) {
+        if (!conflict) conflict = named;
+      } else if (!config.best_effort) {
+        if (!required_failure) required_failure = named;
+      }
+      if (config.best_effort && error.code() != ErrorCode::kConflict) {
+        // Loud, counted, and caught up by walctl sync: never forgotten.
+        Log(LogLevel::kWarning, "{} did not reach the best-effort {}: {} [{}]", BaseName(path),
+            repositories.Label(i), error.what(), InfoFor(error.code()).name);
+        LogHint("run \"walctl sync\" once the repository answers again; the miss is recorded "
+                "in pg_wal/" + std::string(kBestEffortRecordName));
+        best_effort_misses.emplace_back(i, InfoFor(error.code()).name);
+      } else if (i + 1 < repositories.size()) {
+        Log(LogLevel::kWarning, "{}; archiving to the other repositories all the same",
+            named.what());
+      }
+    }
+  }
+  if (conflict) throw *conflict;
+  if (required_failure) throw *required_failure;
+  if (!result) Fail(ErrorCode::kInternal, "no repository took {}", path);  // all best-effort
+  // Only now: a failed push is retried by PostgreSQL and recorded then.
+  for (const auto& [i, error_name] : best_effort_misses) {
+    RecordBestEffortMiss(DirName(path), repositories.config(i).repo_url, BaseName(path),
+                         error_name);
+  }
+  if (stored_any) result->outcome = PushOutcome::kStored;
+  return *result;
+}
+
+SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
+                   bool dry_run, bool all) {
+  const size_t n = repositories.size();
+  SyncReport report;
+  report.copied.assign(n, 0);
+  report.listed.assign(n, 0);
+  std::vector<std::set<std::string>> held(n);  // keys
+  std::map<std::string, WalFileName> names;     // key -> name
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& object : backup::ListWal(repositories.storage(i), system_id)) {
+      held[i].insert(object.key);
+      names.emplace(object.key, object.name);
+    }
+    report.listed[i] = held[i].size();
+  }
+  report.held_names.resize(n);
+  report.below_horizon.assign(n, 0);
+  for (size_t to = 0; to < n; ++to) {
+    Config destination = repositories.config(to);
+    destination.system_id = system_id;  // .history / .backup files have no WAL header
+    // The oldest WAL the destination holds: what lies before it was pruned
+    // there on purpose (its own retention), not missed.
+    std::optional<std::pair<uint32_t, uint32_t>> horizon;
+    for (const std::string& key : held[to]) {
+      const auto position = HistoryPosition(names.at(key));
+      if (position && (!horizon || *position < *horizon)) horizon = position;
+    }
+    for (const auto& [key, name] : names) {
+      if (held[to].count(key) != 0) continue;
+      const auto position = HistoryPosition(name);
+      if (!all && horizon && position && *position < *horizon) {
+        ++report.below_horizon[to];
+        continue;
+      }
+      if (dry_run) {
+        ++report.copied[to];
+        continue;
+      }
+      const std::string local = work_dir + "/" + name.text;
+      const ExpectedWal expected{name, system_id};
+      bool copied = false;
+      for (size_t from = 0; from < n && !copied; ++from) {
+        if (from == to || held[from].count(key) == 0) continue;
+        try {
+          if (!RestoreObjectToFile(repositories.storage(from), repositories.config(from), key,
+                                   local, nullptr, &expected)) {
+            continue;  // removed since the listing
+          }
+          PushWalFile(repositories.storage(to), destination, local);
+          copied = true;
+          ++report.copied[to];
+        } catch (const Error& error) {
+          report.problems.push_back(
+              {to, name.text,
+               fmt::format("copying from {} failed: {} [{}]", repositories.Label(from),
+                           error.what(), InfoFor(error.code()).name)});
+        }
+        unlink(local.c_str());
+      }
+      if (copied) held[to].insert(key);
+    }
+    for (const std::string& key : held[to]) report.held_names[to].insert(names.at(key).text);
+  }
+  return report;
+}
+
+}  // namespace walstore
