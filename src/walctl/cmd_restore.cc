@@ -32,8 +32,17 @@ int RunRestoreCommand(const CommonOptions& common, RestoreCommandOptions& option
                {"directory", restore.target_dir},
                {"files", r.files},
                {"bytes", r.bytes},
+               {"delta", r.delta},
+               {"bytes_written", r.bytes_written},
                {"seconds", r.seconds},
                {"restore_command", r.restore_command}});
+  } else if (r.delta) {
+    Log(LogLevel::kNotice,
+        "updated data directory {} to backup {}: {} files, {} checked against the block map "
+        "and the manifest, {} written, in {}",
+        restore.target_dir, r.backup.label, r.files, backup::FormatBytes(r.bytes),
+        backup::FormatBytes(r.bytes_written), backup::FormatDuration(r.seconds));
+    Log(LogLevel::kNotice, "start it with: pg_ctl -D {} start", restore.target_dir);
   } else {
     Log(LogLevel::kNotice,
         "restored backup {} into {}: {} files, {} in {}, all checked against the manifest",
@@ -56,6 +65,9 @@ Command AddRestoreCommand(CLI::App& walctl, CommonOptions& common) {
                   "preserve (default) or off: archiving of the restored cluster")
       ->check(CLI::IsMember({"preserve", "off"}));
   AddProgressOptions(*cmd, options->progress);
+  cmd->add_flag("--delta", options->restore.delta,
+                "update an existing data directory in place: write only what differs from the "
+                "backup, remove what it does not hold");
   cmd->add_flag("--json", options->json, "print a JSON summary");
   return {cmd, [&common, options] { return RunRestoreCommand(common, *options); }};
 }
