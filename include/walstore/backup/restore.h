@@ -1,5 +1,6 @@
 // walctl restore: a base backup from the repository into an empty data
-// directory (or, with --delta, into an existing one: see RunRestore), set up to recover from the WAL archive to a target.
+// directory (or, with --delta, into an existing one: see RunRestore), set
+// up to recover from the WAL archive to a target.
 //
 // Every tar is decoded and extracted as a stream (tar_reader.h); every file
 // is checked against PostgreSQL's backup manifest (size and checksum) while
