@@ -59,7 +59,9 @@ Command AddRestoreCommand(CLI::App& walctl, CommonOptions& common) {
   auto options = std::make_shared<RestoreCommandOptions>();
   auto* cmd = walctl.add_subcommand("restore", "restore a backup into an empty directory for PITR");
   cmd->add_option("backup", options->restore.backup, "backup label or 'latest'")->required();
-  cmd->add_option("dir", options->restore.target_dir, "new or empty data directory")->required();
+  cmd->add_option("dir", options->restore.target_dir,
+                  "new or empty directory (--delta: an existing data directory)")
+      ->required();
   AddRestoreOptions(*cmd, options->restore, options->tablespace_map);
   cmd->add_option("--archive-mode", options->archive_mode,
                   "preserve (default) or off: archiving of the restored cluster")
