@@ -32,8 +32,17 @@ int RunRestoreCommand(const CommonOptions& common, RestoreCommandOptions& option
                {"directory", restore.target_dir},
                {"files", r.files},
                {"bytes", r.bytes},
+               {"delta", r.delta},
+               {"bytes_written", r.bytes_written},
                {"seconds", r.seconds},
                {"restore_command", r.restore_command}});
+  } else if (r.delta) {
+    Log(LogLevel::kNotice,
+        "updated data directory {} to backup {}: {} files, {} checked against the block map "
+        "and the manifest, {} written, in {}",
+        restore.target_dir, r.backup.label, r.files, backup::FormatBytes(r.bytes),
+        backup::FormatBytes(r.bytes_written), backup::FormatDuration(r.seconds));
+    Log(LogLevel::kNotice, "start it with: pg_ctl -D {} start", restore.target_dir);
   } else {
     Log(LogLevel::kNotice,
         "restored backup {} into {}: {} files, {} in {}, all checked against the manifest",
@@ -50,12 +59,17 @@ Command AddRestoreCommand(CLI::App& walctl, CommonOptions& common) {
   auto options = std::make_shared<RestoreCommandOptions>();
   auto* cmd = walctl.add_subcommand("restore", "restore a backup into an empty directory for PITR");
   cmd->add_option("backup", options->restore.backup, "backup label or 'latest'")->required();
-  cmd->add_option("dir", options->restore.target_dir, "new or empty data directory")->required();
+  cmd->add_option("dir", options->restore.target_dir,
+                  "new or empty directory (--delta: an existing data directory)")
+      ->required();
   AddRestoreOptions(*cmd, options->restore, options->tablespace_map);
   cmd->add_option("--archive-mode", options->archive_mode,
                   "preserve (default) or off: archiving of the restored cluster")
       ->check(CLI::IsMember({"preserve", "off"}));
   AddProgressOptions(*cmd, options->progress);
+  cmd->add_flag("--delta", options->restore.delta,
+                "update an existing data directory in place: write only what differs from the "
+                "backup, remove what it does not hold");
   cmd->add_flag("--json", options->json, "print a JSON summary");
   return {cmd, [&common, options] { return RunRestoreCommand(common, *options); }};
 }

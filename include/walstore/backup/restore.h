@@ -1,5 +1,6 @@
 // walctl restore: a base backup from the repository into an empty data
-// directory, set up to recover from the WAL archive to a target.
+// directory (or, with --delta, into an existing one: see RunRestore), set
+// up to recover from the WAL archive to a target.
 //
 // Every tar is decoded and extracted as a stream (tar_reader.h); every file
 // is checked against PostgreSQL's backup manifest (size and checksum) while
@@ -57,17 +58,42 @@ struct RestoreOptions {
   std::string walfetch;         // path of walfetch; "" = next to walctl, else $PATH
   std::string restore_command;  // overrides the generated restore_command
   bool archive_off = false;     // write archive_mode = off
+  // walctl restore --delta: update an existing data directory in place (see
+  // RunRestore); a missing or empty target_dir is restored as without it.
+  bool delta = false;
   ProgressCallback progress;   // empty = none (walstore/backup/progress.h)
 };
 
 struct RestoreResult {
   BackupRecord backup;
   uint64_t files = 0;
-  uint64_t bytes = 0;
+  uint64_t bytes = 0;  // file bytes restored, every one checked against the backup
+  bool delta = false;  // an existing data directory was updated in place
+  uint64_t bytes_written = 0;  // file bytes written (all of `bytes` unless delta)
   double seconds = 0;
   std::string restore_command;
 };
 
+// With options.delta and a target_dir that holds files, the data directory
+// there (a failed primary, an older restore) is updated in place instead:
+// - refused (Error kUsage) when it holds postmaster.pid (a server runs in
+//   it, or one crashed: stop it, or make sure none runs and remove the
+//   file), has no PG_VERSION (not a data directory), or when the backup has
+//   tablespaces or no block map;
+// - first global/pg_control and recovery.signal are removed (the directory
+//   cannot be started until a delta restore completes; a failed one removes
+//   global/pg_control again) and everything beneath it that is neither a
+//   regular file nor a directory (symbolic links included, never followed);
+// - every file of the backup is compared byte for byte, per 8 KiB, with
+//   what is on disk and only differing blocks are written, then cut to its
+//   size (a diff / incr: its full backup so, and each delta of the chain
+//   applied on top as a normal restore does);
+// - files and directories the backup does not hold are removed (pg_wal ends
+//   empty, as after a normal restore);
+// - every file is then read back from disk and checked against the
+//   backup's block map and manifest, as a chain's restore does, and the
+//   recovery settings are written as a normal restore writes them.
+// A crash part-way leaves a directory a second delta restore repairs.
 RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system_id,
                          const RestoreOptions& options);
 

@@ -8,8 +8,10 @@
 #include <unistd.h>
 #include <walstore/error.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "backup/checksum.h"
@@ -61,6 +63,32 @@ void WriteFully(int fd, const uint8_t* data, size_t size, const std::string& wha
     data += n;
     size -= static_cast<size_t>(n);
   }
+}
+
+// Writes `size` bytes at `offset` of `fd` (pwrite, the file offset is not used).
+void WriteFullyAt(int fd, const uint8_t* data, size_t size, uint64_t offset,
+                  const std::string& what) {
+  while (size > 0) {
+    const ssize_t n = pwrite(fd, data, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) FailErrno(errno, fmt::format("could not write \"{}\"", what));
+    data += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+}
+
+// Reads up to `size` bytes at `offset` of `fd`; fewer only at its end.
+size_t ReadFullyAt(int fd, uint8_t* data, size_t size, uint64_t offset, const std::string& what) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = pread(fd, data + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) FailErrno(errno, fmt::format("could not read \"{}\"", what));
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
 }
 
 int OpenDirNoFollow(int dir, const std::string& name) {
@@ -208,7 +236,7 @@ int TargetDir::CreateFile(const std::string& rel, mode_t mode, bool append) {
 }
 
 int TargetDir::OpenFileForUpdate(const std::string& rel, mode_t mode) {
-  return OpenRegular(rel, mode, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC);
+  return OpenRegular(rel, mode, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC);
 }
 
 int TargetDir::OpenRegular(const std::string& rel, mode_t mode, int flags) {
@@ -281,6 +309,8 @@ void BackupExtractor::Extract(ReadStream& tar_stream, TargetDir* target,
     }
     switch (entry->type) {
       case TarEntry::Type::kDirectory:
+        if (listed_) listed_->directories.insert(entry->path);
+        if (target && listed_) target->RemoveIfOtherType(entry->path, /*want_directory=*/true);
         if (target) target->MakeDirectory(entry->path, entry->mode);
         break;
       case TarEntry::Type::kSymlink: {
@@ -301,13 +331,30 @@ void BackupExtractor::Extract(ReadStream& tar_stream, TargetDir* target,
           Fail(ErrorCode::kCorrupt, "{} is in the backup but not in its manifest", manifest_path);
         }
         auto checksum = MakeFileChecksum(expected->algorithm);
-        Fd fd(target ? target->CreateFile(entry->path, 0600) : -1);
+        if (target && listed_) target->RemoveIfOtherType(entry->path, /*want_directory=*/false);
+        Fd fd(!target   ? -1
+              : listed_ ? target->OpenFileForUpdate(entry->path, 0600)
+                        : target->CreateFile(entry->path, 0600));
         uint64_t size = 0;
         while (const size_t n = tar.Read(MutableBytes(buffer_.data(), buffer_.size()))) {
           if (checksum) checksum->Update(Bytes(buffer_.data(), n));
-          if (fd.fd >= 0) WriteFully(fd.fd, buffer_.data(), n, entry->path);
+          if (fd.fd >= 0 && listed_) {
+            WriteChangedBlocks(fd.fd, n, size, entry->path);
+          } else if (fd.fd >= 0) {
+            WriteFully(fd.fd, buffer_.data(), n, entry->path);
+            written_ += n;
+          }
           size += n;
           on_bytes_(n);
+        }
+        if (fd.fd >= 0 && listed_) {
+          struct stat st {};
+          if (fstat(fd.fd, &st) != 0) FailErrno(errno, "could not stat \"" + entry->path + "\"");
+          if (static_cast<uint64_t>(st.st_size) != size &&
+              ftruncate(fd.fd, static_cast<off_t>(size)) != 0) {
+            FailErrno(errno, fmt::format("could not truncate \"{}\"", entry->path));
+          }
+          listed_->files[entry->path] = size;
         }
         if (fd.fd >= 0 && entry->mode && fchmod(fd.fd, entry->mode & 0777) != 0) {
           FailErrno(errno, fmt::format("could not chmod \"{}\"", entry->path));
@@ -324,6 +371,25 @@ void BackupExtractor::Extract(ReadStream& tar_stream, TargetDir* target,
         Fail(ErrorCode::kUnsupportedFormat, "{}: unsupported tar member \"{}\" (type '{}')", what,
              entry->path, entry->typeflag);
     }
+  }
+}
+
+void BackupExtractor::UpdateInPlace(DeltaContents& listed) {
+  listed_ = &listed;
+  existing_.resize(buffer_.size());
+}
+
+void BackupExtractor::WriteChangedBlocks(int fd, size_t n, uint64_t offset,
+                                         const std::string& path) {
+  const size_t have = ReadFullyAt(fd, existing_.data(), n, offset, path);
+  for (size_t at = 0; at < n; at += kDeltaBlockSize) {
+    const size_t len = std::min(kDeltaBlockSize, n - at);
+    checked_ += len;
+    if (at + len <= have && std::memcmp(existing_.data() + at, buffer_.data() + at, len) == 0) {
+      continue;
+    }
+    WriteFullyAt(fd, buffer_.data() + at, len, offset + at, path);
+    written_ += len;
   }
 }
 

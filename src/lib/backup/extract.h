@@ -30,6 +30,7 @@
 #include <map>
 #include <string>
 
+#include "backup/delta.h"
 #include "backup/manifest.h"
 
 namespace walstore::backup {
@@ -56,7 +57,7 @@ class TargetDir {
   // and returns its descriptor, which the caller closes.  With append, an
   // existing regular file is opened for appending instead.
   int CreateFile(const std::string& rel, mode_t mode, bool append = false);
-  // Opens regular file `rel` for writing in place (pwrite, ftruncate),
+  // Opens regular file `rel` for reading and writing in place (pread, pwrite, ftruncate),
   // creating it when missing; never follows a symbolic link.
   int OpenFileForUpdate(const std::string& rel, mode_t mode);
   // Removes `rel` when it is a directory (want_directory false: with all it
@@ -98,16 +99,35 @@ class BackupExtractor {
   void Extract(ReadStream& tar_stream, TargetDir* target, const std::string& manifest_prefix,
                const std::map<std::string, std::string>& links, const std::string& what);
 
+  // walctl restore --delta: files already beneath the target are updated in
+  // place, 8 KiB block by block, writing only the blocks whose bytes differ
+  // (compared byte for byte with what is on disk, never by time or size),
+  // and cut to their size; a file where the backup has a directory, or the
+  // reverse, is removed first.  `listed` gets every directory and file (with
+  // its size) the tars hold, for removing what they do not.
+  void UpdateInPlace(DeltaContents& listed);
+
   uint64_t files() const { return files_; }
   uint64_t bytes() const { return bytes_; }
+  // File bytes written beneath the target (all of them unless UpdateInPlace).
+  uint64_t written() const { return written_; }
+  // With UpdateInPlace: file bytes compared with what was on disk.
+  uint64_t checked() const { return checked_; }
   ManifestChecker& checker() { return checker_; }
 
  private:
   ManifestChecker& checker_;
   std::function<void(uint64_t)> on_bytes_;
+  // Writes the blocks of buffer_[0, n) that differ from `fd` at `offset`.
+  void WriteChangedBlocks(int fd, size_t n, uint64_t offset, const std::string& path);
+
   std::vector<uint8_t> buffer_;
+  std::vector<uint8_t> existing_;
+  DeltaContents* listed_ = nullptr;
   uint64_t files_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t written_ = 0;
+  uint64_t checked_ = 0;
 };
 
 }  // namespace walstore::backup

@@ -359,6 +359,84 @@ void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents) {
   }
 }
 
+// walctl restore --delta: whether `root` holds a data directory to update in
+// place (false: missing or empty, restored as without --delta); refuses one
+// that may not be.
+bool CheckDeltaTarget(const fs::path& root, const BackupRecord& backup) {
+  if (IsMissingOrEmptyDir(root.string())) return false;
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) {
+    Fail(ErrorCode::kUsage, "data directory {} is not a directory", root.string());
+  }
+  if (fs::symlink_status(root / "postmaster.pid", ec).type() != fs::file_type::not_found) {
+    throw Error(ErrorCode::kUsage,
+                fmt::format("data directory {} holds postmaster.pid: a server is running in it, "
+                            "or one crashed there; restore --delta does not touch it",
+                            root.string()),
+                fmt::format("stop the server (pg_ctl -D {} stop); if none runs (pg_ctl status), "
+                            "remove postmaster.pid and run the restore again",
+                            root.string()));
+  }
+  if (!fs::is_regular_file(fs::symlink_status(root / "PG_VERSION", ec))) {
+    throw Error(ErrorCode::kUsage,
+                fmt::format("{} is not a PostgreSQL data directory (no PG_VERSION): restore "
+                            "--delta only updates one", root.string()),
+                "give a data directory, or an empty or new directory for a full restore");
+  }
+  for (const auto& archive : backup.archives) {
+    if (archive.tablespace_oid != 0) {
+      throw Error(ErrorCode::kUsage,
+                  fmt::format("backup {} has tablespaces (OID {}): restore --delta does not "
+                              "update tablespaces", backup.label, archive.tablespace_oid),
+                  "restore into an empty or new directory without --delta");
+    }
+  }
+  if (backup.blockmap.name.empty()) {
+    throw Error(ErrorCode::kUsage,
+                fmt::format("backup {} has no block map (an older walctl took it): restore "
+                            "--delta cannot check the updated directory against it",
+                            backup.label),
+                "restore into an empty or new directory without --delta");
+  }
+  return true;
+}
+
+// Removes everything beneath `root` that is neither a regular file nor a
+// directory (a symbolic link is removed, never followed): a data directory
+// restored without tablespaces has none.
+void RemoveSpecialEntries(const fs::path& root) {
+  std::vector<fs::path> special;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const auto status = it->symlink_status();
+    if (!fs::is_regular_file(status) && !fs::is_directory(status)) special.push_back(it->path());
+  }
+  if (ec) FailErrno(ec.value(), "could not read the directories under " + root.string());
+  for (const auto& path : special) {
+    if (unlink(path.c_str()) != 0) FailErrno(errno, "could not remove " + path.string());
+  }
+}
+
+// A delta restore that fails removes global/pg_control again, so the
+// directory is never started half-updated.
+class PgControlGuard {
+ public:
+  explicit PgControlGuard(TargetDir* target) : target_(target) {}
+  void Remove() const {
+    if (target_ && unlinkat(target_->fd(), "global/pg_control", 0) != 0 && errno != ENOENT) {
+      FailErrno(errno, "could not remove global/pg_control in " + target_->root());
+    }
+  }
+  void Commit() { target_ = nullptr; }
+  ~PgControlGuard() {
+    if (target_) unlinkat(target_->fd(), "global/pg_control", 0);
+  }
+
+ private:
+  TargetDir* target_;
+};
+
 // Where the file of manifest path `path` was restored (ManifestPath's inverse).
 fs::path RestoredPath(const std::string& path, const fs::path& root,
                       const std::map<uint32_t, fs::path>& tablespace_dirs) {
@@ -659,9 +737,29 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   ManifestChecker checker(manifest);
 
   const fs::path root = AbsolutePath(options.target_dir);
+  result.delta = options.delta && CheckDeltaTarget(root, backup);
   CleanupGuard cleanup;
-  cleanup.Add(root, PrepareEmptyDir(root, "data directory"));
+  if (result.delta) {
+    RemoveSpecialEntries(root);
+  } else {
+    cleanup.Add(root, PrepareEmptyDir(root, "data directory"));
+  }
   TargetDir target(root.string());
+  PgControlGuard pg_control(result.delta ? &target : nullptr);
+  if (result.delta) {
+    Log(LogLevel::kNotice, "updating data directory {} in place: it cannot be started until "
+        "this restore completes", root.string());
+    // A restored pg_wal is empty: its old WAL goes first, so nothing can be
+    // replayed over a half-updated directory; then global/pg_control.
+    std::error_code ec;
+    if (fs::is_directory(fs::symlink_status(root / "pg_wal", ec))) {
+      RemoveUnlisted(root / "pg_wal", DeltaContents{{}, {"archive_status"}});
+    }
+    pg_control.Remove();
+    if (unlinkat(target.fd(), "recovery.signal", 0) != 0 && errno != ENOENT) {
+      FailErrno(errno, "could not remove recovery.signal in " + root.string());
+    }
+  }
   std::map<uint32_t, fs::path> tablespace_dirs;
   TablespaceTargets tablespace_targets;
   for (const auto& archive : backup.archives) {
@@ -682,28 +780,48 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
 
   uint64_t total = 0;
   for (const auto& file : manifest.files) total += file.size;
-  if (chain.size() > 1) {
+  if (chain.size() > 1 || result.delta) {
     // The full backup, each delta applied on top, then every file read back.
     total *= 2;
     for (size_t i = 1; i < chain.size(); ++i) total += chain[i]->size();
   }
   ProgressReporter progress(options.progress, total);
   const auto advance = [&](uint64_t n) { progress.Advance(n); };
-  if (chain.size() == 1) {
+  if (chain.size() == 1 && !result.delta) {
     BackupExtractor extractor(checker, advance);
     ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
     result.files = extractor.files();
     result.bytes = extractor.bytes();
+    result.bytes_written = extractor.written();
+  } else if (chain.size() == 1) {
+    // Compared and updated in place; then read back whole from disk.
+    ManifestChecker extract_checker(manifest);
+    BackupExtractor extractor(extract_checker, advance);
+    DeltaContents listed;
+    extractor.UpdateInPlace(listed);
+    ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
+    RemoveUnlisted(root, listed);
+    result.bytes_written = extractor.written();
+    result.bytes = CheckRestoredFiles(storage, config, backup, root, tablespace_dirs, checker,
+                                      advance);
+    result.files = manifest.files.size();
   } else {
     // The full backup is checked against its own manifest as it is laid down.
     const BackupManifest full_manifest = LoadManifest(storage, config, *chain.front());
     ManifestChecker full_checker(full_manifest);
     BackupExtractor extractor(full_checker, advance);
+    DeltaContents listed;
+    if (result.delta) extractor.UpdateInPlace(listed);
     ExtractArchives(storage, config, *chain.front(), extractor, &target, tablespace_targets);
+    result.bytes_written = extractor.written();
     ChainContents contents;
     for (size_t i = 1; i < chain.size(); ++i) {
+      // Every block a delta stores is written (compared only in the full).
       contents = ApplyDeltaArchives(storage, config, *chain[i], &target, tablespace_targets,
-                                    advance);
+                                    [&](uint64_t n) {
+                                      result.bytes_written += n;
+                                      advance(n);
+                                    });
       // What was deleted since goes now: disk use stays near each step's size.
       RemoveUnlisted(root, contents[0]);
       for (const auto& [oid, dir] : tablespace_dirs) RemoveUnlisted(dir, contents[oid]);
@@ -746,6 +864,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   SyncTree(root);
   for (const auto& [oid, dir] : tablespace_dirs) SyncTree(dir);
   cleanup.Commit();
+  pg_control.Commit();
   result.seconds = NowSeconds() - started;
   return result;
 }

@@ -3,6 +3,10 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <filesystem>
+#include <map>
+#include <set>
+
 #include "test_helpers.h"
 #include "test_util.h"
 
@@ -192,6 +196,65 @@ TEST_SUITE("backup_extract") {
       s.CheckOutsideUntouched();
       TargetDir dir(s.target);
       CHECK(test::ThrownCode([&] { dir.WriteFile("PG_VERSION", "x", true); }) == "kCorrupt");
+      s.CheckOutsideUntouched();
+    });
+  }
+
+  TEST_CASE("UpdateInPlace writes only the blocks that differ, cuts files and swaps types") {
+    ForBothResolvers([&] {
+      Scene s({});
+      const std::string a = std::string(8192, 'a') + std::string(8192, 'b') + std::string(8192, 'c');
+      const std::string b(10000, 'x');
+      s.manifest.files = {{"a", a.size(), "", ""}, {"b", b.size(), "", ""}, {"c", 3, "", ""},
+                          {"e", 2, "", ""}};
+      std::string damaged = a;
+      damaged[8192 + 100] = 'Z';  // block 1 of "a"
+      test::WriteFile(s.target + "/a", damaged);
+      test::WriteFile(s.target + "/b", b + std::string(10000, 'x'));  // longer, same prefix
+      test::WriteFile(s.target + "/d", "a file where the backup has a directory");
+      mkdir((s.target + "/e").c_str(), 0700);
+      test::WriteFile(s.target + "/e/inside", "a directory where the backup has a file");
+      TarBuilder tar;
+      tar.Add("a", a);
+      tar.Add("b", b);
+      tar.Add("c", "new");
+      tar.Add("d", "", '5');
+      tar.Add("e", "ee");
+      ManifestChecker checker(s.manifest);
+      BackupExtractor extractor(checker, [](uint64_t) {});
+      DeltaContents listed;
+      extractor.UpdateInPlace(listed);
+      TargetDir dir(s.target);
+      MemoryReadStream in(tar.out);
+      extractor.Extract(in, &dir, "", {}, "base.tar");
+      CHECK(test::ReadFile(s.target + "/a") == a);
+      CHECK(test::ReadFile(s.target + "/b") == b);
+      CHECK(test::ReadFile(s.target + "/c") == "new");
+      CHECK(std::filesystem::is_directory(s.target + "/d"));
+      CHECK(test::ReadFile(s.target + "/e") == "ee");
+      // Block 1 of "a", the whole new "c" and "e"; "b" is only cut.
+      CHECK(extractor.written() == 8192 + 3 + 2);
+      CHECK(extractor.checked() == a.size() + b.size() + 3 + 2);
+      CHECK(listed.files == std::map<std::string, uint64_t>{
+                                {"a", a.size()}, {"b", b.size()}, {"c", 3}, {"e", 2}});
+      CHECK(listed.directories == std::set<std::string>{"d"});
+    });
+  }
+
+  TEST_CASE("UpdateInPlace never writes through a link where the backup has a file") {
+    ForBothResolvers([&] {
+      Scene s({"PG_VERSION"});
+      symlink((s.outside + "/victim").c_str(), (s.target + "/PG_VERSION").c_str());
+      TarBuilder tar;
+      tar.Add("PG_VERSION", "owned");
+      ManifestChecker checker(s.manifest);
+      BackupExtractor extractor(checker, [](uint64_t) {});
+      DeltaContents listed;
+      extractor.UpdateInPlace(listed);
+      TargetDir dir(s.target);
+      MemoryReadStream in(tar.out);
+      CHECK(test::ThrownCode([&] { extractor.Extract(in, &dir, "", {}, "base.tar"); }) ==
+            "kCorrupt");
       s.CheckOutsideUntouched();
     });
   }
