@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <walstore/config.h>
+#include <walstore/crypto.h>
 #include <walstore/error.h>
 #include <walstore/storage.h>
 #include <walstore/stream.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -121,6 +123,13 @@ std::optional<Error> ThrownError(F&& f) {
 #define REQUIRE_CODE(expr, code)                                                       \
   REQUIRE(::walstore::test::ThrownCode([&] { (void)(expr); }) == \
           std::string(::walstore::test::CodeName(code)))
+
+// A 32-byte test key whose bytes count up from `first` (first, first+1, ...).
+inline Key SequenceKey(uint8_t first) {
+  std::array<uint8_t, 32> b;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(first + i);
+  return Key(b);
+}
 
 inline bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;

@@ -31,11 +31,7 @@ namespace {
 constexpr uint64_t kSysId = 7312345678901234567ull;
 constexpr uint32_t kSegSize = 1u << 20;
 
-Key TestKey(uint8_t fill = 0x42) {
-  std::array<uint8_t, 32> b;
-  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(fill + i);
-  return Key(b);
-}
+Key TestKey(uint8_t fill = 0x42) { return walstore::test::SequenceKey(fill); }
 
 std::string FreshStoreName() {
   static std::atomic<int> n{0};

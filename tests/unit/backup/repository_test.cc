@@ -29,11 +29,7 @@ namespace {
 
 constexpr uint64_t kSysId = 7322222222222222222ull;
 
-Key RecordKey() {
-  std::array<uint8_t, 32> b;
-  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(0x30 + i);
-  return Key(b);
-}
+Key RecordKey() { return walstore::test::SequenceKey(0x30); }
 
 std::string RecordText(const std::string& label, double start) {
   BackupRecord r;

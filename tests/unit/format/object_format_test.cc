@@ -39,11 +39,7 @@ namespace {
 // The name objects are encoded and decoded under (version 2 binds them to it).
 constexpr const char* kIdentity = "test/object";
 
-Key KeyA() {
-  std::array<uint8_t, 32> b;
-  for (size_t i = 0; i < 32; ++i) b[i] = static_cast<uint8_t>(0xA0 + i);
-  return Key(b);
-}
+Key KeyA() { return walstore::test::SequenceKey(0xA0); }
 Key KeyB() {
   std::array<uint8_t, 32> b;
   for (size_t i = 0; i < 32; ++i) b[i] = static_cast<uint8_t>(0x11 * (i + 1));
