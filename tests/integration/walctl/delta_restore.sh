@@ -113,8 +113,14 @@ for _ in $(seq 3000); do
   [[ -e $primary/global/pg_control ]] || break
   sleep 0.01
 done
+lock_at_kill=$(head -n 1 "$primary/postmaster.pid" 2>/dev/null || echo none)
 kill -9 "$killed_pid" 2>/dev/null || true
 wait "$killed_pid" 2>/dev/null || true
+ws_same "while it ran, walctl held the directory with a postmaster.pid of its own PID" \
+  "$killed_pid" "$lock_at_kill"
+ws_same "the killed restore's lock is left behind" "$killed_pid" \
+  "$(head -n 1 "$primary/postmaster.pid" 2>/dev/null || echo none)"
+cp -p "$primary/postmaster.pid" "$WS_TMP/stale.pid"
 ws_same "the killed restore had not completed (no recovery.signal, no pg_control)" no:no \
   "$([[ -e $primary/recovery.signal ]] && echo yes || echo no):$([[ -e $primary/global/pg_control ]] && echo yes || echo no)"
 ws_same "its old WAL is gone (nothing to replay over a half-updated directory)" "" \
@@ -122,7 +128,10 @@ ws_same "its old WAL is gone (nothing to replay over a half-updated directory)" 
 rport=$(ws_free_port)
 ws_expect_exit nonzero "the half-updated directory does not start" \
   as_pg "$PG_BIN/pg_ctl" -D "$primary" -o "-p $rport" -w -t 30 -l "$WS_TMP/half.log" start
-ws_expect_exit 0 "restore --delta after a killed one" \
+# PostgreSQL takes over (and, failing, removes) a postmaster.pid whose PID is gone: put the
+# killed restore's back, so the next restore --delta has to take it over too.
+[[ -e $primary/postmaster.pid ]] || cp -p "$WS_TMP/stale.pid" "$primary/postmaster.pid"
+ws_expect_exit 0 "restore --delta after a killed one (its stale postmaster.pid taken over)" \
   "${walctl[@]}" restore --delta --json full1 "$primary" --target-immediate --archive-mode off
 rport=$(ws_free_port)
 if pg_start "$primary" "$rport" && pg_wait_recovery_done "$rport"; then
@@ -146,5 +155,18 @@ if pg_start "$primary" "$rport" && pg_wait_recovery_done "$rport"; then
 else
   ws_fail "the primary delta-restored to the incr recovers"
 fi
+
+ws_same "no postmaster.pid is left after a delta restore" no \
+  "$([[ -e $primary/postmaster.pid ]] && echo yes || echo no)"
+
+# 7. Another cluster (another database system identifier) is refused and left as it was.
+other=$WS_TMP/other_cluster
+pg_init "$other"
+other_control=$(md5sum <"$other/global/pg_control")
+ws_expect_exit 2 "restore --delta into another cluster's directory is refused" \
+  "${walctl[@]}" restore --delta full1 "$other" --target-immediate --archive-mode off
+ws_contains "the refusal names the other database system" "$WS_ERR" "belongs to database system"
+ws_same "the other cluster's pg_control is untouched, no lock is left" "$other_control:no" \
+  "$(md5sum <"$other/global/pg_control"):$([[ -e $other/postmaster.pid ]] && echo yes || echo no)"
 
 ws_done
