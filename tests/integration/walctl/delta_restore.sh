@@ -170,4 +170,23 @@ ws_contains "the refusal names the other database system" "$WS_ERR" "belongs to 
 ws_same "the other cluster's pg_control is untouched, no lock is left" "$other_control:no" \
   "$(md5sum <"$other/global/pg_control"):$([[ -e $other/postmaster.pid ]] && echo yes || echo no)"
 
+# 8. A file system mounted beneath the directory (not in the backup) is never deleted.
+mounted=$primary/mounted_after_backup
+mkdir -p "$mounted"
+if ws_is_root && mount -t tmpfs walstore-test "$mounted" 2>/dev/null; then
+  ws_on_exit umount "$mounted"
+  echo keep >"$mounted/evidence"
+  ws_expect_exit 2 "restore --delta with a mount point it would delete is refused" \
+    "${walctl[@]}" restore --delta incr1 "$primary" --target-immediate --archive-mode off
+  ws_contains "the refusal names the mount point" "$WS_ERR" "is a mount point"
+  ws_same "the mounted file system keeps its file" keep "$(cat "$mounted/evidence")"
+  umount "$mounted"
+  ws_expect_exit 0 "restore --delta once it is unmounted" \
+    "${walctl[@]}" restore --delta incr1 "$primary" --target-immediate --archive-mode off
+  ws_same "the unmounted directory is removed" no "$([[ -e $mounted ]] && echo yes || echo no)"
+else
+  ws_log "not root or no tmpfs mount: mount point refusal not checked"
+  rmdir "$mounted"
+fi
+
 ws_done
