@@ -5,9 +5,10 @@
 # back into it writes a small part of what it checks, leaves no extra file, and the server
 # recovers to the backup's table contents.  A second delta restore of the unchanged directory
 # writes almost nothing; one killed part-way is repaired by the next; an incr's chain restores
-# --delta too.  Refused: a running
-# server's directory (postmaster.pid), a directory that is not a data directory.  An empty
-# directory gets a normal restore.
+# --delta too; while one runs its own postmaster.pid holds the directory, and a killed one's is
+# taken over by the next.  Refused: a running server's directory (postmaster.pid), a directory
+# that is not a data directory, another cluster's, a mount point it would delete (as root).
+# An empty directory gets a normal restore.
 set -euo pipefail
 # shellcheck source=tests/integration/walctl/walctl_lib.sh
 . "$(dirname "$0")/walctl_lib.sh"
