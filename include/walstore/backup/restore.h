@@ -78,12 +78,22 @@ struct RestoreResult {
 // there (a failed primary, an older restore) is updated in place instead:
 // - refused (Error kUsage) when it holds postmaster.pid (a server runs in
 //   it, or one crashed: stop it, or make sure none runs and remove the
-//   file), has no PG_VERSION (not a data directory), or when the backup has
-//   tablespaces or no block map;
-// - first global/pg_control and recovery.signal are removed (the directory
-//   cannot be started until a delta restore completes; a failed one removes
-//   global/pg_control again) and everything beneath it that is neither a
-//   regular file nor a directory (symbolic links included, never followed);
+//   file; the postmaster.pid of a killed delta restore, whose PID is gone,
+//   is taken over), has no PG_VERSION (not a data directory), holds a
+//   global/pg_control of another database system than the backup's, or
+//   when the backup has tablespaces or no block map;
+// - walctl then holds the directory with a postmaster.pid of its own
+//   (O_EXCL, its PID: PostgreSQL refuses to start while that PID lives),
+//   fails should it change, and removes it as the very last step;
+// - first global/pg_control is removed and made durable (global/ and the
+//   directory fsynced), so the directory cannot be started until a delta
+//   restore completes (a failed one removes global/pg_control again); then
+//   everything beneath it that is neither a regular file nor a directory
+//   (symbolic links included, never followed), the old WAL and
+//   recovery.signal, made durable too (pg_wal/ and the directory fsynced)
+//   before any byte is written in place;
+// - a file with more than one hard link is never written in place: its name
+//   is unlinked and the file created afresh, whole;
 // - every file of the backup is compared byte for byte, per 8 KiB, with
 //   what is on disk and only differing blocks are written, then cut to its
 //   size (a diff / incr: its full backup so, and each delta of the chain
@@ -92,7 +102,8 @@ struct RestoreResult {
 //   empty, as after a normal restore);
 // - every file is then read back from disk and checked against the
 //   backup's block map and manifest, as a chain's restore does, and the
-//   recovery settings are written as a normal restore writes them.
+//   recovery settings are written as a normal restore writes them; as
+//   root, files get the directory's own owner unless --owner says otherwise.
 // A crash part-way leaves a directory a second delta restore repairs.
 RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system_id,
                          const RestoreOptions& options);

@@ -236,7 +236,24 @@ int TargetDir::CreateFile(const std::string& rel, mode_t mode, bool append) {
 }
 
 int TargetDir::OpenFileForUpdate(const std::string& rel, mode_t mode) {
-  return OpenRegular(rel, mode, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC);
+  const int fd = OpenRegular(rel, mode, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    close(fd);
+    FailErrno(err, fmt::format("could not stat \"{}\" beneath \"{}\"", rel, root_));
+  }
+  if (st.st_nlink <= 1) return fd;
+  // A hard link shares its inode with a name elsewhere (a `cp -al` copy, a
+  // pg_upgrade --link cluster): written in place, that file would change too.
+  close(fd);
+  std::string leaf;
+  Fd parent(OpenParent(rel, leaf));
+  if (unlinkat(parent.fd, leaf.c_str(), 0) != 0) {
+    FailErrno(errno, fmt::format("could not remove the hard link \"{}\" beneath \"{}\"", rel,
+                                 root_));
+  }
+  return OpenRegular(rel, mode, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC);
 }
 
 int TargetDir::OpenRegular(const std::string& rel, mode_t mode, int flags) {
@@ -384,7 +401,6 @@ void BackupExtractor::WriteChangedBlocks(int fd, size_t n, uint64_t offset,
   const size_t have = ReadFullyAt(fd, existing_.data(), n, offset, path);
   for (size_t at = 0; at < n; at += kDeltaBlockSize) {
     const size_t len = std::min(kDeltaBlockSize, n - at);
-    checked_ += len;
     if (at + len <= have && std::memcmp(existing_.data() + at, buffer_.data() + at, len) == 0) {
       continue;
     }

@@ -58,7 +58,10 @@ class TargetDir {
   // existing regular file is opened for appending instead.
   int CreateFile(const std::string& rel, mode_t mode, bool append = false);
   // Opens regular file `rel` for reading and writing in place (pread, pwrite, ftruncate),
-  // creating it when missing; never follows a symbolic link.
+  // creating it when missing; never follows a symbolic link.  A file with
+  // more than one hard link is unlinked and created afresh (empty), so that
+  // no write, truncate or chmod reaches the inode it shares with a name
+  // elsewhere.
   int OpenFileForUpdate(const std::string& rel, mode_t mode);
   // Removes `rel` when it is a directory (want_directory false: with all it
   // holds) or a regular file (want_directory true), so that a later backup
@@ -111,8 +114,6 @@ class BackupExtractor {
   uint64_t bytes() const { return bytes_; }
   // File bytes written beneath the target (all of them unless UpdateInPlace).
   uint64_t written() const { return written_; }
-  // With UpdateInPlace: file bytes compared with what was on disk.
-  uint64_t checked() const { return checked_; }
   ManifestChecker& checker() { return checker_; }
 
  private:
@@ -127,7 +128,6 @@ class BackupExtractor {
   uint64_t files_ = 0;
   uint64_t bytes_ = 0;
   uint64_t written_ = 0;
-  uint64_t checked_ = 0;
 };
 
 }  // namespace walstore::backup

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <walstore/archive.h>
@@ -25,6 +26,7 @@
 
 #include <walstore/backup/base_backup.h>
 #include "backup/checksum.h"
+#include "common/file_util.h"
 #include "backup/delta.h"
 #include "backup/extract.h"
 #include "backup/manifest.h"
@@ -325,8 +327,10 @@ void CheckDeltaCoversManifest(const ChainContents& contents, const BackupManifes
 // Removes what the chain's older backups left beneath `dir` (the restored
 // directory of one archive) that the delta just applied does not list: files
 // and directories deleted since (directories holding a listed file stay).
-// Symbolic links are left (pg_tblspc/<oid>).
-void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents) {
+// Symbolic links are left (pg_tblspc/<oid>), and so is `keep` (walctl's
+// postmaster.pid).
+void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents,
+                    const std::string& keep = {}) {
   std::set<std::string> ancestors;
   for (const auto& [path, size] : contents.files) {
     for (size_t slash = path.find('/'); slash != std::string::npos;
@@ -340,13 +344,29 @@ void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents) {
        it.increment(ec)) {
     const std::string rel = it->path().lexically_relative(dir).generic_string();
     const auto status = it->symlink_status();
-    if (fs::is_regular_file(status) && !contents.files.contains(rel)) files.push_back(it->path());
+    if (fs::is_regular_file(status) && !contents.files.contains(rel) && rel != keep) {
+      files.push_back(it->path());
+    }
     if (fs::is_directory(status) && !contents.directories.contains(rel) &&
         !ancestors.contains(rel)) {
       directories.push_back(it->path());
     }
   }
   if (ec) FailErrno(ec.value(), "could not read the directories under " + dir.string());
+  // A file system mounted beneath DIR (a bind mount, an NFS share) is not
+  // the backup's to delete.
+  for (const auto& d : directories) {
+    struct stat own {}, parent {};
+    if (lstat(d.c_str(), &own) != 0 || lstat(d.parent_path().c_str(), &parent) != 0) {
+      FailErrno(errno, "could not stat " + d.string());
+    }
+    if (own.st_dev != parent.st_dev) {
+      throw Error(ErrorCode::kUsage,
+                  fmt::format("{} is a mount point the backup does not hold: restore --delta "
+                              "does not delete another file system", d.string()),
+                  "unmount it (or move it out of the data directory) and run the restore again");
+    }
+  }
   for (const auto& file : files) {
     if (unlink(file.c_str()) != 0) FailErrno(errno, "could not remove " + file.string());
   }
@@ -359,6 +379,136 @@ void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents) {
   }
 }
 
+constexpr char kDeltaLockTag[] = "walctl restore --delta";
+
+// The contents of walctl's postmaster.pid: PostgreSQL reads the first line as
+// the PID holding the directory and refuses to start while it lives.
+std::string DeltaLockText(pid_t pid) { return fmt::format("{}\n{}\n", pid, kDeltaLockTag); }
+
+// The first bytes of `dir_fd`'s postmaster.pid (nullopt: none, or a link).
+std::optional<std::string> ReadPostmasterPid(int dir_fd) {
+  const int fd = openat(dir_fd, "postmaster.pid", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buffer[256];
+  const ssize_t n = read(fd, buffer, sizeof buffer);
+  close(fd);
+  if (n < 0) return std::nullopt;
+  return std::string(buffer, static_cast<size_t>(n));
+}
+
+// Removes the postmaster.pid a killed walctl restore --delta left (its PID
+// is gone); false when postmaster.pid is anything else.
+bool RemoveStaleDeltaLock(const fs::path& root) {
+  const int dir_fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return false;
+  const auto text = ReadPostmasterPid(dir_fd);
+  close(dir_fd);
+  if (!text) return false;
+  const size_t newline = text->find('\n');
+  const auto pid = TryParseNumber<int>(std::string_view(*text).substr(0, newline));
+  if (!pid || *pid <= 0 || *text != DeltaLockText(*pid)) return false;
+  if (kill(*pid, 0) == 0 || errno != ESRCH) return false;
+  Log(LogLevel::kNotice, "removing the postmaster.pid of a restore --delta (PID {}) that was "
+      "killed", *pid);
+  if (unlink((root / "postmaster.pid").c_str()) != 0 && errno != ENOENT) {
+    FailErrno(errno, "could not remove " + (root / "postmaster.pid").string());
+  }
+  return true;
+}
+
+// The database system identifier in `root`'s global/pg_control (the first
+// field of PostgreSQL's ControlFileData, a uint64 in host byte order), if
+// the file is there.
+std::optional<uint64_t> ReadPgControlSystemId(const fs::path& root) {
+  const fs::path path = root / "global" / "pg_control";
+  const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    FailErrno(errno, "could not open " + path.string());
+  }
+  uint64_t id = 0;
+  const ssize_t n = pread(fd, &id, sizeof id, 0);
+  const int err = errno;
+  close(fd);
+  if (n < 0) FailErrno(err, "could not read " + path.string());
+  if (n != sizeof id) Fail(ErrorCode::kUsage, "{} is too short for a pg_control", path.string());
+  return id;
+}
+
+// walctl restore --delta holds the directory with a postmaster.pid of its
+// own (O_EXCL), so no server starts in it until the restore is done;
+// released (removed) last, or on failure, only while it is still the file
+// walctl created.
+class DeltaLock {
+ public:
+  explicit DeltaLock(const TargetDir& target) : target_(target), text_(DeltaLockText(getpid())) {
+    const int fd = openat(target.fd(), "postmaster.pid",
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      throw Error(ErrorCode::kUsage,
+                  fmt::format("could not create postmaster.pid in {}: {} (a server started "
+                              "there?)", target.root(), std::strerror(errno)),
+                  "stop the server and run the restore again");
+    }
+    const ssize_t rc = write(fd, text_.data(), text_.size());
+    struct stat st {}, dir {};
+    // Owned as the directory is, so a server started after a kill can take it over.
+    const bool ok = rc == static_cast<ssize_t>(text_.size()) && fstat(target.fd(), &dir) == 0 &&
+                    (geteuid() != 0 || fchown(fd, dir.st_uid, dir.st_gid) == 0) &&
+                    fstat(fd, &st) == 0 && fsync(fd) == 0;
+    const int err = errno;
+    close(fd);
+    if (!ok) {
+      unlinkat(target.fd(), "postmaster.pid", 0);
+      FailErrno(err, "could not write postmaster.pid in " + target.root());
+    }
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+    held_ = true;
+  }
+  DeltaLock(const DeltaLock&) = delete;
+  DeltaLock& operator=(const DeltaLock&) = delete;
+  ~DeltaLock() {
+    if (held_ && StillOurs()) unlinkat(target_.fd(), "postmaster.pid", 0);
+  }
+  // Fails unless postmaster.pid is still the file walctl created.
+  void Check() const {
+    if (!StillOurs()) {
+      throw Error(ErrorCode::kUsage,
+                  fmt::format("postmaster.pid in {} is no longer the one walctl restore --delta "
+                              "created: something else (a server?) is using the directory",
+                              target_.root()),
+                  "stop whatever started in the directory, then run the restore again");
+    }
+  }
+  // Removes postmaster.pid, durably.
+  void Release() {
+    Check();
+    if (unlinkat(target_.fd(), "postmaster.pid", 0) != 0) {
+      FailErrno(errno, "could not remove postmaster.pid in " + target_.root());
+    }
+    held_ = false;
+    if (fsync(target_.fd()) != 0) FailErrno(errno, "fsync " + target_.root());
+  }
+
+ private:
+  bool StillOurs() const {
+    struct stat st {};
+    if (fstatat(target_.fd(), "postmaster.pid", &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        st.st_dev != dev_ || st.st_ino != ino_) {
+      return false;
+    }
+    const auto text = ReadPostmasterPid(target_.fd());
+    return text && *text == text_;
+  }
+
+  const TargetDir& target_;
+  std::string text_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+  bool held_ = false;
+};
+
 // walctl restore --delta: whether `root` holds a data directory to update in
 // place (false: missing or empty, restored as without --delta); refuses one
 // that may not be.
@@ -368,14 +518,23 @@ bool CheckDeltaTarget(const fs::path& root, const BackupRecord& backup) {
   if (!fs::is_directory(root, ec)) {
     Fail(ErrorCode::kUsage, "data directory {} is not a directory", root.string());
   }
-  if (fs::symlink_status(root / "postmaster.pid", ec).type() != fs::file_type::not_found) {
+  if (fs::symlink_status(root / "postmaster.pid", ec).type() != fs::file_type::not_found &&
+      !RemoveStaleDeltaLock(root)) {
     throw Error(ErrorCode::kUsage,
                 fmt::format("data directory {} holds postmaster.pid: a server is running in it, "
                             "or one crashed there; restore --delta does not touch it",
                             root.string()),
-                fmt::format("stop the server (pg_ctl -D {} stop); if none runs (pg_ctl status), "
-                            "remove postmaster.pid and run the restore again",
+                fmt::format("stop the server (pg_ctl -D {} stop); if none runs (pg_ctl status "
+                            "says so), remove postmaster.pid and run the restore again",
                             root.string()));
+  }
+  if (const auto id = ReadPgControlSystemId(root); id && *id != backup.system_id) {
+    throw Error(ErrorCode::kUsage,
+                fmt::format("data directory {} belongs to database system {}, backup {} to {}: "
+                            "restore --delta only updates the cluster the backup was taken from",
+                            root.string(), *id, backup.label, backup.system_id),
+                "check the directory; to replace another cluster, restore into an empty or new "
+                "directory without --delta");
   }
   if (!fs::is_regular_file(fs::symlink_status(root / "PG_VERSION", ec))) {
     throw Error(ErrorCode::kUsage,
@@ -545,7 +704,8 @@ std::string EscapePercent(const std::string& s) {
 }
 
 // The owner restored files get when walctl runs as root.
-std::optional<std::pair<uid_t, gid_t>> ChooseOwner(const fs::path& dir, const std::string& owner) {
+std::optional<std::pair<uid_t, gid_t>> ChooseOwner(const fs::path& dir, const std::string& owner,
+                                                   bool delta) {
   if (geteuid() != 0) return std::nullopt;
   if (!owner.empty()) {
     struct passwd* pw = getpwnam(owner.c_str());
@@ -553,6 +713,8 @@ std::optional<std::pair<uid_t, gid_t>> ChooseOwner(const fs::path& dir, const st
     return std::make_pair(pw->pw_uid, pw->pw_gid);
   }
   struct stat st {};
+  // An existing cluster keeps its owner, whoever that is.
+  if (delta && stat(dir.c_str(), &st) == 0) return std::make_pair(st.st_uid, st.st_gid);
   const fs::path parent = fs::path(AbsolutePath(dir)).parent_path();
   if (stat(parent.c_str(), &st) == 0 && st.st_uid != 0) return std::make_pair(st.st_uid, st.st_gid);
   if (struct passwd* pw = getpwnam("postgres")) return std::make_pair(pw->pw_uid, pw->pw_gid);
@@ -564,6 +726,12 @@ void ChownTree(const fs::path& root, uid_t uid, gid_t gid) {
   std::error_code ec;
   for (fs::recursive_directory_iterator it(root, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
+    struct stat st {};
+    if (lstat(it->path().c_str(), &st) != 0) FailErrno(errno, "stat " + it->path().string());
+    if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+      Fail(ErrorCode::kUsage, "{} has another hard link: walctl does not chown a file shared "
+           "with a name elsewhere", it->path().string());
+    }
     if (lchown(it->path().c_str(), uid, gid) != 0) FailErrno(errno, "chown " + it->path().string());
   }
   if (ec) FailErrno(ec.value(), "chown: could not read the directories under " + root.string());
@@ -739,26 +907,33 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   const fs::path root = AbsolutePath(options.target_dir);
   result.delta = options.delta && CheckDeltaTarget(root, backup);
   CleanupGuard cleanup;
-  if (result.delta) {
-    RemoveSpecialEntries(root);
-  } else {
-    cleanup.Add(root, PrepareEmptyDir(root, "data directory"));
-  }
+  if (!result.delta) cleanup.Add(root, PrepareEmptyDir(root, "data directory"));
   TargetDir target(root.string());
+  std::optional<DeltaLock> lock;
   PgControlGuard pg_control(result.delta ? &target : nullptr);
   if (result.delta) {
+    lock.emplace(target);
     Log(LogLevel::kNotice, "updating data directory {} in place: it cannot be started until "
         "this restore completes", root.string());
-    // A restored pg_wal is empty: its old WAL goes first, so nothing can be
-    // replayed over a half-updated directory; then global/pg_control.
+    // global/pg_control goes first, durably, so whatever happens next (a
+    // kill, a crash, a failure) leaves a directory that does not start; then
+    // the old WAL (a restored pg_wal is empty), also durably, before any
+    // byte is written in place.
+    pg_control.Remove();
     std::error_code ec;
+    if (fs::is_directory(fs::symlink_status(root / "global", ec))) {
+      SyncDirectory((root / "global").string());
+    }
+    SyncDirectory(root.string());
+    RemoveSpecialEntries(root);
     if (fs::is_directory(fs::symlink_status(root / "pg_wal", ec))) {
       RemoveUnlisted(root / "pg_wal", DeltaContents{{}, {"archive_status"}});
+      SyncDirectory((root / "pg_wal").string());
     }
-    pg_control.Remove();
     if (unlinkat(target.fd(), "recovery.signal", 0) != 0 && errno != ENOENT) {
       FailErrno(errno, "could not remove recovery.signal in " + root.string());
     }
+    SyncDirectory(root.string());
   }
   std::map<uint32_t, fs::path> tablespace_dirs;
   TablespaceTargets tablespace_targets;
@@ -800,7 +975,8 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
     DeltaContents listed;
     extractor.UpdateInPlace(listed);
     ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
-    RemoveUnlisted(root, listed);
+    lock->Check();
+    RemoveUnlisted(root, listed, "postmaster.pid");
     result.bytes_written = extractor.written();
     result.bytes = CheckRestoredFiles(storage, config, backup, root, tablespace_dirs, checker,
                                       advance);
@@ -823,7 +999,8 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
                                       advance(n);
                                     });
       // What was deleted since goes now: disk use stays near each step's size.
-      RemoveUnlisted(root, contents[0]);
+      if (lock) lock->Check();
+      RemoveUnlisted(root, contents[0], lock ? "postmaster.pid" : "");
       for (const auto& [oid, dir] : tablespace_dirs) RemoveUnlisted(dir, contents[oid]);
     }
     CheckDeltaCoversManifest(contents, manifest, backup.label);
@@ -857,7 +1034,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   target.WriteFile("postgresql.auto.conf", settings, true);
   target.WriteFile("recovery.signal", "", true);
   if (fchmod(target.fd(), 0700) != 0) FailErrno(errno, "chmod " + root.string());
-  if (auto owner = ChooseOwner(root, options.owner)) {
+  if (auto owner = ChooseOwner(root, options.owner, result.delta)) {
     ChownTree(root, owner->first, owner->second);
     for (const auto& [oid, dir] : tablespace_dirs) ChownTree(dir, owner->first, owner->second);
   }
@@ -865,6 +1042,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   for (const auto& [oid, dir] : tablespace_dirs) SyncTree(dir);
   cleanup.Commit();
   pg_control.Commit();
+  if (lock) lock->Release();  // last: the directory may be started now
   result.seconds = NowSeconds() - started;
   return result;
 }

@@ -5,9 +5,10 @@
 # back into it writes a small part of what it checks, leaves no extra file, and the server
 # recovers to the backup's table contents.  A second delta restore of the unchanged directory
 # writes almost nothing; one killed part-way is repaired by the next; an incr's chain restores
-# --delta too.  Refused: a running
-# server's directory (postmaster.pid), a directory that is not a data directory.  An empty
-# directory gets a normal restore.
+# --delta too; while one runs its own postmaster.pid holds the directory, and a killed one's is
+# taken over by the next.  Refused: a running server's directory (postmaster.pid), a directory
+# that is not a data directory, another cluster's, a mount point it would delete (as root).
+# An empty directory gets a normal restore.
 set -euo pipefail
 # shellcheck source=tests/integration/walctl/walctl_lib.sh
 . "$(dirname "$0")/walctl_lib.sh"
@@ -108,21 +109,31 @@ as_pg dd if=/dev/zero of="$accounts" bs=1M count=20 conv=notrunc status=none
 "${walctl[@]}" restore --delta full1 "$primary" --target-immediate --archive-mode off \
   >"$WS_TMP/killed.out" 2>&1 &
 killed_pid=$!
-# Killed as soon as it has started to change the directory (global/pg_control goes first).
+# Killed as soon as it has started to change the directory (global/pg_control goes first,
+# before the old WAL: without it the directory does not start).
 for _ in $(seq 3000); do
   [[ -e $primary/global/pg_control ]] || break
   sleep 0.01
 done
+lock_at_kill=$(head -n 1 "$primary/postmaster.pid" 2>/dev/null || echo none)
 kill -9 "$killed_pid" 2>/dev/null || true
 wait "$killed_pid" 2>/dev/null || true
+ws_same "while it ran, walctl held the directory with a postmaster.pid of its own PID" \
+  "$killed_pid" "$lock_at_kill"
+ws_same "the killed restore's lock is left behind" "$killed_pid" \
+  "$(head -n 1 "$primary/postmaster.pid" 2>/dev/null || echo none)"
+cp -p "$primary/postmaster.pid" "$WS_TMP/stale.pid"
 ws_same "the killed restore had not completed (no recovery.signal, no pg_control)" no:no \
   "$([[ -e $primary/recovery.signal ]] && echo yes || echo no):$([[ -e $primary/global/pg_control ]] && echo yes || echo no)"
-ws_same "its old WAL is gone (nothing to replay over a half-updated directory)" "" \
-  "$(find "$primary/pg_wal" -type f)"
 rport=$(ws_free_port)
 ws_expect_exit nonzero "the half-updated directory does not start" \
   as_pg "$PG_BIN/pg_ctl" -D "$primary" -o "-p $rport" -w -t 30 -l "$WS_TMP/half.log" start
-ws_expect_exit 0 "restore --delta after a killed one" \
+# PostgreSQL takes over (and, failing, removes) a postmaster.pid whose PID is gone: put the
+# killed restore's back, so the next restore --delta has to take it over too.
+[[ -e $primary/postmaster.pid ]] || cp -p "$WS_TMP/stale.pid" "$primary/postmaster.pid"
+ws_same "the killed restore's postmaster.pid is there for the next run" "$killed_pid" \
+  "$(head -n 1 "$primary/postmaster.pid")"
+ws_expect_exit 0 "restore --delta after a killed one (its stale postmaster.pid taken over)" \
   "${walctl[@]}" restore --delta --json full1 "$primary" --target-immediate --archive-mode off
 rport=$(ws_free_port)
 if pg_start "$primary" "$rport" && pg_wait_recovery_done "$rport"; then
@@ -145,6 +156,38 @@ if pg_start "$primary" "$rport" && pg_wait_recovery_done "$rport"; then
   pg_stop "$primary"
 else
   ws_fail "the primary delta-restored to the incr recovers"
+fi
+
+ws_same "no postmaster.pid is left after a delta restore" no \
+  "$([[ -e $primary/postmaster.pid ]] && echo yes || echo no)"
+
+# 7. Another cluster (another database system identifier) is refused and left as it was.
+other=$WS_TMP/other_cluster
+pg_init "$other"
+other_control=$(md5sum <"$other/global/pg_control")
+ws_expect_exit 2 "restore --delta into another cluster's directory is refused" \
+  "${walctl[@]}" restore --delta full1 "$other" --target-immediate --archive-mode off
+ws_contains "the refusal names the other database system" "$WS_ERR" "belongs to database system"
+ws_same "the other cluster's pg_control is untouched, no lock is left" "$other_control:no" \
+  "$(md5sum <"$other/global/pg_control"):$([[ -e $other/postmaster.pid ]] && echo yes || echo no)"
+
+# 8. A file system mounted beneath the directory (not in the backup) is never deleted.
+mounted=$primary/mounted_after_backup
+mkdir -p "$mounted"
+if ws_is_root && mount -t tmpfs walstore-test "$mounted" 2>/dev/null; then
+  ws_on_exit umount "$mounted"
+  echo keep >"$mounted/evidence"
+  ws_expect_exit 2 "restore --delta with a mount point it would delete is refused" \
+    "${walctl[@]}" restore --delta incr1 "$primary" --target-immediate --archive-mode off
+  ws_contains "the refusal names the mount point" "$WS_ERR" "is a mount point"
+  ws_same "the mounted file system keeps its file" keep "$(cat "$mounted/evidence")"
+  umount "$mounted"
+  ws_expect_exit 0 "restore --delta once it is unmounted" \
+    "${walctl[@]}" restore --delta incr1 "$primary" --target-immediate --archive-mode off
+  ws_same "the unmounted directory is removed" no "$([[ -e $mounted ]] && echo yes || echo no)"
+else
+  ws_log "not root or no tmpfs mount: mount point refusal not checked"
+  rmdir "$mounted"
 fi
 
 ws_done
