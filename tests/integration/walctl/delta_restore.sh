@@ -99,6 +99,7 @@ rport=$(ws_free_port)
 if pg_start "$primary" "$rport" && pg_wait_recovery_done "$rport"; then
   ws_same "the tables are the backup's" "$sums_full" "$(table_sums "$rport")"
   pg_stop "$primary"
+  ws_wait_workers # the read-ahead worker can outlive the server; it writes in pg_wal
 else
   ws_fail "the delta-restored primary recovers"
 fi
@@ -139,6 +140,7 @@ rport=$(ws_free_port)
 if pg_start "$primary" "$rport" && pg_wait_recovery_done "$rport"; then
   ws_same "after the repair the tables are the backup's" "$sums_full" "$(table_sums "$rport")"
   pg_stop "$primary"
+  ws_wait_workers # the read-ahead worker can outlive the server; it writes in pg_wal
 else
   ws_fail "the repaired primary recovers"
 fi
@@ -154,6 +156,7 @@ rport=$(ws_free_port)
 if pg_start "$primary" "$rport" && pg_wait_recovery_done "$rport"; then
   ws_same "the tables are the incr's" "$sums_incr" "$(table_sums "$rport")"
   pg_stop "$primary"
+  ws_wait_workers # the read-ahead worker can outlive the server; it writes in pg_wal
 else
   ws_fail "the primary delta-restored to the incr recovers"
 fi

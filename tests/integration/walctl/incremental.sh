@@ -114,6 +114,7 @@ restore_check() {
         "$(pg_psql "$rport" "select count(*) from pg_class where relname = 'doomed'")"
     fi
     pg_stop "$WS_TMP/r-$name"
+    ws_wait_workers # walfetch's read-ahead worker can outlive the server, writing in its pg_wal
     rm -rf "$WS_TMP/r-$name"
   else
     ws_fail "$name: restore and recovery"
