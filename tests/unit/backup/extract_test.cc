@@ -37,12 +37,37 @@ struct Scene {
 
   // Extracts `tar` with `links`; the code it threw ("no exception" if none).
   std::string Extract(const TarBuilder& tar, const std::map<std::string, std::string>& links = {}) {
+    return Run(tar, links, nullptr);
+  }
+
+  // What an in-place (restore --delta) extraction did.
+  struct InPlaceResult {
+    std::string thrown;  // "no exception" if none
+    uint64_t written = 0;
+    DeltaContents listed;
+  };
+  // Extracts `tar` in place over what the target holds (BackupExtractor::UpdateInPlace).
+  InPlaceResult ExtractInPlace(const TarBuilder& tar) {
+    InPlaceResult result;
+    result.thrown = Run(tar, {}, &result);
+    return result;
+  }
+
+ private:
+  std::string Run(const TarBuilder& tar, const std::map<std::string, std::string>& links,
+                  InPlaceResult* in_place) {
     ManifestChecker checker(manifest);
     BackupExtractor extractor(checker, [](uint64_t) {});
+    if (in_place != nullptr) extractor.UpdateInPlace(in_place->listed);
     TargetDir dir(target);
     MemoryReadStream in(tar.out);
-    return test::ThrownCode([&] { extractor.Extract(in, &dir, "", links, "base.tar"); });
+    std::string thrown =
+        test::ThrownCode([&] { extractor.Extract(in, &dir, "", links, "base.tar"); });
+    if (in_place != nullptr) in_place->written = extractor.written();
+    return thrown;
   }
+
+ public:
 
   // The outside directory exactly as it was made.
   void CheckOutsideUntouched() const {
@@ -221,23 +246,18 @@ TEST_SUITE("backup_extract") {
       tar.Add("c", "new");
       tar.Add("d", "", '5');
       tar.Add("e", "ee");
-      ManifestChecker checker(s.manifest);
-      BackupExtractor extractor(checker, [](uint64_t) {});
-      DeltaContents listed;
-      extractor.UpdateInPlace(listed);
-      TargetDir dir(s.target);
-      MemoryReadStream in(tar.out);
-      extractor.Extract(in, &dir, "", {}, "base.tar");
+      const auto run = s.ExtractInPlace(tar);
+      REQUIRE(run.thrown == "no exception");
       CHECK(test::ReadFile(s.target + "/a") == a);
       CHECK(test::ReadFile(s.target + "/b") == b);
       CHECK(test::ReadFile(s.target + "/c") == "new");
       CHECK(std::filesystem::is_directory(s.target + "/d"));
       CHECK(test::ReadFile(s.target + "/e") == "ee");
       // Block 1 of "a", the whole new "c" and "e"; "b" is only cut.
-      CHECK(extractor.written() == 8192 + 3 + 2);
-      CHECK(listed.files == std::map<std::string, uint64_t>{
+      CHECK(run.written == 8192 + 3 + 2);
+      CHECK(run.listed.files == std::map<std::string, uint64_t>{
                                 {"a", a.size()}, {"b", b.size()}, {"c", 3}, {"e", 2}});
-      CHECK(listed.directories == std::set<std::string>{"d"});
+      CHECK(run.listed.directories == std::set<std::string>{"d"});
     });
   }
 
@@ -251,13 +271,8 @@ TEST_SUITE("backup_extract") {
       REQUIRE(link((s.outside + "/copy").c_str(), (s.target + "/rel").c_str()) == 0);
       TarBuilder tar;
       tar.Add("rel", "fresh");
-      ManifestChecker checker(s.manifest);
-      BackupExtractor extractor(checker, [](uint64_t) {});
-      DeltaContents listed;
-      extractor.UpdateInPlace(listed);
-      TargetDir dir(s.target);
-      MemoryReadStream in(tar.out);
-      extractor.Extract(in, &dir, "", {}, "base.tar");
+      const auto run = s.ExtractInPlace(tar);
+      REQUIRE(run.thrown == "no exception");
       CHECK(test::ReadFile(s.target + "/rel") == "fresh");
       CHECK(test::ReadFile(s.outside + "/copy") == old_bytes);
       struct stat outside {}, inside {};
@@ -266,7 +281,7 @@ TEST_SUITE("backup_extract") {
       CHECK((outside.st_mode & 0777) == 0640);
       CHECK(outside.st_nlink == 1);
       CHECK(inside.st_ino != outside.st_ino);
-      CHECK(extractor.written() == 5);
+      CHECK(run.written == 5);
     });
   }
 
@@ -276,14 +291,7 @@ TEST_SUITE("backup_extract") {
       symlink((s.outside + "/victim").c_str(), (s.target + "/PG_VERSION").c_str());
       TarBuilder tar;
       tar.Add("PG_VERSION", "owned");
-      ManifestChecker checker(s.manifest);
-      BackupExtractor extractor(checker, [](uint64_t) {});
-      DeltaContents listed;
-      extractor.UpdateInPlace(listed);
-      TargetDir dir(s.target);
-      MemoryReadStream in(tar.out);
-      CHECK(test::ThrownCode([&] { extractor.Extract(in, &dir, "", {}, "base.tar"); }) ==
-            "kCorrupt");
+      CHECK(s.ExtractInPlace(tar).thrown == "kCorrupt");
       s.CheckOutsideUntouched();
     });
   }
