@@ -35,6 +35,23 @@
 
 namespace walstore::test {
 
+// A ReadStream that returns at most `step` bytes per call.
+class TrickleReadStream : public ReadStream {
+ public:
+  TrickleReadStream(std::string data, size_t step) : data_(std::move(data)), step_(step) {}
+  size_t Read(MutableBytes out) override {
+    size_t n = std::min({out.size(), step_, data_.size() - pos_});
+    std::copy_n(data_.data() + pos_, n, reinterpret_cast<char*>(out.data()));
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  std::string data_;
+  size_t step_;
+  size_t pos_ = 0;
+};
+
 // An environment for LoadConfig and the S3 settings: exactly these variables.
 inline EnvLookup MapEnv(std::map<std::string, std::string> vars) {
   return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {

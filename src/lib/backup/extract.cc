@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -258,7 +259,7 @@ int TargetDir::OpenFileForUpdate(const std::string& rel, mode_t mode) {
 
 int TargetDir::OpenRegular(const std::string& rel, mode_t mode, int flags) {
   std::string leaf;
-  Fd parent(OpenParent(rel, leaf));
+  Fd parent(OpenParent(!held_back_.empty() && rel == held_back_ ? stand_in_ : rel, leaf));
   const int fd = openat(parent.fd, leaf.c_str(), flags, mode);
   if (fd < 0) {
     if (errno == ELOOP) FailOutside(root_, rel, "it is a symbolic link");
@@ -300,6 +301,32 @@ void TargetDir::MakeSymlink(const std::string& rel, const std::string& target) {
     if (errno == EEXIST) FailOutside(root_, rel, "it exists already (a member given twice)");
     FailErrno(errno, fmt::format("could not create the link \"{}\" beneath \"{}\"", rel, root_));
   }
+}
+
+void TargetDir::HoldBack(const std::string& rel, const std::string& stand_in) {
+  held_back_ = rel;
+  stand_in_ = stand_in;
+}
+
+void TargetDir::PublishHeldBack() {
+  if (held_back_.empty()) return;
+  std::string leaf, stand_in_leaf;
+  Fd parent(OpenParent(held_back_, leaf));
+  Fd stand_in_parent(OpenParent(stand_in_, stand_in_leaf));
+  if (renameat(stand_in_parent.fd, stand_in_leaf.c_str(), parent.fd, leaf.c_str()) != 0) {
+    if (errno == ENOENT && faccessat(stand_in_parent.fd, stand_in_leaf.c_str(), F_OK,
+                                     AT_SYMLINK_NOFOLLOW) != 0) {
+      held_back_.clear();  // never written: the manifest check decides whether it had to be
+      return;
+    }
+    FailErrno(errno, fmt::format("could not rename \"{}\" to \"{}\" beneath \"{}\"", stand_in_,
+                                 held_back_, root_));
+  }
+  if (fsync(parent.fd) != 0) {
+    FailErrno(errno, fmt::format("could not fsync the directory of \"{}\" beneath \"{}\"",
+                                 held_back_, root_));
+  }
+  held_back_.clear();
 }
 
 void TargetDir::WriteFile(const std::string& rel, const std::string& text, bool append) {
@@ -399,8 +426,10 @@ void BackupExtractor::UpdateInPlace(DeltaContents& listed) {
 void BackupExtractor::WriteChangedBlocks(int fd, size_t n, uint64_t offset,
                                          const std::string& path) {
   const size_t have = ReadFullyAt(fd, existing_.data(), n, offset, path);
-  for (size_t at = 0; at < n; at += kDeltaBlockSize) {
-    const size_t len = std::min(kDeltaBlockSize, n - at);
+  // Windows end on 8 KiB boundaries of the file, wherever the chunk the tar
+  // gave starts: one changed page is at most 8 KiB written.
+  for (size_t at = 0, len = 0; at < n; at += len) {
+    len = std::min(kDeltaBlockSize - (offset + at) % kDeltaBlockSize, n - at);
     if (at + len <= have && std::memcmp(existing_.data() + at, buffer_.data() + at, len) == 0) {
       continue;
     }

@@ -72,6 +72,16 @@ class TargetDir {
   void MakeSymlink(const std::string& rel, const std::string& target);
   // Writes (appends) `text` to `rel` as CreateFile does.
   void WriteFile(const std::string& rel, const std::string& text, bool append = false);
+  // From now on, the file `rel` is written (CreateFile, OpenFileForUpdate)
+  // under the name `stand_in` (same directory) instead, until
+  // PublishHeldBack() renames it: restore holds back global/pg_control, so
+  // that a restore killed at any point leaves a directory that does not
+  // start.
+  void HoldBack(const std::string& rel, const std::string& stand_in);
+  // Renames the held-back file to its own name (replacing what has it) and
+  // fsyncs their directory; nothing when it was not written (whether the
+  // backup had to hold it is the manifest's to say).
+  void PublishHeldBack();
   int fd() const { return fd_; }
   const std::string& root() const { return root_; }
 
@@ -87,7 +97,13 @@ class TargetDir {
 
   std::string root_;
   int fd_ = -1;
+  std::string held_back_, stand_in_;
 };
+
+// A restore writes the data directory's pg_control last, under this name
+// until the restore is complete (TargetDir::HoldBack).
+inline constexpr const char* kPgControlPath = "global/pg_control";
+inline constexpr const char* kPgControlStandIn = "global/pg_control.walctl-new";
 
 // Extracts tars of one backup, checking every file against its manifest
 // (ManifestChecker), or with no TargetDir only checks them.

@@ -324,13 +324,18 @@ void CheckDeltaCoversManifest(const ChainContents& contents, const BackupManifes
   }
 }
 
+// What RemoveUnlisted leaves in the data directory although no backup holds
+// it: walctl's own lock (restore --delta) and the held-back pg_control.
+const std::set<std::string> kKeptInDataDirectory = {"postmaster.pid", kPgControlStandIn};
+
 // Removes what the chain's older backups left beneath `dir` (the restored
 // directory of one archive) that the delta just applied does not list: files
 // and directories deleted since (directories holding a listed file stay).
-// Symbolic links are left (pg_tblspc/<oid>), and so is `keep` (walctl's
-// postmaster.pid).
+// Symbolic links are left (pg_tblspc/<oid>), and so are the files `keep`
+// names.
+
 void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents,
-                    const std::string& keep = {}) {
+                    const std::set<std::string>& keep = {}) {
   std::set<std::string> ancestors;
   for (const auto& [path, size] : contents.files) {
     for (size_t slash = path.find('/'); slash != std::string::npos;
@@ -344,7 +349,7 @@ void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents,
        it.increment(ec)) {
     const std::string rel = it->path().lexically_relative(dir).generic_string();
     const auto status = it->symlink_status();
-    if (fs::is_regular_file(status) && !contents.files.contains(rel) && rel != keep) {
+    if (fs::is_regular_file(status) && !contents.files.contains(rel) && !keep.contains(rel)) {
       files.push_back(it->path());
     }
     if (fs::is_directory(status) && !contents.directories.contains(rel) &&
@@ -599,6 +604,7 @@ class PgControlGuard {
 // Where the file of manifest path `path` was restored (ManifestPath's inverse).
 fs::path RestoredPath(const std::string& path, const fs::path& root,
                       const std::map<uint32_t, fs::path>& tablespace_dirs) {
+  if (path == kPgControlPath) return root / kPgControlStandIn;  // held back until the end
   if (!path.starts_with("pg_tblspc/")) return root / path;
   const size_t slash = path.find('/', 10);
   const auto oid = TryParseNumber<uint32_t>(std::string_view(path).substr(10, slash - 10));
@@ -909,6 +915,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   CleanupGuard cleanup;
   if (!result.delta) cleanup.Add(root, PrepareEmptyDir(root, "data directory"));
   TargetDir target(root.string());
+  target.HoldBack(kPgControlPath, kPgControlStandIn);
   std::optional<DeltaLock> lock;
   PgControlGuard pg_control(result.delta ? &target : nullptr);
   if (result.delta) {
@@ -976,7 +983,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
     extractor.UpdateInPlace(listed);
     ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
     lock->Check();
-    RemoveUnlisted(root, listed, "postmaster.pid");
+    RemoveUnlisted(root, listed, kKeptInDataDirectory);
     result.bytes_written = extractor.written();
     result.bytes = CheckRestoredFiles(storage, config, backup, root, tablespace_dirs, checker,
                                       advance);
@@ -1000,7 +1007,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
                                     });
       // What was deleted since goes now: disk use stays near each step's size.
       if (lock) lock->Check();
-      RemoveUnlisted(root, contents[0], lock ? "postmaster.pid" : "");
+      RemoveUnlisted(root, contents[0], kKeptInDataDirectory);
       for (const auto& [oid, dir] : tablespace_dirs) RemoveUnlisted(dir, contents[oid]);
     }
     CheckDeltaCoversManifest(contents, manifest, backup.label);
@@ -1040,6 +1047,8 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   }
   SyncTree(root);
   for (const auto& [oid, dir] : tablespace_dirs) SyncTree(dir);
+  // Only now, with everything else durable, can the directory start.
+  target.PublishHeldBack();
   cleanup.Commit();
   pg_control.Commit();
   if (lock) lock->Release();  // last: the directory may be started now

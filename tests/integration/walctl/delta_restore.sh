@@ -164,6 +164,34 @@ fi
 ws_same "no postmaster.pid is left after a delta restore" no \
   "$([[ -e $primary/postmaster.pid ]] && echo yes || echo no)"
 
+# 6b. Killed late, once the backup's pg_control has been written (PostgreSQL sends it last):
+#     it is held back as global/pg_control.walctl-new until everything else is durable and
+#     recovery.signal is there, so the directory still cannot start.
+"${walctl[@]}" restore --delta incr1 "$primary" --target-immediate --archive-mode off \
+  >"$WS_TMP/killed_late.out" 2>&1 &
+killed_pid=$!
+for _ in $(seq 3000); do # the old pg_control goes first ...
+  [[ -e $primary/global/pg_control ]] || break
+  sleep 0.01
+done
+for _ in $(seq 3000); do # ... the backup's comes at the end of base.tar
+  [[ -e $primary/global/pg_control.walctl-new || -e $primary/global/pg_control ]] && break
+  sleep 0.01
+done
+kill -9 "$killed_pid" 2>/dev/null || true
+killed_rc=0
+wait "$killed_pid" 2>/dev/null || killed_rc=$?
+ws_same "the late kill hit a running restore" 137 "$killed_rc"
+ws_same "killed after writing it, the restore left the backup's pg_control held back" no:yes \
+  "$([[ -e $primary/global/pg_control ]] && echo yes || echo no):$([[ -e $primary/global/pg_control.walctl-new ]] && echo yes || echo no)"
+rport=$(ws_free_port)
+ws_expect_exit nonzero "the directory killed late does not start" \
+  as_pg "$PG_BIN/pg_ctl" -D "$primary" -o "-p $rport" -w -t 30 -l "$WS_TMP/late.log" start
+ws_expect_exit 0 "restore --delta after a late kill" \
+  "${walctl[@]}" restore --delta incr1 "$primary" --target-immediate --archive-mode off
+ws_same "the completed restore published pg_control" yes:no \
+  "$([[ -e $primary/global/pg_control ]] && echo yes || echo no):$([[ -e $primary/global/pg_control.walctl-new ]] && echo yes || echo no)"
+
 # 7. Another cluster (another database system identifier) is refused and left as it was.
 other=$WS_TMP/other_cluster
 pg_init "$other"

@@ -47,20 +47,22 @@ struct Scene {
     DeltaContents listed;
   };
   // Extracts `tar` in place over what the target holds (BackupExtractor::UpdateInPlace).
-  InPlaceResult ExtractInPlace(const TarBuilder& tar) {
+  // `read_step`: the most bytes one read of the tar stream returns, so that
+  // the extractor sees the file's data in pieces of any alignment.
+  InPlaceResult ExtractInPlace(const TarBuilder& tar, size_t read_step = SIZE_MAX) {
     InPlaceResult result;
-    result.thrown = Run(tar, {}, &result);
+    result.thrown = Run(tar, {}, &result, read_step);
     return result;
   }
 
  private:
   std::string Run(const TarBuilder& tar, const std::map<std::string, std::string>& links,
-                  InPlaceResult* in_place) {
+                  InPlaceResult* in_place, size_t read_step = SIZE_MAX) {
     ManifestChecker checker(manifest);
     BackupExtractor extractor(checker, [](uint64_t) {});
     if (in_place != nullptr) extractor.UpdateInPlace(in_place->listed);
     TargetDir dir(target);
-    MemoryReadStream in(tar.out);
+    test::TrickleReadStream in(tar.out, read_step);
     std::string thrown =
         test::ThrownCode([&] { extractor.Extract(in, &dir, "", links, "base.tar"); });
     if (in_place != nullptr) in_place->written = extractor.written();
@@ -258,6 +260,48 @@ TEST_SUITE("backup_extract") {
       CHECK(run.listed.files == std::map<std::string, uint64_t>{
                                 {"a", a.size()}, {"b", b.size()}, {"c", 3}, {"e", 2}});
       CHECK(run.listed.directories == std::set<std::string>{"d"});
+    });
+  }
+
+  TEST_CASE("UpdateInPlace writes one changed page as 8 KiB, however the tar's reads fall") {
+    for (size_t step : {size_t{5000}, size_t{12000}, size_t{8192}, size_t{100000}}) {
+      INFO("read step " << step);
+      Scene s({});
+      std::string page_data;
+      for (int i = 0; i < 4 * 8192; ++i) page_data.push_back(static_cast<char>('a' + i % 23));
+      s.manifest.files = {{"rel", page_data.size(), "", ""}};
+      std::string old = page_data;
+      for (size_t i = 2 * 8192; i < 3 * 8192; ++i) old[i] = 'Z';  // page 2, all of it
+      test::WriteFile(s.target + "/rel", old);
+      TarBuilder tar;
+      tar.Add("rel", page_data);
+      const auto run = s.ExtractInPlace(tar, step);
+      REQUIRE(run.thrown == "no exception");
+      CHECK(test::ReadFile(s.target + "/rel") == page_data);
+      CHECK(run.written == 8192);
+    }
+  }
+
+  TEST_CASE("TargetDir::HoldBack writes a file under its stand-in until PublishHeldBack") {
+    ForBothResolvers([&] {
+      Scene s({});
+      mkdir((s.target + "/global").c_str(), 0700);
+      test::WriteFile(s.target + "/global/pg_control", "old");
+      {
+        TargetDir dir(s.target);
+        dir.HoldBack(kPgControlPath, kPgControlStandIn);
+        dir.WriteFile(kPgControlPath, "new");
+        CHECK(test::ReadFile(s.target + "/global/pg_control") == "old");
+        CHECK(test::ReadFile(s.target + "/" + kPgControlStandIn) == "new");
+        dir.PublishHeldBack();
+        CHECK(test::ReadFile(s.target + "/global/pg_control") == "new");
+        CHECK_FALSE(Exists(s.target + "/" + kPgControlStandIn));
+      }
+      // Never written: nothing to publish, nothing changed.
+      TargetDir dir(s.target);
+      dir.HoldBack(kPgControlPath, kPgControlStandIn);
+      dir.PublishHeldBack();
+      CHECK(test::ReadFile(s.target + "/global/pg_control") == "new");
     });
   }
 

@@ -11,23 +11,6 @@
 using namespace walstore;
 
 namespace {
-// A ReadStream that returns at most `step` bytes per call.
-class TrickleReadStream : public ReadStream {
- public:
-  TrickleReadStream(std::string data, size_t step) : data_(std::move(data)), step_(step) {}
-  size_t Read(MutableBytes out) override {
-    size_t n = std::min({out.size(), step_, data_.size() - pos_});
-    std::copy_n(data_.data() + pos_, n, reinterpret_cast<char*>(out.data()));
-    pos_ += n;
-    return n;
-  }
-
- private:
-  std::string data_;
-  size_t step_;
-  size_t pos_ = 0;
-};
-
 class CountingWriteStream : public WriteStream {
  public:
   void Write(Bytes data) override {
@@ -78,7 +61,7 @@ TEST_SUITE("stream") {
 
   TEST_CASE("ReadFully fills the buffer across short reads") {
     const std::string data = walstore::test::RandomString(1000, 9);
-    TrickleReadStream in(data, 7);
+    test::TrickleReadStream in(data, 7);
     std::vector<uint8_t> buf(600);
     CHECK(ReadFully(in, MutableBytes(buf.data(), buf.size())) == 600);
     CHECK(std::string(buf.begin(), buf.end()) == data.substr(0, 600));
@@ -89,7 +72,7 @@ TEST_SUITE("stream") {
 
   TEST_CASE("Copy copies everything with a bounded buffer and does not finish") {
     const std::string data = walstore::test::RandomString(100000, 11);
-    TrickleReadStream in(data, 3000);
+    test::TrickleReadStream in(data, 3000);
     CountingWriteStream out;
     CHECK(Copy(in, out, 4096) == data.size());
     CHECK(out.content == data);
