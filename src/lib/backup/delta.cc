@@ -319,16 +319,7 @@ DeltaContents ApplyDelta(ReadStream& in, TargetDir* target,
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kDeltaBlockSize, size - offset));
         r.Exact(block.data(), n);
         if (visitor) visitor->Block(index, Bytes(block.data(), n));
-        if (fd.fd >= 0) {
-          size_t done = 0;
-          while (done < n) {
-            const ssize_t w = pwrite(fd.fd, block.data() + done, n - done,
-                                     static_cast<off_t>(offset + done));
-            if (w < 0 && errno == EINTR) continue;
-            if (w < 0) FailErrno(errno, fmt::format("could not write \"{}\"", path));
-            done += static_cast<size_t>(w);
-          }
-        }
+        if (fd.fd >= 0) WriteFullyAt(fd.fd, block.data(), n, offset, path);
         on_bytes(n);
       }
       if (visitor) visitor->EndFile();

@@ -66,32 +66,6 @@ void WriteFully(int fd, const uint8_t* data, size_t size, const std::string& wha
   }
 }
 
-// Writes `size` bytes at `offset` of `fd` (pwrite, the file offset is not used).
-void WriteFullyAt(int fd, const uint8_t* data, size_t size, uint64_t offset,
-                  const std::string& what) {
-  while (size > 0) {
-    const ssize_t n = pwrite(fd, data, size, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) FailErrno(errno, fmt::format("could not write \"{}\"", what));
-    data += n;
-    size -= static_cast<size_t>(n);
-    offset += static_cast<uint64_t>(n);
-  }
-}
-
-// Reads up to `size` bytes at `offset` of `fd`; fewer only at its end.
-size_t ReadFullyAt(int fd, uint8_t* data, size_t size, uint64_t offset, const std::string& what) {
-  size_t done = 0;
-  while (done < size) {
-    const ssize_t n = pread(fd, data + done, size - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) FailErrno(errno, fmt::format("could not read \"{}\"", what));
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  return done;
-}
-
 int OpenDirNoFollow(int dir, const std::string& name) {
   return openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
@@ -149,6 +123,30 @@ void RemoveContents(int dir, const std::string& what) {
 }
 
 }  // namespace
+
+void WriteFullyAt(int fd, const uint8_t* data, size_t size, uint64_t offset,
+                  const std::string& what) {
+  while (size > 0) {
+    const ssize_t n = pwrite(fd, data, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) FailErrno(errno, fmt::format("could not write \"{}\"", what));
+    data += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+}
+
+size_t ReadFullyAt(int fd, uint8_t* data, size_t size, uint64_t offset, const std::string& what) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = pread(fd, data + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) FailErrno(errno, fmt::format("could not read \"{}\"", what));
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
 
 std::string MemberPathProblem(const std::string& path) {
   if (path.empty()) return "empty path";

@@ -39,6 +39,13 @@ namespace walstore::backup {
 // with an empty, "." or ".." component.
 std::string MemberPathProblem(const std::string& path);
 
+// Writes all `size` bytes at `offset` of `fd` (pwrite; the file offset is
+// not used); throws kLocalIo / kNoSpace naming `what`.
+void WriteFullyAt(int fd, const uint8_t* data, size_t size, uint64_t offset,
+                  const std::string& what);
+// Reads up to `size` bytes at `offset` of `fd`; fewer only at its end.
+size_t ReadFullyAt(int fd, uint8_t* data, size_t size, uint64_t offset, const std::string& what);
+
 // A directory that relative paths are resolved beneath, never through a
 // symbolic link.  Throws Error(kCorrupt) for a path that would leave it or
 // cross a symlink, kLocalIo for other file system errors.
