@@ -90,36 +90,56 @@ int OpenBeneath(int root, const std::string& rel) {
   return fd;
 }
 
-// Removes everything in directory `dir` (never following a link), then
-// nothing else: the caller removes the directory itself.
-void RemoveContents(int dir, const std::string& what) {
+// The entries of directory `dir` (names and lstat), read before any is
+// changed.
+std::vector<std::pair<std::string, struct stat>> ListEntries(int dir, const std::string& shown) {
   const int dup = fcntl(dir, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) FailErrno(errno, "could not duplicate a descriptor");
   DIR* stream = fdopendir(dup);
   if (!stream) {
     const int err = errno;
     close(dup);
-    FailErrno(err, fmt::format("could not read \"{}\"", what));
+    FailErrno(err, fmt::format("could not read \"{}\"", shown));
   }
-  std::vector<std::pair<std::string, bool>> entries;  // name, is a directory
+  rewinddir(stream);  // the duplicate shares its offset with `dir`, which may have been read
+  std::vector<std::pair<std::string, struct stat>> entries;
   while (const dirent* entry = readdir(stream)) {
     const std::string name = entry->d_name;
     if (name == "." || name == "..") continue;
     struct stat st {};
-    if (fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    entries.emplace_back(name, S_ISDIR(st.st_mode));
+    if (fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone since
+    entries.emplace_back(name, st);
   }
   closedir(stream);
-  for (const auto& [name, is_dir] : entries) {
-    if (is_dir) {
-      Fd sub(OpenDirNoFollow(dir, name));
-      if (sub.fd < 0) FailErrno(errno, fmt::format("could not open \"{}/{}\"", what, name));
-      RemoveContents(sub.fd, what + "/" + name);
-    }
-    if (unlinkat(dir, name.c_str(), is_dir ? AT_REMOVEDIR : 0) != 0) {
-      FailErrno(errno, fmt::format("could not remove \"{}/{}\"", what, name));
-    }
+  return entries;
+}
+
+void Walk(int dir, const std::string& prefix, const std::string& shown,
+          const WalkVisitor& visit) {
+  for (const auto& [name, st] : ListEntries(dir, shown)) {
+    const std::string rel = prefix.empty() ? name : prefix + "/" + name;
+    if (visit(dir, name, rel, st) != WalkStep::kDescend || !S_ISDIR(st.st_mode)) continue;
+    Fd sub(OpenDirNoFollow(dir, name));
+    if (sub.fd < 0) FailErrno(errno, fmt::format("could not open \"{}/{}\"", shown, rel));
+    Walk(sub.fd, rel, shown, visit);
   }
+}
+
+// Removes everything in directory `dir` (never following a link), then
+// nothing else: the caller removes the directory itself.
+void RemoveContents(int dir, const std::string& what) {
+  WalkBeneath(dir, what, [&](int parent, const std::string& name, const std::string& rel,
+                             const struct stat& st) {
+    if (S_ISDIR(st.st_mode)) {
+      Fd sub(OpenDirNoFollow(parent, name));
+      if (sub.fd < 0) FailErrno(errno, fmt::format("could not open \"{}/{}\"", what, rel));
+      RemoveContents(sub.fd, what + "/" + rel);
+    }
+    if (unlinkat(parent, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0) {
+      FailErrno(errno, fmt::format("could not remove \"{}/{}\"", what, rel));
+    }
+    return WalkStep::kSkip;
+  });
 }
 
 }  // namespace
@@ -146,6 +166,35 @@ size_t ReadFullyAt(int fd, uint8_t* data, size_t size, uint64_t offset, const st
     done += static_cast<size_t>(n);
   }
   return done;
+}
+
+void WalkBeneath(int dir, const std::string& shown, const WalkVisitor& visit) {
+  Walk(dir, "", shown, visit);
+}
+
+void RemoveDirectoryTree(int parent, const std::string& name, const std::string& shown) {
+  Fd dir(OpenDirNoFollow(parent, name));
+  if (dir.fd < 0) FailErrno(errno, fmt::format("could not open \"{}\"", shown));
+  struct stat top {};
+  if (fstat(dir.fd, &top) != 0) FailErrno(errno, fmt::format("could not stat \"{}\"", shown));
+  struct stat above {};
+  if (fstat(parent, &above) != 0) FailErrno(errno, fmt::format("could not stat above \"{}\"", shown));
+  const auto refuse_mount = [&](const std::string& what) {
+    throw Error(ErrorCode::kUsage,
+                fmt::format("{} is a mount point the backup does not hold: restore --delta "
+                            "does not delete another file system", what),
+                "unmount it (or move it out of the data directory) and run the restore again");
+  };
+  if (top.st_dev != above.st_dev) refuse_mount(shown);
+  WalkBeneath(dir.fd, shown, [&](int, const std::string&, const std::string& rel,
+                                 const struct stat& st) {
+    if (S_ISDIR(st.st_mode) && st.st_dev != top.st_dev) refuse_mount(shown + "/" + rel);
+    return WalkStep::kDescend;
+  });
+  RemoveContents(dir.fd, shown);
+  if (unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0) {
+    FailErrno(errno, fmt::format("could not remove \"{}\"", shown));
+  }
 }
 
 std::string MemberPathProblem(const std::string& path) {

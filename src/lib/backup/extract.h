@@ -22,6 +22,7 @@
 // - hard links and other member types are refused.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <walstore/stream.h>
 
@@ -38,6 +39,25 @@ namespace walstore::backup {
 // Why `path` may not be a member path ("" when it may): empty, absolute, or
 // with an empty, "." or ".." component.
 std::string MemberPathProblem(const std::string& path);
+
+// What WalkBeneath does after visiting a directory.
+enum class WalkStep { kDescend, kSkip };
+// Called for every entry beneath the walked directory: `parent` is the
+// descriptor of the directory holding it, `name` its name there, `rel` its
+// path from the walked directory, `st` its lstat.  The visitor may remove the
+// entry (unlinkat on `parent`) and then returns kSkip.
+using WalkVisitor = std::function<WalkStep(int parent, const std::string& name,
+                                           const std::string& rel, const struct stat& st)>;
+// Visits what directory `dir` (a descriptor) holds, depth first, a directory
+// before what it holds, from descriptors only: every directory is opened
+// with O_NOFOLLOW from its parent's descriptor, so replacing a directory by a
+// symbolic link while the walk runs can never lead it (or the visitor's
+// *at() calls) outside.  `shown` names `dir` in messages.
+void WalkBeneath(int dir, const std::string& shown, const WalkVisitor& visit);
+// Removes directory `name` of `parent` with all it holds, never following a
+// link; first checks that no directory beneath it is on another file system
+// (throws kUsage naming it: a mount point is not the backup's to delete).
+void RemoveDirectoryTree(int parent, const std::string& name, const std::string& shown);
 
 // Writes all `size` bytes at `offset` of `fd` (pwrite; the file offset is
 // not used); throws kLocalIo / kNoSpace naming `what`.

@@ -334,7 +334,7 @@ const std::set<std::string> kKeptInDataDirectory = {"postmaster.pid", kPgControl
 // Symbolic links are left (pg_tblspc/<oid>), and so are the files `keep`
 // names.
 
-void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents,
+void RemoveUnlisted(int dir, const std::string& shown, const DeltaContents& contents,
                     const std::set<std::string>& keep = {}) {
   std::set<std::string> ancestors;
   for (const auto& [path, size] : contents.files) {
@@ -343,45 +343,18 @@ void RemoveUnlisted(const fs::path& dir, const DeltaContents& contents,
       ancestors.insert(path.substr(0, slash));
     }
   }
-  std::vector<fs::path> files, directories;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    const std::string rel = it->path().lexically_relative(dir).generic_string();
-    const auto status = it->symlink_status();
-    if (fs::is_regular_file(status) && !contents.files.contains(rel) && !keep.contains(rel)) {
-      files.push_back(it->path());
+  WalkBeneath(dir, shown, [&](int parent, const std::string& name, const std::string& rel,
+                              const struct stat& st) {
+    if (S_ISREG(st.st_mode) && !contents.files.contains(rel) && !keep.contains(rel)) {
+      if (unlinkat(parent, name.c_str(), 0) != 0 && errno != ENOENT) {
+        FailErrno(errno, fmt::format("could not remove {}/{}", shown, rel));
+      }
     }
-    if (fs::is_directory(status) && !contents.directories.contains(rel) &&
-        !ancestors.contains(rel)) {
-      directories.push_back(it->path());
-    }
-  }
-  if (ec) FailErrno(ec.value(), "could not read the directories under " + dir.string());
-  // A file system mounted beneath DIR (a bind mount, an NFS share) is not
-  // the backup's to delete.
-  for (const auto& d : directories) {
-    struct stat own {}, parent {};
-    if (lstat(d.c_str(), &own) != 0 || lstat(d.parent_path().c_str(), &parent) != 0) {
-      FailErrno(errno, "could not stat " + d.string());
-    }
-    if (own.st_dev != parent.st_dev) {
-      throw Error(ErrorCode::kUsage,
-                  fmt::format("{} is a mount point the backup does not hold: restore --delta "
-                              "does not delete another file system", d.string()),
-                  "unmount it (or move it out of the data directory) and run the restore again");
-    }
-  }
-  for (const auto& file : files) {
-    if (unlink(file.c_str()) != 0) FailErrno(errno, "could not remove " + file.string());
-  }
-  // Deepest first.
-  std::sort(directories.begin(), directories.end(),
-            [](const fs::path& a, const fs::path& b) { return a.string() > b.string(); });
-  for (const auto& d : directories) {
-    fs::remove_all(d, ec);
-    if (ec) FailErrno(ec.value(), "could not remove " + d.string());
-  }
+    if (!S_ISDIR(st.st_mode)) return WalkStep::kSkip;
+    if (contents.directories.contains(rel) || ancestors.contains(rel)) return WalkStep::kDescend;
+    RemoveDirectoryTree(parent, name, shown + "/" + rel);
+    return WalkStep::kSkip;
+  });
 }
 
 constexpr char kDeltaLockTag[] = "walctl restore --delta";
@@ -568,18 +541,15 @@ bool CheckDeltaTarget(const fs::path& root, const BackupRecord& backup) {
 // Removes everything beneath `root` that is neither a regular file nor a
 // directory (a symbolic link is removed, never followed): a data directory
 // restored without tablespaces has none.
-void RemoveSpecialEntries(const fs::path& root) {
-  std::vector<fs::path> special;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(root, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    const auto status = it->symlink_status();
-    if (!fs::is_regular_file(status) && !fs::is_directory(status)) special.push_back(it->path());
-  }
-  if (ec) FailErrno(ec.value(), "could not read the directories under " + root.string());
-  for (const auto& path : special) {
-    if (unlink(path.c_str()) != 0) FailErrno(errno, "could not remove " + path.string());
-  }
+void RemoveSpecialEntries(int dir, const std::string& shown) {
+  WalkBeneath(dir, shown, [&](int parent, const std::string& name, const std::string& rel,
+                              const struct stat& st) {
+    if (S_ISDIR(st.st_mode)) return WalkStep::kDescend;
+    if (!S_ISREG(st.st_mode) && unlinkat(parent, name.c_str(), 0) != 0 && errno != ENOENT) {
+      FailErrno(errno, fmt::format("could not remove {}/{}", shown, rel));
+    }
+    return WalkStep::kSkip;
+  });
 }
 
 // A delta restore that fails removes global/pg_control again, so the
@@ -727,20 +697,19 @@ std::optional<std::pair<uid_t, gid_t>> ChooseOwner(const fs::path& dir, const st
   return std::nullopt;
 }
 
-void ChownTree(const fs::path& root, uid_t uid, gid_t gid) {
-  if (lchown(root.c_str(), uid, gid) != 0) FailErrno(errno, "chown " + root.string());
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(root, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    struct stat st {};
-    if (lstat(it->path().c_str(), &st) != 0) FailErrno(errno, "stat " + it->path().string());
+void ChownTree(int dir, const std::string& shown, uid_t uid, gid_t gid) {
+  if (fchown(dir, uid, gid) != 0) FailErrno(errno, "chown " + shown);
+  WalkBeneath(dir, shown, [&](int parent, const std::string& name, const std::string& rel,
+                              const struct stat& st) {
     if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
-      Fail(ErrorCode::kUsage, "{} has another hard link: walctl does not chown a file shared "
-           "with a name elsewhere", it->path().string());
+      Fail(ErrorCode::kUsage, "{}/{} has another hard link: walctl does not chown a file shared "
+           "with a name elsewhere", shown, rel);
     }
-    if (lchown(it->path().c_str(), uid, gid) != 0) FailErrno(errno, "chown " + it->path().string());
-  }
-  if (ec) FailErrno(ec.value(), "chown: could not read the directories under " + root.string());
+    if (fchownat(parent, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+      FailErrno(errno, fmt::format("chown {}/{}", shown, rel));
+    }
+    return WalkStep::kDescend;
+  });
 }
 
 void SyncTree(const fs::path& root) {
@@ -932,10 +901,19 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
       SyncDirectory((root / "global").string());
     }
     SyncDirectory(root.string());
-    RemoveSpecialEntries(root);
-    if (fs::is_directory(fs::symlink_status(root / "pg_wal", ec))) {
-      RemoveUnlisted(root / "pg_wal", DeltaContents{{}, {"archive_status"}});
-      SyncDirectory((root / "pg_wal").string());
+    RemoveSpecialEntries(target.fd(), root.string());
+    if (const int pg_wal = openat(target.fd(), "pg_wal", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                                             O_CLOEXEC);
+        pg_wal >= 0) {
+      const std::string shown = (root / "pg_wal").string();
+      struct Closer {
+        int fd;
+        ~Closer() { close(fd); }
+      } closer{pg_wal};
+      RemoveUnlisted(pg_wal, shown, DeltaContents{{}, {"archive_status"}});
+      if (fsync(pg_wal) != 0) FailErrno(errno, "could not fsync " + shown);
+    } else if (errno != ENOENT) {
+      FailErrno(errno, "could not open " + (root / "pg_wal").string());
     }
     if (unlinkat(target.fd(), "recovery.signal", 0) != 0 && errno != ENOENT) {
       FailErrno(errno, "could not remove recovery.signal in " + root.string());
@@ -983,7 +961,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
     extractor.UpdateInPlace(listed);
     ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
     lock->Check();
-    RemoveUnlisted(root, listed, kKeptInDataDirectory);
+    RemoveUnlisted(target.fd(), root.string(), listed, kKeptInDataDirectory);
     result.bytes_written = extractor.written();
     result.bytes = CheckRestoredFiles(storage, config, backup, root, tablespace_dirs, checker,
                                       advance);
@@ -1007,8 +985,10 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
                                     });
       // What was deleted since goes now: disk use stays near each step's size.
       if (lock) lock->Check();
-      RemoveUnlisted(root, contents[0], kKeptInDataDirectory);
-      for (const auto& [oid, dir] : tablespace_dirs) RemoveUnlisted(dir, contents[oid]);
+      RemoveUnlisted(target.fd(), root.string(), contents[0], kKeptInDataDirectory);
+      for (const auto& [oid, dir] : tablespace_targets) {
+        RemoveUnlisted(dir->fd(), dir->root(), contents[oid]);
+      }
     }
     CheckDeltaCoversManifest(contents, manifest, backup.label);
     // The restored backup's block map and manifest are the authority on the
@@ -1042,8 +1022,10 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   target.WriteFile("recovery.signal", "", true);
   if (fchmod(target.fd(), 0700) != 0) FailErrno(errno, "chmod " + root.string());
   if (auto owner = ChooseOwner(root, options.owner, result.delta)) {
-    ChownTree(root, owner->first, owner->second);
-    for (const auto& [oid, dir] : tablespace_dirs) ChownTree(dir, owner->first, owner->second);
+    ChownTree(target.fd(), root.string(), owner->first, owner->second);
+    for (const auto& [oid, dir] : tablespace_targets) {
+      ChownTree(dir->fd(), dir->root(), owner->first, owner->second);
+    }
   }
   SyncTree(root);
   for (const auto& [oid, dir] : tablespace_dirs) SyncTree(dir);

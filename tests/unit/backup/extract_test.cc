@@ -305,6 +305,40 @@ TEST_SUITE("backup_extract") {
     });
   }
 
+  TEST_CASE("WalkBeneath never follows a directory swapped for a link while it walks") {
+    Scene s({});
+    mkdir((s.target + "/a").c_str(), 0700);
+    test::WriteFile(s.target + "/a/f", "x");
+    TargetDir dir(s.target);
+    std::vector<std::string> seen;
+    const std::string thrown = test::ThrownCode([&] {
+      WalkBeneath(dir.fd(), s.target, [&](int, const std::string&, const std::string& rel,
+                                          const struct stat&) {
+        seen.push_back(rel);
+        if (rel == "a") {  // after its lstat, before it is opened: the swap
+          REQUIRE(rename((s.target + "/a").c_str(), (s.target + "/moved").c_str()) == 0);
+          REQUIRE(symlink(s.outside.c_str(), (s.target + "/a").c_str()) == 0);
+        }
+        return WalkStep::kDescend;
+      });
+    });
+    CHECK(thrown == "kLocalIo");
+    CHECK(seen == std::vector<std::string>{"a"});  // nothing of "outside" was visited
+    s.CheckOutsideUntouched();
+  }
+
+  TEST_CASE("RemoveDirectoryTree removes a tree, never what a link inside points at") {
+    Scene s({});
+    mkdir((s.target + "/gone").c_str(), 0700);
+    mkdir((s.target + "/gone/sub").c_str(), 0700);
+    test::WriteFile(s.target + "/gone/sub/f", "x");
+    REQUIRE(symlink(s.outside.c_str(), (s.target + "/gone/link").c_str()) == 0);
+    TargetDir dir(s.target);
+    RemoveDirectoryTree(dir.fd(), "gone", s.target + "/gone");
+    CHECK_FALSE(Exists(s.target + "/gone"));
+    s.CheckOutsideUntouched();
+  }
+
   TEST_CASE("UpdateInPlace never writes through a hard link shared with a file outside") {
     ForBothResolvers([&] {
       Scene s({});
