@@ -78,7 +78,8 @@ class AesGcm {
   ~AesGcm();
   AesGcm(const AesGcm&) = delete;
   AesGcm& operator=(const AesGcm&) = delete;
-  // out.size() == in.size() + kTagSize (ciphertext then tag).
+  // out.size() == in.size() + kTagSize (ciphertext then tag).  out may start
+  // at in.data() (encryption in place), but must not overlap it otherwise.
   void Seal(const std::array<uint8_t, kNonceSize>& nonce, Bytes aad, Bytes in, MutableBytes out);
   // in = ciphertext then tag; out.size() == in.size() - kTagSize.  Returns
   // false when authentication fails (out is then garbage).  out may start at

@@ -52,6 +52,7 @@ StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& f
   encode.identity = key;
   encode.rewrite_header = [&writer](Bytes header) { writer->RewriteHead(header); };
   ObjectEncoder encoder(*writer, encode);
+  file.reader.Rewind();  // the same open file may go to several repositories
   // One read fills a whole batch of chunks, which the encoder seals in place.
   Copy(file.reader, encoder, static_cast<size_t>(encode.chunk_size) * encode.threads);
   encoder.Finish();

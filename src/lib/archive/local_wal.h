@@ -48,6 +48,9 @@ struct WalFileToPush {
 };
 
 // Encodes and publishes `wal` with test before overwrite (see PushWalFile).
+// May be called once per repository with the same `wal`: each call reads
+// the open file from its start, and each checks that it is still the file
+// opened (stat at open), so every repository gets the same file.
 PushResult PushOpenedWalFile(Storage& storage, const Config& config, WalFileToPush& wal);
 
 }  // namespace walstore

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "archive/cluster_presence.h"
+#include "archive/local_wal.h"
 #include "common/file_util.h"
 
 namespace walstore {
@@ -202,10 +203,15 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
   std::optional<Error> conflict;
   std::optional<Error> required_failure;
   std::vector<std::pair<size_t, std::string>> best_effort_misses;  // repository, error name
+  // Opened and checked once: every repository gets the same file (were it
+  // replaced in pg_wal meanwhile, the open one still), read from the page
+  // cache again for each.
+  WalFileToPush wal(repositories.top(), path);
+  RemoveStalePrefetch(path);  // what a finished recovery left in pg_wal
   for (size_t i = 0; i < repositories.size(); ++i) {
     const Config& config = repositories.config(i);
     try {
-      const PushResult pushed = PushWalFile(repositories.storage(i), config, path);
+      const PushResult pushed = PushOpenedWalFile(repositories.storage(i), config, wal);
       stored_any = stored_any || pushed.outcome == PushOutcome::kStored;
       if (!result) result = pushed;
     } catch (const Error& error) {

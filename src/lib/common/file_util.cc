@@ -211,6 +211,10 @@ size_t FileReader::Read(MutableBytes out) {
   return total;
 }
 
+void FileReader::Rewind() {
+  if (lseek(fd_, 0, SEEK_SET) != 0) FailErrno(errno, fmt::format("could not seek in \"{}\"", path_));
+}
+
 AtomicFileWriter::AtomicFileWriter(std::string final_path, mode_t mode, bool create_parent_dirs)
     : final_path_(std::move(final_path)) {
   const std::string dir = DirName(final_path_);

@@ -23,6 +23,8 @@ class FileReader : public ReadStream {
   FileReader(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
   ~FileReader() override;
   size_t Read(MutableBytes out) override;
+  // Reads from the start again (lseek to 0); throws kLocalIo on failure.
+  void Rewind();
   int fd() const { return fd_; }
 
  private:

@@ -20,7 +20,10 @@ using format_internal::RecordHeader;
 namespace {
 
 // Turns one plaintext chunk into one record (record header + payload).  One
-// per thread: Seal() reuses the sealer's buffers.
+// per thread: Seal() reuses the sealer's buffer.  The chunk is compressed
+// straight into the record's place in that buffer and encrypted there in
+// place: one buffer per sealer, touched once (no scratch buffer to copy
+// from; page faults are costly on small pages).
 class ChunkSealer {
  public:
   ChunkSealer(const CompressionSpec& compression, const std::array<uint8_t, 32>* object_key,
@@ -31,20 +34,21 @@ class ChunkSealer {
         version_(version),
         aad_(header, version, identity) {
     if (object_key != nullptr) cipher_ = std::make_unique<AesGcm>(*object_key);
-    scratch_ = ByteBuffer(codec_->MaxCompressedSize(chunk_size));
+    max_compressed_ = codec_->MaxCompressedSize(chunk_size);
     out_ = ByteBuffer(kRecordHeaderSize +
-                      format_internal::MaxRecordPayload(scratch_.size(), chunk_size) +
+                      format_internal::MaxRecordPayload(max_compressed_, chunk_size) +
                       AesGcm::kTagSize);
   }
 
   // Seals `plain` as record `index`; the result stays valid until the next call.
   Bytes Seal(uint8_t type, uint64_t index, Bytes plain) {
     RecordHeader record{type, 0, index, static_cast<uint32_t>(plain.size()), 0};
+    uint8_t* body = out_.data() + kRecordHeaderSize;
     Bytes payload = plain;
     if (type == kRecordTypeData && compress_) {
-      const size_t n = codec_->Compress(plain, scratch_);
+      const size_t n = codec_->Compress(plain, MutableBytes(body, max_compressed_));
       if (n < plain.size()) {
-        payload = Bytes(scratch_.data(), n);
+        payload = Bytes(body, n);
       }
     }
     if (payload.data() == plain.data() && type == kRecordTypeData) record.flags |= kRecordFlagRaw;
@@ -52,12 +56,11 @@ class ChunkSealer {
     record.stored_len = static_cast<uint32_t>(payload.size() + tag);
     const auto rh = record.Serialize();
     std::memcpy(out_.data(), rh.data(), rh.size());
-    uint8_t* body = out_.data() + kRecordHeaderSize;
-    if (cipher_) {
+    if (cipher_) {  // in place when compressed (payload is then at body)
       cipher_->Seal(format_internal::RecordNonce(version_, type, index), aad_.For(record), payload,
                     MutableBytes(body, record.stored_len));
-    } else {
-      std::memmove(body, payload.data(), payload.size());
+    } else if (payload.data() != body) {
+      std::memcpy(body, payload.data(), payload.size());
     }
     return Bytes(out_.data(), kRecordHeaderSize + record.stored_len);
   }
@@ -68,7 +71,7 @@ class ChunkSealer {
   uint16_t version_;
   format_internal::RecordAad aad_;
   std::unique_ptr<AesGcm> cipher_;
-  ByteBuffer scratch_;
+  size_t max_compressed_ = 0;
   ByteBuffer out_;
 };
 

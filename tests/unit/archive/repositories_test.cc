@@ -11,6 +11,7 @@
 #include <walstore/repositories.h>
 
 #include <atomic>
+#include <cstdio>
 #include <set>
 #include <string>
 
@@ -122,6 +123,33 @@ const std::string kSeg = "000000010000000000000003";
 }  // namespace
 
 TEST_SUITE("repositories") {
+  TEST_CASE("walpush opens the file once: a file replaced between repositories is not stored") {
+    // The second repository is opened only after the first has stored the
+    // segment; meanwhile the segment is replaced in pg_wal by another file.
+    // Reading the name again per repository would store different content
+    // under one name; walpush reads the file it opened for every repository
+    // and finds it was replaced (no longer linked: its ctime changed).
+    Fixture fx;
+    const std::string path = fx.Segment(kSeg, 3);
+    const std::string original = ReadFile(path);
+    const std::string replacement_path = path + ".other";
+    auto n = ParseWalFileNameOrThrow(kSeg);
+    WriteFile(replacement_path, MakeSegment(n.timeline, n.SegmentNumber(kSegSize), kSegSize,
+                                            kSysId, 4));
+    REQUIRE(ReadFile(replacement_path) != original);
+    RepositorySet set(fx.top, [&](const Config& c) -> std::unique_ptr<Storage> {
+      if (c.repo_url == fx.top.repositories[1].repo_url) {
+        REQUIRE(std::rename(replacement_path.c_str(), path.c_str()) == 0);
+      }
+      return OpenStorage(c);
+    });
+    CHECK_CODE(PushWalFileToRepositories(set, path, {}), ErrorCode::kLocalIo);
+    const std::string dest = fx.dir / "restored";
+    CHECK(RestoreObjectToFile(*fx.Open(0), fx.top.repositories[0], fx.Key(kSeg), dest));
+    CHECK(ReadFile(dest) == original);
+    CHECK_FALSE(RestoreObjectToFile(*fx.Open(1), fx.top.repositories[1], fx.Key(kSeg), dest));
+  }
+
   TEST_CASE("walpush stores in every repository, each with its own key and compression") {
     Fixture fx;
     const std::string path = fx.Segment(kSeg);
