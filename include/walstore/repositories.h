@@ -146,4 +146,27 @@ struct SyncReport {
 SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
                    bool dry_run, bool all = false);
 
+// walctl sync (base backups): copies every complete backup (one with a
+// record) of cluster `system_id` that some repository has and another lacks
+// (backup::CopyBackup: decoded, verified, encoded with the destination's
+// settings and key, read back, the record last).  Backups are taken oldest
+// first, so a diff or incr follows its chain; one whose chain is not whole
+// in the destination (ChainProblem) is refused and reported.  A label the
+// destination holds for another backup (backup::SameBackup) is a conflict,
+// reported; an identical one is left as it is.  A source copy that fails is
+// reported and the next source tried.
+//
+// Per-repository retention as for WAL: into a repository that holds
+// backups, a backup that started before its oldest one is not copied (it was
+// pruned there) unless `all`.  `only_label` (non-empty) copies that backup
+// only (walctl backup --repo all).  Listing a repository that fails throws.
+struct BackupSyncReport {
+  std::vector<size_t> listed;        // per repository: backups it held before
+  std::vector<size_t> copied;        // per repository: backups copied into it
+  std::vector<size_t> below_horizon; // per repository: older than its oldest backup
+  std::vector<SyncProblem> problems; // `name` is the backup label
+};
+BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bool dry_run,
+                             bool all = false, const std::string& only_label = {});
+
 }  // namespace walstore

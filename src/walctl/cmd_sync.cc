@@ -1,6 +1,6 @@
-// walctl sync: copies the WAL one repository has and another lacks
-// (walstore/repositories.h, SyncWal), so that every configured repository
-// can restore the same history.
+// walctl sync: copies the WAL and the base backups one repository has and
+// another lacks (walstore/repositories.h, SyncWal and SyncBackups), so that
+// every configured repository can restore the same history on its own.
 #include <stdlib.h>
 #include <unistd.h>
 #include <walstore/backup/repository.h>
@@ -78,7 +78,21 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
     }
     std::printf("\n");
   }
-  for (const auto& problem : report.problems) {
+  // Backups after the WAL: a copied backup then finds its WAL there too.
+  const BackupSyncReport backups =
+      SyncBackups(repositories, system_id, options.dry_run, options.all);
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    std::printf("%s: held %zu backups, %s %zu", repositories.Label(i).c_str(), backups.listed[i],
+                options.dry_run ? "would copy" : "copied", backups.copied[i]);
+    if (backups.below_horizon[i] > 0) {
+      std::printf(", left out %zu older than its oldest backup (pruned there; --all copies them)",
+                  backups.below_horizon[i]);
+    }
+    std::printf("\n");
+  }
+  std::vector<SyncProblem> problems = report.problems;
+  problems.insert(problems.end(), backups.problems.begin(), backups.problems.end());
+  for (const auto& problem : problems) {
     std::printf("PROBLEM: %s: %s: %s\n", repositories.Label(problem.repository).c_str(),
                 problem.name.c_str(), problem.message.c_str());
   }
@@ -90,7 +104,7 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
                             report.held_names[i]);
     }
   }
-  return report.problems.empty() ? 0 : CheckFailedExit();
+  return problems.empty() ? 0 : CheckFailedExit();
 }
 
 }  // namespace
@@ -98,12 +112,14 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
 Command AddSyncCommand(CLI::App& walctl, CommonOptions& common) {
   auto options = std::make_shared<SyncOptions>();
   auto* cmd = walctl.add_subcommand(
-      "sync", "copy the WAL that one configured repository has and another lacks (verified, "
+      "sync", "copy the WAL and base backups that one configured repository has and another "
+              "lacks (verified, "
               "re-encoded with the destination's settings, never overwriting)");
   cmd->add_flag("--dry-run", options->dry_run, "only count what would be copied");
   cmd->add_flag("--all", options->all,
-                "also copy WAL older than the oldest WAL a repository holds (by default that "
-                "was pruned there on purpose and is left out)");
+                "also copy WAL older than the oldest WAL a repository holds, and backups older "
+                "than its oldest backup (by default those were pruned there on purpose and are "
+                "left out)");
   return {cmd, [&common, options] { return RunSync(common, *options); }};
 }
 

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <unistd.h>
+#include <walstore/backup/copy.h>
 #include <walstore/backup/repository.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
@@ -8,6 +9,7 @@
 #include <walstore/push_ahead.h>
 #include <walstore/repositories.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -302,6 +304,103 @@ SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::s
       if (copied) held[to].insert(key);
     }
     for (const std::string& key : held[to]) report.held_names[to].insert(names.at(key).text);
+  }
+  return report;
+}
+
+BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bool dry_run,
+                             bool all, const std::string& only_label) {
+  using backup::BackupRecord;
+  const size_t n = repositories.size();
+  BackupSyncReport report;
+  report.listed.assign(n, 0);
+  report.copied.assign(n, 0);
+  report.below_horizon.assign(n, 0);
+  std::vector<std::vector<BackupRecord>> held(n);
+  std::map<std::string, const BackupRecord*> by_label;  // the first repository's
+  for (size_t i = 0; i < n; ++i) {
+    held[i] = backup::LoadBackups(repositories.storage(i), repositories.config(i), system_id);
+    report.listed[i] = held[i].size();
+  }
+  std::vector<const BackupRecord*> order;  // every label once, oldest first
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& record : held[i]) {
+      if (by_label.emplace(record.label, &record).second) order.push_back(&record);
+    }
+  }
+  std::stable_sort(order.begin(), order.end(), [](const BackupRecord* a, const BackupRecord* b) {
+    return a->start_time != b->start_time ? a->start_time < b->start_time : a->label < b->label;
+  });
+  const auto find = [](const std::vector<BackupRecord>& records,
+                       const std::string& label) -> const BackupRecord* {
+    for (const auto& record : records) {
+      if (record.label == label) return &record;
+    }
+    return nullptr;
+  };
+  for (size_t to = 0; to < n; ++to) {
+    std::optional<double> horizon;
+    if (!held[to].empty()) horizon = held[to].front().start_time;  // oldest first
+    std::vector<BackupRecord> now = held[to];  // what `to` holds as copies are made
+    for (const BackupRecord* wanted : order) {
+      if (!only_label.empty() && wanted->label != only_label) continue;
+      // Every source's record of this label must be the same backup.
+      bool conflict = false;
+      for (size_t from = 0; from < n; ++from) {
+        const BackupRecord* theirs = find(held[from], wanted->label);
+        if (from == to || theirs == nullptr) continue;
+        const BackupRecord* ours = find(now, wanted->label);
+        if (ours != nullptr && !backup::SameBackup(*ours, *theirs)) {
+          report.problems.push_back(
+              {to, wanted->label,
+               fmt::format("conflict: {} holds another backup under this label (started at "
+                           "LSN {:X}/{:X} there, {:X}/{:X} in {}); neither is copied over the "
+                           "other [conflict]",
+                           repositories.Label(to), ours->start_lsn >> 32,
+                           ours->start_lsn & 0xffffffffu, theirs->start_lsn >> 32,
+                           theirs->start_lsn & 0xffffffffu, repositories.Label(from))});
+          conflict = true;
+          break;
+        }
+      }
+      if (conflict || find(now, wanted->label) != nullptr) continue;
+      if (!all && horizon && wanted->start_time < *horizon) {
+        ++report.below_horizon[to];
+        continue;
+      }
+      if (wanted->type != backup::BackupType::kFull) {
+        const std::string missing = backup::ChainProblem(now, *wanted);
+        if (!missing.empty()) {
+          report.problems.push_back(
+              {to, wanted->label,
+               fmt::format("not copied: its reference chain is not whole in {}: {} (copy or "
+                           "keep its references there first) [corrupt]",
+                           repositories.Label(to), missing)});
+          continue;
+        }
+      }
+      if (dry_run) {
+        ++report.copied[to];
+        now.push_back(*wanted);
+        continue;
+      }
+      for (size_t from = 0; from < n; ++from) {
+        const BackupRecord* source = find(held[from], wanted->label);
+        if (from == to || source == nullptr) continue;
+        try {
+          now.push_back(backup::CopyBackup({repositories.storage(from), repositories.config(from)},
+                                           {repositories.storage(to), repositories.config(to)},
+                                           system_id, *source));
+          ++report.copied[to];
+          break;
+        } catch (const Error& error) {
+          report.problems.push_back(
+              {to, wanted->label,
+               fmt::format("copying from {} failed: {} [{}]", repositories.Label(from),
+                           error.what(), InfoFor(error.code()).name)});
+        }
+      }
+    }
   }
   return report;
 }

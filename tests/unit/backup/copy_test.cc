@@ -1,0 +1,314 @@
+// Tests for src/lib/backup/copy.cc (a backup copied between repositories:
+// verified, re-encoded with the destination's key, read back, record last)
+// and SyncBackups (src/lib/archive/repositories.cc: which backups walctl sync
+// copies, in which order, and what it refuses).
+#include <doctest/doctest.h>
+
+#include <walstore/archive.h>
+#include <walstore/backup/copy.h>
+#include <walstore/backup/repository.h>
+#include <walstore/config.h>
+#include <walstore/error.h>
+#include <walstore/object_format.h>
+#include <walstore/repositories.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "backup/test_helpers.h"
+#include "storage/memory/memory_storage.h"
+#include "test_util.h"
+
+using namespace walstore;
+using namespace walstore::backup;
+using walstore::backup::testing::MakeBackup;
+using walstore::backup::testing::MakeDeltaOn;
+using walstore::test::Contains;
+using walstore::test::ReadAll;
+
+namespace {
+
+constexpr uint64_t kSysId = 42;  // MakeBackup's
+
+std::string FreshStoreName() {
+  static std::atomic<int> n{0};
+  return "copy-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+}
+
+// A storage whose writers flip one byte of what they are given: a
+// destination that stores something else than what was sent.
+class CorruptingStorage : public Storage {
+ public:
+  explicit CorruptingStorage(std::unique_ptr<Storage> inner) : inner_(std::move(inner)) {}
+  std::optional<ObjectInfo> Stat(const std::string& key) override { return inner_->Stat(key); }
+  std::unique_ptr<ReadStream> OpenRead(const std::string& key) override {
+    return inner_->OpenRead(key);
+  }
+  std::unique_ptr<ObjectWriter> Create(const std::string& key, const WriteOptions& o) override {
+    return std::make_unique<Writer>(inner_->Create(key, o));
+  }
+  void List(const std::string& prefix,
+            const std::function<void(const ObjectInfo&)>& each) override {
+    inner_->List(prefix, each);
+  }
+  std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
+    return inner_->ListChildren(prefix, limit);
+  }
+  bool Remove(const std::string& key) override { return inner_->Remove(key); }
+  std::string Describe() const override { return "corrupting " + inner_->Describe(); }
+
+ private:
+  class Writer : public ObjectWriter {
+   public:
+    explicit Writer(std::unique_ptr<ObjectWriter> inner) : inner_(std::move(inner)) {}
+    void Write(Bytes data) override {
+      std::string copy(reinterpret_cast<const char*>(data.data()), data.size());
+      if (written_ < 200 && written_ + copy.size() > 200) copy[200 - written_] ^= 0x10;
+      written_ += copy.size();
+      inner_->Write(AsBytes(copy));
+    }
+    CommitResult Commit() override { return inner_->Commit(); }
+    void RewriteHead(Bytes head) override { inner_->RewriteHead(head); }
+
+   private:
+    std::unique_ptr<ObjectWriter> inner_;
+    uint64_t written_ = 0;
+  };
+  std::unique_ptr<Storage> inner_;
+};
+
+// Two memory repositories with their own keys and compression.
+struct Fixture {
+  Fixture() : first(FreshStoreName()), second(FreshStoreName()) {
+    top.system_id = kSysId;
+    top.chunk_size = 4096;
+    Config a = top;
+    a.repo_url = "memory://" + first;
+    a.key = walstore::test::SequenceKey(1);
+    Config b = top;
+    b.repo_url = "memory://" + second;
+    b.key = walstore::test::SequenceKey(2);
+    b.compression = CompressionSpec{Codec::kNone, 0};
+    top.repositories = {a, b};
+  }
+  ~Fixture() {
+    ResetMemoryStorage(first);
+    ResetMemoryStorage(second);
+  }
+  std::unique_ptr<Storage> Open(int i) { return OpenStorage(top.repositories[i]); }
+  RepositorySet Set() { return RepositorySet(top); }
+  const Config& config(int i) const { return top.repositories[i]; }
+
+  // Stores `record` with generated objects (content depends on `seed`) in
+  // repository i; fills the record's objects.  Returns the stored record.
+  BackupRecord Store(int i, BackupRecord record, const std::string& seed = "x") {
+    auto storage = Open(i);
+    const auto put = [&](const std::string& name, const std::string& data) {
+      BackupObject o = WriteSmallObject(*storage, config(i),
+                                        BackupObjectKey(kSysId, record.label, name), data);
+      return o;
+    };
+    std::string tar;
+    for (int n = 0; n < 3000; ++n) tar += record.label + seed + std::to_string(n);
+    record.archives = {put(record.type == BackupType::kFull ? "base.tar" : "base.delta", tar)};
+    record.manifest = put(kManifestName, "manifest of " + record.label + seed);
+    record.blockmap = put(kBlockMapName, "blockmap of " + record.label + seed);
+    record.compression = ToString(config(i).compression);
+    record.key_id = config(i).key->IdHex();
+    WriteSmallObject(*storage, config(i), BackupObjectKey(kSysId, record.label, kRecordName),
+                     ToJson(record).dump());
+    return record;
+  }
+  std::vector<BackupRecord> Load(int i) { return LoadBackups(*Open(i), config(i), kSysId); }
+
+  std::string first, second;
+  Config top;
+};
+
+const BackupRecord* Find(const std::vector<BackupRecord>& records, const std::string& label) {
+  for (const auto& r : records) {
+    if (r.label == label) return &r;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_SUITE("backup_copy") {
+  TEST_CASE("a copied backup is the same backup under the destination's key and compression") {
+    Fixture fx;
+    const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
+    auto from = fx.Open(0);
+    auto to = fx.Open(1);
+    const BackupRecord copy =
+        CopyBackup({*from, fx.config(0)}, {*to, fx.config(1)}, kSysId, full);
+    const auto loaded = fx.Load(1);
+    REQUIRE(loaded.size() == 1);
+    CHECK(SameBackup(loaded[0], full));
+    CHECK(loaded[0].key_id == fx.config(1).key->IdHex());
+    CHECK(loaded[0].key_id != full.key_id);
+    CHECK(loaded[0].compression == "none");
+    CHECK(loaded[0].stored_size() == copy.stored_size());
+    // Every object decodes with the destination's key, not with the source's.
+    for (const BackupObject* object : RecordObjects(loaded[0])) {
+      const std::string key = BackupObjectKey(kSysId, "full1", object->name);
+      CHECK(VerifyStoredObject({*to, fx.config(1)}, key, *object) == object->stored_size);
+      CHECK_CODE(VerifyStoredObject({*to, fx.config(0)}, key, *object), ErrorCode::kWrongKey);
+    }
+  }
+
+  TEST_CASE("a damaged source object: nothing is published, no record") {
+    Fixture fx;
+    const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
+    auto from = fx.Open(0);
+    const std::string key = BackupObjectKey(kSysId, "full1", "base.tar");
+    std::string raw = ReadAll(*from->OpenRead(key));
+    raw[raw.size() / 2] ^= 0x01;
+    from->Remove(key);
+    auto w = from->Create(key);
+    w->Write(AsBytes(raw));
+    REQUIRE(w->Commit() == CommitResult::kCreated);
+    auto to = fx.Open(1);
+    CHECK_CODE(CopyBackup({*from, fx.config(0)}, {*to, fx.config(1)}, kSysId, full),
+               ErrorCode::kCorrupt);
+    CHECK(fx.Load(1).empty());
+    CHECK_FALSE(to->Stat(key).has_value());
+  }
+
+  TEST_CASE("a source object that decodes but is not what the record names is refused") {
+    Fixture fx;
+    BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
+    full.manifest.sha256 = std::string(64, '0');  // a record that does not match its object
+    auto from = fx.Open(0);
+    auto to = fx.Open(1);
+    try {
+      CopyBackup({*from, fx.config(0)}, {*to, fx.config(1)}, kSysId, full);
+      FAIL("copied");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::kCorrupt);
+      CHECK(Contains(e.what(), "backup_manifest"));
+      CHECK(Contains(e.what(), "its backup record names"));
+    }
+    CHECK(fx.Load(1).empty());
+  }
+
+  TEST_CASE("a destination that stores something else: the read-back fails, no record") {
+    Fixture fx;
+    const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
+    auto from = fx.Open(0);
+    CorruptingStorage to(fx.Open(1));
+    CHECK_CODE(CopyBackup({*from, fx.config(0)}, {to, fx.config(1)}, kSysId, full),
+               ErrorCode::kCorrupt);
+    CHECK(fx.Load(1).empty());
+  }
+
+  TEST_CASE("what an interrupted copy left under the label is replaced") {
+    Fixture fx;
+    const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
+    auto to = fx.Open(1);
+    WriteSmallObject(*to, fx.config(1), BackupObjectKey(kSysId, "full1", "base.tar"), "partial");
+    WriteSmallObject(*to, fx.config(1), BackupObjectKey(kSysId, "full1", "stray"), "stray");
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false);
+    CHECK(report.problems.empty());
+    CHECK(report.copied[1] == 1);
+    const auto loaded = fx.Load(1);
+    REQUIRE(loaded.size() == 1);
+    CHECK(SameBackup(loaded[0], full));
+    CHECK_FALSE(to->Stat(BackupObjectKey(kSysId, "full1", "stray")).has_value());
+  }
+
+  TEST_CASE("sync copies a chain oldest first, whatever the labels' order") {
+    Fixture fx;
+    const BackupRecord full = fx.Store(0, MakeBackup("z-full", 100, 2));
+    BackupRecord incr = MakeDeltaOn(full, "a-incr", 200, 4, BackupType::kIncr);
+    incr = fx.Store(0, incr);
+    REQUIRE(ChainProblem(fx.Load(0), incr).empty());
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false);
+    CHECK(report.problems.empty());
+    CHECK(report.copied[1] == 2);
+    CHECK(report.copied[0] == 0);
+    const auto loaded = fx.Load(1);
+    REQUIRE(loaded.size() == 2);
+    CHECK(ChainProblem(loaded, *Find(loaded, "a-incr")).empty());
+    // Again: nothing to copy, nothing wrong (identical backups are skipped).
+    auto again = fx.Set();
+    const BackupSyncReport second = SyncBackups(again, kSysId, false);
+    CHECK(second.problems.empty());
+    CHECK(second.copied[1] == 0);
+    CHECK(second.listed[1] == 2);
+  }
+
+  TEST_CASE("a label holding another backup in the destination is a conflict, untouched") {
+    Fixture fx;
+    fx.Store(0, MakeBackup("dup", 100, 2), "one");
+    const BackupRecord theirs = fx.Store(1, MakeBackup("dup", 100, 2), "two");
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false);
+    REQUIRE(report.problems.size() == 2);  // reported for each direction
+    CHECK(Contains(report.problems[0].message, "conflict"));
+    CHECK(report.problems[0].name == "dup");
+    CHECK(report.copied[0] + report.copied[1] == 0);
+    CHECK(SameBackup(fx.Load(1).at(0), theirs));
+  }
+
+  TEST_CASE("sync does not undo a repository's prune of backups; --all does") {
+    Fixture fx;
+    fx.Store(0, MakeBackup("f1", 100, 2));
+    const BackupRecord f2 = MakeBackup("f2", 300, 6);
+    fx.Store(0, f2);
+    fx.Store(1, f2);
+    {
+      auto set = fx.Set();
+      const BackupSyncReport report = SyncBackups(set, kSysId, false);
+      CHECK(report.problems.empty());
+      CHECK(report.copied[1] == 0);
+      CHECK(report.below_horizon[1] == 1);
+      CHECK(fx.Load(1).size() == 1);
+    }
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false, /*all=*/true);
+    CHECK(report.copied[1] == 1);
+    CHECK(fx.Load(1).size() == 2);
+  }
+
+  TEST_CASE("an incr whose chain is not in the destination is refused and reported") {
+    Fixture fx;
+    const BackupRecord full = fx.Store(0, MakeBackup("f1", 100, 2));
+    fx.Store(0, MakeDeltaOn(full, "i1", 300, 6, BackupType::kIncr));
+    fx.Store(1, MakeBackup("f-mid", 200, 4));  // f1 is below repository 2's horizon
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false);
+    CHECK(report.below_horizon[1] == 1);
+    CHECK(report.copied[1] == 0);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].name == "i1");
+    CHECK(Contains(report.problems[0].message, "reference chain"));
+    CHECK(Find(fx.Load(1), "i1") == nullptr);
+  }
+
+  TEST_CASE("dry run copies nothing and counts the chain") {
+    Fixture fx;
+    const BackupRecord full = fx.Store(0, MakeBackup("f1", 100, 2));
+    fx.Store(0, MakeDeltaOn(full, "i1", 300, 6, BackupType::kIncr));
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, /*dry_run=*/true);
+    CHECK(report.problems.empty());
+    CHECK(report.copied[1] == 2);
+    CHECK(fx.Load(1).empty());
+  }
+
+  TEST_CASE("only_label copies that backup only") {
+    Fixture fx;
+    fx.Store(0, MakeBackup("f1", 100, 2));
+    fx.Store(0, MakeBackup("f2", 300, 6));
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false, false, "f2");
+    CHECK(report.copied[1] == 1);
+    const auto loaded = fx.Load(1);
+    REQUIRE(loaded.size() == 1);
+    CHECK(loaded[0].label == "f2");
+  }
+}
