@@ -166,6 +166,29 @@ struct BackupSyncReport {
   std::vector<size_t> below_horizon; // per repository: older than its oldest backup
   std::vector<SyncProblem> problems; // `name` is the backup label
 };
+// walctl sync --verify / --repair: every object that two or more
+// repositories hold (WAL archive objects, and the objects of a backup they
+// hold alike) is decoded in each with that repository's settings and keys.
+// A backup object must decode to what its record names; a WAL object to the
+// same plaintext in every repository that holds it intact.  Reads everything.
+//   - a damaged copy (does not decode, wrong key, misplaced, not what the
+//     record names) while another repository's copy is intact: a problem;
+//     with `repair` it is moved aside (backup::MoveAside, under
+//     "<system-id>/damaged/<stamp>/") and replaced by a copy of the intact one
+//     (backup::CopyStoredObject: verified, re-encoded, read back);
+//   - damaged in every repository that holds it: a problem, nothing touched;
+//   - intact everywhere but different plaintext (two valid objects under one
+//     name): a conflict, reported, nothing touched.
+// `stamp` names the quarantine directory (a UTC time).
+struct HeldCheckReport {
+  std::vector<size_t> checked;        // per repository: objects decoded
+  std::vector<size_t> repaired;       // per repository: objects replaced
+  std::vector<SyncProblem> moved_aside;  // per object moved: `message` is the new key
+  std::vector<SyncProblem> problems;  // `name` is the object's key
+};
+HeldCheckReport CheckHeldObjects(RepositorySet& repositories, uint64_t system_id, bool repair,
+                                 const std::string& stamp);
+
 BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bool dry_run,
                              bool all = false, const std::string& only_label = {});
 

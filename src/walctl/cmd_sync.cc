@@ -9,6 +9,7 @@
 #include <walstore/repositories.h>
 
 #include <algorithm>
+#include <ctime>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -22,7 +23,28 @@ namespace {
 struct SyncOptions {
   bool dry_run = false;
   bool all = false;
+  bool verify = false;  // decode what several repositories hold
+  bool repair = false;  // verify, and replace damaged copies
 };
+
+// "20261130T015500Z": the quarantine directory of one sync --repair.
+std::string UtcStamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &tm);
+  return text;
+}
+
+// Prints the problems of one part of the sync; returns how many.
+size_t PrintProblems(RepositorySet& repositories, const std::vector<SyncProblem>& problems) {
+  for (const auto& problem : problems) {
+    std::printf("PROBLEM: %s: %s: %s\n", repositories.Label(problem.repository).c_str(),
+                problem.name.c_str(), problem.message.c_str());
+  }
+  return problems.size();
+}
 
 // The cluster: config / --pgdata, else the first repository that names one.
 uint64_t SyncSystemId(RepositorySet& repositories, const std::string& pgdata) {
@@ -66,6 +88,20 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
                 "configure them as [[repository]] tables (docs/configuration.md)");
   }
   const uint64_t system_id = SyncSystemId(repositories, common.pgdata);
+  size_t problems = 0;
+  if (options.verify || options.repair) {
+    const HeldCheckReport held =
+        CheckHeldObjects(repositories, system_id, options.repair && !options.dry_run, UtcStamp());
+    for (size_t i = 0; i < repositories.size(); ++i) {
+      std::printf("%s: decoded %zu objects another repository holds too, repaired %zu\n",
+                  repositories.Label(i).c_str(), held.checked[i], held.repaired[i]);
+    }
+    for (const auto& moved : held.moved_aside) {
+      std::printf("MOVED ASIDE: %s: %s -> %s\n", repositories.Label(moved.repository).c_str(),
+                  moved.name.c_str(), moved.message.c_str());
+    }
+    problems += PrintProblems(repositories, held.problems);
+  }
   WorkDir work;
   const SyncReport report =
       SyncWal(repositories, system_id, work.path(), options.dry_run, options.all);
@@ -90,12 +126,8 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
     }
     std::printf("\n");
   }
-  std::vector<SyncProblem> problems = report.problems;
-  problems.insert(problems.end(), backups.problems.begin(), backups.problems.end());
-  for (const auto& problem : problems) {
-    std::printf("PROBLEM: %s: %s: %s\n", repositories.Label(problem.repository).c_str(),
-                problem.name.c_str(), problem.message.c_str());
-  }
+  problems += PrintProblems(repositories, report.problems);
+  problems += PrintProblems(repositories, backups.problems);
   // What a repository holds now it no longer misses; a miss walpush recorded
   // meanwhile (after the listing) stays.
   if (!options.dry_run && !common.pgdata.empty()) {
@@ -104,7 +136,7 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
                             report.held_names[i]);
     }
   }
-  return problems.empty() ? 0 : CheckFailedExit();
+  return problems == 0 ? 0 : CheckFailedExit();
 }
 
 }  // namespace
@@ -120,6 +152,12 @@ Command AddSyncCommand(CLI::App& walctl, CommonOptions& common) {
                 "also copy WAL older than the oldest WAL a repository holds, and backups older "
                 "than its oldest backup (by default those were pruned there on purpose and are "
                 "left out)");
+  cmd->add_flag("--verify", options->verify,
+                "also decode every object that several repositories hold, in each of them, and "
+                "report damaged copies and conflicts (reads everything)");
+  cmd->add_flag("--repair", options->repair,
+                "--verify, and move a damaged copy aside (<system-id>/damaged/<time>/) and "
+                "replace it with a verified copy of an intact one");
   return {cmd, [&common, options] { return RunSync(common, *options); }};
 }
 

@@ -42,6 +42,18 @@ std::vector<const BackupObject*> RecordObjects(const BackupRecord& record);
 // compared: the same backup copied elsewhere stays the same backup.
 bool SameBackup(const BackupRecord& a, const BackupRecord& b);
 
+// What decoding a stored object found: its plaintext size and SHA-256 (hex)
+// and its stored (encoded) size.
+struct StoredDigest {
+  uint64_t size = 0;
+  std::string sha256;
+  uint64_t stored_size = 0;
+};
+// Decodes object `key` of `from` with its settings and keys (the key binds
+// the identity), streaming.  Throws the decoder's error (kCorrupt,
+// kWrongKey, kMisplaced, ...), and kCorrupt when the object does not exist.
+StoredDigest DecodeStoredObject(const RepositoryRef& from, const std::string& key);
+
 // Decodes object `key` of `from` and checks it against `expected` (plaintext
 // size and SHA-256; the key binds the identity).  Streams; returns the
 // stored (encoded) size.  Throws the decoder's error (kCorrupt, kWrongKey,
@@ -67,6 +79,15 @@ uint64_t CopyStoredObject(const RepositoryRef& from, const RepositoryRef& to,
 // A diff or incr needs its chain in `to` already (the caller checks,
 // ChainProblem).  Throws as CopyStoredObject does; kConflict when the
 // destination gained a record for the label meanwhile.
+// Moves object `key` of `storage` aside, unread and unchanged, to
+// "<system-id>/damaged/<stamp>/<key without its system id>" (a name no
+// listing of WAL or backups looks at) and returns that key: the bytes are
+// copied as they are, then `key` is removed (no backend renames; a copy
+// that fails leaves `key` where it was).  Throws kConflict when the
+// quarantine key exists already.
+std::string MoveAside(Storage& storage, uint64_t system_id, const std::string& key,
+                      const std::string& stamp);
+
 BackupRecord CopyBackup(const RepositoryRef& from, const RepositoryRef& to, uint64_t system_id,
                         const BackupRecord& record);
 

@@ -405,4 +405,137 @@ BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bo
   return report;
 }
 
+namespace {
+
+// One object held by several repositories, and what its copies must decode to.
+struct HeldObject {
+  std::vector<size_t> holders;
+  std::optional<backup::BackupObject> expected;  // backup objects: the record's digest
+};
+
+// Every object that two or more repositories hold, by key.
+std::map<std::string, HeldObject> ObjectsHeldTwice(RepositorySet& repositories,
+                                                   uint64_t system_id) {
+  const size_t n = repositories.size();
+  std::map<std::string, HeldObject> held;
+  std::vector<std::vector<backup::BackupRecord>> records(n);
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& object : backup::ListWal(repositories.storage(i), system_id)) {
+      held[object.key].holders.push_back(i);
+    }
+    records[i] = backup::LoadBackups(repositories.storage(i), repositories.config(i), system_id);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& record : records[i]) {
+      for (size_t j = 0; j < i; ++j) {
+        // Another backup under the label is SyncBackups' conflict, not compared here.
+        const auto same = std::find_if(records[j].begin(), records[j].end(), [&](const auto& r) {
+          return r.label == record.label && backup::SameBackup(r, record);
+        });
+        if (same == records[j].end()) continue;
+        for (const backup::BackupObject* object : backup::RecordObjects(record)) {
+          HeldObject& entry =
+              held[backup::BackupObjectKey(system_id, record.label, object->name)];
+          entry.expected = *object;
+          for (size_t k : {j, i}) {
+            if (std::find(entry.holders.begin(), entry.holders.end(), k) == entry.holders.end()) {
+              entry.holders.push_back(k);
+            }
+          }
+        }
+      }
+    }
+  }
+  std::erase_if(held, [](const auto& entry) { return entry.second.holders.size() < 2; });
+  return held;
+}
+
+}  // namespace
+
+HeldCheckReport CheckHeldObjects(RepositorySet& repositories, uint64_t system_id, bool repair,
+                                 const std::string& stamp) {
+  const size_t n = repositories.size();
+  HeldCheckReport report;
+  report.checked.assign(n, 0);
+  report.repaired.assign(n, 0);
+  const auto ref = [&](size_t i) -> backup::RepositoryRef {
+    return {repositories.storage(i), repositories.config(i)};
+  };
+  for (const auto& [key, object] : ObjectsHeldTwice(repositories, system_id)) {
+    std::map<size_t, backup::StoredDigest> intact;
+    std::map<size_t, std::string> damaged;  // repository -> what is wrong
+    for (size_t i : object.holders) {
+      ++report.checked[i];
+      try {
+        backup::StoredDigest digest = backup::DecodeStoredObject(ref(i), key);
+        if (object.expected && (digest.size != object.expected->size ||
+                                digest.sha256 != object.expected->sha256)) {
+          damaged.emplace(i, fmt::format("decodes to {} bytes with SHA-256 {}, but its backup "
+                                         "record names {} bytes with SHA-256 {} [corrupt]",
+                                         digest.size, digest.sha256, object.expected->size,
+                                         object.expected->sha256));
+          continue;
+        }
+        intact.emplace(i, std::move(digest));
+      } catch (const Error& error) {
+        damaged.emplace(i, fmt::format("{} [{}]", error.what(), InfoFor(error.code()).name));
+      }
+    }
+    if (intact.size() > 1) {
+      const auto& [first, digest] = *intact.begin();
+      bool differ = false;
+      for (const auto& [i, other] : intact) differ |= other.sha256 != digest.sha256;
+      if (differ) {
+        for (const auto& [i, other] : intact) {
+          if (i == first) continue;
+          report.problems.push_back(
+              {i, key,
+               fmt::format("conflict: decodes intact to SHA-256 {} here and to {} in {}: two "
+                           "different valid objects under one name; neither is replaced "
+                           "[conflict]",
+                           other.sha256, digest.sha256, repositories.Label(first))});
+        }
+        continue;
+      }
+    }
+    for (const auto& [to, what] : damaged) {
+      if (intact.empty()) {
+        report.problems.push_back(
+            {to, key,
+             fmt::format("damaged: {}; no repository holds an intact copy, so it is left as it "
+                         "is",
+                         what)});
+        continue;
+      }
+      const auto& [from, digest] = *intact.begin();
+      if (!repair) {
+        report.problems.push_back(
+            {to, key,
+             fmt::format("damaged: {}; {} holds an intact copy (walctl sync --repair moves this "
+                         "one aside and replaces it)",
+                         what, repositories.Label(from))});
+        continue;
+      }
+      backup::BackupObject expected;
+      expected.size = digest.size;
+      expected.sha256 = digest.sha256;
+      try {
+        const std::string aside = backup::MoveAside(repositories.storage(to), system_id, key, stamp);
+        report.moved_aside.push_back({to, key, aside});
+        backup::CopyStoredObject(ref(from), ref(to), key, object.expected.value_or(expected));
+        ++report.repaired[to];
+        Log(LogLevel::kWarning, "{}: {} was damaged ({}); moved aside to {} and replaced by a "
+                                "verified copy from {}",
+            repositories.Label(to), key, what, aside, repositories.Label(from));
+      } catch (const Error& error) {
+        report.problems.push_back(
+            {to, key,
+             fmt::format("damaged: {}; repairing it from {} failed: {} [{}]", what,
+                         repositories.Label(from), error.what(), InfoFor(error.code()).name)});
+      }
+    }
+  }
+  return report;
+}
+
 }  // namespace walstore

@@ -23,15 +23,13 @@ std::string Where(const RepositoryRef& repository, const std::string& key) {
 }
 
 // Throws kCorrupt unless the decoded plaintext is what the record states.
-void CheckDigest(const ObjectDecoder& decoder, const RepositoryRef& repository,
+void CheckDigest(uint64_t size, const std::string& sha256, const RepositoryRef& repository,
                  const std::string& key, const BackupObject& expected) {
-  const std::string sha256 = ToHex(decoder.plaintext_sha256());
-  if (decoder.plaintext_size() != expected.size || sha256 != expected.sha256) {
+  if (size != expected.size || sha256 != expected.sha256) {
     Fail(ErrorCode::kCorrupt,
          "{} decodes to {} bytes with SHA-256 {}, but its backup record names {} bytes with "
          "SHA-256 {}",
-         Where(repository, key), decoder.plaintext_size(), sha256, expected.size,
-         expected.sha256);
+         Where(repository, key), size, sha256, expected.size, expected.sha256);
   }
 }
 
@@ -84,15 +82,36 @@ bool SameBackup(const BackupRecord& a, const BackupRecord& b) {
   return true;
 }
 
-uint64_t VerifyStoredObject(const RepositoryRef& from, const std::string& key,
-                            const BackupObject& expected) {
+StoredDigest DecodeStoredObject(const RepositoryRef& from, const std::string& key) {
   auto in = OpenExisting(from, key);
   CountingReadStream counted(*in);
   ObjectDecoder decoder(counted, DecodeOptionsFor(from.config), key, Where(from, key));
   DiscardStream discard;
   decoder.DecodeTo(discard);
-  CheckDigest(decoder, from, key, expected);
-  return counted.count();
+  return {decoder.plaintext_size(), ToHex(decoder.plaintext_sha256()), counted.count()};
+}
+
+uint64_t VerifyStoredObject(const RepositoryRef& from, const std::string& key,
+                            const BackupObject& expected) {
+  const StoredDigest found = DecodeStoredObject(from, key);
+  CheckDigest(found.size, found.sha256, from, key, expected);
+  return found.stored_size;
+}
+
+std::string MoveAside(Storage& storage, uint64_t system_id, const std::string& key,
+                      const std::string& stamp) {
+  const std::string prefix = std::to_string(system_id) + "/";
+  const std::string rest = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : key;
+  const std::string aside = prefix + "damaged/" + stamp + "/" + rest;
+  auto in = storage.OpenRead(key);
+  if (!in) Fail(ErrorCode::kCorrupt, "{}: {} is missing", storage.Describe(), key);
+  auto writer = storage.Create(aside);
+  Copy(*in, *writer);
+  if (writer->Commit() != CommitResult::kCreated) {
+    Fail(ErrorCode::kConflict, "{}: {} already exists", storage.Describe(), aside);
+  }
+  storage.Remove(key);
+  return aside;
 }
 
 uint64_t CopyStoredObject(const RepositoryRef& from, const RepositoryRef& to,
@@ -113,7 +132,7 @@ uint64_t CopyStoredObject(const RepositoryRef& from, const RepositoryRef& to,
   decoder.DecodeTo(encoder);
   // Published only once the source verified as a whole: a damaged source
   // throws above (or here) and the writer, destroyed, discards the copy.
-  CheckDigest(decoder, from, key, expected);
+  CheckDigest(decoder.plaintext_size(), ToHex(decoder.plaintext_sha256()), from, key, expected);
   encoder.Finish();
   if (writer->Commit() != CommitResult::kCreated) {
     Fail(ErrorCode::kConflict, "{} already exists", Where(to, key));

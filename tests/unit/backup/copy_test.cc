@@ -120,10 +120,31 @@ struct Fixture {
                      ToJson(record).dump());
     return record;
   }
+  // Pushes WAL segment `segno` (content by `seed`) into repository i; its key.
+  std::string PushWal(int i, uint64_t segno, uint64_t seed = 3) {
+    const std::string name = SegmentFileName(1, segno, kSegSize);
+    const std::string path = dir / name;
+    walstore::test::WriteFile(path, walstore::test::MakeSegment(1, segno, kSegSize, kSysId, seed));
+    PushWalFile(*Open(i), config(i), path);
+    return WalObjectKey(kSysId, ParseWalFileNameOrThrow(name));
+  }
+  // Flips one byte in the middle of object `key` of repository i.
+  void Damage(int i, const std::string& key) {
+    auto storage = Open(i);
+    std::string raw = ReadAll(*storage->OpenRead(key));
+    raw[raw.size() / 2] ^= 0x01;
+    storage->Remove(key);
+    auto w = storage->Create(key);
+    w->Write(AsBytes(raw));
+    REQUIRE(w->Commit() == CommitResult::kCreated);
+  }
+  std::string Raw(int i, const std::string& key) { return ReadAll(*Open(i)->OpenRead(key)); }
   std::vector<BackupRecord> Load(int i) { return LoadBackups(*Open(i), config(i), kSysId); }
 
   std::string first, second;
   Config top;
+  walstore::test::TempDir dir;
+  static constexpr uint32_t kSegSize = 1u << 20;
 };
 
 const BackupRecord* Find(const std::vector<BackupRecord>& records, const std::string& label) {
@@ -310,5 +331,84 @@ TEST_SUITE("backup_copy") {
     const auto loaded = fx.Load(1);
     REQUIRE(loaded.size() == 1);
     CHECK(loaded[0].label == "f2");
+  }
+
+  TEST_CASE("--verify reports a damaged copy; --repair moves it aside and replaces it") {
+    Fixture fx;
+    const std::string wal = fx.PushWal(0, 3);
+    fx.PushWal(1, 3);
+    const std::string ok_wal = fx.PushWal(0, 4);
+    fx.PushWal(1, 4);
+    const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
+    {
+      auto set = fx.Set();
+      REQUIRE(SyncBackups(set, kSysId, false).copied[1] == 1);
+    }
+    const std::string tar = BackupObjectKey(kSysId, "full1", "base.tar");
+    fx.Damage(1, wal);
+    fx.Damage(1, tar);
+    const std::string damaged_wal = fx.Raw(1, wal);
+    {
+      auto set = fx.Set();
+      const HeldCheckReport report = CheckHeldObjects(set, kSysId, false, "T1");
+      REQUIRE(report.problems.size() == 2);
+      for (const auto& problem : report.problems) {
+        CHECK(problem.repository == 1);
+        CHECK((problem.name == wal || problem.name == tar));
+        CHECK(Contains(problem.message, "damaged"));
+        CHECK(Contains(problem.message, "--repair"));
+      }
+      CHECK(report.checked[1] == 5);  // 2 WAL + base.tar, manifest, blockmap
+      CHECK(report.repaired[1] == 0);
+      CHECK(fx.Raw(1, wal) == damaged_wal);  // untouched without --repair
+    }
+    auto set = fx.Set();
+    const HeldCheckReport report = CheckHeldObjects(set, kSysId, true, "T2");
+    CHECK(report.problems.empty());
+    CHECK(report.repaired[1] == 2);
+    CHECK(report.repaired[0] == 0);
+    REQUIRE(report.moved_aside.size() == 2);
+    auto storage = fx.Open(1);
+    const std::string aside = "42/damaged/T2/" + wal.substr(3);
+    CHECK(fx.Raw(1, aside) == damaged_wal);
+    CHECK(storage->Stat("42/damaged/T2/" + tar.substr(3)).has_value());
+    // The replacements decode with repository 2's own key.
+    CHECK(DecodeStoredObject({*storage, fx.config(1)}, wal).sha256 ==
+          DecodeStoredObject({*fx.Open(0), fx.config(0)}, wal).sha256);
+    CHECK_NOTHROW(VerifyStoredObject({*storage, fx.config(1)}, tar, full.archives[0]));
+    // The quarantine is no WAL and no backup.
+    CHECK(ListWal(*storage, kSysId).size() == 2);
+    CHECK(fx.Load(1).size() == 1);
+    (void)ok_wal;
+  }
+
+  TEST_CASE("an object damaged in every repository is left alone") {
+    Fixture fx;
+    const std::string wal = fx.PushWal(0, 3);
+    fx.PushWal(1, 3);
+    fx.Damage(0, wal);
+    fx.Damage(1, wal);
+    const std::string before0 = fx.Raw(0, wal);
+    const std::string before1 = fx.Raw(1, wal);
+    auto set = fx.Set();
+    const HeldCheckReport report = CheckHeldObjects(set, kSysId, true, "T");
+    CHECK(report.problems.size() == 2);
+    CHECK(Contains(report.problems[0].message, "no repository holds an intact copy"));
+    CHECK(report.moved_aside.empty());
+    CHECK(fx.Raw(0, wal) == before0);
+    CHECK(fx.Raw(1, wal) == before1);
+  }
+
+  TEST_CASE("two intact but different copies are a conflict, never repaired") {
+    Fixture fx;
+    const std::string wal = fx.PushWal(0, 3, 3);
+    fx.PushWal(1, 3, 99);
+    const std::string before = fx.Raw(1, wal);
+    auto set = fx.Set();
+    const HeldCheckReport report = CheckHeldObjects(set, kSysId, true, "T");
+    REQUIRE(report.problems.size() == 1);
+    CHECK(Contains(report.problems[0].message, "conflict"));
+    CHECK(report.moved_aside.empty());
+    CHECK(fx.Raw(1, wal) == before);
   }
 }
