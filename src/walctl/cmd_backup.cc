@@ -3,6 +3,9 @@
 #include <walstore/backup/util.h>
 #include <walstore/cli.h>
 #include <walstore/log.h>
+#include <walstore/repositories.h>
+
+#include <optional>
 
 #include "command.h"
 #include "output.h"
@@ -21,14 +24,53 @@ struct BackupCommandOptions {
   std::string type = "full";
 };
 
-int RunBackupCommand(const CommonOptions& common, BackupCommandOptions& options) {
+// --repo all: the backup goes to the first repository and is then copied
+// to every other one (SyncBackups with its label: verified, re-encoded with
+// each repository's own key).  Returns the exit code: 0 only when every
+// repository that is not best_effort holds it; a best-effort one that lacks
+// it is a WARNING (walctl sync copies it later).
+int CopyToEveryRepository(RepositorySet& repositories, const backup::BackupRecord& record) {
+  const BackupSyncReport report =
+      SyncBackups(repositories, record.system_id, /*dry_run=*/false, /*all=*/false, record.label);
+  bool failed = false;
+  for (const auto& problem : report.problems) {
+    const bool best_effort = repositories.config(problem.repository).best_effort;
+    Log(best_effort ? LogLevel::kWarning : LogLevel::kError,
+        "backup {} is not in {}{}: {}", record.label, repositories.Label(problem.repository),
+        best_effort ? " (best_effort: walctl sync copies it later)" : "", problem.message);
+    failed |= !best_effort;
+  }
+  for (size_t i = 1; i < repositories.size(); ++i) {
+    if (report.copied[i] > 0) {
+      Log(LogLevel::kNotice, "backup {} copied to {}", record.label, repositories.Label(i));
+    }
+  }
+  return failed ? CheckFailedExit() : 0;
+}
+
+int RunBackupCommand(const CommonOptions& given, BackupCommandOptions& options) {
   options.backup.fast_checkpoint = options.checkpoint == "fast";
   options.backup.type = *backup::ParseBackupType(options.type);  // CLI checked it
-  Repository repo = OpenRepository(common, /*need_system_id=*/false);
+  CommonOptions common = given;
+  const bool to_all = common.overrides.repo_url == std::optional<std::string>("all");
+  if (to_all) common.overrides.repo_url.reset();
+  std::optional<Config> config;
+  std::optional<RepositorySet> repositories;
+  Repository repo;
+  if (to_all) {
+    config = LoadConfig(common.overrides, ProcessEnvironment());
+    SetLogLevel(config->log_level);
+    repositories.emplace(*config);
+    repo.config = repositories->config(0);
+  } else {
+    repo = OpenRepository(common, /*need_system_id=*/false);
+  }
+  Storage& storage = to_all ? repositories->storage(0) : *repo.storage;
   if (options.parallel > 0) repo.config.parallel = options.parallel;
   options.backup.progress = MakeProgressDisplay("backup", options.progress, repo.config);
-  repo.storage->PrepareForWrites();
-  backup::BackupRecord r = backup::RunBackup(*repo.storage, repo.config, options.backup);
+  storage.PrepareForWrites();
+  backup::BackupRecord r = backup::RunBackup(storage, repo.config, options.backup);
+  const int exit_code = to_all ? CopyToEveryRepository(*repositories, r) : 0;
   if (options.json) {
     PrintJson(BackupSummaryJson(r));
   } else {
@@ -38,7 +80,7 @@ int RunBackupCommand(const CommonOptions& common, BackupCommandOptions& options)
         backup::FormatBytes(r.logical_size()), backup::FormatBytes(r.stored_size()),
         backup::FormatDuration(r.stop_time - r.start_time), r.wal_start, r.wal_stop);
   }
-  return 0;
+  return exit_code;
 }
 
 }  // namespace
@@ -46,7 +88,9 @@ int RunBackupCommand(const CommonOptions& common, BackupCommandOptions& options)
 Command AddBackupCommand(CLI::App& walctl, CommonOptions& common) {
   auto options = std::make_shared<BackupCommandOptions>();
   backup::BackupOptions& b = options->backup;
-  auto* cmd = walctl.add_subcommand("backup", "take a base backup of a running cluster");
+  auto* cmd = walctl.add_subcommand(
+      "backup", "take a base backup of a running cluster (--repo all: into the first "
+                "repository, then copied to every other one)");
   cmd->add_option("-d,--dbname", b.conninfo,
                   "libpq connection string or URI (else PGHOST, PGPORT, PGUSER...)");
   cmd->add_option("--primary", b.primary_conninfo,
