@@ -121,17 +121,25 @@ seg_key=$sysid/wal/${segs[0]:0:16}/${segs[0]}
 tar_key=$sysid/backup/full1/base.tar
 s3_object_damage "offsite/$seg_key" 300
 s3_object_damage "offsite/$tar_key" 300
+# And one in the file repository, which S3's copy repairs.
+seg3_key=$sysid/wal/${segs[2]:0:16}/${segs[2]}
+ws_flip_byte "$repo1/$seg3_key" 300
 ws_expect_exit 0 "plain sync does not read what both hold" "${walctl[@]}" --system-id "$sysid" sync
 ws_expect_exit 4..125 "sync --verify reports the damage" "${walctl[@]}" --system-id "$sysid" sync --verify
 ws_contains "  names the WAL segment in repository 2" "$WS_OUT" "PROBLEM: $repo2_name: $seg_key: damaged"
 ws_contains "  names the backup object" "$WS_OUT" "PROBLEM: $repo2_name: $tar_key: damaged"
 ws_contains "  and the way out" "$WS_OUT" "walctl sync --repair"
+ws_contains "  names the WAL segment damaged in repository 1" "$WS_OUT" "PROBLEM: repository 1 (file://$repo1): $seg3_key: damaged"
 ws_same "  nothing moved aside" 0 "$(s3_object_count "offsite/$sysid/damaged/")"
 ws_expect_exit 0 "sync --repair replaces them" "${walctl[@]}" --system-id "$sysid" sync --repair
 ws_contains "  moved the segment aside" "$WS_OUT" "MOVED ASIDE: $repo2_name: $seg_key -> $sysid/damaged/"
 ws_same "  both damaged copies kept aside" 2 "$(s3_object_count "offsite/$sysid/damaged/")"
+ws_same "  the file repository's too" 1 "$(find "$repo1/$sysid/damaged" -type f -name "${segs[2]}" | wc -l)"
 ws_expect_exit 0 "repository 2: verify --full clean again" \
   "${walctl[@]}" --repo 2 --system-id "$sysid" verify --full
+ws_expect_exit 0 "repository 1: verify --full clean again (the quarantine is no WAL)" \
+  "${walctl[@]}" --repo 1 --system-id "$sysid" verify --full
+ws_expect_exit 0 "repository 1: status" "${walctl[@]}" --repo 1 --system-id "$sysid" status
 ws_expect_exit 0 "sync --verify clean" "${walctl[@]}" --system-id "$sysid" sync --verify
 
 # ---- 3. damaged in both: left alone --------------------------------------------------------------
