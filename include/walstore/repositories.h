@@ -24,6 +24,7 @@
 #pragma once
 
 #include <walstore/archive.h>
+#include <walstore/backup/repository.h>
 #include <walstore/best_effort_record.h>
 #include <walstore/config.h>
 #include <walstore/storage.h>
@@ -127,6 +128,18 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
 // prune) and sync must not bring it back.  Timeline history files are always
 // copied.  `all` copies everything regardless (a repository that should hold
 // the whole history).  A repository without any WAL gets everything.
+// What every repository holds of cluster `system_id`, listed once for a
+// whole walctl sync (CheckHeldObjects, SyncWal and SyncBackups read it; the
+// overloads without it list for themselves).  Throws when a repository
+// cannot be listed (or a backup record read: LoadBackups).
+struct RepositoryListing {
+  std::vector<std::vector<backup::WalObject>> wal;         // per repository: ListWal
+  std::vector<std::vector<backup::BackupRecord>> backups;  // per repository: LoadBackups
+};
+// `wal` / `backups` false leaves that part empty.
+RepositoryListing ListRepositories(RepositorySet& repositories, uint64_t system_id,
+                                   bool wal = true, bool backups = true);
+
 struct SyncProblem {
   size_t repository = 0;  // the destination
   std::string name;       // the WAL file
@@ -145,6 +158,8 @@ struct SyncReport {
 };
 SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
                    bool dry_run, bool all = false);
+SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing,
+                   uint64_t system_id, const std::string& work_dir, bool dry_run, bool all);
 
 // walctl sync (base backups): copies every complete backup (one with a
 // record) of cluster `system_id` that some repository has and another lacks
@@ -186,10 +201,13 @@ struct HeldCheckReport {
   std::vector<SyncProblem> moved_aside;  // per object moved: `message` is the new key
   std::vector<SyncProblem> problems;  // `name` is the object's key
 };
-HeldCheckReport CheckHeldObjects(RepositorySet& repositories, uint64_t system_id, bool repair,
-                                 const std::string& stamp);
+HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryListing& listing,
+                                 uint64_t system_id, bool repair, const std::string& stamp);
 
 BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bool dry_run,
                              bool all = false, const std::string& only_label = {});
+BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListing& listing,
+                             uint64_t system_id, bool dry_run, bool all,
+                             const std::string& only_label = {});
 
 }  // namespace walstore

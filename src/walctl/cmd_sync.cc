@@ -88,10 +88,12 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
                 "configure them as [[repository]] tables (docs/configuration.md)");
   }
   const uint64_t system_id = SyncSystemId(repositories, common.pgdata);
+  // Listed once: a repair keeps every key, and the WAL copies do not change the backups.
+  const RepositoryListing listing = ListRepositories(repositories, system_id);
   size_t problems = 0;
   if (options.verify || options.repair) {
-    const HeldCheckReport held =
-        CheckHeldObjects(repositories, system_id, options.repair && !options.dry_run, UtcStamp());
+    const HeldCheckReport held = CheckHeldObjects(repositories, listing, system_id,
+                                                  options.repair && !options.dry_run, UtcStamp());
     for (size_t i = 0; i < repositories.size(); ++i) {
       std::printf("%s: decoded %zu objects another repository holds too, repaired %zu\n",
                   repositories.Label(i).c_str(), held.checked[i], held.repaired[i]);
@@ -104,7 +106,7 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
   }
   WorkDir work;
   const SyncReport report =
-      SyncWal(repositories, system_id, work.path(), options.dry_run, options.all);
+      SyncWal(repositories, listing, system_id, work.path(), options.dry_run, options.all);
   for (size_t i = 0; i < repositories.size(); ++i) {
     std::printf("%s: held %zu WAL files, %s %zu", repositories.Label(i).c_str(),
                 report.listed[i], options.dry_run ? "would copy" : "copied", report.copied[i]);
@@ -116,7 +118,7 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
   }
   // Backups after the WAL: a copied backup then finds its WAL there too.
   const BackupSyncReport backups =
-      SyncBackups(repositories, system_id, options.dry_run, options.all);
+      SyncBackups(repositories, listing, system_id, options.dry_run, options.all);
   for (size_t i = 0; i < repositories.size(); ++i) {
     std::printf("%s: held %zu backups, %s %zu", repositories.Label(i).c_str(), backups.listed[i],
                 options.dry_run ? "would copy" : "copied", backups.copied[i]);

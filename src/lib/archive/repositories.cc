@@ -242,8 +242,27 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
   return *result;
 }
 
+RepositoryListing ListRepositories(RepositorySet& repositories, uint64_t system_id, bool wal,
+                                   bool backups) {
+  RepositoryListing listing;
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    if (wal) listing.wal.push_back(backup::ListWal(repositories.storage(i), system_id));
+    if (backups) {
+      listing.backups.push_back(
+          backup::LoadBackups(repositories.storage(i), repositories.config(i), system_id));
+    }
+  }
+  return listing;
+}
+
 SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
                    bool dry_run, bool all) {
+  return SyncWal(repositories, ListRepositories(repositories, system_id, true, false), system_id,
+                 work_dir, dry_run, all);
+}
+
+SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing,
+                   uint64_t system_id, const std::string& work_dir, bool dry_run, bool all) {
   const size_t n = repositories.size();
   SyncReport report;
   report.copied.assign(n, 0);
@@ -251,7 +270,7 @@ SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::s
   std::vector<std::set<std::string>> held(n);  // keys
   std::map<std::string, WalFileName> names;     // key -> name
   for (size_t i = 0; i < n; ++i) {
-    for (const auto& object : backup::ListWal(repositories.storage(i), system_id)) {
+    for (const auto& object : listing.wal.at(i)) {
       held[i].insert(object.key);
       names.emplace(object.key, object.name);
     }
@@ -310,18 +329,22 @@ SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::s
 
 BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bool dry_run,
                              bool all, const std::string& only_label) {
+  return SyncBackups(repositories, ListRepositories(repositories, system_id, false, true),
+                     system_id, dry_run, all, only_label);
+}
+
+BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListing& listing,
+                             uint64_t system_id, bool dry_run, bool all,
+                             const std::string& only_label) {
   using backup::BackupRecord;
   const size_t n = repositories.size();
   BackupSyncReport report;
   report.listed.assign(n, 0);
   report.copied.assign(n, 0);
   report.below_horizon.assign(n, 0);
-  std::vector<std::vector<BackupRecord>> held(n);
+  const std::vector<std::vector<BackupRecord>>& held = listing.backups;
   std::map<std::string, const BackupRecord*> by_label;  // the first repository's
-  for (size_t i = 0; i < n; ++i) {
-    held[i] = backup::LoadBackups(repositories.storage(i), repositories.config(i), system_id);
-    report.listed[i] = held[i].size();
-  }
+  for (size_t i = 0; i < n; ++i) report.listed[i] = held.at(i).size();
   std::vector<const BackupRecord*> order;  // every label once, oldest first
   for (size_t i = 0; i < n; ++i) {
     for (const auto& record : held[i]) {
@@ -414,16 +437,13 @@ struct HeldObject {
 };
 
 // Every object that two or more repositories hold, by key.
-std::map<std::string, HeldObject> ObjectsHeldTwice(RepositorySet& repositories,
+std::map<std::string, HeldObject> ObjectsHeldTwice(const RepositoryListing& listing,
                                                    uint64_t system_id) {
-  const size_t n = repositories.size();
+  const size_t n = listing.wal.size();
   std::map<std::string, HeldObject> held;
-  std::vector<std::vector<backup::BackupRecord>> records(n);
+  const auto& records = listing.backups;
   for (size_t i = 0; i < n; ++i) {
-    for (const auto& object : backup::ListWal(repositories.storage(i), system_id)) {
-      held[object.key].holders.push_back(i);
-    }
-    records[i] = backup::LoadBackups(repositories.storage(i), repositories.config(i), system_id);
+    for (const auto& object : listing.wal[i]) held[object.key].holders.push_back(i);
   }
   for (size_t i = 0; i < n; ++i) {
     for (const auto& record : records[i]) {
@@ -452,8 +472,8 @@ std::map<std::string, HeldObject> ObjectsHeldTwice(RepositorySet& repositories,
 
 }  // namespace
 
-HeldCheckReport CheckHeldObjects(RepositorySet& repositories, uint64_t system_id, bool repair,
-                                 const std::string& stamp) {
+HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryListing& listing,
+                                 uint64_t system_id, bool repair, const std::string& stamp) {
   const size_t n = repositories.size();
   HeldCheckReport report;
   report.checked.assign(n, 0);
@@ -461,7 +481,7 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, uint64_t system_id
   const auto ref = [&](size_t i) -> backup::RepositoryRef {
     return {repositories.storage(i), repositories.config(i)};
   };
-  for (const auto& [key, object] : ObjectsHeldTwice(repositories, system_id)) {
+  for (const auto& [key, object] : ObjectsHeldTwice(listing, system_id)) {
     std::map<size_t, backup::StoredDigest> intact;
     std::map<size_t, std::string> damaged;  // repository -> what is wrong
     for (size_t i : object.holders) {

@@ -350,7 +350,7 @@ TEST_SUITE("backup_copy") {
     const std::string damaged_wal = fx.Raw(1, wal);
     {
       auto set = fx.Set();
-      const HeldCheckReport report = CheckHeldObjects(set, kSysId, false, "T1");
+      const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, false, "T1");
       REQUIRE(report.problems.size() == 2);
       for (const auto& problem : report.problems) {
         CHECK(problem.repository == 1);
@@ -363,7 +363,7 @@ TEST_SUITE("backup_copy") {
       CHECK(fx.Raw(1, wal) == damaged_wal);  // untouched without --repair
     }
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, kSysId, true, "T2");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T2");
     CHECK(report.problems.empty());
     CHECK(report.repaired[1] == 2);
     CHECK(report.repaired[0] == 0);
@@ -391,7 +391,7 @@ TEST_SUITE("backup_copy") {
     const std::string before0 = fx.Raw(0, wal);
     const std::string before1 = fx.Raw(1, wal);
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, kSysId, true, "T");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
     CHECK(report.problems.size() == 2);
     CHECK(Contains(report.problems[0].message, "no repository holds an intact copy"));
     CHECK(report.moved_aside.empty());
@@ -405,7 +405,7 @@ TEST_SUITE("backup_copy") {
     fx.PushWal(1, 3, 99);
     const std::string before = fx.Raw(1, wal);
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, kSysId, true, "T");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
     REQUIRE(report.problems.size() == 1);
     CHECK(Contains(report.problems[0].message, "conflict"));
     CHECK(report.moved_aside.empty());
