@@ -54,23 +54,20 @@ int RunBackupCommand(const CommonOptions& given, BackupCommandOptions& options) 
   CommonOptions common = given;
   const bool to_all = common.overrides.repo_url == std::optional<std::string>("all");
   if (to_all) common.overrides.repo_url.reset();
-  std::optional<Config> config;
-  std::optional<RepositorySet> repositories;
+  std::optional<Repositories> all;
   Repository repo;
   if (to_all) {
-    config = LoadConfig(common.overrides, ProcessEnvironment());
-    SetLogLevel(config->log_level);
-    repositories.emplace(*config);
-    repo.config = repositories->config(0);
+    all.emplace(common);
+    repo.config = all->set.config(0);
   } else {
     repo = OpenRepository(common, /*need_system_id=*/false);
   }
-  Storage& storage = to_all ? repositories->storage(0) : *repo.storage;
+  Storage& storage = to_all ? all->set.storage(0) : *repo.storage;
   if (options.parallel > 0) repo.config.parallel = options.parallel;
   options.backup.progress = MakeProgressDisplay("backup", options.progress, repo.config);
   storage.PrepareForWrites();
   backup::BackupRecord r = backup::RunBackup(storage, repo.config, options.backup);
-  const int exit_code = to_all ? CopyToEveryRepository(*repositories, r) : 0;
+  const int exit_code = to_all ? CopyToEveryRepository(all->set, r) : 0;
   if (options.json) {
     PrintJson(BackupSummaryJson(r));
   } else {

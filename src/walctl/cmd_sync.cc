@@ -80,9 +80,8 @@ class WorkDir {
 };
 
 int RunSync(const CommonOptions& common, const SyncOptions& options) {
-  const Config config = LoadConfig(common.overrides, ProcessEnvironment());
-  SetLogLevel(config.log_level);
-  RepositorySet repositories(config);
+  Repositories all_repositories(common);
+  RepositorySet& repositories = all_repositories.set;
   if (repositories.size() < 2) {
     throw Error(ErrorCode::kConfig, "walctl sync needs at least two repositories",
                 "configure them as [[repository]] tables (docs/configuration.md)");
