@@ -186,11 +186,15 @@ struct BackupSyncReport {
 // hold alike) is decoded in each with that repository's settings and keys.
 // A backup object must decode to what its record names; a WAL object to the
 // same plaintext in every repository that holds it intact.  Reads everything.
-//   - a damaged copy (does not decode, wrong key, misplaced, not what the
-//     record names) while another repository's copy is intact: a problem;
-//     with `repair` it is moved aside (backup::MoveAside, under
-//     "<system-id>/damaged/<stamp>/") and replaced by a copy of the intact one
-//     (backup::CopyStoredObject: verified, re-encoded, read back);
+//   - a damaged copy (backup::IsDamage: does not decode, missing, misplaced,
+//     not what the record names) while another repository's copy is intact:
+//     a problem; with `repair` it is replaced by a copy of the intact one
+//     (backup::ReplaceDamagedObject: staged and verified first, the damaged
+//     bytes moved aside under "<system-id>/damaged/<stamp>/", put back if
+//     publishing fails);
+//   - a copy that could not be checked (wrong key, unsupported format,
+//     unauthenticated, any read failure): a "could not check" problem, never
+//     repaired, and it counts neither as intact nor as damaged;
 //   - damaged in every repository that holds it: a problem, nothing touched;
 //   - intact everywhere but different plaintext (two valid objects under one
 //     name): a conflict, reported, nothing touched.

@@ -8,7 +8,7 @@
 // A backup is copied object by object, backup.json last (with the
 // destination's compression, key id and stored sizes): until the record is
 // there, the destination holds an interrupted backup, which every reader
-// ignores; the next copy removes its objects and starts again.  Every object
+// ignores; the next copy keeps the objects that verify and copies the rest.  Every object
 // copied is read back from the destination and verified (its plaintext
 // SHA-256 and size) before the record is written, so "copied" never means
 // "written but unreadable with the destination's key".
@@ -16,6 +16,7 @@
 
 #include <walstore/backup/repository.h>
 #include <walstore/config.h>
+#include <walstore/error.h>
 #include <walstore/storage.h>
 
 #include <cstdint>
@@ -35,6 +36,14 @@ struct RepositoryRef {
 // and (when there is one) the block map, each with its plaintext size and
 // SHA-256 as the record states them.
 std::vector<const BackupObject*> RecordObjects(const BackupRecord& record);
+std::vector<BackupObject*> RecordObjects(BackupRecord& record);
+
+// True for the codes that mean the stored bytes are damaged (kCorrupt: does
+// not decode, is missing, or is not what its record names; kMisplaced: holds
+// another object).  Everything else (wrong key, unsupported format,
+// unauthenticated, transient, network, local I/O) says nothing about the
+// object and must never lead to replacing it.
+bool IsDamage(ErrorCode code);
 
 // True when `a` and `b` describe the same backup: label, cluster, type,
 // start and stop LSN, and every object's name, plaintext size and SHA-256.
@@ -71,23 +80,38 @@ uint64_t VerifyStoredObject(const RepositoryRef& from, const std::string& key,
 uint64_t CopyStoredObject(const RepositoryRef& from, const RepositoryRef& to,
                           const std::string& key, const BackupObject& expected);
 
-// Copies backup `record` of `from` into `to`, which must not hold its
-// record: objects a previous interrupted copy left under the label are
-// removed first, then every object is copied (CopyStoredObject) and the
-// record, rewritten for the destination (compression, key id, stored
-// sizes), is written last and read back.  Returns the destination's record.
-// A diff or incr needs its chain in `to` already (the caller checks,
-// ChainProblem).  Throws as CopyStoredObject does; kConflict when the
-// destination gained a record for the label meanwhile.
-// Moves object `key` of `storage` aside, unread and unchanged, to
-// "<system-id>/damaged/<stamp>/<key without its system id>" (a name no
-// listing of WAL or backups looks at) and returns that key: the bytes are
-// copied as they are, then `key` is removed (no backend renames; a copy
-// that fails leaves `key` where it was).  Throws kConflict when the
-// quarantine key exists already.
-std::string MoveAside(Storage& storage, uint64_t system_id, const std::string& key,
-                      const std::string& stamp);
+// Replaces the damaged object `key` of `to` by a copy of the intact one of
+// `from` (which must verify against `expected`), never leaving `key`
+// missing where it was damaged:
+//   1. the replacement is encoded (with `to`'s settings, bound to `key`)
+//      under "<system-id>/damaged/<stamp>/<key without system id>.new" and
+//      read back;
+//   2. the object under `key` is decoded again: only when it is still damaged
+//      (IsDamage) are its bytes copied unchanged to the quarantine key (the
+//      same name without ".new"; a name no listing of WAL or backups looks
+//      at) and `key` removed; when it verifies now, kConflict and nothing is
+//      moved; any other error is thrown and nothing is moved; when `key` is
+//      absent nothing is moved;
+//   3. the staged bytes are copied to `key` and verified; on a failure the
+//      damaged bytes are put back under `key` before the error is thrown.
+// Returns the quarantine key ("" when `key` was absent).  The window in
+// which `key` is absent is one copy of stored bytes.
+std::string ReplaceDamagedObject(const RepositoryRef& from, const RepositoryRef& to,
+                                 uint64_t system_id, const std::string& key,
+                                 const BackupObject& expected, const std::string& stamp);
 
+// Copies backup `record` of `from` into `to`, which must not hold its
+// record.  Nothing under the label is ever removed: an object already there
+// (an interrupted or concurrent copy) is kept when it verifies against
+// `record` (the copy resumes), and when it does not (IsDamage) the copy stops
+// with kConflict, the object left as it is.  Every other object is copied
+// (CopyStoredObject); the record, rewritten for the destination
+// (compression, key id, stored sizes), is written last and read back, then
+// every object it names is checked to be there (kCorrupt if one vanished).
+// Returns the destination's record.  A diff or incr needs its chain in `to`
+// already (the caller checks, ChainProblem).  Throws as CopyStoredObject
+// does; kConflict when the destination gained a record for the label
+// meanwhile.
 BackupRecord CopyBackup(const RepositoryRef& from, const RepositoryRef& to, uint64_t system_id,
                         const BackupRecord& record);
 

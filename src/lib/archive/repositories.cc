@@ -498,7 +498,17 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
         }
         intact.emplace(i, std::move(digest));
       } catch (const Error& error) {
-        damaged.emplace(i, fmt::format("{} [{}]", error.what(), InfoFor(error.code()).name));
+        if (backup::IsDamage(error.code())) {
+          damaged.emplace(i, fmt::format("{} [{}]", error.what(), InfoFor(error.code()).name));
+        } else {
+          // Says nothing about the object (a key, format, policy or I/O
+          // problem): reported, never repaired.
+          report.problems.push_back(
+              {i, key,
+               fmt::format("could not check: {} [{}]; fix that and run walctl sync --verify "
+                           "again (nothing is repaired from this)",
+                           error.what(), InfoFor(error.code()).name)});
+        }
       }
     }
     if (intact.size() > 1) {
@@ -540,13 +550,15 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
       expected.size = digest.size;
       expected.sha256 = digest.sha256;
       try {
-        const std::string aside = backup::MoveAside(repositories.storage(to), system_id, key, stamp);
-        report.moved_aside.push_back({to, key, aside});
-        backup::CopyStoredObject(ref(from), ref(to), key, object.expected.value_or(expected));
+        const std::string aside = backup::ReplaceDamagedObject(
+            ref(from), ref(to), system_id, key, object.expected.value_or(expected), stamp);
+        if (!aside.empty()) report.moved_aside.push_back({to, key, aside});
         ++report.repaired[to];
-        Log(LogLevel::kWarning, "{}: {} was damaged ({}); moved aside to {} and replaced by a "
-                                "verified copy from {}",
-            repositories.Label(to), key, what, aside, repositories.Label(from));
+        Log(LogLevel::kWarning, "{}: {} was damaged ({}); {} and replaced by a verified copy "
+                                "from {}",
+            repositories.Label(to), key, what,
+            aside.empty() ? std::string("it was missing") : "moved aside to " + aside,
+            repositories.Label(from));
       } catch (const Error& error) {
         report.problems.push_back(
             {to, key,

@@ -65,6 +65,14 @@ std::vector<const BackupObject*> RecordObjects(const BackupRecord& record) {
   return objects;
 }
 
+std::vector<BackupObject*> RecordObjects(BackupRecord& record) {
+  std::vector<BackupObject*> objects;
+  for (auto& archive : record.archives) objects.push_back(&archive);
+  objects.push_back(&record.manifest);
+  if (!record.blockmap.name.empty()) objects.push_back(&record.blockmap);
+  return objects;
+}
+
 bool SameBackup(const BackupRecord& a, const BackupRecord& b) {
   if (a.label != b.label || a.system_id != b.system_id || a.type != b.type ||
       a.start_lsn != b.start_lsn || a.stop_lsn != b.stop_lsn || a.reference != b.reference) {
@@ -82,13 +90,73 @@ bool SameBackup(const BackupRecord& a, const BackupRecord& b) {
   return true;
 }
 
-StoredDigest DecodeStoredObject(const RepositoryRef& from, const std::string& key) {
+namespace {
+
+// Decodes the object stored under `key` as the object `identity` (the key
+// binds it; a staged replacement is stored under another key).
+StoredDigest DecodeAs(const RepositoryRef& from, const std::string& key,
+                      const std::string& identity) {
   auto in = OpenExisting(from, key);
   CountingReadStream counted(*in);
-  ObjectDecoder decoder(counted, DecodeOptionsFor(from.config), key, Where(from, key));
+  ObjectDecoder decoder(counted, DecodeOptionsFor(from.config), identity, Where(from, key));
   DiscardStream discard;
   decoder.DecodeTo(discard);
   return {decoder.plaintext_size(), ToHex(decoder.plaintext_sha256()), counted.count()};
+}
+
+// Copies the stored bytes of `from_key` unchanged to `to_key` (which must
+// not exist: kConflict).  `metadata` as the original object carries it.
+void CopyStoredBytes(Storage& storage, const std::string& from_key, const std::string& to_key,
+                     const WriteOptions& write = {}) {
+  auto in = storage.OpenRead(from_key);
+  if (!in) Fail(ErrorCode::kCorrupt, "{}: {} is missing", storage.Describe(), from_key);
+  auto writer = storage.Create(to_key, write);
+  Copy(*in, *writer);
+  if (writer->Commit() != CommitResult::kCreated) {
+    Fail(ErrorCode::kConflict, "{}: {} already exists", storage.Describe(), to_key);
+  }
+}
+
+WriteOptions DigestMetadata(const BackupObject& expected) {
+  WriteOptions write;
+  write.metadata[kMetaSha256] = expected.sha256;
+  write.metadata[kMetaSize] = std::to_string(expected.size);
+  return write;
+}
+
+// Decodes object `key` of `from`, verifies it against `expected` and stores
+// it re-encoded (with `to`'s settings, bound to the identity `key`) under
+// `dest_key` of `to`; published only once the source verified as a whole.
+void EncodeCopy(const RepositoryRef& from, const RepositoryRef& to, const std::string& key,
+                const std::string& dest_key, const BackupObject& expected) {
+  auto in = OpenExisting(from, key);
+  ObjectDecoder decoder(*in, DecodeOptionsFor(from.config), key, Where(from, key));
+  auto writer = to.storage.Create(dest_key, DigestMetadata(expected));
+  EncodeOptions encode;
+  encode.compression = to.config.compression;
+  encode.key = to.config.key ? &*to.config.key : nullptr;
+  encode.chunk_size = to.config.chunk_size;
+  encode.identity = key;
+  encode.rewrite_header = [&writer](Bytes header) { writer->RewriteHead(header); };
+  ObjectEncoder encoder(*writer, encode);
+  decoder.DecodeTo(encoder);
+  // A damaged source throws above (or here) and the writer, destroyed,
+  // discards the copy.
+  CheckDigest(decoder.plaintext_size(), ToHex(decoder.plaintext_sha256()), from, key, expected);
+  encoder.Finish();
+  if (writer->Commit() != CommitResult::kCreated) {
+    Fail(ErrorCode::kConflict, "{} already exists", Where(to, dest_key));
+  }
+}
+
+}  // namespace
+
+bool IsDamage(ErrorCode code) {
+  return code == ErrorCode::kCorrupt || code == ErrorCode::kMisplaced;
+}
+
+StoredDigest DecodeStoredObject(const RepositoryRef& from, const std::string& key) {
+  return DecodeAs(from, key, key);
 }
 
 uint64_t VerifyStoredObject(const RepositoryRef& from, const std::string& key,
@@ -98,46 +166,52 @@ uint64_t VerifyStoredObject(const RepositoryRef& from, const std::string& key,
   return found.stored_size;
 }
 
-std::string MoveAside(Storage& storage, uint64_t system_id, const std::string& key,
-                      const std::string& stamp) {
+uint64_t CopyStoredObject(const RepositoryRef& from, const RepositoryRef& to,
+                          const std::string& key, const BackupObject& expected) {
+  EncodeCopy(from, to, key, key, expected);
+  return VerifyStoredObject(to, key, expected);
+}
+
+std::string ReplaceDamagedObject(const RepositoryRef& from, const RepositoryRef& to,
+                                 uint64_t system_id, const std::string& key,
+                                 const BackupObject& expected, const std::string& stamp) {
   const std::string prefix = std::to_string(system_id) + "/";
   const std::string rest = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : key;
   const std::string aside = prefix + "damaged/" + stamp + "/" + rest;
-  auto in = storage.OpenRead(key);
-  if (!in) Fail(ErrorCode::kCorrupt, "{}: {} is missing", storage.Describe(), key);
-  auto writer = storage.Create(aside);
-  Copy(*in, *writer);
-  if (writer->Commit() != CommitResult::kCreated) {
-    Fail(ErrorCode::kConflict, "{}: {} already exists", storage.Describe(), aside);
+  const std::string staged = aside + ".new";
+  // 1. The replacement, staged beside the quarantine and read back.
+  EncodeCopy(from, to, key, staged, expected);
+  const StoredDigest replacement = DecodeAs(to, staged, key);
+  CheckDigest(replacement.size, replacement.sha256, to, staged, expected);
+  // 2. What is under `key` must still be damaged (or absent): re-checked
+  //    here, so a transient read error or a concurrent repair never moves an
+  //    intact object aside.
+  std::string moved;
+  if (to.storage.Stat(key)) {
+    try {
+      VerifyStoredObject(to, key, expected);
+      Fail(ErrorCode::kConflict, "{} verifies intact now; it is not moved aside (the staged "
+           "replacement {} is left for you to remove)", Where(to, key), staged);
+    } catch (const Error& error) {
+      if (!IsDamage(error.code())) throw;
+    }
+    CopyStoredBytes(to.storage, key, aside);
+    to.storage.Remove(key);
+    moved = aside;
   }
-  storage.Remove(key);
-  return aside;
-}
-
-uint64_t CopyStoredObject(const RepositoryRef& from, const RepositoryRef& to,
-                          const std::string& key, const BackupObject& expected) {
-  auto in = OpenExisting(from, key);
-  ObjectDecoder decoder(*in, DecodeOptionsFor(from.config), key, Where(from, key));
-  WriteOptions write;
-  write.metadata[kMetaSha256] = expected.sha256;
-  write.metadata[kMetaSize] = std::to_string(expected.size);
-  auto writer = to.storage.Create(key, write);
-  EncodeOptions encode;
-  encode.compression = to.config.compression;
-  encode.key = to.config.key ? &*to.config.key : nullptr;
-  encode.chunk_size = to.config.chunk_size;
-  encode.identity = key;
-  encode.rewrite_header = [&writer](Bytes header) { writer->RewriteHead(header); };
-  ObjectEncoder encoder(*writer, encode);
-  decoder.DecodeTo(encoder);
-  // Published only once the source verified as a whole: a damaged source
-  // throws above (or here) and the writer, destroyed, discards the copy.
-  CheckDigest(decoder.plaintext_size(), ToHex(decoder.plaintext_sha256()), from, key, expected);
-  encoder.Finish();
-  if (writer->Commit() != CommitResult::kCreated) {
-    Fail(ErrorCode::kConflict, "{} already exists", Where(to, key));
+  // 3. Published by copying the verified bytes; on any failure the damaged
+  //    bytes go back, so the object is never missing where it was damaged.
+  try {
+    CopyStoredBytes(to.storage, staged, key, DigestMetadata(expected));
+    VerifyStoredObject(to, key, expected);
+  } catch (const Error& error) {
+    if (!moved.empty() && !to.storage.Stat(key)) {
+      CopyStoredBytes(to.storage, moved, key);
+    }
+    throw;
   }
-  return VerifyStoredObject(to, key, expected);
+  to.storage.Remove(staged);
+  return moved;
 }
 
 BackupRecord CopyBackup(const RepositoryRef& from, const RepositoryRef& to, uint64_t system_id,
@@ -146,23 +220,27 @@ BackupRecord CopyBackup(const RepositoryRef& from, const RepositoryRef& to, uint
   if (to.storage.Stat(record_key)) {
     Fail(ErrorCode::kConflict, "{} already exists", Where(to, record_key));
   }
-  // What an interrupted copy (or backup) left under the label: never read
-  // (no record), removed so the copy starts clean.
-  std::vector<std::string> leftovers;
-  to.storage.List(BackupDirKey(system_id, record.label),
-                  [&](const ObjectInfo& info) { leftovers.push_back(info.key); });
-  for (const auto& key : leftovers) to.storage.Remove(key);
-
   BackupRecord copy = record;
   copy.compression = ToString(to.config.compression);
   copy.key_id = to.config.key ? to.config.key->IdHex() : "";
-  std::vector<BackupObject*> objects;
-  for (auto& archive : copy.archives) objects.push_back(&archive);
-  objects.push_back(&copy.manifest);
-  if (!copy.blockmap.name.empty()) objects.push_back(&copy.blockmap);
-  for (BackupObject* object : objects) {
-    object->stored_size =
-        CopyStoredObject(from, to, BackupObjectKey(system_id, record.label, object->name), *object);
+  for (BackupObject* object : RecordObjects(copy)) {
+    const std::string key = BackupObjectKey(system_id, record.label, object->name);
+    // Nothing under the label is ever removed: an object an interrupted (or
+    // concurrent) copy left is kept when it verifies against this record,
+    // else the copy stops and the object stays as it is.
+    if (to.storage.Stat(key)) {
+      try {
+        object->stored_size = VerifyStoredObject(to, key, *object);
+        continue;
+      } catch (const Error& error) {
+        if (!IsDamage(error.code())) throw;
+        Fail(ErrorCode::kConflict,
+             "{} holds an object that is not this backup's ({}); it is left as it is and the "
+             "backup is not copied there",
+             Where(to, key), error.what());
+      }
+    }
+    object->stored_size = CopyStoredObject(from, to, key, *object);
   }
   WriteSmallObject(to.storage, to.config, record_key, ToJson(copy).dump(2));
   const auto written = ReadSmallObject(to.storage, to.config, record_key);
@@ -170,6 +248,16 @@ BackupRecord CopyBackup(const RepositoryRef& from, const RepositoryRef& to, uint
       !SameBackup(RecordFromJson(nlohmann::json::parse(*written), record_key), record)) {
     Fail(ErrorCode::kCorrupt, "{} does not read back as the record just written",
          Where(to, record_key));
+  }
+  // Whatever happened meanwhile, "copied" means every object is there.
+  for (const BackupObject* object : RecordObjects(copy)) {
+    const std::string key = BackupObjectKey(system_id, record.label, object->name);
+    if (!to.storage.Stat(key)) {
+      Fail(ErrorCode::kCorrupt,
+           "{} vanished after it was copied (something else writes under the label); the "
+           "record names it",
+           Where(to, key));
+    }
   }
   return copy;
 }

@@ -36,17 +36,18 @@ std::string FreshStoreName() {
   return "copy-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
 }
 
-// A storage whose writers flip one byte of what they are given: a
-// destination that stores something else than what was sent.
-class CorruptingStorage : public Storage {
+// Forwards to a memory storage; the hooks (when set) run first and may
+// throw or change the inner storage: faults a test injects.
+class HookedStorage : public Storage {
  public:
-  explicit CorruptingStorage(std::unique_ptr<Storage> inner) : inner_(std::move(inner)) {}
+  explicit HookedStorage(std::unique_ptr<Storage> inner) : inner_(std::move(inner)) {}
   std::optional<ObjectInfo> Stat(const std::string& key) override { return inner_->Stat(key); }
   std::unique_ptr<ReadStream> OpenRead(const std::string& key) override {
+    if (on_open) on_open(key);
     return inner_->OpenRead(key);
   }
   std::unique_ptr<ObjectWriter> Create(const std::string& key, const WriteOptions& o) override {
-    return std::make_unique<Writer>(inner_->Create(key, o));
+    return std::make_unique<Writer>(*this, key, inner_->Create(key, o));
   }
   void List(const std::string& prefix,
             const std::function<void(const ObjectInfo&)>& each) override {
@@ -56,22 +57,38 @@ class CorruptingStorage : public Storage {
     return inner_->ListChildren(prefix, limit);
   }
   bool Remove(const std::string& key) override { return inner_->Remove(key); }
-  std::string Describe() const override { return "corrupting " + inner_->Describe(); }
+  std::string Describe() const override { return "hooked " + inner_->Describe(); }
+  Storage& inner() { return *inner_; }
+
+  std::function<void(const std::string& key)> on_open;    // before a read
+  std::function<void(const std::string& key)> on_commit;  // before a commit
+  std::function<void(const std::string& key)> after_commit;
+  bool flip_byte_200 = false;  // writers store something else than they are given
 
  private:
   class Writer : public ObjectWriter {
    public:
-    explicit Writer(std::unique_ptr<ObjectWriter> inner) : inner_(std::move(inner)) {}
+    Writer(HookedStorage& owner, std::string key, std::unique_ptr<ObjectWriter> inner)
+        : owner_(owner), key_(std::move(key)), inner_(std::move(inner)) {}
     void Write(Bytes data) override {
       std::string copy(reinterpret_cast<const char*>(data.data()), data.size());
-      if (written_ < 200 && written_ + copy.size() > 200) copy[200 - written_] ^= 0x10;
+      if (owner_.flip_byte_200 && written_ < 200 && written_ + copy.size() > 200) {
+        copy[200 - written_] ^= 0x10;
+      }
       written_ += copy.size();
       inner_->Write(AsBytes(copy));
     }
-    CommitResult Commit() override { return inner_->Commit(); }
+    CommitResult Commit() override {
+      if (owner_.on_commit) owner_.on_commit(key_);
+      const CommitResult result = inner_->Commit();
+      if (owner_.after_commit) owner_.after_commit(key_);
+      return result;
+    }
     void RewriteHead(Bytes head) override { inner_->RewriteHead(head); }
 
    private:
+    HookedStorage& owner_;
+    std::string key_;
     std::unique_ptr<ObjectWriter> inner_;
     uint64_t written_ = 0;
   };
@@ -98,6 +115,16 @@ struct Fixture {
   }
   std::unique_ptr<Storage> Open(int i) { return OpenStorage(top.repositories[i]); }
   RepositorySet Set() { return RepositorySet(top); }
+  // A set whose repository 2 is `hooked` (which must outlive the set).
+  RepositorySet SetWith(HookedStorage*& hooked) {
+    return RepositorySet(top, [this, &hooked](const Config& config) -> std::unique_ptr<Storage> {
+      auto storage = OpenStorage(config);
+      if (config.repo_url != top.repositories[1].repo_url) return storage;
+      auto wrapped = std::make_unique<HookedStorage>(std::move(storage));
+      hooked = wrapped.get();
+      return wrapped;
+    });
+  }
   const Config& config(int i) const { return top.repositories[i]; }
 
   // Stores `record` with generated objects (content depends on `seed`) in
@@ -128,6 +155,12 @@ struct Fixture {
     PushWalFile(*Open(i), config(i), path);
     return WalObjectKey(kSysId, ParseWalFileNameOrThrow(name));
   }
+  // Pushes segment `segno` (the same content) into both repositories.
+  std::string PushWalToBoth(uint64_t segno) {
+    const std::string key = PushWal(0, segno);
+    PushWal(1, segno);
+    return key;
+  }
   // Flips one byte in the middle of object `key` of repository i.
   void Damage(int i, const std::string& key) {
     auto storage = Open(i);
@@ -138,7 +171,11 @@ struct Fixture {
     w->Write(AsBytes(raw));
     REQUIRE(w->Commit() == CommitResult::kCreated);
   }
-  std::string Raw(int i, const std::string& key) { return ReadAll(*Open(i)->OpenRead(key)); }
+  std::string Raw(int i, const std::string& key) {
+    auto in = Open(i)->OpenRead(key);
+    REQUIRE_MESSAGE(in != nullptr, key, " is missing");
+    return ReadAll(*in);
+  }
   std::vector<BackupRecord> Load(int i) { return LoadBackups(*Open(i), config(i), kSysId); }
 
   std::string first, second;
@@ -152,6 +189,17 @@ const BackupRecord* Find(const std::vector<BackupRecord>& records, const std::st
     if (r.label == label) return &r;
   }
   return nullptr;
+}
+
+// CheckHeldObjects --repair with repository 2 behind a HookedStorage that
+// `arm` sets up (after the listing).
+HeldCheckReport RepairWithHook(Fixture& fx, const std::function<void(HookedStorage&)>& arm) {
+  HookedStorage* hooked = nullptr;
+  auto set = fx.SetWith(hooked);
+  const RepositoryListing listing = ListRepositories(set, kSysId);
+  REQUIRE(hooked != nullptr);
+  arm(*hooked);
+  return CheckHeldObjects(set, listing, kSysId, true, "T");
 }
 
 }  // namespace
@@ -218,17 +266,26 @@ TEST_SUITE("backup_copy") {
     Fixture fx;
     const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
     auto from = fx.Open(0);
-    CorruptingStorage to(fx.Open(1));
+    HookedStorage to(fx.Open(1));
+    to.flip_byte_200 = true;
     CHECK_CODE(CopyBackup({*from, fx.config(0)}, {to, fx.config(1)}, kSysId, full),
                ErrorCode::kCorrupt);
     CHECK(fx.Load(1).empty());
   }
 
-  TEST_CASE("what an interrupted copy left under the label is replaced") {
+  TEST_CASE("what an interrupted copy left under the label is kept when intact, never removed") {
     Fixture fx;
     const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
+    {
+      auto set = fx.Set();
+      REQUIRE(SyncBackups(set, kSysId, false).copied[1] == 1);
+    }
     auto to = fx.Open(1);
-    WriteSmallObject(*to, fx.config(1), BackupObjectKey(kSysId, "full1", "base.tar"), "partial");
+    const std::string tar = BackupObjectKey(kSysId, "full1", "base.tar");
+    const std::string tar_before = fx.Raw(1, tar);
+    // The record is gone (an interrupted copy or prune, a record moved aside
+    // by hand); a stray object lies under the label.
+    to->Remove(BackupObjectKey(kSysId, "full1", kRecordName));
     WriteSmallObject(*to, fx.config(1), BackupObjectKey(kSysId, "full1", "stray"), "stray");
     auto set = fx.Set();
     const BackupSyncReport report = SyncBackups(set, kSysId, false);
@@ -237,7 +294,77 @@ TEST_SUITE("backup_copy") {
     const auto loaded = fx.Load(1);
     REQUIRE(loaded.size() == 1);
     CHECK(SameBackup(loaded[0], full));
-    CHECK_FALSE(to->Stat(BackupObjectKey(kSysId, "full1", "stray")).has_value());
+    CHECK(fx.Raw(1, tar) == tar_before);  // kept, not copied again
+    CHECK(to->Stat(BackupObjectKey(kSysId, "full1", "stray")).has_value());
+  }
+
+  TEST_CASE("a record-less label's intact objects survive a damaged source (F0)") {
+    Fixture fx;
+    fx.Store(0, MakeBackup("full1", 100, 2));
+    {
+      auto set = fx.Set();
+      REQUIRE(SyncBackups(set, kSysId, false).copied[1] == 1);
+    }
+    const std::string tar = BackupObjectKey(kSysId, "full1", "base.tar");
+    const std::string manifest = BackupObjectKey(kSysId, "full1", kManifestName);
+    fx.Open(1)->Remove(BackupObjectKey(kSysId, "full1", kRecordName));
+    const std::string tar_before = fx.Raw(1, tar);
+    const std::string manifest_before = fx.Raw(1, manifest);
+    fx.Damage(0, tar);
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false, /*all=*/true);
+    // The destination's intact objects are kept (the damaged source is not
+    // even read): the record is back, nothing was removed.
+    CHECK(report.problems.empty());
+    CHECK(report.copied[1] == 1);
+    CHECK(fx.Load(1).size() == 1);
+    CHECK(fx.Raw(1, tar) == tar_before);
+    CHECK(fx.Raw(1, manifest) == manifest_before);
+    // Record and manifest lost, the source's manifest damaged: the copy fails
+    // and base.tar is still there.
+    fx.Open(1)->Remove(BackupObjectKey(kSysId, "full1", kRecordName));
+    fx.Open(1)->Remove(manifest);
+    fx.Damage(0, manifest);
+    auto again = fx.Set();
+    const BackupSyncReport failed = SyncBackups(again, kSysId, false, /*all=*/true);
+    CHECK(failed.copied[1] == 0);
+    REQUIRE(failed.problems.size() == 1);
+    CHECK(fx.Raw(1, tar) == tar_before);
+  }
+
+  TEST_CASE("an object under the label that is not this backup's stops the copy, untouched") {
+    Fixture fx;
+    fx.Store(0, MakeBackup("full1", 100, 2));
+    auto to = fx.Open(1);
+    const std::string tar = BackupObjectKey(kSysId, "full1", "base.tar");
+    WriteSmallObject(*to, fx.config(1), tar, "partial");
+    const std::string before = fx.Raw(1, tar);
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false);
+    CHECK(report.copied[1] == 0);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(Contains(report.problems[0].message, "not this backup's"));
+    CHECK(fx.Raw(1, tar) == before);
+    CHECK(fx.Load(1).empty());
+  }
+
+  TEST_CASE("an object removed under a copy's feet: the copy is not reported done (F4)") {
+    Fixture fx;
+    const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
+    auto from = fx.Open(0);
+    HookedStorage to(fx.Open(1));
+    const std::string tar = BackupObjectKey(kSysId, "full1", "base.tar");
+    // A concurrent writer removes base.tar just as the record is written.
+    to.on_commit = [&](const std::string& key) {
+      if (key == BackupObjectKey(kSysId, "full1", kRecordName)) to.inner().Remove(tar);
+    };
+    try {
+      CopyBackup({*from, fx.config(0)}, {to, fx.config(1)}, kSysId, full);
+      FAIL("reported copied");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::kCorrupt);
+      CHECK(Contains(e.what(), "vanished"));
+    }
   }
 
   TEST_CASE("sync copies a chain oldest first, whatever the labels' order") {
@@ -410,5 +537,88 @@ TEST_SUITE("backup_copy") {
     CHECK(Contains(report.problems[0].message, "conflict"));
     CHECK(report.moved_aside.empty());
     CHECK(fx.Raw(1, wal) == before);
+  }
+
+  TEST_CASE("a repair whose replacement fails leaves the damaged object in place (F1)") {
+    Fixture fx;
+    const std::string wal = fx.PushWalToBoth(3);
+    fx.Damage(1, wal);
+    const std::string damaged = fx.Raw(1, wal);
+    int commits = 0;
+    const HeldCheckReport report = RepairWithHook(fx, [&](HookedStorage& hooked) {
+      hooked.on_commit = [&](const std::string& key) {
+        if (key == wal && commits++ == 0) Fail(ErrorCode::kLocalIo, "no space left on device");
+      };
+    });
+    REQUIRE(report.problems.size() == 1);
+    CHECK(Contains(report.problems[0].message, "no space left"));
+    CHECK(report.repaired[1] == 0);
+    CHECK(fx.Raw(1, wal) == damaged);  // damaged, not missing
+  }
+
+  TEST_CASE("a backup object missing where its record names it is repaired (F1)") {
+    Fixture fx;
+    const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
+    {
+      auto set = fx.Set();
+      REQUIRE(SyncBackups(set, kSysId, false).copied[1] == 1);
+    }
+    const std::string tar = BackupObjectKey(kSysId, "full1", "base.tar");
+    auto storage = fx.Open(1);
+    storage->Remove(tar);
+    auto set = fx.Set();
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
+    CHECK(report.problems.empty());
+    CHECK(report.repaired[1] == 1);
+    CHECK(report.moved_aside.empty());
+    CHECK_NOTHROW(VerifyStoredObject({*storage, fx.config(1)}, tar, full.archives[0]));
+  }
+
+  TEST_CASE("a wrong key is no damage: reported, never repaired (F2)") {
+    Fixture fx;
+    const std::string wal = fx.PushWalToBoth(3);
+    const std::string before = fx.Raw(1, wal);
+    fx.top.repositories[1].key = walstore::test::SequenceKey(7);  // the operator's mistake
+    auto set = fx.Set();
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
+    REQUIRE(report.problems.size() == 1);
+    CHECK(Contains(report.problems[0].message, "could not check"));
+    CHECK(Contains(report.problems[0].message, "wrong_key"));
+    CHECK(report.moved_aside.empty());
+    CHECK(report.repaired[1] == 0);
+    CHECK(fx.Raw(1, wal) == before);
+  }
+
+  TEST_CASE("a transient read error is no damage: reported, never repaired (F2)") {
+    Fixture fx;
+    const std::string wal = fx.PushWalToBoth(3);
+    const std::string before = fx.Raw(1, wal);
+    int reads = 0;
+    const HeldCheckReport report = RepairWithHook(fx, [&](HookedStorage& hooked) {
+      hooked.on_open = [&](const std::string& key) {
+        if (key == wal && reads++ == 0) Fail(ErrorCode::kStorageTransient, "503 Slow Down");
+      };
+    });
+    REQUIRE(report.problems.size() == 1);
+    CHECK(Contains(report.problems[0].message, "could not check"));
+    CHECK(report.moved_aside.empty());
+    CHECK(fx.Raw(1, wal) == before);
+  }
+
+  TEST_CASE("an object that verifies when it is to be moved aside is left alone (F2)") {
+    Fixture fx;
+    const std::string wal = fx.PushWalToBoth(3);
+    const std::string before = fx.Raw(1, wal);
+    auto from = fx.Open(0);
+    auto to = fx.Open(1);
+    const StoredDigest digest = DecodeStoredObject({*from, fx.config(0)}, wal);
+    BackupObject expected;
+    expected.size = digest.size;
+    expected.sha256 = digest.sha256;
+    CHECK_CODE(ReplaceDamagedObject({*from, fx.config(0)}, {*to, fx.config(1)}, kSysId, wal,
+                                    expected, "T"),
+               ErrorCode::kConflict);
+    CHECK(fx.Raw(1, wal) == before);
+    CHECK_FALSE(to->Stat("42/damaged/T/" + wal.substr(3)).has_value());
   }
 }
