@@ -120,31 +120,43 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
 // repository's settings), the WAL file is checked as walpush checks it and
 // pushed under the destination's own settings and key, never overwriting
 // (PushWalFile).  A source copy that does not verify is reported and the
-// next source tried.  Listing a repository that fails throws.
+// next source tried.  A repository whose listing failed is left out
+// (RepositoryListing::errors; the overload that lists reports them as
+// problems).
 //
 // Per-repository retention: into a repository that holds WAL, only WAL at or
 // after the oldest WAL it holds (by position in the history, any timeline)
 // is copied; what lies before was pruned there on purpose (walctl --repo N
 // prune) and sync must not bring it back.  Timeline history files are always
 // copied.  `all` copies everything regardless (a repository that should hold
-// the whole history).  A repository without any WAL gets everything.
+// the whole history).  A repository without any WAL gets everything.  WAL
+// that a backup SyncBackups will copy into the repository needs (its
+// wal_start .. wal_stop) is copied whatever the horizon.
 // What every repository holds of cluster `system_id`, listed once for a
 // whole walctl sync (CheckHeldObjects, SyncWal and SyncBackups read it; the
-// overloads without it list for themselves).  Throws when a repository
-// cannot be listed (or a backup record read: LoadBackups).
-struct RepositoryListing {
-  std::vector<std::vector<backup::WalObject>> wal;         // per repository: ListWal
-  std::vector<std::vector<backup::BackupRecord>> backups;  // per repository: LoadBackups
-};
-// `wal` / `backups` false leaves that part empty.
-RepositoryListing ListRepositories(RepositorySet& repositories, uint64_t system_id,
-                                   bool wal = true, bool backups = true);
-
+// overloads without it list for themselves).  Never throws for one
+// repository: see `errors`.
 struct SyncProblem {
   size_t repository = 0;  // the destination
   std::string name;       // the WAL file
   std::string message;
 };
+struct RepositoryListing {
+  std::vector<std::vector<backup::WalObject>> wal;         // per repository: ListWal
+  std::vector<std::vector<backup::BackupRecord>> backups;  // per repository: LoadBackups
+  // Per repository: its WAL / backups could not be listed (unreachable, a
+  // damaged backup.json, ...).  SyncWal / SyncBackups leave such a
+  // repository out of that part (neither source nor destination) and go on
+  // with the others; `errors` says why (`name` is "WAL" or "backups"), for
+  // the caller to report (an ERROR, a WARNING for a best_effort one).
+  std::vector<bool> wal_failed;
+  std::vector<bool> backups_failed;
+  std::vector<SyncProblem> errors;
+};
+// `wal` / `backups` false leaves that part empty.
+RepositoryListing ListRepositories(RepositorySet& repositories, uint64_t system_id,
+                                   bool wal = true, bool backups = true);
+
 struct SyncReport {
   std::vector<size_t> copied;     // per repository: WAL files copied into it
   std::vector<size_t> listed;     // per repository: WAL files it held before
@@ -174,7 +186,10 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
 // Per-repository retention as for WAL: into a repository that holds
 // backups, a backup that started before its oldest one is not copied (it was
 // pruned there) unless `all`.  `only_label` (non-empty) copies that backup
-// only (walctl backup --repo all).  Listing a repository that fails throws.
+// only (walctl backup --repo all), whatever the horizon.  A backup is copied
+// only into a repository that holds every WAL file it needs (RequiredWal),
+// else a problem: a record there means "restorable from there".  A
+// repository whose listing failed is left out (as for SyncWal).
 struct BackupSyncReport {
   std::vector<size_t> listed;        // per repository: backups it held before
   std::vector<size_t> copied;        // per repository: backups copied into it

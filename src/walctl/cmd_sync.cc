@@ -90,6 +90,14 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
   // Listed once: a repair keeps every key, and the WAL copies do not change the backups.
   const RepositoryListing listing = ListRepositories(repositories, system_id);
   size_t problems = 0;
+  for (const auto& error : listing.errors) {
+    if (repositories.config(error.repository).best_effort) {
+      Log(LogLevel::kWarning, "the {} of the best-effort {} {}", error.name,
+          repositories.Label(error.repository), error.message);
+    } else {
+      problems += PrintProblems(repositories, {error});
+    }
+  }
   if (options.verify || options.repair) {
     const HeldCheckReport held = CheckHeldObjects(repositories, listing, system_id,
                                                   options.repair && !options.dry_run, UtcStamp());
@@ -115,7 +123,8 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
     }
     std::printf("\n");
   }
-  // Backups after the WAL: a copied backup then finds its WAL there too.
+  // Backups after the WAL: SyncWal copied the WAL they need (whatever the
+  // horizon) and SyncBackups records a backup only where that WAL is.
   const BackupSyncReport backups =
       SyncBackups(repositories, listing, system_id, options.dry_run, options.all);
   for (size_t i = 0; i < repositories.size(); ++i) {

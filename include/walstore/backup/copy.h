@@ -103,8 +103,10 @@ std::string ReplaceDamagedObject(const RepositoryRef& from, const RepositoryRef&
 // Copies backup `record` of `from` into `to`, which must not hold its
 // record.  Nothing under the label is ever removed: an object already there
 // (an interrupted or concurrent copy) is kept when it verifies against
-// `record` (the copy resumes), and when it does not (IsDamage) the copy stops
-// with kConflict, the object left as it is.  Every other object is copied
+// `record` (the copy resumes); one that does not (IsDamage: damaged, or
+// another backup's) is moved aside unchanged to
+// "<system-id>/damaged/<now, UTC>/..." (a WARNING) and copied anew; any
+// other error reading it is thrown, nothing moved.  Every other object is copied
 // (CopyStoredObject); the record, rewritten for the destination
 // (compression, key id, stored sizes), is written last and read back, then
 // every object it names is checked to be there (kCorrupt if one vanished).

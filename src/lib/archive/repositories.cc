@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <unistd.h>
+#include <walstore/backup/base_backup.h>
 #include <walstore/backup/copy.h>
 #include <walstore/backup/repository.h>
 #include <walstore/error.h>
@@ -242,23 +243,65 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
   return *result;
 }
 
+namespace {
+
+// Whether SyncBackups copies `record` into a repository holding `held`
+// (oldest first): it lacks the label and, unless `all`, the backup did not
+// start before its oldest backup (pruned there).
+bool BackupWanted(const std::vector<backup::BackupRecord>& held,
+                  const backup::BackupRecord& record, bool all) {
+  for (const auto& ours : held) {
+    if (ours.label == record.label) return false;
+  }
+  return all || held.empty() || record.start_time >= held.front().start_time;
+}
+
+}  // namespace
+
 RepositoryListing ListRepositories(RepositorySet& repositories, uint64_t system_id, bool wal,
                                    bool backups) {
+  const size_t n = repositories.size();
   RepositoryListing listing;
-  for (size_t i = 0; i < repositories.size(); ++i) {
-    if (wal) listing.wal.push_back(backup::ListWal(repositories.storage(i), system_id));
-    if (backups) {
-      listing.backups.push_back(
-          backup::LoadBackups(repositories.storage(i), repositories.config(i), system_id));
+  listing.wal.resize(wal ? n : 0);
+  listing.backups.resize(backups ? n : 0);
+  listing.wal_failed.assign(n, false);
+  listing.backups_failed.assign(n, false);
+  const auto list = [&](size_t i, bool& failed, const char* what, const auto& read) {
+    try {
+      read();
+    } catch (const Error& error) {
+      failed = true;
+      listing.errors.push_back(
+          {i, what, fmt::format("could not be listed, so it is left out of this part of the "
+                                "sync: {} [{}]",
+                                error.what(), InfoFor(error.code()).name)});
     }
+  };
+  for (size_t i = 0; i < n; ++i) {
+    bool wal_failed = false;
+    bool backups_failed = false;
+    if (wal) {
+      list(i, wal_failed, "WAL",
+           [&] { listing.wal[i] = backup::ListWal(repositories.storage(i), system_id); });
+    }
+    if (backups) {
+      list(i, backups_failed, "backups", [&] {
+        listing.backups[i] =
+            backup::LoadBackups(repositories.storage(i), repositories.config(i), system_id);
+      });
+    }
+    listing.wal_failed[i] = wal_failed;
+    listing.backups_failed[i] = backups_failed;
   }
   return listing;
 }
 
 SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
                    bool dry_run, bool all) {
-  return SyncWal(repositories, ListRepositories(repositories, system_id, true, false), system_id,
-                 work_dir, dry_run, all);
+  const RepositoryListing listing = ListRepositories(repositories, system_id, true, false);
+  SyncReport report = SyncWal(repositories, listing, system_id, work_dir, dry_run, all);
+  report.problems.insert(report.problems.begin(), listing.errors.begin(), listing.errors.end());
+  return report;
 }
 
 SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing,
@@ -279,6 +322,19 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
   report.held_names.resize(n);
   report.below_horizon.assign(n, 0);
   for (size_t to = 0; to < n; ++to) {
+    if (listing.wal_failed.at(to)) continue;  // listing.errors says why
+    // WAL a backup SyncBackups will copy into `to` needs: copied whatever
+    // the horizon (a backup without its WAL restores nothing).
+    std::set<std::string> needed;
+    if (!listing.backups.empty() && !listing.backups_failed.at(to)) {
+      for (size_t from = 0; from < n; ++from) {
+        if (from == to) continue;
+        for (const auto& record : listing.backups[from]) {
+          if (!BackupWanted(listing.backups[to], record, all)) continue;
+          for (auto& name : backup::RequiredWal(record)) needed.insert(std::move(name));
+        }
+      }
+    }
     Config destination = repositories.config(to);
     destination.system_id = system_id;  // .history / .backup files have no WAL header
     // The oldest WAL the destination holds: what lies before it was pruned
@@ -291,7 +347,7 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
     for (const auto& [key, name] : names) {
       if (held[to].count(key) != 0) continue;
       const auto position = HistoryPosition(name);
-      if (!all && horizon && position && *position < *horizon) {
+      if (!all && horizon && position && *position < *horizon && needed.count(name.text) == 0) {
         ++report.below_horizon[to];
         continue;
       }
@@ -329,8 +385,11 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
 
 BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bool dry_run,
                              bool all, const std::string& only_label) {
-  return SyncBackups(repositories, ListRepositories(repositories, system_id, false, true),
-                     system_id, dry_run, all, only_label);
+  const RepositoryListing listing = ListRepositories(repositories, system_id, false, true);
+  BackupSyncReport report =
+      SyncBackups(repositories, listing, system_id, dry_run, all, only_label);
+  report.problems.insert(report.problems.begin(), listing.errors.begin(), listing.errors.end());
+  return report;
 }
 
 BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListing& listing,
@@ -362,6 +421,7 @@ BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListin
     return nullptr;
   };
   for (size_t to = 0; to < n; ++to) {
+    if (listing.backups_failed.at(to)) continue;  // listing.errors says why
     std::optional<double> horizon;
     if (!held[to].empty()) horizon = held[to].front().start_time;  // oldest first
     std::vector<BackupRecord> now = held[to];  // what `to` holds as copies are made
@@ -387,7 +447,9 @@ BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListin
         }
       }
       if (conflict || find(now, wanted->label) != nullptr) continue;
-      if (!all && horizon && wanted->start_time < *horizon) {
+      // The horizon guards against undoing a prune; a backup asked for by
+      // label (walctl --repo all backup) is always wanted.
+      if (!all && only_label.empty() && horizon && wanted->start_time < *horizon) {
         ++report.below_horizon[to];
         continue;
       }
@@ -405,6 +467,20 @@ BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListin
       if (dry_run) {
         ++report.copied[to];
         now.push_back(*wanted);
+        continue;
+      }
+      // Recorded only where its WAL is: "complete" means restorable there.
+      const std::vector<std::string> missing_wal =
+          backup::WaitForWal(repositories.storage(to), system_id, backup::RequiredWal(*wanted), 0);
+      if (!missing_wal.empty()) {
+        report.problems.push_back(
+            {to, wanted->label,
+             fmt::format("not copied: {} lacks {} of the {} WAL files it needs ({} .. {}), so "
+                         "it could not be restored from there; copy that WAL there first "
+                         "(walctl sync), then sync again [corrupt]",
+                         repositories.Label(to), missing_wal.size(),
+                         backup::RequiredWal(*wanted).size(), missing_wal.front(),
+                         missing_wal.back())});
         continue;
       }
       for (size_t from = 0; from < n; ++from) {

@@ -2,10 +2,13 @@
 
 #include <walstore/archive.h>
 #include <walstore/error.h>
+#include <walstore/log.h>
 #include <walstore/number.h>
 #include <walstore/object_format.h>
 
 #include <nlohmann/json.hpp>
+
+#include <ctime>
 
 namespace walstore::backup {
 
@@ -117,6 +120,32 @@ void CopyStoredBytes(Storage& storage, const std::string& from_key, const std::s
   }
 }
 
+// "<system-id>/damaged/<stamp>/<key without its system id>": a name no
+// listing of WAL or backups looks at.
+std::string QuarantineKey(uint64_t system_id, const std::string& key, const std::string& stamp) {
+  const std::string prefix = std::to_string(system_id) + "/";
+  const std::string rest = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : key;
+  return prefix + "damaged/" + stamp + "/" + rest;
+}
+
+std::string UtcStampNow() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &utc);
+  return text;
+}
+
+// Copies the bytes of `key` unchanged to the quarantine and removes `key`.
+std::string MoveToQuarantine(Storage& storage, uint64_t system_id, const std::string& key,
+                             const std::string& stamp) {
+  const std::string aside = QuarantineKey(system_id, key, stamp);
+  CopyStoredBytes(storage, key, aside);
+  storage.Remove(key);
+  return aside;
+}
+
 WriteOptions DigestMetadata(const BackupObject& expected) {
   WriteOptions write;
   write.metadata[kMetaSha256] = expected.sha256;
@@ -175,10 +204,7 @@ uint64_t CopyStoredObject(const RepositoryRef& from, const RepositoryRef& to,
 std::string ReplaceDamagedObject(const RepositoryRef& from, const RepositoryRef& to,
                                  uint64_t system_id, const std::string& key,
                                  const BackupObject& expected, const std::string& stamp) {
-  const std::string prefix = std::to_string(system_id) + "/";
-  const std::string rest = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : key;
-  const std::string aside = prefix + "damaged/" + stamp + "/" + rest;
-  const std::string staged = aside + ".new";
+  const std::string staged = QuarantineKey(system_id, key, stamp) + ".new";
   // 1. The replacement, staged beside the quarantine and read back.
   EncodeCopy(from, to, key, staged, expected);
   const StoredDigest replacement = DecodeAs(to, staged, key);
@@ -195,9 +221,7 @@ std::string ReplaceDamagedObject(const RepositoryRef& from, const RepositoryRef&
     } catch (const Error& error) {
       if (!IsDamage(error.code())) throw;
     }
-    CopyStoredBytes(to.storage, key, aside);
-    to.storage.Remove(key);
-    moved = aside;
+    moved = MoveToQuarantine(to.storage, system_id, key, stamp);
   }
   // 3. Published by copying the verified bytes; on any failure the damaged
   //    bytes go back, so the object is never missing where it was damaged.
@@ -225,19 +249,18 @@ BackupRecord CopyBackup(const RepositoryRef& from, const RepositoryRef& to, uint
   copy.key_id = to.config.key ? to.config.key->IdHex() : "";
   for (BackupObject* object : RecordObjects(copy)) {
     const std::string key = BackupObjectKey(system_id, record.label, object->name);
-    // Nothing under the label is ever removed: an object an interrupted (or
-    // concurrent) copy left is kept when it verifies against this record,
-    // else the copy stops and the object stays as it is.
+    // Nothing under the label is ever deleted: an object an interrupted (or
+    // concurrent) copy left is kept when it verifies against this record;
+    // one that is damaged or another backup's is moved aside, unchanged.
     if (to.storage.Stat(key)) {
       try {
         object->stored_size = VerifyStoredObject(to, key, *object);
         continue;
       } catch (const Error& error) {
         if (!IsDamage(error.code())) throw;
-        Fail(ErrorCode::kConflict,
-             "{} holds an object that is not this backup's ({}); it is left as it is and the "
-             "backup is not copied there",
-             Where(to, key), error.what());
+        const std::string aside = MoveToQuarantine(to.storage, system_id, key, UtcStampNow());
+        Log(LogLevel::kWarning, "{} was not this backup's object ({}); moved aside to {}",
+            Where(to, key), error.what(), aside);
       }
     }
     object->stored_size = CopyStoredObject(from, to, key, *object);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # walctl sync with base backups, --verify / --repair, and walctl backup --repo all, on a real
 # PostgreSQL 15 with a file:// repository (lz4, key 1) and an S3 one (s3rver; zstd, key 2):
-#   1. A full and an incr taken into repository 1 only (and a leftover of an interrupted copy
-#      in repository 2): sync copies both, in order, re-encoded with repository 2's key;
+#   1. A full and an incr taken into repository 1 only (and a foreign object under a label
+#      in repository 2, moved aside): sync copies both, in order, re-encoded with repository 2's key;
 #      verify --full is clean there, and a PITR restore from repository 2 alone (repository 1
 #      moved away) gives identical table checksums.  A second sync copies nothing.
 #   2. A damaged backup object and a damaged WAL segment in repository 2: sync --verify reports
@@ -80,6 +80,8 @@ s3_client put "offsite/$sysid/backup/full1/base.tar" "$WS_TMP/junk"
 
 ws_expect_exit 0 "walctl sync copies the backups" "${walctl[@]}" --system-id "$sysid" sync
 ws_contains "  two backups copied into repository 2" "$WS_OUT" "$repo2_name: held 0 backups, copied 2"
+ws_contains "  the leftover that is not this backup's was moved aside, not deleted" "$WS_ERR" \
+  "backup/full1/base.tar was not this backup's object"
 ws_expect_exit 0 "repository 2: walctl verify --full is clean" \
   "${walctl[@]}" --repo 2 --system-id "$sysid" verify --full
 ws_expect_exit 0 "repository 2: list --json" "${walctl[@]}" --repo 2 --system-id "$sysid" list --json

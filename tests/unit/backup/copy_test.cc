@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <walstore/archive.h>
+#include <walstore/backup/base_backup.h>
 #include <walstore/backup/copy.h>
 #include <walstore/backup/repository.h>
 #include <walstore/config.h>
@@ -128,8 +129,20 @@ struct Fixture {
   const Config& config(int i) const { return top.repositories[i]; }
 
   // Stores `record` with generated objects (content depends on `seed`) in
-  // repository i; fills the record's objects.  Returns the stored record.
-  BackupRecord Store(int i, BackupRecord record, const std::string& seed = "x") {
+  // repository i; fills the record's objects.  Its WAL (stand-ins under the
+  // WAL keys, the same in each) goes to every repository, as walpush
+  // archives to all, unless `wal_everywhere` is false (then to i only).
+  // Returns the stored record.
+  BackupRecord Store(int i, BackupRecord record, const std::string& seed = "x",
+                     bool wal_everywhere = true) {
+    for (int r = 0; r < 2; ++r) {
+      if (r != i && !wal_everywhere) continue;
+      auto repository = Open(r);
+      for (const std::string& name : RequiredWal(record)) {
+        const std::string key = WalObjectKey(kSysId, ParseWalFileNameOrThrow(name));
+        if (!repository->Stat(key)) WriteSmallObject(*repository, config(r), key, "WAL " + name);
+      }
+    }
     auto storage = Open(i);
     const auto put = [&](const std::string& name, const std::string& data) {
       BackupObject o = WriteSmallObject(*storage, config(i),
@@ -332,20 +345,24 @@ TEST_SUITE("backup_copy") {
     CHECK(fx.Raw(1, tar) == tar_before);
   }
 
-  TEST_CASE("an object under the label that is not this backup's stops the copy, untouched") {
+  TEST_CASE("an object under the label that is not this backup's is moved aside, not deleted") {
     Fixture fx;
-    fx.Store(0, MakeBackup("full1", 100, 2));
+    const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
     auto to = fx.Open(1);
     const std::string tar = BackupObjectKey(kSysId, "full1", "base.tar");
     WriteSmallObject(*to, fx.config(1), tar, "partial");
     const std::string before = fx.Raw(1, tar);
     auto set = fx.Set();
     const BackupSyncReport report = SyncBackups(set, kSysId, false);
-    CHECK(report.copied[1] == 0);
-    REQUIRE(report.problems.size() == 1);
-    CHECK(Contains(report.problems[0].message, "not this backup's"));
-    CHECK(fx.Raw(1, tar) == before);
-    CHECK(fx.Load(1).empty());
+    CHECK(report.problems.empty());
+    CHECK(report.copied[1] == 1);
+    REQUIRE(fx.Load(1).size() == 1);
+    CHECK(SameBackup(fx.Load(1)[0], full));
+    std::vector<std::string> aside;
+    to->List("42/damaged/", [&](const ObjectInfo& info) { aside.push_back(info.key); });
+    REQUIRE(aside.size() == 1);
+    CHECK(Contains(aside[0], "/backup/full1/base.tar"));
+    CHECK(fx.Raw(1, aside[0]) == before);
   }
 
   TEST_CASE("an object removed under a copy's feet: the copy is not reported done (F4)") {
@@ -485,7 +502,7 @@ TEST_SUITE("backup_copy") {
         CHECK(Contains(problem.message, "damaged"));
         CHECK(Contains(problem.message, "--repair"));
       }
-      CHECK(report.checked[1] == 5);  // 2 WAL + base.tar, manifest, blockmap
+      CHECK(report.checked[1] == 6);  // 3 WAL + base.tar, manifest, blockmap
       CHECK(report.repaired[1] == 0);
       CHECK(fx.Raw(1, wal) == damaged_wal);  // untouched without --repair
     }
@@ -504,7 +521,7 @@ TEST_SUITE("backup_copy") {
           DecodeStoredObject({*fx.Open(0), fx.config(0)}, wal).sha256);
     CHECK_NOTHROW(VerifyStoredObject({*storage, fx.config(1)}, tar, full.archives[0]));
     // The quarantine is no WAL and no backup.
-    CHECK(ListWal(*storage, kSysId).size() == 2);
+    CHECK(ListWal(*storage, kSysId).size() == 3);
     CHECK(fx.Load(1).size() == 1);
     (void)ok_wal;
   }
@@ -620,5 +637,54 @@ TEST_SUITE("backup_copy") {
                ErrorCode::kConflict);
     CHECK(fx.Raw(1, wal) == before);
     CHECK_FALSE(to->Stat("42/damaged/T/" + wal.substr(3)).has_value());
+  }
+
+  TEST_CASE("a backup is not recorded where its WAL is missing (F3)") {
+    Fixture fx;
+    fx.Store(0, MakeBackup("full1", 100, 2), "x", /*wal_everywhere=*/false);
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false);
+    CHECK(report.copied[1] == 0);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].repository == 1);
+    CHECK(Contains(report.problems[0].message, "lacks 1 of the 1 WAL files"));
+    CHECK(fx.Load(1).empty());
+  }
+
+  TEST_CASE("only_label copies its backup whatever the horizon (F8)") {
+    Fixture fx;
+    fx.Store(1, MakeBackup("later", 500, 8));  // a clock ahead there
+    fx.Store(0, MakeBackup("new", 300, 6));
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false, false, "new");
+    CHECK(report.problems.empty());
+    CHECK(report.copied[1] == 1);
+    CHECK(Find(fx.Load(1), "new") != nullptr);
+  }
+
+  TEST_CASE("a repository whose backups cannot be listed is a problem, the others go on (F5, F6)") {
+    Fixture fx;
+    fx.Store(0, MakeBackup("full1", 100, 2));
+    fx.Store(1, MakeBackup("other", 50, 1));
+    fx.Damage(1, BackupObjectKey(kSysId, "other", kRecordName));
+    // A third repository, unreachable.
+    Config broken = fx.top.repositories[0];
+    broken.repo_url = "memory://" + fx.second;
+    broken.key = walstore::test::SequenceKey(9);
+    fx.top.repositories.push_back(broken);
+    auto set = fx.Set();
+    const RepositoryListing listing = ListRepositories(set, kSysId);
+    REQUIRE(listing.errors.size() == 2);  // repository 2's and 3's backups
+    CHECK(listing.errors[0].repository == 1);
+    CHECK(listing.errors[0].name == "backups");
+    CHECK(Contains(listing.errors[0].message, "backup.json"));
+    CHECK(listing.backups_failed[1]);
+    CHECK_FALSE(listing.wal_failed[1]);
+    CHECK(listing.wal[1].size() == 2);  // its WAL is still listed
+    CHECK_NOTHROW(SyncBackups(set, listing, kSysId, false, false));
+    const BackupSyncReport report = SyncBackups(set, kSysId, false);
+    CHECK(report.problems.size() == 2);
+    CHECK(report.copied[1] == 0);
+    CHECK(report.problems[0].repository == 1);
   }
 }
