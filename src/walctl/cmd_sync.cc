@@ -3,6 +3,7 @@
 // every configured repository can restore the same history on its own.
 #include <stdlib.h>
 #include <unistd.h>
+#include <walstore/backup/copy.h>
 #include <walstore/backup/repository.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
@@ -26,16 +27,6 @@ struct SyncOptions {
   bool verify = false;  // decode what several repositories hold
   bool repair = false;  // verify, and replace damaged copies
 };
-
-// "20261130T015500Z": the quarantine directory of one sync --repair.
-std::string UtcStamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &tm);
-  return text;
-}
 
 // Prints the problems of one part of the sync; returns how many.
 size_t PrintProblems(RepositorySet& repositories, const std::vector<SyncProblem>& problems) {
@@ -100,7 +91,7 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
   }
   if (options.verify || options.repair) {
     const HeldCheckReport held = CheckHeldObjects(repositories, listing, system_id,
-                                                  options.repair && !options.dry_run, UtcStamp());
+                                                  options.repair && !options.dry_run, backup::UtcStampNow());
     for (size_t i = 0; i < repositories.size(); ++i) {
       std::printf("%s: decoded %zu objects another repository holds too, repaired %zu\n",
                   repositories.Label(i).c_str(), held.checked[i], held.repaired[i]);

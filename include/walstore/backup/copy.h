@@ -80,6 +80,9 @@ uint64_t VerifyStoredObject(const RepositoryRef& from, const std::string& key,
 uint64_t CopyStoredObject(const RepositoryRef& from, const RepositoryRef& to,
                           const std::string& key, const BackupObject& expected);
 
+// "20261130T015500Z": now in UTC, the quarantine directory's name.
+std::string UtcStampNow();
+
 // Replaces the damaged object `key` of `to` by a copy of the intact one of
 // `from` (which must verify against `expected`), never leaving `key`
 // missing where it was damaged:

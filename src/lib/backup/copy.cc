@@ -128,15 +128,6 @@ std::string QuarantineKey(uint64_t system_id, const std::string& key, const std:
   return prefix + "damaged/" + stamp + "/" + rest;
 }
 
-std::string UtcStampNow() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &utc);
-  return text;
-}
-
 // Copies the bytes of `key` unchanged to the quarantine and removes `key`.
 std::string MoveToQuarantine(Storage& storage, uint64_t system_id, const std::string& key,
                              const std::string& stamp) {
@@ -179,6 +170,15 @@ void EncodeCopy(const RepositoryRef& from, const RepositoryRef& to, const std::s
 }
 
 }  // namespace
+
+std::string UtcStampNow() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &utc);
+  return text;
+}
 
 bool IsDamage(ErrorCode code) {
   return code == ErrorCode::kCorrupt || code == ErrorCode::kMisplaced;

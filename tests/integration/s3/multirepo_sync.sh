@@ -132,10 +132,11 @@ ws_contains "  names the WAL segment in repository 2" "$WS_OUT" "PROBLEM: $repo2
 ws_contains "  names the backup object" "$WS_OUT" "PROBLEM: $repo2_name: $tar_key: damaged"
 ws_contains "  and the way out" "$WS_OUT" "walctl sync --repair"
 ws_contains "  names the WAL segment damaged in repository 1" "$WS_OUT" "PROBLEM: repository 1 (file://$repo1): $seg3_key: damaged"
-ws_same "  nothing moved aside" 0 "$(s3_object_count "offsite/$sysid/damaged/")"
+# (1: the foreign base.tar of part 1)
+ws_same "  nothing moved aside" 1 "$(s3_object_count "offsite/$sysid/damaged/")"
 ws_expect_exit 0 "sync --repair replaces them" "${walctl[@]}" --system-id "$sysid" sync --repair
 ws_contains "  moved the segment aside" "$WS_OUT" "MOVED ASIDE: $repo2_name: $seg_key -> $sysid/damaged/"
-ws_same "  both damaged copies kept aside" 2 "$(s3_object_count "offsite/$sysid/damaged/")"
+ws_same "  both damaged copies kept aside" 3 "$(s3_object_count "offsite/$sysid/damaged/")"
 ws_same "  the file repository's too" 1 "$(find "$repo1/$sysid/damaged" -type f -name "${segs[2]}" | wc -l)"
 ws_expect_exit 0 "repository 2: verify --full clean again" \
   "${walctl[@]}" --repo 2 --system-id "$sysid" verify --full
@@ -154,7 +155,7 @@ ws_expect_exit 4..125 "sync --repair with no intact copy fails" \
   "${walctl[@]}" --system-id "$sysid" sync --repair
 ws_contains "  and says so" "$WS_OUT" "no repository holds an intact copy"
 ws_check "  repository 1's copy untouched" cmp "$repo1/$seg2_key" "$WS_TMP/seg2.damaged"
-ws_same "  nothing more moved aside" 2 "$(s3_object_count "offsite/$sysid/damaged/")"
+ws_same "  nothing more moved aside" 3 "$(s3_object_count "offsite/$sysid/damaged/")"
 cp "$WS_TMP/seg2.orig" "$repo1/$seg2_key"
 s3_object_repair "offsite/$seg2_key"
 

@@ -687,4 +687,27 @@ TEST_SUITE("backup_copy") {
     CHECK(report.copied[1] == 0);
     CHECK(report.problems[0].repository == 1);
   }
+
+  TEST_CASE("WAL a backup to be copied needs is copied whatever the horizon (F3)") {
+    Fixture fx;
+    constexpr uint64_t seg = Fixture::kSegSize;
+    BackupRecord full = MakeBackup("full1", 100, 2);
+    full.segment_size = seg;
+    full.start_lsn = 2 * seg + 40;
+    full.stop_lsn = 3 * seg - 100;
+    full.wal_start = full.wal_stop = SegmentFileName(1, 2, seg);
+    fx.PushWal(0, 2);
+    fx.PushWal(0, 5);
+    fx.PushWal(1, 5);  // repository 2 added later: walpush filled it from segment 5 on
+    fx.Store(0, full, "x", /*wal_everywhere=*/false);
+    auto set = fx.Set();
+    const RepositoryListing listing = ListRepositories(set, kSysId);
+    const SyncReport wal = SyncWal(set, listing, kSysId, fx.dir.path(), false, false);
+    CHECK(wal.problems.empty());
+    CHECK(wal.copied[1] == 1);
+    CHECK(wal.below_horizon[1] == 0);
+    const BackupSyncReport backups = SyncBackups(set, listing, kSysId, false, false);
+    CHECK(backups.problems.empty());
+    CHECK(backups.copied[1] == 1);
+  }
 }
