@@ -24,6 +24,7 @@
 #pragma once
 
 #include <walstore/archive.h>
+#include <walstore/backup/repository.h>
 #include <walstore/best_effort_record.h>
 #include <walstore/config.h>
 #include <walstore/storage.h>
@@ -119,19 +120,43 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
 // repository's settings), the WAL file is checked as walpush checks it and
 // pushed under the destination's own settings and key, never overwriting
 // (PushWalFile).  A source copy that does not verify is reported and the
-// next source tried.  Listing a repository that fails throws.
+// next source tried.  A repository whose listing failed is left out
+// (RepositoryListing::errors; the overload that lists reports them as
+// problems).
 //
 // Per-repository retention: into a repository that holds WAL, only WAL at or
 // after the oldest WAL it holds (by position in the history, any timeline)
 // is copied; what lies before was pruned there on purpose (walctl --repo N
 // prune) and sync must not bring it back.  Timeline history files are always
 // copied.  `all` copies everything regardless (a repository that should hold
-// the whole history).  A repository without any WAL gets everything.
+// the whole history).  A repository without any WAL gets everything.  WAL
+// that a backup SyncBackups will copy into the repository needs (its
+// wal_start .. wal_stop) is copied whatever the horizon.
+// What every repository holds of cluster `system_id`, listed once for a
+// whole walctl sync (CheckHeldObjects, SyncWal and SyncBackups read it; the
+// overloads without it list for themselves).  Never throws for one
+// repository: see `errors`.
 struct SyncProblem {
   size_t repository = 0;  // the destination
   std::string name;       // the WAL file
   std::string message;
 };
+struct RepositoryListing {
+  std::vector<std::vector<backup::WalObject>> wal;         // per repository: ListWal
+  std::vector<std::vector<backup::BackupRecord>> backups;  // per repository: LoadBackups
+  // Per repository: its WAL / backups could not be listed (unreachable, a
+  // damaged backup.json, ...).  SyncWal / SyncBackups leave such a
+  // repository out of that part (neither source nor destination) and go on
+  // with the others; `errors` says why (`name` is "WAL" or "backups"), for
+  // the caller to report (an ERROR, a WARNING for a best_effort one).
+  std::vector<bool> wal_failed;
+  std::vector<bool> backups_failed;
+  std::vector<SyncProblem> errors;
+};
+// `wal` / `backups` false leaves that part empty.
+RepositoryListing ListRepositories(RepositorySet& repositories, uint64_t system_id,
+                                   bool wal = true, bool backups = true);
+
 struct SyncReport {
   std::vector<size_t> copied;     // per repository: WAL files copied into it
   std::vector<size_t> listed;     // per repository: WAL files it held before
@@ -145,5 +170,63 @@ struct SyncReport {
 };
 SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
                    bool dry_run, bool all = false);
+SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing,
+                   uint64_t system_id, const std::string& work_dir, bool dry_run, bool all);
+
+// walctl sync (base backups): copies every complete backup (one with a
+// record) of cluster `system_id` that some repository has and another lacks
+// (backup::CopyBackup: decoded, verified, encoded with the destination's
+// settings and key, read back, the record last).  Backups are taken oldest
+// first, so a diff or incr follows its chain; one whose chain is not whole
+// in the destination (ChainProblem) is refused and reported.  A label the
+// destination holds for another backup (backup::SameBackup) is a conflict,
+// reported; an identical one is left as it is.  A source copy that fails is
+// reported and the next source tried.
+//
+// Per-repository retention as for WAL: into a repository that holds
+// backups, a backup that started before its oldest one is not copied (it was
+// pruned there) unless `all`.  `only_label` (non-empty) copies that backup
+// only (walctl backup --repo all), whatever the horizon.  A backup is copied
+// only into a repository that holds every WAL file it needs (RequiredWal),
+// else a problem: a record there means "restorable from there".  A
+// repository whose listing failed is left out (as for SyncWal).
+struct BackupSyncReport {
+  std::vector<size_t> listed;        // per repository: backups it held before
+  std::vector<size_t> copied;        // per repository: backups copied into it
+  std::vector<size_t> below_horizon; // per repository: older than its oldest backup
+  std::vector<SyncProblem> problems; // `name` is the backup label
+};
+// walctl sync --verify / --repair: every object that two or more
+// repositories hold (WAL archive objects, and the objects of a backup they
+// hold alike) is decoded in each with that repository's settings and keys.
+// A backup object must decode to what its record names; a WAL object to the
+// same plaintext in every repository that holds it intact.  Reads everything.
+//   - a damaged copy (backup::IsDamage: does not decode, missing, misplaced,
+//     not what the record names) while another repository's copy is intact:
+//     a problem; with `repair` it is replaced by a copy of the intact one
+//     (backup::ReplaceDamagedObject: staged and verified first, the damaged
+//     bytes moved aside under "<system-id>/damaged/<stamp>/", put back if
+//     publishing fails);
+//   - a copy that could not be checked (wrong key, unsupported format,
+//     unauthenticated, any read failure): a "could not check" problem, never
+//     repaired, and it counts neither as intact nor as damaged;
+//   - damaged in every repository that holds it: a problem, nothing touched;
+//   - intact everywhere but different plaintext (two valid objects under one
+//     name): a conflict, reported, nothing touched.
+// `stamp` names the quarantine directory (a UTC time).
+struct HeldCheckReport {
+  std::vector<size_t> checked;        // per repository: objects decoded
+  std::vector<size_t> repaired;       // per repository: objects replaced
+  std::vector<SyncProblem> moved_aside;  // per object moved: `message` is the new key
+  std::vector<SyncProblem> problems;  // `name` is the object's key
+};
+HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryListing& listing,
+                                 uint64_t system_id, bool repair, const std::string& stamp);
+
+BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bool dry_run,
+                             bool all = false, const std::string& only_label = {});
+BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListing& listing,
+                             uint64_t system_id, bool dry_run, bool all,
+                             const std::string& only_label = {});
 
 }  // namespace walstore

@@ -1,8 +1,15 @@
 // walctl backup: take a base backup of a running cluster into the repository.
 #include <walstore/backup/base_backup.h>
+#include <walstore/backup/copy.h>
+#include <walstore/backup/repository.h>
 #include <walstore/backup/util.h>
 #include <walstore/cli.h>
 #include <walstore/log.h>
+#include <walstore/repositories.h>
+
+#include <algorithm>
+#include <optional>
+#include <set>
 
 #include "command.h"
 #include "output.h"
@@ -21,14 +28,84 @@ struct BackupCommandOptions {
   std::string type = "full";
 };
 
-int RunBackupCommand(const CommonOptions& common, BackupCommandOptions& options) {
+// --repo all: the backup goes to the first repository and is then copied
+// to every other one (SyncBackups with its label: verified, re-encoded with
+// each repository's own key, recorded only where its WAL is).  Returns the
+// exit code: 0 only when every repository that is not best_effort holds a
+// record of the same backup afterwards (checked, not inferred from the
+// copy's report); a best-effort one that lacks it is a WARNING (walctl sync
+// copies it later).  walpush archives to the repositories in order, so each
+// is first given `wal_timeout` seconds to receive the backup's WAL.
+int CopyToEveryRepository(RepositorySet& repositories, const backup::BackupRecord& record,
+                          double wal_timeout) {
+  for (size_t i = 1; i < repositories.size(); ++i) {
+    try {
+      backup::WaitForWal(repositories.storage(i), record.system_id, backup::RequiredWal(record),
+                         wal_timeout);
+    } catch (const Error&) {
+      // Unreachable: SyncBackups reports it for this repository.
+    }
+  }
+  const BackupSyncReport report =
+      SyncBackups(repositories, record.system_id, /*dry_run=*/false, /*all=*/false, record.label);
+  bool failed = false;
+  const auto lacks = [&](size_t i, const std::string& why) {
+    const bool best_effort = repositories.config(i).best_effort;
+    Log(best_effort ? LogLevel::kWarning : LogLevel::kError, "backup {} is not in {}{}: {}",
+        record.label, repositories.Label(i),
+        best_effort ? " (best_effort: walctl sync copies it later)" : "", why);
+    LogHint(fmt::format("the backup is complete in {}; \"walctl sync\" copies it once the "
+                        "problem is fixed",
+                        repositories.Label(0)));
+    failed |= !best_effort;
+  };
+  std::set<size_t> reported;
+  for (const auto& problem : report.problems) {
+    lacks(problem.repository, problem.message);
+    reported.insert(problem.repository);
+  }
+  for (size_t i = 1; i < repositories.size(); ++i) {
+    if (report.copied[i] > 0) {
+      Log(LogLevel::kNotice, "backup {} copied to {}", record.label, repositories.Label(i));
+    }
+    if (reported.count(i) != 0 || repositories.config(i).best_effort) continue;
+    try {
+      const auto held =
+          backup::LoadBackups(repositories.storage(i), repositories.config(i), record.system_id);
+      if (std::none_of(held.begin(), held.end(), [&](const backup::BackupRecord& r) {
+            return backup::SameBackup(r, record);
+          })) {
+        lacks(i, "it holds no record of this backup after the copy");
+      }
+    } catch (const Error& error) {
+      lacks(i, fmt::format("its backups could not be listed: {} [{}]", error.what(),
+                           InfoFor(error.code()).name));
+    }
+  }
+  return failed ? CheckFailedExit() : 0;
+}
+
+int RunBackupCommand(const CommonOptions& given, BackupCommandOptions& options) {
   options.backup.fast_checkpoint = options.checkpoint == "fast";
   options.backup.type = *backup::ParseBackupType(options.type);  // CLI checked it
-  Repository repo = OpenRepository(common, /*need_system_id=*/false);
+  CommonOptions common = given;
+  const bool to_all = common.overrides.repo_url == std::optional<std::string>("all");
+  if (to_all) common.overrides.repo_url.reset();
+  std::optional<Repositories> all;
+  Repository repo;
+  if (to_all) {
+    all.emplace(common);
+    repo.config = all->set.config(0);
+  } else {
+    repo = OpenRepository(common, /*need_system_id=*/false);
+  }
+  Storage& storage = to_all ? all->set.storage(0) : *repo.storage;
   if (options.parallel > 0) repo.config.parallel = options.parallel;
   options.backup.progress = MakeProgressDisplay("backup", options.progress, repo.config);
-  repo.storage->PrepareForWrites();
-  backup::BackupRecord r = backup::RunBackup(*repo.storage, repo.config, options.backup);
+  storage.PrepareForWrites();
+  backup::BackupRecord r = backup::RunBackup(storage, repo.config, options.backup);
+  const int exit_code =
+      to_all ? CopyToEveryRepository(all->set, r, options.backup.wal_timeout_seconds) : 0;
   if (options.json) {
     PrintJson(BackupSummaryJson(r));
   } else {
@@ -38,7 +115,7 @@ int RunBackupCommand(const CommonOptions& common, BackupCommandOptions& options)
         backup::FormatBytes(r.logical_size()), backup::FormatBytes(r.stored_size()),
         backup::FormatDuration(r.stop_time - r.start_time), r.wal_start, r.wal_stop);
   }
-  return 0;
+  return exit_code;
 }
 
 }  // namespace
@@ -46,7 +123,9 @@ int RunBackupCommand(const CommonOptions& common, BackupCommandOptions& options)
 Command AddBackupCommand(CLI::App& walctl, CommonOptions& common) {
   auto options = std::make_shared<BackupCommandOptions>();
   backup::BackupOptions& b = options->backup;
-  auto* cmd = walctl.add_subcommand("backup", "take a base backup of a running cluster");
+  auto* cmd = walctl.add_subcommand(
+      "backup", "take a base backup of a running cluster (--repo all: into the first "
+                "repository, then copied to every other one)");
   cmd->add_option("-d,--dbname", b.conninfo,
                   "libpq connection string or URI (else PGHOST, PGPORT, PGUSER...)");
   cmd->add_option("--primary", b.primary_conninfo,

@@ -174,9 +174,9 @@ std::string StatusText(const backup::StatusReport& s) {
 }
 
 int RunStatusCommand(const CommonOptions& common, const StatusOptions& options) {
-  const Config config = LoadConfig(common.overrides, ProcessEnvironment());
-  SetLogLevel(config.log_level);
-  RepositorySet repositories(config);
+  Repositories all_repositories(common);
+  const Config& config = all_repositories.config;
+  RepositorySet& repositories = all_repositories.set;
   std::optional<backup::ArchiverStats> archiver;
   if (!options.conninfo.empty() || options.connect) {
     archiver = backup::QueryArchiver(options.conninfo);

@@ -1,14 +1,16 @@
-// walctl sync: copies the WAL one repository has and another lacks
-// (walstore/repositories.h, SyncWal), so that every configured repository
-// can restore the same history.
+// walctl sync: copies the WAL and the base backups one repository has and
+// another lacks (walstore/repositories.h, SyncWal and SyncBackups), so that
+// every configured repository can restore the same history on its own.
 #include <stdlib.h>
 #include <unistd.h>
+#include <walstore/backup/copy.h>
 #include <walstore/backup/repository.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/repositories.h>
 
 #include <algorithm>
+#include <ctime>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -22,7 +24,18 @@ namespace {
 struct SyncOptions {
   bool dry_run = false;
   bool all = false;
+  bool verify = false;  // decode what several repositories hold
+  bool repair = false;  // verify, and replace damaged copies
 };
+
+// Prints the problems of one part of the sync; returns how many.
+size_t PrintProblems(RepositorySet& repositories, const std::vector<SyncProblem>& problems) {
+  for (const auto& problem : problems) {
+    std::printf("PROBLEM: %s: %s: %s\n", repositories.Label(problem.repository).c_str(),
+                problem.name.c_str(), problem.message.c_str());
+  }
+  return problems.size();
+}
 
 // The cluster: config / --pgdata, else the first repository that names one.
 uint64_t SyncSystemId(RepositorySet& repositories, const std::string& pgdata) {
@@ -58,17 +71,40 @@ class WorkDir {
 };
 
 int RunSync(const CommonOptions& common, const SyncOptions& options) {
-  const Config config = LoadConfig(common.overrides, ProcessEnvironment());
-  SetLogLevel(config.log_level);
-  RepositorySet repositories(config);
+  Repositories all_repositories(common);
+  RepositorySet& repositories = all_repositories.set;
   if (repositories.size() < 2) {
     throw Error(ErrorCode::kConfig, "walctl sync needs at least two repositories",
                 "configure them as [[repository]] tables (docs/configuration.md)");
   }
   const uint64_t system_id = SyncSystemId(repositories, common.pgdata);
+  // Listed once: a repair keeps every key, and the WAL copies do not change the backups.
+  const RepositoryListing listing = ListRepositories(repositories, system_id);
+  size_t problems = 0;
+  for (const auto& error : listing.errors) {
+    if (repositories.config(error.repository).best_effort) {
+      Log(LogLevel::kWarning, "the {} of the best-effort {} {}", error.name,
+          repositories.Label(error.repository), error.message);
+    } else {
+      problems += PrintProblems(repositories, {error});
+    }
+  }
+  if (options.verify || options.repair) {
+    const HeldCheckReport held = CheckHeldObjects(repositories, listing, system_id,
+                                                  options.repair && !options.dry_run, backup::UtcStampNow());
+    for (size_t i = 0; i < repositories.size(); ++i) {
+      std::printf("%s: decoded %zu objects another repository holds too, repaired %zu\n",
+                  repositories.Label(i).c_str(), held.checked[i], held.repaired[i]);
+    }
+    for (const auto& moved : held.moved_aside) {
+      std::printf("MOVED ASIDE: %s: %s -> %s\n", repositories.Label(moved.repository).c_str(),
+                  moved.name.c_str(), moved.message.c_str());
+    }
+    problems += PrintProblems(repositories, held.problems);
+  }
   WorkDir work;
   const SyncReport report =
-      SyncWal(repositories, system_id, work.path(), options.dry_run, options.all);
+      SyncWal(repositories, listing, system_id, work.path(), options.dry_run, options.all);
   for (size_t i = 0; i < repositories.size(); ++i) {
     std::printf("%s: held %zu WAL files, %s %zu", repositories.Label(i).c_str(),
                 report.listed[i], options.dry_run ? "would copy" : "copied", report.copied[i]);
@@ -78,10 +114,21 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
     }
     std::printf("\n");
   }
-  for (const auto& problem : report.problems) {
-    std::printf("PROBLEM: %s: %s: %s\n", repositories.Label(problem.repository).c_str(),
-                problem.name.c_str(), problem.message.c_str());
+  // Backups after the WAL: SyncWal copied the WAL they need (whatever the
+  // horizon) and SyncBackups records a backup only where that WAL is.
+  const BackupSyncReport backups =
+      SyncBackups(repositories, listing, system_id, options.dry_run, options.all);
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    std::printf("%s: held %zu backups, %s %zu", repositories.Label(i).c_str(), backups.listed[i],
+                options.dry_run ? "would copy" : "copied", backups.copied[i]);
+    if (backups.below_horizon[i] > 0) {
+      std::printf(", left out %zu older than its oldest backup (pruned there; --all copies them)",
+                  backups.below_horizon[i]);
+    }
+    std::printf("\n");
   }
+  problems += PrintProblems(repositories, report.problems);
+  problems += PrintProblems(repositories, backups.problems);
   // What a repository holds now it no longer misses; a miss walpush recorded
   // meanwhile (after the listing) stays.
   if (!options.dry_run && !common.pgdata.empty()) {
@@ -90,7 +137,7 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
                             report.held_names[i]);
     }
   }
-  return report.problems.empty() ? 0 : CheckFailedExit();
+  return problems == 0 ? 0 : CheckFailedExit();
 }
 
 }  // namespace
@@ -98,12 +145,20 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
 Command AddSyncCommand(CLI::App& walctl, CommonOptions& common) {
   auto options = std::make_shared<SyncOptions>();
   auto* cmd = walctl.add_subcommand(
-      "sync", "copy the WAL that one configured repository has and another lacks (verified, "
+      "sync", "copy the WAL and base backups that one configured repository has and another "
+              "lacks (verified, "
               "re-encoded with the destination's settings, never overwriting)");
   cmd->add_flag("--dry-run", options->dry_run, "only count what would be copied");
   cmd->add_flag("--all", options->all,
-                "also copy WAL older than the oldest WAL a repository holds (by default that "
-                "was pruned there on purpose and is left out)");
+                "also copy WAL older than the oldest WAL a repository holds, and backups older "
+                "than its oldest backup (by default those were pruned there on purpose and are "
+                "left out)");
+  cmd->add_flag("--verify", options->verify,
+                "also decode every object that several repositories hold, in each of them, and "
+                "report damaged copies and conflicts (reads everything)");
+  cmd->add_flag("--repair", options->repair,
+                "--verify, and move a damaged copy aside (<system-id>/damaged/<time>/) and "
+                "replace it with a verified copy of an intact one");
   return {cmd, [&common, options] { return RunSync(common, *options); }};
 }
 

@@ -6,10 +6,15 @@
 
 namespace walstore::walctl {
 
+Config LoadCommandConfig(const CommonOptions& common) {
+  Config config = LoadConfig(common.overrides, ProcessEnvironment());
+  SetLogLevel(config.log_level);
+  return config;
+}
+
 Repository OpenRepository(const CommonOptions& common, bool need_system_id) {
   Repository repo;
-  repo.config = LoadConfig(common.overrides, ProcessEnvironment());
-  SetLogLevel(repo.config.log_level);
+  repo.config = LoadCommandConfig(common);
   if (repo.config.repositories.size() > 1) {
     std::string choices;
     for (size_t i = 0; i < repo.config.repositories.size(); ++i) {

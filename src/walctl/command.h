@@ -4,6 +4,7 @@
 #pragma once
 
 #include <walstore/config.h>
+#include <walstore/repositories.h>
 #include <walstore/storage.h>
 
 #include <CLI/CLI.hpp>
@@ -27,8 +28,22 @@ struct Repository {
   uint64_t system_id = 0;  // 0 when not asked for
 };
 
-// Loads the configuration (common options over environment over file), sets
-// the log level, and opens the repository; with `need_system_id` also finds
+// The configuration (common options over environment over file), with the
+// log level set from it.
+Config LoadCommandConfig(const CommonOptions& common);
+
+// Every configured repository, for the commands that work on all of them
+// (status, sync, backup --repo all).  Not copyable: `set` refers to `config`.
+struct Repositories {
+  explicit Repositories(const CommonOptions& common)
+      : config(LoadCommandConfig(common)), set(config) {}
+  Repositories(const Repositories&) = delete;
+  Repositories& operator=(const Repositories&) = delete;
+  const Config config;
+  RepositorySet set;
+};
+
+// Loads the configuration (LoadCommandConfig) and opens the repository; with `need_system_id` also finds
 // the cluster (DiscoverSystemId).  Throws Error(kConfig) without a repository.
 Repository OpenRepository(const CommonOptions& common, bool need_system_id = true);
 

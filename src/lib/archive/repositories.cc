@@ -1,5 +1,7 @@
 #include <fcntl.h>
 #include <unistd.h>
+#include <walstore/backup/base_backup.h>
+#include <walstore/backup/copy.h>
 #include <walstore/backup/repository.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
@@ -8,6 +10,7 @@
 #include <walstore/push_ahead.h>
 #include <walstore/repositories.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -246,8 +249,69 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
   return *result;
 }
 
+namespace {
+
+// Whether SyncBackups copies `record` into a repository holding `held`
+// (oldest first): it lacks the label and, unless `all`, the backup did not
+// start before its oldest backup (pruned there).
+bool BackupWanted(const std::vector<backup::BackupRecord>& held,
+                  const backup::BackupRecord& record, bool all) {
+  for (const auto& ours : held) {
+    if (ours.label == record.label) return false;
+  }
+  return all || held.empty() || record.start_time >= held.front().start_time;
+}
+
+}  // namespace
+
+RepositoryListing ListRepositories(RepositorySet& repositories, uint64_t system_id, bool wal,
+                                   bool backups) {
+  const size_t n = repositories.size();
+  RepositoryListing listing;
+  listing.wal.resize(wal ? n : 0);
+  listing.backups.resize(backups ? n : 0);
+  listing.wal_failed.assign(n, false);
+  listing.backups_failed.assign(n, false);
+  const auto list = [&](size_t i, bool& failed, const char* what, const auto& read) {
+    try {
+      read();
+    } catch (const Error& error) {
+      failed = true;
+      listing.errors.push_back(
+          {i, what, fmt::format("could not be listed, so it is left out of this part of the "
+                                "sync: {} [{}]",
+                                error.what(), InfoFor(error.code()).name)});
+    }
+  };
+  for (size_t i = 0; i < n; ++i) {
+    bool wal_failed = false;
+    bool backups_failed = false;
+    if (wal) {
+      list(i, wal_failed, "WAL",
+           [&] { listing.wal[i] = backup::ListWal(repositories.storage(i), system_id); });
+    }
+    if (backups) {
+      list(i, backups_failed, "backups", [&] {
+        listing.backups[i] =
+            backup::LoadBackups(repositories.storage(i), repositories.config(i), system_id);
+      });
+    }
+    listing.wal_failed[i] = wal_failed;
+    listing.backups_failed[i] = backups_failed;
+  }
+  return listing;
+}
+
 SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::string& work_dir,
                    bool dry_run, bool all) {
+  const RepositoryListing listing = ListRepositories(repositories, system_id, true, false);
+  SyncReport report = SyncWal(repositories, listing, system_id, work_dir, dry_run, all);
+  report.problems.insert(report.problems.begin(), listing.errors.begin(), listing.errors.end());
+  return report;
+}
+
+SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing,
+                   uint64_t system_id, const std::string& work_dir, bool dry_run, bool all) {
   const size_t n = repositories.size();
   SyncReport report;
   report.copied.assign(n, 0);
@@ -255,7 +319,7 @@ SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::s
   std::vector<std::set<std::string>> held(n);  // keys
   std::map<std::string, WalFileName> names;     // key -> name
   for (size_t i = 0; i < n; ++i) {
-    for (const auto& object : backup::ListWal(repositories.storage(i), system_id)) {
+    for (const auto& object : listing.wal.at(i)) {
       held[i].insert(object.key);
       names.emplace(object.key, object.name);
     }
@@ -264,6 +328,19 @@ SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::s
   report.held_names.resize(n);
   report.below_horizon.assign(n, 0);
   for (size_t to = 0; to < n; ++to) {
+    if (listing.wal_failed.at(to)) continue;  // listing.errors says why
+    // WAL a backup SyncBackups will copy into `to` needs: copied whatever
+    // the horizon (a backup without its WAL restores nothing).
+    std::set<std::string> needed;
+    if (!listing.backups.empty() && !listing.backups_failed.at(to)) {
+      for (size_t from = 0; from < n; ++from) {
+        if (from == to) continue;
+        for (const auto& record : listing.backups[from]) {
+          if (!BackupWanted(listing.backups[to], record, all)) continue;
+          for (auto& name : backup::RequiredWal(record)) needed.insert(std::move(name));
+        }
+      }
+    }
     Config destination = repositories.config(to);
     destination.system_id = system_id;  // .history / .backup files have no WAL header
     // The oldest WAL the destination holds: what lies before it was pruned
@@ -276,7 +353,7 @@ SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::s
     for (const auto& [key, name] : names) {
       if (held[to].count(key) != 0) continue;
       const auto position = HistoryPosition(name);
-      if (!all && horizon && position && *position < *horizon) {
+      if (!all && horizon && position && *position < *horizon && needed.count(name.text) == 0) {
         ++report.below_horizon[to];
         continue;
       }
@@ -308,6 +385,269 @@ SyncReport SyncWal(RepositorySet& repositories, uint64_t system_id, const std::s
       if (copied) held[to].insert(key);
     }
     for (const std::string& key : held[to]) report.held_names[to].insert(names.at(key).text);
+  }
+  return report;
+}
+
+BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bool dry_run,
+                             bool all, const std::string& only_label) {
+  const RepositoryListing listing = ListRepositories(repositories, system_id, false, true);
+  BackupSyncReport report =
+      SyncBackups(repositories, listing, system_id, dry_run, all, only_label);
+  report.problems.insert(report.problems.begin(), listing.errors.begin(), listing.errors.end());
+  return report;
+}
+
+BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListing& listing,
+                             uint64_t system_id, bool dry_run, bool all,
+                             const std::string& only_label) {
+  using backup::BackupRecord;
+  const size_t n = repositories.size();
+  BackupSyncReport report;
+  report.listed.assign(n, 0);
+  report.copied.assign(n, 0);
+  report.below_horizon.assign(n, 0);
+  const std::vector<std::vector<BackupRecord>>& held = listing.backups;
+  std::map<std::string, const BackupRecord*> by_label;  // the first repository's
+  for (size_t i = 0; i < n; ++i) report.listed[i] = held.at(i).size();
+  std::vector<const BackupRecord*> order;  // every label once, oldest first
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& record : held[i]) {
+      if (by_label.emplace(record.label, &record).second) order.push_back(&record);
+    }
+  }
+  std::stable_sort(order.begin(), order.end(), [](const BackupRecord* a, const BackupRecord* b) {
+    return a->start_time != b->start_time ? a->start_time < b->start_time : a->label < b->label;
+  });
+  const auto find = [](const std::vector<BackupRecord>& records,
+                       const std::string& label) -> const BackupRecord* {
+    for (const auto& record : records) {
+      if (record.label == label) return &record;
+    }
+    return nullptr;
+  };
+  for (size_t to = 0; to < n; ++to) {
+    if (listing.backups_failed.at(to)) continue;  // listing.errors says why
+    std::optional<double> horizon;
+    if (!held[to].empty()) horizon = held[to].front().start_time;  // oldest first
+    std::vector<BackupRecord> now = held[to];  // what `to` holds as copies are made
+    for (const BackupRecord* wanted : order) {
+      if (!only_label.empty() && wanted->label != only_label) continue;
+      // Every source's record of this label must be the same backup.
+      bool conflict = false;
+      for (size_t from = 0; from < n; ++from) {
+        const BackupRecord* theirs = find(held[from], wanted->label);
+        if (from == to || theirs == nullptr) continue;
+        const BackupRecord* ours = find(now, wanted->label);
+        if (ours != nullptr && !backup::SameBackup(*ours, *theirs)) {
+          report.problems.push_back(
+              {to, wanted->label,
+               fmt::format("conflict: {} holds another backup under this label (started at "
+                           "LSN {:X}/{:X} there, {:X}/{:X} in {}); neither is copied over the "
+                           "other [conflict]",
+                           repositories.Label(to), ours->start_lsn >> 32,
+                           ours->start_lsn & 0xffffffffu, theirs->start_lsn >> 32,
+                           theirs->start_lsn & 0xffffffffu, repositories.Label(from))});
+          conflict = true;
+          break;
+        }
+      }
+      if (conflict || find(now, wanted->label) != nullptr) continue;
+      // The horizon guards against undoing a prune; a backup asked for by
+      // label (walctl --repo all backup) is always wanted.
+      if (!all && only_label.empty() && horizon && wanted->start_time < *horizon) {
+        ++report.below_horizon[to];
+        continue;
+      }
+      if (wanted->type != backup::BackupType::kFull) {
+        const std::string missing = backup::ChainProblem(now, *wanted);
+        if (!missing.empty()) {
+          report.problems.push_back(
+              {to, wanted->label,
+               fmt::format("not copied: its reference chain is not whole in {}: {} (copy or "
+                           "keep its references there first) [corrupt]",
+                           repositories.Label(to), missing)});
+          continue;
+        }
+      }
+      if (dry_run) {
+        ++report.copied[to];
+        now.push_back(*wanted);
+        continue;
+      }
+      // Recorded only where its WAL is: "complete" means restorable there.
+      const std::vector<std::string> missing_wal =
+          backup::WaitForWal(repositories.storage(to), system_id, backup::RequiredWal(*wanted), 0);
+      if (!missing_wal.empty()) {
+        report.problems.push_back(
+            {to, wanted->label,
+             fmt::format("not copied: {} lacks {} of the {} WAL files it needs ({} .. {}), so "
+                         "it could not be restored from there; copy that WAL there first "
+                         "(walctl sync), then sync again [corrupt]",
+                         repositories.Label(to), missing_wal.size(),
+                         backup::RequiredWal(*wanted).size(), missing_wal.front(),
+                         missing_wal.back())});
+        continue;
+      }
+      for (size_t from = 0; from < n; ++from) {
+        const BackupRecord* source = find(held[from], wanted->label);
+        if (from == to || source == nullptr) continue;
+        try {
+          now.push_back(backup::CopyBackup({repositories.storage(from), repositories.config(from)},
+                                           {repositories.storage(to), repositories.config(to)},
+                                           system_id, *source));
+          ++report.copied[to];
+          break;
+        } catch (const Error& error) {
+          report.problems.push_back(
+              {to, wanted->label,
+               fmt::format("copying from {} failed: {} [{}]", repositories.Label(from),
+                           error.what(), InfoFor(error.code()).name)});
+        }
+      }
+    }
+  }
+  return report;
+}
+
+namespace {
+
+// One object held by several repositories, and what its copies must decode to.
+struct HeldObject {
+  std::vector<size_t> holders;
+  std::optional<backup::BackupObject> expected;  // backup objects: the record's digest
+};
+
+// Every object that two or more repositories hold, by key.
+std::map<std::string, HeldObject> ObjectsHeldTwice(const RepositoryListing& listing,
+                                                   uint64_t system_id) {
+  const size_t n = listing.wal.size();
+  std::map<std::string, HeldObject> held;
+  const auto& records = listing.backups;
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& object : listing.wal[i]) held[object.key].holders.push_back(i);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& record : records[i]) {
+      for (size_t j = 0; j < i; ++j) {
+        // Another backup under the label is SyncBackups' conflict, not compared here.
+        const auto same = std::find_if(records[j].begin(), records[j].end(), [&](const auto& r) {
+          return r.label == record.label && backup::SameBackup(r, record);
+        });
+        if (same == records[j].end()) continue;
+        for (const backup::BackupObject* object : backup::RecordObjects(record)) {
+          HeldObject& entry =
+              held[backup::BackupObjectKey(system_id, record.label, object->name)];
+          entry.expected = *object;
+          for (size_t k : {j, i}) {
+            if (std::find(entry.holders.begin(), entry.holders.end(), k) == entry.holders.end()) {
+              entry.holders.push_back(k);
+            }
+          }
+        }
+      }
+    }
+  }
+  std::erase_if(held, [](const auto& entry) { return entry.second.holders.size() < 2; });
+  return held;
+}
+
+}  // namespace
+
+HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryListing& listing,
+                                 uint64_t system_id, bool repair, const std::string& stamp) {
+  const size_t n = repositories.size();
+  HeldCheckReport report;
+  report.checked.assign(n, 0);
+  report.repaired.assign(n, 0);
+  const auto ref = [&](size_t i) -> backup::RepositoryRef {
+    return {repositories.storage(i), repositories.config(i)};
+  };
+  for (const auto& [key, object] : ObjectsHeldTwice(listing, system_id)) {
+    std::map<size_t, backup::StoredDigest> intact;
+    std::map<size_t, std::string> damaged;  // repository -> what is wrong
+    for (size_t i : object.holders) {
+      ++report.checked[i];
+      try {
+        backup::StoredDigest digest = backup::DecodeStoredObject(ref(i), key);
+        if (object.expected && (digest.size != object.expected->size ||
+                                digest.sha256 != object.expected->sha256)) {
+          damaged.emplace(i, fmt::format("decodes to {} bytes with SHA-256 {}, but its backup "
+                                         "record names {} bytes with SHA-256 {} [corrupt]",
+                                         digest.size, digest.sha256, object.expected->size,
+                                         object.expected->sha256));
+          continue;
+        }
+        intact.emplace(i, std::move(digest));
+      } catch (const Error& error) {
+        if (backup::IsDamage(error.code())) {
+          damaged.emplace(i, fmt::format("{} [{}]", error.what(), InfoFor(error.code()).name));
+        } else {
+          // Says nothing about the object (a key, format, policy or I/O
+          // problem): reported, never repaired.
+          report.problems.push_back(
+              {i, key,
+               fmt::format("could not check: {} [{}]; fix that and run walctl sync --verify "
+                           "again (nothing is repaired from this)",
+                           error.what(), InfoFor(error.code()).name)});
+        }
+      }
+    }
+    if (intact.size() > 1) {
+      const auto& [first, digest] = *intact.begin();
+      bool differ = false;
+      for (const auto& [i, other] : intact) differ |= other.sha256 != digest.sha256;
+      if (differ) {
+        for (const auto& [i, other] : intact) {
+          if (i == first) continue;
+          report.problems.push_back(
+              {i, key,
+               fmt::format("conflict: decodes intact to SHA-256 {} here and to {} in {}: two "
+                           "different valid objects under one name; neither is replaced "
+                           "[conflict]",
+                           other.sha256, digest.sha256, repositories.Label(first))});
+        }
+        continue;
+      }
+    }
+    for (const auto& [to, what] : damaged) {
+      if (intact.empty()) {
+        report.problems.push_back(
+            {to, key,
+             fmt::format("damaged: {}; no repository holds an intact copy, so it is left as it "
+                         "is",
+                         what)});
+        continue;
+      }
+      const auto& [from, digest] = *intact.begin();
+      if (!repair) {
+        report.problems.push_back(
+            {to, key,
+             fmt::format("damaged: {}; {} holds an intact copy (walctl sync --repair moves this "
+                         "one aside and replaces it)",
+                         what, repositories.Label(from))});
+        continue;
+      }
+      backup::BackupObject expected;
+      expected.size = digest.size;
+      expected.sha256 = digest.sha256;
+      try {
+        const std::string aside = backup::ReplaceDamagedObject(
+            ref(from), ref(to), system_id, key, object.expected.value_or(expected), stamp);
+        if (!aside.empty()) report.moved_aside.push_back({to, key, aside});
+        ++report.repaired[to];
+        Log(LogLevel::kWarning, "{}: {} was damaged ({}); {} and replaced by a verified copy "
+                                "from {}",
+            repositories.Label(to), key, what,
+            aside.empty() ? std::string("it was missing") : "moved aside to " + aside,
+            repositories.Label(from));
+      } catch (const Error& error) {
+        report.problems.push_back(
+            {to, key,
+             fmt::format("damaged: {}; repairing it from {} failed: {} [{}]", what,
+                         repositories.Label(from), error.what(), InfoFor(error.code()).name)});
+      }
+    }
   }
   return report;
 }
