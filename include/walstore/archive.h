@@ -70,6 +70,14 @@ struct FetchResult {
 // rotated out) and allow_plaintext_objects.
 DecodeOptions DecodeOptionsFor(const Config& config);
 
+// `config` as a source that `walctl sync` (and backup --repo all) copies
+// objects out of: with a key, allow_plaintext_objects is off, so only objects
+// that authenticated under its keys leave it.  An unencrypted object that
+// such a repository merely tolerates (archived before encryption was turned
+// on, or written by anyone with write access) is never re-encrypted into
+// another repository, where it would look like what a key holder wrote.
+Config CopySourceConfig(const Config& config);
+
 // Restores one file (walfetch %f %p): `name` is %f, `dest_path` is %p.  The
 // system id comes from config.system_id, else <cwd>/global/pg_control.  On
 // kRestored, dest_path holds the verified plaintext, published atomically

@@ -136,6 +136,12 @@ DecodeOptions DecodeOptionsFor(const Config& config) {
   return options;
 }
 
+Config CopySourceConfig(const Config& config) {
+  Config source = config;
+  if (!source.ReadKeys().empty()) source.allow_plaintext_objects = false;
+  return source;
+}
+
 LocalFile::LocalFile(const std::string& p) : path(p), reader(p) {
   if (fstat(reader.fd(), &stat_at_open) != 0) {
     FailErrno(errno, fmt::format("could not stat \"{}\"", path));

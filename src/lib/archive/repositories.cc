@@ -367,8 +367,9 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
       for (size_t from = 0; from < n && !copied; ++from) {
         if (from == to || held[from].count(key) == 0) continue;
         try {
-          if (!RestoreObjectToFile(repositories.storage(from), repositories.config(from), key,
-                                   local, nullptr, &expected)) {
+          if (!RestoreObjectToFile(repositories.storage(from),
+                                   CopySourceConfig(repositories.config(from)), key, local,
+                                   nullptr, &expected)) {
             continue;  // removed since the listing
           }
           PushWalFile(repositories.storage(to), destination, local);

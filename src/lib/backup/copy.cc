@@ -150,7 +150,8 @@ WriteOptions DigestMetadata(const BackupObject& expected) {
 void EncodeCopy(const RepositoryRef& from, const RepositoryRef& to, const std::string& key,
                 const std::string& dest_key, const BackupObject& expected) {
   auto in = OpenExisting(from, key);
-  ObjectDecoder decoder(*in, DecodeOptionsFor(from.config), key, Where(from, key));
+  ObjectDecoder decoder(*in, DecodeOptionsFor(CopySourceConfig(from.config)), key,
+                        Where(from, key));
   auto writer = to.storage.Create(dest_key, DigestMetadata(expected));
   EncodeOptions encode;
   encode.compression = to.config.compression;

@@ -258,6 +258,24 @@ TEST_SUITE("backup_copy") {
     CHECK_FALSE(to->Stat(key).has_value());
   }
 
+  TEST_CASE("an unencrypted object a keyed source only tolerates is never re-encrypted (F7)") {
+    Fixture fx;
+    const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
+    auto from = fx.Open(0);
+    const std::string key = BackupObjectKey(kSysId, "full1", "base.tar");
+    const std::string data = *ReadSmallObject(*from, fx.config(0), key);
+    from->Remove(key);
+    Config plain = fx.config(0);
+    plain.key.reset();
+    WriteSmallObject(*from, plain, key, data);  // same plaintext, unencrypted
+    fx.top.repositories[0].allow_plaintext_objects = true;
+    auto to = fx.Open(1);
+    CHECK_CODE(CopyBackup({*from, fx.config(0)}, {*to, fx.config(1)}, kSysId, full),
+               ErrorCode::kUnauthenticated);
+    CHECK(fx.Load(1).empty());
+    CHECK_FALSE(to->Stat(key).has_value());
+  }
+
   TEST_CASE("a source object that decodes but is not what the record names is refused") {
     Fixture fx;
     BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
