@@ -35,8 +35,8 @@
 //   is kept, and wiped when the object is destroyed).  Neither finishes nor
 //   closes the stream it was given.
 // - Threads: one encoder or decoder is used by one thread at a time; distinct
-//   ones are independent.  EncodeOptions::threads > 1 and the decoder's
-//   hashing use helper threads that the object owns and joins before its
+//   ones are independent.  EncodeOptions::threads > 1, DecodeOptions::
+//   threads > 1 and the decoder's hashing use helper threads that the object owns and joins before its
 //   destructor returns, also after an exception.  The free functions keep no
 //   state and may be called from any thread.
 // - Damaged input never yields plaintext that is then vouched for: a
@@ -136,6 +136,14 @@ struct DecodeOptions {
   // (config allow_plaintext_objects, for a migration to encryption).
   std::vector<Key> keys;
   bool allow_plaintext = false;
+  // >1: records are read ahead on the calling thread and authenticated,
+  // decrypted and decompressed on `threads` helper threads, at most
+  // `threads` records ahead of the one served (memory: 2 x (threads + 2)
+  // chunk buffers instead of 4).  The plaintext served, the checks and the
+  // errors are those of threads = 1, in the same order: a record's error
+  // (of the source, or of the record) surfaces when that record is due,
+  // after every record before it was served, and no record after it is.
+  int threads = 1;
 };
 
 // Encodes plaintext written to it into `sink`.  Finish() writes the end
@@ -190,6 +198,11 @@ class ObjectDecoder : public ReadStream {
   // Valid once Read() returned 0.
   const Sha256Digest& plaintext_sha256() const;
   uint64_t plaintext_size() const;
+  // Memory accounting (DecodeOptions::threads): the most records that were
+  // read ahead of the one served at once (0 with threads = 1), and the chunk-
+  // sized buffers the decoder holds (fixed when it is constructed).
+  size_t peak_records_read_ahead() const;
+  size_t chunk_buffers() const;
 
  private:
   struct Impl;

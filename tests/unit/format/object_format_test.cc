@@ -33,6 +33,7 @@ using walstore::test::CompressibleString;
 using walstore::test::Contains;
 using walstore::test::RandomString;
 using walstore::test::ThrownCode;
+using walstore::test::ThrownMessage;
 
 namespace {
 
@@ -1066,5 +1067,173 @@ TEST_SUITE("format") {
               }) == "kConfig");
       }
     }
+  }
+}
+
+namespace {
+
+// What a decoder with `threads` helper threads did with `object`: every piece of
+// plaintext it handed out, in order (DecodeTo() writes one piece per record), and
+// how it ended ("ok <sha>" or "<code>: <message>").
+struct DecodeTrace {
+  std::vector<std::string> pieces;
+  std::string outcome;
+  size_t peak_read_ahead = 0;
+  size_t chunk_buffers = 0;
+  bool operator==(const DecodeTrace& o) const {
+    return pieces == o.pieces && outcome == o.outcome;
+  }
+};
+
+class PieceSink : public WriteStream {
+ public:
+  explicit PieceSink(std::vector<std::string>& pieces) : pieces_(pieces) {}
+  void Write(Bytes data) override {
+    pieces_.emplace_back(reinterpret_cast<const char*>(data.data()), data.size());
+  }
+  void Finish() override {}
+
+ private:
+  std::vector<std::string>& pieces_;
+};
+
+DecodeTrace TraceDecode(const std::string& object, const Key* key, int threads) {
+  DecodeTrace t;
+  MemoryReadStream in{std::string_view(object)};
+  DecodeOptions options;
+  if (key != nullptr) options.keys.push_back(*key);
+  options.threads = threads;
+  std::unique_ptr<ObjectDecoder> dec;
+  const std::string code = ThrownCode([&] {
+    dec = std::make_unique<ObjectDecoder>(in, options, kIdentity);
+    PieceSink sink(t.pieces);
+    dec->DecodeTo(sink);
+  });
+  const std::string message = ThrownMessage([&] {
+    MemoryReadStream again{std::string_view(object)};
+    ObjectDecoder d(again, options, kIdentity);
+    std::vector<std::string> ignored_pieces;
+    PieceSink ignored(ignored_pieces);
+    d.DecodeTo(ignored);
+  });
+  t.outcome = code == "no exception" ? "ok " + ToHex(dec->plaintext_sha256()) : code + ": " + message;
+  if (dec) {
+    t.peak_read_ahead = dec->peak_records_read_ahead();
+    t.chunk_buffers = dec->chunk_buffers();
+  }
+  return t;
+}
+
+std::string Joined(const std::vector<std::string>& pieces) {
+  std::string out;
+  for (const auto& p : pieces) out += p;
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("format") {
+  TEST_CASE("parallel decoding (threads 2..8) hands out exactly what serial decoding does") {
+    const Key key = KeyA();
+    constexpr uint32_t kChunk = 1024;
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      const Key* k = combo.encrypt ? &key : nullptr;
+      for (size_t size : {size_t{0}, size_t{1}, size_t{kChunk}, size_t{kChunk + 1},
+                          size_t{13 * kChunk + 7}}) {
+        CAPTURE(size);
+        // Half compressible, half random, so raw and compressed records mix.
+        const std::string data = CompressibleString(size / 2, 9) + RandomString(size - size / 2, 9);
+        const Encoded e = Encode(data, combo, kChunk, &key);
+        const DecodeTrace serial = TraceDecode(e.bytes, k, 1);
+        REQUIRE(serial.outcome == "ok " + ToHex(Sha256Of(AsBytes(data))));
+        REQUIRE(Joined(serial.pieces) == data);
+        CHECK(serial.pieces.size() == (size + kChunk - 1) / kChunk);  // one per record
+        for (int threads = 2; threads <= 8; ++threads) {
+          CAPTURE(threads);
+          const DecodeTrace parallel = TraceDecode(e.bytes, k, threads);
+          CHECK(parallel == serial);
+        }
+        // Read() in odd sizes gives the same bytes.
+        MemoryReadStream in{std::string_view(e.bytes)};
+        DecodeOptions options;
+        if (k) options.keys.push_back(*k);
+        options.threads = 3;
+        ObjectDecoder dec(in, options, kIdentity);
+        CHECK(walstore::test::ReadAll(dec, 333) == data);
+      }
+    }
+  }
+
+  TEST_CASE("parallel decoding: a damaged record k fails as serially, after records < k only") {
+    const Key key = KeyA();
+    constexpr uint32_t kChunk = 512;
+    for (const Combo& combo : {Combo{{Codec::kLz4, 0}, true}, Combo{{Codec::kZstd, 0}, false},
+                               Combo{{Codec::kNone, 0}, true}}) {
+      CAPTURE(combo.Name());
+      const Key* k = combo.encrypt ? &key : nullptr;
+      const std::string data = RandomString(9 * kChunk + 100, 5);
+      const Encoded e = Encode(data, combo, kChunk, &key);
+      const auto recs = Records(e.bytes);
+      REQUIRE(recs.size() == 11);
+      std::vector<std::pair<std::string, std::string>> damaged;  // name, object
+      for (size_t i = 0; i < recs.size(); ++i) {
+        std::string flipped = e.bytes;
+        flipped[recs[i].offset + 16 + recs[i].size / 2 - 8] ^= 0x10;  // inside the payload
+        damaged.emplace_back(fmt::format("bit flip in record {}", i), flipped);
+        damaged.emplace_back(fmt::format("cut inside record {}", i),
+                             e.bytes.substr(0, recs[i].offset + recs[i].size / 2));
+        damaged.emplace_back(fmt::format("cut before record {}", i), e.bytes.substr(0, recs[i].offset));
+      }
+      std::string swapped = e.bytes.substr(0, recs[4].offset) +
+                            e.bytes.substr(recs[5].offset, recs[5].size) +
+                            e.bytes.substr(recs[4].offset, recs[4].size) +
+                            e.bytes.substr(recs[6].offset);
+      damaged.emplace_back("records 4 and 5 swapped", swapped);
+      damaged.emplace_back("data after the end record", e.bytes + "x");
+      for (const auto& [name, object] : damaged) {
+        CAPTURE(name);
+        const DecodeTrace serial = TraceDecode(object, k, 1);
+        REQUIRE(serial.outcome.rfind("kCorrupt: ", 0) == 0);
+        // Serially, nothing of the damaged record or after it is handed out
+        // when encrypted (an unencrypted flipped bit is found at the end).
+        CHECK(serial.pieces.size() <= 10);
+        if (combo.encrypt) CHECK(data.rfind(Joined(serial.pieces), 0) == 0);
+        for (int threads : {2, 3, 4, 7}) {
+          CAPTURE(threads);
+          CHECK(TraceDecode(object, k, threads) == serial);
+        }
+      }
+      // An encrypted bit flip in record 6: records 0..5 are served, then its error.
+      if (combo.encrypt) {
+        std::string flipped = e.bytes;
+        flipped[recs[6].offset + 20] ^= 1;
+        const DecodeTrace t = TraceDecode(flipped, k, 4);
+        CHECK(t.pieces.size() == 6);
+        CHECK(Contains(t.outcome, "record 6 failed authentication"));
+      }
+    }
+  }
+
+  TEST_CASE("parallel decoding: memory is bounded by the threads, not by the object") {
+    const Key key = KeyA();
+    constexpr uint32_t kChunk = 4096;
+    const std::string data = RandomString(300 * kChunk + 1, 8);  // 301 data records
+    const Encoded e = Encode(data, Combo{{Codec::kLz4, 0}, true}, kChunk, &key, std::nullopt, 2);
+    const DecodeTrace serial = TraceDecode(e.bytes, &key, 1);
+    CHECK(serial.peak_read_ahead == 0);
+    CHECK(serial.chunk_buffers == 4);
+    for (int threads : {2, 3, 5, 8}) {
+      CAPTURE(threads);
+      const DecodeTrace t = TraceDecode(e.bytes, &key, threads);
+      CHECK(t == serial);
+      // Reads ahead by exactly `threads` records (so they are opened in
+      // parallel), never more, with buffers for threads + 2 records.
+      CHECK(t.peak_read_ahead == static_cast<size_t>(threads));
+      CHECK(t.chunk_buffers == 2 * static_cast<size_t>(threads + 2));
+    }
+    // A small object holds its records at most.
+    const Encoded small = Encode("abc", Combo{{Codec::kLz4, 0}, true}, kChunk, &key);
+    CHECK(TraceDecode(small.bytes, &key, 8).peak_read_ahead == 2);  // data record + end record
   }
 }
