@@ -74,7 +74,7 @@ wsctl=("$WS_BIN/walctl" --repo "$repo")
 small=$((scale / 10 > 0 ? scale / 10 : 1))
 ws_log "pgbench -i -s $small (small database for the memory comparison)"
 pg_pgbench "$port" -i -q -s "$small" >/dev/null 2>&1
-measure walctl_small_p1 "${wsctl[@]}" backup -d "$conninfo" --label small --compression lz4 --parallel 1 -q
+measure walctl_small_p1 "${wsctl[@]}" backup -d "$conninfo" --label small --compression lz4 --jobs 1 -q
 small_size=$(pg_psql "$port" "select pg_database_size('postgres')")
 
 ws_log "pgbench -i -s $scale"
@@ -83,10 +83,10 @@ pg_psql "$port" "checkpoint"
 db_size=$(pg_psql "$port" "select pg_database_size('postgres')")
 ws_log "database size $(numfmt --to=iec "$db_size")"
 
-measure walctl_backup_p1 "${wsctl[@]}" backup -d "$conninfo" --label p1 --compression lz4 --parallel 1 -q
+measure walctl_backup_p1 "${wsctl[@]}" backup -d "$conninfo" --label p1 --compression lz4 --jobs 1 -q
 measure pgbackrest_backup_p1 "${as_postgres[@]}" "${pgbr[@]}" --type=full --process-max=1 backup
-measure walctl_backup_p2 "${wsctl[@]}" backup -d "$conninfo" --label p2 --compression lz4 --parallel 2 -q
-measure walctl_backup_p2_aes "${wsctl[@]}" --key-file "$WS_TMP/key" backup -d "$conninfo" --label p2aes --compression lz4 --parallel 2 -q
+measure walctl_backup_p2 "${wsctl[@]}" backup -d "$conninfo" --label p2 --compression lz4 --jobs 2 -q
+measure walctl_backup_p2_aes "${wsctl[@]}" --key-file "$WS_TMP/key" backup -d "$conninfo" --label p2aes --compression lz4 --jobs 2 -q
 measure pgbackrest_backup_p2 "${as_postgres[@]}" "${pgbr[@]}" --type=full --process-max=2 backup
 ws_pg_dir "$WS_TMP/pgbb"
 measure pg_basebackup_tar_gzip "${as_postgres[@]}" "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres \

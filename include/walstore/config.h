@@ -52,6 +52,8 @@ inline constexpr int kDefaultPrefetch = 8;
 inline constexpr int kMaxPrefetch = 64;
 inline constexpr int kDefaultPushAhead = 8;
 inline constexpr int kMaxPushAhead = 64;
+// Most worker threads `parallel` (walctl --jobs) may ask for.
+inline constexpr int kMaxParallel = 64;
 
 struct Config {
   std::string repo_url;                 // required for most commands
@@ -127,6 +129,7 @@ struct ConfigOverrides {
   std::optional<uint64_t> system_id;
   std::optional<int> prefetch;
   std::optional<int> push_ahead;
+  std::optional<int> parallel;  // walctl --jobs
 };
 
 // Loads the config file (explicit path, $WALSTORE_CONFIG, or the default path
@@ -137,7 +140,7 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env);
 //
 // Environment overrides: WALSTORE_REPO, WALSTORE_COMPRESSION ("lz4",
 // "zstd:9", ...), WALSTORE_ENCRYPTION_KEY_FILE, WALSTORE_ENCRYPTION_KEY (64
-// hex characters), WALSTORE_LOG_LEVEL, WALSTORE_SYSTEM_ID, WALSTORE_PREFETCH, WALSTORE_PUSH_AHEAD,
+// hex characters), WALSTORE_LOG_LEVEL, WALSTORE_SYSTEM_ID, WALSTORE_PREFETCH, WALSTORE_PUSH_AHEAD, WALSTORE_PARALLEL,
 // WALSTORE_ALLOW_PLAINTEXT_OBJECTS, and for S3
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
 // AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, WALSTORE_S3_* (see docs).

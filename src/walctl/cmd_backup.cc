@@ -15,7 +15,6 @@ namespace {
 struct BackupCommandOptions {
   backup::BackupOptions backup;
   std::string checkpoint = "fast";
-  int parallel = 0;
   ProgressChoice progress;
   bool json = false;
   std::string type = "full";
@@ -25,7 +24,6 @@ int RunBackupCommand(const CommonOptions& common, BackupCommandOptions& options)
   options.backup.fast_checkpoint = options.checkpoint == "fast";
   options.backup.type = *backup::ParseBackupType(options.type);  // CLI checked it
   Repository repo = OpenRepository(common, /*need_system_id=*/false);
-  if (options.parallel > 0) repo.config.parallel = options.parallel;
   options.backup.progress = MakeProgressDisplay("backup", options.progress, repo.config);
   repo.storage->PrepareForWrites();
   backup::BackupRecord r = backup::RunBackup(*repo.storage, repo.config, options.backup);
@@ -60,7 +58,7 @@ Command AddBackupCommand(CLI::App& walctl, CommonOptions& common) {
   cmd->add_option("--checkpoint", options->checkpoint, "fast (default) or spread")
       ->check(CLI::IsMember({"fast", "spread"}));
   AddCompressionOption(*cmd, common.overrides);
-  cmd->add_option("--parallel", options->parallel, "compression threads (default: cores)");
+  AddJobsOption(*cmd, common.overrides, /*old_name=*/true);
   cmd->add_option("--manifest-checksums", b.manifest_checksums, "CRC32C (default), SHA256, ...");
   cmd->add_option("--wal-timeout", b.wal_timeout_seconds,
                   "seconds to wait for the WAL range in the archive (300)");

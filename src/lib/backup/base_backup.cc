@@ -373,10 +373,7 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
     Fail(ErrorCode::kConflict, "backup label '{}' is already used in {}", record.label,
          storage.Describe());
   }
-  int threads = options.threads > 0 ? options.threads
-                : config.parallel > 0
-                    ? config.parallel
-                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = options.threads > 0 ? options.threads : WalctlJobs(config);
 
   std::string command = fmt::format(
       "BASE_BACKUP (LABEL {}, PROGRESS, CHECKPOINT '{}', WAIT false, MANIFEST 'yes', "

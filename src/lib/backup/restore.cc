@@ -150,7 +150,9 @@ void DecodeArchive(Storage& storage, const Config& config, const BackupRecord& b
   const std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
   auto in = storage.OpenRead(key);
   if (!in) Fail(ErrorCode::kCorrupt, "{} is missing from the repository", key);
-  ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);  // keys rotated out too
+  DecodeOptions options = DecodeOptionsFor(config);  // keys rotated out too
+  options.threads = WalctlJobs(config);
+  ObjectDecoder decoder(*in, options, key);
   // Decoding (decrypt, decompress, SHA-256) overlaps with extracting.
   PrefetchReader prefetch(decoder);
   consume(prefetch);

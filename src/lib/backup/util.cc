@@ -5,6 +5,7 @@
 #include <walstore/error.h>
 #include <walstore/number.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -179,6 +180,12 @@ std::optional<std::string> FindProgram(const std::string& name) {
 double NowSeconds() {
   using namespace std::chrono;
   return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+int WalctlJobs(const Config& config) {
+  if (config.parallel > 0) return config.parallel;
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return static_cast<int>(std::clamp<long>(cores, 1, kMaxParallel));
 }
 
 }  // namespace walstore::backup

@@ -1,6 +1,7 @@
 #include <walstore/archive.h>
 #include <walstore/backup/restore.h>
 #include <walstore/backup/verify.h>
+#include <walstore/backup/util.h>
 #include <walstore/error.h>
 #include <walstore/object_format.h>
 
@@ -30,7 +31,9 @@ void CheckObject(Storage& storage, const Config& config, const std::string& key,
   if (!in) Fail(ErrorCode::kCorrupt, "{} is missing", key);
   ++report.objects_checked;
   // The constructor checks the header: name binding, key, encrypted under a key.
-  ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);  // keys rotated out too
+  DecodeOptions options = DecodeOptionsFor(config);  // keys rotated out too
+  if (full) options.threads = WalctlJobs(config);
+  ObjectDecoder decoder(*in, options, key);
   if (!full) return;
   std::vector<uint8_t> buf(1 << 20);
   while (size_t n = decoder.Read(MutableBytes(buf.data(), buf.size()))) report.bytes_decoded += n;

@@ -62,6 +62,17 @@ void AddCompressionOption(CLI::App& command, ConfigOverrides& overrides) {
       ->type_name("SPEC");
 }
 
+void AddJobsOption(CLI::App& command, ConfigOverrides& overrides, bool old_name) {
+  command
+      .add_option_function<int>(
+          old_name ? "-j,--jobs,--parallel" : "-j,--jobs", [&](const int& v) { overrides.parallel = v; },
+          fmt::format("worker threads compressing / encrypting and decrypting / decompressing "
+                      "(1..{}; default: the parallel setting, else the number of cores)",
+                      kMaxParallel))
+      ->check(CLI::Range(1, kMaxParallel))
+      ->type_name("N");
+}
+
 std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, bool for_fetch) {
   try {
     app.parse(argc, argv);

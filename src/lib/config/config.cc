@@ -380,6 +380,10 @@ void ApplyEnvironment(const EnvLookup& env, Config& config) {
     config.push_ahead = static_cast<int>(std::min<uint64_t>(
         ParseUnsigned(*v, "environment", "WALSTORE_PUSH_AHEAD"), kMaxPushAhead + 1));
   }
+  if (auto v = get("WALSTORE_PARALLEL")) {
+    config.parallel = static_cast<int>(std::min<uint64_t>(
+        ParseUnsigned(*v, "environment", "WALSTORE_PARALLEL"), kMaxParallel + 1));
+  }
   if (auto v = get("WALSTORE_ALLOW_PLAINTEXT_OBJECTS")) {
     config.allow_plaintext_objects =
         ParseBool(*v, "environment", "WALSTORE_ALLOW_PLAINTEXT_OBJECTS");
@@ -456,6 +460,11 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
   if (config.push_ahead < 0 || config.push_ahead > kMaxPushAhead) {
     Fail(ErrorCode::kConfig, "push_ahead must be between 0 (off) and {} segments",
          kMaxPushAhead);
+  }
+  if (overrides.parallel) config.parallel = *overrides.parallel;
+  if (config.parallel < 0 || config.parallel > kMaxParallel) {
+    Fail(ErrorCode::kConfig, "parallel must be between 0 (the number of cores) and {} threads",
+         kMaxParallel);
   }
   if (config.chunk_size == 0 || config.chunk_size > (16u << 20)) {
     Fail(ErrorCode::kConfig, "chunk_size must be between 1 and 16777216 bytes");
