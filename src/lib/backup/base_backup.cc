@@ -381,7 +381,7 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
       SqlQuote("walctl " + record.label), options.fast_checkpoint ? "fast" : "spread",
       options.manifest_checksums,
       options.max_rate_kb ? fmt::format(", MAX_RATE {}", options.max_rate_kb) : "");
-  Log(LogLevel::kInfo, "starting {} on system {}", command, sysid);
+  Log(LogLevel::kInfo, "starting {} on system {}, encoding with {} jobs", command, sysid, threads);
   if (!PQsendQuery(conn.get(), command.c_str())) conn.FailWith("cannot send BASE_BACKUP");
 
   auto start = NextResult(conn, "start position");

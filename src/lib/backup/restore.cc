@@ -877,8 +877,9 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   RestoreResult result;
   result.backup = SelectBackup(records, options.backup, target_time, target_lsn);
   const BackupRecord& backup = result.backup;
-  Log(LogLevel::kInfo, "restoring backup {} (stopped {} at {})", backup.label,
-      FormatUtc(static_cast<std::time_t>(backup.stop_time)), FormatLsn(backup.stop_lsn));
+  Log(LogLevel::kInfo, "restoring backup {} (stopped {} at {}), decoding with {} jobs", backup.label,
+      FormatUtc(static_cast<std::time_t>(backup.stop_time)), FormatLsn(backup.stop_lsn),
+      WalctlJobs(config));
 
   auto missing = WaitForWal(storage, system_id, RequiredWal(backup), 0);
   if (!missing.empty()) {
