@@ -15,6 +15,7 @@
 
 using namespace walstore;
 using walstore::test::Contains;
+using walstore::test::ThrownMessage;
 using walstore::test::TempDir;
 using walstore::test::WriteFile;
 
@@ -365,6 +366,34 @@ TEST_SUITE("config") {
     CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PUSH_AHEAD", "many"}})),
                ErrorCode::kConfig);
     WriteFile(dir / "c.toml", "push_ahead = 100\n");
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
+  }
+
+  TEST_CASE("parallel (walctl --jobs): file, environment, command line, range 0..64") {
+    TempDir dir;
+    WriteFile(dir / "c.toml", "parallel = 4\n");
+    CHECK(LoadConfig(std::nullopt, MapEnv({})).parallel == 0);  // 0: the number of cores
+    CHECK(LoadConfig(dir / "c.toml", MapEnv({})).parallel == 4);
+    CHECK(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PARALLEL", "3"}})).parallel == 3);
+    ConfigOverrides o;
+    o.config_path = dir / "c.toml";
+    o.parallel = kMaxParallel;
+    CHECK(LoadConfig(o, MapEnv({{"WALSTORE_PARALLEL", "2"}})).parallel == kMaxParallel);
+    o.parallel = kMaxParallel + 1;
+    CHECK_CODE(LoadConfig(o, MapEnv({})), ErrorCode::kConfig);
+    CHECK(Contains(ThrownMessage([&] { LoadConfig(o, MapEnv({})); }),
+                   "parallel must be between 0 (the number of cores) and 64"));
+    o.parallel = -1;
+    CHECK_CODE(LoadConfig(o, MapEnv({})), ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PARALLEL", "65"}})),
+               ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PARALLEL", "99999999999999999999"}})),
+               ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PARALLEL", "many"}})),
+               ErrorCode::kConfig);
+    WriteFile(dir / "c.toml", "parallel = 100\n");
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
+    WriteFile(dir / "c.toml", "parallel = -2\n");
     CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
   }
 
