@@ -34,7 +34,8 @@ void AddCommonOptions(CLI::App& app, ConfigOverrides& overrides, bool with_compr
 void AddCompressionOption(CLI::App& command, ConfigOverrides& overrides);
 
 // Adds -j/--jobs N (1..kMaxParallel; overrides the parallel setting) to
-// `command`; `old_name`: also as --parallel, walctl backup's earlier name.
+// `command`; `old_name`: also --parallel N, walctl backup's earlier name,
+// which keeps its earlier range (any number; 0 or less: the default).
 void AddJobsOption(CLI::App& command, ConfigOverrides& overrides, bool old_name = false);
 
 // Makes SIGTERM, SIGINT and SIGHUP first unlink the temp files this

@@ -48,8 +48,9 @@ std::string AbsolutePath(const std::string& path);
 // `name` found on $PATH; nullopt when neither exists.
 std::optional<std::string> FindProgram(const std::string& name);
 
-// walctl's worker threads (--jobs): config.parallel, else the number of
-// online cores, at most kMaxParallel.
+// walctl's worker threads (--jobs): WorkerThreads(config.parallel,
+// kDefaultWalctlJobsCap); logs a WARNING (once per process) when parallel
+// is above kMaxParallel.
 int WalctlJobs(const Config& config);
 
 // Seconds since the epoch, wall clock, with sub-second precision.

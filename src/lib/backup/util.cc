@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 #include <walstore/error.h>
+#include <walstore/log.h>
 #include <walstore/number.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -183,9 +185,12 @@ double NowSeconds() {
 }
 
 int WalctlJobs(const Config& config) {
-  if (config.parallel > 0) return config.parallel;
-  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  return static_cast<int>(std::clamp<long>(cores, 1, kMaxParallel));
+  static std::atomic_flag warned;  // once per process, not per object decoded
+  if (config.parallel > kMaxParallel && !warned.test_and_set()) {
+    Log(LogLevel::kWarning, "parallel = {} is more than {} threads: using {}", config.parallel,
+        kMaxParallel, kMaxParallel);
+  }
+  return WorkerThreads(config.parallel, kDefaultWalctlJobsCap);
 }
 
 }  // namespace walstore::backup

@@ -380,9 +380,9 @@ void ApplyEnvironment(const EnvLookup& env, Config& config) {
     config.push_ahead = static_cast<int>(std::min<uint64_t>(
         ParseUnsigned(*v, "environment", "WALSTORE_PUSH_AHEAD"), kMaxPushAhead + 1));
   }
-  if (auto v = get("WALSTORE_PARALLEL")) {
+  if (auto v = get("WALSTORE_PARALLEL")) {  // as the file's setting: any count, lowered where used
     config.parallel = static_cast<int>(std::min<uint64_t>(
-        ParseUnsigned(*v, "environment", "WALSTORE_PARALLEL"), kMaxParallel + 1));
+        ParseUnsigned(*v, "environment", "WALSTORE_PARALLEL"), std::numeric_limits<int>::max()));
   }
   if (auto v = get("WALSTORE_ALLOW_PLAINTEXT_OBJECTS")) {
     config.allow_plaintext_objects =
@@ -461,11 +461,9 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
     Fail(ErrorCode::kConfig, "push_ahead must be between 0 (off) and {} segments",
          kMaxPushAhead);
   }
+  // parallel: any non-negative count, as in earlier releases (a config that
+  // walpush and walfetch accepted must keep working); WorkerThreads lowers it.
   if (overrides.parallel) config.parallel = *overrides.parallel;
-  if (config.parallel < 0 || config.parallel > kMaxParallel) {
-    Fail(ErrorCode::kConfig, "parallel must be between 0 (the number of cores) and {} threads",
-         kMaxParallel);
-  }
   if (config.chunk_size == 0 || config.chunk_size > (16u << 20)) {
     Fail(ErrorCode::kConfig, "chunk_size must be between 1 and 16777216 bytes");
   }

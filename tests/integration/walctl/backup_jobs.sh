@@ -2,8 +2,9 @@
 # walctl backup / restore / verify --full with -j/--jobs (parallel encoding and decoding): a
 # backup taken with --jobs 3 and one with --jobs 1 restore with --jobs 3 and --jobs 1 to the
 # same table checksums, verify --full is clean, a damaged object fails the same way with
-# --jobs 3 as with --jobs 1 and nothing is left behind, and out-of-range --jobs / parallel are
-# refused with a clear message.  WC_REPO_KIND=s3 runs it against s3rver.
+# --jobs 3 as with --jobs 1 and nothing is left behind, out-of-range --jobs is refused with a
+# clear message and a parallel setting above 64 is lowered with a warning.  WC_REPO_KIND=s3
+# runs it against s3rver.
 set -euo pipefail
 # shellcheck source=tests/integration/walctl/walctl_lib.sh
 . "$(dirname "$0")/walctl_lib.sh"
@@ -88,8 +89,10 @@ for bad in 0 65 -1 x; do
 done
 ws_expect_exit 2 "backup --jobs 65 is a usage error" "${walctl[@]}" backup -d "$conninfo" --jobs 65
 ws_check "nothing was restored" test ! -e "$WS_TMP/never"
-ws_expect_exit 3 "WALSTORE_PARALLEL=65 is a config error" env WALSTORE_PARALLEL=65 "${walctl[@]}" verify
-ws_contains "... saying the range" "$WS_ERR" "parallel must be between 0"
+# parallel (and WALSTORE_PARALLEL) keep their earlier range, any count: walpush and walfetch
+# read it too; walctl lowers it to 64 with a warning.
+ws_expect_exit 0 "WALSTORE_PARALLEL=65 is lowered, not refused" env WALSTORE_PARALLEL=65 "${walctl[@]}" verify --full
+ws_contains "... with a warning" "$WS_ERR" "parallel = 65 is more than 64 threads: using 64"
 ws_expect_exit 0 "WALSTORE_PARALLEL=2 is used by verify --full" env WALSTORE_PARALLEL=2 "${walctl[@]}" verify --full
 
 pg_stop "$primary"
