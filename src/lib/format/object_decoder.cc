@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <future>
 #include <optional>
 
@@ -89,6 +90,7 @@ struct ObjectDecoder::Impl {
   uint64_t read_next = 0;
   bool read_stopped = false;  // end record read, or reading failed
   size_t peak_read_ahead = 0;
+  std::exception_ptr failure;  // the first error of reading or opening a record
   // Helper threads, declared last: destroyed first, their destructors finish
   // the queued work before the buffers it uses go away (also after an error).
   std::vector<std::unique_ptr<Lane>> lanes;
@@ -119,7 +121,7 @@ struct ObjectDecoder::Impl {
                   "the object was copied or moved to this name; do not use it: find the "
                   "right object in another copy of the archive, or move this one aside");
     }
-    const Key* key_used = nullptr;
+    std::optional<std::array<uint8_t, 32>> object_key;  // wiped below
     if (header.cipher == Cipher::kAes256Gcm) {
       const Key* key = nullptr;
       for (const Key& candidate : keys) {
@@ -130,10 +132,8 @@ struct ObjectDecoder::Impl {
                     "configure the key this object was written with (encryption_key_file, or "
                     "encryption_old_key_files for keys rotated out)");
       }
-      key_used = key;
-      auto object_key = DeriveObjectKey(*key, header.salt);
-      cipher = std::make_unique<AesGcm>(object_key);
-      std::fill(object_key.begin(), object_key.end(), 0);
+      object_key = DeriveObjectKey(*key, header.salt);
+      cipher = std::make_unique<AesGcm>(*object_key);
       aad = std::make_unique<format_internal::RecordAad>(header_bytes, header.version, identity);
     }
     if (header.cipher == Cipher::kNone) {
@@ -143,13 +143,14 @@ struct ObjectDecoder::Impl {
     stored = ByteBuffer(StoredBufferSize());
     // Untouched pages cost nothing (ByteBuffer is not zero-filled): a small
     // object touches a few kilobytes of each.
-    if (threads <= 1) {
+    const size_t lane_count = LaneCount(threads);
+    if (lane_count <= 1) {
+      if (object_key) std::fill(object_key->begin(), object_key->end(), 0);
       for (auto& buffer : plain_buffers) buffer = ByteBuffer(header.chunk_size);
       return;
     }
     stored = ByteBuffer();
-    auto object_key = cipher ? std::optional(DeriveObjectKey(*key_used, header.salt)) : std::nullopt;
-    for (int i = 0; i < threads; ++i) {
+    for (size_t i = 0; i < lane_count; ++i) {
       auto lane = std::make_unique<Lane>();
       lane->codec = MakeBlockCodec({header.codec, 0});
       if (object_key) {
@@ -166,6 +167,24 @@ struct ObjectDecoder::Impl {
       slot.stored = ByteBuffer(StoredBufferSize());
       slot.plain = ByteBuffer(header.chunk_size);
     }
+  }
+
+  // Helper threads for DecodeOptions::threads (object_format.h): at most
+  // kMaxDecodeThreads, at most kDecodeReadAheadBudget / chunk_size records
+  // in flight, and no more than the records the header says the object has
+  // (the data records and the end record).  1: decode serially.  The header
+  // is not authenticated yet: a forged one can only lower the count.
+  size_t LaneCount(int threads) const {
+    const uint64_t chunk = header.chunk_size;
+    uint64_t count = std::clamp(threads, 1, kMaxDecodeThreads);
+    count = std::min<uint64_t>(count, std::max<uint64_t>(1, kDecodeReadAheadBudget / chunk));
+    if (header.has_digest) {
+      const uint64_t data_records =
+          header.plaintext_size / chunk + (header.plaintext_size % chunk != 0);
+      // One data record (or none): nothing to overlap.
+      count = data_records <= 1 ? 1 : std::min(count, data_records + 1);
+    }
+    return static_cast<size_t>(count);
   }
 
   size_t StoredBufferSize() const {
@@ -275,7 +294,18 @@ struct ObjectDecoder::Impl {
   // Reads the next record; returns false after the verified end record.
   // Otherwise `current` holds the record's plaintext, whose hashing has
   // been queued.
-  bool NextRecord() { return lanes.empty() ? NextRecordSerial() : NextRecordParallel(); }
+  // After a failure every later call rethrows that failure (a threaded
+  // decoder has consumed the futures that held it; a serial one would read
+  // on from the middle of a record): the caller sees one answer.
+  bool NextRecord() {
+    if (failure) std::rethrow_exception(failure);
+    try {
+      return lanes.empty() ? NextRecordSerial() : NextRecordParallel();
+    } catch (...) {  // kept, not handled: rethrown now and on every later call
+      failure = std::current_exception();
+      throw;
+    }
+  }
 
   bool NextRecordSerial() {
     const RecordHeader record = ReadRecord(next_index, stored);
