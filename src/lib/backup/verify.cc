@@ -3,6 +3,7 @@
 #include <walstore/backup/verify.h>
 #include <walstore/backup/util.h>
 #include <walstore/error.h>
+#include <walstore/log.h>
 #include <walstore/object_format.h>
 
 #include <algorithm>
@@ -43,6 +44,7 @@ void CheckObject(Storage& storage, const Config& config, const std::string& key,
 
 VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& inv, bool full) {
   VerifyReport report;
+  if (full) Log(LogLevel::kInfo, "decoding every object with {} jobs", WalctlJobs(config));
   std::set<std::string> damaged;  // labels of backups with a problem
   // Full backups whose only problem is their block map: restoring them or
   // their chain does not read it; only a new diff or incr on them would.

@@ -93,7 +93,8 @@ ws_check "nothing was restored" test ! -e "$WS_TMP/never"
 # read it too; walctl lowers it to 64 with a warning.
 ws_expect_exit 0 "WALSTORE_PARALLEL=65 is lowered, not refused" env WALSTORE_PARALLEL=65 "${walctl[@]}" verify --full
 ws_contains "... with a warning" "$WS_ERR" "parallel = 65 is more than 64 threads: using 64"
-ws_expect_exit 0 "WALSTORE_PARALLEL=2 is used by verify --full" env WALSTORE_PARALLEL=2 "${walctl[@]}" verify --full
+ws_expect_exit 0 "WALSTORE_PARALLEL=2 is used by verify --full" env WALSTORE_PARALLEL=2 "${walctl[@]}" -v verify --full
+ws_contains "... -v says so" "$WS_ERR" "decoding every object with 2 jobs"
 
 pg_stop "$primary"
 ws_done
