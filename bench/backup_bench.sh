@@ -60,7 +60,7 @@ wsctl=("$WS_BIN/walctl" --repo "$repo")
 small=$((scale / 10 > 0 ? scale / 10 : 1))
 ws_log "pgbench -i -s $small (small database for the memory comparison)"
 pg_pgbench "$port" -i -q -s "$small" >/dev/null 2>&1
-measure walctl_small_p1 "${wsctl[@]}" backup -d "$conninfo" --label small --compression lz4 --parallel 1 -q
+measure walctl_small_p1 "${wsctl[@]}" backup -d "$conninfo" --label small --compression lz4 --jobs 1 -q
 small_size=$(pg_psql "$port" "select pg_database_size('postgres')")
 
 ws_log "pgbench -i -s $scale"
@@ -69,9 +69,9 @@ pg_psql "$port" "checkpoint"
 db_size=$(pg_psql "$port" "select pg_database_size('postgres')")
 ws_log "database size $(numfmt --to=iec "$db_size")"
 
-measure walctl_backup_p1 "${wsctl[@]}" backup -d "$conninfo" --label p1 --compression lz4 --parallel 1 -q
+measure walctl_backup_p1 "${wsctl[@]}" backup -d "$conninfo" --label p1 --compression lz4 --jobs 1 -q
 measure pgbackrest_backup_p1 "${as_postgres[@]}" "${pgbr[@]}" --type=full --process-max=1 backup
-measure walctl_backup_p2_aes "${wsctl[@]}" --key-file "$WS_TMP/key" backup -d "$conninfo" --label p2aes --compression lz4 --parallel 2 -q
+measure walctl_backup_p2_aes "${wsctl[@]}" --key-file "$WS_TMP/key" backup -d "$conninfo" --label p2aes --compression lz4 --jobs 2 -q
 ws_pg_dir "$WS_TMP/restores"
 # The repository now holds plaintext and encrypted backups, as during a switch to encryption
 # (allow_plaintext_objects, docs/configuration.md).
@@ -79,7 +79,7 @@ measure walctl_restore_aes env WALSTORE_ALLOW_PLAINTEXT_OBJECTS=1 "${wsctl[@]}" 
 # One repository's backups share one key: the encrypted one leaves so that the key-less
 # commands below (the incr looks at every backup's record) can read the repository.
 rm -rf "$WS_TMP/restores/walctl-aes" "$WS_TMP"/wsrepo/*/backup/p2aes
-measure walctl_backup_p2 "${wsctl[@]}" backup -d "$conninfo" --label p2 --compression lz4 --parallel 2 -q
+measure walctl_backup_p2 "${wsctl[@]}" backup -d "$conninfo" --label p2 --compression lz4 --jobs 2 -q
 measure pgbackrest_backup_p2 "${as_postgres[@]}" "${pgbr[@]}" --type=full --process-max=2 backup
 ws_pg_dir "$WS_TMP/pgbb"
 measure pg_basebackup_tar_gzip "${as_postgres[@]}" "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres \
@@ -94,7 +94,7 @@ changed_rows=$((scale * 100000 * change / 100))
 ws_log "updating rows 1..$changed_rows of pgbench_accounts ($change %)"
 pg_psql "$port" "update pgbench_accounts set abalance = abalance + 1 where aid <= $changed_rows" >/dev/null
 pg_psql "$port" "checkpoint" >/dev/null
-measure walctl_incr "${wsctl[@]}" backup -d "$conninfo" --label incr --type incr --compression lz4 --parallel 2 -q
+measure walctl_incr "${wsctl[@]}" backup -d "$conninfo" --label incr --type incr --compression lz4 --jobs 2 -q
 measure pgbackrest_incr "${as_postgres[@]}" "${pgbr[@]}" --type=incr --process-max=2 backup
 pg_stop "$data"
 pgbr_labels=$(as_pg "${pgbr[@]}" info --output=json |

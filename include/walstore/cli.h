@@ -33,6 +33,11 @@ void AddCommonOptions(CLI::App& app, ConfigOverrides& overrides, bool with_compr
 // Adds --compression (none, lz4[:level], zstd[:level]) to `command`.
 void AddCompressionOption(CLI::App& command, ConfigOverrides& overrides);
 
+// Adds -j/--jobs N (1..kMaxParallel; overrides the parallel setting) to
+// `command`; `old_name`: also --parallel N, walctl backup's earlier name,
+// which keeps its earlier range (any number; 0 or less: the default).
+void AddJobsOption(CLI::App& command, ConfigOverrides& overrides, bool old_name = false);
+
 // Makes SIGTERM, SIGINT and SIGHUP first unlink the temp files this
 // process's atomic file writers have open (a published file is never
 // touched), then take their default action (the process ends as before).

@@ -19,6 +19,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace walstore {
@@ -52,6 +53,13 @@ inline constexpr int kDefaultPrefetch = 8;
 inline constexpr int kMaxPrefetch = 64;
 inline constexpr int kDefaultPushAhead = 8;
 inline constexpr int kMaxPushAhead = 64;
+// Most worker threads `parallel` gets: a larger setting (any non-negative
+// integer is accepted, as in earlier releases) is lowered to this where it
+// is used (WorkerThreads).  walctl --jobs accepts 1..kMaxParallel.
+inline constexpr int kMaxParallel = 64;
+// Default thread counts when `parallel` is 0: walpush's encoder, walctl's jobs.
+inline constexpr int kDefaultEncodeThreadsCap = 4;
+inline constexpr int kDefaultWalctlJobsCap = 8;
 
 struct Config {
   std::string repo_url;                 // required for most commands
@@ -65,7 +73,7 @@ struct Config {
   LogLevel log_level = LogLevel::kNotice;
   std::optional<uint64_t> system_id;    // override; normally read from WAL / pg_control
   uint32_t chunk_size = 1u << 20;       // plaintext bytes per object chunk
-  int parallel = 0;                     // worker threads for walctl; 0 = number of cores
+  int parallel = 0;                     // worker threads (WorkerThreads); 0 = default
   // walfetch read-ahead: segments fetched in the background after each one
   // restored (see prefetch.h); 0 = off.
   int prefetch = kDefaultPrefetch;
@@ -127,6 +135,7 @@ struct ConfigOverrides {
   std::optional<uint64_t> system_id;
   std::optional<int> prefetch;
   std::optional<int> push_ahead;
+  std::optional<int> parallel;  // walctl --jobs
 };
 
 // Loads the config file (explicit path, $WALSTORE_CONFIG, or the default path
@@ -137,7 +146,7 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env);
 //
 // Environment overrides: WALSTORE_REPO, WALSTORE_COMPRESSION ("lz4",
 // "zstd:9", ...), WALSTORE_ENCRYPTION_KEY_FILE, WALSTORE_ENCRYPTION_KEY (64
-// hex characters), WALSTORE_LOG_LEVEL, WALSTORE_SYSTEM_ID, WALSTORE_PREFETCH, WALSTORE_PUSH_AHEAD,
+// hex characters), WALSTORE_LOG_LEVEL, WALSTORE_SYSTEM_ID, WALSTORE_PREFETCH, WALSTORE_PUSH_AHEAD, WALSTORE_PARALLEL,
 // WALSTORE_ALLOW_PLAINTEXT_OBJECTS, and for S3
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
 // AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, WALSTORE_S3_* (see docs).
@@ -154,5 +163,21 @@ Config ParseConfigText(std::string_view text, const std::string& source);
 LogLevel ParseLogLevel(std::string_view text, std::string_view source = {});
 
 inline constexpr const char* kDefaultConfigPath = "/etc/walstore/walstore.toml";
+
+// Worker threads for the `parallel` setting: parallel > 0 gives
+// min(parallel, kMaxParallel); 0 gives min(UsableCpus(), default_cap).  The
+// one place walpush (default_cap kDefaultEncodeThreadsCap) and walctl
+// (kDefaultWalctlJobsCap) turn the setting into threads.
+int WorkerThreads(int parallel, int default_cap);
+
+// CPUs this process may run on: the CPU count of sched_getaffinity, lowered
+// to the cgroup v2 quota of /sys/fs/cgroup/cpu.max when that is readable
+// and limited; at least 1.
+int UsableCpus();
+
+// The CPUs a cgroup v2 cpu.max file's text ("QUOTA PERIOD", both in
+// microseconds, or "max PERIOD") allows: ceil(QUOTA / PERIOD), at least 1;
+// nullopt for "max" (no limit) or text that is not in that form.
+std::optional<int> CpuMaxLimit(std::string_view cpu_max);
 
 }  // namespace walstore

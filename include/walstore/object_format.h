@@ -35,9 +35,10 @@
 //   is kept, and wiped when the object is destroyed).  Neither finishes nor
 //   closes the stream it was given.
 // - Threads: one encoder or decoder is used by one thread at a time; distinct
-//   ones are independent.  EncodeOptions::threads > 1 and the decoder's
-//   hashing use helper threads that the object owns and joins before its
-//   destructor returns, also after an exception.  The free functions keep no
+//   ones are independent.  EncodeOptions::threads > 1, DecodeOptions::
+//   threads > 1 and the decoder's hashing use helper threads that the
+//   object owns and joins before its destructor returns, also after an
+//   exception.  The free functions keep no
 //   state and may be called from any thread.
 // - Damaged input never yields plaintext that is then vouched for: a
 //   truncated, bit-flipped, reordered or spliced object throws Error
@@ -136,7 +137,28 @@ struct DecodeOptions {
   // (config allow_plaintext_objects, for a migration to encryption).
   std::vector<Key> keys;
   bool allow_plaintext = false;
+  // >1: records are read ahead on the calling thread and authenticated,
+  // decrypted and decompressed on L helper threads, at most L records ahead
+  // of the one served, where L = min(threads, kMaxDecodeThreads,
+  // max(1, kDecodeReadAheadBudget / the object header's chunk_size)), and
+  // no more than the records the header announces (an object of one data
+  // record is decoded serially).  Memory: 2 x (L + 2) chunk buffers instead
+  // of 4; the records read ahead before the one served is authenticated
+  // hold at most about kDecodeReadAheadBudget (64 MiB, whatever the header
+  // claims); worst case 2 x (4 + 2) x 16 MiB = 192 MiB of buffers at the
+  // largest chunk size, 2 x 66 x 1 MiB = 132 MiB at the default one.  The
+  // plaintext served, the checks and the errors are those of threads = 1,
+  // in the same order: a record's error (of the source, or of the record)
+  // surfaces when that record is due, after every record before it was
+  // served, and no record after it is.  After an error, every later Read()
+  // or DecodeTo() rethrows that same error (whatever `threads`).
+  int threads = 1;
 };
+
+// DecodeOptions::threads: the most helper threads one decoder starts, and
+// the bytes of records it may read ahead (chunk_size each).
+inline constexpr int kMaxDecodeThreads = 64;
+inline constexpr uint64_t kDecodeReadAheadBudget = 64u << 20;
 
 // Encodes plaintext written to it into `sink`.  Finish() writes the end
 // record (it does not finish the sink).  Abandoning it before Finish()
@@ -190,6 +212,11 @@ class ObjectDecoder : public ReadStream {
   // Valid once Read() returned 0.
   const Sha256Digest& plaintext_sha256() const;
   uint64_t plaintext_size() const;
+  // Memory accounting (DecodeOptions::threads): the most records that were
+  // read ahead of the one served at once (0 with threads = 1), and the chunk-
+  // sized buffers the decoder holds (fixed when it is constructed).
+  size_t peak_records_read_ahead() const;
+  size_t chunk_buffers() const;
 
  private:
   struct Impl;

@@ -22,7 +22,6 @@ namespace {
 struct BackupCommandOptions {
   backup::BackupOptions backup;
   std::string checkpoint = "fast";
-  int parallel = 0;
   ProgressChoice progress;
   bool json = false;
   std::string type = "full";
@@ -100,7 +99,6 @@ int RunBackupCommand(const CommonOptions& given, BackupCommandOptions& options) 
     repo = OpenRepository(common, /*need_system_id=*/false);
   }
   Storage& storage = to_all ? all->set.storage(0) : *repo.storage;
-  if (options.parallel > 0) repo.config.parallel = options.parallel;
   options.backup.progress = MakeProgressDisplay("backup", options.progress, repo.config);
   storage.PrepareForWrites();
   backup::BackupRecord r = backup::RunBackup(storage, repo.config, options.backup);
@@ -139,7 +137,7 @@ Command AddBackupCommand(CLI::App& walctl, CommonOptions& common) {
   cmd->add_option("--checkpoint", options->checkpoint, "fast (default) or spread")
       ->check(CLI::IsMember({"fast", "spread"}));
   AddCompressionOption(*cmd, common.overrides);
-  cmd->add_option("--parallel", options->parallel, "compression threads (default: cores)");
+  AddJobsOption(*cmd, common.overrides, /*old_name=*/true);
   cmd->add_option("--manifest-checksums", b.manifest_checksums, "CRC32C (default), SHA256, ...");
   cmd->add_option("--wal-timeout", b.wal_timeout_seconds,
                   "seconds to wait for the WAL range in the archive (300)");

@@ -1,6 +1,7 @@
 // walctl restore: a backup into an empty directory, set up for PITR.
 #include <walstore/backup/restore.h>
 #include <walstore/backup/util.h>
+#include <walstore/cli.h>
 #include <walstore/log.h>
 
 #include "command.h"
@@ -66,6 +67,7 @@ Command AddRestoreCommand(CLI::App& walctl, CommonOptions& common) {
   cmd->add_option("--archive-mode", options->archive_mode,
                   "preserve (default) or off: archiving of the restored cluster")
       ->check(CLI::IsMember({"preserve", "off"}));
+  AddJobsOption(*cmd, common.overrides);
   AddProgressOptions(*cmd, options->progress);
   cmd->add_flag("--delta", options->restore.delta,
                 "update an existing data directory in place: write only what differs from the "

@@ -1,6 +1,7 @@
 // walctl verify: check backups and WAL continuity (walstore/backup/verify.h);
 // prints every problem as text or JSON and fails on any.
 #include <walstore/backup/util.h>
+#include <walstore/cli.h>
 #include <walstore/backup/verify.h>
 
 #include <fmt/format.h>
@@ -77,6 +78,7 @@ Command AddVerifyCommand(CLI::App& walctl, CommonOptions& common) {
       "verify", "check backups and WAL continuity; non-zero exit on any problem");
   cmd->add_flag("--full", options->full, "decode every object and check every checksum");
   cmd->add_flag("--json", options->json, "JSON output");
+  AddJobsOption(*cmd, common.overrides);
   return {cmd, [&common, options] { return RunVerifyCommand(common, *options); }};
 }
 

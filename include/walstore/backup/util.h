@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include <walstore/config.h>
+
 namespace walstore::backup {
 
 // "16/B374D848" <-> 0x16B374D848.  ParseLsn throws Error(kUsage) on bad text;
@@ -45,6 +47,11 @@ std::string AbsolutePath(const std::string& path);
 // The absolute path of a sibling program of the running executable, or of
 // `name` found on $PATH; nullopt when neither exists.
 std::optional<std::string> FindProgram(const std::string& name);
+
+// walctl's worker threads (--jobs): WorkerThreads(config.parallel,
+// kDefaultWalctlJobsCap); logs a WARNING (once per process) when parallel
+// is above kMaxParallel.
+int WalctlJobs(const Config& config);
 
 // Seconds since the epoch, wall clock, with sub-second precision.
 double NowSeconds();

@@ -11,7 +11,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "archive/local_wal.h"
@@ -30,11 +29,6 @@ std::string ObjectName(const Storage& storage, const std::string& key) {
   return fmt::format("{}/{}", storage.Describe(), key);
 }
 
-int EncodeThreads(const Config& config) {
-  if (config.parallel > 0) return config.parallel;
-  return static_cast<int>(std::max(1u, std::min(4u, std::thread::hardware_concurrency())));
-}
-
 // Encodes `file` in one pass and publishes it under `key` without overwrite.
 // The digest is known only at the end: the encoder rewrites the object's
 // header with it, and it goes into metadata where the backend can still
@@ -48,7 +42,7 @@ StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& f
   encode.compression = config.compression;
   encode.key = config.key ? &*config.key : nullptr;
   encode.chunk_size = config.chunk_size;
-  encode.threads = EncodeThreads(config);
+  encode.threads = WorkerThreads(config.parallel, kDefaultEncodeThreadsCap);
   encode.identity = key;
   encode.rewrite_header = [&writer](Bytes header) { writer->RewriteHead(header); };
   ObjectEncoder encoder(*writer, encode);

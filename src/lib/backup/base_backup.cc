@@ -373,10 +373,7 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
     Fail(ErrorCode::kConflict, "backup label '{}' is already used in {}", record.label,
          storage.Describe());
   }
-  int threads = options.threads > 0 ? options.threads
-                : config.parallel > 0
-                    ? config.parallel
-                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = options.threads > 0 ? options.threads : WalctlJobs(config);
 
   std::string command = fmt::format(
       "BASE_BACKUP (LABEL {}, PROGRESS, CHECKPOINT '{}', WAIT false, MANIFEST 'yes', "
@@ -384,7 +381,7 @@ BackupRecord RunBackup(Storage& storage, const Config& config, const BackupOptio
       SqlQuote("walctl " + record.label), options.fast_checkpoint ? "fast" : "spread",
       options.manifest_checksums,
       options.max_rate_kb ? fmt::format(", MAX_RATE {}", options.max_rate_kb) : "");
-  Log(LogLevel::kInfo, "starting {} on system {}", command, sysid);
+  Log(LogLevel::kInfo, "starting {} on system {}, encoding with {} jobs", command, sysid, threads);
   if (!PQsendQuery(conn.get(), command.c_str())) conn.FailWith("cannot send BASE_BACKUP");
 
   auto start = NextResult(conn, "start position");

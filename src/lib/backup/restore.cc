@@ -150,7 +150,9 @@ void DecodeArchive(Storage& storage, const Config& config, const BackupRecord& b
   const std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
   auto in = storage.OpenRead(key);
   if (!in) Fail(ErrorCode::kCorrupt, "{} is missing from the repository", key);
-  ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);  // keys rotated out too
+  DecodeOptions options = DecodeOptionsFor(config);  // keys rotated out too
+  options.threads = WalctlJobs(config);
+  ObjectDecoder decoder(*in, options, key);
   // Decoding (decrypt, decompress, SHA-256) overlaps with extracting.
   PrefetchReader prefetch(decoder);
   consume(prefetch);
@@ -850,8 +852,9 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   RestoreResult result;
   result.backup = SelectBackup(records, options.backup, target_time, target_lsn);
   const BackupRecord& backup = result.backup;
-  Log(LogLevel::kInfo, "restoring backup {} (stopped {} at {})", backup.label,
-      FormatUtc(static_cast<std::time_t>(backup.stop_time)), FormatLsn(backup.stop_lsn));
+  Log(LogLevel::kInfo, "restoring backup {} (stopped {} at {}), decoding with {} jobs", backup.label,
+      FormatUtc(static_cast<std::time_t>(backup.stop_time)), FormatLsn(backup.stop_lsn),
+      WalctlJobs(config));
 
   auto missing = WaitForWal(storage, system_id, RequiredWal(backup), 0);
   if (!missing.empty()) {

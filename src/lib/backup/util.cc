@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 #include <walstore/error.h>
+#include <walstore/log.h>
 #include <walstore/number.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -179,6 +182,15 @@ std::optional<std::string> FindProgram(const std::string& name) {
 double NowSeconds() {
   using namespace std::chrono;
   return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+int WalctlJobs(const Config& config) {
+  static std::atomic_flag warned;  // once per process, not per object decoded
+  if (config.parallel > kMaxParallel && !warned.test_and_set()) {
+    Log(LogLevel::kWarning, "parallel = {} is more than {} threads: using {}", config.parallel,
+        kMaxParallel, kMaxParallel);
+  }
+  return WorkerThreads(config.parallel, kDefaultWalctlJobsCap);
 }
 
 }  // namespace walstore::backup

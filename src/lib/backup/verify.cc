@@ -1,7 +1,9 @@
 #include <walstore/archive.h>
 #include <walstore/backup/restore.h>
 #include <walstore/backup/verify.h>
+#include <walstore/backup/util.h>
 #include <walstore/error.h>
+#include <walstore/log.h>
 #include <walstore/object_format.h>
 
 #include <algorithm>
@@ -30,7 +32,9 @@ void CheckObject(Storage& storage, const Config& config, const std::string& key,
   if (!in) Fail(ErrorCode::kCorrupt, "{} is missing", key);
   ++report.objects_checked;
   // The constructor checks the header: name binding, key, encrypted under a key.
-  ObjectDecoder decoder(*in, DecodeOptionsFor(config), key);  // keys rotated out too
+  DecodeOptions options = DecodeOptionsFor(config);  // keys rotated out too
+  if (full) options.threads = WalctlJobs(config);
+  ObjectDecoder decoder(*in, options, key);
   if (!full) return;
   std::vector<uint8_t> buf(1 << 20);
   while (size_t n = decoder.Read(MutableBytes(buf.data(), buf.size()))) report.bytes_decoded += n;
@@ -40,6 +44,7 @@ void CheckObject(Storage& storage, const Config& config, const std::string& key,
 
 VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& inv, bool full) {
   VerifyReport report;
+  if (full) Log(LogLevel::kInfo, "decoding every object with {} jobs", WalctlJobs(config));
   std::set<std::string> damaged;  // labels of backups with a problem
   // Full backups whose only problem is their block map: restoring them or
   // their chain does not read it; only a new diff or incr on them would.

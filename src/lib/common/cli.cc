@@ -62,6 +62,25 @@ void AddCompressionOption(CLI::App& command, ConfigOverrides& overrides) {
       ->type_name("SPEC");
 }
 
+void AddJobsOption(CLI::App& command, ConfigOverrides& overrides, bool old_name) {
+  command
+      .add_option_function<int>(
+          "-j,--jobs", [&](const int& v) { overrides.parallel = v; },
+          fmt::format("worker threads compressing / encrypting and decrypting / decompressing "
+                      "(1..{}; default: the parallel setting, else the usable cores, at most {})",
+                      kMaxParallel, kDefaultWalctlJobsCap))
+      ->check(CLI::Range(1, kMaxParallel))
+      ->type_name("N");
+  if (!old_name) return;
+  // What --parallel accepted before --jobs existed: any number, 0 or less
+  // meaning the default; above kMaxParallel it is lowered (with a warning).
+  command
+      .add_option_function<int>(
+          "--parallel", [&](const int& v) { if (v > 0) overrides.parallel = v; },
+          "earlier name of --jobs (0: the default)")
+      ->type_name("N");
+}
+
 std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv, bool for_fetch) {
   try {
     app.parse(argc, argv);

@@ -380,6 +380,10 @@ void ApplyEnvironment(const EnvLookup& env, Config& config) {
     config.push_ahead = static_cast<int>(std::min<uint64_t>(
         ParseUnsigned(*v, "environment", "WALSTORE_PUSH_AHEAD"), kMaxPushAhead + 1));
   }
+  if (auto v = get("WALSTORE_PARALLEL")) {  // as the file's setting: any count, lowered where used
+    config.parallel = static_cast<int>(std::min<uint64_t>(
+        ParseUnsigned(*v, "environment", "WALSTORE_PARALLEL"), std::numeric_limits<int>::max()));
+  }
   if (auto v = get("WALSTORE_ALLOW_PLAINTEXT_OBJECTS")) {
     config.allow_plaintext_objects =
         ParseBool(*v, "environment", "WALSTORE_ALLOW_PLAINTEXT_OBJECTS");
@@ -457,6 +461,9 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
     Fail(ErrorCode::kConfig, "push_ahead must be between 0 (off) and {} segments",
          kMaxPushAhead);
   }
+  // parallel: any non-negative count, as in earlier releases (a config that
+  // walpush and walfetch accepted must keep working); WorkerThreads lowers it.
+  if (overrides.parallel) config.parallel = *overrides.parallel;
   if (config.chunk_size == 0 || config.chunk_size > (16u << 20)) {
     Fail(ErrorCode::kConfig, "chunk_size must be between 1 and 16777216 bytes");
   }

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
+#include <future>
+#include <optional>
 
 #include "common/byte_buffer.h"
 #include "common/task_thread.h"
@@ -40,6 +43,28 @@ struct ObjectDecoder::Impl {
   // unless it runs more than two chunks ahead.
   static constexpr size_t kPlainBuffers = 3;
 
+  // Parallel decoding (DecodeOptions::threads > 1): one lane per helper
+  // thread, with what opening a record needs that is not thread-safe.
+  struct Lane {
+    std::unique_ptr<BlockCodec> codec;
+    std::unique_ptr<AesGcm> cipher;
+    std::unique_ptr<format_internal::RecordAad> aad;
+    TaskThread worker;  // opens (decrypts, decompresses) the lane's records in order
+  };
+  // One record read ahead: stored as read, then opened by its lane.
+  struct Slot {
+    ByteBuffer stored;
+    ByteBuffer plain;
+    RecordHeader record;
+    // Reading it failed: the error waits here until the record is due, so
+    // the records before it are served first, as without helper threads.
+    std::future<void> read;
+    bool read_ok = false;
+    uint64_t open_ticket = 0;  // of its lane's worker
+    Bytes body;                // opened payload: the plaintext, or the end record's
+    uint64_t hash_ticket = 0;  // of `hasher`, once served
+  };
+
   ReadStream& source;
   std::string identity;
   std::string what;
@@ -50,7 +75,7 @@ struct ObjectDecoder::Impl {
   std::unique_ptr<format_internal::RecordAad> aad;  // encrypted objects
   ByteBuffer stored;    // one record's payload as stored; decrypted in place
   ByteBuffer plain_buffers[kPlainBuffers];
-  Bytes current;        // the chunk Read() serves (in plain_buffers)
+  Bytes current;        // the chunk Read() serves (in plain_buffers or a slot)
   size_t plain_pos = 0;
   uint64_t next_index = 0;
   Sha256 hash;
@@ -58,12 +83,21 @@ struct ObjectDecoder::Impl {
   uint64_t plaintext_size = 0;
   Sha256Digest digest{};
   bool done = false;
-  // SHA-256 of the chunks, in order, on one helper thread.  Declared last:
-  // destroyed first, its destructor finishes the queued hashing before
-  // `hash` and the buffers it reads go away (also after an error).
+  // Parallel decoding: record i is read into slots[i % slots.size()] and
+  // opened on lanes[i % lanes.size()]; records [next_index, read_next) are
+  // read ahead, at most lanes.size() of them.
+  std::vector<Slot> slots;
+  uint64_t read_next = 0;
+  bool read_stopped = false;  // end record read, or reading failed
+  size_t peak_read_ahead = 0;
+  std::exception_ptr failure;  // the first error of reading or opening a record
+  // Helper threads, declared last: destroyed first, their destructors finish
+  // the queued work before the buffers it uses go away (also after an error).
+  std::vector<std::unique_ptr<Lane>> lanes;
+  // SHA-256 of the chunks, in order, on one helper thread.
   TaskThread hasher;
 
-  Impl(ReadStream& s, std::span<const Key> keys, bool allow_plaintext, std::string id,
+  Impl(ReadStream& s, std::span<const Key> keys, bool allow_plaintext, int threads, std::string id,
        std::string w)
       : source(s), identity(std::move(id)), what(w.empty() ? identity : std::move(w)) {
     const size_t n = ReadFully(source, header_bytes);
@@ -87,6 +121,7 @@ struct ObjectDecoder::Impl {
                   "the object was copied or moved to this name; do not use it: find the "
                   "right object in another copy of the archive, or move this one aside");
     }
+    std::optional<std::array<uint8_t, 32>> object_key;  // wiped below
     if (header.cipher == Cipher::kAes256Gcm) {
       const Key* key = nullptr;
       for (const Key& candidate : keys) {
@@ -97,21 +132,65 @@ struct ObjectDecoder::Impl {
                     "configure the key this object was written with (encryption_key_file, or "
                     "encryption_old_key_files for keys rotated out)");
       }
-      auto object_key = DeriveObjectKey(*key, header.salt);
-      cipher = std::make_unique<AesGcm>(object_key);
-      std::fill(object_key.begin(), object_key.end(), 0);
+      object_key = DeriveObjectKey(*key, header.salt);
+      cipher = std::make_unique<AesGcm>(*object_key);
       aad = std::make_unique<format_internal::RecordAad>(header_bytes, header.version, identity);
     }
     if (header.cipher == Cipher::kNone) {
       format_internal::StartStoredHash(stored_hash, header_bytes, header.version, identity);
     }
     codec = MakeBlockCodec({header.codec, 0});
-    stored = ByteBuffer(format_internal::MaxRecordPayload(
-                            codec->MaxCompressedSize(header.chunk_size), header.chunk_size) +
-                        TagSize(header.cipher));
+    stored = ByteBuffer(StoredBufferSize());
     // Untouched pages cost nothing (ByteBuffer is not zero-filled): a small
     // object touches a few kilobytes of each.
-    for (auto& buffer : plain_buffers) buffer = ByteBuffer(header.chunk_size);
+    const size_t lane_count = LaneCount(threads);
+    if (lane_count <= 1) {
+      if (object_key) std::fill(object_key->begin(), object_key->end(), 0);
+      for (auto& buffer : plain_buffers) buffer = ByteBuffer(header.chunk_size);
+      return;
+    }
+    stored = ByteBuffer();
+    for (size_t i = 0; i < lane_count; ++i) {
+      auto lane = std::make_unique<Lane>();
+      lane->codec = MakeBlockCodec({header.codec, 0});
+      if (object_key) {
+        lane->cipher = std::make_unique<AesGcm>(*object_key);
+        lane->aad = std::make_unique<format_internal::RecordAad>(header_bytes, header.version,
+                                                                 identity);
+      }
+      lanes.push_back(std::move(lane));
+    }
+    if (object_key) std::fill(object_key->begin(), object_key->end(), 0);
+    // Two slots more than lanes: served chunks may still be hashing.
+    slots.resize(lanes.size() + kPlainBuffers - 1);
+    for (auto& slot : slots) {
+      slot.stored = ByteBuffer(StoredBufferSize());
+      slot.plain = ByteBuffer(header.chunk_size);
+    }
+  }
+
+  // Helper threads for DecodeOptions::threads (object_format.h): at most
+  // kMaxDecodeThreads, at most kDecodeReadAheadBudget / chunk_size records
+  // in flight, and no more than the records the header says the object has
+  // (the data records and the end record).  1: decode serially.  The header
+  // is not authenticated yet: a forged one can only lower the count.
+  size_t LaneCount(int threads) const {
+    const uint64_t chunk = header.chunk_size;
+    uint64_t count = std::clamp(threads, 1, kMaxDecodeThreads);
+    count = std::min<uint64_t>(count, std::max<uint64_t>(1, kDecodeReadAheadBudget / chunk));
+    if (header.has_digest) {
+      const uint64_t data_records =
+          header.plaintext_size / chunk + (header.plaintext_size % chunk != 0);
+      // One data record (or none): nothing to overlap.
+      count = data_records <= 1 ? 1 : std::min(count, data_records + 1);
+    }
+    return static_cast<size_t>(count);
+  }
+
+  size_t StoredBufferSize() const {
+    return format_internal::MaxRecordPayload(codec->MaxCompressedSize(header.chunk_size),
+                                             header.chunk_size) +
+           TagSize(header.cipher);
   }
 
   [[noreturn]] void Corrupt(const std::string& detail) {
@@ -119,20 +198,21 @@ struct ObjectDecoder::Impl {
                 "the stored object cannot be used; restore it from another copy of the archive");
   }
 
-  void ReadExactly(MutableBytes out, const char* part) {
+  // `index`: the record being read.
+  void ReadExactly(MutableBytes out, const char* part, uint64_t index) {
     if (ReadFully(source, out) != out.size()) {
-      Corrupt(fmt::format("truncated (the object ends inside {} {})", part, next_index));
+      Corrupt(fmt::format("truncated (the object ends inside {} {})", part, index));
     }
   }
 
-  RecordHeader ReadRecordHeader(std::array<uint8_t, kRecordHeaderSize>& rh_bytes) {
+  RecordHeader ReadRecordHeader(std::array<uint8_t, kRecordHeaderSize>& rh_bytes, uint64_t index) {
     const size_t got = ReadFully(source, rh_bytes);
-    if (got == 0) Corrupt(fmt::format("truncated after {} records (no end record)", next_index));
-    if (got != rh_bytes.size()) Corrupt(fmt::format("truncated inside record header {}", next_index));
+    if (got == 0) Corrupt(fmt::format("truncated after {} records (no end record)", index));
+    if (got != rh_bytes.size()) Corrupt(fmt::format("truncated inside record header {}", index));
     const RecordHeader record = RecordHeader::Parse(rh_bytes.data());
     const size_t tag = TagSize(header.cipher);
     if (record.type != kRecordTypeData && record.type != kRecordTypeEnd) {
-      Corrupt(fmt::format("record {} has unknown type {}", next_index, record.type));
+      Corrupt(fmt::format("record {} has unknown type {}", index, record.type));
     }
     // Unencrypted record headers are not authenticated: accept exactly what a
     // writer produces (known flags only, zero reserved bytes in version 1,
@@ -143,44 +223,93 @@ struct ObjectDecoder::Impl {
         (header.version < 2 && GetField(rh_bytes.data(), kRecordIndexHigh) != 0) ||
         (record.type == kRecordTypeEnd && record.flags != 0) ||
         (record.type == kRecordTypeData && header.codec == Codec::kNone && !raw)) {
-      Corrupt(fmt::format("record {} has an invalid header", next_index));
+      Corrupt(fmt::format("record {} has an invalid header", index));
     }
-    if (record.index != next_index) {
+    if (record.index != index) {
       Corrupt(fmt::format("record {} found where record {} belongs (reordered or spliced)",
-                          record.index, next_index));
+                          record.index, index));
     }
     const uint32_t end_size = EndPayloadSize(header.cipher);
     const uint32_t max_plain = record.type == kRecordTypeEnd ? end_size : header.chunk_size;
     if (record.plain_len > max_plain || (record.type == kRecordTypeEnd && record.plain_len != end_size) ||
-        record.stored_len > stored.size() || record.stored_len < tag ||
+        record.stored_len > StoredBufferSize() || record.stored_len < tag ||
         (record.type == kRecordTypeData && record.plain_len == 0) ||
         (raw && record.stored_len - tag != record.plain_len)) {
-      Corrupt(fmt::format("record {} has impossible lengths", next_index));
+      Corrupt(fmt::format("record {} has impossible lengths", index));
     }
     return record;
+  }
+
+  // Reads record `index` into `buffer`; returns its header, its payload as
+  // stored is at the start of `buffer`.  Unencrypted records go into the
+  // stored SHA-256 here, in order.
+  RecordHeader ReadRecord(uint64_t index, ByteBuffer& buffer) {
+    std::array<uint8_t, kRecordHeaderSize> rh_bytes;
+    const RecordHeader record = ReadRecordHeader(rh_bytes, index);
+    MutableBytes payload(buffer.data(), record.stored_len);
+    ReadExactly(payload, "record", index);
+    if (!cipher && record.type == kRecordTypeData) {
+      stored_hash.Update(rh_bytes);
+      stored_hash.Update(payload);
+    }
+    return record;
+  }
+
+  // Authenticates and decrypts (in place) the payload of `record` stored at
+  // the start of `buffer` with `record_cipher` / `record_aad` (null when the
+  // object is not encrypted); returns the opened payload.  Nothing
+  // unauthenticated is decompressed or served.
+  Bytes OpenRecord(const RecordHeader& record, ByteBuffer& buffer, AesGcm* record_cipher,
+                   format_internal::RecordAad* record_aad) {
+    MutableBytes payload(buffer.data(), record.stored_len);
+    if (record_cipher == nullptr) return payload;
+    MutableBytes opened(buffer.data(), record.stored_len - AesGcm::kTagSize);
+    if (!record_cipher->Open(
+            format_internal::RecordNonce(header.version, record.type, record.index),
+            record_aad->For(record), payload, opened)) {
+      Corrupt(fmt::format("record {} failed authentication", record.index));
+    }
+    return opened;
+  }
+
+  // The plaintext of data record `record` from its opened payload `body`.
+  void Decompress(const RecordHeader& record, Bytes body, BlockCodec& record_codec,
+                  MutableBytes out) {
+    if ((record.flags & kRecordFlagRaw) != 0) {
+      std::memcpy(out.data(), body.data(), body.size());
+    } else if (!record_codec.Decompress(body, out)) {
+      Corrupt(fmt::format("record {} does not decompress ({})", record.index,
+                          CodecName(header.codec)));
+    }
+  }
+
+  // Serves `out`, the plaintext of record next_index (its hashing is queued).
+  void Serve(MutableBytes out) {
+    current = out;
+    plain_pos = 0;
+    plaintext_size += out.size();
+    ++next_index;
   }
 
   // Reads the next record; returns false after the verified end record.
   // Otherwise `current` holds the record's plaintext, whose hashing has
   // been queued.
+  // After a failure every later call rethrows that failure (a threaded
+  // decoder has consumed the futures that held it; a serial one would read
+  // on from the middle of a record): the caller sees one answer.
   bool NextRecord() {
-    std::array<uint8_t, kRecordHeaderSize> rh_bytes;
-    const RecordHeader record = ReadRecordHeader(rh_bytes);
-    MutableBytes payload(stored.data(), record.stored_len);
-    ReadExactly(payload, "record");
-    Bytes body = payload;
-    if (cipher) {
-      // Decrypted in place; nothing unauthenticated is decompressed or served.
-      MutableBytes opened(stored.data(), record.stored_len - AesGcm::kTagSize);
-      if (!cipher->Open(format_internal::RecordNonce(header.version, record.type, record.index), aad->For(record),
-                        payload, opened)) {
-        Corrupt(fmt::format("record {} failed authentication", record.index));
-      }
-      body = opened;
-    } else if (record.type == kRecordTypeData) {
-      stored_hash.Update(rh_bytes);
-      stored_hash.Update(payload);
+    if (failure) std::rethrow_exception(failure);
+    try {
+      return lanes.empty() ? NextRecordSerial() : NextRecordParallel();
+    } catch (...) {  // kept, not handled: rethrown now and on every later call
+      failure = std::current_exception();
+      throw;
     }
+  }
+
+  bool NextRecordSerial() {
+    const RecordHeader record = ReadRecord(next_index, stored);
+    const Bytes body = OpenRecord(record, stored, cipher.get(), aad.get());
     if (record.type == kRecordTypeEnd) {
       FinishObject(body);
       return false;
@@ -189,17 +318,57 @@ struct ObjectDecoder::Impl {
     // (ticket next_index - kPlainBuffers + 1) must have run.
     if (next_index >= kPlainBuffers) hasher.WaitFor(next_index - kPlainBuffers + 1);
     MutableBytes out(plain_buffers[next_index % kPlainBuffers].data(), record.plain_len);
-    if ((record.flags & kRecordFlagRaw) != 0) {
-      std::memcpy(out.data(), body.data(), body.size());
-    } else if (!codec->Decompress(body, out)) {
-      Corrupt(fmt::format("record {} does not decompress ({})", record.index,
-                          CodecName(header.codec)));
-    }
+    Decompress(record, body, *codec, out);
     hasher.Submit([this, out] { hash.Update(out); });
-    current = out;
-    plain_pos = 0;
-    plaintext_size += out.size();
-    ++next_index;
+    Serve(out);
+    return true;
+  }
+
+  // Reads record read_next into its slot and queues its opening on its lane.
+  // A failed read stops reading ahead; its error waits in the slot.
+  void ReadAhead() {
+    const uint64_t index = read_next++;
+    Slot& slot = slots[index % slots.size()];
+    // The slot's previous record was served; its hash must have run.
+    if (slot.hash_ticket != 0) hasher.WaitFor(slot.hash_ticket);
+    slot.hash_ticket = 0;
+    slot.read_ok = false;
+    std::packaged_task<void()> read([this, &slot, index] {
+      slot.record = ReadRecord(index, slot.stored);
+      slot.read_ok = true;
+    });
+    slot.read = read.get_future();
+    read();
+    if (!slot.read_ok) {
+      read_stopped = true;
+      return;
+    }
+    if (slot.record.type == kRecordTypeEnd) read_stopped = true;
+    Lane& lane = *lanes[index % lanes.size()];
+    slot.open_ticket = lane.worker.Submit([this, &slot, &lane] {
+      slot.body = OpenRecord(slot.record, slot.stored, lane.cipher.get(), lane.aad.get());
+      if (slot.record.type == kRecordTypeEnd) return;
+      MutableBytes out(slot.plain.data(), slot.record.plain_len);
+      Decompress(slot.record, slot.body, *lane.codec, out);
+      slot.body = out;
+    });
+    peak_read_ahead = std::max<size_t>(peak_read_ahead, read_next - next_index);
+  }
+
+  // Record next_index, read ahead and opened on helper threads: the same
+  // records, checks and errors in the same order as NextRecordSerial().
+  bool NextRecordParallel() {
+    while (!read_stopped && read_next < next_index + lanes.size()) ReadAhead();
+    Slot& slot = slots[next_index % slots.size()];
+    slot.read.get();  // rethrows the error of reading it
+    lanes[next_index % lanes.size()]->worker.WaitFor(slot.open_ticket);
+    if (slot.record.type == kRecordTypeEnd) {
+      FinishObject(slot.body);
+      return false;
+    }
+    MutableBytes out(slot.plain.data(), slot.body.size());
+    slot.hash_ticket = hasher.Submit([this, out] { hash.Update(out); });
+    Serve(out);
     return true;
   }
 
@@ -260,10 +429,10 @@ ObjectDecoder::ObjectDecoder(ReadStream& source, const Key* key, std::string ide
                              std::string what)
     : impl_(std::make_unique<Impl>(source,
                                    key ? std::span<const Key>(key, 1) : std::span<const Key>(),
-                                   false, std::move(identity), std::move(what))) {}
+                                   false, 1, std::move(identity), std::move(what))) {}
 ObjectDecoder::ObjectDecoder(ReadStream& source, const DecodeOptions& options,
                              std::string identity, std::string what)
-    : impl_(std::make_unique<Impl>(source, options.keys, options.allow_plaintext,
+    : impl_(std::make_unique<Impl>(source, options.keys, options.allow_plaintext, options.threads,
                                    std::move(identity), std::move(what))) {}
 ObjectDecoder::~ObjectDecoder() = default;
 size_t ObjectDecoder::Read(MutableBytes out) { return impl_->Read(out); }
@@ -271,5 +440,9 @@ uint64_t ObjectDecoder::DecodeTo(WriteStream& sink) { return impl_->DecodeTo(sin
 const ObjectHeader& ObjectDecoder::header() const { return impl_->header; }
 const Sha256Digest& ObjectDecoder::plaintext_sha256() const { return impl_->digest; }
 uint64_t ObjectDecoder::plaintext_size() const { return impl_->plaintext_size; }
+size_t ObjectDecoder::peak_records_read_ahead() const { return impl_->peak_read_ahead; }
+size_t ObjectDecoder::chunk_buffers() const {
+  return impl_->lanes.empty() ? 1 + Impl::kPlainBuffers : 2 * impl_->slots.size();
+}
 
 }  // namespace walstore

@@ -3,11 +3,15 @@
 // encryption_key_file, log_level, system_id, chunk_size, parallel, [s3] ...
 #include <doctest/doctest.h>
 
+#include <walstore/cli.h>
 #include <walstore/config.h>
 #include <walstore/crypto.h>
 #include <walstore/error.h>
 
+#include <sched.h>
+
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -15,6 +19,7 @@
 
 using namespace walstore;
 using walstore::test::Contains;
+using walstore::test::ThrownMessage;
 using walstore::test::TempDir;
 using walstore::test::WriteFile;
 
@@ -366,6 +371,91 @@ TEST_SUITE("config") {
                ErrorCode::kConfig);
     WriteFile(dir / "c.toml", "push_ahead = 100\n");
     CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
+  }
+
+  TEST_CASE("parallel: file, environment, command line; any count is accepted as before") {
+    TempDir dir;
+    WriteFile(dir / "c.toml", "parallel = 4\n");
+    CHECK(LoadConfig(std::nullopt, MapEnv({})).parallel == 0);  // 0: the default
+    CHECK(LoadConfig(dir / "c.toml", MapEnv({})).parallel == 4);
+    CHECK(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PARALLEL", "3"}})).parallel == 3);
+    ConfigOverrides o;
+    o.config_path = dir / "c.toml";
+    o.parallel = kMaxParallel;
+    CHECK(LoadConfig(o, MapEnv({{"WALSTORE_PARALLEL", "2"}})).parallel == kMaxParallel);
+    // Earlier releases accepted any non-negative parallel, and walpush and
+    // walfetch load the config too: a large one must not stop archiving or
+    // recovery.  WorkerThreads lowers it where threads are started.
+    WriteFile(dir / "c.toml", "parallel = 100\n");
+    CHECK(LoadConfig(dir / "c.toml", MapEnv({})).parallel == 100);
+    CHECK(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PARALLEL", "65"}})).parallel == 65);
+    CHECK(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PARALLEL", "99999999999"}})).parallel ==
+          std::numeric_limits<int>::max());
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PARALLEL", "99999999999999999999"}})),
+               ErrorCode::kConfig);
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({{"WALSTORE_PARALLEL", "many"}})),
+               ErrorCode::kConfig);
+    WriteFile(dir / "c.toml", "parallel = -2\n");
+    CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
+  }
+
+  TEST_CASE("parallel becomes threads: lowered to kMaxParallel, default capped by usable CPUs") {
+    CHECK(WorkerThreads(3, kDefaultEncodeThreadsCap) == 3);
+    CHECK(WorkerThreads(kMaxParallel, 1) == kMaxParallel);
+    CHECK(WorkerThreads(100, kDefaultEncodeThreadsCap) == kMaxParallel);
+    CHECK(WorkerThreads(std::numeric_limits<int>::max(), 1) == kMaxParallel);
+    const int cpus = UsableCpus();
+    CHECK(cpus >= 1);
+    CHECK(WorkerThreads(0, 1) == 1);
+    CHECK(WorkerThreads(0, kDefaultEncodeThreadsCap) == std::min(cpus, kDefaultEncodeThreadsCap));
+    CHECK(WorkerThreads(0, kDefaultWalctlJobsCap) == std::min(cpus, kDefaultWalctlJobsCap));
+    // sched_getaffinity, not the online cores: pinned to one CPU, one thread.
+    cpu_set_t saved;
+    REQUIRE(sched_getaffinity(0, sizeof(saved), &saved) == 0);
+    int first = 0;
+    while (!CPU_ISSET(first, &saved)) ++first;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    REQUIRE(sched_setaffinity(0, sizeof(one), &one) == 0);
+    const int pinned = UsableCpus();
+    const int pinned_default = WorkerThreads(0, kDefaultWalctlJobsCap);
+    REQUIRE(sched_setaffinity(0, sizeof(saved), &saved) == 0);
+    CHECK(pinned == 1);
+    CHECK(pinned_default == 1);
+  }
+
+  TEST_CASE("cgroup v2 cpu.max: the quota in CPUs, rounded up; no limit for max or bad text") {
+    CHECK(CpuMaxLimit("max 100000\n") == std::nullopt);
+    CHECK(CpuMaxLimit("100000 100000\n") == 1);
+    CHECK(CpuMaxLimit("150000 100000\n") == 2);
+    CHECK(CpuMaxLimit("200000 100000") == 2);
+    CHECK(CpuMaxLimit("1000 100000\n") == 1);  // a tenth of a CPU: still one thread
+    CHECK(CpuMaxLimit("100000000 1000\n") == kMaxParallel);
+    CHECK(CpuMaxLimit("") == std::nullopt);
+    CHECK(CpuMaxLimit("100000") == std::nullopt);
+    CHECK(CpuMaxLimit("100000 0") == std::nullopt);
+    CHECK(CpuMaxLimit("-5 100000") == std::nullopt);
+  }
+
+  TEST_CASE("walctl backup --parallel keeps its earlier range; --jobs is 1..64") {
+    const auto parse = [](std::vector<std::string> args, bool old_name) {
+      CLI::App app;
+      ConfigOverrides o;
+      AddJobsOption(app, o, old_name);
+      std::reverse(args.begin(), args.end());
+      app.parse(args);
+      return o.parallel;
+    };
+    CHECK(parse({"--parallel", "0"}, true) == std::nullopt);  // 0: the default
+    CHECK(parse({"--parallel", "-1"}, true) == std::nullopt);
+    CHECK(parse({"--parallel", "100"}, true) == 100);        // lowered to 64 where used
+    CHECK(parse({"--parallel", "2"}, true) == 2);
+    CHECK(parse({"-j", "3"}, true) == 3);
+    CHECK(parse({"--jobs", "64"}, false) == 64);
+    CHECK_THROWS_AS(parse({"--jobs", "0"}, false), CLI::ValidationError);
+    CHECK_THROWS_AS(parse({"--jobs", "65"}, false), CLI::ValidationError);
+    CHECK_THROWS_AS(parse({"--parallel", "2"}, false), CLI::ExtrasError);
   }
 
   TEST_CASE("allow_plaintext_objects: off by default, file and environment") {

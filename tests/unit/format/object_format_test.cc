@@ -33,6 +33,7 @@ using walstore::test::CompressibleString;
 using walstore::test::Contains;
 using walstore::test::RandomString;
 using walstore::test::ThrownCode;
+using walstore::test::ThrownMessage;
 
 namespace {
 
@@ -1066,5 +1067,324 @@ TEST_SUITE("format") {
               }) == "kConfig");
       }
     }
+  }
+}
+
+namespace {
+
+// What a decoder with `threads` helper threads did with `object`: every piece of
+// plaintext it handed out, in order (DecodeTo() writes one piece per record), and
+// how it ended ("ok <sha>" or "<code>: <message>").
+struct DecodeTrace {
+  std::vector<std::string> pieces;
+  std::string outcome;
+  size_t peak_read_ahead = 0;
+  size_t chunk_buffers = 0;
+  bool operator==(const DecodeTrace& o) const {
+    return pieces == o.pieces && outcome == o.outcome;
+  }
+};
+
+class PieceSink : public WriteStream {
+ public:
+  explicit PieceSink(std::vector<std::string>& pieces) : pieces_(pieces) {}
+  void Write(Bytes data) override {
+    pieces_.emplace_back(reinterpret_cast<const char*>(data.data()), data.size());
+  }
+  void Finish() override {}
+
+ private:
+  std::vector<std::string>& pieces_;
+};
+
+DecodeTrace TraceDecode(const std::string& object, const Key* key, int threads) {
+  DecodeTrace t;
+  MemoryReadStream in{std::string_view(object)};
+  DecodeOptions options;
+  if (key != nullptr) options.keys.push_back(*key);
+  options.threads = threads;
+  std::unique_ptr<ObjectDecoder> dec;
+  const std::string code = ThrownCode([&] {
+    dec = std::make_unique<ObjectDecoder>(in, options, kIdentity);
+    PieceSink sink(t.pieces);
+    dec->DecodeTo(sink);
+  });
+  const std::string message = ThrownMessage([&] {
+    MemoryReadStream again{std::string_view(object)};
+    ObjectDecoder d(again, options, kIdentity);
+    std::vector<std::string> ignored_pieces;
+    PieceSink ignored(ignored_pieces);
+    d.DecodeTo(ignored);
+  });
+  t.outcome = code == "no exception" ? "ok " + ToHex(dec->plaintext_sha256()) : code + ": " + message;
+  if (dec) {
+    t.peak_read_ahead = dec->peak_records_read_ahead();
+    t.chunk_buffers = dec->chunk_buffers();
+  }
+  return t;
+}
+
+std::string Joined(const std::vector<std::string>& pieces) {
+  std::string out;
+  for (const auto& p : pieces) out += p;
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("format") {
+  TEST_CASE("parallel decoding (threads 2..8) hands out exactly what serial decoding does") {
+    const Key key = KeyA();
+    constexpr uint32_t kChunk = 1024;
+    for (const Combo& combo : AllCombos()) {
+      CAPTURE(combo.Name());
+      const Key* k = combo.encrypt ? &key : nullptr;
+      for (size_t size : {size_t{0}, size_t{1}, size_t{kChunk}, size_t{kChunk + 1},
+                          size_t{13 * kChunk + 7}}) {
+        CAPTURE(size);
+        // Half compressible, half random, so raw and compressed records mix.
+        const std::string data = CompressibleString(size / 2, 9) + RandomString(size - size / 2, 9);
+        const Encoded e = Encode(data, combo, kChunk, &key);
+        const DecodeTrace serial = TraceDecode(e.bytes, k, 1);
+        REQUIRE(serial.outcome == "ok " + ToHex(Sha256Of(AsBytes(data))));
+        REQUIRE(Joined(serial.pieces) == data);
+        CHECK(serial.pieces.size() == (size + kChunk - 1) / kChunk);  // one per record
+        for (int threads = 2; threads <= 8; ++threads) {
+          CAPTURE(threads);
+          const DecodeTrace parallel = TraceDecode(e.bytes, k, threads);
+          CHECK(parallel == serial);
+        }
+        // Read() in odd sizes gives the same bytes.
+        MemoryReadStream in{std::string_view(e.bytes)};
+        DecodeOptions options;
+        if (k) options.keys.push_back(*k);
+        options.threads = 3;
+        ObjectDecoder dec(in, options, kIdentity);
+        CHECK(walstore::test::ReadAll(dec, 333) == data);
+      }
+    }
+  }
+
+  TEST_CASE("parallel decoding: a damaged record k fails as serially, after records < k only") {
+    const Key key = KeyA();
+    constexpr uint32_t kChunk = 512;
+    for (const Combo& combo : {Combo{{Codec::kLz4, 0}, true}, Combo{{Codec::kZstd, 0}, false},
+                               Combo{{Codec::kNone, 0}, true}}) {
+      CAPTURE(combo.Name());
+      const Key* k = combo.encrypt ? &key : nullptr;
+      const std::string data = RandomString(9 * kChunk + 100, 5);
+      const Encoded e = Encode(data, combo, kChunk, &key);
+      const auto recs = Records(e.bytes);
+      REQUIRE(recs.size() == 11);
+      std::vector<std::pair<std::string, std::string>> damaged;  // name, object
+      for (size_t i = 0; i < recs.size(); ++i) {
+        std::string flipped = e.bytes;
+        flipped[recs[i].offset + 16 + recs[i].size / 2 - 8] ^= 0x10;  // inside the payload
+        damaged.emplace_back(fmt::format("bit flip in record {}", i), flipped);
+        damaged.emplace_back(fmt::format("cut inside record {}", i),
+                             e.bytes.substr(0, recs[i].offset + recs[i].size / 2));
+        damaged.emplace_back(fmt::format("cut before record {}", i), e.bytes.substr(0, recs[i].offset));
+      }
+      std::string swapped = e.bytes.substr(0, recs[4].offset) +
+                            e.bytes.substr(recs[5].offset, recs[5].size) +
+                            e.bytes.substr(recs[4].offset, recs[4].size) +
+                            e.bytes.substr(recs[6].offset);
+      damaged.emplace_back("records 4 and 5 swapped", swapped);
+      damaged.emplace_back("data after the end record", e.bytes + "x");
+      for (const auto& [name, object] : damaged) {
+        CAPTURE(name);
+        const DecodeTrace serial = TraceDecode(object, k, 1);
+        REQUIRE(serial.outcome.rfind("kCorrupt: ", 0) == 0);
+        // Serially, nothing of the damaged record or after it is handed out
+        // when encrypted (an unencrypted flipped bit is found at the end).
+        CHECK(serial.pieces.size() <= 10);
+        if (combo.encrypt) CHECK(data.rfind(Joined(serial.pieces), 0) == 0);
+        for (int threads : {2, 3, 4, 7}) {
+          CAPTURE(threads);
+          CHECK(TraceDecode(object, k, threads) == serial);
+        }
+      }
+      // An encrypted bit flip in record 6: records 0..5 are served, then its error.
+      if (combo.encrypt) {
+        std::string flipped = e.bytes;
+        flipped[recs[6].offset + 20] ^= 1;
+        const DecodeTrace t = TraceDecode(flipped, k, 4);
+        CHECK(t.pieces.size() == 6);
+        CHECK(Contains(t.outcome, "record 6 failed authentication"));
+      }
+    }
+  }
+
+  TEST_CASE("parallel decoding: memory is bounded by the threads, not by the object") {
+    const Key key = KeyA();
+    constexpr uint32_t kChunk = 4096;
+    const std::string data = RandomString(300 * kChunk + 1, 8);  // 301 data records
+    const Encoded e = Encode(data, Combo{{Codec::kLz4, 0}, true}, kChunk, &key, std::nullopt, 2);
+    const DecodeTrace serial = TraceDecode(e.bytes, &key, 1);
+    CHECK(serial.peak_read_ahead == 0);
+    CHECK(serial.chunk_buffers == 4);
+    for (int threads : {2, 3, 5, 8}) {
+      CAPTURE(threads);
+      const DecodeTrace t = TraceDecode(e.bytes, &key, threads);
+      CHECK(t == serial);
+      // Reads ahead by exactly `threads` records (so they are opened in
+      // parallel), never more, with buffers for threads + 2 records.
+      CHECK(t.peak_read_ahead == static_cast<size_t>(threads));
+      CHECK(t.chunk_buffers == 2 * static_cast<size_t>(threads + 2));
+    }
+    // A small object holds its records at most.
+    const Encoded small = Encode("abc", Combo{{Codec::kLz4, 0}, true}, kChunk, &key);
+    CHECK(TraceDecode(small.bytes, &key, 8).peak_read_ahead == 2);  // data record + end record
+  }
+}
+
+namespace {
+// A forged object: a genuine header (any chunk size; nothing in it is
+// authenticated before record 0 opens), then `records` raw data records of
+// the largest size the header allows, each failing authentication.  Counts
+// the bytes the decoder read.
+class ForgedRecordsSource : public ReadStream {
+ public:
+  ForgedRecordsSource(std::string header, uint32_t chunk_size, int records)
+      : header_(std::move(header)), chunk_size_(chunk_size), records_(records) {}
+  size_t Read(MutableBytes out) override {
+    size_t total = 0;
+    const size_t stored = size_t{chunk_size_} + AesGcm::kTagSize;
+    while (total < out.size()) {
+      size_t n;
+      if (header_pos_ < header_.size()) {
+        n = std::min(out.size() - total, header_.size() - header_pos_);
+        std::memcpy(out.data() + total, header_.data() + header_pos_, n);
+        header_pos_ += n;
+      } else if (record_ >= records_) {
+        break;
+      } else if (record_pos_ < kRecordHeaderSize) {
+        format_internal::RecordHeader r;
+        r.type = object_layout::kRecordTypeData;
+        r.flags = object_layout::kRecordFlagRaw;
+        r.index = static_cast<uint64_t>(record_);
+        r.plain_len = chunk_size_;
+        r.stored_len = static_cast<uint32_t>(stored);
+        const auto bytes = r.Serialize();
+        n = std::min(out.size() - total, kRecordHeaderSize - record_pos_);
+        std::memcpy(out.data() + total, bytes.data() + record_pos_, n);
+        record_pos_ += n;
+      } else {
+        n = std::min(out.size() - total, kRecordHeaderSize + stored - record_pos_);
+        std::memset(out.data() + total, 0x5a, n);
+        record_pos_ += n;
+        if (record_pos_ == kRecordHeaderSize + stored) {
+          record_pos_ = 0;
+          ++record_;
+        }
+      }
+      total += n;
+      bytes_read += n;
+    }
+    return total;
+  }
+  uint64_t bytes_read = 0;
+
+ private:
+  static constexpr size_t kRecordHeaderSize = object_layout::kRecordHeaderSize;
+  std::string header_;
+  uint32_t chunk_size_;
+  int records_;
+  size_t header_pos_ = 0;
+  size_t record_pos_ = 0;
+  int record_ = 0;
+};
+
+MutableBytes Writable(std::string& s) {
+  return MutableBytes(reinterpret_cast<uint8_t*>(s.data()), s.size());
+}
+}  // namespace
+
+TEST_SUITE("format") {
+  TEST_CASE("parallel decoding: read-ahead stays within kDecodeReadAheadBudget at 16 MiB chunks") {
+    const Key key = KeyA();
+    constexpr uint32_t kChunk = 16u << 20;
+    const Encoded e = Encode("abc", Combo{{Codec::kLz4, 0}, true}, kChunk, &key);
+    REQUIRE_FALSE(e.header.has_digest);  // no record count to go by: only the budget bounds it
+    const std::string header = e.bytes.substr(0, Records(e.bytes)[0].offset);
+    constexpr size_t kInFlight = kDecodeReadAheadBudget / kChunk;  // 4
+    for (int threads : {8, 64}) {
+      CAPTURE(threads);
+      ForgedRecordsSource in(header, kChunk, 8);
+      DecodeOptions options;
+      options.keys.push_back(key);
+      options.threads = threads;
+      ObjectDecoder dec(in, options, kIdentity);
+      CHECK(dec.chunk_buffers() == 2 * (kInFlight + 2));
+      std::string out(4096, '\0');
+      CHECK(Contains(ThrownMessage([&] { dec.Read(Writable(out)); }),
+                     "damaged: record 0 failed authentication"));
+      // Still parallel, but no more records (and bytes) read ahead of
+      // record 0's authentication than the budget allows.
+      CHECK(dec.peak_records_read_ahead() == kInFlight);
+      CHECK(in.bytes_read <= header.size() + kDecodeReadAheadBudget + kInFlight * 64);
+    }
+  }
+}
+
+TEST_SUITE("format") {
+  TEST_CASE("decoding: after an error, every later Read() rethrows that error (any threads)") {
+    const Key key = KeyA();
+    constexpr uint32_t kChunk = 512;
+    const std::string data = RandomString(9 * kChunk + 100, 5);
+    const Encoded e = Encode(data, Combo{{Codec::kLz4, 0}, true}, kChunk, &key);
+    std::string flipped = e.bytes;
+    flipped[Records(e.bytes)[6].offset + 20] ^= 1;
+    for (int threads : {1, 4}) {
+      CAPTURE(threads);
+      MemoryReadStream in{std::string_view(flipped)};
+      DecodeOptions options;
+      options.keys.push_back(key);
+      options.threads = threads;
+      ObjectDecoder dec(in, options, kIdentity);
+      std::string out(100000, '\0');
+      const auto read = [&] { dec.Read(Writable(out)); };
+      const std::string first = ThrownMessage(read);
+      CHECK(Contains(first, "record 6 failed authentication"));
+      for (int again = 0; again < 2; ++again) {
+        CHECK(ThrownCode(read) == "kCorrupt");
+        CHECK(ThrownMessage(read) == first);
+        std::vector<std::string> pieces;
+        PieceSink sink(pieces);
+        CHECK(ThrownMessage([&] { dec.DecodeTo(sink); }) == first);
+        CHECK(pieces.empty());
+      }
+    }
+  }
+
+  TEST_CASE("parallel decoding: no more helper threads than records, nor than kMaxDecodeThreads") {
+    const Key key = KeyA();
+    constexpr uint32_t kChunk = 4096;
+    const Combo combo{{Codec::kZstd, 0}, true};
+    // The header knows the size (has_digest): one data record decodes serially.
+    const std::string tiny = "abc";
+    const Encoded one = Encode(tiny, combo, kChunk, &key,
+                               std::pair{tiny.size(), Sha256Of(AsBytes(tiny))});
+    REQUIRE(one.header.has_digest);
+    const DecodeTrace serial_one = TraceDecode(one.bytes, &key, 1);
+    const DecodeTrace t1 = TraceDecode(one.bytes, &key, 8);
+    CHECK(t1 == serial_one);
+    CHECK(t1.chunk_buffers == 4);
+    CHECK(t1.peak_read_ahead == 0);
+    // Three data records and the end record: four lanes at most.
+    const std::string three = RandomString(2 * kChunk + 1, 3);
+    const Encoded e3 = Encode(three, combo, kChunk, &key,
+                              std::pair{three.size(), Sha256Of(AsBytes(three))});
+    const DecodeTrace t3 = TraceDecode(e3.bytes, &key, 8);
+    CHECK(t3 == TraceDecode(e3.bytes, &key, 1));
+    CHECK(t3.peak_read_ahead == 4);
+    CHECK(t3.chunk_buffers == 2 * (4 + 2));
+    // Without a size in the header, the library's own limit.
+    const Encoded many = Encode(RandomString(100 * kChunk, 4), combo, kChunk, &key);
+    REQUIRE_FALSE(many.header.has_digest);
+    const DecodeTrace t = TraceDecode(many.bytes, &key, 1000);
+    CHECK(t == TraceDecode(many.bytes, &key, 1));
+    CHECK(t.peak_read_ahead == static_cast<size_t>(kMaxDecodeThreads));
+    CHECK(t.chunk_buffers == 2 * static_cast<size_t>(kMaxDecodeThreads + 2));
   }
 }
