@@ -522,13 +522,12 @@ struct HeldObject {
 // Every object that two or more repositories hold, by key.
 std::map<std::string, HeldObject> ObjectsHeldTwice(const RepositoryListing& listing,
                                                    uint64_t system_id) {
-  const size_t n = listing.wal.size();
   std::map<std::string, HeldObject> held;
-  const auto& records = listing.backups;
-  for (size_t i = 0; i < n; ++i) {
+  const auto& records = listing.backups;  // empty when only WAL was listed, and the reverse
+  for (size_t i = 0; i < listing.wal.size(); ++i) {
     for (const auto& object : listing.wal[i]) held[object.key].holders.push_back(i);
   }
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < records.size(); ++i) {
     for (const auto& record : records[i]) {
       for (size_t j = 0; j < i; ++j) {
         // Another backup under the label is SyncBackups' conflict, not compared here.

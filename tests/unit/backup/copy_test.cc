@@ -243,14 +243,9 @@ TEST_SUITE("backup_copy") {
   TEST_CASE("a damaged source object: nothing is published, no record") {
     Fixture fx;
     const BackupRecord full = fx.Store(0, MakeBackup("full1", 100, 2));
-    auto from = fx.Open(0);
     const std::string key = BackupObjectKey(kSysId, "full1", "base.tar");
-    std::string raw = ReadAll(*from->OpenRead(key));
-    raw[raw.size() / 2] ^= 0x01;
-    from->Remove(key);
-    auto w = from->Create(key);
-    w->Write(AsBytes(raw));
-    REQUIRE(w->Commit() == CommitResult::kCreated);
+    fx.Damage(0, key);
+    auto from = fx.Open(0);
     auto to = fx.Open(1);
     CHECK_CODE(CopyBackup({*from, fx.config(0)}, {*to, fx.config(1)}, kSysId, full),
                ErrorCode::kCorrupt);
