@@ -5,6 +5,11 @@
 # backup has its whole chain listed, and walctl verify --full is clean (every listed backup's
 # objects decode and its deltas cover its manifest).  The retried prune leaves exactly the
 # newest chain; at the end its last incr restores to the primary's data.
+#
+# A prune takes a few tens of milliseconds, and its first, measured run can be slower than the
+# later ones on a loaded machine: a kill that arrives after the end shrinks the delay range by a
+# third, and rounds go on until CRASH_PRUNE_CHAIN_KILLS kills landed mid-run (at most 3 x that
+# many rounds).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/integration/walctl/walctl_lib.sh
@@ -54,11 +59,13 @@ ws_log "a full run of walctl prune takes $(crash_seconds "$CRASH_RUN_US") s"
 
 crash_reset_tally
 bad_chain=0 bad_verify=0 bad_retry=0 bad_kept=0
-for ((i = 2; i < kills + 2; i++)); do
+for ((i = 2; ; i++)); do
+  crash_more "$kills" $((i - 2)) || break
   make_chain "$i"
   crash_kill_at "${prune[@]}"
   what="kill $((i - 1)) of walctl prune after $(crash_seconds "$CRASH_DELAY_US") s"
   crash_tally "$what"
+  if [[ $CRASH_RC -eq 0 ]]; then CRASH_RUN_US=$((CRASH_RUN_US * 2 / 3)); fi
   problem=$(chain_problem)
   if [[ -n $problem ]]; then
     bad_chain=$((bad_chain + 1))
@@ -82,18 +89,19 @@ for ((i = 2; i < kills + 2; i++)); do
     ws_fail "$what: after the retried prune the backups are '$kept'"
   fi
 done
-ws_same "every listed backup had its whole chain after every kill ($kills kills)" 0 "$bad_chain"
+sent=$((i - 2))
+ws_same "every listed backup had its whole chain after every kill ($sent kills)" 0 "$bad_chain"
 ws_same "verify --full was clean after every kill" 0 "$bad_verify"
 ws_same "every retried prune exited 0" 0 "$bad_retry"
 ws_same "every retried prune left exactly the newest chain" 0 "$bad_kept"
-ws_log "$CRASH_LANDED of $kills kills landed while prune ran, $CRASH_FINISHED after it ended"
-if ((CRASH_LANDED > 0)); then
-  ws_pass "$CRASH_LANDED of $kills kills landed while prune ran"
+ws_log "$CRASH_LANDED of $sent kills landed while prune ran, $CRASH_FINISHED after it ended"
+if ((CRASH_LANDED >= kills)); then
+  ws_pass "$CRASH_LANDED of $sent kills landed while prune ran"
 else
-  ws_fail "no kill landed while prune ran (full run $(crash_seconds "$CRASH_RUN_US") s)"
+  ws_fail "only $CRASH_LANDED of $sent kills landed while prune ran (target $kills; delay range at the end $(crash_seconds "$CRASH_RUN_US") s)"
 fi
 
-last=c$((kills + 1))-i2
+last=c$((sent + 1))-i2
 sum=$(pg_table_checksum "$port" pgbench_accounts)
 pg_switch_and_wait_archived "$port"
 if wc_restore_and_start "$WS_TMP/restored" "$last" --archive-mode off; then
