@@ -49,6 +49,8 @@ enum class ErrorCode {
   kUnauthenticated,     // an unencrypted object while a key is configured
   kMisplaced,           // an object (or the WAL it holds) belongs to another name
   kNotARepository,      // the repository location is not (or no longer) a walstore repository
+  kArchiveGap,          // walfetch: a segment is missing while later WAL of its timeline is
+                        // archived (recovery must not end at a hole)
 };
 
 // Exit code walfetch uses for every error that must stop recovery.  PostgreSQL

@@ -88,6 +88,7 @@ inline const char* CodeName(ErrorCode code) {
     case ErrorCode::kUnauthenticated: return "kUnauthenticated";
     case ErrorCode::kMisplaced: return "kMisplaced";
     case ErrorCode::kNotARepository: return "kNotARepository";
+    case ErrorCode::kArchiveGap: return "kArchiveGap";
   }
   return "k<unknown>";
 }

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <set>
 
+#include "archive/archive_gap.h"
 #include "archive/cluster_presence.h"
 #include "archive/local_wal.h"
 #include "common/file_util.h"
@@ -191,6 +192,7 @@ FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std:
     return result;
   }
   ConfirmAbsence(repositories, system_id, name);
+  RefuseArchiveGap(repositories, system_id, parsed, ".");
   result.outcome = FetchOutcome::kMissing;
   return result;
 }

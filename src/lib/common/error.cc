@@ -36,6 +36,7 @@ constexpr std::array kTable = {
     ErrorCodeInfo{ErrorCode::kUnauthenticated, "unauthenticated", 22, kAbort, false},
     ErrorCodeInfo{ErrorCode::kMisplaced, "misplaced", 23, kAbort, false},
     ErrorCodeInfo{ErrorCode::kNotARepository, "not_a_repository", 24, kAbort, false},
+    ErrorCodeInfo{ErrorCode::kArchiveGap, "archive_gap", 25, kAbort, false},
 };
 
 }  // namespace

@@ -42,6 +42,15 @@ bool Storage::AnyBelow(const std::string& prefix) {
   return any;
 }
 
+std::vector<std::string> Storage::ListKeysAfter(const std::string& prefix,
+                                               const std::string& after, size_t limit) {
+  std::vector<std::string> keys;
+  List(prefix, [&](const ObjectInfo& info) {
+    if (keys.size() < limit && info.key > after) keys.push_back(info.key);
+  });
+  return keys;
+}
+
 std::optional<std::vector<Leftover>> Storage::ListLeftovers(int64_t /*min_age_seconds*/) {
   return std::vector<Leftover>{};
 }

@@ -9,7 +9,10 @@
 # - with a key configured an unencrypted object is refused (126) unless
 #   WALSTORE_ALLOW_PLAINTEXT_OBJECTS allows it;
 # - a real PostgreSQL recovery with segment N's object in segment M's place stops instead of
-#   promoting with part of the data.
+#   promoting with part of the data;
+# - a real recovery with segment M's object deleted (a hole: later WAL of the timeline is
+#   archived) stops with archive_gap instead of promoting at the hole; with the object back it
+#   recovers every row.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lib/common.sh
@@ -148,19 +151,44 @@ mobj=$(object_of "$m" "$repo")
 nobj=$(object_of "$n" "$repo")
 [[ -n $mobj && -n $nobj ]] || ws_die "no objects for $m / $n in $repo"
 ws_log "putting $n's object in $m's place"
+cp -p "$mobj" "$WS_TMP/m-object"
 cp "$nobj" "$mobj"
-r1=$WS_TMP/restore
-p1=$(ws_free_port)
-pg_prepare_recovery "$WS_TMP/backup" "$r1" "$(ws_tool_cmd walfetch "${popts[@]}" %f %p)" \
+# recovery_must_stop DIR WHAT: recovers the base backup into DIR through walfetch; the server
+# must stop at segment $m instead of ending recovery early.  STOPPED_LOG: the server's log.
+recovery_must_stop() {
+  local dir=$1 what=$2 port
+  port=$(ws_free_port)
+  pg_prepare_recovery "$WS_TMP/backup" "$dir" "$(ws_tool_cmd walfetch "${popts[@]}" %f %p)" \
+    "hot_standby = off"
+  pg_start "$dir" "$port" || true
+  ws_expect_exit 1 "recovery with $what stops instead of ending early" pg_wait_recovery_done "$port"
+  STOPPED_LOG=$(cat "$(pg_log "$dir")")
+  ws_contains "recovery aborted at $m ($what)" "$STOPPED_LOG" \
+    "FATAL:  could not restore file \"$m\" from archive"
+  ws_not_contains "no promotion ($what)" "$STOPPED_LOG" "selected new timeline ID"
+  ws_not_contains "never opened read-write ($what)" "$STOPPED_LOG" \
+    "database system is ready to accept connections"
+  if [[ -f $dir/postmaster.pid ]]; then ws_fail "postmaster still running ($what)"; else ws_pass "no postmaster left running ($what)"; fi
+}
+recovery_must_stop "$WS_TMP/restore" "a misplaced segment"
+ws_contains "log shows walfetch's error" "$STOPPED_LOG" "stored for another name"
+
+# ---- a real recovery with a hole: segment M's object deleted ---------------------------------
+ws_log "deleting $m's object: a hole before $n"
+rm -f "$mobj"
+recovery_must_stop "$WS_TMP/restore-hole" "a hole in the archive"
+ws_contains "log names the hole and the later segment" "$STOPPED_LOG" \
+  "$m is in no repository, but file://$repo holds"
+ws_contains "log gives the way out" "$STOPPED_LOG" "HINT:  put $m back into the repository"
+
+ws_log "putting $m's object back"
+cp -p "$WS_TMP/m-object" "$mobj"
+r3=$WS_TMP/restore-whole
+p3=$(ws_free_port)
+pg_prepare_recovery "$WS_TMP/backup" "$r3" "$(ws_tool_cmd walfetch "${popts[@]}" %f %p)" \
   "hot_standby = off"
-pg_start "$r1" "$p1" || true
-ws_expect_exit 1 "recovery with a misplaced segment stops instead of ending early" \
-  pg_wait_recovery_done "$p1"
-log1=$(cat "$(pg_log "$r1")")
-ws_contains "log shows walfetch's error" "$log1" "stored for another name"
-ws_contains "recovery aborted at the misplaced segment" "$log1" \
-  "FATAL:  could not restore file \"$m\" from archive"
-ws_not_contains "no promotion" "$log1" "selected new timeline ID"
-ws_not_contains "never opened read-write" "$log1" "database system is ready to accept connections"
-if [[ -f $r1/postmaster.pid ]]; then ws_fail "postmaster still running"; else ws_pass "no postmaster left running"; fi
+pg_start "$r3" "$p3"
+ws_check "with the object back, recovery ends at the end of the archive" pg_wait_recovery_done "$p3"
+ws_same "every row is there" 6000 "$(pg_psql "$p3" "select count(*) from t")"
+pg_stop "$r3"
 ws_done

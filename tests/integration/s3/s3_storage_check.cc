@@ -89,6 +89,17 @@ int Run() {
   Check(!storage->Remove("small/missing"), "Remove of a missing key is false");
   const std::vector<std::string> children = storage->ListChildren("small/", 10);
   Check(children == std::vector<std::string>{"a"}, "ListChildren names the one level below");
+  // start-after (walfetch's hole check): only keys after it, in order, at most `limit`.
+  for (const char* key : {"after/1/a", "after/1/b", "after/2/a", "after/3"}) {
+    Put(*storage, key, "x");
+  }
+  Check(storage->ListKeysAfter("after/", "after/1/a", 10) ==
+            std::vector<std::string>{"after/1/b", "after/2/a", "after/3"},
+        "ListKeysAfter lists only the keys after start-after");
+  Check(storage->ListKeysAfter("after/", "after/1/b", 1) == std::vector<std::string>{"after/2/a"},
+        "ListKeysAfter stops at its limit");
+  Check(storage->ListKeysAfter("after/", "after/3", 10).empty(), "nothing after the last key");
+  for (const char* key : {"after/1/a", "after/1/b", "after/2/a", "after/3"}) storage->Remove(key);
   // ...but only with the bucket there: a missing bucket is an error, never absence.
   {
     auto missing = OpenS3Storage(config, bucket + "-missing", prefix, S3Tuning{7, 10});

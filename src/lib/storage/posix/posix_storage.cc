@@ -141,10 +141,20 @@ class PosixStorage : public Storage {
     const std::string dir_key = slash == std::string::npos ? "" : prefix.substr(0, slash);
     VerifyRepository();  // an empty answer must mean an empty repository
     std::vector<ObjectInfo> found;
-    Walk(dir_key, prefix, found);
-    std::sort(found.begin(), found.end(),
-              [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+    Walk(dir_key, prefix, found);  // in key order
     for (const auto& info : found) visit(info);
+  }
+
+  std::vector<std::string> ListKeysAfter(const std::string& prefix, const std::string& after,
+                                         size_t limit) override {
+    const size_t slash = prefix.rfind('/');
+    const std::string dir_key = slash == std::string::npos ? "" : prefix.substr(0, slash);
+    VerifyRepository();  // an empty answer must mean the repository lacks them
+    std::vector<ObjectInfo> found;
+    Walk(dir_key, prefix, found, limit, after);
+    std::vector<std::string> keys;
+    for (ObjectInfo& info : found) keys.push_back(std::move(info.key));
+    return keys;
   }
 
   bool AnyBelow(const std::string& prefix) override {
@@ -376,10 +386,12 @@ class PosixStorage : public Storage {
     return found;
   }
 
-  // Appends the objects below `dir_key` whose keys start with `prefix` to
-  // `out`; stops once `out` holds `limit` of them (in no particular order).
+  // Appends, in key order, the objects below `dir_key` whose keys start
+  // with `prefix` and sort after `after` to `out`; stops once `out` holds
+  // `limit` of them.  Nothing is stat'ed that sorts wholly at or before
+  // `after` (a directory's keys all sort before its key + "0", '/' + 1).
   void Walk(const std::string& dir_key, const std::string& prefix, std::vector<ObjectInfo>& out,
-            size_t limit = SIZE_MAX) {
+            size_t limit = SIZE_MAX, const std::string& after = "") {
     if (out.size() >= limit) return;
     const std::string dir = dir_key.empty() ? root_ : PathOf(dir_key);
     DIR* handle = opendir(dir.c_str());
@@ -387,12 +399,18 @@ class PosixStorage : public Storage {
       FailUnlessVerifiedAbsence(fmt::format("could not list \"{}\"", dir), dir);
       return;
     }
-    std::vector<std::pair<std::string, bool>> entries;
+    struct Entry {
+      std::string order;  // the key, with a '/' after a directory's: how its keys sort
+      bool is_dir;
+      ObjectInfo object;
+    };
+    std::vector<Entry> entries;
     while (dirent* entry = readdir(handle)) {
       if (IsSkippedName(entry->d_name) || (dir_key.empty() && IsFormatFile(entry->d_name))) {
         continue;
       }
       const std::string key = dir_key.empty() ? entry->d_name : dir_key + "/" + entry->d_name;
+      if (!after.empty() && key + "0" <= after) continue;
       struct stat st {};
       if (fstatat(dirfd(handle), entry->d_name, &st, 0) != 0) {
         const int error = errno;
@@ -411,14 +429,23 @@ class PosixStorage : public Storage {
         const std::string sub = key + "/";
         if (sub.compare(0, std::min(sub.size(), prefix.size()), prefix, 0,
                         std::min(sub.size(), prefix.size())) == 0) {
-          entries.emplace_back(key, true);
+          entries.push_back({sub, true, {}});
         }
-      } else if (S_ISREG(st.st_mode) && key.compare(0, prefix.size(), prefix) == 0) {
-        out.push_back(ObjectInfo{key, static_cast<uint64_t>(st.st_size), st.st_mtime, {}});
+      } else if (S_ISREG(st.st_mode) && key.compare(0, prefix.size(), prefix) == 0 && key > after) {
+        entries.push_back({key, false, {key, static_cast<uint64_t>(st.st_size), st.st_mtime, {}}});
       }
     }
     closedir(handle);
-    for (const auto& [key, is_dir] : entries) Walk(key, prefix, out, limit);
+    std::sort(entries.begin(), entries.end(),
+              [](const Entry& a, const Entry& b) { return a.order < b.order; });
+    for (Entry& entry : entries) {
+      if (out.size() >= limit) return;
+      if (entry.is_dir) {
+        Walk(entry.order.substr(0, entry.order.size() - 1), prefix, out, limit, after);
+      } else {
+        out.push_back(std::move(entry.object));
+      }
+    }
   }
 
   std::string root_;

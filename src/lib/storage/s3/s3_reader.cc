@@ -176,12 +176,31 @@ bool BucketReader::AnyBelow(const std::string& prefix) {
                      [&](const ListedObject& object) { return object.key.starts_with(full_prefix); });
 }
 
+std::vector<std::string> BucketReader::ListKeysAfter(const std::string& prefix,
+                                                    const std::string& after, size_t limit) {
+  const std::string strip = requests_.KeyPrefix();
+  const int max_keys = static_cast<int>(std::clamp<size_t>(limit, 1, kMaxKeysPerRequest));
+  const ListPage page =
+      FetchListPage(prefix, max_keys, "", "", after.empty() ? "" : strip + after);
+  std::vector<std::string> keys;
+  for (const ListedObject& object : page.objects) {
+    // An endpoint that ignores start-after lists from the start: drop those.
+    if (object.key.starts_with(strip + prefix) && object.key.substr(strip.size()) > after) {
+      keys.push_back(object.key.substr(strip.size()));
+    }
+  }
+  if (keys.size() > limit) keys.resize(limit);
+  return keys;
+}
+
 ListPage BucketReader::FetchListPage(const std::string& prefix, int max_keys,
-                                     const std::string& delimiter, const std::string& token) {
+                                     const std::string& delimiter, const std::string& token,
+                                     const std::string& start_after) {
   Call call{"GET", "", {{"list-type", "2"}, {"prefix", requests_.KeyPrefix() + prefix}}};
   if (max_keys != kMaxKeysPerRequest) call.query.emplace_back("max-keys", std::to_string(max_keys));
   if (!delimiter.empty()) call.query.emplace_back("delimiter", delimiter);
   if (!token.empty()) call.query.emplace_back("continuation-token", token);
+  if (!start_after.empty()) call.query.emplace_back("start-after", start_after);
   const std::string what = "list " + requests_.Describe();
   const http::Response response = requests_.Send(call, what);
   if (response.status != 200) requests_.FailResponse(response, what);

@@ -57,11 +57,16 @@ class BucketReader {
   // delimiter and with max-keys=1.
   bool AnyBelow(const std::string& prefix);
 
+  // The first `limit` (at most 1000) keys below `prefix` after `after`: one
+  // ListObjectsV2 with start-after and max-keys.
+  std::vector<std::string> ListKeysAfter(const std::string& prefix, const std::string& after,
+                                         size_t limit);
+
  private:
   // One ListObjectsV2 page of the keys below KeyPrefix() + `prefix`.  A
   // listing that succeeds proves the bucket is there.
   ListPage FetchListPage(const std::string& prefix, int max_keys, const std::string& delimiter,
-                         const std::string& token);
+                         const std::string& token, const std::string& start_after = "");
   // Throws unless the bucket answers a listing; asks once per process.
   void ConfirmBucket();
 

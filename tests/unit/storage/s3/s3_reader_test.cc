@@ -166,4 +166,27 @@ TEST_SUITE("s3_reader") {
     CHECK(Contains(request_line, "prefix=p%2F"));
     CHECK(walstore::test::Join(s->ListChildren("", 2)) == "7312,8");
   }
+
+  TEST_CASE("ListKeysAfter is one listing with start-after (under the repository prefix)") {
+    std::string request_line;
+    int requests = 0;
+    TestServer server([&](const ServerRequest& request) {
+      ++requests;
+      request_line = request.head.substr(0, request.head.find("\r\n"));
+      // An endpoint that ignored start-after would list from the start: "a" is dropped.
+      return ServerReply{Reply("200 OK",
+                               "<ListBucketResult><Contents><Key>p/7312/a</Key><Size>1</Size></Contents>"
+                               "<Contents><Key>p/7312/c</Key><Size>1</Size></Contents>"
+                               "<Contents><Key>p/7312/d</Key><Size>1</Size></Contents>"
+                               "<IsTruncated>false</IsTruncated></ListBucketResult>")};
+    });
+    auto s = OpenAt(server);
+    CHECK(walstore::test::Join(s->ListKeysAfter("7312/", "7312/b", 5)) == "7312/c,7312/d");
+    CHECK(requests == 1);
+    CHECK(Contains(request_line, "start-after=p%2F7312%2Fb"));
+    CHECK(Contains(request_line, "max-keys=5"));
+    CHECK(Contains(request_line, "prefix=p%2F7312%2F"));
+    CHECK_FALSE(Contains(request_line, "delimiter"));
+    CHECK(walstore::test::Join(s->ListKeysAfter("7312/", "7312/b", 1)) == "7312/c");
+  }
 }
