@@ -332,11 +332,11 @@ void TargetDir::RemoveIfOtherType(const std::string& rel, bool want_directory) {
   const bool other = want_directory ? S_ISREG(st.st_mode) : S_ISDIR(st.st_mode);
   if (!other) return;
   if (S_ISDIR(st.st_mode)) {
-    Fd dir(OpenDirNoFollow(parent.fd, leaf));
-    if (dir.fd < 0) FailComponent(parent.fd, leaf, errno, root_, rel);
-    RemoveContents(dir.fd, root_ + "/" + rel);
+    // Never across a mount point (kUsage naming it), like RemoveUnlisted.
+    RemoveDirectoryTree(parent.fd, leaf, root_ + "/" + rel);
+    return;
   }
-  if (unlinkat(parent.fd, leaf.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0) {
+  if (unlinkat(parent.fd, leaf.c_str(), 0) != 0) {
     FailErrno(errno, fmt::format("could not remove \"{}\" beneath \"{}\"", rel, root_));
   }
 }

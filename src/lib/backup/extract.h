@@ -93,7 +93,9 @@ class TargetDir {
   // Removes `rel` when it is a directory (want_directory false: with all it
   // holds) or a regular file (want_directory true), so that a later backup
   // of a chain can hold a file where an older one had a directory or the
-  // reverse.  Anything else (missing, the wanted type, a link) is left.
+  // reverse.  Anything else (missing, the wanted type, a link) is left.  A
+  // directory goes by RemoveDirectoryTree: one that is, or holds, a mount
+  // point is refused (kUsage naming it) before anything is removed.
   void RemoveIfOtherType(const std::string& rel, bool want_directory);
   // Creates the symbolic link `rel` -> `target`.
   void MakeSymlink(const std::string& rel, const std::string& target);

@@ -1,8 +1,12 @@
 #include "backup/extract.h"
 
 #include <doctest/doctest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <map>
@@ -337,6 +341,43 @@ TEST_SUITE("backup_extract") {
     RemoveDirectoryTree(dir.fd(), "gone", s.target + "/gone");
     CHECK_FALSE(Exists(s.target + "/gone"));
     s.CheckOutsideUntouched();
+  }
+
+  TEST_CASE("UpdateInPlace never removes a mount point where the backup has a file") {
+    // A directory where the backup has a file, with (or being) a mount
+    // point: restore --delta must refuse, naming it, and delete nothing.
+    for (const std::string mounted : {"d/mnt", "d"}) {
+      CAPTURE(mounted);
+      Scene s({"d"});
+      mkdir((s.target + "/d").c_str(), 0700);
+      if (mounted != "d") mkdir((s.target + "/" + mounted).c_str(), 0700);
+      test::WriteFile(s.target + "/d/keep", "beside the mount point");
+      const std::string mount_point = s.target + "/" + mounted;
+      if (mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=1m") != 0) {
+        MESSAGE("skipped: cannot mount a tmpfs here (" << std::strerror(errno) << "; needs root)");
+        return;
+      }
+      struct Unmount {
+        std::string path;
+        ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+      } unmount{mount_point};
+      test::WriteFile(mount_point + "/other-fs", "another file system's");
+      TarBuilder tar;
+      tar.Add("d", "now a file");
+      TargetDir dir(s.target);
+      ManifestChecker checker(s.manifest);
+      BackupExtractor extractor(checker, [](uint64_t) {});
+      DeltaContents listed;
+      extractor.UpdateInPlace(listed);
+      test::TrickleReadStream in(tar.out, SIZE_MAX);
+      const auto error =
+          test::ThrownError([&] { extractor.Extract(in, &dir, "", {}, "base.tar"); });
+      REQUIRE(error);
+      CHECK(error->code() == ErrorCode::kUsage);
+      CHECK(test::Contains(error->what(), mount_point + " is a mount point"));
+      CHECK(test::ReadFile(mount_point + "/other-fs") == "another file system's");
+      if (mounted != "d") CHECK(test::ReadFile(s.target + "/d/keep") == "beside the mount point");
+    }
   }
 
   TEST_CASE("UpdateInPlace never writes through a hard link shared with a file outside") {
