@@ -1,6 +1,7 @@
 #include "backup/extract.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -329,6 +331,39 @@ TEST_SUITE("backup_extract") {
     CHECK(thrown == "kLocalIo");
     CHECK(seen == std::vector<std::string>{"a"});  // nothing of "outside" was visited
     s.CheckOutsideUntouched();
+  }
+
+  TEST_CASE("WalkBeneath calls leave after all a directory holds, for descended ones only") {
+    Scene s({});
+    mkdir((s.target + "/a").c_str(), 0700);
+    mkdir((s.target + "/a/b").c_str(), 0700);
+    mkdir((s.target + "/skipped").c_str(), 0700);
+    test::WriteFile(s.target + "/a/b/f", "x");
+    test::WriteFile(s.target + "/a/g", "x");
+    TargetDir dir(s.target);
+    std::vector<std::string> trace;
+    WalkBeneath(
+        dir.fd(), s.target,
+        [&](int, const std::string&, const std::string& rel, const struct stat&) {
+          trace.push_back("visit " + rel);
+          return rel == "skipped" ? WalkStep::kSkip : WalkStep::kDescend;
+        },
+        [&](int parent, const std::string& name, const std::string& rel) {
+          struct stat st {};
+          CHECK(fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0);  // from `parent`
+          CHECK(S_ISDIR(st.st_mode));
+          trace.push_back("leave " + rel);
+        });
+    const auto at = [&](const std::string& step) {
+      const auto it = std::find(trace.begin(), trace.end(), step);
+      REQUIRE(it != trace.end());
+      return it - trace.begin();
+    };
+    CHECK(trace.size() == 7);  // 5 visits, 2 leaves: none for "skipped" or files
+    CHECK(at("leave a/b") > at("visit a/b/f"));
+    CHECK(at("leave a") > at("leave a/b"));
+    CHECK(at("leave a") > at("visit a/g"));
+    CHECK(std::find(trace.begin(), trace.end(), "leave skipped") == trace.end());
   }
 
   TEST_CASE("RemoveDirectoryTree removes a tree, never what a link inside points at") {
