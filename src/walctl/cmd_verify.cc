@@ -61,7 +61,8 @@ void PrintVerifyText(const backup::VerifyReport& r, const backup::Inventory& inv
 int RunVerifyCommand(const CommonOptions& common, const VerifyOptions& options) {
   Repository repo = OpenRepository(common);
   backup::Inventory inv = backup::LoadInventory(*repo.storage, repo.config, repo.system_id);
-  backup::VerifyReport r = backup::RunVerify(*repo.storage, repo.config, inv, options.full);
+  backup::VerifyReport r = backup::RunVerify(*repo.storage, repo.config, inv, options.full,
+                                                backup::WalctlJobs(repo.config));
   if (options.json) {
     PrintJson(VerifyJson(r));
   } else {

@@ -61,6 +61,9 @@ struct RestoreOptions {
   // walctl restore --delta: update an existing data directory in place (see
   // RunRestore); a missing or empty target_dir is restored as without it.
   bool delta = false;
+  // Decoder threads per archive (walctl --jobs), resolved once per run by
+  // the command (WalctlJobs); 0 = RunRestore resolves WalctlJobs(config) once.
+  int jobs = 0;
   ProgressCallback progress;   // empty = none (walstore/backup/progress.h)
 };
 
@@ -72,6 +75,7 @@ struct RestoreResult {
   uint64_t bytes_written = 0;  // file bytes written (all of `bytes` unless delta)
   double seconds = 0;
   std::string restore_command;
+  int jobs = 0;  // the decoder threads every archive was decoded with (and logged)
 };
 
 // With options.delta and a target_dir that holds files, the data directory
@@ -115,9 +119,10 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
 // map and, with `reference` (its reference's record; nullptr when missing),
 // that every block they omit is the reference's block at that index in the
 // reference's block map.  Returns the bytes checked; throws Error(kCorrupt)
-// on the first problem.
+// on the first problem.  `jobs`: decoder threads per archive (resolved once
+// per run: RunVerify's).
 uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup,
-                              const BackupRecord* reference = nullptr);
+                              const BackupRecord* reference, int jobs);
 
 // Reads the block map object of `backup` to its end (streamed) and checks
 // that it parses and has the SHA-256 its record names (walctl verify

@@ -49,8 +49,9 @@ std::string AbsolutePath(const std::string& path);
 std::optional<std::string> FindProgram(const std::string& name);
 
 // walctl's worker threads (--jobs): WorkerThreads(config.parallel,
-// kDefaultWalctlJobsCap); logs a WARNING (once per process) when parallel
-// is above kMaxParallel.
+// kDefaultWalctlJobsCap).  With parallel = 0 it reads the CPU quota
+// (UsableCpus): call it once per run and pass the count down
+// (RestoreOptions::jobs, RunVerify's jobs, BackupOptions::threads).
 int WalctlJobs(const Config& config);
 
 // Seconds since the epoch, wall clock, with sub-second precision.

@@ -31,8 +31,10 @@ struct VerifyReport {
 // Checks every backup object and WAL object header (and with `full` decodes
 // every object, verifying its SHA-256 and, for backups, every file against
 // the backup manifest), and WAL continuity from every backup.  A missing or
-// corrupt object is a problem in the report, not an exception.
+// corrupt object is a problem in the report, not an exception.  `jobs`:
+// decoder threads per object with `full` (walctl --jobs), resolved once per
+// run by the caller (WalctlJobs) and logged as such.
 VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& inventory,
-                       bool full);
+                       bool full, int jobs);
 
 }  // namespace walstore::backup

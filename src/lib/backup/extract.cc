@@ -114,32 +114,40 @@ std::vector<std::pair<std::string, struct stat>> ListEntries(int dir, const std:
   return entries;
 }
 
-void Walk(int dir, const std::string& prefix, const std::string& shown,
-          const WalkVisitor& visit) {
+void Walk(int dir, const std::string& prefix, const std::string& shown, const WalkVisitor& visit,
+          const WalkLeave& leave) {
   for (const auto& [name, st] : ListEntries(dir, shown)) {
     const std::string rel = prefix.empty() ? name : prefix + "/" + name;
     if (visit(dir, name, rel, st) != WalkStep::kDescend || !S_ISDIR(st.st_mode)) continue;
-    Fd sub(OpenDirNoFollow(dir, name));
-    if (sub.fd < 0) FailErrno(errno, fmt::format("could not open \"{}/{}\"", shown, rel));
-    Walk(sub.fd, rel, shown, visit);
+    {
+      Fd sub(OpenDirNoFollow(dir, name));
+      if (sub.fd < 0) FailErrno(errno, fmt::format("could not open \"{}/{}\"", shown, rel));
+      Walk(sub.fd, rel, shown, visit, leave);
+    }
+    if (leave) leave(dir, name, rel);
   }
 }
 
-// Removes everything in directory `dir` (never following a link), then
-// nothing else: the caller removes the directory itself.
+// Removes everything in directory `dir` (never following a link), in one
+// walk (a directory once it is empty), then nothing else: the caller
+// removes the directory itself.
 void RemoveContents(int dir, const std::string& what) {
-  WalkBeneath(dir, what, [&](int parent, const std::string& name, const std::string& rel,
-                             const struct stat& st) {
-    if (S_ISDIR(st.st_mode)) {
-      Fd sub(OpenDirNoFollow(parent, name));
-      if (sub.fd < 0) FailErrno(errno, fmt::format("could not open \"{}/{}\"", what, rel));
-      RemoveContents(sub.fd, what + "/" + rel);
-    }
-    if (unlinkat(parent, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0) {
+  const auto remove = [&](int parent, const std::string& name, const std::string& rel,
+                          int flags) {
+    if (unlinkat(parent, name.c_str(), flags) != 0) {
       FailErrno(errno, fmt::format("could not remove \"{}/{}\"", what, rel));
     }
-    return WalkStep::kSkip;
-  });
+  };
+  WalkBeneath(
+      dir, what,
+      [&](int parent, const std::string& name, const std::string& rel, const struct stat& st) {
+        if (S_ISDIR(st.st_mode)) return WalkStep::kDescend;  // removed when the walk leaves it
+        remove(parent, name, rel, 0);
+        return WalkStep::kSkip;
+      },
+      [&](int parent, const std::string& name, const std::string& rel) {
+        remove(parent, name, rel, AT_REMOVEDIR);
+      });
 }
 
 }  // namespace
@@ -168,8 +176,9 @@ size_t ReadFullyAt(int fd, uint8_t* data, size_t size, uint64_t offset, const st
   return done;
 }
 
-void WalkBeneath(int dir, const std::string& shown, const WalkVisitor& visit) {
-  Walk(dir, "", shown, visit);
+void WalkBeneath(int dir, const std::string& shown, const WalkVisitor& visit,
+                 const WalkLeave& leave) {
+  Walk(dir, "", shown, visit, leave);
 }
 
 void RemoveDirectoryTree(int parent, const std::string& name, const std::string& shown) {
@@ -332,11 +341,11 @@ void TargetDir::RemoveIfOtherType(const std::string& rel, bool want_directory) {
   const bool other = want_directory ? S_ISREG(st.st_mode) : S_ISDIR(st.st_mode);
   if (!other) return;
   if (S_ISDIR(st.st_mode)) {
-    Fd dir(OpenDirNoFollow(parent.fd, leaf));
-    if (dir.fd < 0) FailComponent(parent.fd, leaf, errno, root_, rel);
-    RemoveContents(dir.fd, root_ + "/" + rel);
+    // Never across a mount point (kUsage naming it), like RemoveUnlisted.
+    RemoveDirectoryTree(parent.fd, leaf, root_ + "/" + rel);
+    return;
   }
-  if (unlinkat(parent.fd, leaf.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0) {
+  if (unlinkat(parent.fd, leaf.c_str(), 0) != 0) {
     FailErrno(errno, fmt::format("could not remove \"{}\" beneath \"{}\"", rel, root_));
   }
 }

@@ -48,12 +48,19 @@ enum class WalkStep { kDescend, kSkip };
 // entry (unlinkat on `parent`) and then returns kSkip.
 using WalkVisitor = std::function<WalkStep(int parent, const std::string& name,
                                            const std::string& rel, const struct stat& st)>;
+// Called after the walk left a directory it descended into (all it holds
+// was visited): `parent`, `name` and `rel` as for the visitor.  A removal
+// walk removes the directory here (unlinkat AT_REMOVEDIR on `parent`).
+using WalkLeave =
+    std::function<void(int parent, const std::string& name, const std::string& rel)>;
 // Visits what directory `dir` (a descriptor) holds, depth first, a directory
-// before what it holds, from descriptors only: every directory is opened
-// with O_NOFOLLOW from its parent's descriptor, so replacing a directory by a
-// symbolic link while the walk runs can never lead it (or the visitor's
-// *at() calls) outside.  `shown` names `dir` in messages.
-void WalkBeneath(int dir, const std::string& shown, const WalkVisitor& visit);
+// before what it holds (and `leave`, when given, after it), from descriptors
+// only: every directory is opened with O_NOFOLLOW from its parent's
+// descriptor, so replacing a directory by a symbolic link while the walk runs
+// can never lead it (or the visitor's *at() calls) outside.  `shown` names
+// `dir` in messages.
+void WalkBeneath(int dir, const std::string& shown, const WalkVisitor& visit,
+                 const WalkLeave& leave = {});
 // Removes directory `name` of `parent` with all it holds, never following a
 // link; first checks that no directory beneath it is on another file system
 // (throws kUsage naming it: a mount point is not the backup's to delete).
@@ -93,7 +100,9 @@ class TargetDir {
   // Removes `rel` when it is a directory (want_directory false: with all it
   // holds) or a regular file (want_directory true), so that a later backup
   // of a chain can hold a file where an older one had a directory or the
-  // reverse.  Anything else (missing, the wanted type, a link) is left.
+  // reverse.  Anything else (missing, the wanted type, a link) is left.  A
+  // directory goes by RemoveDirectoryTree: one that is, or holds, a mount
+  // point is refused (kUsage naming it) before anything is removed.
   void RemoveIfOtherType(const std::string& rel, bool want_directory);
   // Creates the symbolic link `rel` -> `target`.
   void MakeSymlink(const std::string& rel, const std::string& target);

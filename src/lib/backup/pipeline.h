@@ -21,6 +21,13 @@
 
 namespace walstore::backup {
 
+// Blocks in flight between the two threads of a stage, besides the one each
+// side holds.  Two keep both threads busy (the other side of each stage
+// already buffers: the decoder's and encoder's chunk buffers); each block
+// more is 1 MiB of RSS and did not make backup or restore faster (8 -> 2:
+// -6 MiB, docs/benchmarks.md "Memory").
+inline constexpr size_t kPipelineDepth = 2;
+
 // A bounded FIFO of byte blocks between one producer and one consumer.
 class BlockQueue {
  public:
@@ -47,7 +54,8 @@ class BlockQueue {
 // everything was written (it does not finish `downstream`).
 class BackgroundWriter : public WriteStream {
  public:
-  BackgroundWriter(WriteStream& downstream, size_t block_size = 1 << 20, size_t depth = 8);
+  BackgroundWriter(WriteStream& downstream, size_t block_size = 1 << 20,
+                   size_t depth = kPipelineDepth);
   ~BackgroundWriter() override;
   void Write(Bytes data) override;
   void Finish() override;
@@ -65,7 +73,8 @@ class BackgroundWriter : public WriteStream {
 // Reads `source` ahead on a background thread.
 class PrefetchReader : public ReadStream {
  public:
-  PrefetchReader(ReadStream& source, size_t block_size = 1 << 20, size_t depth = 8);
+  PrefetchReader(ReadStream& source, size_t block_size = 1 << 20,
+                   size_t depth = kPipelineDepth);
   ~PrefetchReader() override;
   size_t Read(MutableBytes out) override;
 

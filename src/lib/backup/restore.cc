@@ -145,13 +145,19 @@ std::map<std::string, std::string> TablespaceLinks(const BackupRecord& backup, b
 
 // Decodes one archive object of `backup` into `consume` (reading ahead on a
 // thread) and checks its SHA-256 against the record once it was read whole.
+// `jobs`: the decoder's threads, resolved once per run (RestoreOptions::jobs).
+// A block map (16 bytes per 8 KiB of data) decodes on the calling thread
+// and its read-ahead thread only: no decoder threads for it.
+constexpr int kBlockMapJobs = 1;
+
 void DecodeArchive(Storage& storage, const Config& config, const BackupRecord& backup,
-                   const BackupObject& archive, const std::function<void(ReadStream&)>& consume) {
+                   const BackupObject& archive, int jobs,
+                   const std::function<void(ReadStream&)>& consume) {
   const std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
   auto in = storage.OpenRead(key);
   if (!in) Fail(ErrorCode::kCorrupt, "{} is missing from the repository", key);
   DecodeOptions options = DecodeOptionsFor(config);  // keys rotated out too
-  options.threads = WalctlJobs(config);
+  options.threads = jobs;
   ObjectDecoder decoder(*in, options, key);
   // Decoding (decrypt, decompress, SHA-256) overlaps with extracting.
   PrefetchReader prefetch(decoder);
@@ -171,11 +177,11 @@ void DecodeArchive(Storage& storage, const Config& config, const BackupRecord& b
 // manifest's coverage.
 void ExtractArchives(Storage& storage, const Config& config, const BackupRecord& backup,
                      BackupExtractor& extractor, TargetDir* root,
-                     const TablespaceTargets& tablespaces) {
+                     const TablespaceTargets& tablespaces, int jobs) {
   const auto links = TablespaceLinks(backup, root != nullptr, tablespaces);
   for (const auto& archive : backup.archives) {
     const std::string key = BackupObjectKey(backup.system_id, backup.label, archive.name);
-    DecodeArchive(storage, config, backup, archive, [&](ReadStream& data) {
+    DecodeArchive(storage, config, backup, archive, jobs, [&](ReadStream& data) {
       if (archive.tablespace_oid == 0) {
         extractor.Extract(data, root, "", links, key);
       } else {
@@ -272,7 +278,7 @@ class BlockMapCrossCheck : public DeltaVisitor {
 // state of its reference beneath `root`, or only checking when null),
 // showing them to `check` when given.
 ChainContents ApplyDeltaArchives(Storage& storage, const Config& config,
-                                 const BackupRecord& backup, TargetDir* root,
+                                 const BackupRecord& backup, int jobs, TargetDir* root,
                                  const TablespaceTargets& tablespaces,
                                  const std::function<void(uint64_t)>& on_bytes,
                                  BlockMapCrossCheck* check = nullptr) {
@@ -284,7 +290,7 @@ ChainContents ApplyDeltaArchives(Storage& storage, const Config& config,
                      : root ? TablespaceTarget(tablespaces, backup, archive)
                             : nullptr;
     if (check) check->SetArchive(archive.tablespace_oid);
-    DecodeArchive(storage, config, backup, archive, [&](ReadStream& data) {
+    DecodeArchive(storage, config, backup, archive, jobs, [&](ReadStream& data) {
       contents[archive.tablespace_oid] = ApplyDelta(
           data, dir, archive.tablespace_oid == 0 ? links : std::map<std::string, std::string>{},
           key, on_bytes, check);
@@ -613,7 +619,7 @@ uint64_t CheckRestoredFiles(Storage& storage, const Config& config, const Backup
   const std::string key = BackupObjectKey(backup.system_id, backup.label, BlockMapOf(backup).name);
   std::vector<uint8_t> block(kDeltaBlockSize);
   uint64_t total = 0;
-  DecodeArchive(storage, config, backup, backup.blockmap, [&](ReadStream& in) {
+  DecodeArchive(storage, config, backup, backup.blockmap, kBlockMapJobs, [&](ReadStream& in) {
     BlockMapReader map(in, key);
     while (const auto file = map.NextFile()) {
       const ManifestFile* entry = checker.Find(file->path);
@@ -728,7 +734,7 @@ void SyncTree(const fs::path& root) {
 BlockMap LoadBlockMap(Storage& storage, const Config& config, const BackupRecord& backup) {
   const BackupObject& object = BlockMapOf(backup);
   BlockMap map;
-  DecodeArchive(storage, config, backup, object, [&](ReadStream& in) {
+  DecodeArchive(storage, config, backup, object, kBlockMapJobs, [&](ReadStream& in) {
     map = ReadBlockMap(in, BackupObjectKey(backup.system_id, backup.label, object.name));
   });
   return map;
@@ -736,7 +742,7 @@ BlockMap LoadBlockMap(Storage& storage, const Config& config, const BackupRecord
 
 void VerifyBlockMap(Storage& storage, const Config& config, const BackupRecord& backup) {
   const BackupObject& object = BlockMapOf(backup);
-  DecodeArchive(storage, config, backup, object, [&](ReadStream& in) {
+  DecodeArchive(storage, config, backup, object, kBlockMapJobs, [&](ReadStream& in) {
     BlockMapReader map(in, BackupObjectKey(backup.system_id, backup.label, object.name));
     while (const auto file = map.NextFile()) {
       for (uint64_t i = 0; i < file->blocks; ++i) map.NextHash();
@@ -745,7 +751,7 @@ void VerifyBlockMap(Storage& storage, const Config& config, const BackupRecord& 
 }
 
 uint64_t VerifyBackupContents(Storage& storage, const Config& config, const BackupRecord& backup,
-                              const BackupRecord* reference) {
+                              const BackupRecord* reference, int jobs) {
   BackupManifest manifest = LoadManifest(storage, config, backup);
   if (backup.type != BackupType::kFull) {
     std::optional<BlockMap> reference_map;
@@ -753,10 +759,10 @@ uint64_t VerifyBackupContents(Storage& storage, const Config& config, const Back
     uint64_t bytes = 0;
     ChainContents contents;
     const std::string key = BackupObjectKey(backup.system_id, backup.label, BlockMapOf(backup).name);
-    DecodeArchive(storage, config, backup, backup.blockmap, [&](ReadStream& in) {
+    DecodeArchive(storage, config, backup, backup.blockmap, kBlockMapJobs, [&](ReadStream& in) {
       BlockMapReader own(in, key);
       BlockMapCrossCheck check(own, reference_map ? &*reference_map : nullptr, backup.label);
-      contents = ApplyDeltaArchives(storage, config, backup, nullptr, {},
+      contents = ApplyDeltaArchives(storage, config, backup, jobs, nullptr, {},
                                     [&](uint64_t n) { bytes += n; }, &check);
       check.Finish();
     });
@@ -765,7 +771,7 @@ uint64_t VerifyBackupContents(Storage& storage, const Config& config, const Back
   }
   ManifestChecker checker(manifest);
   BackupExtractor extractor(checker, [](uint64_t) {});
-  ExtractArchives(storage, config, backup, extractor, nullptr, {});
+  ExtractArchives(storage, config, backup, extractor, nullptr, {}, jobs);
   return extractor.bytes();
 }
 
@@ -852,9 +858,10 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   RestoreResult result;
   result.backup = SelectBackup(records, options.backup, target_time, target_lsn);
   const BackupRecord& backup = result.backup;
+  const int jobs = options.jobs > 0 ? options.jobs : WalctlJobs(config);
+  result.jobs = jobs;
   Log(LogLevel::kInfo, "restoring backup {} (stopped {} at {}), decoding with {} jobs", backup.label,
-      FormatUtc(static_cast<std::time_t>(backup.stop_time)), FormatLsn(backup.stop_lsn),
-      WalctlJobs(config));
+      FormatUtc(static_cast<std::time_t>(backup.stop_time)), FormatLsn(backup.stop_lsn), jobs);
 
   auto missing = WaitForWal(storage, system_id, RequiredWal(backup), 0);
   if (!missing.empty()) {
@@ -952,7 +959,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
   const auto advance = [&](uint64_t n) { progress.Advance(n); };
   if (chain.size() == 1 && !result.delta) {
     BackupExtractor extractor(checker, advance);
-    ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
+    ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets, jobs);
     result.files = extractor.files();
     result.bytes = extractor.bytes();
     result.bytes_written = extractor.written();
@@ -962,7 +969,7 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
     BackupExtractor extractor(extract_checker, advance);
     DeltaContents listed;
     extractor.UpdateInPlace(listed);
-    ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets);
+    ExtractArchives(storage, config, backup, extractor, &target, tablespace_targets, jobs);
     lock->Check();
     RemoveUnlisted(target.fd(), root.string(), listed, kKeptInDataDirectory);
     result.bytes_written = extractor.written();
@@ -976,12 +983,13 @@ RestoreResult RunRestore(Storage& storage, const Config& config, uint64_t system
     BackupExtractor extractor(full_checker, advance);
     DeltaContents listed;
     if (result.delta) extractor.UpdateInPlace(listed);
-    ExtractArchives(storage, config, *chain.front(), extractor, &target, tablespace_targets);
+    ExtractArchives(storage, config, *chain.front(), extractor, &target, tablespace_targets,
+                    jobs);
     result.bytes_written = extractor.written();
     ChainContents contents;
     for (size_t i = 1; i < chain.size(); ++i) {
       // Every block a delta stores is written (compared only in the full).
-      contents = ApplyDeltaArchives(storage, config, *chain[i], &target, tablespace_targets,
+      contents = ApplyDeltaArchives(storage, config, *chain[i], jobs, &target, tablespace_targets,
                                     [&](uint64_t n) {
                                       result.bytes_written += n;
                                       advance(n);

@@ -7,7 +7,6 @@
 #include <walstore/number.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -185,11 +184,6 @@ double NowSeconds() {
 }
 
 int WalctlJobs(const Config& config) {
-  static std::atomic_flag warned;  // once per process, not per object decoded
-  if (config.parallel > kMaxParallel && !warned.test_and_set()) {
-    Log(LogLevel::kWarning, "parallel = {} is more than {} threads: using {}", config.parallel,
-        kMaxParallel, kMaxParallel);
-  }
   return WorkerThreads(config.parallel, kDefaultWalctlJobsCap);
 }
 

@@ -27,13 +27,13 @@ void Collect(VerifyReport& report, const std::function<void()>& check) {
 }
 
 void CheckObject(Storage& storage, const Config& config, const std::string& key, bool full,
-                 VerifyReport& report) {
+                 int jobs, VerifyReport& report) {
   auto in = storage.OpenRead(key);
   if (!in) Fail(ErrorCode::kCorrupt, "{} is missing", key);
   ++report.objects_checked;
   // The constructor checks the header: name binding, key, encrypted under a key.
   DecodeOptions options = DecodeOptionsFor(config);  // keys rotated out too
-  if (full) options.threads = WalctlJobs(config);
+  if (full) options.threads = jobs;
   ObjectDecoder decoder(*in, options, key);
   if (!full) return;
   std::vector<uint8_t> buf(1 << 20);
@@ -42,9 +42,10 @@ void CheckObject(Storage& storage, const Config& config, const std::string& key,
 
 }  // namespace
 
-VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& inv, bool full) {
+VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& inv, bool full,
+                       int jobs) {
   VerifyReport report;
-  if (full) Log(LogLevel::kInfo, "decoding every object with {} jobs", WalctlJobs(config));
+  if (full) Log(LogLevel::kInfo, "decoding every object with {} jobs", jobs);
   std::set<std::string> damaged;  // labels of backups with a problem
   // Full backups whose only problem is their block map: restoring them or
   // their chain does not read it; only a new diff or incr on them would.
@@ -59,7 +60,7 @@ VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& 
       const size_t before = report.problems.size();
       Collect(report, [&] {
         CheckObject(storage, config, BackupObjectKey(inv.system_id, b.label, name),
-                    full && (name == kRecordName || name == kManifestName), report);
+                    full && (name == kRecordName || name == kManifestName), jobs, report);
         if (full && name == b.blockmap.name) VerifyBlockMap(storage, config, b);
       });
       if (name == b.blockmap.name) map_problems += report.problems.size() - before;
@@ -75,7 +76,7 @@ VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& 
                           !map_damaged.contains(reference->label);
       Collect(report, [&] {
         report.bytes_decoded +=
-            VerifyBackupContents(storage, config, b, usable ? &*reference : nullptr);
+            VerifyBackupContents(storage, config, b, usable ? &*reference : nullptr, jobs);
       });
     }
     const size_t problems = report.problems.size() - problems_before;
@@ -101,7 +102,7 @@ VerifyReport RunVerify(Storage& storage, const Config& config, const Inventory& 
     }
   }
   for (const auto& w : inv.wal) {
-    Collect(report, [&] { CheckObject(storage, config, w.key, full, report); });
+    Collect(report, [&] { CheckObject(storage, config, w.key, full, jobs, report); });
   }
   for (const auto& w : inv.misplaced_wal) {
     report.problems.push_back(fmt::format(

@@ -462,8 +462,13 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
          kMaxPushAhead);
   }
   // parallel: any non-negative count, as in earlier releases (a config that
-  // walpush and walfetch accepted must keep working); WorkerThreads lowers it.
+  // walpush and walfetch accepted must keep working); WorkerThreads lowers it,
+  // and every program says so once, here, where the setting is read.
   if (overrides.parallel) config.parallel = *overrides.parallel;
+  if (config.parallel > kMaxParallel) {
+    Log(LogLevel::kWarning, "parallel = {} is more than {} threads: using {}", config.parallel,
+        kMaxParallel, kMaxParallel);
+  }
   if (config.chunk_size == 0 || config.chunk_size > (16u << 20)) {
     Fail(ErrorCode::kConfig, "chunk_size must be between 1 and 16777216 bytes");
   }

@@ -146,7 +146,8 @@ struct ObjectDecoder::Impl {
     const size_t lane_count = LaneCount(threads);
     if (lane_count <= 1) {
       if (object_key) std::fill(object_key->begin(), object_key->end(), 0);
-      for (auto& buffer : plain_buffers) buffer = ByteBuffer(header.chunk_size);
+      auto buffers = ByteBuffer::Several(kPlainBuffers, header.chunk_size);
+      std::move(buffers.begin(), buffers.end(), std::begin(plain_buffers));
       return;
     }
     stored = ByteBuffer();
@@ -163,9 +164,10 @@ struct ObjectDecoder::Impl {
     if (object_key) std::fill(object_key->begin(), object_key->end(), 0);
     // Two slots more than lanes: served chunks may still be hashing.
     slots.resize(lanes.size() + kPlainBuffers - 1);
-    for (auto& slot : slots) {
-      slot.stored = ByteBuffer(StoredBufferSize());
-      slot.plain = ByteBuffer(header.chunk_size);
+    auto plain = ByteBuffer::Several(slots.size(), header.chunk_size);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      slots[i].stored = ByteBuffer(StoredBufferSize());
+      slots[i].plain = std::move(plain[i]);
     }
   }
 

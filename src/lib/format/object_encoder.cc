@@ -130,8 +130,8 @@ struct ObjectEncoder::Impl {
       sealers.push_back(std::make_unique<ChunkSealer>(
           options.compression, options.key ? &object_key : nullptr, options.chunk_size,
           header_bytes, header.version, options.identity));
-      chunks.emplace_back(options.chunk_size);
     }
+    chunks = ByteBuffer::Several(slots, options.chunk_size);
     if (slots > 1) {
       hasher = std::make_unique<TaskThread>();
       for (size_t i = 1; i < slots; ++i) seal_workers.push_back(std::make_unique<TaskThread>());

@@ -1,9 +1,15 @@
 #include "backup/extract.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -327,6 +333,39 @@ TEST_SUITE("backup_extract") {
     s.CheckOutsideUntouched();
   }
 
+  TEST_CASE("WalkBeneath calls leave after all a directory holds, for descended ones only") {
+    Scene s({});
+    mkdir((s.target + "/a").c_str(), 0700);
+    mkdir((s.target + "/a/b").c_str(), 0700);
+    mkdir((s.target + "/skipped").c_str(), 0700);
+    test::WriteFile(s.target + "/a/b/f", "x");
+    test::WriteFile(s.target + "/a/g", "x");
+    TargetDir dir(s.target);
+    std::vector<std::string> trace;
+    WalkBeneath(
+        dir.fd(), s.target,
+        [&](int, const std::string&, const std::string& rel, const struct stat&) {
+          trace.push_back("visit " + rel);
+          return rel == "skipped" ? WalkStep::kSkip : WalkStep::kDescend;
+        },
+        [&](int parent, const std::string& name, const std::string& rel) {
+          struct stat st {};
+          CHECK(fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0);  // from `parent`
+          CHECK(S_ISDIR(st.st_mode));
+          trace.push_back("leave " + rel);
+        });
+    const auto at = [&](const std::string& step) {
+      const auto it = std::find(trace.begin(), trace.end(), step);
+      REQUIRE(it != trace.end());
+      return it - trace.begin();
+    };
+    CHECK(trace.size() == 7);  // 5 visits, 2 leaves: none for "skipped" or files
+    CHECK(at("leave a/b") > at("visit a/b/f"));
+    CHECK(at("leave a") > at("leave a/b"));
+    CHECK(at("leave a") > at("visit a/g"));
+    CHECK(std::find(trace.begin(), trace.end(), "leave skipped") == trace.end());
+  }
+
   TEST_CASE("RemoveDirectoryTree removes a tree, never what a link inside points at") {
     Scene s({});
     mkdir((s.target + "/gone").c_str(), 0700);
@@ -337,6 +376,43 @@ TEST_SUITE("backup_extract") {
     RemoveDirectoryTree(dir.fd(), "gone", s.target + "/gone");
     CHECK_FALSE(Exists(s.target + "/gone"));
     s.CheckOutsideUntouched();
+  }
+
+  TEST_CASE("UpdateInPlace never removes a mount point where the backup has a file") {
+    // A directory where the backup has a file, with (or being) a mount
+    // point: restore --delta must refuse, naming it, and delete nothing.
+    for (const std::string mounted : {"d/mnt", "d"}) {
+      CAPTURE(mounted);
+      Scene s({"d"});
+      mkdir((s.target + "/d").c_str(), 0700);
+      if (mounted != "d") mkdir((s.target + "/" + mounted).c_str(), 0700);
+      test::WriteFile(s.target + "/d/keep", "beside the mount point");
+      const std::string mount_point = s.target + "/" + mounted;
+      if (mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=1m") != 0) {
+        MESSAGE("skipped: cannot mount a tmpfs here (" << std::strerror(errno) << "; needs root)");
+        return;
+      }
+      struct Unmount {
+        std::string path;
+        ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+      } unmount{mount_point};
+      test::WriteFile(mount_point + "/other-fs", "another file system's");
+      TarBuilder tar;
+      tar.Add("d", "now a file");
+      TargetDir dir(s.target);
+      ManifestChecker checker(s.manifest);
+      BackupExtractor extractor(checker, [](uint64_t) {});
+      DeltaContents listed;
+      extractor.UpdateInPlace(listed);
+      test::TrickleReadStream in(tar.out, SIZE_MAX);
+      const auto error =
+          test::ThrownError([&] { extractor.Extract(in, &dir, "", {}, "base.tar"); });
+      REQUIRE(error);
+      CHECK(error->code() == ErrorCode::kUsage);
+      CHECK(test::Contains(error->what(), mount_point + " is a mount point"));
+      CHECK(test::ReadFile(mount_point + "/other-fs") == "another file system's");
+      if (mounted != "d") CHECK(test::ReadFile(s.target + "/d/keep") == "beside the mount point");
+    }
   }
 
   TEST_CASE("UpdateInPlace never writes through a hard link shared with a file outside") {

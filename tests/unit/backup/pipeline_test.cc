@@ -3,7 +3,10 @@
 #include <doctest/doctest.h>
 #include <walstore/error.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 
 namespace walstore::backup {
 namespace {
@@ -33,7 +36,33 @@ class FailingReader : public ReadStream {
   int served_ = 0;
 };
 
+// An endless source that counts the bytes it served.
+class CountingSource : public ReadStream {
+ public:
+  size_t Read(MutableBytes out) override {
+    std::fill(out.begin(), out.end(), uint8_t{'y'});
+    served += out.size();
+    return out.size();
+  }
+  std::atomic<uint64_t> served{0};
+};
+
 TEST_SUITE("backup_pipeline") {
+  TEST_CASE("PrefetchReader's read-ahead stays within 3 MiB (restore's memory bound)") {
+    CountingSource source;
+    // kPipelineDepth blocks queued and one waiting to be queued, 1 MiB each.
+    const uint64_t bound = uint64_t{3} << 20;
+    PrefetchReader reader(source);  // the default block size and depth, as restore uses
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (source.served < bound && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // room to overshoot
+    CHECK(source.served == bound);
+    uint8_t byte = 0;
+    CHECK(reader.Read(MutableBytes(&byte, 1)) == 1);
+  }
+
   TEST_CASE("BackgroundWriter passes every byte in order") {
     std::string data = Pattern(1000003);
     StringWriteStream out;

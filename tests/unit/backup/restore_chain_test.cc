@@ -134,7 +134,7 @@ struct Chain {
   }
   // verify --full of i1 (against f1).
   std::string Verify() {
-    return test::ThrownCode([&] { VerifyBackupContents(*repo.storage, repo.config, i1, &f1); });
+    return test::ThrownCode([&] { VerifyBackupContents(*repo.storage, repo.config, i1, &f1, 2); });
   }
 
   ChainRepo repo;
@@ -186,7 +186,8 @@ TEST_SUITE("backup_restore_chain") {
     WriteSmallObject(*chain.repo.storage, chain.repo.config, key, "damaged");
     const VerifyReport report = RunVerify(
         *chain.repo.storage, chain.repo.config,
-        LoadInventory(*chain.repo.storage, chain.repo.config, kSysId), /*full=*/true);
+        LoadInventory(*chain.repo.storage, chain.repo.config, kSysId), /*full=*/true,
+        /*jobs=*/2);
     std::string problems;
     for (const auto& p : report.problems) problems += p + "\n";
     CAPTURE(problems);

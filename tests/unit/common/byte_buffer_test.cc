@@ -57,6 +57,39 @@ TEST_SUITE("byte_buffer") {
     }
   }
 
+  TEST_CASE("Several: whole-MiB buffers share one huge-page mapping, end to end") {
+    // Each on its own mapping, three 1 MiB chunk buffers would touch three
+    // 2 MiB huge pages (6 MiB of RSS); laid end to end they touch two.
+    for (size_t count : {2, 3, 6}) {
+      CAPTURE(count);
+      auto buffers = ByteBuffer::Several(count, size_t{1} << 20);
+      REQUIRE(buffers.size() == count);
+      CHECK(reinterpret_cast<uintptr_t>(buffers[0].data()) % ByteBuffer::kHugePage == 0);
+      for (size_t i = 0; i < count; ++i) {
+        CHECK(buffers[i].size() == size_t{1} << 20);
+        CHECK(buffers[i].data() == buffers[0].data() + i * (size_t{1} << 20));
+      }
+      for (size_t i = 0; i < count; ++i) CHECK(FillAndCheck(buffers[i], static_cast<uint8_t>(i)));
+      // Every part keeps the mapping: the first one going frees nothing the others use.
+      ByteBuffer last = std::move(buffers.back());
+      buffers.clear();
+      CHECK(FillAndCheck(last, 9));
+    }
+  }
+
+  TEST_CASE("Several: other sizes, and one buffer, are plain ByteBuffers") {
+    auto odd = ByteBuffer::Several(3, (size_t{1} << 20) + 4096 + 16);
+    REQUIRE(odd.size() == 3);
+    for (auto& buffer : odd) {
+      CHECK(buffer.size() == (size_t{1} << 20) + 4096 + 16);
+      CHECK(FillAndCheck(buffer, 3));
+    }
+    auto one = ByteBuffer::Several(1, size_t{1} << 20);
+    REQUIRE(one.size() == 1);
+    CHECK(reinterpret_cast<uintptr_t>(one[0].data()) % ByteBuffer::kHugePage == 0);
+    CHECK(ByteBuffer::Several(0, size_t{1} << 20).empty());
+  }
+
   TEST_CASE("moves hand the memory over; many buffers come and go") {
     std::vector<ByteBuffer> buffers;
     for (int i = 0; i < 8; ++i) {

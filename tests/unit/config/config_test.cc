@@ -7,6 +7,7 @@
 #include <walstore/config.h>
 #include <walstore/crypto.h>
 #include <walstore/error.h>
+#include <fmt/format.h>
 
 #include <sched.h>
 
@@ -397,6 +398,28 @@ TEST_SUITE("config") {
                ErrorCode::kConfig);
     WriteFile(dir / "c.toml", "parallel = -2\n");
     CHECK_CODE(LoadConfig(dir / "c.toml", MapEnv({})), ErrorCode::kConfig);
+  }
+
+  TEST_CASE("parallel above the limit: one WARNING where the setting is read, for every program") {
+    TempDir dir;
+    WriteFile(dir / "c.toml", "parallel = 100\n");
+    std::string text;
+    {
+      walstore::test::CaptureStderr capture;
+      LoadConfig(dir / "c.toml", MapEnv({}));  // what walpush, walfetch and walctl all call
+      text = capture.Text();
+    }
+    const std::string warning =
+        fmt::format("WARNING:  parallel = 100 is more than {} threads: using {}", kMaxParallel,
+                    kMaxParallel);
+    CHECK(text.find(warning) != std::string::npos);
+    CHECK(text.find(warning) == text.rfind(warning));  // once
+    {
+      walstore::test::CaptureStderr capture;
+      WriteFile(dir / "c.toml", "parallel = 64\n");
+      LoadConfig(dir / "c.toml", MapEnv({}));
+      CHECK(capture.Text().find("WARNING") == std::string::npos);
+    }
   }
 
   TEST_CASE("parallel becomes threads: lowered to kMaxParallel, default capped by usable CPUs") {
