@@ -213,6 +213,11 @@ struct BackupSyncReport {
 //   - damaged in every repository that holds it: a problem, nothing touched;
 //   - intact everywhere but different plaintext (two valid objects under one
 //     name): a conflict, reported, nothing touched.
+// A copy that is intact but may not leave its repository (an unencrypted
+// object in a repository with a key, backup::StoredDigest::may_leave) is no
+// repair source.  A WAL object is repaired the way SyncWal copies one:
+// restored from the source with walfetch's checks (cluster, file name, WAL
+// page header) through `work_dir`, then encoded for the destination.
 // `stamp` names the quarantine directory (a UTC time).
 struct HeldCheckReport {
   std::vector<size_t> checked;        // per repository: objects decoded
@@ -221,7 +226,8 @@ struct HeldCheckReport {
   std::vector<SyncProblem> problems;  // `name` is the object's key
 };
 HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryListing& listing,
-                                 uint64_t system_id, bool repair, const std::string& stamp);
+                                 uint64_t system_id, bool repair, const std::string& stamp,
+                                 const std::string& work_dir);
 
 BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bool dry_run,
                              bool all = false, const std::string& only_label = {});

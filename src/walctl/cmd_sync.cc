@@ -89,9 +89,11 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
       problems += PrintProblems(repositories, {error});
     }
   }
+  WorkDir work;
   if (options.verify || options.repair) {
-    const HeldCheckReport held = CheckHeldObjects(repositories, listing, system_id,
-                                                  options.repair && !options.dry_run, backup::UtcStampNow());
+    const HeldCheckReport held =
+        CheckHeldObjects(repositories, listing, system_id, options.repair && !options.dry_run,
+                         backup::UtcStampNow(), work.path());
     for (size_t i = 0; i < repositories.size(); ++i) {
       std::printf("%s: decoded %zu objects another repository holds too, repaired %zu\n",
                   repositories.Label(i).c_str(), held.checked[i], held.repaired[i]);
@@ -102,7 +104,6 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
     }
     problems += PrintProblems(repositories, held.problems);
   }
-  WorkDir work;
   const SyncReport report =
       SyncWal(repositories, listing, system_id, work.path(), options.dry_run, options.all);
   for (size_t i = 0; i < repositories.size(); ++i) {

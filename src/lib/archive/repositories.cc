@@ -262,6 +262,39 @@ bool BackupWanted(const std::vector<backup::BackupRecord>& held,
   return all || held.empty() || record.start_time >= held.front().start_time;
 }
 
+// Removes a local file when it goes out of scope.
+class RemovedAtEnd {
+ public:
+  explicit RemovedAtEnd(std::string path) : path_(std::move(path)) {}
+  ~RemovedAtEnd() { unlink(path_.c_str()); }
+  RemovedAtEnd(const RemovedAtEnd&) = delete;
+  RemovedAtEnd& operator=(const RemovedAtEnd&) = delete;
+
+ private:
+  std::string path_;
+};
+
+// The one way walctl sync takes a WAL file out of repository `from`, for a
+// copy (SyncWal) or a repair (CheckHeldObjects): restored to
+// "<work_dir>/<name>" from `from` read as a copy source (CopySourceConfig:
+// only authenticated objects leave a repository with a key) with the checks
+// walfetch applies (ExpectedWal: cluster, file name, WAL page header), then
+// handed to `put`; the local file is removed whatever happens.  False when
+// `from` no longer holds it.
+bool PassWalFile(RepositorySet& repositories, size_t from, const std::string& key,
+                 const ExpectedWal& expected, const std::string& work_dir,
+                 const std::function<void(const std::string& local)>& put) {
+  const std::string local = work_dir + "/" + expected.name.text;
+  RemovedAtEnd removed(local);
+  if (!RestoreObjectToFile(repositories.storage(from),
+                           CopySourceConfig(repositories.config(from)), key, local, nullptr,
+                           &expected)) {
+    return false;
+  }
+  put(local);
+  return true;
+}
+
 }  // namespace
 
 RepositoryListing ListRepositories(RepositorySet& repositories, uint64_t system_id, bool wal,
@@ -361,27 +394,23 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
         ++report.copied[to];
         continue;
       }
-      const std::string local = work_dir + "/" + name.text;
       const ExpectedWal expected{name, system_id};
       bool copied = false;
       for (size_t from = 0; from < n && !copied; ++from) {
         if (from == to || held[from].count(key) == 0) continue;
         try {
-          if (!RestoreObjectToFile(repositories.storage(from),
-                                   CopySourceConfig(repositories.config(from)), key, local,
-                                   nullptr, &expected)) {
-            continue;  // removed since the listing
-          }
-          PushWalFile(repositories.storage(to), destination, local);
-          copied = true;
-          ++report.copied[to];
+          // Pushed as walpush would push it: checked, never overwriting.
+          copied = PassWalFile(repositories, from, key, expected, work_dir,
+                               [&](const std::string& local) {
+                                 PushWalFile(repositories.storage(to), destination, local);
+                               });
+          if (copied) ++report.copied[to];  // else removed since the listing
         } catch (const Error& error) {
           report.problems.push_back(
               {to, name.text,
                fmt::format("copying from {} failed: {} [{}]", repositories.Label(from),
                            error.what(), InfoFor(error.code()).name)});
         }
-        unlink(local.c_str());
       }
       if (copied) held[to].insert(key);
     }
@@ -517,6 +546,7 @@ namespace {
 struct HeldObject {
   std::vector<size_t> holders;
   std::optional<backup::BackupObject> expected;  // backup objects: the record's digest
+  std::optional<WalFileName> wal;                // WAL objects: the file's name
 };
 
 // Every object that two or more repositories hold, by key.
@@ -525,7 +555,11 @@ std::map<std::string, HeldObject> ObjectsHeldTwice(const RepositoryListing& list
   std::map<std::string, HeldObject> held;
   const auto& records = listing.backups;  // empty when only WAL was listed, and the reverse
   for (size_t i = 0; i < listing.wal.size(); ++i) {
-    for (const auto& object : listing.wal[i]) held[object.key].holders.push_back(i);
+    for (const auto& object : listing.wal[i]) {
+      HeldObject& entry = held[object.key];
+      entry.holders.push_back(i);
+      entry.wal = object.name;
+    }
   }
   for (size_t i = 0; i < records.size(); ++i) {
     for (const auto& record : records[i]) {
@@ -555,7 +589,9 @@ std::map<std::string, HeldObject> ObjectsHeldTwice(const RepositoryListing& list
 }  // namespace
 
 HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryListing& listing,
-                                 uint64_t system_id, bool repair, const std::string& stamp) {
+                                 uint64_t system_id, bool repair, const std::string& stamp,
+                                 const std::string& work_dir) {
+  using State = backup::StoredCheck::State;
   const size_t n = repositories.size();
   HeldCheckReport report;
   report.checked.assign(n, 0);
@@ -569,28 +605,24 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
     for (size_t i : object.holders) {
       ++report.checked[i];
       try {
-        backup::StoredDigest digest = backup::DecodeStoredObject(ref(i), key);
-        if (object.expected && (digest.size != object.expected->size ||
-                                digest.sha256 != object.expected->sha256)) {
-          damaged.emplace(i, fmt::format("decodes to {} bytes with SHA-256 {}, but its backup "
-                                         "record names {} bytes with SHA-256 {} [corrupt]",
-                                         digest.size, digest.sha256, object.expected->size,
-                                         object.expected->sha256));
-          continue;
-        }
-        intact.emplace(i, std::move(digest));
-      } catch (const Error& error) {
-        if (backup::IsDamage(error.code())) {
-          damaged.emplace(i, fmt::format("{} [{}]", error.what(), InfoFor(error.code()).name));
+        backup::StoredCheck check =
+            backup::CheckStoredObject(ref(i), key, object.expected ? &*object.expected : nullptr);
+        if (check.state == State::kIntact) {
+          intact.emplace(i, std::move(check.digest));
         } else {
-          // Says nothing about the object (a key, format, policy or I/O
-          // problem): reported, never repaired.
-          report.problems.push_back(
-              {i, key,
-               fmt::format("could not check: {} [{}]; fix that and run walctl sync --verify "
-                           "again (nothing is repaired from this)",
-                           error.what(), InfoFor(error.code()).name)});
+          damaged.emplace(i, check.state == State::kDamaged
+                                 ? check.damage
+                                 : fmt::format("{}: {} is missing [corrupt]",
+                                               repositories.storage(i).Describe(), key));
         }
+      } catch (const Error& error) {
+        // Says nothing about the object (a key, format, policy or I/O
+        // problem): reported, never repaired.
+        report.problems.push_back(
+            {i, key,
+             fmt::format("could not check: {} [{}]; fix that and run walctl sync --verify "
+                         "again (nothing is repaired from this)",
+                         error.what(), InfoFor(error.code()).name)});
       }
     }
     if (intact.size() > 1) {
@@ -610,6 +642,10 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
         continue;
       }
     }
+    // A repair source: an intact copy that may leave its repository
+    // (StoredDigest::may_leave, the rule sync copies by).
+    const auto source = std::find_if(intact.begin(), intact.end(),
+                                     [](const auto& entry) { return entry.second.may_leave; });
     for (const auto& [to, what] : damaged) {
       if (intact.empty()) {
         report.problems.push_back(
@@ -619,7 +655,16 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
                          what)});
         continue;
       }
-      const auto& [from, digest] = *intact.begin();
+      if (source == intact.end()) {
+        report.problems.push_back(
+            {to, key,
+             fmt::format("damaged: {}; {} holds an intact copy, but unencrypted in a repository "
+                         "with a key (allow_plaintext_objects): only authenticated objects are "
+                         "copied out of it, so nothing is repaired from it",
+                         what, repositories.Label(intact.begin()->first))});
+        continue;
+      }
+      const auto& [from, digest] = *source;
       if (!repair) {
         report.problems.push_back(
             {to, key,
@@ -632,8 +677,30 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
       expected.size = digest.size;
       expected.sha256 = digest.sha256;
       try {
-        const std::string aside = backup::ReplaceDamagedObject(
-            ref(from), ref(to), system_id, key, object.expected.value_or(expected), stamp);
+        std::string aside;
+        if (object.wal) {
+          // Taken out of `from` as SyncWal copies WAL, checked as walfetch checks it.
+          const ExpectedWal wal{*object.wal, system_id};
+          aside = backup::ReplaceDamagedObject(
+              ref(to), system_id, key, expected, stamp, [&](const std::string& staged) {
+                const bool there = PassWalFile(
+                    repositories, from, key, wal, work_dir, [&](const std::string& local) {
+                      if (StoreFileObject(repositories.storage(to), repositories.config(to),
+                                          local, staged, key)
+                              .commit != CommitResult::kCreated) {
+                        Fail(ErrorCode::kConflict, "{}: {} already exists",
+                             repositories.storage(to).Describe(), staged);
+                      }
+                    });
+                if (!there) {
+                  Fail(ErrorCode::kCorrupt, "{}: {} is missing",
+                       repositories.storage(from).Describe(), key);
+                }
+              });
+        } else {
+          aside = backup::ReplaceDamagedObject(ref(from), ref(to), system_id, key,
+                                               object.expected.value_or(expected), stamp);
+        }
         if (!aside.empty()) report.moved_aside.push_back({to, key, aside});
         ++report.repaired[to];
         Log(LogLevel::kWarning, "{}: {} was damaged ({}); {} and replaced by a verified copy "

@@ -113,6 +113,16 @@ struct Fixture {
   ~Fixture() {
     ResetMemoryStorage(first);
     ResetMemoryStorage(second);
+    for (const std::string& name : more) ResetMemoryStorage(name);
+  }
+  // Adds a memory repository with key `key_seed` after the others; its index.
+  int AddRepository(int key_seed) {
+    more.push_back(FreshStoreName());
+    Config c = top.repositories[0];
+    c.repo_url = "memory://" + more.back();
+    c.key = walstore::test::SequenceKey(key_seed);
+    top.repositories.push_back(c);
+    return static_cast<int>(top.repositories.size()) - 1;
   }
   std::unique_ptr<Storage> Open(int i) { return OpenStorage(top.repositories[i]); }
   RepositorySet Set() { return RepositorySet(top); }
@@ -135,7 +145,7 @@ struct Fixture {
   // Returns the stored record.
   BackupRecord Store(int i, BackupRecord record, const std::string& seed = "x",
                      bool wal_everywhere = true) {
-    for (int r = 0; r < 2; ++r) {
+    for (int r = 0; r < static_cast<int>(top.repositories.size()); ++r) {
       if (r != i && !wal_everywhere) continue;
       auto repository = Open(r);
       for (const std::string& name : RequiredWal(record)) {
@@ -162,11 +172,21 @@ struct Fixture {
   }
   // Pushes WAL segment `segno` (content by `seed`) into repository i; its key.
   std::string PushWal(int i, uint64_t segno, uint64_t seed = 3) {
+    return PushWalAs(i, config(i), segno, seed);
+  }
+  // The same, pushed with `as` (another key, none, ...) into repository i.
+  std::string PushWalAs(int i, const Config& as, uint64_t segno, uint64_t seed = 3) {
     const std::string name = SegmentFileName(1, segno, kSegSize);
     const std::string path = dir / name;
     walstore::test::WriteFile(path, walstore::test::MakeSegment(1, segno, kSegSize, kSysId, seed));
-    PushWalFile(*Open(i), config(i), path);
+    PushWalFile(*Open(i), as, path);
     return WalObjectKey(kSysId, ParseWalFileNameOrThrow(name));
+  }
+  // Every key under the quarantine of repository i.
+  std::vector<std::string> Quarantine(int i) {
+    std::vector<std::string> keys;
+    Open(i)->List("42/damaged/", [&](const ObjectInfo& info) { keys.push_back(info.key); });
+    return keys;
   }
   // Pushes segment `segno` (the same content) into both repositories.
   std::string PushWalToBoth(uint64_t segno) {
@@ -192,6 +212,7 @@ struct Fixture {
   std::vector<BackupRecord> Load(int i) { return LoadBackups(*Open(i), config(i), kSysId); }
 
   std::string first, second;
+  std::vector<std::string> more;  // AddRepository's
   Config top;
   walstore::test::TempDir dir;
   static constexpr uint32_t kSegSize = 1u << 20;
@@ -212,7 +233,7 @@ HeldCheckReport RepairWithHook(Fixture& fx, const std::function<void(HookedStora
   const RepositoryListing listing = ListRepositories(set, kSysId);
   REQUIRE(hooked != nullptr);
   arm(*hooked);
-  return CheckHeldObjects(set, listing, kSysId, true, "T");
+  return CheckHeldObjects(set, listing, kSysId, true, "T", fx.dir.path());
 }
 
 }  // namespace
@@ -507,7 +528,7 @@ TEST_SUITE("backup_copy") {
     const std::string damaged_wal = fx.Raw(1, wal);
     {
       auto set = fx.Set();
-      const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, false, "T1");
+      const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, false, "T1", fx.dir.path());
       REQUIRE(report.problems.size() == 2);
       for (const auto& problem : report.problems) {
         CHECK(problem.repository == 1);
@@ -520,7 +541,7 @@ TEST_SUITE("backup_copy") {
       CHECK(fx.Raw(1, wal) == damaged_wal);  // untouched without --repair
     }
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T2");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T2", fx.dir.path());
     CHECK(report.problems.empty());
     CHECK(report.repaired[1] == 2);
     CHECK(report.repaired[0] == 0);
@@ -548,7 +569,7 @@ TEST_SUITE("backup_copy") {
     const std::string before0 = fx.Raw(0, wal);
     const std::string before1 = fx.Raw(1, wal);
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
     CHECK(report.problems.size() == 2);
     CHECK(Contains(report.problems[0].message, "no repository holds an intact copy"));
     CHECK(report.moved_aside.empty());
@@ -562,7 +583,7 @@ TEST_SUITE("backup_copy") {
     fx.PushWal(1, 3, 99);
     const std::string before = fx.Raw(1, wal);
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
     REQUIRE(report.problems.size() == 1);
     CHECK(Contains(report.problems[0].message, "conflict"));
     CHECK(report.moved_aside.empty());
@@ -597,7 +618,7 @@ TEST_SUITE("backup_copy") {
     auto storage = fx.Open(1);
     storage->Remove(tar);
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
     CHECK(report.problems.empty());
     CHECK(report.repaired[1] == 1);
     CHECK(report.moved_aside.empty());
@@ -610,7 +631,7 @@ TEST_SUITE("backup_copy") {
     const std::string before = fx.Raw(1, wal);
     fx.top.repositories[1].key = walstore::test::SequenceKey(7);  // the operator's mistake
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
     REQUIRE(report.problems.size() == 1);
     CHECK(Contains(report.problems[0].message, "could not check"));
     CHECK(Contains(report.problems[0].message, "wrong_key"));
@@ -722,5 +743,63 @@ TEST_SUITE("backup_copy") {
     const BackupSyncReport backups = SyncBackups(set, listing, kSysId, false, false);
     CHECK(backups.problems.empty());
     CHECK(backups.copied[1] == 1);
+  }
+  TEST_CASE("a WAL repair takes its source through walfetch's checks: another segment's bytes "
+            "are no replacement (F10)") {
+    Fixture fx;
+    const std::string wal = fx.PushWalToBoth(3);
+    // Repository 1's object for segment 3 holds segment 4 (an operator's cp
+    // from a wrong directory), stored and bound under segment 3's name: it
+    // decodes, but is not segment 3.
+    const std::string other = fx.dir / SegmentFileName(1, 4, Fixture::kSegSize);
+    walstore::test::WriteFile(
+        other, walstore::test::MakeSegment(1, 4, Fixture::kSegSize, kSysId, 3));
+    fx.Open(0)->Remove(wal);
+    REQUIRE(StoreFileObject(*fx.Open(0), fx.config(0), other, wal).commit ==
+            CommitResult::kCreated);
+    fx.Damage(1, wal);
+    const std::string damaged = fx.Raw(1, wal);
+    auto set = fx.Set();
+    const HeldCheckReport report =
+        CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
+    CHECK(report.repaired[1] == 0);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].repository == 1);
+    CHECK(Contains(report.problems[0].message, "does not hold 000000010000000000000003"));
+    CHECK(Contains(report.problems[0].message, "[misplaced]"));
+    CHECK(fx.Raw(1, wal) == damaged);  // left as it was: nothing replaced, nothing moved
+    CHECK(fx.Quarantine(1).empty());
+  }
+
+  TEST_CASE("--repair never takes an unencrypted copy out of a keyed repository: it repairs "
+            "from an authenticated one (F7 rule at the source)") {
+    Fixture fx;
+    const int third = fx.AddRepository(3);
+    // Repository 1 (key, allow_plaintext_objects during a migration) holds
+    // segments 3 and 4 unencrypted; repository 3 holds 3 authenticated.
+    Config plain = fx.config(0);
+    plain.key.reset();
+    const std::string wal = fx.PushWalAs(0, plain, 3);
+    const std::string wal4 = fx.PushWalAs(0, plain, 4);
+    fx.PushWal(1, 3);
+    fx.PushWal(1, 4);
+    fx.PushWal(third, 3);
+    fx.top.repositories[0].allow_plaintext_objects = true;
+    fx.Damage(1, wal);
+    fx.Damage(1, wal4);
+    const std::string damaged4 = fx.Raw(1, wal4);
+    auto set = fx.Set();
+    const HeldCheckReport report =
+        CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
+    CHECK(report.repaired[1] == 1);  // segment 3, from repository 3
+    CHECK(report.repaired[0] == 0);
+    CHECK(DecodeStoredObject({*fx.Open(1), fx.config(1)}, wal).sha256 ==
+          DecodeStoredObject({*fx.Open(third), fx.config(third)}, wal).sha256);
+    // Segment 4: the only intact copy is the unencrypted one; nothing is
+    // repaired from it, and the report says why.
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].name == wal4);
+    CHECK(Contains(report.problems[0].message, "unencrypted"));
+    CHECK(fx.Raw(1, wal4) == damaged4);
   }
 }
