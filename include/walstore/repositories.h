@@ -180,8 +180,11 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
 // first, so a diff or incr follows its chain; one whose chain is not whole
 // in the destination (ChainProblem) is refused and reported.  A label the
 // destination holds for another backup (backup::SameBackup) is a conflict,
-// reported; an identical one is left as it is.  A source copy that fails is
-// reported and the next source tried.
+// reported; an identical one is left as it is.  So are two other
+// repositories holding different backups under one label: a conflict for
+// each destination that lacks it, nothing copied for that label.  A source
+// copy that fails is reported and the next source holding the same backup
+// tried.
 //
 // Per-repository retention as for WAL: into a repository that holds
 // backups, a backup that started before its oldest one is not copied (it was

@@ -3,6 +3,7 @@
 #include <walstore/backup/base_backup.h>
 #include <walstore/backup/copy.h>
 #include <walstore/backup/repository.h>
+#include <walstore/backup/util.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/number.h>
@@ -463,21 +464,35 @@ BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListin
     std::vector<BackupRecord> now = held[to];  // what `to` holds as copies are made
     for (const BackupRecord* wanted : order) {
       if (!only_label.empty() && wanted->label != only_label) continue;
-      // Every source's record of this label must be the same backup.
+      // Every source's record of this label must be the same backup: as the
+      // destination's, and as each other's (else nothing is copied for the
+      // label, whichever copy would work first).
       bool conflict = false;
-      for (size_t from = 0; from < n; ++from) {
+      for (size_t from = 0; from < n && !conflict; ++from) {
         const BackupRecord* theirs = find(held[from], wanted->label);
         if (from == to || theirs == nullptr) continue;
+        if (find(now, wanted->label) == nullptr && !backup::SameBackup(*wanted, *theirs)) {
+          size_t holder = 0;  // the repository whose record is `wanted`
+          while (find(held[holder], wanted->label) != wanted) ++holder;
+          report.problems.push_back(
+              {to, wanted->label,
+               fmt::format("conflict: {} and {} hold different backups under this label "
+                           "(started at LSN {} and {}); none is copied into {} [conflict]",
+                           repositories.Label(holder), repositories.Label(from),
+                           backup::FormatLsn(wanted->start_lsn), backup::FormatLsn(theirs->start_lsn),
+                           repositories.Label(to))});
+          conflict = true;
+          break;
+        }
         const BackupRecord* ours = find(now, wanted->label);
         if (ours != nullptr && !backup::SameBackup(*ours, *theirs)) {
           report.problems.push_back(
               {to, wanted->label,
                fmt::format("conflict: {} holds another backup under this label (started at "
-                           "LSN {:X}/{:X} there, {:X}/{:X} in {}); neither is copied over the "
-                           "other [conflict]",
-                           repositories.Label(to), ours->start_lsn >> 32,
-                           ours->start_lsn & 0xffffffffu, theirs->start_lsn >> 32,
-                           theirs->start_lsn & 0xffffffffu, repositories.Label(from))});
+                           "LSN {} there, {} in {}); neither is copied over the other "
+                           "[conflict]",
+                           repositories.Label(to), backup::FormatLsn(ours->start_lsn),
+                           backup::FormatLsn(theirs->start_lsn), repositories.Label(from))});
           conflict = true;
           break;
         }
@@ -521,7 +536,7 @@ BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListin
       }
       for (size_t from = 0; from < n; ++from) {
         const BackupRecord* source = find(held[from], wanted->label);
-        if (from == to || source == nullptr) continue;
+        if (from == to || source == nullptr || !backup::SameBackup(*source, *wanted)) continue;
         try {
           now.push_back(backup::CopyBackup({repositories.storage(from), repositories.config(from)},
                                            {repositories.storage(to), repositories.config(to)},

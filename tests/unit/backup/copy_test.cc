@@ -802,4 +802,32 @@ TEST_SUITE("backup_copy") {
     CHECK(Contains(report.problems[0].message, "unencrypted"));
     CHECK(fx.Raw(1, wal4) == damaged4);
   }
+  TEST_CASE("two sources holding different backups under one label: a conflict, nothing "
+            "copied for it (F11)") {
+    Fixture fx;
+    const int third = fx.AddRepository(3);
+    fx.Store(0, MakeBackup("L", 100, 2), "one");
+    fx.Store(third, MakeBackup("L", 100, 2), "two");  // the label reused there
+    fx.Store(0, MakeBackup("M", 200, 4));
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false);
+    CHECK(report.copied[1] == 1);  // M only
+    CHECK(Find(fx.Load(1), "L") == nullptr);
+    CHECK(Find(fx.Load(1), "M") != nullptr);
+    bool reported = false;
+    for (const auto& problem : report.problems) {
+      CHECK(problem.name == "L");
+      if (problem.repository == 1) {
+        reported = true;
+        CHECK(Contains(problem.message, "hold different backups under this label"));
+      }
+    }
+    CHECK(reported);
+    // The copy never falls back to the other holder's backup either: with
+    // the first holder's copy damaged, still nothing.
+    fx.Damage(0, BackupObjectKey(kSysId, "L", "base.tar"));
+    auto again = fx.Set();
+    CHECK(SyncBackups(again, kSysId, false).copied[1] == 0);
+    CHECK(Find(fx.Load(1), "L") == nullptr);
+  }
 }
