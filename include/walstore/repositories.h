@@ -95,8 +95,8 @@ std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const
 
 // walfetch %f %p over every repository (FetchWalFile's contract, with the
 // rules above; FetchWalFile is this over one repository).  After a miss it
-// asks each repository whether it holds anything of the cluster (one
-// request each, Storage::AnyBelow): with one repository only for the
+// asks each repository whether it holds WAL or a backup of the cluster
+// (HoldsCluster: one or two requests each; quarantined objects do not count): with one repository only for the
 // WARNING of cluster_presence.h (never changing the answer), with several
 // for the rule above (a probe that fails throws).  `restored_from` (when given) is set to the repository's
 // index; untouched for the read-ahead spool or a miss.

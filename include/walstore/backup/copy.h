@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,22 @@ uint64_t VerifyStoredObject(const RepositoryRef& from, const std::string& key,
 // VerifyStoredObject (a source failure) or the destination's errors.
 uint64_t CopyStoredObject(const RepositoryRef& from, const RepositoryRef& to,
                           const std::string& key, const BackupObject& expected);
+
+// The quarantine of cluster `system_id`: "<system-id>/damaged/".  sync keeps
+// there, unchanged, what it must not delete: damaged copies a repair
+// replaced (<stamp>/<key without system id>), objects under a backup label
+// that were not that backup's, and replacements a failed repair staged
+// (".new").  No listing of WAL or backups looks there; the objects stay
+// until the operator removes them (docs/operations.md, "Objects kept
+// aside").
+std::string QuarantinePrefix(uint64_t system_id);
+struct Quarantine {
+  uint64_t objects = 0;
+  uint64_t bytes = 0;                   // stored bytes
+  std::optional<double> oldest;         // modification time, when the storage tells
+};
+// One listing of the quarantine.  Throws as Storage::List does.
+Quarantine ListQuarantine(Storage& storage, uint64_t system_id);
 
 // "20261130T015500Z": now in UTC, the quarantine directory's name.
 std::string UtcStampNow();

@@ -149,7 +149,7 @@ void CopyStoredBytes(Storage& storage, const std::string& from_key, const std::s
 std::string QuarantineKey(uint64_t system_id, const std::string& key, const std::string& stamp) {
   const std::string prefix = std::to_string(system_id) + "/";
   const std::string rest = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : key;
-  return prefix + "damaged/" + stamp + "/" + rest;
+  return QuarantinePrefix(system_id) + stamp + "/" + rest;
 }
 
 // Copies the bytes of `key` unchanged to the quarantine and removes `key`.
@@ -195,6 +195,23 @@ void EncodeCopy(const RepositoryRef& from, const RepositoryRef& to, const std::s
 }
 
 }  // namespace
+
+std::string QuarantinePrefix(uint64_t system_id) {
+  return std::to_string(system_id) + "/damaged/";
+}
+
+Quarantine ListQuarantine(Storage& storage, uint64_t system_id) {
+  Quarantine quarantine;
+  storage.List(QuarantinePrefix(system_id), [&](const ObjectInfo& info) {
+    ++quarantine.objects;
+    quarantine.bytes += info.size;
+    if (info.modified != 0) {
+      const double modified = static_cast<double>(info.modified);
+      if (!quarantine.oldest || modified < *quarantine.oldest) quarantine.oldest = modified;
+    }
+  });
+  return quarantine;
+}
 
 std::string UtcStampNow() {
   const std::time_t now = std::time(nullptr);

@@ -554,8 +554,13 @@ TEST_SUITE("backup_copy") {
     CHECK(DecodeStoredObject({*storage, fx.config(1)}, wal).sha256 ==
           DecodeStoredObject({*fx.Open(0), fx.config(0)}, wal).sha256);
     CHECK_NOTHROW(VerifyStoredObject({*storage, fx.config(1)}, tar, full.archives[0]));
-    // The quarantine is no WAL and no backup.
+    // The quarantine is no WAL and no backup; it is listed on its own.
     CHECK(ListWal(*storage, kSysId).size() == 3);
+    const Quarantine kept = ListQuarantine(*storage, kSysId);
+    CHECK(kept.objects == 2);
+    CHECK(kept.bytes == fx.Raw(1, aside).size() +
+                            fx.Raw(1, "42/damaged/T2/" + tar.substr(3)).size());
+    CHECK(ListQuarantine(*fx.Open(0), kSysId).objects == 0);
     CHECK(fx.Load(1).size() == 1);
     (void)ok_wal;
   }
