@@ -252,15 +252,102 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
 
 namespace {
 
-// Whether SyncBackups copies `record` into a repository holding `held`
-// (oldest first): it lacks the label and, unless `all`, the backup did not
-// start before its oldest backup (pruned there).
-bool BackupWanted(const std::vector<backup::BackupRecord>& held,
-                  const backup::BackupRecord& record, bool all) {
-  for (const auto& ours : held) {
-    if (ours.label == record.label) return false;
+using backup::BackupRecord;
+
+// The record of `label` in `records`; nullptr when there is none.
+const BackupRecord* FindLabel(const std::vector<BackupRecord>& records, const std::string& label) {
+  for (const auto& record : records) {
+    if (record.label == label) return &record;
   }
-  return all || held.empty() || record.start_time >= held.front().start_time;
+  return nullptr;
+}
+
+// What SyncBackups will copy into one repository (BackupsToCopy).
+struct BackupPlan {
+  std::vector<const BackupRecord*> copy;  // oldest first; records of the source repositories
+  size_t below_horizon = 0;
+  std::vector<SyncProblem> problems;  // conflicts and broken chains, for `to`
+};
+
+// The one rule for which backups go into repository `to` (SyncBackups copies
+// them, SyncWal first copies the WAL they need whatever its horizon): every
+// label some other repository holds and `to` lacks, oldest first, unless
+//   - the holders do not all hold the same backup under it (a conflict:
+//     with `to`'s own record, or among the sources);
+//   - it started before `to`'s oldest backup (pruned there), unless `all` or
+//     asked for by `only_label`;
+//   - it is a diff or incr whose chain is not whole in `to` once the
+//     backups before it in this plan are copied.
+BackupPlan BackupsToCopy(RepositorySet& repositories, const RepositoryListing& listing, size_t to,
+                         bool all, const std::string& only_label) {
+  const size_t n = repositories.size();
+  const std::vector<std::vector<BackupRecord>>& held = listing.backups;
+  BackupPlan plan;
+  std::map<std::string, std::pair<size_t, const BackupRecord*>> by_label;  // the first holder's
+  std::vector<const BackupRecord*> order;  // every label once, oldest first
+  for (size_t i = 0; i < n; ++i) {
+    if (listing.backups_failed.at(i)) continue;
+    for (const auto& record : held.at(i)) {
+      if (by_label.emplace(record.label, std::make_pair(i, &record)).second) {
+        order.push_back(&record);
+      }
+    }
+  }
+  std::stable_sort(order.begin(), order.end(), [](const BackupRecord* a, const BackupRecord* b) {
+    return a->start_time != b->start_time ? a->start_time < b->start_time : a->label < b->label;
+  });
+  std::optional<double> horizon;
+  if (!held[to].empty()) horizon = held[to].front().start_time;  // oldest first
+  std::vector<BackupRecord> will_hold = held[to];  // as the plan goes on
+  for (const BackupRecord* wanted : order) {
+    if (!only_label.empty() && wanted->label != only_label) continue;
+    const BackupRecord* ours = FindLabel(held[to], wanted->label);
+    const size_t first_holder = by_label.at(wanted->label).first;
+    bool conflict = false;
+    for (size_t from = 0; from < n && !conflict; ++from) {
+      const BackupRecord* theirs = FindLabel(held[from], wanted->label);
+      if (from == to || theirs == nullptr || listing.backups_failed.at(from)) continue;
+      if (ours != nullptr && !backup::SameBackup(*ours, *theirs)) {
+        plan.problems.push_back(
+            {to, wanted->label,
+             fmt::format("conflict: {} holds another backup under this label (started at LSN {} "
+                         "there, {} in {}); neither is copied over the other [conflict]",
+                         repositories.Label(to), backup::FormatLsn(ours->start_lsn),
+                         backup::FormatLsn(theirs->start_lsn), repositories.Label(from))});
+        conflict = true;
+      } else if (ours == nullptr && !backup::SameBackup(*wanted, *theirs)) {
+        plan.problems.push_back(
+            {to, wanted->label,
+             fmt::format("conflict: {} and {} hold different backups under this label (started "
+                         "at LSN {} and {}); none is copied into {} [conflict]",
+                         repositories.Label(first_holder), repositories.Label(from),
+                         backup::FormatLsn(wanted->start_lsn),
+                         backup::FormatLsn(theirs->start_lsn), repositories.Label(to))});
+        conflict = true;
+      }
+    }
+    if (conflict || ours != nullptr) continue;
+    // The horizon guards against undoing a prune; a backup asked for by
+    // label (walctl --repo all backup) is always wanted.
+    if (!all && only_label.empty() && horizon && wanted->start_time < *horizon) {
+      ++plan.below_horizon;
+      continue;
+    }
+    if (wanted->type != backup::BackupType::kFull) {
+      const std::string missing = backup::ChainProblem(will_hold, *wanted);
+      if (!missing.empty()) {
+        plan.problems.push_back(
+            {to, wanted->label,
+             fmt::format("not copied: its reference chain is not whole in {}: {} (copy or keep "
+                         "its references there first) [corrupt]",
+                         repositories.Label(to), missing)});
+        continue;
+      }
+    }
+    plan.copy.push_back(wanted);
+    will_hold.push_back(*wanted);
+  }
+  return plan;
 }
 
 // Removes a local file when it goes out of scope.
@@ -367,12 +454,8 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
     // the horizon (a backup without its WAL restores nothing).
     std::set<std::string> needed;
     if (!listing.backups.empty() && !listing.backups_failed.at(to)) {
-      for (size_t from = 0; from < n; ++from) {
-        if (from == to) continue;
-        for (const auto& record : listing.backups[from]) {
-          if (!BackupWanted(listing.backups[to], record, all)) continue;
-          for (auto& name : backup::RequiredWal(record)) needed.insert(std::move(name));
-        }
+      for (const BackupRecord* record : BackupsToCopy(repositories, listing, to, all, {}).copy) {
+        for (auto& name : backup::RequiredWal(*record)) needed.insert(std::move(name));
       }
     }
     Config destination = repositories.config(to);
@@ -432,111 +515,56 @@ BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bo
 BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListing& listing,
                              uint64_t system_id, bool dry_run, bool all,
                              const std::string& only_label) {
-  using backup::BackupRecord;
   const size_t n = repositories.size();
+  const std::vector<std::vector<BackupRecord>>& held = listing.backups;
   BackupSyncReport report;
   report.listed.assign(n, 0);
   report.copied.assign(n, 0);
   report.below_horizon.assign(n, 0);
-  const std::vector<std::vector<BackupRecord>>& held = listing.backups;
-  std::map<std::string, const BackupRecord*> by_label;  // the first repository's
   for (size_t i = 0; i < n; ++i) report.listed[i] = held.at(i).size();
-  std::vector<const BackupRecord*> order;  // every label once, oldest first
-  for (size_t i = 0; i < n; ++i) {
-    for (const auto& record : held[i]) {
-      if (by_label.emplace(record.label, &record).second) order.push_back(&record);
-    }
-  }
-  std::stable_sort(order.begin(), order.end(), [](const BackupRecord* a, const BackupRecord* b) {
-    return a->start_time != b->start_time ? a->start_time < b->start_time : a->label < b->label;
-  });
-  const auto find = [](const std::vector<BackupRecord>& records,
-                       const std::string& label) -> const BackupRecord* {
-    for (const auto& record : records) {
-      if (record.label == label) return &record;
-    }
-    return nullptr;
-  };
   for (size_t to = 0; to < n; ++to) {
     if (listing.backups_failed.at(to)) continue;  // listing.errors says why
-    std::optional<double> horizon;
-    if (!held[to].empty()) horizon = held[to].front().start_time;  // oldest first
+    BackupPlan plan = BackupsToCopy(repositories, listing, to, all, only_label);
+    report.below_horizon[to] = plan.below_horizon;
+    report.problems.insert(report.problems.end(), plan.problems.begin(), plan.problems.end());
     std::vector<BackupRecord> now = held[to];  // what `to` holds as copies are made
-    for (const BackupRecord* wanted : order) {
-      if (!only_label.empty() && wanted->label != only_label) continue;
-      // Every source's record of this label must be the same backup: as the
-      // destination's, and as each other's (else nothing is copied for the
-      // label, whichever copy would work first).
-      bool conflict = false;
-      for (size_t from = 0; from < n && !conflict; ++from) {
-        const BackupRecord* theirs = find(held[from], wanted->label);
-        if (from == to || theirs == nullptr) continue;
-        if (find(now, wanted->label) == nullptr && !backup::SameBackup(*wanted, *theirs)) {
-          size_t holder = 0;  // the repository whose record is `wanted`
-          while (find(held[holder], wanted->label) != wanted) ++holder;
-          report.problems.push_back(
-              {to, wanted->label,
-               fmt::format("conflict: {} and {} hold different backups under this label "
-                           "(started at LSN {} and {}); none is copied into {} [conflict]",
-                           repositories.Label(holder), repositories.Label(from),
-                           backup::FormatLsn(wanted->start_lsn), backup::FormatLsn(theirs->start_lsn),
-                           repositories.Label(to))});
-          conflict = true;
-          break;
-        }
-        const BackupRecord* ours = find(now, wanted->label);
-        if (ours != nullptr && !backup::SameBackup(*ours, *theirs)) {
-          report.problems.push_back(
-              {to, wanted->label,
-               fmt::format("conflict: {} holds another backup under this label (started at "
-                           "LSN {} there, {} in {}); neither is copied over the other "
-                           "[conflict]",
-                           repositories.Label(to), backup::FormatLsn(ours->start_lsn),
-                           backup::FormatLsn(theirs->start_lsn), repositories.Label(from))});
-          conflict = true;
-          break;
-        }
-      }
-      if (conflict || find(now, wanted->label) != nullptr) continue;
-      // The horizon guards against undoing a prune; a backup asked for by
-      // label (walctl --repo all backup) is always wanted.
-      if (!all && only_label.empty() && horizon && wanted->start_time < *horizon) {
-        ++report.below_horizon[to];
+    for (const BackupRecord* wanted : plan.copy) {
+      if (dry_run) {
+        ++report.copied[to];
         continue;
       }
+      // Planned with every earlier copy done: one that failed breaks the chain.
       if (wanted->type != backup::BackupType::kFull) {
         const std::string missing = backup::ChainProblem(now, *wanted);
         if (!missing.empty()) {
           report.problems.push_back(
               {to, wanted->label,
-               fmt::format("not copied: its reference chain is not whole in {}: {} (copy or "
-                           "keep its references there first) [corrupt]",
+               fmt::format("not copied: its reference chain is not whole in {}: {} (its "
+                           "reference failed to copy) [corrupt]",
                            repositories.Label(to), missing)});
           continue;
         }
       }
-      if (dry_run) {
-        ++report.copied[to];
-        now.push_back(*wanted);
-        continue;
-      }
       // Recorded only where its WAL is: "complete" means restorable there.
+      const std::vector<std::string> required = backup::RequiredWal(*wanted);
       const std::vector<std::string> missing_wal =
-          backup::WaitForWal(repositories.storage(to), system_id, backup::RequiredWal(*wanted), 0);
+          backup::WaitForWal(repositories.storage(to), system_id, required, 0);
       if (!missing_wal.empty()) {
         report.problems.push_back(
             {to, wanted->label,
              fmt::format("not copied: {} lacks {} of the {} WAL files it needs ({} .. {}), so "
                          "it could not be restored from there; copy that WAL there first "
                          "(walctl sync), then sync again [corrupt]",
-                         repositories.Label(to), missing_wal.size(),
-                         backup::RequiredWal(*wanted).size(), missing_wal.front(),
-                         missing_wal.back())});
+                         repositories.Label(to), missing_wal.size(), required.size(),
+                         missing_wal.front(), missing_wal.back())});
         continue;
       }
       for (size_t from = 0; from < n; ++from) {
-        const BackupRecord* source = find(held[from], wanted->label);
-        if (from == to || source == nullptr || !backup::SameBackup(*source, *wanted)) continue;
+        const BackupRecord* source = FindLabel(held[from], wanted->label);
+        if (from == to || source == nullptr || listing.backups_failed.at(from) ||
+            !backup::SameBackup(*source, *wanted)) {
+          continue;
+        }
         try {
           now.push_back(backup::CopyBackup({repositories.storage(from), repositories.config(from)},
                                            {repositories.storage(to), repositories.config(to)},

@@ -835,4 +835,38 @@ TEST_SUITE("backup_copy") {
     CHECK(SyncBackups(again, kSysId, false).copied[1] == 0);
     CHECK(Find(fx.Load(1), "L") == nullptr);
   }
+  TEST_CASE("WAL is copied only for backups SyncBackups will copy: not for an incr whose chain "
+            "is not there (one rule for both)") {
+    Fixture fx;
+    constexpr uint64_t seg = Fixture::kSegSize;
+    const auto on_segment = [&](BackupRecord record, uint64_t n) {
+      record.segment_size = seg;
+      record.start_lsn = n * seg + 40;
+      record.stop_lsn = (n + 1) * seg - 100;
+      record.wal_start = record.wal_stop = SegmentFileName(1, n, seg);
+      return record;
+    };
+    // Repository 1: full f1 (WAL 2) and incr i1 on it (WAL 4).  Repository 2
+    // pruned: only a full f2 that started before i1, and WAL from 6 on.
+    fx.PushWal(0, 2);
+    const BackupRecord f1 = fx.Store(0, on_segment(MakeBackup("f1", 100, 2), 2), "x", false);
+    fx.PushWal(0, 4);
+    fx.Store(0, on_segment(MakeDeltaOn(f1, "i1", 300, 4, BackupType::kIncr), 4), "x", false);
+    fx.PushWal(1, 6);
+    fx.Store(1, on_segment(MakeBackup("f2", 200, 6), 6), "x", false);
+    auto set = fx.Set();
+    const RepositoryListing listing = ListRepositories(set, kSysId);
+    const SyncReport wal = SyncWal(set, listing, kSysId, fx.dir.path(), false, false);
+    CHECK(wal.problems.empty());
+    CHECK(wal.copied[1] == 0);         // not i1's segment 4: i1 is not copied there
+    CHECK(wal.below_horizon[1] == 2);  // 2 and 4
+    CHECK_FALSE(fx.Open(1)->Stat(WalObjectKey(kSysId, ParseWalFileNameOrThrow(
+                                                          SegmentFileName(1, 4, seg)))));
+    const BackupSyncReport backups = SyncBackups(set, listing, kSysId, false, false);
+    CHECK(backups.copied[1] == 0);
+    REQUIRE(backups.problems.size() == 1);
+    CHECK(backups.problems[0].repository == 1);
+    CHECK(backups.problems[0].name == "i1");
+    CHECK(Contains(backups.problems[0].message, "reference chain"));
+  }
 }
