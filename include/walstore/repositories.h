@@ -140,6 +140,9 @@ struct SyncProblem {
   size_t repository = 0;  // the destination
   std::string name;       // the WAL file
   std::string message;
+  // Two different valid objects or backups under one name: a failure
+  // whichever repository it is in (as for walpush), best_effort or not.
+  bool conflict = false;
 };
 struct RepositoryListing {
   std::vector<std::vector<backup::WalObject>> wal;         // per repository: ListWal
@@ -231,6 +234,15 @@ struct HeldCheckReport {
 HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryListing& listing,
                                  uint64_t system_id, bool repair, const std::string& stamp,
                                  const std::string& work_dir);
+
+// walctl sync's one WARNING per run about confidentiality: when objects
+// were copied (`copied_into`: per repository, WAL files and backups) into a
+// repository without a key while another repository has one, what was
+// encrypted there is now stored unencrypted (each repository keeps its own
+// settings, as for walpush).  The WARNING's text naming those
+// repositories; "" when there are none.
+std::string UnencryptedCopiesWarning(RepositorySet& repositories,
+                                     const std::vector<size_t>& copied_into);
 
 BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bool dry_run,
                              bool all = false, const std::string& only_label = {});

@@ -313,7 +313,8 @@ BackupPlan BackupsToCopy(RepositorySet& repositories, const RepositoryListing& l
              fmt::format("conflict: {} holds another backup under this label (started at LSN {} "
                          "there, {} in {}); neither is copied over the other [conflict]",
                          repositories.Label(to), backup::FormatLsn(ours->start_lsn),
-                         backup::FormatLsn(theirs->start_lsn), repositories.Label(from))});
+                         backup::FormatLsn(theirs->start_lsn), repositories.Label(from)),
+             true});
         conflict = true;
       } else if (ours == nullptr && !backup::SameBackup(*wanted, *theirs)) {
         plan.problems.push_back(
@@ -322,7 +323,8 @@ BackupPlan BackupsToCopy(RepositorySet& repositories, const RepositoryListing& l
                          "at LSN {} and {}); none is copied into {} [conflict]",
                          repositories.Label(first_holder), repositories.Label(from),
                          backup::FormatLsn(wanted->start_lsn),
-                         backup::FormatLsn(theirs->start_lsn), repositories.Label(to))});
+                         backup::FormatLsn(theirs->start_lsn), repositories.Label(to)),
+             true});
         conflict = true;
       }
     }
@@ -583,6 +585,23 @@ BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListin
   return report;
 }
 
+std::string UnencryptedCopiesWarning(RepositorySet& repositories,
+                                     const std::vector<size_t>& copied_into) {
+  std::string keyed;
+  std::string plain;
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    const bool has_key = !repositories.config(i).ReadKeys().empty();
+    if (has_key && keyed.empty()) keyed = repositories.Label(i);
+    if (!has_key && copied_into.at(i) > 0) {
+      plain += (plain.empty() ? "" : ", ") + repositories.Label(i);
+    }
+  }
+  if (keyed.empty() || plain.empty()) return {};
+  return fmt::format("{} has no encryption key, while {} is encrypted: what sync copied into it "
+                     "is stored unencrypted there",
+                     plain, keyed);
+}
+
 namespace {
 
 // One object held by several repositories, and what its copies must decode to.
@@ -680,7 +699,8 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
                fmt::format("conflict: decodes intact to SHA-256 {} here and to {} in {}: two "
                            "different valid objects under one name; neither is replaced "
                            "[conflict]",
-                           other.sha256, digest.sha256, repositories.Label(first))});
+                           other.sha256, digest.sha256, repositories.Label(first)),
+               true});
         }
         continue;
       }

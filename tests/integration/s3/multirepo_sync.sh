@@ -129,10 +129,11 @@ seg3_key=$sysid/wal/${segs[2]:0:16}/${segs[2]}
 ws_flip_byte "$repo1/$seg3_key" 300
 ws_expect_exit 0 "plain sync does not read what both hold" "${walctl[@]}" --system-id "$sysid" sync
 ws_expect_exit 4..125 "sync --verify reports the damage" "${walctl[@]}" --system-id "$sysid" sync --verify
-ws_contains "  names the WAL segment in repository 2" "$WS_OUT" "PROBLEM: $repo2_name: $seg_key: damaged"
-ws_contains "  names the backup object" "$WS_OUT" "PROBLEM: $repo2_name: $tar_key: damaged"
-ws_contains "  and the way out" "$WS_OUT" "walctl sync --repair"
-ws_contains "  names the WAL segment damaged in repository 1" "$WS_OUT" "PROBLEM: repository 1 (file://$repo1): $seg3_key: damaged"
+ws_contains "  names the WAL segment in repository 2, on stderr" "$WS_ERR" "ERROR:  $repo2_name: $seg_key: damaged"
+ws_contains "  names the backup object" "$WS_ERR" "ERROR:  $repo2_name: $tar_key: damaged"
+ws_contains "  and the way out" "$WS_ERR" "walctl sync --repair"
+ws_not_contains "  stdout keeps the report only" "$WS_OUT" "damaged"
+ws_contains "  names the WAL segment damaged in repository 1" "$WS_ERR" "ERROR:  repository 1 (file://$repo1): $seg3_key: damaged"
 # (1: the foreign base.tar of part 1)
 ws_same "  nothing moved aside" 1 "$(s3_object_count "offsite/$sysid/damaged/")"
 ws_expect_exit 0 "sync --repair replaces them" "${walctl[@]}" --system-id "$sysid" sync --repair
@@ -165,7 +166,7 @@ s3_object_damage "offsite/$seg2_key" 300
 cp "$repo1/$seg2_key" "$WS_TMP/seg2.damaged"
 ws_expect_exit 4..125 "sync --repair with no intact copy fails" \
   "${walctl[@]}" --system-id "$sysid" sync --repair
-ws_contains "  and says so" "$WS_OUT" "no repository holds an intact copy"
+ws_contains "  and says so" "$WS_ERR" "no repository holds an intact copy"
 ws_check "  repository 1's copy untouched" cmp "$repo1/$seg2_key" "$WS_TMP/seg2.damaged"
 ws_same "  nothing more moved aside" 3 "$(s3_object_count "offsite/$sysid/damaged/")"
 cp "$WS_TMP/seg2.orig" "$repo1/$seg2_key"
@@ -181,6 +182,12 @@ ws_expect_exit 4..125 "backup --repo all under a label repository 2 uses for ano
   "${walctl[@]}" --repo all backup -d "$conninfo" --label full3
 ws_contains "  a conflict" "$WS_ERR" "conflict"
 ws_expect_exit 4..125 "sync reports the conflict" "${walctl[@]}" --system-id "$sysid" sync
-ws_contains "  naming the label" "$WS_OUT" "full3: conflict"
+ws_contains "  naming the label" "$WS_ERR" "full3: conflict"
 pg_stop "$primary"
+ws_expect_exit 3 "walctl --repo all list: only walctl backup takes it" \
+  "${walctl[@]}" --repo all --system-id "$sysid" list
+ws_contains "  says so" "$WS_ERR" "is only for walctl backup"
+ws_expect_exit 3 "WALSTORE_REPO=all walctl sync: the same" \
+  as_pg env WALSTORE_REPO=all "$WS_BIN/walctl" --config "$config" --system-id "$sysid" sync
+ws_contains "  says so" "$WS_ERR" "is only for walctl backup"
 ws_done

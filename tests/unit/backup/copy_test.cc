@@ -869,4 +869,20 @@ TEST_SUITE("backup_copy") {
     CHECK(backups.problems[0].name == "i1");
     CHECK(Contains(backups.problems[0].message, "reference chain"));
   }
+  TEST_CASE("copies from an encrypted into a keyless repository: one WARNING naming it (F13)") {
+    Fixture fx;
+    fx.Store(0, MakeBackup("full1", 100, 2));
+    {
+      auto set = fx.Set();
+      CHECK(UnencryptedCopiesWarning(set, {0, 1}).empty());  // both keyed
+    }
+    fx.top.repositories[1].key.reset();  // a per-table key forgotten
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false);
+    REQUIRE(report.copied[1] == 1);
+    const std::string warning = UnencryptedCopiesWarning(set, report.copied);
+    CHECK(Contains(warning, "repository 2 (memory://" + fx.second + ") has no encryption key"));
+    CHECK(Contains(warning, "stored unencrypted"));
+    CHECK(UnencryptedCopiesWarning(set, {1, 0}).empty());  // nothing went into it
+  }
 }
