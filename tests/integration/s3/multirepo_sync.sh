@@ -12,6 +12,8 @@
 #   3. A WAL segment damaged in both repositories: --repair leaves it alone and fails.
 #   4. backup --repo all puts the backup in both; a label already used for another backup in
 #      repository 2 is a conflict (non-zero), never overwritten.
+#   5. A best_effort repository that refuses writes: sync warns (naming it) and exits 0;
+#      --repo all / WALSTORE_REPO=all outside walctl backup is a config error (exit 3).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lib/common.sh
@@ -184,6 +186,22 @@ ws_contains "  a conflict" "$WS_ERR" "conflict"
 ws_expect_exit 4..125 "sync reports the conflict" "${walctl[@]}" --system-id "$sysid" sync
 ws_contains "  naming the label" "$WS_ERR" "full3: conflict"
 pg_stop "$primary"
+# ---- 5. the best_effort rule: a copy into a best_effort repository that fails is a WARNING --------
+repo3=$WS_TMP/repo3
+ws_repo_dir "$repo3"
+be_config=$WS_TMP/best-effort.toml
+printf 'compression = "lz4"\nencryption_key_file = "%s"\n\n[[repository]]\nurl = "file://%s"\n\n[[repository]]\nurl = "file://%s"\nbest_effort = true\n' \
+  "$WS_TMP/key1" "$repo1" "$repo3" >"$be_config"
+chmod 0644 "$be_config"
+ws_expect_exit 0 "walctl --repo 2 init (best_effort)" \
+  as_pg "$WS_BIN/walctl" --config "$be_config" --repo 2 init
+chmod 0555 "$repo3"  # it refuses every write now
+ws_expect_exit 0 "sync: copies into the best_effort repository fail, exit 0" \
+  as_pg "$WS_BIN/walctl" --config "$be_config" --system-id "$sysid" sync
+ws_contains "  a WARNING naming it" "$WS_ERR" "WARNING:  repository 2 (file://$repo3) (best_effort): "
+ws_not_contains "  no ERROR" "$WS_ERR" "ERROR:"
+chmod 0755 "$repo3"
+
 ws_expect_exit 3 "walctl --repo all list: only walctl backup takes it" \
   "${walctl[@]}" --repo all --system-id "$sysid" list
 ws_contains "  says so" "$WS_ERR" "is only for walctl backup"
