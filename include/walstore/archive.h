@@ -116,7 +116,9 @@ bool RestoreObjectToFile(Storage& storage, const Config& config, const std::stri
                          const ExpectedWal* expected = nullptr);
 
 // Encodes the local file `path` and publishes it under `key` with no
-// overwrite; returns the commit result and fills the digest/sizes.
+// overwrite; returns the commit result and fills the digest/sizes.  The
+// object is bound to `identity` (default: `key`; a staged copy is stored
+// under another key than the one it is for).
 struct StoreResult {
   CommitResult commit = CommitResult::kCreated;
   uint64_t plaintext_size = 0;
@@ -124,6 +126,6 @@ struct StoreResult {
   Sha256Digest sha256{};
 };
 StoreResult StoreFileObject(Storage& storage, const Config& config, const std::string& path,
-                            const std::string& key);
+                            const std::string& key, const std::string& identity = {});
 
 }  // namespace walstore

@@ -63,6 +63,7 @@ inline constexpr int kDefaultWalctlJobsCap = 8;
 
 struct Config {
   std::string repo_url;                 // required for most commands
+  bool every_repository = false;        // --repo all / WALSTORE_REPO=all (walctl backup)
   CompressionSpec compression{Codec::kLz4, 0};
   std::string key_file;                 // "" = no key file
   std::optional<Key> key;               // loaded key (from key_file or WALSTORE_ENCRYPTION_KEY)
@@ -136,6 +137,10 @@ struct ConfigOverrides {
   std::optional<int> prefetch;
   std::optional<int> push_ahead;
   std::optional<int> parallel;  // walctl --jobs
+  // --repo all / WALSTORE_REPO=all ("every repository, and copy to each") is
+  // taken only where this is set (walctl backup); anywhere else it is kConfig
+  // naming walctl backup.
+  bool repo_all_allowed = false;
 };
 
 // Loads the config file (explicit path, $WALSTORE_CONFIG, or the default path

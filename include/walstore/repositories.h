@@ -95,8 +95,8 @@ std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const
 
 // walfetch %f %p over every repository (FetchWalFile's contract, with the
 // rules above; FetchWalFile is this over one repository).  After a miss it
-// asks each repository whether it holds anything of the cluster (one
-// request each, Storage::AnyBelow): with one repository only for the
+// asks each repository whether it holds WAL or a backup of the cluster
+// (HoldsCluster: one or two requests each; quarantined objects do not count): with one repository only for the
 // WARNING of cluster_presence.h (never changing the answer), with several
 // for the rule above (a probe that fails throws).  `restored_from` (when given) is set to the repository's
 // index; untouched for the read-ahead spool or a miss.
@@ -140,6 +140,9 @@ struct SyncProblem {
   size_t repository = 0;  // the destination
   std::string name;       // the WAL file
   std::string message;
+  // Two different valid objects or backups under one name: a failure
+  // whichever repository it is in (as for walpush), best_effort or not.
+  bool conflict = false;
 };
 struct RepositoryListing {
   std::vector<std::vector<backup::WalObject>> wal;         // per repository: ListWal
@@ -180,8 +183,11 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
 // first, so a diff or incr follows its chain; one whose chain is not whole
 // in the destination (ChainProblem) is refused and reported.  A label the
 // destination holds for another backup (backup::SameBackup) is a conflict,
-// reported; an identical one is left as it is.  A source copy that fails is
-// reported and the next source tried.
+// reported; an identical one is left as it is.  So are two other
+// repositories holding different backups under one label: a conflict for
+// each destination that lacks it, nothing copied for that label.  A source
+// copy that fails is reported and the next source holding the same backup
+// tried.
 //
 // Per-repository retention as for WAL: into a repository that holds
 // backups, a backup that started before its oldest one is not copied (it was
@@ -213,6 +219,11 @@ struct BackupSyncReport {
 //   - damaged in every repository that holds it: a problem, nothing touched;
 //   - intact everywhere but different plaintext (two valid objects under one
 //     name): a conflict, reported, nothing touched.
+// A copy that is intact but may not leave its repository (an unencrypted
+// object in a repository with a key, backup::StoredDigest::may_leave) is no
+// repair source.  A WAL object is repaired the way SyncWal copies one:
+// restored from the source with walfetch's checks (cluster, file name, WAL
+// page header) through `work_dir`, then encoded for the destination.
 // `stamp` names the quarantine directory (a UTC time).
 struct HeldCheckReport {
   std::vector<size_t> checked;        // per repository: objects decoded
@@ -221,7 +232,17 @@ struct HeldCheckReport {
   std::vector<SyncProblem> problems;  // `name` is the object's key
 };
 HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryListing& listing,
-                                 uint64_t system_id, bool repair, const std::string& stamp);
+                                 uint64_t system_id, bool repair, const std::string& stamp,
+                                 const std::string& work_dir);
+
+// walctl sync's one WARNING per run about confidentiality: when objects
+// were copied (`copied_into`: per repository, WAL files and backups) into a
+// repository without a key while another repository has one, what was
+// encrypted there is now stored unencrypted (each repository keeps its own
+// settings, as for walpush).  The WARNING's text naming those
+// repositories; "" when there are none.
+std::string UnencryptedCopiesWarning(RepositorySet& repositories,
+                                     const std::vector<size_t>& copied_into);
 
 BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bool dry_run,
                              bool all = false, const std::string& only_label = {});

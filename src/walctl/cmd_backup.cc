@@ -47,22 +47,9 @@ int CopyToEveryRepository(RepositorySet& repositories, const backup::BackupRecor
   }
   const BackupSyncReport report =
       SyncBackups(repositories, record.system_id, /*dry_run=*/false, /*all=*/false, record.label);
-  bool failed = false;
-  const auto lacks = [&](size_t i, const std::string& why) {
-    const bool best_effort = repositories.config(i).best_effort;
-    Log(best_effort ? LogLevel::kWarning : LogLevel::kError, "backup {} is not in {}{}: {}",
-        record.label, repositories.Label(i),
-        best_effort ? " (best_effort: walctl sync copies it later)" : "", why);
-    LogHint(fmt::format("the backup is complete in {}; \"walctl sync\" copies it once the "
-                        "problem is fixed",
-                        repositories.Label(0)));
-    failed |= !best_effort;
-  };
+  std::vector<SyncProblem> problems = report.problems;
   std::set<size_t> reported;
-  for (const auto& problem : report.problems) {
-    lacks(problem.repository, problem.message);
-    reported.insert(problem.repository);
-  }
+  for (const auto& problem : report.problems) reported.insert(problem.repository);
   for (size_t i = 1; i < repositories.size(); ++i) {
     if (report.copied[i] > 0) {
       Log(LogLevel::kNotice, "backup {} copied to {}", record.label, repositories.Label(i));
@@ -74,12 +61,19 @@ int CopyToEveryRepository(RepositorySet& repositories, const backup::BackupRecor
       if (std::none_of(held.begin(), held.end(), [&](const backup::BackupRecord& r) {
             return backup::SameBackup(r, record);
           })) {
-        lacks(i, "it holds no record of this backup after the copy");
+        problems.push_back({i, record.label, "it holds no record of this backup after the copy"});
       }
     } catch (const Error& error) {
-      lacks(i, fmt::format("its backups could not be listed: {} [{}]", error.what(),
-                           InfoFor(error.code()).name));
+      problems.push_back({i, record.label,
+                          fmt::format("its backups could not be listed: {} [{}]", error.what(),
+                                      InfoFor(error.code()).name)});
     }
+  }
+  const bool failed = ReportSyncProblems(repositories, problems) > 0;
+  if (!problems.empty()) {
+    LogHint(fmt::format("backup {} is complete in {}; \"walctl sync\" copies it to the others "
+                        "once the problem is fixed",
+                        record.label, repositories.Label(0)));
   }
   return failed ? CheckFailedExit() : 0;
 }
@@ -88,14 +82,15 @@ int RunBackupCommand(const CommonOptions& given, BackupCommandOptions& options) 
   options.backup.fast_checkpoint = options.checkpoint == "fast";
   options.backup.type = *backup::ParseBackupType(options.type);  // CLI checked it
   CommonOptions common = given;
-  const bool to_all = common.overrides.repo_url == std::optional<std::string>("all");
-  if (to_all) common.overrides.repo_url.reset();
+  common.overrides.repo_all_allowed = true;  // --repo all / WALSTORE_REPO=all
   std::optional<Repositories> all;
+  all.emplace(common);
+  const bool to_all = all->config.every_repository;
   Repository repo;
   if (to_all) {
-    all.emplace(common);
     repo.config = all->set.config(0);
   } else {
+    all.reset();
     repo = OpenRepository(common, /*need_system_id=*/false);
   }
   Storage& storage = to_all ? all->set.storage(0) : *repo.storage;

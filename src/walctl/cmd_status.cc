@@ -53,7 +53,10 @@ json StatusJson(const backup::StatusReport& s) {
             {"newest_backup_age_seconds",
              s.newest_backup_time ? json(s.now - *s.newest_backup_time) : json(nullptr)},
             {"pitr_earliest", UtcJson(s.pitr.earliest)},
-            {"pitr_latest", UtcJson(s.pitr.latest)}};
+            {"pitr_latest", UtcJson(s.pitr.latest)},
+            {"quarantined_objects", s.quarantine.objects},
+            {"quarantined_bytes", s.quarantine.bytes},
+            {"oldest_quarantined_time", UtcJson(s.quarantine.oldest)}};
   if (s.archiver) {
     j["archiver"] = {{"archived_count", s.archiver->archived_count},
                      {"last_archived_wal", s.archiver->last_archived_wal},
@@ -129,6 +132,17 @@ std::string StatusPrometheus(const std::vector<RepositoryStatus>& all) {
            if (!r.report.pitr.earliest || !r.report.pitr.latest) return std::nullopt;
            return *r.report.pitr.latest - *r.report.pitr.earliest;
          });
+  metric("walstore_quarantined_objects",
+         "objects walctl sync kept aside under <system-id>/damaged/ (inspect and remove)", false,
+         [](const auto& r) { return static_cast<double>(r.report.quarantine.objects); });
+  metric("walstore_quarantined_bytes", "bytes kept aside under <system-id>/damaged/", false,
+         [](const auto& r) { return static_cast<double>(r.report.quarantine.bytes); });
+  metric("walstore_oldest_quarantined_age_seconds",
+         "age of the oldest object kept aside under <system-id>/damaged/", false,
+         [](const auto& r) -> std::optional<double> {
+           if (!r.report.quarantine.oldest) return std::nullopt;
+           return r.report.now - *r.report.quarantine.oldest;
+         });
   metric("walstore_archiver_failed_count", "pg_stat_archiver.failed_count", false,
          [](const auto& r) -> std::optional<double> {
            if (!r.report.archiver) return std::nullopt;
@@ -163,6 +177,11 @@ std::string StatusText(const backup::StatusReport& s) {
   out += fmt::format("PITR window:     {} .. {}\n",
                      s.pitr.earliest ? FormatUtc(static_cast<std::time_t>(*s.pitr.earliest)) : "-",
                      s.pitr.latest ? FormatUtc(static_cast<std::time_t>(*s.pitr.latest)) : "-");
+  if (s.quarantine.objects > 0) {
+    out += fmt::format("kept aside:      {} objects, {} in {}, oldest {}\n", s.quarantine.objects,
+                       FormatBytes(s.quarantine.bytes), backup::QuarantinePrefix(s.system_id),
+                       age(s.quarantine.oldest));
+  }
   if (s.archiver) {
     out += fmt::format("pg_stat_archiver: {} archived (last {}), {} failed (last {})\n",
                        s.archiver->archived_count, s.archiver->last_archived_wal,
@@ -194,7 +213,8 @@ int RunStatusCommand(const CommonOptions& common, const StatusOptions& options) 
       Storage& storage = repositories.storage(i);
       const uint64_t system_id = backup::DiscoverSystemId(storage, repo_config, common.pgdata);
       const backup::Inventory inv = backup::LoadInventory(storage, repo_config, system_id);
-      r.report = backup::BuildStatus(inv, storage.Describe(), archiver, options.thresholds, now);
+      r.report = backup::BuildStatus(inv, storage.Describe(), archiver, options.thresholds, now,
+                                     backup::ListQuarantine(storage, system_id));
     } catch (const Error& error) {
       if (repositories.size() == 1) throw;  // one repository: its error is the answer
       r.readable = false;

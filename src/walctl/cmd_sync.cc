@@ -28,15 +28,6 @@ struct SyncOptions {
   bool repair = false;  // verify, and replace damaged copies
 };
 
-// Prints the problems of one part of the sync; returns how many.
-size_t PrintProblems(RepositorySet& repositories, const std::vector<SyncProblem>& problems) {
-  for (const auto& problem : problems) {
-    std::printf("PROBLEM: %s: %s: %s\n", repositories.Label(problem.repository).c_str(),
-                problem.name.c_str(), problem.message.c_str());
-  }
-  return problems.size();
-}
-
 // The cluster: config / --pgdata, else the first repository that names one.
 uint64_t SyncSystemId(RepositorySet& repositories, const std::string& pgdata) {
   std::optional<Error> first;
@@ -80,18 +71,12 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
   const uint64_t system_id = SyncSystemId(repositories, common.pgdata);
   // Listed once: a repair keeps every key, and the WAL copies do not change the backups.
   const RepositoryListing listing = ListRepositories(repositories, system_id);
-  size_t problems = 0;
-  for (const auto& error : listing.errors) {
-    if (repositories.config(error.repository).best_effort) {
-      Log(LogLevel::kWarning, "the {} of the best-effort {} {}", error.name,
-          repositories.Label(error.repository), error.message);
-    } else {
-      problems += PrintProblems(repositories, {error});
-    }
-  }
+  size_t problems = ReportSyncProblems(repositories, listing.errors);
+  WorkDir work;
   if (options.verify || options.repair) {
-    const HeldCheckReport held = CheckHeldObjects(repositories, listing, system_id,
-                                                  options.repair && !options.dry_run, backup::UtcStampNow());
+    const HeldCheckReport held =
+        CheckHeldObjects(repositories, listing, system_id, options.repair && !options.dry_run,
+                         backup::UtcStampNow(), work.path());
     for (size_t i = 0; i < repositories.size(); ++i) {
       std::printf("%s: decoded %zu objects another repository holds too, repaired %zu\n",
                   repositories.Label(i).c_str(), held.checked[i], held.repaired[i]);
@@ -100,9 +85,8 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
       std::printf("MOVED ASIDE: %s: %s -> %s\n", repositories.Label(moved.repository).c_str(),
                   moved.name.c_str(), moved.message.c_str());
     }
-    problems += PrintProblems(repositories, held.problems);
+    problems += ReportSyncProblems(repositories, held.problems);
   }
-  WorkDir work;
   const SyncReport report =
       SyncWal(repositories, listing, system_id, work.path(), options.dry_run, options.all);
   for (size_t i = 0; i < repositories.size(); ++i) {
@@ -127,8 +111,18 @@ int RunSync(const CommonOptions& common, const SyncOptions& options) {
     }
     std::printf("\n");
   }
-  problems += PrintProblems(repositories, report.problems);
-  problems += PrintProblems(repositories, backups.problems);
+  std::vector<size_t> copied_into(repositories.size());
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    copied_into[i] = report.copied[i] + backups.copied[i];
+  }
+  const std::string downgrade = UnencryptedCopiesWarning(repositories, copied_into);
+  if (!downgrade.empty()) {
+    Log(LogLevel::kWarning, "{}", downgrade);
+    LogHint("set encryption_key_file in that [[repository]] table if it should be encrypted "
+            "(what is stored stays as it is)");
+  }
+  problems += ReportSyncProblems(repositories, report.problems);
+  problems += ReportSyncProblems(repositories, backups.problems);
   // What a repository holds now it no longer misses; a miss walpush recorded
   // meanwhile (after the listing) stays.
   if (!options.dry_run && !common.pgdata.empty()) {

@@ -40,6 +40,19 @@ Repository OpenRepository(const CommonOptions& common, bool need_system_id) {
   return repo;
 }
 
+size_t ReportSyncProblems(RepositorySet& repositories, const std::vector<SyncProblem>& problems) {
+  size_t failing = 0;
+  for (const auto& problem : problems) {
+    const bool tolerated =
+        repositories.config(problem.repository).best_effort && !problem.conflict;
+    Log(tolerated ? LogLevel::kWarning : LogLevel::kError, "{}{}: {}: {}",
+        repositories.Label(problem.repository), tolerated ? " (best_effort)" : "", problem.name,
+        problem.message);
+    if (!tolerated) ++failing;
+  }
+  return failing;
+}
+
 int CheckFailedExit() { return InfoFor(ErrorCode::kVerifyFailed).exit_code; }
 
 }  // namespace walstore::walctl

@@ -47,6 +47,15 @@ struct Repositories {
 // the cluster (DiscoverSystemId).  Throws Error(kConfig) without a repository.
 Repository OpenRepository(const CommonOptions& common, bool need_system_id = true);
 
+// The best_effort rule of walctl sync and walctl --repo all backup, in one
+// place: each problem goes to stderr (PostgreSQL-log style, "<repository>:
+// <object or label>: <what>"; stdout keeps the report): for a repository
+// that is not best_effort an ERROR that fails the command, for a best_effort
+// one a WARNING that does not (a later walctl sync copies what it lacks),
+// except a conflict, which fails the command in any repository (as for
+// walpush).  Returns how many fail the command.
+size_t ReportSyncProblems(RepositorySet& repositories, const std::vector<SyncProblem>& problems);
+
 struct Command {
   CLI::App* app = nullptr;    // the subcommand; parsed() says it was chosen
   std::function<int()> run;   // returns the exit code; throws walstore::Error

@@ -20,6 +20,8 @@
 #include <walstore/storage.h>
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,11 +59,34 @@ struct StoredDigest {
   uint64_t size = 0;
   std::string sha256;
   uint64_t stored_size = 0;
+  // Whether this copy may leave its repository as a copy source
+  // (CopySourceConfig, archive.h): false for an unencrypted object in a
+  // repository with a key, which that repository only tolerates
+  // (allow_plaintext_objects).  Such a copy is intact where it is, but is
+  // never copied out, so it is no repair source either.
+  bool may_leave = true;
 };
 // Decodes object `key` of `from` with its settings and keys (the key binds
 // the identity), streaming.  Throws the decoder's error (kCorrupt,
 // kWrongKey, kMisplaced, ...), and kCorrupt when the object does not exist.
 StoredDigest DecodeStoredObject(const RepositoryRef& from, const std::string& key);
+
+// What a stored object is, checked once (one read, no Stat first).
+struct StoredCheck {
+  enum class State { kAbsent, kIntact, kDamaged };
+  State state = State::kAbsent;
+  StoredDigest digest;  // kIntact: what it decodes to
+  std::string damage;   // kDamaged: what is wrong ("... [corrupt]")
+};
+// Decodes object `key` of `repository` (bound to `key`) and, with
+// `expected`, compares its plaintext with it: kAbsent when there is no such
+// object; kDamaged for a decoder error that IsDamage() and for plaintext
+// that is not `expected`; kIntact otherwise.  Any other error (wrong key,
+// unsupported format, unauthenticated, transient, network, local I/O) says
+// nothing about the object and is thrown: the caller must not treat it as
+// damage.  The one classification copy, repair and --verify use.
+StoredCheck CheckStoredObject(const RepositoryRef& repository, const std::string& key,
+                              const BackupObject* expected);
 
 // Decodes object `key` of `from` and checks it against `expected` (plaintext
 // size and SHA-256; the key binds the identity).  Streams; returns the
@@ -80,25 +105,51 @@ uint64_t VerifyStoredObject(const RepositoryRef& from, const std::string& key,
 uint64_t CopyStoredObject(const RepositoryRef& from, const RepositoryRef& to,
                           const std::string& key, const BackupObject& expected);
 
+// The quarantine of cluster `system_id`: "<system-id>/damaged/".  sync keeps
+// there, unchanged, what it must not delete: damaged copies a repair
+// replaced (<stamp>/<key without system id>), objects under a backup label
+// that were not that backup's, and replacements a failed repair staged
+// (".new").  No listing of WAL or backups looks there; the objects stay
+// until the operator removes them (docs/operations.md, "Objects kept
+// aside").
+std::string QuarantinePrefix(uint64_t system_id);
+struct Quarantine {
+  uint64_t objects = 0;
+  uint64_t bytes = 0;                   // stored bytes
+  std::optional<double> oldest;         // modification time, when the storage tells
+};
+// One listing of the quarantine.  Throws as Storage::List does.
+Quarantine ListQuarantine(Storage& storage, uint64_t system_id);
+
 // "20261130T015500Z": now in UTC, the quarantine directory's name.
 std::string UtcStampNow();
 
-// Replaces the damaged object `key` of `to` by a copy of the intact one of
-// `from` (which must verify against `expected`), never leaving `key`
+// Writes the replacement of object `key` (bound to `key`) under the
+// staging key it is given, in the destination, or throws.
+using StageReplacement = std::function<void(const std::string& staged_key)>;
+
+// Replaces the damaged object `key` of `to` by a replacement that `stage`
+// writes (and that must verify against `expected`), never leaving `key`
 // missing where it was damaged:
-//   1. the replacement is encoded (with `to`'s settings, bound to `key`)
-//      under "<system-id>/damaged/<stamp>/<key without system id>.new" and
-//      read back;
-//   2. the object under `key` is decoded again: only when it is still damaged
-//      (IsDamage) are its bytes copied unchanged to the quarantine key (the
-//      same name without ".new"; a name no listing of WAL or backups looks
-//      at) and `key` removed; when it verifies now, kConflict and nothing is
-//      moved; any other error is thrown and nothing is moved; when `key` is
-//      absent nothing is moved;
+//   1. `stage` writes the replacement under
+//      "<system-id>/damaged/<stamp>/<key without system id>.new"; it is read
+//      back and verified;
+//   2. the object under `key` is checked again (CheckStoredObject): only
+//      when it is still damaged are its bytes copied unchanged to the
+//      quarantine key (the same name without ".new"; a name no listing of
+//      WAL or backups looks at) and `key` removed; when it verifies now,
+//      kConflict and nothing is moved; any other error is thrown and
+//      nothing is moved; when `key` is absent nothing is moved;
 //   3. the staged bytes are copied to `key` and verified; on a failure the
 //      damaged bytes are put back under `key` before the error is thrown.
 // Returns the quarantine key ("" when `key` was absent).  The window in
 // which `key` is absent is one copy of stored bytes.
+std::string ReplaceDamagedObject(const RepositoryRef& to, uint64_t system_id,
+                                 const std::string& key, const BackupObject& expected,
+                                 const std::string& stamp, const StageReplacement& stage);
+// The same with the replacement copied from the intact object of `from`
+// (decoded as a copy source, verified against `expected`, encoded with
+// `to`'s settings): how a backup object is repaired.
 std::string ReplaceDamagedObject(const RepositoryRef& from, const RepositoryRef& to,
                                  uint64_t system_id, const std::string& key,
                                  const BackupObject& expected, const std::string& stamp);

@@ -4,6 +4,7 @@
 // JSON or Prometheus metrics.
 #pragma once
 
+#include <walstore/backup/copy.h>
 #include <walstore/backup/inventory.h>
 
 #include <cstdint>
@@ -41,14 +42,18 @@ struct StatusReport {
   std::optional<double> newest_backup_time;  // stop time of the newest complete backup
   PitrWindow pitr;
   std::optional<ArchiverStats> archiver;
+  Quarantine quarantine;              // what sync kept aside (copy.h)
   std::vector<std::string> problems;  // threshold violations; empty = healthy
   double now = 0;
 };
 
-// Pure: no I/O.  `now` is seconds since the epoch.
+// Pure: no I/O.  `now` is seconds since the epoch.  Objects in the
+// quarantine (ListQuarantine) are a problem: damage was found and something
+// was kept aside for the operator to look at and remove.
 StatusReport BuildStatus(const Inventory& inventory, const std::string& repository,
                          const std::optional<ArchiverStats>& archiver,
-                         const StatusThresholds& thresholds, double now);
+                         const StatusThresholds& thresholds, double now,
+                         const Quarantine& quarantine = {});
 
 // "archiving is failing: last failure <wal> at <time> (<n> failures)" when
 // PostgreSQL's archiver failed since it last succeeded; nullopt otherwise.

@@ -34,7 +34,8 @@ std::string ObjectName(const Storage& storage, const std::string& key) {
 // header with it, and it goes into metadata where the backend can still
 // take it (S3 single PUT).
 StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& file,
-                            const std::string& key, bool require_unchanged) {
+                            const std::string& key, bool require_unchanged,
+                            const std::string& identity) {
   WriteOptions options;
   options.size_hint = file.size;
   auto writer = storage.Create(key, options);
@@ -43,7 +44,7 @@ StoreResult EncodeAndCommit(Storage& storage, const Config& config, LocalFile& f
   encode.key = config.key ? &*config.key : nullptr;
   encode.chunk_size = config.chunk_size;
   encode.threads = WorkerThreads(config.parallel, kDefaultEncodeThreadsCap);
-  encode.identity = key;
+  encode.identity = identity;
   encode.rewrite_header = [&writer](Bytes header) { writer->RewriteHead(header); };
   ObjectEncoder encoder(*writer, encode);
   file.reader.Rewind();  // the same open file may go to several repositories
@@ -199,9 +200,9 @@ uint64_t ResolveSystemId(const Config& config, const std::string& data_dir) {
 }
 
 StoreResult StoreFileObject(Storage& storage, const Config& config, const std::string& path,
-                            const std::string& key) {
+                            const std::string& key, const std::string& identity) {
   LocalFile file(path);
-  return EncodeAndCommit(storage, config, file, key, false);
+  return EncodeAndCommit(storage, config, file, key, false, identity.empty() ? key : identity);
 }
 
 WalFileToPush::WalFileToPush(const Config& config, const std::string& path)
@@ -240,7 +241,7 @@ PushResult PushOpenedWalFile(Storage& storage, const Config& config, WalFileToPu
   result.name = wal.name;
   result.system_id = wal.system_id;
   result.key = wal.key;
-  const StoreResult stored = EncodeAndCommit(storage, config, wal.file, result.key, true);
+  const StoreResult stored = EncodeAndCommit(storage, config, wal.file, result.key, true, result.key);
   result.sha256 = stored.sha256;
   result.plaintext_size = stored.plaintext_size;
   result.stored_size = stored.stored_size;

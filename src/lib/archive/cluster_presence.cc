@@ -12,7 +12,9 @@
 namespace walstore {
 
 bool HoldsCluster(Storage& storage, uint64_t system_id) {
-  return storage.AnyBelow(ArchivePrefix(system_id));
+  // Not ArchivePrefix: what sync --repair moved aside (<system-id>/damaged/)
+  // is nothing a restore can use.
+  return storage.AnyBelow(WalPrefix(system_id)) || storage.AnyBelow(BackupPrefix(system_id));
 }
 
 void WarnClusterAbsent(Storage& storage, uint64_t system_id) {

@@ -10,9 +10,11 @@
 
 namespace walstore {
 
-// Whether `storage` holds anything of cluster `system_id` (WAL or backup):
-// one request (Storage::AnyBelow), whatever the repository holds.  Throws as
-// List does.
+// Whether `storage` holds WAL or a backup of cluster `system_id`: one or two
+// requests (Storage::AnyBelow of its WAL, then of its backups), whatever the
+// repository holds.  Objects kept aside under "<system-id>/damaged/" (sync
+// --repair's quarantine) do not count: nothing there serves a restore.
+// Throws as List does.
 bool HoldsCluster(Storage& storage, uint64_t system_id);
 
 // Logs the WARNING "<repository> holds no WAL and no backup of cluster X; it
@@ -22,9 +24,9 @@ void WarnClusterAbsent(Storage& storage, uint64_t system_id);
 
 // The diagnostic after a miss in one repository: HoldsCluster, then
 // WarnClusterAbsent when it holds nothing.  Never throws and never changes
-// the caller's answer: a failing probe is logged at DEBUG.  Costs one
-// request (two when the cluster is absent); walfetch, one process per file
-// PostgreSQL asks for, calls it at most once per process.
+// the caller's answer: a failing probe is logged at DEBUG.  Costs one or
+// two requests (three when the cluster is absent); walfetch, one process
+// per file PostgreSQL asks for, calls it at most once per process.
 void WarnIfClusterAbsent(Storage& storage, uint64_t system_id);
 
 }  // namespace walstore

@@ -3,6 +3,7 @@
 #include <walstore/backup/base_backup.h>
 #include <walstore/backup/copy.h>
 #include <walstore/backup/repository.h>
+#include <walstore/backup/util.h>
 #include <walstore/error.h>
 #include <walstore/log.h>
 #include <walstore/number.h>
@@ -253,15 +254,137 @@ PushResult PushWalFileToRepositories(RepositorySet& repositories, const std::str
 
 namespace {
 
-// Whether SyncBackups copies `record` into a repository holding `held`
-// (oldest first): it lacks the label and, unless `all`, the backup did not
-// start before its oldest backup (pruned there).
-bool BackupWanted(const std::vector<backup::BackupRecord>& held,
-                  const backup::BackupRecord& record, bool all) {
-  for (const auto& ours : held) {
-    if (ours.label == record.label) return false;
+using backup::BackupRecord;
+
+// The record of `label` in `records`; nullptr when there is none.
+const BackupRecord* FindLabel(const std::vector<BackupRecord>& records, const std::string& label) {
+  for (const auto& record : records) {
+    if (record.label == label) return &record;
   }
-  return all || held.empty() || record.start_time >= held.front().start_time;
+  return nullptr;
+}
+
+// What SyncBackups will copy into one repository (BackupsToCopy).
+struct BackupPlan {
+  std::vector<const BackupRecord*> copy;  // oldest first; records of the source repositories
+  size_t below_horizon = 0;
+  std::vector<SyncProblem> problems;  // conflicts and broken chains, for `to`
+};
+
+// The one rule for which backups go into repository `to` (SyncBackups copies
+// them, SyncWal first copies the WAL they need whatever its horizon): every
+// label some other repository holds and `to` lacks, oldest first, unless
+//   - the holders do not all hold the same backup under it (a conflict:
+//     with `to`'s own record, or among the sources);
+//   - it started before `to`'s oldest backup (pruned there), unless `all` or
+//     asked for by `only_label`;
+//   - it is a diff or incr whose chain is not whole in `to` once the
+//     backups before it in this plan are copied.
+BackupPlan BackupsToCopy(RepositorySet& repositories, const RepositoryListing& listing, size_t to,
+                         bool all, const std::string& only_label) {
+  const size_t n = repositories.size();
+  const std::vector<std::vector<BackupRecord>>& held = listing.backups;
+  BackupPlan plan;
+  std::map<std::string, std::pair<size_t, const BackupRecord*>> by_label;  // the first holder's
+  std::vector<const BackupRecord*> order;  // every label once, oldest first
+  for (size_t i = 0; i < n; ++i) {
+    if (listing.backups_failed.at(i)) continue;
+    for (const auto& record : held.at(i)) {
+      if (by_label.emplace(record.label, std::make_pair(i, &record)).second) {
+        order.push_back(&record);
+      }
+    }
+  }
+  std::stable_sort(order.begin(), order.end(), [](const BackupRecord* a, const BackupRecord* b) {
+    return a->start_time != b->start_time ? a->start_time < b->start_time : a->label < b->label;
+  });
+  std::optional<double> horizon;
+  if (!held[to].empty()) horizon = held[to].front().start_time;  // oldest first
+  std::vector<BackupRecord> will_hold = held[to];  // as the plan goes on
+  for (const BackupRecord* wanted : order) {
+    if (!only_label.empty() && wanted->label != only_label) continue;
+    const BackupRecord* ours = FindLabel(held[to], wanted->label);
+    const size_t first_holder = by_label.at(wanted->label).first;
+    bool conflict = false;
+    for (size_t from = 0; from < n && !conflict; ++from) {
+      const BackupRecord* theirs = FindLabel(held[from], wanted->label);
+      if (from == to || theirs == nullptr || listing.backups_failed.at(from)) continue;
+      if (ours != nullptr && !backup::SameBackup(*ours, *theirs)) {
+        plan.problems.push_back(
+            {to, wanted->label,
+             fmt::format("conflict: {} holds another backup under this label (started at LSN {} "
+                         "there, {} in {}); neither is copied over the other [conflict]",
+                         repositories.Label(to), backup::FormatLsn(ours->start_lsn),
+                         backup::FormatLsn(theirs->start_lsn), repositories.Label(from)),
+             true});
+        conflict = true;
+      } else if (ours == nullptr && !backup::SameBackup(*wanted, *theirs)) {
+        plan.problems.push_back(
+            {to, wanted->label,
+             fmt::format("conflict: {} and {} hold different backups under this label (started "
+                         "at LSN {} and {}); none is copied into {} [conflict]",
+                         repositories.Label(first_holder), repositories.Label(from),
+                         backup::FormatLsn(wanted->start_lsn),
+                         backup::FormatLsn(theirs->start_lsn), repositories.Label(to)),
+             true});
+        conflict = true;
+      }
+    }
+    if (conflict || ours != nullptr) continue;
+    // The horizon guards against undoing a prune; a backup asked for by
+    // label (walctl --repo all backup) is always wanted.
+    if (!all && only_label.empty() && horizon && wanted->start_time < *horizon) {
+      ++plan.below_horizon;
+      continue;
+    }
+    if (wanted->type != backup::BackupType::kFull) {
+      const std::string missing = backup::ChainProblem(will_hold, *wanted);
+      if (!missing.empty()) {
+        plan.problems.push_back(
+            {to, wanted->label,
+             fmt::format("not copied: its reference chain is not whole in {}: {} (copy or keep "
+                         "its references there first) [corrupt]",
+                         repositories.Label(to), missing)});
+        continue;
+      }
+    }
+    plan.copy.push_back(wanted);
+    will_hold.push_back(*wanted);
+  }
+  return plan;
+}
+
+// Removes a local file when it goes out of scope.
+class RemovedAtEnd {
+ public:
+  explicit RemovedAtEnd(std::string path) : path_(std::move(path)) {}
+  ~RemovedAtEnd() { unlink(path_.c_str()); }
+  RemovedAtEnd(const RemovedAtEnd&) = delete;
+  RemovedAtEnd& operator=(const RemovedAtEnd&) = delete;
+
+ private:
+  std::string path_;
+};
+
+// The one way walctl sync takes a WAL file out of repository `from`, for a
+// copy (SyncWal) or a repair (CheckHeldObjects): restored to
+// "<work_dir>/<name>" from `from` read as a copy source (CopySourceConfig:
+// only authenticated objects leave a repository with a key) with the checks
+// walfetch applies (ExpectedWal: cluster, file name, WAL page header), then
+// handed to `put`; the local file is removed whatever happens.  False when
+// `from` no longer holds it.
+bool PassWalFile(RepositorySet& repositories, size_t from, const std::string& key,
+                 const ExpectedWal& expected, const std::string& work_dir,
+                 const std::function<void(const std::string& local)>& put) {
+  const std::string local = work_dir + "/" + expected.name.text;
+  RemovedAtEnd removed(local);
+  if (!RestoreObjectToFile(repositories.storage(from),
+                           CopySourceConfig(repositories.config(from)), key, local, nullptr,
+                           &expected)) {
+    return false;
+  }
+  put(local);
+  return true;
 }
 
 }  // namespace
@@ -335,12 +458,8 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
     // the horizon (a backup without its WAL restores nothing).
     std::set<std::string> needed;
     if (!listing.backups.empty() && !listing.backups_failed.at(to)) {
-      for (size_t from = 0; from < n; ++from) {
-        if (from == to) continue;
-        for (const auto& record : listing.backups[from]) {
-          if (!BackupWanted(listing.backups[to], record, all)) continue;
-          for (auto& name : backup::RequiredWal(record)) needed.insert(std::move(name));
-        }
+      for (const BackupRecord* record : BackupsToCopy(repositories, listing, to, all, {}).copy) {
+        for (auto& name : backup::RequiredWal(*record)) needed.insert(std::move(name));
       }
     }
     Config destination = repositories.config(to);
@@ -363,27 +482,23 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
         ++report.copied[to];
         continue;
       }
-      const std::string local = work_dir + "/" + name.text;
       const ExpectedWal expected{name, system_id};
       bool copied = false;
       for (size_t from = 0; from < n && !copied; ++from) {
         if (from == to || held[from].count(key) == 0) continue;
         try {
-          if (!RestoreObjectToFile(repositories.storage(from),
-                                   CopySourceConfig(repositories.config(from)), key, local,
-                                   nullptr, &expected)) {
-            continue;  // removed since the listing
-          }
-          PushWalFile(repositories.storage(to), destination, local);
-          copied = true;
-          ++report.copied[to];
+          // Pushed as walpush would push it: checked, never overwriting.
+          copied = PassWalFile(repositories, from, key, expected, work_dir,
+                               [&](const std::string& local) {
+                                 PushWalFile(repositories.storage(to), destination, local);
+                               });
+          if (copied) ++report.copied[to];  // else removed since the listing
         } catch (const Error& error) {
           report.problems.push_back(
               {to, name.text,
                fmt::format("copying from {} failed: {} [{}]", repositories.Label(from),
                            error.what(), InfoFor(error.code()).name)});
         }
-        unlink(local.c_str());
       }
       if (copied) held[to].insert(key);
     }
@@ -404,97 +519,56 @@ BackupSyncReport SyncBackups(RepositorySet& repositories, uint64_t system_id, bo
 BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListing& listing,
                              uint64_t system_id, bool dry_run, bool all,
                              const std::string& only_label) {
-  using backup::BackupRecord;
   const size_t n = repositories.size();
+  const std::vector<std::vector<BackupRecord>>& held = listing.backups;
   BackupSyncReport report;
   report.listed.assign(n, 0);
   report.copied.assign(n, 0);
   report.below_horizon.assign(n, 0);
-  const std::vector<std::vector<BackupRecord>>& held = listing.backups;
-  std::map<std::string, const BackupRecord*> by_label;  // the first repository's
   for (size_t i = 0; i < n; ++i) report.listed[i] = held.at(i).size();
-  std::vector<const BackupRecord*> order;  // every label once, oldest first
-  for (size_t i = 0; i < n; ++i) {
-    for (const auto& record : held[i]) {
-      if (by_label.emplace(record.label, &record).second) order.push_back(&record);
-    }
-  }
-  std::stable_sort(order.begin(), order.end(), [](const BackupRecord* a, const BackupRecord* b) {
-    return a->start_time != b->start_time ? a->start_time < b->start_time : a->label < b->label;
-  });
-  const auto find = [](const std::vector<BackupRecord>& records,
-                       const std::string& label) -> const BackupRecord* {
-    for (const auto& record : records) {
-      if (record.label == label) return &record;
-    }
-    return nullptr;
-  };
   for (size_t to = 0; to < n; ++to) {
     if (listing.backups_failed.at(to)) continue;  // listing.errors says why
-    std::optional<double> horizon;
-    if (!held[to].empty()) horizon = held[to].front().start_time;  // oldest first
+    BackupPlan plan = BackupsToCopy(repositories, listing, to, all, only_label);
+    report.below_horizon[to] = plan.below_horizon;
+    report.problems.insert(report.problems.end(), plan.problems.begin(), plan.problems.end());
     std::vector<BackupRecord> now = held[to];  // what `to` holds as copies are made
-    for (const BackupRecord* wanted : order) {
-      if (!only_label.empty() && wanted->label != only_label) continue;
-      // Every source's record of this label must be the same backup.
-      bool conflict = false;
-      for (size_t from = 0; from < n; ++from) {
-        const BackupRecord* theirs = find(held[from], wanted->label);
-        if (from == to || theirs == nullptr) continue;
-        const BackupRecord* ours = find(now, wanted->label);
-        if (ours != nullptr && !backup::SameBackup(*ours, *theirs)) {
-          report.problems.push_back(
-              {to, wanted->label,
-               fmt::format("conflict: {} holds another backup under this label (started at "
-                           "LSN {:X}/{:X} there, {:X}/{:X} in {}); neither is copied over the "
-                           "other [conflict]",
-                           repositories.Label(to), ours->start_lsn >> 32,
-                           ours->start_lsn & 0xffffffffu, theirs->start_lsn >> 32,
-                           theirs->start_lsn & 0xffffffffu, repositories.Label(from))});
-          conflict = true;
-          break;
-        }
-      }
-      if (conflict || find(now, wanted->label) != nullptr) continue;
-      // The horizon guards against undoing a prune; a backup asked for by
-      // label (walctl --repo all backup) is always wanted.
-      if (!all && only_label.empty() && horizon && wanted->start_time < *horizon) {
-        ++report.below_horizon[to];
+    for (const BackupRecord* wanted : plan.copy) {
+      if (dry_run) {
+        ++report.copied[to];
         continue;
       }
+      // Planned with every earlier copy done: one that failed breaks the chain.
       if (wanted->type != backup::BackupType::kFull) {
         const std::string missing = backup::ChainProblem(now, *wanted);
         if (!missing.empty()) {
           report.problems.push_back(
               {to, wanted->label,
-               fmt::format("not copied: its reference chain is not whole in {}: {} (copy or "
-                           "keep its references there first) [corrupt]",
+               fmt::format("not copied: its reference chain is not whole in {}: {} (its "
+                           "reference failed to copy) [corrupt]",
                            repositories.Label(to), missing)});
           continue;
         }
       }
-      if (dry_run) {
-        ++report.copied[to];
-        now.push_back(*wanted);
-        continue;
-      }
       // Recorded only where its WAL is: "complete" means restorable there.
+      const std::vector<std::string> required = backup::RequiredWal(*wanted);
       const std::vector<std::string> missing_wal =
-          backup::WaitForWal(repositories.storage(to), system_id, backup::RequiredWal(*wanted), 0);
+          backup::WaitForWal(repositories.storage(to), system_id, required, 0);
       if (!missing_wal.empty()) {
         report.problems.push_back(
             {to, wanted->label,
              fmt::format("not copied: {} lacks {} of the {} WAL files it needs ({} .. {}), so "
                          "it could not be restored from there; copy that WAL there first "
                          "(walctl sync), then sync again [corrupt]",
-                         repositories.Label(to), missing_wal.size(),
-                         backup::RequiredWal(*wanted).size(), missing_wal.front(),
-                         missing_wal.back())});
+                         repositories.Label(to), missing_wal.size(), required.size(),
+                         missing_wal.front(), missing_wal.back())});
         continue;
       }
       for (size_t from = 0; from < n; ++from) {
-        const BackupRecord* source = find(held[from], wanted->label);
-        if (from == to || source == nullptr) continue;
+        const BackupRecord* source = FindLabel(held[from], wanted->label);
+        if (from == to || source == nullptr || listing.backups_failed.at(from) ||
+            !backup::SameBackup(*source, *wanted)) {
+          continue;
+        }
         try {
           now.push_back(backup::CopyBackup({repositories.storage(from), repositories.config(from)},
                                            {repositories.storage(to), repositories.config(to)},
@@ -513,12 +587,30 @@ BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListin
   return report;
 }
 
+std::string UnencryptedCopiesWarning(RepositorySet& repositories,
+                                     const std::vector<size_t>& copied_into) {
+  std::string keyed;
+  std::string plain;
+  for (size_t i = 0; i < repositories.size(); ++i) {
+    const bool has_key = !repositories.config(i).ReadKeys().empty();
+    if (has_key && keyed.empty()) keyed = repositories.Label(i);
+    if (!has_key && copied_into.at(i) > 0) {
+      plain += (plain.empty() ? "" : ", ") + repositories.Label(i);
+    }
+  }
+  if (keyed.empty() || plain.empty()) return {};
+  return fmt::format("{} has no encryption key, while {} is encrypted: what sync copied into it "
+                     "is stored unencrypted there",
+                     plain, keyed);
+}
+
 namespace {
 
 // One object held by several repositories, and what its copies must decode to.
 struct HeldObject {
   std::vector<size_t> holders;
   std::optional<backup::BackupObject> expected;  // backup objects: the record's digest
+  std::optional<WalFileName> wal;                // WAL objects: the file's name
 };
 
 // Every object that two or more repositories hold, by key.
@@ -527,7 +619,11 @@ std::map<std::string, HeldObject> ObjectsHeldTwice(const RepositoryListing& list
   std::map<std::string, HeldObject> held;
   const auto& records = listing.backups;  // empty when only WAL was listed, and the reverse
   for (size_t i = 0; i < listing.wal.size(); ++i) {
-    for (const auto& object : listing.wal[i]) held[object.key].holders.push_back(i);
+    for (const auto& object : listing.wal[i]) {
+      HeldObject& entry = held[object.key];
+      entry.holders.push_back(i);
+      entry.wal = object.name;
+    }
   }
   for (size_t i = 0; i < records.size(); ++i) {
     for (const auto& record : records[i]) {
@@ -557,7 +653,9 @@ std::map<std::string, HeldObject> ObjectsHeldTwice(const RepositoryListing& list
 }  // namespace
 
 HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryListing& listing,
-                                 uint64_t system_id, bool repair, const std::string& stamp) {
+                                 uint64_t system_id, bool repair, const std::string& stamp,
+                                 const std::string& work_dir) {
+  using State = backup::StoredCheck::State;
   const size_t n = repositories.size();
   HeldCheckReport report;
   report.checked.assign(n, 0);
@@ -571,28 +669,24 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
     for (size_t i : object.holders) {
       ++report.checked[i];
       try {
-        backup::StoredDigest digest = backup::DecodeStoredObject(ref(i), key);
-        if (object.expected && (digest.size != object.expected->size ||
-                                digest.sha256 != object.expected->sha256)) {
-          damaged.emplace(i, fmt::format("decodes to {} bytes with SHA-256 {}, but its backup "
-                                         "record names {} bytes with SHA-256 {} [corrupt]",
-                                         digest.size, digest.sha256, object.expected->size,
-                                         object.expected->sha256));
-          continue;
-        }
-        intact.emplace(i, std::move(digest));
-      } catch (const Error& error) {
-        if (backup::IsDamage(error.code())) {
-          damaged.emplace(i, fmt::format("{} [{}]", error.what(), InfoFor(error.code()).name));
+        backup::StoredCheck check =
+            backup::CheckStoredObject(ref(i), key, object.expected ? &*object.expected : nullptr);
+        if (check.state == State::kIntact) {
+          intact.emplace(i, std::move(check.digest));
         } else {
-          // Says nothing about the object (a key, format, policy or I/O
-          // problem): reported, never repaired.
-          report.problems.push_back(
-              {i, key,
-               fmt::format("could not check: {} [{}]; fix that and run walctl sync --verify "
-                           "again (nothing is repaired from this)",
-                           error.what(), InfoFor(error.code()).name)});
+          damaged.emplace(i, check.state == State::kDamaged
+                                 ? check.damage
+                                 : fmt::format("{}: {} is missing [corrupt]",
+                                               repositories.storage(i).Describe(), key));
         }
+      } catch (const Error& error) {
+        // Says nothing about the object (a key, format, policy or I/O
+        // problem): reported, never repaired.
+        report.problems.push_back(
+            {i, key,
+             fmt::format("could not check: {} [{}]; fix that and run walctl sync --verify "
+                         "again (nothing is repaired from this)",
+                         error.what(), InfoFor(error.code()).name)});
       }
     }
     if (intact.size() > 1) {
@@ -607,11 +701,16 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
                fmt::format("conflict: decodes intact to SHA-256 {} here and to {} in {}: two "
                            "different valid objects under one name; neither is replaced "
                            "[conflict]",
-                           other.sha256, digest.sha256, repositories.Label(first))});
+                           other.sha256, digest.sha256, repositories.Label(first)),
+               true});
         }
         continue;
       }
     }
+    // A repair source: an intact copy that may leave its repository
+    // (StoredDigest::may_leave, the rule sync copies by).
+    const auto source = std::find_if(intact.begin(), intact.end(),
+                                     [](const auto& entry) { return entry.second.may_leave; });
     for (const auto& [to, what] : damaged) {
       if (intact.empty()) {
         report.problems.push_back(
@@ -621,7 +720,16 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
                          what)});
         continue;
       }
-      const auto& [from, digest] = *intact.begin();
+      if (source == intact.end()) {
+        report.problems.push_back(
+            {to, key,
+             fmt::format("damaged: {}; {} holds an intact copy, but unencrypted in a repository "
+                         "with a key (allow_plaintext_objects): only authenticated objects are "
+                         "copied out of it, so nothing is repaired from it",
+                         what, repositories.Label(intact.begin()->first))});
+        continue;
+      }
+      const auto& [from, digest] = *source;
       if (!repair) {
         report.problems.push_back(
             {to, key,
@@ -634,8 +742,30 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
       expected.size = digest.size;
       expected.sha256 = digest.sha256;
       try {
-        const std::string aside = backup::ReplaceDamagedObject(
-            ref(from), ref(to), system_id, key, object.expected.value_or(expected), stamp);
+        std::string aside;
+        if (object.wal) {
+          // Taken out of `from` as SyncWal copies WAL, checked as walfetch checks it.
+          const ExpectedWal wal{*object.wal, system_id};
+          aside = backup::ReplaceDamagedObject(
+              ref(to), system_id, key, expected, stamp, [&](const std::string& staged) {
+                const bool there = PassWalFile(
+                    repositories, from, key, wal, work_dir, [&](const std::string& local) {
+                      if (StoreFileObject(repositories.storage(to), repositories.config(to),
+                                          local, staged, key)
+                              .commit != CommitResult::kCreated) {
+                        Fail(ErrorCode::kConflict, "{}: {} already exists",
+                             repositories.storage(to).Describe(), staged);
+                      }
+                    });
+                if (!there) {
+                  Fail(ErrorCode::kCorrupt, "{}: {} is missing",
+                       repositories.storage(from).Describe(), key);
+                }
+              });
+        } else {
+          aside = backup::ReplaceDamagedObject(ref(from), ref(to), system_id, key,
+                                               object.expected.value_or(expected), stamp);
+        }
         if (!aside.empty()) report.moved_aside.push_back({to, key, aside});
         ++report.repaired[to];
         Log(LogLevel::kWarning, "{}: {} was damaged ({}); {} and replaced by a verified copy "

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <ctime>
+#include <optional>
 
 namespace walstore::backup {
 
@@ -25,14 +26,22 @@ std::string Where(const RepositoryRef& repository, const std::string& key) {
   return repository.storage.Describe() + ": " + key;
 }
 
+// What is wrong when the decoded plaintext is not what the record states;
+// nullopt when it is.
+std::optional<std::string> DigestMismatch(uint64_t size, const std::string& sha256,
+                                          const RepositoryRef& repository, const std::string& key,
+                                          const BackupObject& expected) {
+  if (size == expected.size && sha256 == expected.sha256) return std::nullopt;
+  return fmt::format("{} decodes to {} bytes with SHA-256 {}, but its backup record names {} "
+                     "bytes with SHA-256 {}",
+                     Where(repository, key), size, sha256, expected.size, expected.sha256);
+}
+
 // Throws kCorrupt unless the decoded plaintext is what the record states.
 void CheckDigest(uint64_t size, const std::string& sha256, const RepositoryRef& repository,
                  const std::string& key, const BackupObject& expected) {
-  if (size != expected.size || sha256 != expected.sha256) {
-    Fail(ErrorCode::kCorrupt,
-         "{} decodes to {} bytes with SHA-256 {}, but its backup record names {} bytes with "
-         "SHA-256 {}",
-         Where(repository, key), size, sha256, expected.size, expected.sha256);
+  if (auto mismatch = DigestMismatch(size, sha256, repository, key, expected)) {
+    Fail(ErrorCode::kCorrupt, "{}", *mismatch);
   }
 }
 
@@ -95,16 +104,31 @@ bool SameBackup(const BackupRecord& a, const BackupRecord& b) {
 
 namespace {
 
-// Decodes the object stored under `key` as the object `identity` (the key
-// binds it; a staged replacement is stored under another key).
-StoredDigest DecodeAs(const RepositoryRef& from, const std::string& key,
-                      const std::string& identity) {
-  auto in = OpenExisting(from, key);
-  CountingReadStream counted(*in);
+// Whether an object of `from` with `header` may be copied out of it: what
+// decodes under CopySourceConfig (only authenticated objects leave a
+// repository with a key).
+bool MayLeave(const RepositoryRef& from, const ObjectHeader& header) {
+  if (header.cipher != Cipher::kNone) return true;
+  const DecodeOptions source = DecodeOptionsFor(CopySourceConfig(from.config));
+  return source.keys.empty() || source.allow_plaintext;
+}
+
+// Decodes the object read from `in` (stored under `key`) as the object
+// `identity` (the key binds it; a staged replacement is stored under
+// another key).
+StoredDigest DecodeFrom(ReadStream& in, const RepositoryRef& from, const std::string& key,
+                        const std::string& identity) {
+  CountingReadStream counted(in);
   ObjectDecoder decoder(counted, DecodeOptionsFor(from.config), identity, Where(from, key));
   DiscardStream discard;
   decoder.DecodeTo(discard);
-  return {decoder.plaintext_size(), ToHex(decoder.plaintext_sha256()), counted.count()};
+  return {decoder.plaintext_size(), ToHex(decoder.plaintext_sha256()), counted.count(),
+          MayLeave(from, decoder.header())};
+}
+
+StoredDigest DecodeAs(const RepositoryRef& from, const std::string& key,
+                      const std::string& identity) {
+  return DecodeFrom(*OpenExisting(from, key), from, key, identity);
 }
 
 // Copies the stored bytes of `from_key` unchanged to `to_key` (which must
@@ -125,7 +149,7 @@ void CopyStoredBytes(Storage& storage, const std::string& from_key, const std::s
 std::string QuarantineKey(uint64_t system_id, const std::string& key, const std::string& stamp) {
   const std::string prefix = std::to_string(system_id) + "/";
   const std::string rest = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : key;
-  return prefix + "damaged/" + stamp + "/" + rest;
+  return QuarantinePrefix(system_id) + stamp + "/" + rest;
 }
 
 // Copies the bytes of `key` unchanged to the quarantine and removes `key`.
@@ -172,6 +196,23 @@ void EncodeCopy(const RepositoryRef& from, const RepositoryRef& to, const std::s
 
 }  // namespace
 
+std::string QuarantinePrefix(uint64_t system_id) {
+  return std::to_string(system_id) + "/damaged/";
+}
+
+Quarantine ListQuarantine(Storage& storage, uint64_t system_id) {
+  Quarantine quarantine;
+  storage.List(QuarantinePrefix(system_id), [&](const ObjectInfo& info) {
+    ++quarantine.objects;
+    quarantine.bytes += info.size;
+    if (info.modified != 0) {
+      const double modified = static_cast<double>(info.modified);
+      if (!quarantine.oldest || modified < *quarantine.oldest) quarantine.oldest = modified;
+    }
+  });
+  return quarantine;
+}
+
 std::string UtcStampNow() {
   const std::time_t now = std::time(nullptr);
   std::tm utc{};
@@ -202,26 +243,51 @@ uint64_t CopyStoredObject(const RepositoryRef& from, const RepositoryRef& to,
   return VerifyStoredObject(to, key, expected);
 }
 
-std::string ReplaceDamagedObject(const RepositoryRef& from, const RepositoryRef& to,
-                                 uint64_t system_id, const std::string& key,
-                                 const BackupObject& expected, const std::string& stamp) {
+StoredCheck CheckStoredObject(const RepositoryRef& repository, const std::string& key,
+                              const BackupObject* expected) {
+  StoredCheck check;
+  auto in = repository.storage.OpenRead(key);
+  if (!in) return check;  // kAbsent
+  try {
+    check.digest = DecodeFrom(*in, repository, key, key);
+  } catch (const Error& error) {
+    if (!IsDamage(error.code())) throw;  // says nothing about the object
+    check.state = StoredCheck::State::kDamaged;
+    check.damage = fmt::format("{} [{}]", error.what(), InfoFor(error.code()).name);
+    return check;
+  }
+  if (expected != nullptr) {
+    if (auto mismatch = DigestMismatch(check.digest.size, check.digest.sha256, repository, key,
+                                       *expected)) {
+      check.state = StoredCheck::State::kDamaged;
+      check.damage = *mismatch + " [corrupt]";
+      return check;
+    }
+  }
+  check.state = StoredCheck::State::kIntact;
+  return check;
+}
+
+std::string ReplaceDamagedObject(const RepositoryRef& to, uint64_t system_id,
+                                 const std::string& key, const BackupObject& expected,
+                                 const std::string& stamp, const StageReplacement& stage) {
   const std::string staged = QuarantineKey(system_id, key, stamp) + ".new";
   // 1. The replacement, staged beside the quarantine and read back.
-  EncodeCopy(from, to, key, staged, expected);
+  stage(staged);
   const StoredDigest replacement = DecodeAs(to, staged, key);
   CheckDigest(replacement.size, replacement.sha256, to, staged, expected);
   // 2. What is under `key` must still be damaged (or absent): re-checked
   //    here, so a transient read error or a concurrent repair never moves an
   //    intact object aside.
   std::string moved;
-  if (to.storage.Stat(key)) {
-    try {
-      VerifyStoredObject(to, key, expected);
-      Fail(ErrorCode::kConflict, "{} verifies intact now; it is not moved aside (the staged "
-           "replacement {} is left for you to remove)", Where(to, key), staged);
-    } catch (const Error& error) {
-      if (!IsDamage(error.code())) throw;
-    }
+  const StoredCheck now = CheckStoredObject(to, key, &expected);
+  if (now.state == StoredCheck::State::kIntact) {
+    Fail(ErrorCode::kConflict,
+         "{} verifies intact now; it is not moved aside (the staged replacement {} is left for "
+         "you to remove)",
+         Where(to, key), staged);
+  }
+  if (now.state == StoredCheck::State::kDamaged) {
     moved = MoveToQuarantine(to.storage, system_id, key, stamp);
   }
   // 3. Published by copying the verified bytes; on any failure the damaged
@@ -239,6 +305,15 @@ std::string ReplaceDamagedObject(const RepositoryRef& from, const RepositoryRef&
   return moved;
 }
 
+std::string ReplaceDamagedObject(const RepositoryRef& from, const RepositoryRef& to,
+                                 uint64_t system_id, const std::string& key,
+                                 const BackupObject& expected, const std::string& stamp) {
+  return ReplaceDamagedObject(to, system_id, key, expected, stamp,
+                              [&](const std::string& staged) {
+                                EncodeCopy(from, to, key, staged, expected);
+                              });
+}
+
 BackupRecord CopyBackup(const RepositoryRef& from, const RepositoryRef& to, uint64_t system_id,
                         const BackupRecord& record) {
   const std::string record_key = BackupObjectKey(system_id, record.label, kRecordName);
@@ -253,16 +328,15 @@ BackupRecord CopyBackup(const RepositoryRef& from, const RepositoryRef& to, uint
     // Nothing under the label is ever deleted: an object an interrupted (or
     // concurrent) copy left is kept when it verifies against this record;
     // one that is damaged or another backup's is moved aside, unchanged.
-    if (to.storage.Stat(key)) {
-      try {
-        object->stored_size = VerifyStoredObject(to, key, *object);
-        continue;
-      } catch (const Error& error) {
-        if (!IsDamage(error.code())) throw;
-        const std::string aside = MoveToQuarantine(to.storage, system_id, key, UtcStampNow());
-        Log(LogLevel::kWarning, "{} was not this backup's object ({}); moved aside to {}",
-            Where(to, key), error.what(), aside);
-      }
+    const StoredCheck there = CheckStoredObject(to, key, object);
+    if (there.state == StoredCheck::State::kIntact) {
+      object->stored_size = there.digest.stored_size;
+      continue;
+    }
+    if (there.state == StoredCheck::State::kDamaged) {
+      const std::string aside = MoveToQuarantine(to.storage, system_id, key, UtcStampNow());
+      Log(LogLevel::kWarning, "{} was not this backup's object ({}); moved aside to {}",
+          Where(to, key), there.damage, aside);
     }
     object->stored_size = CopyStoredObject(from, to, key, *object);
   }

@@ -11,7 +11,8 @@ namespace walstore::backup {
 
 StatusReport BuildStatus(const Inventory& inv, const std::string& repository,
                          const std::optional<ArchiverStats>& archiver,
-                         const StatusThresholds& thresholds, double now) {
+                         const StatusThresholds& thresholds, double now,
+                         const Quarantine& quarantine) {
   StatusReport s;
   s.repository = repository;
   s.system_id = inv.system_id;
@@ -57,6 +58,16 @@ StatusReport BuildStatus(const Inventory& inv, const std::string& repository,
   }
   if (archiver) {
     if (auto failing = ArchiverFailure(*archiver)) s.problems.push_back(*failing);
+  }
+  s.quarantine = quarantine;
+  if (quarantine.objects > 0) {
+    s.problems.push_back(fmt::format(
+        "{} object(s) ({}) kept aside under {}{}: damage was found there; inspect and remove "
+        "them (docs/operations.md, \"Objects kept aside\")",
+        quarantine.objects, FormatBytes(quarantine.bytes), QuarantinePrefix(inv.system_id),
+        quarantine.oldest
+            ? ", the oldest since " + FormatUtc(static_cast<std::time_t>(*quarantine.oldest))
+            : std::string()));
   }
   return s;
 }

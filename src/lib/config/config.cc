@@ -447,6 +447,17 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
   ApplyEnvironment(env, config);
   std::optional<std::string> selection = overrides.repo_url;
   if (!selection) selection = env("WALSTORE_REPO");
+  if (selection == std::optional<std::string>("all")) {
+    if (!overrides.repo_all_allowed) {
+      throw Error(ErrorCode::kConfig,
+                  "--repo / WALSTORE_REPO \"all\" is only for walctl backup (take a backup "
+                  "and copy it to every repository)",
+                  "give no --repo (walpush, walfetch, walctl status and walctl sync use every "
+                  "configured repository) or choose one with --repo N");
+    }
+    config.every_repository = true;
+    selection.reset();  // every table, in order
+  }
   if (overrides.compression) {
     config.compression = ParseCompressionSpec(*overrides.compression, "--compression");
   }

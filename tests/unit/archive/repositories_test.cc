@@ -120,6 +120,22 @@ struct Fixture {
 
 const std::string kSeg = "000000010000000000000003";
 
+// walfetch of kSeg, which no repository has, while the first holds nothing
+// of the cluster: kNotARepository (exit 126) naming it, never "missing".
+void CheckFirstIsNoProofOfAbsence(const Fixture& fx, RepositorySet& set,
+                                  const std::string& dest) {
+  walstore::test::CaptureStderr capture;
+  try {
+    FetchWalFileFromRepositories(set, kSeg, dest);
+    FAIL("answered missing");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kNotARepository);
+    CHECK(InfoFor(e.code()).fetch_exit == kFetchExitAbortRecovery);
+    CHECK(Contains(e.what(), "repository 1 (memory://" + fx.first + ") holds nothing at all"));
+    CHECK(Contains(e.hint(), "walctl sync"));
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("repositories") {
@@ -325,16 +341,7 @@ TEST_SUITE("repositories") {
     const std::string dest = fx.dir / "pg_wal/RECOVERYXLOG";
     {
       auto set = fx.Set();
-      walstore::test::CaptureStderr capture;
-      try {
-        FetchWalFileFromRepositories(set, kSeg, dest);
-        FAIL("answered missing");
-      } catch (const Error& e) {
-        CHECK(e.code() == ErrorCode::kNotARepository);
-        CHECK(InfoFor(e.code()).fetch_exit == kFetchExitAbortRecovery);
-        CHECK(Contains(e.what(), "repository 1 (memory://" + fx.first + ") holds nothing at all"));
-        CHECK(Contains(e.hint(), "walctl sync"));
-      }
+      CheckFirstIsNoProofOfAbsence(fx, set, dest);
     }
     CHECK_FALSE(Exists(dest));
     // Once both hold the cluster, their lack is an answer: missing.
@@ -351,6 +358,29 @@ TEST_SUITE("repositories") {
       return OpenStorage(c);
     });
     CHECK_CODE(FetchWalFileFromRepositories(flaky, kSeg, dest), ErrorCode::kNetwork);
+  }
+
+  TEST_CASE("walfetch: objects kept aside (<system-id>/damaged/) are nothing of the cluster: "
+            "still no proof of absence (exit 126)") {
+    // What walctl sync --repair left in the first repository: its WAL moved
+    // aside, none put back.  The second lags.
+    Fixture fx;
+    fx.PushTo(0, kSeg);
+    {
+      auto storage = fx.Open(0);
+      const std::string key = fx.Key(kSeg);
+      const std::string aside = std::to_string(kSysId) + "/damaged/20261130T015500Z/" +
+                                key.substr(std::to_string(kSysId).size() + 1);
+      auto w = storage->Create(aside);
+      w->Write(AsBytes(ReadAll(*storage->OpenRead(key))));
+      REQUIRE(w->Commit() == CommitResult::kCreated);
+      storage->Remove(key);
+    }
+    fx.PushTo(1, "000000010000000000000002");
+    const std::string dest = fx.dir / "pg_wal/RECOVERYXLOG";
+    auto set = fx.Set();
+    CheckFirstIsNoProofOfAbsence(fx, set, dest);
+    CHECK_FALSE(Exists(dest));
   }
 
   TEST_CASE("walfetch: a copy from a later repository names an earlier one that is empty") {

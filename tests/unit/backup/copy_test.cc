@@ -113,6 +113,16 @@ struct Fixture {
   ~Fixture() {
     ResetMemoryStorage(first);
     ResetMemoryStorage(second);
+    for (const std::string& name : more) ResetMemoryStorage(name);
+  }
+  // Adds a memory repository with key `key_seed` after the others; its index.
+  int AddRepository(int key_seed) {
+    more.push_back(FreshStoreName());
+    Config c = top.repositories[0];
+    c.repo_url = "memory://" + more.back();
+    c.key = walstore::test::SequenceKey(key_seed);
+    top.repositories.push_back(c);
+    return static_cast<int>(top.repositories.size()) - 1;
   }
   std::unique_ptr<Storage> Open(int i) { return OpenStorage(top.repositories[i]); }
   RepositorySet Set() { return RepositorySet(top); }
@@ -135,7 +145,7 @@ struct Fixture {
   // Returns the stored record.
   BackupRecord Store(int i, BackupRecord record, const std::string& seed = "x",
                      bool wal_everywhere = true) {
-    for (int r = 0; r < 2; ++r) {
+    for (int r = 0; r < static_cast<int>(top.repositories.size()); ++r) {
       if (r != i && !wal_everywhere) continue;
       auto repository = Open(r);
       for (const std::string& name : RequiredWal(record)) {
@@ -162,11 +172,21 @@ struct Fixture {
   }
   // Pushes WAL segment `segno` (content by `seed`) into repository i; its key.
   std::string PushWal(int i, uint64_t segno, uint64_t seed = 3) {
+    return PushWalAs(i, config(i), segno, seed);
+  }
+  // The same, pushed with `as` (another key, none, ...) into repository i.
+  std::string PushWalAs(int i, const Config& as, uint64_t segno, uint64_t seed = 3) {
     const std::string name = SegmentFileName(1, segno, kSegSize);
     const std::string path = dir / name;
     walstore::test::WriteFile(path, walstore::test::MakeSegment(1, segno, kSegSize, kSysId, seed));
-    PushWalFile(*Open(i), config(i), path);
+    PushWalFile(*Open(i), as, path);
     return WalObjectKey(kSysId, ParseWalFileNameOrThrow(name));
+  }
+  // Every key under the quarantine of repository i.
+  std::vector<std::string> Quarantine(int i) {
+    std::vector<std::string> keys;
+    Open(i)->List("42/damaged/", [&](const ObjectInfo& info) { keys.push_back(info.key); });
+    return keys;
   }
   // Pushes segment `segno` (the same content) into both repositories.
   std::string PushWalToBoth(uint64_t segno) {
@@ -192,6 +212,7 @@ struct Fixture {
   std::vector<BackupRecord> Load(int i) { return LoadBackups(*Open(i), config(i), kSysId); }
 
   std::string first, second;
+  std::vector<std::string> more;  // AddRepository's
   Config top;
   walstore::test::TempDir dir;
   static constexpr uint32_t kSegSize = 1u << 20;
@@ -212,7 +233,7 @@ HeldCheckReport RepairWithHook(Fixture& fx, const std::function<void(HookedStora
   const RepositoryListing listing = ListRepositories(set, kSysId);
   REQUIRE(hooked != nullptr);
   arm(*hooked);
-  return CheckHeldObjects(set, listing, kSysId, true, "T");
+  return CheckHeldObjects(set, listing, kSysId, true, "T", fx.dir.path());
 }
 
 }  // namespace
@@ -507,7 +528,7 @@ TEST_SUITE("backup_copy") {
     const std::string damaged_wal = fx.Raw(1, wal);
     {
       auto set = fx.Set();
-      const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, false, "T1");
+      const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, false, "T1", fx.dir.path());
       REQUIRE(report.problems.size() == 2);
       for (const auto& problem : report.problems) {
         CHECK(problem.repository == 1);
@@ -520,7 +541,7 @@ TEST_SUITE("backup_copy") {
       CHECK(fx.Raw(1, wal) == damaged_wal);  // untouched without --repair
     }
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T2");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T2", fx.dir.path());
     CHECK(report.problems.empty());
     CHECK(report.repaired[1] == 2);
     CHECK(report.repaired[0] == 0);
@@ -533,8 +554,13 @@ TEST_SUITE("backup_copy") {
     CHECK(DecodeStoredObject({*storage, fx.config(1)}, wal).sha256 ==
           DecodeStoredObject({*fx.Open(0), fx.config(0)}, wal).sha256);
     CHECK_NOTHROW(VerifyStoredObject({*storage, fx.config(1)}, tar, full.archives[0]));
-    // The quarantine is no WAL and no backup.
+    // The quarantine is no WAL and no backup; it is listed on its own.
     CHECK(ListWal(*storage, kSysId).size() == 3);
+    const Quarantine kept = ListQuarantine(*storage, kSysId);
+    CHECK(kept.objects == 2);
+    CHECK(kept.bytes == fx.Raw(1, aside).size() +
+                            fx.Raw(1, "42/damaged/T2/" + tar.substr(3)).size());
+    CHECK(ListQuarantine(*fx.Open(0), kSysId).objects == 0);
     CHECK(fx.Load(1).size() == 1);
     (void)ok_wal;
   }
@@ -548,7 +574,7 @@ TEST_SUITE("backup_copy") {
     const std::string before0 = fx.Raw(0, wal);
     const std::string before1 = fx.Raw(1, wal);
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
     CHECK(report.problems.size() == 2);
     CHECK(Contains(report.problems[0].message, "no repository holds an intact copy"));
     CHECK(report.moved_aside.empty());
@@ -562,7 +588,7 @@ TEST_SUITE("backup_copy") {
     fx.PushWal(1, 3, 99);
     const std::string before = fx.Raw(1, wal);
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
     REQUIRE(report.problems.size() == 1);
     CHECK(Contains(report.problems[0].message, "conflict"));
     CHECK(report.moved_aside.empty());
@@ -597,7 +623,7 @@ TEST_SUITE("backup_copy") {
     auto storage = fx.Open(1);
     storage->Remove(tar);
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
     CHECK(report.problems.empty());
     CHECK(report.repaired[1] == 1);
     CHECK(report.moved_aside.empty());
@@ -610,7 +636,7 @@ TEST_SUITE("backup_copy") {
     const std::string before = fx.Raw(1, wal);
     fx.top.repositories[1].key = walstore::test::SequenceKey(7);  // the operator's mistake
     auto set = fx.Set();
-    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T");
+    const HeldCheckReport report = CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
     REQUIRE(report.problems.size() == 1);
     CHECK(Contains(report.problems[0].message, "could not check"));
     CHECK(Contains(report.problems[0].message, "wrong_key"));
@@ -722,5 +748,141 @@ TEST_SUITE("backup_copy") {
     const BackupSyncReport backups = SyncBackups(set, listing, kSysId, false, false);
     CHECK(backups.problems.empty());
     CHECK(backups.copied[1] == 1);
+  }
+  TEST_CASE("a WAL repair takes its source through walfetch's checks: another segment's bytes "
+            "are no replacement (F10)") {
+    Fixture fx;
+    const std::string wal = fx.PushWalToBoth(3);
+    // Repository 1's object for segment 3 holds segment 4 (an operator's cp
+    // from a wrong directory), stored and bound under segment 3's name: it
+    // decodes, but is not segment 3.
+    const std::string other = fx.dir / SegmentFileName(1, 4, Fixture::kSegSize);
+    walstore::test::WriteFile(
+        other, walstore::test::MakeSegment(1, 4, Fixture::kSegSize, kSysId, 3));
+    fx.Open(0)->Remove(wal);
+    REQUIRE(StoreFileObject(*fx.Open(0), fx.config(0), other, wal).commit ==
+            CommitResult::kCreated);
+    fx.Damage(1, wal);
+    const std::string damaged = fx.Raw(1, wal);
+    auto set = fx.Set();
+    const HeldCheckReport report =
+        CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
+    CHECK(report.repaired[1] == 0);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].repository == 1);
+    CHECK(Contains(report.problems[0].message, "does not hold 000000010000000000000003"));
+    CHECK(Contains(report.problems[0].message, "[misplaced]"));
+    CHECK(fx.Raw(1, wal) == damaged);  // left as it was: nothing replaced, nothing moved
+    CHECK(fx.Quarantine(1).empty());
+  }
+
+  TEST_CASE("--repair never takes an unencrypted copy out of a keyed repository: it repairs "
+            "from an authenticated one (F7 rule at the source)") {
+    Fixture fx;
+    const int third = fx.AddRepository(3);
+    // Repository 1 (key, allow_plaintext_objects during a migration) holds
+    // segments 3 and 4 unencrypted; repository 3 holds 3 authenticated.
+    Config plain = fx.config(0);
+    plain.key.reset();
+    const std::string wal = fx.PushWalAs(0, plain, 3);
+    const std::string wal4 = fx.PushWalAs(0, plain, 4);
+    fx.PushWal(1, 3);
+    fx.PushWal(1, 4);
+    fx.PushWal(third, 3);
+    fx.top.repositories[0].allow_plaintext_objects = true;
+    fx.Damage(1, wal);
+    fx.Damage(1, wal4);
+    const std::string damaged4 = fx.Raw(1, wal4);
+    auto set = fx.Set();
+    const HeldCheckReport report =
+        CheckHeldObjects(set, ListRepositories(set, kSysId), kSysId, true, "T", fx.dir.path());
+    CHECK(report.repaired[1] == 1);  // segment 3, from repository 3
+    CHECK(report.repaired[0] == 0);
+    CHECK(DecodeStoredObject({*fx.Open(1), fx.config(1)}, wal).sha256 ==
+          DecodeStoredObject({*fx.Open(third), fx.config(third)}, wal).sha256);
+    // Segment 4: the only intact copy is the unencrypted one; nothing is
+    // repaired from it, and the report says why.
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].name == wal4);
+    CHECK(Contains(report.problems[0].message, "unencrypted"));
+    CHECK(fx.Raw(1, wal4) == damaged4);
+  }
+  TEST_CASE("two sources holding different backups under one label: a conflict, nothing "
+            "copied for it (F11)") {
+    Fixture fx;
+    const int third = fx.AddRepository(3);
+    fx.Store(0, MakeBackup("L", 100, 2), "one");
+    fx.Store(third, MakeBackup("L", 100, 2), "two");  // the label reused there
+    fx.Store(0, MakeBackup("M", 200, 4));
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false);
+    CHECK(report.copied[1] == 1);  // M only
+    CHECK(Find(fx.Load(1), "L") == nullptr);
+    CHECK(Find(fx.Load(1), "M") != nullptr);
+    bool reported = false;
+    for (const auto& problem : report.problems) {
+      CHECK(problem.name == "L");
+      if (problem.repository == 1) {
+        reported = true;
+        CHECK(Contains(problem.message, "hold different backups under this label"));
+      }
+    }
+    CHECK(reported);
+    // The copy never falls back to the other holder's backup either: with
+    // the first holder's copy damaged, still nothing.
+    fx.Damage(0, BackupObjectKey(kSysId, "L", "base.tar"));
+    auto again = fx.Set();
+    CHECK(SyncBackups(again, kSysId, false).copied[1] == 0);
+    CHECK(Find(fx.Load(1), "L") == nullptr);
+  }
+  TEST_CASE("WAL is copied only for backups SyncBackups will copy: not for an incr whose chain "
+            "is not there (one rule for both)") {
+    Fixture fx;
+    constexpr uint64_t seg = Fixture::kSegSize;
+    const auto on_segment = [&](BackupRecord record, uint64_t n) {
+      record.segment_size = seg;
+      record.start_lsn = n * seg + 40;
+      record.stop_lsn = (n + 1) * seg - 100;
+      record.wal_start = record.wal_stop = SegmentFileName(1, n, seg);
+      return record;
+    };
+    // Repository 1: full f1 (WAL 2) and incr i1 on it (WAL 4).  Repository 2
+    // pruned: only a full f2 that started before i1, and WAL from 6 on.
+    fx.PushWal(0, 2);
+    const BackupRecord f1 = fx.Store(0, on_segment(MakeBackup("f1", 100, 2), 2), "x", false);
+    fx.PushWal(0, 4);
+    fx.Store(0, on_segment(MakeDeltaOn(f1, "i1", 300, 4, BackupType::kIncr), 4), "x", false);
+    fx.PushWal(1, 6);
+    fx.Store(1, on_segment(MakeBackup("f2", 200, 6), 6), "x", false);
+    auto set = fx.Set();
+    const RepositoryListing listing = ListRepositories(set, kSysId);
+    const SyncReport wal = SyncWal(set, listing, kSysId, fx.dir.path(), false, false);
+    CHECK(wal.problems.empty());
+    CHECK(wal.copied[1] == 0);         // not i1's segment 4: i1 is not copied there
+    CHECK(wal.below_horizon[1] == 2);  // 2 and 4
+    CHECK_FALSE(fx.Open(1)->Stat(WalObjectKey(kSysId, ParseWalFileNameOrThrow(
+                                                          SegmentFileName(1, 4, seg)))));
+    const BackupSyncReport backups = SyncBackups(set, listing, kSysId, false, false);
+    CHECK(backups.copied[1] == 0);
+    REQUIRE(backups.problems.size() == 1);
+    CHECK(backups.problems[0].repository == 1);
+    CHECK(backups.problems[0].name == "i1");
+    CHECK(Contains(backups.problems[0].message, "reference chain"));
+  }
+  TEST_CASE("copies from an encrypted into a keyless repository: one WARNING naming it (F13)") {
+    Fixture fx;
+    fx.Store(0, MakeBackup("full1", 100, 2));
+    {
+      auto set = fx.Set();
+      CHECK(UnencryptedCopiesWarning(set, {0, 1}).empty());  // both keyed
+    }
+    fx.top.repositories[1].key.reset();  // a per-table key forgotten
+    auto set = fx.Set();
+    const BackupSyncReport report = SyncBackups(set, kSysId, false);
+    REQUIRE(report.copied[1] == 1);
+    const std::string warning = UnencryptedCopiesWarning(set, report.copied);
+    CHECK(Contains(warning, "repository 2 (memory://" + fx.second + ") has no encryption key"));
+    CHECK(Contains(warning, "stored unencrypted"));
+    CHECK(UnencryptedCopiesWarning(set, {1, 0}).empty());  // nothing went into it
   }
 }

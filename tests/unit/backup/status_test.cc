@@ -43,6 +43,21 @@ TEST_SUITE("backup_status") {
     StatusReport unknown = BuildStatus(inventory, "file:///r", std::nullopt, {}, t + 1);
     CHECK(unknown.problems.empty());
   }
+
+  TEST_CASE("objects sync kept aside (the quarantine) are a problem naming count, size, age") {
+    const double t = 1'800'000'000;
+    Inventory inventory;
+    inventory.system_id = 42;
+    CHECK(BuildStatus(inventory, "file:///r", std::nullopt, {}, t, Quarantine{}).problems.empty());
+    const StatusReport kept =
+        BuildStatus(inventory, "file:///r", std::nullopt, {}, t, Quarantine{2, 3 << 20, t - 60});
+    CHECK(kept.quarantine.objects == 2);
+    REQUIRE(kept.problems.size() == 1);
+    CHECK(kept.problems[0] ==
+          "2 object(s) (3.0 MiB) kept aside under 42/damaged/, the oldest since "
+          "2027-01-15T07:59:00Z: damage was found there; inspect and remove them "
+          "(docs/operations.md, \"Objects kept aside\")");
+  }
 }
 
 }  // namespace

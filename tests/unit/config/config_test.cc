@@ -658,6 +658,33 @@ TEST_SUITE("config") {
     CHECK_CODE(LoadConfig(overrides, MapEnv({})), ErrorCode::kConfig);
   }
 
+  TEST_CASE("--repo all / WALSTORE_REPO=all: every repository for walctl backup, a config "
+            "error naming it anywhere else") {
+    TempDir dir;
+    WriteFile(dir / "walstore.toml",
+              "[[repository]]\nurl = \"file:///a\"\n[[repository]]\nurl = \"file:///b\"\n");
+    ConfigOverrides overrides;
+    overrides.config_path = dir / "walstore.toml";
+    overrides.repo_url = "all";
+    for (const bool from_env : {false, true}) {
+      ConfigOverrides o = overrides;
+      if (from_env) o.repo_url.reset();
+      const auto env = from_env ? MapEnv({{"WALSTORE_REPO", "all"}}) : MapEnv({});
+      try {
+        LoadConfig(o, env);
+        FAIL("accepted");
+      } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::kConfig);
+        CHECK(Contains(e.what(), "only for walctl backup"));
+      }
+      o.repo_all_allowed = true;
+      const Config c = LoadConfig(o, env);
+      CHECK(c.every_repository);
+      REQUIRE(c.repositories.size() == 2);
+      CHECK(c.repositories[1].repo_url == "file:///b");
+    }
+  }
+
   TEST_CASE("--repo URL / WALSTORE_REPO=URL naming a table selects it, with its own settings") {
     TempDir dir;
     WriteFile(dir / "key1", std::string(kKeyHex) + "\n", 0600);
