@@ -140,9 +140,11 @@ struct SyncProblem {
   size_t repository = 0;  // the destination
   std::string name;       // the WAL file
   std::string message;
-  // Two different valid objects or backups under one name: a failure
-  // whichever repository it is in (as for walpush), best_effort or not.
-  bool conflict = false;
+  // A failure whichever repository it is in, best_effort or not: two
+  // different valid objects or backups under one name (as for walpush), and
+  // every problem CheckHeldObjects finds (damage does not heal by a later
+  // sync, unlike a copy a best_effort repository missed).
+  bool fails_always = false;
 };
 struct RepositoryListing {
   std::vector<std::vector<backup::WalObject>> wal;         // per repository: ListWal

@@ -160,14 +160,15 @@ class Storage {
   // List.
   virtual bool AnyBelow(const std::string& prefix);
 
-  // The first `limit` keys, in lexicographic order, that start with
-  // `prefix` and sort after `after` ("" for from the start): "is there
-  // anything later than X".  s3: one ListObjectsV2 with start-after and
+  // The first `limit` objects, in lexicographic key order, whose keys start
+  // with `prefix` and sort after `after` ("" for from the start), with size
+  // and modification time (no metadata): "is there anything later than X,
+  // and since when".  s3: one ListObjectsV2 with start-after and
   // max-keys = limit (limit <= 1000); posix: a walk in key order that skips
   // the directories sorting wholly before `after` and stops at `limit`.
   // Empty needs a verified repository, as for List.
-  virtual std::vector<std::string> ListKeysAfter(const std::string& prefix,
-                                                 const std::string& after, size_t limit);
+  virtual std::vector<ObjectInfo> ListObjectsAfter(const std::string& prefix,
+                                                   const std::string& after, size_t limit);
 
   // Removes one object; false if it did not exist.
   virtual bool Remove(const std::string& key) = 0;

@@ -44,7 +44,7 @@ size_t ReportSyncProblems(RepositorySet& repositories, const std::vector<SyncPro
   size_t failing = 0;
   for (const auto& problem : problems) {
     const bool tolerated =
-        repositories.config(problem.repository).best_effort && !problem.conflict;
+        repositories.config(problem.repository).best_effort && !problem.fails_always;
     Log(tolerated ? LogLevel::kWarning : LogLevel::kError, "{}{}: {}: {}",
         repositories.Label(problem.repository), tolerated ? " (best_effort)" : "", problem.name,
         problem.message);

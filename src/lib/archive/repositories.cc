@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <set>
 
 #include "archive/archive_gap.h"
@@ -193,7 +194,7 @@ FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std:
     return result;
   }
   ConfirmAbsence(repositories, system_id, name);
-  RefuseArchiveGap(repositories, system_id, parsed, ".");
+  RefuseArchiveGap(repositories, system_id, parsed, ".", std::time(nullptr));
   result.outcome = FetchOutcome::kMissing;
   return result;
 }
@@ -781,6 +782,7 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
       }
     }
   }
+  for (SyncProblem& problem : report.problems) problem.fails_always = true;
   return report;
 }
 

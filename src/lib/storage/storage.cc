@@ -42,13 +42,13 @@ bool Storage::AnyBelow(const std::string& prefix) {
   return any;
 }
 
-std::vector<std::string> Storage::ListKeysAfter(const std::string& prefix,
-                                               const std::string& after, size_t limit) {
-  std::vector<std::string> keys;
+std::vector<ObjectInfo> Storage::ListObjectsAfter(const std::string& prefix,
+                                                  const std::string& after, size_t limit) {
+  std::vector<ObjectInfo> found;
   List(prefix, [&](const ObjectInfo& info) {
-    if (keys.size() < limit && info.key > after) keys.push_back(info.key);
+    if (found.size() < limit && info.key > after) found.push_back(info);
   });
-  return keys;
+  return found;
 }
 
 std::optional<std::vector<Leftover>> Storage::ListLeftovers(int64_t /*min_age_seconds*/) {

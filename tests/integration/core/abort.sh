@@ -67,6 +67,8 @@ if [[ -f $r1/postmaster.pid ]]; then ws_fail "postmaster still running"; else ws
 #    operator's choice, made with recovery_target_lsn as walfetch's HINT says: then the data
 #    after it is lost, knowingly.
 mv "$obj" "$WS_TMP/victim.damaged"
+# Later WAL proves a hole once it is older than push-ahead's window (10 minutes).
+find "$repo" -type f -exec touch -d '20 minutes ago' {} +
 r2=$WS_TMP/restore-hole
 p2=$(ws_free_port)
 pg_prepare_recovery "$WS_TMP/backup" "$r2" "$fetch_cmd" "hot_standby = off"

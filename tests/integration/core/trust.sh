@@ -176,6 +176,8 @@ ws_contains "log shows walfetch's error" "$STOPPED_LOG" "stored for another name
 # ---- a real recovery with a hole: segment M's object deleted ---------------------------------
 ws_log "deleting $m's object: a hole before $n"
 rm -f "$mobj"
+# Later WAL proves a hole once it is older than push-ahead's window (10 minutes).
+find "$repo" -type f -exec touch -d '20 minutes ago' {} +
 recovery_must_stop "$WS_TMP/restore-hole" "a hole in the archive"
 ws_contains "log names the hole and the later segment" "$STOPPED_LOG" \
   "$m is in no repository, but file://$repo holds"

@@ -93,12 +93,19 @@ int Run() {
   for (const char* key : {"after/1/a", "after/1/b", "after/2/a", "after/3"}) {
     Put(*storage, key, "x");
   }
-  Check(storage->ListKeysAfter("after/", "after/1/a", 10) ==
-            std::vector<std::string>{"after/1/b", "after/2/a", "after/3"},
-        "ListKeysAfter lists only the keys after start-after");
-  Check(storage->ListKeysAfter("after/", "after/1/b", 1) == std::vector<std::string>{"after/2/a"},
-        "ListKeysAfter stops at its limit");
-  Check(storage->ListKeysAfter("after/", "after/3", 10).empty(), "nothing after the last key");
+  const auto keys_after = [&](const std::string& after, size_t limit) {
+    std::vector<std::string> keys;
+    for (const ObjectInfo& object : storage->ListObjectsAfter("after/", after, limit)) {
+      keys.push_back(object.key);
+      if (object.modified == 0 || object.size != 1) keys.push_back("(no size or time)");
+    }
+    return keys;
+  };
+  Check(keys_after("after/1/a", 10) == std::vector<std::string>{"after/1/b", "after/2/a", "after/3"},
+        "ListObjectsAfter lists only the keys after start-after, with size and time");
+  Check(keys_after("after/1/b", 1) == std::vector<std::string>{"after/2/a"},
+        "ListObjectsAfter stops at its limit");
+  Check(keys_after("after/3", 10).empty(), "nothing after the last key");
   for (const char* key : {"after/1/a", "after/1/b", "after/2/a", "after/3"}) storage->Remove(key);
   // ...but only with the bucket there: a missing bucket is an error, never absence.
   {

@@ -1,7 +1,7 @@
 // Tests for src/lib/archive/archive_gap.cc: walfetch never answers "missing"
 // for a segment when later WAL of its timeline is archived (a hole), except
 // where PostgreSQL will not end recovery on it (standby mode, the segment in
-// pg_wal); and Storage::ListKeysAfter, which it is built on, for the memory
+// pg_wal); and Storage::ListObjectsAfter, which it is built on, for the memory
 // and posix backends.
 #include "archive/archive_gap.h"
 
@@ -12,7 +12,12 @@
 #include <walstore/log.h>
 #include <walstore/repositories.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <walstore/config.h>
+
 #include <atomic>
+#include <ctime>
 #include <string>
 
 #include "storage/memory/memory_storage.h"
@@ -35,6 +40,12 @@ constexpr uint64_t kSysId = 7312;
 std::string FreshStoreName() {
   static std::atomic<int> n{0};
   return "archive-gap-test-" + std::to_string(n++);
+}
+
+std::string Keys(const std::vector<ObjectInfo>& objects) {
+  std::vector<std::string> keys;
+  for (const auto& object : objects) keys.push_back(object.key);
+  return Join(keys);
 }
 
 std::string KeyOf(const std::string& name) {
@@ -64,7 +75,9 @@ struct Fixture {
   std::string Check(const std::string& missing) {
     RepositorySet set(top);
     try {
-      RefuseArchiveGap(set, kSysId, ParseWalFileNameOrThrow(missing), dir.path());
+      // An hour on: every object is older than kHoleSettleSeconds.
+      RefuseArchiveGap(set, kSysId, ParseWalFileNameOrThrow(missing), dir.path(),
+                       std::time(nullptr) + 3600);
     } catch (const Error& error) {
       last_error = error.what();
       return InfoFor(error.code()).name;
@@ -121,6 +134,15 @@ TEST_SUITE("archive_gap") {
     CHECK(f.Check("000000020000000000000004").empty());
   }
 
+  TEST_CASE("a later .partial or .backup proves the timeline went past the miss") {
+    Fixture f;
+    f.Put(0, "000000010000000000000005.partial");
+    CHECK(f.Check("000000010000000000000004") == "archive_gap");
+    Fixture g;
+    g.Put(0, "000000010000000000000005.00000028.backup");
+    CHECK(g.Check("000000010000000000000004") == "archive_gap");
+  }
+
   TEST_CASE("many .partial / .backup files before the later segment: still found (paged)") {
     Fixture f;
     for (int i = 0; i < 40; ++i) f.Put(0, fmt::format("000000010000000000000003.{:08X}.backup", i));
@@ -158,35 +180,80 @@ TEST_SUITE("archive_gap") {
     CHECK(f.Check("000000010000000000000005").empty());
   }
 
+  TEST_CASE("later WAL stored in the last 10 minutes (push-ahead's window) proves a hole only "
+            "once older, or beyond push-ahead's reach") {
+    TempDir dir;
+    auto storage = OpenPosixStorage(dir / "repo");
+    storage->Initialize(false);
+    const std::time_t now = std::time(nullptr);
+    const auto later = [&](const std::string& name) {
+      return FindLaterWal(*storage, kSysId, ParseWalFileNameOrThrow(name), now);
+    };
+    for (int i = 5; i <= 8; ++i) {
+      REQUIRE(PutObject(*storage, KeyOf(fmt::format("0000000100000000000000{:02X}", i)), "x") ==
+              CommitResult::kCreated);
+    }
+    LaterWal fresh = later("000000010000000000000004");
+    CHECK(fresh.first == "000000010000000000000005");
+    CHECK_FALSE(fresh.proof);
+    // Aged past kHoleSettleSeconds: the first later segment proves it.
+    const std::string path = dir / ("repo/" + KeyOf("000000010000000000000007"));
+    struct timespec times[2] = {{now - kHoleSettleSeconds - 5, 0}, {now - kHoleSettleSeconds - 5, 0}};
+    REQUIRE(utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+    CHECK(later("000000010000000000000004").proof == "000000010000000000000007");
+    CHECK(later("000000010000000000000007").first == "000000010000000000000008");
+    CHECK_FALSE(later("000000010000000000000007").proof);
+    {
+      // Nothing proves it yet: a WARNING, and "missing" stands.
+      Config top;
+      top.system_id = kSysId;
+      top.repo_url = "file://" + dir / "repo";
+      RepositorySet set(top, *storage);
+      CaptureStderr capture;
+      RefuseArchiveGap(set, kSysId, ParseWalFileNameOrThrow("000000010000000000000007"), dir.path(),
+                       now);
+      CHECK(Contains(capture.Text(), "WARNING:  000000010000000000000007 is in no repository, but "));
+      CHECK(Contains(capture.Text(), "stored in the last 10 minutes"));
+    }
+    // More fresh later segments than push-ahead stores ahead: a hole.
+    for (int i = 9; i <= 9 + kMaxPushAhead; ++i) {
+      REQUIRE(PutObject(*storage, KeyOf(SegmentFileName(1, i, 16u << 20)), "x") ==
+              CommitResult::kCreated);
+    }
+    CHECK(later("000000010000000000000007").proof == SegmentFileName(1, 7 + kMaxPushAhead + 1, 16u << 20));
+  }
+
   TEST_CASE("FetchWalFile of a segment in the hole: archive_gap, the file after it: missing") {
     Fixture f;
-    f.Put(0, "000000010000000000000005");
+    // Just stored, but more later segments than push-ahead stores ahead.
+    for (int i = 5; i <= 5 + kMaxPushAhead; ++i) f.Put(0, SegmentFileName(1, i, 16u << 20));
     const auto storage = OpenMemoryStorage(f.names[0]);
     walstore::test::ScopedChdir in_data_dir(f.dir.path());  // where walfetch runs
     CHECK_CODE(FetchWalFile(*storage, f.top, "000000010000000000000004", f.dir / "d"),
                ErrorCode::kArchiveGap);
-    CHECK(FetchWalFile(*storage, f.top, "000000010000000000000006", f.dir / "d").outcome ==
-          FetchOutcome::kMissing);
+    CHECK(FetchWalFile(*storage, f.top, SegmentFileName(1, 6 + kMaxPushAhead, 16u << 20),
+                       f.dir / "d")
+              .outcome == FetchOutcome::kMissing);
   }
 }
 
-TEST_SUITE("storage_list_keys_after") {
-  void CheckListKeysAfter(Storage& s) {
+TEST_SUITE("storage_list_objects_after") {
+  void CheckListObjectsAfter(Storage& s) {
     for (const char* key : {"a/b/1", "a/b/2", "a/b.x", "a/c/1", "a/c/d/1", "a0", "b/1"}) {
       REQUIRE(PutObject(s, key, "x") == CommitResult::kCreated);
     }
-    CHECK(Join(s.ListKeysAfter("a", "", 100)) == "a/b.x,a/b/1,a/b/2,a/c/1,a/c/d/1,a0");
-    CHECK(Join(s.ListKeysAfter("a/", "a/b/1", 100)) == "a/b/2,a/c/1,a/c/d/1");
-    CHECK(Join(s.ListKeysAfter("a/", "a/b/1", 2)) == "a/b/2,a/c/1");
-    CHECK(Join(s.ListKeysAfter("a/", "a/b.x", 1)) == "a/b/1");
-    CHECK(Join(s.ListKeysAfter("a/c", "a/b/9", 100)) == "a/c/1,a/c/d/1");
-    CHECK(s.ListKeysAfter("a/", "a/c/d/1", 100).empty());
-    CHECK(s.ListKeysAfter("z/", "", 100).empty());
+    CHECK(Keys(s.ListObjectsAfter("a", "", 100)) == "a/b.x,a/b/1,a/b/2,a/c/1,a/c/d/1,a0");
+    CHECK(Keys(s.ListObjectsAfter("a/", "a/b/1", 100)) == "a/b/2,a/c/1,a/c/d/1");
+    CHECK(Keys(s.ListObjectsAfter("a/", "a/b/1", 2)) == "a/b/2,a/c/1");
+    CHECK(Keys(s.ListObjectsAfter("a/", "a/b.x", 1)) == "a/b/1");
+    CHECK(Keys(s.ListObjectsAfter("a/c", "a/b/9", 100)) == "a/c/1,a/c/d/1");
+    CHECK(s.ListObjectsAfter("a/", "a/c/d/1", 100).empty());
+    CHECK(s.ListObjectsAfter("z/", "", 100).empty());
   }
 
   TEST_CASE("memory") {
     const std::string name = FreshStoreName();
-    CheckListKeysAfter(*OpenMemoryStorage(name));
+    CheckListObjectsAfter(*OpenMemoryStorage(name));
     ResetMemoryStorage(name);
   }
 
@@ -194,6 +261,6 @@ TEST_SUITE("storage_list_keys_after") {
     TempDir dir;
     auto s = OpenPosixStorage(dir / "repo");
     s->Initialize(false);
-    CheckListKeysAfter(*s);
+    CheckListObjectsAfter(*s);
   }
 }

@@ -535,6 +535,8 @@ TEST_SUITE("backup_copy") {
         CHECK((problem.name == wal || problem.name == tar));
         CHECK(Contains(problem.message, "damaged"));
         CHECK(Contains(problem.message, "--repair"));
+        // Damage fails walctl sync --verify even in a best_effort repository.
+        CHECK(problem.fails_always);
       }
       CHECK(report.checked[1] == 6);  // 3 WAL + base.tar, manifest, blockmap
       CHECK(report.repaired[1] == 0);

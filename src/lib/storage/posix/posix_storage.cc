@@ -145,16 +145,14 @@ class PosixStorage : public Storage {
     for (const auto& info : found) visit(info);
   }
 
-  std::vector<std::string> ListKeysAfter(const std::string& prefix, const std::string& after,
-                                         size_t limit) override {
+  std::vector<ObjectInfo> ListObjectsAfter(const std::string& prefix, const std::string& after,
+                                           size_t limit) override {
     const size_t slash = prefix.rfind('/');
     const std::string dir_key = slash == std::string::npos ? "" : prefix.substr(0, slash);
     VerifyRepository();  // an empty answer must mean the repository lacks them
     std::vector<ObjectInfo> found;
     Walk(dir_key, prefix, found, limit, after);
-    std::vector<std::string> keys;
-    for (ObjectInfo& info : found) keys.push_back(std::move(info.key));
-    return keys;
+    return found;
   }
 
   bool AnyBelow(const std::string& prefix) override {

@@ -176,21 +176,21 @@ bool BucketReader::AnyBelow(const std::string& prefix) {
                      [&](const ListedObject& object) { return object.key.starts_with(full_prefix); });
 }
 
-std::vector<std::string> BucketReader::ListKeysAfter(const std::string& prefix,
-                                                    const std::string& after, size_t limit) {
+std::vector<ObjectInfo> BucketReader::ListObjectsAfter(const std::string& prefix,
+                                                      const std::string& after, size_t limit) {
   const std::string strip = requests_.KeyPrefix();
   const int max_keys = static_cast<int>(std::clamp<size_t>(limit, 1, kMaxKeysPerRequest));
   const ListPage page =
       FetchListPage(prefix, max_keys, "", "", after.empty() ? "" : strip + after);
-  std::vector<std::string> keys;
+  std::vector<ObjectInfo> found;
   for (const ListedObject& object : page.objects) {
     // An endpoint that ignores start-after lists from the start: drop those.
     if (object.key.starts_with(strip + prefix) && object.key.substr(strip.size()) > after) {
-      keys.push_back(object.key.substr(strip.size()));
+      found.push_back({object.key.substr(strip.size()), object.size, object.modified, {}});
     }
   }
-  if (keys.size() > limit) keys.resize(limit);
-  return keys;
+  if (found.size() > limit) found.resize(limit);
+  return found;
 }
 
 ListPage BucketReader::FetchListPage(const std::string& prefix, int max_keys,

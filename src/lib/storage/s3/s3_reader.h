@@ -57,10 +57,10 @@ class BucketReader {
   // delimiter and with max-keys=1.
   bool AnyBelow(const std::string& prefix);
 
-  // The first `limit` (at most 1000) keys below `prefix` after `after`: one
+  // The first `limit` (at most 1000) objects below `prefix` after `after`: one
   // ListObjectsV2 with start-after and max-keys.
-  std::vector<std::string> ListKeysAfter(const std::string& prefix, const std::string& after,
-                                         size_t limit);
+  std::vector<ObjectInfo> ListObjectsAfter(const std::string& prefix, const std::string& after,
+                                           size_t limit);
 
  private:
   // One ListObjectsV2 page of the keys below KeyPrefix() + `prefix`.  A

@@ -54,9 +54,9 @@ class S3Storage : public Storage {
 
   bool AnyBelow(const std::string& prefix) override { return reader_.AnyBelow(prefix); }
 
-  std::vector<std::string> ListKeysAfter(const std::string& prefix, const std::string& after,
-                                         size_t limit) override {
-    return reader_.ListKeysAfter(prefix, after, limit);
+  std::vector<ObjectInfo> ListObjectsAfter(const std::string& prefix, const std::string& after,
+                                           size_t limit) override {
+    return reader_.ListObjectsAfter(prefix, after, limit);
   }
 
   bool Remove(const std::string& key) override {
