@@ -429,21 +429,23 @@ for rtt in rtts:
         print(f"| {op}, {jobs} processes: peak RSS | {rtt} ms | {mib(ma)} | {mib(mb)} | {ratio(ma, mb)} |")
 
 # Peak RSS per kind of process: GNU time of every call, and the sampler's VmHWM per phase.
-peaks = {}
+peaks, seen = {}, {}
 for path in glob.glob(f"{tmp}/rss-calls.*"):
     # GNU time also writes "Command exited with non-zero status 1" (the end of the archive).
-    vals = [int(x) for x in open(path).read().split() if x.isdigit()]
+    vals = [int(x) for x in open(path).read().splitlines() if x.strip().isdigit()]
     if vals:
-        peaks[os.path.basename(path).split(".", 1)[1] + " (calls)"] = max(vals)
+        kind = os.path.basename(path).split(".", 1)[1] + " (calls, GNU time)"
+        peaks[kind], seen[kind] = max(vals), len(vals)
 for path in glob.glob(f"{tmp}/rss-*.json"):
     for kind, t in json.load(open(path))["tools"].items():
         peaks[kind] = max(peaks.get(kind, 0), t["peak_vmhwm_kib"])
+        seen[kind] = seen.get(kind, 0) + t["processes_seen"]
 for kind in ("walctl backup", "walctl restore"):
     peaks[kind] = max([peaks.get(kind, 0)] + [r[f"{kind.split()[1]}.walstore.{rtt}.rss"] for rtt in rtts])
 print()
-print("peak RSS per kind of process (all phases and RTTs):")
+print("peak RSS per kind of process, all phases and RTTs (processes: sampled or timed)")
 for kind in sorted(peaks):
-    print(f"  {kind:<36}{mib(peaks[kind]):>12}")
+    print(f"  {kind:<44}{mib(peaks[kind]):>12}{seen.get(kind, 0):>8}")
 
 top = rtts[-1]
 def goal(text, ok):
