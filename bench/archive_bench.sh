@@ -75,29 +75,10 @@ pg_start "$data" "$port"
 sysid=$(pg_system_id "$data")
 status=$data/pg_wal/archive_status
 
-# walstore_conf FILE PREFIX: a walstore configuration for s3://$S3_BUCKET/PREFIX (as s3_bench.sh).
-walstore_conf() {
-  cat >"$1" <<TOML
-repository = "s3://$S3_BUCKET/$2"
-compression = "lz4"
-[s3]
-endpoint = "$S3_ENDPOINT"
-region = "us-east-1"
-ca_bundle = "$S3_CA_BUNDLE"
-access_key_id = "S3RVER"
-secret_access_key = "S3RVER"
-TOML
-  chmod 0644 "$1"
-}
-
 # pgBackRest: pgbr_setup's configuration (its repo1-path is the S3 key prefix here), S3 settings
-# as in s3_bench.sh, and two stanzas for this cluster, one per pgbackrest variant.
-PGBR_STANZA=archive-sync pgbr_setup "$data" "$port" archive-async=n repo1-type=s3 \
-  "repo1-s3-bucket=$S3_BUCKET" repo1-s3-endpoint=127.0.0.1 "repo1-storage-port=${S3_ENDPOINT##*:}" \
-  repo1-s3-region=us-east-1 repo1-s3-key=S3RVER repo1-s3-key-secret=S3RVER repo1-s3-uri-style=path \
-  repo1-storage-verify-tls=n
-# (pgbackrest 2.45 matches only DNS names of the certificate, not its IP address: no TLS
-# verification for it; walstore verifies against ca_bundle, so this favours pgbackrest.)
+# of s3_pgbr_settings, and two stanzas for this cluster, one per pgbackrest variant.
+mapfile -t pgbr_s3 < <(s3_pgbr_settings "${S3_ENDPOINT##*:}")
+PGBR_STANZA=archive-sync pgbr_setup "$data" "$port" archive-async=n "${pgbr_s3[@]}"
 printf '%s\n' "" "[archive-async]" "pg1-path=$data" "pg1-port=$port" "pg1-socket-path=$WS_TMP/sock" \
   "pg1-user=postgres" >>"$WS_TMP/pgbackrest.conf"
 pgbr_conf=$WS_TMP/pgbackrest.conf
@@ -114,12 +95,7 @@ ws_log "pgbench -i -s 10"
 pg_pgbench "$port" -i -q -s 10 >/dev/null 2>&1
 pg_switch_and_wait_archived "$port" || ws_die "pgbench -i's WAL not archived by 'true'"
 
-# set_archive_command CMD: ALTER SYSTEM + pg_reload_conf().
-set_archive_command() {
-  pg_psql "$port" "alter system set archive_command = '${1//\'/\'\'}'" >/dev/null
-  pg_psql "$port" "select pg_reload_conf()" >/dev/null
-}
-set_archive_command ''
+pg_set_archive_command "$port" ''
 sleep 1
 
 # ready_segments: the segments now .ready, in name (= WAL) order.
@@ -127,23 +103,16 @@ ready_segments() {
   find "$status" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}\.ready' -printf '%f\n' |
     sed 's/\.ready$//' | sort
 }
-# ready_count: how many files are .ready (bash only: polled often while pgbench runs).
-ready_count() {
-  local f n=0
-  for f in "$status"/*.ready; do [[ -e $f ]] && n=$((n + 1)); done
-  echo "$n"
-}
-
 # make_backlog: CHECKPOINT (the previous backlog's .done segments may go), then pgbench's TPC-B
 # load until $nseg segments are .ready.  Fills the array backlog.
 make_backlog() {
   local pid i
-  (($(ready_count) == 0)) || ws_die "segments .ready before the backlog: $(ready_segments | tr '\n' ' ')"
+  (($(pg_ready_count "$data") == 0)) || ws_die "segments .ready before the backlog: $(ready_segments | tr '\n' ' ')"
   pg_psql "$port" "checkpoint" >/dev/null
   pg_pgbench "$port" -c 2 -j 2 -n -T 3600 >/dev/null 2>&1 &
   pid=$!
   for ((i = 0; i < 12000; i++)); do
-    (($(ready_count) >= nseg)) && break
+    (($(pg_ready_count "$data") >= nseg)) && break
     kill -0 "$pid" 2>/dev/null || ws_die "pgbench ended early"
     sleep 0.05
   done
@@ -160,10 +129,10 @@ variant_cmd() {
   local key=$1 round=$2
   case $key in
     walpush)
-      walstore_conf "$WS_TMP/$key-$round.toml" "$key-$round"
+      s3_walstore_conf "$WS_TMP/$key-$round.toml" "$key-$round"
       ws_tool_cmd walpush -c "$WS_TMP/$key-$round.toml" ;;
     walpush-pa0)
-      walstore_conf "$WS_TMP/$key-$round.toml" "$key-$round"
+      s3_walstore_conf "$WS_TMP/$key-$round.toml" "$key-$round"
       ws_tool_cmd walpush -c "$WS_TMP/$key-$round.toml" --push-ahead 0 ;;
     archive-sync) printf 'pgbackrest --config=%q --stanza=archive-sync archive-push' "$pgbr_conf" ;;
     archive-async)
@@ -218,7 +187,7 @@ for ((round = 1; round <= rounds; round++)); do
     log=$WS_TMP/calls-$key-$round.log
     as_pg touch "$log"
     ws_log "round $round, $key: ${#backlog[@]} segments .ready (${backlog[0]}..$last), load $(cut -d' ' -f1 /proc/loadavg)"
-    set_archive_command "$(wrap "$(variant_cmd "$key" "$round")" "$log")"
+    pg_set_archive_command "$port" "$(wrap "$(variant_cmd "$key" "$round")" "$log")"
     # The timed region is in the log; this wait is outside it (no process but sleep per poll).
     for ((i = 0; ; i++)); do
       [[ -e $status/$last.done ]] && break
@@ -234,7 +203,7 @@ for ((round = 1; round <= rounds; round++)); do
     [[ $failed_now == "$failed" ]] || ws_die "$key, round $round: failed_count went from $failed to $failed_now"
     last_archived=$archived
     ws_quiesce
-    set_archive_command ''
+    pg_set_archive_command "$port" ''
     verify "$key" "$round"
     echo "$key $round $log" >>"$results"
     first=$(awk '$1 == "s" { print $2; exit }' "$log")

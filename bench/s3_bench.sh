@@ -44,21 +44,7 @@ mapfile -t segs < <(ws_segments "$WS_TMP/wal" | head -n "$count")
 s3_start --tls
 chmod 0644 "$S3_CA_BUNDLE"
 
-# walstore: walstore_conf FILE PREFIX writes a configuration for s3://$S3_BUCKET/PREFIX.
-walstore_conf() {
-  cat >"$1" <<TOML
-repository = "s3://$S3_BUCKET/$2"
-compression = "lz4"
-[s3]
-endpoint = "$S3_ENDPOINT"
-region = "us-east-1"
-ca_bundle = "$S3_CA_BUNDLE"
-access_key_id = "S3RVER"
-secret_access_key = "S3RVER"
-TOML
-  chmod 0644 "$1"
-}
-walstore_conf "$WS_TMP/walstore.toml" walstore
+s3_walstore_conf "$WS_TMP/walstore.toml" walstore
 # pgbackrest
 port=${S3_ENDPOINT##*:}
 mkdir -p "$WS_TMP/pgbr/log" "$WS_TMP/pgbr/lock" "$WS_TMP/pgbr/spool"
@@ -246,10 +232,10 @@ for ((r = 1; r <= rounds; r++)); do
     make_backlog_dir "$dir"
     case $tool in
       walpush)
-        walstore_conf "$WS_TMP/$tool-$r.toml" "walstore-backlog-$r"
+        s3_walstore_conf "$WS_TMP/$tool-$r.toml" "walstore-backlog-$r"
         drain_backlog "$tool" "$r" "$dir" as_pg walpush -c "$WS_TMP/$tool-$r.toml" ;;
       walpush-pa0)
-        walstore_conf "$WS_TMP/$tool-$r.toml" "walstore-backlog-pa0-$r"
+        s3_walstore_conf "$WS_TMP/$tool-$r.toml" "walstore-backlog-pa0-$r"
         drain_backlog "$tool" "$r" "$dir" as_pg walpush -c "$WS_TMP/$tool-$r.toml" --push-ahead 0 ;;
       pgbackrest-sync)
         drain_backlog "$tool" "$r" "$dir" as_pg pgbackrest --config="$WS_TMP/pgbackrest.conf" \

@@ -135,75 +135,8 @@ pg_switch_and_wait_archived "$port" || ws_die "pgbench -i's WAL did not reach th
 # ---- samplers ----------------------------------------------------------------------------------
 # RSS of this run's walstore processes (their executables are the copies in $WS_BIN), every
 # 0.1 s, until SIGTERM; then per-tool figures as JSON.
-cat >"$WS_TMP/rss_sampler.py" <<'PY'
-import json, os, signal, statistics, sys, time
-bin_dir, out_path, t0, bucket = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-TOOLS = {"walpush", "walfetch", "walctl"}
-stop = False
-def on_term(*_):
-    global stop
-    stop = True
-signal.signal(signal.SIGTERM, on_term)
-peak = {}      # (pid, start time) -> [tool, max VmHWM kB, max VmRSS kB]
-series = {}    # (bucket index, tool) -> max VmRSS kB
-def kb(status, field):
-    for line in status.splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-while not stop:
-    now = time.time()
-    for entry in os.scandir("/proc"):
-        name = entry.name
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/comm") as f:
-                comm = f.read().strip()
-            if comm not in TOOLS:
-                continue
-            if not os.readlink(f"/proc/{name}/exe").startswith(bin_dir + "/"):
-                continue
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{name}/status") as f:
-                status = f.read()
-            with open(f"/proc/{name}/stat") as f:
-                started = f.read().rsplit(")", 1)[1].split()[19]  # starttime: pids are reused
-        except OSError:
-            continue
-        args = [a.decode(errors="replace") for a in argv]
-        tool = comm
-        if "--push-ahead-worker" in args:
-            tool = "walpush push-ahead worker"
-        elif "--prefetch-worker" in args:
-            tool = "walfetch read-ahead worker"
-        elif comm == "walctl":
-            sub = [a for a in args[1:] if a in ("init", "backup", "prune", "verify", "drill",
-                                               "restore", "list", "show", "status")]
-            tool = "walctl " + sub[0] if sub else "walctl"
-        hwm, rss = kb(status, "VmHWM"), kb(status, "VmRSS")
-        key = (int(name), started)
-        p = peak.setdefault(key, [tool, 0, 0])
-        p[0] = tool
-        p[1], p[2] = max(p[1], hwm), max(p[2], rss)
-        k = (int((now - t0) // bucket), tool)
-        series[k] = max(series.get(k, 0), rss)
-    time.sleep(0.1)
-tools = {}
-for tool, hwm, rss in peak.values():
-    t = tools.setdefault(tool, {"hwm": [], "rss": []})
-    t["hwm"].append(hwm)
-    t["rss"].append(rss)
-summary = {tool: {"processes_seen": len(t["hwm"]), "peak_vmhwm_kib": max(t["hwm"]),
-                  "typical_vmhwm_kib": int(statistics.median(t["hwm"])),
-                  "peak_vmrss_kib": max(t["rss"])} for tool, t in sorted(tools.items())}
-json.dump({"tools": summary,
-           "series": [{"t": i * bucket, "tool": tool, "max_vmrss_kib": v}
-                      for (i, tool), v in sorted(series.items())]}, open(out_path, "w"))
-PY
 t0=$(date +%s)
-python3 "$WS_TMP/rss_sampler.py" "$WS_BIN" "$WS_TMP/rss.json" "$t0" "$sample" &
+python3 "$WS_LIB_DIR/rss_sampler.py" "$WS_BIN" "$WS_TMP/rss.json" "$t0" "$sample" &
 rss_pid=$!
 WS_PIDS+=("$rss_pid")
 

@@ -44,6 +44,8 @@
 #   ws_flip_byte FILE OFFSET invert one byte (negative OFFSET counts from the end)
 #   ws_tool_cmd TOOL ARGS... shell-quoted "$WS_BIN/TOOL ARGS" for archive/restore_command
 #   pg_enable_archiving DATADIR COMMAND   archive_mode = on, archive_command = COMMAND
+#   pg_set_archive_command PORT COMMAND   ALTER SYSTEM SET archive_command + pg_reload_conf()
+#   pg_ready_count DATADIR   how many segments wait in archive_status as .ready
 #   pg_base_backup PORT DEST pg_basebackup -X none (all WAL must come from the archive)
 #   pg_prepare_recovery BACKUP DATADIR RESTORE_COMMAND [SETTING...]   copy + recovery.signal
 #   pg_system_id DATADIR     the cluster's system identifier (pg_controldata)
@@ -435,6 +437,21 @@ ws_tool_cmd() {
 # pg_enable_archiving DATADIR COMMAND: archive_mode=on with archive_command=COMMAND.
 pg_enable_archiving() {
   pg_conf "$1" "archive_mode = on" "archive_command = '${2//\'/\'\'}'"
+}
+
+# pg_set_archive_command PORT COMMAND: archive_command = COMMAND on the running server (ALTER
+# SYSTEM, then pg_reload_conf(); the archiver uses it from its next file on).
+pg_set_archive_command() {
+  pg_psql "$1" "alter system set archive_command = '${2//\'/\'\'}'" >/dev/null
+  pg_psql "$1" "select pg_reload_conf()" >/dev/null
+}
+
+# pg_ready_count DATADIR: how many files of DATADIR/pg_wal/archive_status are .ready (bash only:
+# cheap enough to poll while a load runs).
+pg_ready_count() {
+  local f n=0
+  for f in "$1"/pg_wal/archive_status/*.ready; do [[ -e $f ]] && n=$((n + 1)); done
+  echo "$n"
 }
 
 # pg_base_backup PORT DEST: a plain-format base backup without WAL (-X none), so every WAL

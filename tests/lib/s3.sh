@@ -39,10 +39,19 @@
 #                      correctly SigV4-signed (and, with $S3_PROXY_TOKEN_PREFIX set,
 #                      carry a signed x-amz-security-token starting with it).
 #   s3_proxy_stop      stops the proxy and points AWS_ENDPOINT_URL back at the server.
-#   s3_latency_start MS  starts tests/lib/latency_proxy.py in front of the running server (or
-#                      of the fault proxy, if that runs): MS milliseconds in each direction
-#                      (RTT = 2 x MS, a new connection one RTT more), bandwidth not capped;
-#                      points AWS_ENDPOINT_URL at it.  Stopped by the EXIT trap.
+#   s3_latency_start MS  starts tests/lib/latency_proxy.py in front of $AWS_ENDPOINT_URL (the
+#                      running server, or the fault proxy if that runs): MS milliseconds in
+#                      each direction (RTT = 2 x MS, a new connection one RTT more), bandwidth
+#                      not capped; points AWS_ENDPOINT_URL at it, with the same scheme (TLS
+#                      passes through: the server's certificate names 127.0.0.1 too).  Stopped
+#                      by the EXIT trap.
+#   s3_walstore_conf FILE PREFIX [ENDPOINT]   writes a walstore configuration (mode 0644) for
+#                      s3://$S3_BUCKET/PREFIX through ENDPOINT (default $S3_ENDPOINT), lz4,
+#                      no encryption, s3rver's account, ca_bundle $S3_CA_BUNDLE if set.
+#   s3_pgbr_settings [PORT]   prints pgBackRest [global] settings, one a line, for $S3_BUCKET
+#                      on 127.0.0.1:PORT (default the server's port), for pgbr_setup.  No TLS
+#                      verification: pgBackRest 2.45 matches only DNS names of a certificate,
+#                      not its IP address (walstore verifies, so this favours pgBackRest).
 #   s3_setup_with_wal N   ws_setup, then real WAL segments in $WS_TMP/wal (ws_make_wal): the
 #                      names of the first N in the array segs, WALSTORE_SYSTEM_ID exported.
 
@@ -187,7 +196,7 @@ s3_proxy_stop() {
 }
 
 s3_latency_start() {
-  local port_file=$S3_DIR/latency.port upstream=${AWS_ENDPOINT_URL#*://}
+  local port_file=$S3_DIR/latency.port upstream=${AWS_ENDPOINT_URL#*://} scheme=${AWS_ENDPOINT_URL%%://*}
   rm -f "$port_file"
   python3 "$WS_LIB_DIR/latency_proxy.py" --upstream "${upstream%%/*}" --delay-ms "$1" \
     --port-file "$port_file" 2>"$S3_DIR/latency.err" &
@@ -195,7 +204,24 @@ s3_latency_start() {
   local i
   for ((i = 0; i < 100; i++)); do [[ -s $port_file ]] && break; sleep 0.1; done
   [[ -s $port_file ]] || ws_die "latency proxy did not start: $(cat "$S3_DIR/latency.err")"
-  export AWS_ENDPOINT_URL=http://127.0.0.1:$(cat "$port_file")
+  export AWS_ENDPOINT_URL=$scheme://127.0.0.1:$(cat "$port_file")
+}
+
+s3_walstore_conf() {
+  {
+    printf '%s\n' "repository = \"s3://$S3_BUCKET/$2\"" 'compression = "lz4"' "[s3]" \
+      "endpoint = \"${3:-$S3_ENDPOINT}\"" 'region = "us-east-1"'
+    [[ -z ${S3_CA_BUNDLE:-} ]] || printf 'ca_bundle = "%s"\n' "$S3_CA_BUNDLE"
+    printf '%s\n' "access_key_id = \"$AWS_ACCESS_KEY_ID\"" "secret_access_key = \"$AWS_SECRET_ACCESS_KEY\""
+  } >"$1"
+  chmod 0644 "$1"
+}
+
+s3_pgbr_settings() {
+  local port=${1:-${S3_ENDPOINT##*:}}
+  printf '%s\n' repo1-type=s3 "repo1-s3-bucket=$S3_BUCKET" repo1-s3-endpoint=127.0.0.1 \
+    "repo1-storage-port=$port" repo1-s3-region=us-east-1 "repo1-s3-key=$AWS_ACCESS_KEY_ID" \
+    "repo1-s3-key-secret=$AWS_SECRET_ACCESS_KEY" repo1-s3-uri-style=path repo1-storage-verify-tls=n
 }
 
 s3_setup_with_wal() {
