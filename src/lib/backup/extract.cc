@@ -194,10 +194,26 @@ void RemoveDirectoryTree(int parent, const std::string& name, const std::string&
                             "does not delete another file system", what),
                 "unmount it (or move it out of the data directory) and run the restore again");
   };
-  if (top.st_dev != above.st_dev) refuse_mount(shown);
-  WalkBeneath(dir.fd, shown, [&](int, const std::string&, const std::string& rel,
+  // st_dev tells another file system; the mount id also a bind mount of
+  // the same one (nullopt where the kernel does not report it).
+  const auto mount_id = [&](int at, const char* path, const std::string& what) {
+    struct statx sx {};
+    if (statx(at, path, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) != 0) {
+      FailErrno(errno, fmt::format("could not stat \"{}\"", what));
+    }
+    return (sx.stx_mask & STATX_MNT_ID) != 0 ? std::optional<uint64_t>(sx.stx_mnt_id)
+                                             : std::nullopt;
+  };
+  const std::optional<uint64_t> top_mount = mount_id(dir.fd, "", shown);
+  if (top.st_dev != above.st_dev || top_mount != mount_id(parent, "", shown + "/..")) {
+    refuse_mount(shown);
+  }
+  WalkBeneath(dir.fd, shown, [&](int at, const std::string& name, const std::string& rel,
                                  const struct stat& st) {
-    if (S_ISDIR(st.st_mode) && st.st_dev != top.st_dev) refuse_mount(shown + "/" + rel);
+    if (S_ISDIR(st.st_mode) && (st.st_dev != top.st_dev ||
+                                mount_id(at, name.c_str(), shown + "/" + rel) != top_mount)) {
+      refuse_mount(shown + "/" + rel);
+    }
     return WalkStep::kDescend;
   });
   RemoveContents(dir.fd, shown);

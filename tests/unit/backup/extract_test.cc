@@ -381,15 +381,23 @@ TEST_SUITE("backup_extract") {
   TEST_CASE("UpdateInPlace never removes a mount point where the backup has a file") {
     // A directory where the backup has a file, with (or being) a mount
     // point: restore --delta must refuse, naming it, and delete nothing.
+    // A bind mount of a directory of the same file system has the same
+    // st_dev: only its mount id tells it apart.
+    for (const bool bind : {false, true})
     for (const std::string mounted : {"d/mnt", "d"}) {
       CAPTURE(mounted);
+      CAPTURE(bind);
       Scene s({"d"});
       mkdir((s.target + "/d").c_str(), 0700);
       if (mounted != "d") mkdir((s.target + "/" + mounted).c_str(), 0700);
       test::WriteFile(s.target + "/d/keep", "beside the mount point");
       const std::string mount_point = s.target + "/" + mounted;
-      if (mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=1m") != 0) {
-        MESSAGE("skipped: cannot mount a tmpfs here (" << std::strerror(errno) << "; needs root)");
+      const std::string source = s.outside + "/bound";
+      mkdir(source.c_str(), 0700);
+      const int mounted_rc = bind ? mount(source.c_str(), mount_point.c_str(), nullptr, MS_BIND, nullptr)
+                                  : mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=1m");
+      if (mounted_rc != 0) {
+        MESSAGE("skipped: cannot mount here (" << std::strerror(errno) << "; needs root)");
         return;
       }
       struct Unmount {
