@@ -92,7 +92,12 @@ Config CopySourceConfig(const Config& config);
 // read-ahead spool).  With config.prefetch
 // > 0 a segment that a prefetch worker already verified and spooled beside
 // dest_path is moved into place instead (see prefetch.h); starting the next
-// worker is the caller's business (walfetch does it).
+// worker is the caller's business (walfetch does it).  A segment that no
+// repository holds while later WAL of its timeline is archived (a hole)
+// throws kArchiveGap instead of kMissing; that check reads pg_wal/<name>
+// and standby.signal relative to the working directory (PostgreSQL's data
+// directory for restore_command) and costs one more listing request per
+// repository: see FetchWalFileFromRepositories.
 FetchResult FetchWalFile(Storage& storage, const Config& config, const std::string& name,
                          const std::string& dest_path);
 

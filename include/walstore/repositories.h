@@ -98,7 +98,13 @@ std::optional<size_t> RestoreFromRepositories(RepositorySet& repositories, const
 // asks each repository whether it holds WAL or a backup of the cluster
 // (HoldsCluster: one or two requests each; quarantined objects do not count): with one repository only for the
 // WARNING of cluster_presence.h (never changing the answer), with several
-// for the rule above (a probe that fails throws).  `restored_from` (when given) is set to the repository's
+// for the rule above (a probe that fails throws).  Then, for a segment, the
+// hole check (src/lib/archive/archive_gap.h, one ListObjectsAfter request
+// per repository, more only past many .partial/.backup files): later WAL of
+// the timeline stored over 10 minutes ago (or more than push-ahead can store
+// ahead) throws kArchiveGap, unless ./pg_wal holds the segment or
+// ./standby.signal exists (a WARNING, and kMissing); newer later WAL is a
+// WARNING and kMissing.  `restored_from` (when given) is set to the repository's
 // index; untouched for the read-ahead spool or a miss.
 FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std::string& name,
                                          const std::string& dest_path,
@@ -141,9 +147,10 @@ struct SyncProblem {
   std::string name;       // the WAL file
   std::string message;
   // A failure whichever repository it is in, best_effort or not: two
-  // different valid objects or backups under one name (as for walpush), and
-  // every problem CheckHeldObjects finds (damage does not heal by a later
-  // sync, unlike a copy a best_effort repository missed).
+  // different valid objects or backups under one name (as for walpush),
+  // whether the listing showed it or a copy met it, and every problem
+  // CheckHeldObjects finds (damage does not heal by a later sync, unlike a
+  // copy a best_effort repository missed).
   bool fails_always = false;
 };
 struct RepositoryListing {

@@ -70,6 +70,17 @@ void ConfirmAbsence(RepositorySet& repositories, uint64_t system_id, const std::
 }
 
 
+// A copy into `to` that failed with `error`.  A conflict (the destination
+// holds other content under the name, stored since the listing) fails the
+// command whichever repository it is in, as it does for walpush.
+SyncProblem CopyFailed(size_t to, const std::string& name, const std::string& from_label,
+                       const Error& error) {
+  return {to, name,
+          fmt::format("copying from {} failed: {} [{}]", from_label, error.what(),
+                      InfoFor(error.code()).name),
+          error.code() == ErrorCode::kConflict};
+}
+
 // Where a WAL file sits in the history, for the retention horizon: (log,
 // segment); nullopt for timeline history files, which have no place.
 std::optional<std::pair<uint32_t, uint32_t>> HistoryPosition(const WalFileName& name) {
@@ -495,10 +506,7 @@ SyncReport SyncWal(RepositorySet& repositories, const RepositoryListing& listing
                                });
           if (copied) ++report.copied[to];  // else removed since the listing
         } catch (const Error& error) {
-          report.problems.push_back(
-              {to, name.text,
-               fmt::format("copying from {} failed: {} [{}]", repositories.Label(from),
-                           error.what(), InfoFor(error.code()).name)});
+          report.problems.push_back(CopyFailed(to, name.text, repositories.Label(from), error));
         }
       }
       if (copied) held[to].insert(key);
@@ -577,10 +585,7 @@ BackupSyncReport SyncBackups(RepositorySet& repositories, const RepositoryListin
           ++report.copied[to];
           break;
         } catch (const Error& error) {
-          report.problems.push_back(
-              {to, wanted->label,
-               fmt::format("copying from {} failed: {} [{}]", repositories.Label(from),
-                           error.what(), InfoFor(error.code()).name)});
+          report.problems.push_back(CopyFailed(to, wanted->label, repositories.Label(from), error));
         }
       }
     }
@@ -664,7 +669,11 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
   const auto ref = [&](size_t i) -> backup::RepositoryRef {
     return {repositories.storage(i), repositories.config(i)};
   };
-  for (const auto& [key, object] : ObjectsHeldTwice(listing, system_id)) {
+  // Named variables, not structured bindings: the repair lambdas capture
+  // them, which clang before 16 refuses for bindings.
+  for (const auto& held_entry : ObjectsHeldTwice(listing, system_id)) {
+    const std::string& key = held_entry.first;
+    const auto& object = held_entry.second;
     std::map<size_t, backup::StoredDigest> intact;
     std::map<size_t, std::string> damaged;  // repository -> what is wrong
     for (size_t i : object.holders) {
@@ -712,7 +721,9 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
     // (StoredDigest::may_leave, the rule sync copies by).
     const auto source = std::find_if(intact.begin(), intact.end(),
                                      [](const auto& entry) { return entry.second.may_leave; });
-    for (const auto& [to, what] : damaged) {
+    for (const auto& damaged_entry : damaged) {
+      const size_t to = damaged_entry.first;
+      const std::string& what = damaged_entry.second;
       if (intact.empty()) {
         report.problems.push_back(
             {to, key,
@@ -730,7 +741,8 @@ HeldCheckReport CheckHeldObjects(RepositorySet& repositories, const RepositoryLi
                          what, repositories.Label(intact.begin()->first))});
         continue;
       }
-      const auto& [from, digest] = *source;
+      const size_t from = source->first;
+      const backup::StoredDigest& digest = source->second;
       if (!repair) {
         report.problems.push_back(
             {to, key,

@@ -276,6 +276,21 @@ TEST_SUITE("repositories") {
     CHECK(report.held_names[1] == both);
   }
 
+  TEST_CASE("sync: a conflict met while copying fails in a best_effort repository too") {
+    Fixture fx;
+    fx.top.repositories[1].best_effort = true;
+    fx.PushTo(0, kSeg);
+    auto set = fx.Set();
+    const RepositoryListing listing = ListRepositories(set, kSysId);
+    fx.PushTo(1, kSeg, /*seed=*/99);  // other content, stored since the listing
+    TempDir work;
+    const SyncReport report = SyncWal(set, listing, kSysId, work.path(), false, false);
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].repository == 1);
+    CHECK(Contains(report.problems[0].message, "[conflict]"));
+    CHECK(report.problems[0].fails_always);
+  }
+
   TEST_CASE("walpush: a conflict in any repository is a conflict, best-effort or not") {
     Fixture fx;
     fx.top.repositories[1].best_effort = true;
