@@ -21,16 +21,7 @@ command -v pgbackrest >/dev/null || ws_die "pgbackrest not installed (scripts/in
 ws_setup
 ws_require_tool walpush walfetch walctl
 
-ws_make_key "$WS_TMP/key"
-ws_pg_dir "$WS_TMP/wsrepo"
-repo="file://$WS_TMP/wsrepo"
-data=$WS_TMP/data
-port=$(ws_free_port)
-pg_init "$data"
-pg_enable_archiving "$data" "$(ws_tool_cmd walpush --repo "$repo" --compression lz4 %p)"
-pg_conf "$data" "max_wal_size = 4GB" "checkpoint_timeout = 30min"
-pg_start "$data" "$port"
-conninfo="host=127.0.0.1 port=$port user=postgres"
+bench_backup_cluster
 
 pgbr_setup "$data" "$port" start-fast=y archive-check=n repo1-retention-full=10
 pgbr=("${PGBR[@]}")

@@ -16,16 +16,7 @@ read -r -a jobs_list <<<"${BENCH_JOBS:-1 2 4}"
 ws_setup
 ws_require_tool walpush walfetch walctl
 
-ws_make_key "$WS_TMP/key"
-ws_pg_dir "$WS_TMP/wsrepo"
-repo="file://$WS_TMP/wsrepo"
-data=$WS_TMP/data
-port=$(ws_free_port)
-pg_init "$data"
-pg_enable_archiving "$data" "$(ws_tool_cmd walpush --repo "$repo" --key-file "$WS_TMP/key" --compression lz4 %p)"
-pg_conf "$data" "max_wal_size = 4GB" "checkpoint_timeout = 30min"
-pg_start "$data" "$port"
-conninfo="host=127.0.0.1 port=$port user=postgres"
+bench_backup_cluster --key-file "$WS_TMP/key"
 
 results=()
 # measure NAME CMD...: runs CMD under GNU time, records "NAME seconds peak_kib user_s sys_s load1".

@@ -152,12 +152,12 @@ class Storage {
   virtual std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) = 0;
 
   // Whether any object's key starts with `prefix` (a prefix ending in '/'):
-  // "does this repository hold anything of cluster X".  One request whatever
-  // the repository holds (s3: a ListObjectsV2 without delimiter and
-  // max-keys=1, which every S3 implementation answers correctly, unlike a
-  // delimiter listing on some test servers; posix: a directory walk that
-  // stops at the first object).  false needs a verified repository, as for
-  // List.
+  // "does this repository hold anything of cluster X".  By default
+  // ListObjectsAfter(prefix, "", 1): one request whatever the repository
+  // holds (s3: a ListObjectsV2 without delimiter and max-keys=1, which every
+  // S3 implementation answers correctly, unlike a delimiter listing on some
+  // test servers; posix: a directory walk that stops at the first object).
+  // false needs a verified repository, as for List.
   virtual bool AnyBelow(const std::string& prefix);
 
   // The first `limit` objects, in lexicographic key order, whose keys start

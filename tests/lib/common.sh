@@ -456,6 +456,23 @@ pg_ready_count() {
 
 # pg_base_backup PORT DEST: a plain-format base backup without WAL (-X none), so every WAL
 # segment that recovery needs must come from the archive.
+# bench_backup_cluster WALPUSH_OPTION...: the set-up of the base-backup benchmarks: a key
+# ($WS_TMP/key), a file repository (repo, in $WS_TMP/wsrepo) and a PostgreSQL cluster in
+# $WS_TMP/data (data) on a free port (port) archiving with walpush --repo $repo
+# WALPUSH_OPTION... --compression lz4, with room for a large load; sets conninfo.
+bench_backup_cluster() {
+  ws_make_key "$WS_TMP/key"
+  ws_pg_dir "$WS_TMP/wsrepo"
+  repo="file://$WS_TMP/wsrepo"
+  data=$WS_TMP/data
+  port=$(ws_free_port)
+  pg_init "$data"
+  pg_enable_archiving "$data" "$(ws_tool_cmd walpush --repo "$repo" "$@" --compression lz4 %p)"
+  pg_conf "$data" "max_wal_size = 4GB" "checkpoint_timeout = 30min"
+  pg_start "$data" "$port"
+  conninfo="host=127.0.0.1 port=$port user=postgres"
+}
+
 pg_base_backup() {
   ws_pg_dir "$(dirname "$2")"
   as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$1" -U postgres -D "$2" -X none -c fast \

@@ -37,9 +37,7 @@ void Storage::RemoveMany(const std::vector<std::string>& keys) {
 }
 
 bool Storage::AnyBelow(const std::string& prefix) {
-  bool any = false;
-  List(prefix, [&](const ObjectInfo&) { any = true; });
-  return any;
+  return !ListObjectsAfter(prefix, "", 1).empty();
 }
 
 std::vector<ObjectInfo> Storage::ListObjectsAfter(const std::string& prefix,

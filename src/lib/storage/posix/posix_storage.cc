@@ -136,32 +136,20 @@ class PosixStorage : public Storage {
   }
 
   void List(const std::string& prefix, const std::function<void(const ObjectInfo&)>& visit) override {
-    // Walk the deepest directory the prefix fully names, keep matching keys.
-    const size_t slash = prefix.rfind('/');
-    const std::string dir_key = slash == std::string::npos ? "" : prefix.substr(0, slash);
-    VerifyRepository();  // an empty answer must mean an empty repository
-    std::vector<ObjectInfo> found;
-    Walk(dir_key, prefix, found);  // in key order
-    for (const auto& info : found) visit(info);
+    for (const auto& info : ListObjectsAfter(prefix, "", SIZE_MAX)) visit(info);
   }
 
+  // AnyBelow is Storage's: ListObjectsAfter(prefix, "", 1), a walk that
+  // stops at the first object.
   std::vector<ObjectInfo> ListObjectsAfter(const std::string& prefix, const std::string& after,
                                            size_t limit) override {
+    // Walk the deepest directory the prefix fully names, keep matching keys.
     const size_t slash = prefix.rfind('/');
     const std::string dir_key = slash == std::string::npos ? "" : prefix.substr(0, slash);
     VerifyRepository();  // an empty answer must mean the repository lacks them
     std::vector<ObjectInfo> found;
-    Walk(dir_key, prefix, found, limit, after);
+    Walk(dir_key, prefix, found, limit, after);  // in key order
     return found;
-  }
-
-  bool AnyBelow(const std::string& prefix) override {
-    const size_t slash = prefix.rfind('/');
-    const std::string dir_key = slash == std::string::npos ? "" : prefix.substr(0, slash);
-    VerifyRepository();  // false must mean the repository lacks it
-    std::vector<ObjectInfo> found;
-    Walk(dir_key, prefix, found, 1);
-    return !found.empty();
   }
 
   bool Remove(const std::string& key) override {

@@ -169,13 +169,6 @@ std::vector<std::string> BucketReader::ListChildren(const std::string& prefix, s
   return first;
 }
 
-bool BucketReader::AnyBelow(const std::string& prefix) {
-  const std::string full_prefix = requests_.KeyPrefix() + prefix;
-  const ListPage page = FetchListPage(prefix, 1, "", "");
-  return std::any_of(page.objects.begin(), page.objects.end(),
-                     [&](const ListedObject& object) { return object.key.starts_with(full_prefix); });
-}
-
 std::vector<ObjectInfo> BucketReader::ListObjectsAfter(const std::string& prefix,
                                                       const std::string& after, size_t limit) {
   const std::string strip = requests_.KeyPrefix();

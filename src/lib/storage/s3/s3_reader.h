@@ -53,12 +53,9 @@ class BucketReader {
   // The first `limit` names directly below `prefix` (one delimiter listing).
   std::vector<std::string> ListChildren(const std::string& prefix, size_t limit);
 
-  // Whether any key starts with `prefix`: one ListObjectsV2 without a
-  // delimiter and with max-keys=1.
-  bool AnyBelow(const std::string& prefix);
-
   // The first `limit` (at most 1000) objects below `prefix` after `after`: one
-  // ListObjectsV2 with start-after and max-keys.
+  // ListObjectsV2 with start-after (none for "") and max-keys, no delimiter.
+  // Storage::AnyBelow is this with limit 1.
   std::vector<ObjectInfo> ListObjectsAfter(const std::string& prefix, const std::string& after,
                                            size_t limit);
 

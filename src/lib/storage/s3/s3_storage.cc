@@ -52,8 +52,6 @@ class S3Storage : public Storage {
     return reader_.ListChildren(prefix, limit);
   }
 
-  bool AnyBelow(const std::string& prefix) override { return reader_.AnyBelow(prefix); }
-
   std::vector<ObjectInfo> ListObjectsAfter(const std::string& prefix, const std::string& after,
                                            size_t limit) override {
     return reader_.ListObjectsAfter(prefix, after, limit);
