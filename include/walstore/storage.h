@@ -67,6 +67,13 @@ struct WriteOptions {
   // Size of the object when known in advance (lets S3 choose single PUT vs
   // multipart); 0 = unknown.
   uint64_t size_hint = 0;
+  // Commit() replaces an object already under the key, in one step: a reader
+  // sees the old object or the new one, never none (posix: rename over it;
+  // s3: PUT without If-None-Match and no existence check; memory: assignment).
+  // Only `walctl sync --repair` sets it, for an object it found damaged and
+  // whose bytes it has copied aside; every other write keeps test-before-
+  // overwrite.
+  bool replace_existing = false;
 };
 
 enum class CommitResult {
@@ -86,7 +93,7 @@ class ObjectWriter : public WriteStream {
   void Finish() override {}
   // Makes the object durable and visible under its key, never replacing an
   // existing object (posix: rename without replace; s3: If-None-Match: *;
-  // memory: insert).
+  // memory: insert) unless WriteOptions::replace_existing.
   virtual CommitResult Commit() = 0;
 
   // Replaces the first head.size() bytes already written (at most 4096)

@@ -501,6 +501,26 @@ inline void RunStorageContract(const std::function<std::unique_ptr<Storage>()>& 
     CHECK(Join(ListKeys(*s, "")) == "k/obj");
   }
 
+  SUBCASE("replace_existing replaces in one step; without it nothing is replaced") {
+    CHECK(PutObject(*s, "k/obj", "damaged content") == CommitResult::kCreated);
+    WriteOptions replace;
+    replace.replace_existing = true;
+    auto w = s->Create("k/obj", replace);
+    w->Write(AsBytes("the replacement, longer"));
+    // Until Commit() the old object is still there, whole.
+    CHECK(ObjectContent(*s, "k/obj") == "damaged content");
+    CHECK(w->Commit() == CommitResult::kCreated);
+    CHECK(ObjectContent(*s, "k/obj") == "the replacement, longer");
+    CHECK(Join(ListKeys(*s, "")) == "k/obj");
+    // An absent key is simply created.
+    auto fresh = s->Create("k/new", replace);
+    fresh->Write(AsBytes("x"));
+    CHECK(fresh->Commit() == CommitResult::kCreated);
+    CHECK(ObjectContent(*s, "k/new") == "x");
+    CHECK(PutObject(*s, "k/obj", "other") == CommitResult::kAlreadyExists);
+    CHECK(ObjectContent(*s, "k/obj") == "the replacement, longer");
+  }
+
   SUBCASE("two writers racing on one key: exactly one wins") {
     auto w1 = s->Create("race/key");
     auto w2 = s->Create("race/key");

@@ -129,21 +129,21 @@ std::string UtcStampNow();
 using StageReplacement = std::function<void(const std::string& staged_key)>;
 
 // Replaces the damaged object `key` of `to` by a replacement that `stage`
-// writes (and that must verify against `expected`), never leaving `key`
-// missing where it was damaged:
+// writes (and that must verify against `expected`); `key` is never missing
+// where it was damaged, not even for a moment:
 //   1. `stage` writes the replacement under
 //      "<system-id>/damaged/<stamp>/<key without system id>.new"; it is read
 //      back and verified;
-//   2. the object under `key` is checked again (CheckStoredObject): only
-//      when it is still damaged are its bytes copied unchanged to the
+//   2. the object under `key` is checked again (CheckStoredObject): when it
+//      verifies now, kConflict and nothing is touched; any other error is
+//      thrown and nothing is touched;
+//   3. when it is still damaged its bytes are copied unchanged to the
 //      quarantine key (the same name without ".new"; a name no listing of
-//      WAL or backups looks at) and `key` removed; when it verifies now,
-//      kConflict and nothing is moved; any other error is thrown and
-//      nothing is moved; when `key` is absent nothing is moved;
-//   3. the staged bytes are copied to `key` and verified; on a failure the
-//      damaged bytes are put back under `key` before the error is thrown.
-// Returns the quarantine key ("" when `key` was absent).  The window in
-// which `key` is absent is one copy of stored bytes.
+//      WAL or backups looks at), and the staged bytes then replace it in one
+//      step (WriteOptions::replace_existing); when it is absent they are
+//      published without replacing (kConflict if one appeared meanwhile);
+//   4. `key` is read back and verified, and the staged copy removed.
+// Returns the quarantine key ("" when `key` was absent).
 std::string ReplaceDamagedObject(const RepositoryRef& to, uint64_t system_id,
                                  const std::string& key, const BackupObject& expected,
                                  const std::string& stamp, const StageReplacement& stage);

@@ -277,32 +277,30 @@ std::string ReplaceDamagedObject(const RepositoryRef& to, uint64_t system_id,
   const StoredDigest replacement = DecodeAs(to, staged, key);
   CheckDigest(replacement.size, replacement.sha256, to, staged, expected);
   // 2. What is under `key` must still be damaged (or absent): re-checked
-  //    here, so a transient read error or a concurrent repair never moves an
-  //    intact object aside.
-  std::string moved;
+  //    here, so a transient read error or a concurrent repair never replaces
+  //    an intact object.
   const StoredCheck now = CheckStoredObject(to, key, &expected);
   if (now.state == StoredCheck::State::kIntact) {
     Fail(ErrorCode::kConflict,
-         "{} verifies intact now; it is not moved aside (the staged replacement {} is left for "
-         "you to remove)",
+         "{} verifies intact now; it is not replaced (the staged replacement {} is left for you "
+         "to remove)",
          Where(to, key), staged);
   }
+  // 3. The damaged bytes are copied aside, not moved: `key` is never absent,
+  //    so a walfetch reading this repository meanwhile gets the damaged
+  //    object (an error) or the replacement, never "missing".  Then the
+  //    verified bytes replace it in one step.
+  std::string aside;
+  WriteOptions publish = DigestMetadata(expected);
   if (now.state == StoredCheck::State::kDamaged) {
-    moved = MoveToQuarantine(to.storage, system_id, key, stamp);
+    aside = QuarantineKey(system_id, key, stamp);
+    CopyStoredBytes(to.storage, key, aside);
+    publish.replace_existing = true;
   }
-  // 3. Published by copying the verified bytes; on any failure the damaged
-  //    bytes go back, so the object is never missing where it was damaged.
-  try {
-    CopyStoredBytes(to.storage, staged, key, DigestMetadata(expected));
-    VerifyStoredObject(to, key, expected);
-  } catch (const Error& error) {
-    if (!moved.empty() && !to.storage.Stat(key)) {
-      CopyStoredBytes(to.storage, moved, key);
-    }
-    throw;
-  }
+  CopyStoredBytes(to.storage, staged, key, publish);
+  VerifyStoredObject(to, key, expected);
   to.storage.Remove(staged);
-  return moved;
+  return aside;
 }
 
 std::string ReplaceDamagedObject(const RepositoryRef& from, const RepositoryRef& to,

@@ -57,13 +57,17 @@ class HookedStorage : public Storage {
   std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
     return inner_->ListChildren(prefix, limit);
   }
-  bool Remove(const std::string& key) override { return inner_->Remove(key); }
+  bool Remove(const std::string& key) override {
+    if (on_remove) on_remove(key);
+    return inner_->Remove(key);
+  }
   std::string Describe() const override { return "hooked " + inner_->Describe(); }
   Storage& inner() { return *inner_; }
 
   std::function<void(const std::string& key)> on_open;    // before a read
   std::function<void(const std::string& key)> on_commit;  // before a commit
   std::function<void(const std::string& key)> after_commit;
+  std::function<void(const std::string& key)> on_remove;  // before a removal
   bool flip_byte_200 = false;  // writers store something else than they are given
 
  private:
@@ -612,6 +616,35 @@ TEST_SUITE("backup_copy") {
     CHECK(Contains(report.problems[0].message, "no space left"));
     CHECK(report.repaired[1] == 0);
     CHECK(fx.Raw(1, wal) == damaged);  // damaged, not missing
+  }
+
+  TEST_CASE("a repair never leaves the damaged object absent, not even between two steps (R10-5)") {
+    Fixture fx;
+    const std::string wal = fx.PushWalToBoth(3);
+    fx.Damage(1, wal);
+    const std::string damaged = fx.Raw(1, wal);
+    int steps = 0;
+    HookedStorage* storage = nullptr;
+    // Before every write and removal the repair makes, a walfetch reading
+    // repository 2 would find the segment (damaged or repaired), never "missing".
+    const auto present = [&](const std::string&) {
+      ++steps;
+      CHECK_MESSAGE(storage->inner().Stat(wal).has_value(), wal, " absent at step ", steps);
+    };
+    const HeldCheckReport report = RepairWithHook(fx, [&](HookedStorage& hooked) {
+      storage = &hooked;
+      hooked.on_commit = present;
+      hooked.after_commit = present;
+      hooked.on_remove = present;
+    });
+    CHECK(report.problems.empty());
+    CHECK(report.repaired[1] == 1);
+    CHECK(steps >= 5);  // staged, aside, replaced: before and after each; the staged removal
+    REQUIRE(report.moved_aside.size() == 1);
+    CHECK(fx.Raw(1, "42/damaged/T/" + wal.substr(3)) == damaged);
+    CHECK(fx.Raw(1, wal) != damaged);
+    CHECK(DecodeStoredObject({*fx.Open(1), fx.config(1)}, wal).sha256 ==
+          DecodeStoredObject({*fx.Open(0), fx.config(0)}, wal).sha256);
   }
 
   TEST_CASE("a backup object missing where its record names it is repaired (F1)") {

@@ -57,7 +57,7 @@ class MemoryWriter : public ObjectWriter {
   CommitResult Commit() override {
     std::lock_guard lock(store_->mutex);
     auto [it, inserted] = store_->objects.try_emplace(key_);
-    if (!inserted) return CommitResult::kAlreadyExists;
+    if (!inserted && !options_.replace_existing) return CommitResult::kAlreadyExists;
     it->second = Object{std::move(buffer_.data()), options_.metadata, std::time(nullptr)};
     return CommitResult::kCreated;
   }

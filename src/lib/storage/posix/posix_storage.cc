@@ -23,18 +23,19 @@ namespace {
 
 class PosixWriter : public ObjectWriter {
  public:
-  PosixWriter(const std::string& path, const std::optional<FileOwner>& owner)
-      : file_(path, 0640, false) {
+  PosixWriter(const std::string& path, const std::optional<FileOwner>& owner, bool replace)
+      : file_(path, 0640, false), replace_(replace) {
     if (owner) file_.SetOwner(*owner);
   }
   void Write(Bytes data) override { file_.Write(data); }
   CommitResult Commit() override {
-    return file_.Publish(false) ? CommitResult::kCreated : CommitResult::kAlreadyExists;
+    return file_.Publish(replace_) ? CommitResult::kCreated : CommitResult::kAlreadyExists;
   }
   void RewriteHead(Bytes head) override { file_.RewriteHead(head); }
 
  private:
   AtomicFileWriter file_;
+  bool replace_;
 };
 
 // ".", ".." and AtomicFileWriter's hidden temp files (".<name>.walstore-tmp.*").
@@ -79,12 +80,13 @@ class PosixStorage : public Storage {
     return reader;
   }
 
-  std::unique_ptr<ObjectWriter> Create(const std::string& key, const WriteOptions&) override {
+  std::unique_ptr<ObjectWriter> Create(const std::string& key,
+                                       const WriteOptions& options) override {
     ValidateKey(key);
     PrepareForWrites();
     // The root may have gone since (unmounted): never make a new one.
     if (!MakeDirectoriesBelow(root_, DirName(PathOf(key)), owner_)) FailMissingRoot();
-    return std::make_unique<PosixWriter>(PathOf(key), owner_);
+    return std::make_unique<PosixWriter>(PathOf(key), owner_, options.replace_existing);
   }
 
   void PrepareForWrites() override {

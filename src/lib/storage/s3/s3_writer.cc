@@ -48,8 +48,10 @@ class S3ObjectWriter : public ObjectWriter {
         key_(std::move(key)),
         full_key_(requests.FullKey(key_)),
         headers_(ObjectHeaders(requests.settings(), options.metadata)),
-        existed_(std::async(std::launch::async,
-                            [this] { return HeadObject(requests_, key_).has_value(); })) {
+        replace_(options.replace_existing),
+        existed_(std::async(replace_ ? std::launch::deferred : std::launch::async, [this] {
+          return !replace_ && HeadObject(requests_, key_).has_value();
+        })) {
     // Room for the whole object when its size is known (an encoded object
     // is at most a little larger than its plaintext): no regrowth and
     // copying while it is written.  Pages are touched only as it fills.
@@ -98,7 +100,9 @@ class S3ObjectWriter : public ObjectWriter {
   CommitResult Commit() override {
     if (existed_.get()) return CommitResult::kAlreadyExists;
     NameValues headers = headers_;
-    headers.emplace_back("if-none-match", "*");
+    NameValues condition;
+    if (!replace_) condition.emplace_back("if-none-match", "*");
+    headers.insert(headers.end(), condition.begin(), condition.end());
     const std::string what = "PUT " + key_;
     http::Response response;
     if (upload_id_.empty()) {
@@ -114,10 +118,10 @@ class S3ObjectWriter : public ObjectWriter {
       // After a (long) multipart upload, look again once every part is there: the window
       // between the check and the write is then one round trip, on stores that ignore
       // If-None-Match on CompleteMultipartUpload (s3rver, Ceph RGW 16.2: docs/s3.md).
-      if (HeadObject(requests_, key_)) return CommitResult::kAlreadyExists;
+      if (!replace_ && HeadObject(requests_, key_)) return CommitResult::kAlreadyExists;
       const std::string body = CompleteRequestBody(etags_);
-      response = requests_.Send(
-          {"POST", full_key_, {{"uploadId", upload_id_}}, {{"if-none-match", "*"}}, &body}, what);
+      response = requests_.Send({"POST", full_key_, {{"uploadId", upload_id_}}, condition, &body},
+                                what);
     }
     if (response.status == 412) return CommitResult::kAlreadyExists;
     if (response.status != 200) requests_.FailResponse(response, what);
@@ -165,6 +169,7 @@ class S3ObjectWriter : public ObjectWriter {
   std::string first_part_;  // multipart: part 1, held back until Commit()
   std::string upload_id_;
   std::vector<std::string> etags_;
+  bool replace_;  // WriteOptions::replace_existing
   bool completed_ = false;
   std::future<bool> existed_;
 };

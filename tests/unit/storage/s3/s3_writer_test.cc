@@ -161,6 +161,31 @@ TEST_SUITE("s3_writer") {
     }
   }
 
+  TEST_CASE("replace_existing: no HEAD and no If-None-Match, single PUT and multipart alike") {
+    FakeEndpoint endpoint;
+    FakeBucket& bucket = endpoint.bucket;
+    bucket.head_status = "200 OK";  // the damaged object is there
+    WriteOptions replace;
+    replace.replace_existing = true;
+    SUBCASE("single PUT") {
+      auto s = OpenAt(endpoint.server);
+      auto writer = s->Create(kKey, replace);
+      writer->Write(AsBytes("replacement"));
+      CHECK(writer->Commit() == CommitResult::kCreated);
+      CHECK(bucket.Calls(true) == std::vector<std::string>{"PUT"});
+      CHECK_FALSE(Contains(bucket.Find("PUT ").head, "if-none-match"));
+    }
+    SUBCASE("multipart") {
+      auto s = OpenAt(endpoint.server, SmallParts);
+      auto writer = s->Create(kKey, replace);
+      writer->Write(AsBytes("a replacement of several parts"));
+      CHECK(writer->Commit() == CommitResult::kCreated);
+      for (const std::string& call : bucket.Calls(true)) CHECK_FALSE(call.starts_with("HEAD"));
+      CHECK_FALSE(Contains(bucket.Find("POST /b/p/" + std::string(kKey) + "?uploadId").head,
+                           "if-none-match"));
+    }
+  }
+
   TEST_CASE("above the threshold: a multipart upload, part 1 sent last with its head rewritten") {
     FakeEndpoint endpoint;
     FakeBucket& bucket = endpoint.bucket;
