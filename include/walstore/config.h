@@ -175,6 +175,14 @@ inline constexpr const char* kDefaultConfigPath = "/etc/walstore/walstore.toml";
 // (kDefaultWalctlJobsCap) turn the setting into threads.
 int WorkerThreads(int parallel, int default_cap);
 
+// The configuration a program runs with, loaded once per run (walpush and
+// walfetch in main(), walctl in LoadCommandConfig): LoadConfig, then the log
+// level set from it, a WARNING for each setting accepted but lowered where it
+// is used (parallel above kMaxParallel), and a DEBUG line describing it.
+// LoadConfig itself never logs, so a second read of the file (walctl restore
+// reads it again for the restored server's restore_command) says nothing twice.
+Config LoadProgramConfig(const ConfigOverrides& overrides, const EnvLookup& env);
+
 // CPUs this process may run on: the CPU count of sched_getaffinity, lowered
 // to the cgroup v2 quota of /sys/fs/cgroup/cpu.max when that is readable
 // and limited; at least 1.

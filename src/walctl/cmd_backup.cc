@@ -83,15 +83,15 @@ int RunBackupCommand(const CommonOptions& given, BackupCommandOptions& options) 
   options.backup.type = *backup::ParseBackupType(options.type);  // CLI checked it
   CommonOptions common = given;
   common.overrides.repo_all_allowed = true;  // --repo all / WALSTORE_REPO=all
+  Config config = LoadCommandConfig(common);  // once: its WARNINGs are said once
+  const bool to_all = config.every_repository;
   std::optional<Repositories> all;
-  all.emplace(common);
-  const bool to_all = all->config.every_repository;
   Repository repo;
   if (to_all) {
+    all.emplace(std::move(config));
     repo.config = all->set.config(0);
   } else {
-    all.reset();
-    repo = OpenRepository(common, /*need_system_id=*/false);
+    repo = OpenRepository(std::move(config), common, /*need_system_id=*/false);
   }
   Storage& storage = to_all ? all->set.storage(0) : *repo.storage;
   options.backup.progress = MakeProgressDisplay("backup", options.progress, repo.config);

@@ -27,7 +27,6 @@ int RunRestoreCommand(const CommonOptions& common, RestoreCommandOptions& option
   restore.archive_off = options.archive_mode == "off";
   Repository repo = OpenRepository(common);
   restore.progress = MakeProgressDisplay("restore", options.progress, repo.config);
-  restore.jobs = backup::WalctlJobs(repo.config);  // once per run: logged, and every decoder's
   backup::RestoreResult r = backup::RunRestore(*repo.storage, repo.config, repo.system_id, restore);
   if (options.json) {
     PrintJson({{"backup", r.backup.label},

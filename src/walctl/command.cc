@@ -7,14 +7,16 @@
 namespace walstore::walctl {
 
 Config LoadCommandConfig(const CommonOptions& common) {
-  Config config = LoadConfig(common.overrides, ProcessEnvironment());
-  SetLogLevel(config.log_level);
-  return config;
+  return LoadProgramConfig(common.overrides, ProcessEnvironment());
 }
 
 Repository OpenRepository(const CommonOptions& common, bool need_system_id) {
+  return OpenRepository(LoadCommandConfig(common), common, need_system_id);
+}
+
+Repository OpenRepository(Config loaded, const CommonOptions& common, bool need_system_id) {
   Repository repo;
-  repo.config = LoadCommandConfig(common);
+  repo.config = std::move(loaded);
   if (repo.config.repositories.size() > 1) {
     std::string choices;
     for (size_t i = 0; i < repo.config.repositories.size(); ++i) {

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace walstore::walctl {
 
@@ -35,8 +36,8 @@ Config LoadCommandConfig(const CommonOptions& common);
 // Every configured repository, for the commands that work on all of them
 // (status, sync, backup --repo all).  Not copyable: `set` refers to `config`.
 struct Repositories {
-  explicit Repositories(const CommonOptions& common)
-      : config(LoadCommandConfig(common)), set(config) {}
+  explicit Repositories(const CommonOptions& common) : Repositories(LoadCommandConfig(common)) {}
+  explicit Repositories(Config loaded) : config(std::move(loaded)), set(config) {}
   Repositories(const Repositories&) = delete;
   Repositories& operator=(const Repositories&) = delete;
   const Config config;
@@ -46,6 +47,8 @@ struct Repositories {
 // Loads the configuration (LoadCommandConfig) and opens the repository; with `need_system_id` also finds
 // the cluster (DiscoverSystemId).  Throws Error(kConfig) without a repository.
 Repository OpenRepository(const CommonOptions& common, bool need_system_id = true);
+// The same on a configuration already loaded (LoadCommandConfig, once per run).
+Repository OpenRepository(Config loaded, const CommonOptions& common, bool need_system_id);
 
 // The best_effort rule of walctl sync and walctl --repo all backup, in one
 // place: each problem goes to stderr (PostgreSQL-log style, "<repository>:

@@ -69,9 +69,7 @@ int main(int argc, char** argv) {
     if (auto code = ParseCommandLine(app, argc, argv, true)) return *code;
 
     const auto start = std::chrono::steady_clock::now();
-    const Config config = LoadConfig(overrides, ProcessEnvironment());
-    SetLogLevel(config.log_level);
-    Log(LogLevel::kDebug, "{}", config.Describe());
+    const Config config = LoadProgramConfig(overrides, ProcessEnvironment());
     RepositorySet repositories(config);
     if (worker_segment_size > 0) {
       RunPrefetchWorker(repositories, ResolveSystemId(config, "."), ParseWalFileNameOrThrow(name),

@@ -58,9 +58,7 @@ int main(int argc, char** argv) {
     if (auto code = ParseCommandLine(app, argc, argv, false)) return *code;
 
     const auto start = std::chrono::steady_clock::now();
-    const Config config = LoadConfig(overrides, ProcessEnvironment());
-    SetLogLevel(config.log_level);
-    Log(LogLevel::kDebug, "{}", config.Describe());
+    const Config config = LoadProgramConfig(overrides, ProcessEnvironment());
     RepositorySet repositories(config);
     if (worker) {  // only started with one repository (repositories.h)
       if (repositories.size() == 1) {

@@ -61,8 +61,9 @@ struct RestoreOptions {
   // walctl restore --delta: update an existing data directory in place (see
   // RunRestore); a missing or empty target_dir is restored as without it.
   bool delta = false;
-  // Decoder threads per archive (walctl --jobs), resolved once per run by
-  // the command (WalctlJobs); 0 = RunRestore resolves WalctlJobs(config) once.
+  // Decoder threads per archive; 0 (what walctl passes) = RunRestore resolves
+  // WalctlJobs(config) once (--jobs, else parallel, else the usable CPUs) and
+  // reports it in RestoreResult::jobs.
   int jobs = 0;
   ProgressCallback progress;   // empty = none (walstore/backup/progress.h)
 };

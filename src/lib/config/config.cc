@@ -473,13 +473,9 @@ Config LoadConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
          kMaxPushAhead);
   }
   // parallel: any non-negative count, as in earlier releases (a config that
-  // walpush and walfetch accepted must keep working); WorkerThreads lowers it,
-  // and every program says so once, here, where the setting is read.
+  // walpush and walfetch accepted must keep working); WorkerThreads lowers it
+  // (and WarnAboutLoweredSettings says so).
   if (overrides.parallel) config.parallel = *overrides.parallel;
-  if (config.parallel > kMaxParallel) {
-    Log(LogLevel::kWarning, "parallel = {} is more than {} threads: using {}", config.parallel,
-        kMaxParallel, kMaxParallel);
-  }
   if (config.chunk_size == 0 || config.chunk_size > (16u << 20)) {
     Fail(ErrorCode::kConfig, "chunk_size must be between 1 and 16777216 bytes");
   }
@@ -556,6 +552,17 @@ std::string Config::Describe() const {
   return fmt::format("repository={}, compression={}, encryption={}, config={}",
                      repo_url.empty() ? "(unset)" : repo_url, ToString(compression), encryption,
                      source_path.empty() ? "(none)" : source_path);
+}
+
+Config LoadProgramConfig(const ConfigOverrides& overrides, const EnvLookup& env) {
+  Config config = LoadConfig(overrides, env);
+  SetLogLevel(config.log_level);
+  if (config.parallel > kMaxParallel) {
+    Log(LogLevel::kWarning, "parallel = {} is more than {} threads: using {}", config.parallel,
+        kMaxParallel, kMaxParallel);
+  }
+  Log(LogLevel::kDebug, "{}", config.Describe());
+  return config;
 }
 
 }  // namespace walstore

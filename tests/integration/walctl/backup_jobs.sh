@@ -93,6 +93,16 @@ ws_check "nothing was restored" test ! -e "$WS_TMP/never"
 # read it too; walctl lowers it to 64 with a warning.
 ws_expect_exit 0 "WALSTORE_PARALLEL=65 is lowered, not refused" env WALSTORE_PARALLEL=65 "${walctl[@]}" verify --full
 ws_contains "... with a warning" "$WS_ERR" "parallel = 65 is more than 64 threads: using 64"
+# Once per run: walctl backup and restore read the configuration once for the command (restore
+# reads the file again only for the restored server's restore_command, silently).
+ws_expect_exit 0 "walctl backup with WALSTORE_PARALLEL=65" \
+  env WALSTORE_PARALLEL=65 "${walctl[@]}" backup -d "$conninfo" --label p65
+ws_same "... warns once" 1 "$(grep -c 'parallel = 65 is more than 64' <<<"$WS_ERR")"
+ws_pg_dir "$WS_TMP/tblspc-p65"
+ws_expect_exit 0 "walctl restore with WALSTORE_PARALLEL=65" \
+  env WALSTORE_PARALLEL=65 "${walctl[@]}" restore p65 "$WS_TMP/p65" \
+  --tablespace-map "$WS_TMP/tblspc=$WS_TMP/tblspc-p65"
+ws_same "... warns once" 1 "$(grep -c 'parallel = 65 is more than 64' <<<"$WS_ERR")"
 ws_expect_exit 0 "WALSTORE_PARALLEL=2 is used by verify --full" env WALSTORE_PARALLEL=2 "${walctl[@]}" -v verify --full
 ws_contains "... -v says so" "$WS_ERR" "decoding every object with 2 jobs"
 

@@ -7,6 +7,7 @@
 #include <walstore/archive.h>
 #include <walstore/backup/base_backup.h>
 #include <walstore/backup/restore.h>
+#include <walstore/backup/util.h>
 #include <walstore/config.h>
 #include <walstore/crypto.h>
 #include <walstore/wal_name.h>
@@ -85,13 +86,16 @@ TEST_SUITE("backup_restore_progress") {
       size_t most = 0;
       options.progress = [&](const Progress&) { most = std::max(most, ThreadsNow()); };
       const RestoreResult result = RunRestore(*storage, config, kSysId, options);
-      CHECK(result.jobs == jobs);  // the count logged ("decoding with N jobs")
+      // The count logged ("decoding with N jobs"); 0 (what walctl passes):
+      // resolved from the configuration, once.
+      CHECK(result.jobs == (jobs > 0 ? jobs : WalctlJobs(config)));
       return most;
     };
     const size_t one = restore_with(/*parallel=*/5, /*jobs=*/1);
     const size_t four = restore_with(/*parallel=*/1, /*jobs=*/4);
     CHECK(one > 0);
     CHECK(four == one + 4);  // four decoder lanes; a serial decoder has none
+    CHECK(restore_with(/*parallel=*/3, /*jobs=*/0) == one + 3);  // walctl restore --jobs 3
     ResetMemoryStorage("restore-jobs");
   }
 
