@@ -8,7 +8,7 @@
 //       origin                               repository URL, system id and reader settings
 //       lock                                 flock()ed by the one running worker
 //       prefetch.log                         the last workers' messages (up to ~1 MiB)
-//       fetching                             the segment the worker is fetching now
+//       fetching                             the segments the worker is fetching now
 //       stalled                              a walfetch waited for the worker in vain
 //       000000010000000A000000FF             verified segments, ready to serve
 //
@@ -23,11 +23,16 @@
 //   a warning and the segment is fetched from the repository.
 // - The spool never says "missing": a name not spooled is looked up in the
 //   repository as without prefetch.
-// - The worker stops at the first segment the repository does not have, and
-//   at any error (logged to prefetch.log): the synchronous fetch of that
-//   segment then reports it the usual way (exit 126 for damage).
-// - The worker names the segment it is fetching in "fetching".  A walfetch
-//   asked for that very segment waits for the worker's copy (while the
+// - The worker fetches kPrefetchParallelFetches segments of its window at a
+//   time, each published when it is complete and verified, so they may
+//   arrive out of order.
+// - The worker stops claiming segments at the first one the repository does
+//   not have, and at any error (logged to prefetch.log): the synchronous
+//   fetch of that segment then reports it the usual way (exit 126 for
+//   damage).  A later segment already in flight may still be spooled: the
+//   spool never says "missing", and each spooled file is checked by name.
+// - The worker names the segments it is fetching in "fetching", one a line.
+//   A walfetch asked for one of them waits for the worker's copy (while the
 //   worker holds the lock and still names it, at most kPrefetchMaxWait)
 //   instead of fetching it a second time; a worker killed meanwhile ends
 //   the wait at once, a stuck one after kPrefetchMaxWait, and then a
@@ -60,6 +65,13 @@ inline constexpr const char* kPrefetchDirName = ".walstore-prefetch";
 // The spool directory for restores to `dest_path` (%p).
 std::string PrefetchSpoolDir(const std::string& dest_path);
 
+// How many segments the worker fetches at a time.  A fetch from a remote
+// store mostly waits (a round trip, then the transfer), so a second one in
+// flight hides most of a round trip per segment; each fetch in flight holds
+// its own decoder buffers and connection, so more would raise the worker's
+// memory (kept under 32 MiB) and its share of the cores the replay needs.
+inline constexpr int kPrefetchParallelFetches = 2;
+
 // How long walfetch waits for the worker's fetch of the segment it is asked
 // for before fetching that segment itself.
 inline constexpr std::chrono::milliseconds kPrefetchMaxWait{20'000};
@@ -89,8 +101,9 @@ bool StartPrefetchWorker(const std::string& spool_dir, const std::vector<std::st
 
 // The worker: under the spool's lock (returns 0 at once when another worker
 // holds it), drops spooled files outside the window name+1 .. name+depth,
-// then fetches the window's missing segments in order until one is not in
-// the repository.  Returns the number fetched.  An error (a damaged object,
+// then fetches the window's missing segments, kPrefetchParallelFetches at a
+// time in window order, until one is not in the repository.  Returns the
+// number fetched.  An error (a damaged object,
 // an unreachable repository) ends it with the usual exception, which the
 // worker's main() logs to prefetch.log; nothing unverified is left served.
 int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id,

@@ -10,8 +10,13 @@
 #include <walstore/wal_file.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
+#include <future>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include "archive/spool.h"
@@ -51,6 +56,120 @@ std::string SpooledSegmentProblem(int fd, const struct stat& st, const Config& c
       .value_or(std::string());
 }
 
+// Whether `text` has a line that is `line`.
+bool NamesLine(std::string_view text, std::string_view line) {
+  for (size_t start = 0; start < text.size();) {
+    const size_t end = std::min(text.find('\n', start), text.size());
+    if (text.substr(start, end - start) == line) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+// The worker's window of segments and what its parallel fetches share:
+// each fetch claims the next segment not yet spooled, names it in
+// "fetching" while it is in flight, and a miss, an error or too little
+// free space stops every fetch from claiming more.
+class WindowFetch {
+ public:
+  WindowFetch(RepositorySet& repositories, const SpoolDir& spool, uint64_t system_id,
+              uint64_t segment_size, std::vector<std::string> window)
+      : repositories_(repositories),
+        spool_(spool),
+        system_id_(system_id),
+        segment_size_(segment_size),
+        window_(std::move(window)) {}
+
+  // Fetches segments of the window until it is done or stopped; run by
+  // each parallel fetch.  Throws the error that stopped it.
+  void Run() {
+    while (const std::optional<std::string> next = Claim()) {
+      Settle settle(*this, *next);  // also when the fetch throws: that stops the window too
+      const ExpectedWal expected{ParseWalFileNameOrThrow(*next), system_id_};
+      // Written through the spool's descriptor (see SpoolDir::PathVia).
+      settle.restored = RestoreFromRepositories(repositories_, WalObjectKey(system_id_, expected.name),
+                                                spool_.PathVia(*next), nullptr, &expected)
+                            .has_value();
+      if (!settle.restored) Log(LogLevel::kDebug, "prefetch stops at {}: not in the repository", *next);
+    }
+  }
+
+  // Segments spooled; read once every fetch ended.
+  int fetched() const { return fetched_; }
+
+ private:
+  // Ends the fetch of `name`: it is no longer in flight, and unless it was
+  // restored nothing more is claimed.
+  struct Settle {
+    Settle(WindowFetch& owner, const std::string& name) : owner(owner), name(name) {}
+    ~Settle() { owner.Done(name, restored); }
+    Settle(const Settle&) = delete;
+    Settle& operator=(const Settle&) = delete;
+    WindowFetch& owner;
+    const std::string& name;
+    bool restored = false;
+  };
+
+  // The next segment to fetch, now named in "fetching"; nullopt when the
+  // window is done or stopped.
+  std::optional<std::string> Claim() {
+    const std::lock_guard lock(mutex_);
+    while (!stopped_ && next_ < window_.size()) {
+      const std::string& next = window_[next_++];
+      if (spool_.Exists(next)) continue;
+      // Read-ahead must never take the room a synchronous fetch (or the
+      // server) needs: stop while less than the whole window plus two
+      // segments would stay free once every fetch in flight is written.
+      struct statvfs fs {};
+      const uint64_t reserve = segment_size_ * (window_.size() + 2);
+      const uint64_t coming = segment_size_ * (in_flight_.size() + 1);
+      if (fstatvfs(spool_.fd(), &fs) == 0 &&
+          static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < reserve + coming) {
+        Log(LogLevel::kWarning, "read-ahead stops at {}: {} bytes free in \"{}\", keeping {} free",
+            next, static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize, spool_.path(), reserve);
+        stopped_ = true;
+        break;
+      }
+      in_flight_.push_back(next);
+      PublishInFlight();  // a walfetch asking for it waits for this copy
+      return next;
+    }
+    return std::nullopt;
+  }
+
+  void Done(const std::string& name, bool restored) noexcept {
+    const std::lock_guard lock(mutex_);
+    std::erase(in_flight_, name);
+    PublishInFlight();
+    if (restored) {
+      spool_.Remove(kStalledFile);
+      ++fetched_;
+    } else {
+      stopped_ = true;
+    }
+  }
+
+  // "fetching" names the segments in flight, one a line.  When it cannot
+  // be written it goes: a walfetch then fetches by itself rather than wait
+  // for a segment the file no longer names truly.
+  void PublishInFlight() noexcept {
+    std::string text;
+    for (const std::string& name : in_flight_) text += name + "\n";
+    if (text.empty() || !spool_.TryWrite(kFetchingFile, text)) spool_.Remove(kFetchingFile);
+  }
+
+  RepositorySet& repositories_;
+  const SpoolDir& spool_;
+  const uint64_t system_id_;
+  const uint64_t segment_size_;
+  const std::vector<std::string> window_;
+  std::mutex mutex_;  // guards what follows, and the writes of "fetching"
+  size_t next_ = 0;   // window_[next_] is the next segment to claim
+  bool stopped_ = false;
+  std::vector<std::string> in_flight_;
+  int fetched_ = 0;
+};
+
 // Waits while the running worker is fetching `name` itself, until that copy
 // is spooled, the worker moves on or ends, or `max_wait` passed (then the
 // "stalled" file makes later calls fetch by themselves until the worker
@@ -59,9 +178,8 @@ std::string SpooledSegmentProblem(int fd, const struct stat& st, const Config& c
 void AwaitWorkerFetch(const SpoolDir& spool, const WalFileName& name,
                       std::chrono::milliseconds max_wait) {
   if (spool.Exists(kStalledFile)) return;
-  const std::string fetching = name.text + "\n";
   const auto deadline = std::chrono::steady_clock::now() + max_wait;
-  while (!spool.Exists(name.text) && spool.Read(kFetchingFile) == fetching &&
+  while (!spool.Exists(name.text) && NamesLine(spool.Read(kFetchingFile), name.text) &&
          SpoolWorkerRunning(spool)) {
     if (std::chrono::steady_clock::now() > deadline) {
       Log(LogLevel::kWarning,
@@ -161,32 +279,18 @@ int RunPrefetchWorker(RepositorySet& repositories, uint64_t system_id, const Wal
   });
   if (!same_origin) spool.Write(kOriginFile, origin);
 
-  int fetched = 0;
-  for (const std::string& next : window) {
-    if (spool.Exists(next)) continue;
-    // Read-ahead must never take the room a synchronous fetch (or the
-    // server) needs: stop while less than the whole window plus two
-    // segments would stay free.
-    struct statvfs fs {};
-    const uint64_t reserve = segment_size * (static_cast<uint64_t>(config.prefetch) + 2);
-    if (fstatvfs(spool.fd(), &fs) == 0 &&
-        static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < reserve + segment_size) {
-      Log(LogLevel::kWarning, "read-ahead stops at {}: {} bytes free in \"{}\", keeping {} free",
-          next, static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize, spool.path(), reserve);
-      break;
+  WindowFetch fetch(repositories, spool, system_id, segment_size, std::move(window));
+  {
+    // The other fetches run beside this thread's; their errors travel
+    // through the futures, whose destructors wait for them.
+    std::vector<std::future<void>> others;
+    for (int i = 1; i < kPrefetchParallelFetches; ++i) {
+      others.push_back(std::async(std::launch::async, [&fetch] { fetch.Run(); }));
     }
-    const ExpectedWal expected{ParseWalFileNameOrThrow(next), system_id};
-    spool.Write(kFetchingFile, next + "\n");  // a walfetch asking for it waits for this copy
-    // Written through the spool's descriptor (see SpoolDir::PathVia).
-    if (!RestoreFromRepositories(repositories, WalObjectKey(system_id, expected.name),
-                                 spool.PathVia(next), nullptr, &expected)) {
-      Log(LogLevel::kDebug, "prefetch stops at {}: not in the repository", next);
-      break;
-    }
-    spool.Remove(kStalledFile);
-    ++fetched;
+    fetch.Run();
+    for (auto& other : others) other.get();
   }
-  spool.Remove(kFetchingFile);
+  const int fetched = fetch.fetched();
   Log(LogLevel::kNotice, "prefetched {} segment(s) after {}", fetched, name.text);
   return fetched;
 }
