@@ -10,6 +10,7 @@
 //       prefetch.log                         the last workers' messages (up to ~1 MiB)
 //       fetching                             the segments the worker is fetching now
 //       stalled                              a walfetch waited for the worker in vain
+//       wanted                               the segment walfetch was last asked for
 //       000000010000000A000000FF             verified segments, ready to serve
 //
 // Rules that keep a spool from ever serving wrong WAL:
@@ -42,6 +43,11 @@
 //   CPU to the server's replay and to the walfetch the server waits for.
 // - At most one worker runs per spool; it removes every spooled file outside
 //   its window, so the spool never holds more than `depth` segments.
+// - After its window the walfetch worker lingers up to kPrefetchLinger: a
+//   walfetch asked for a later segment (of the same reader settings) writes
+//   it to "wanted", and the worker moves its window to follow it, on the
+//   connections it has open.  It ends when idle that long, at a miss or an
+//   error, or when "wanted" comes from other settings.
 // - The worker stops while fewer than (depth + 3) segments' worth of space
 //   would stay free in the spool's file system: read-ahead never takes the
 //   room a synchronous fetch or the server needs.
@@ -91,19 +97,32 @@ uint64_t TakePrefetchedSegment(const Config& config, uint64_t system_id, const W
 // `path`; 0 when it has none (not a segment, unreadable).
 uint64_t SegmentSizeOf(const std::string& path);
 
-// Starts a detached worker process for the segments after `name`: runs this
-// program (/proc/self/exe) with `worker_args` (the caller's options plus the
-// worker flag), in a new session, stdin/stdout on /dev/null and stderr on the spool's
-// prefetch.log.  Returns false when no worker was started (one is still
-// running: said at debug level; the spool cannot be made: a warning).
-// Never throws: the segment was restored, read-ahead is a bonus.
-bool StartPrefetchWorker(const std::string& spool_dir, const std::vector<std::string>& worker_args);
+// How long the worker waits after its window for a walfetch to ask for a
+// later segment.  PostgreSQL asks for the next segment once it replayed one,
+// well under a second for a 16 MiB segment even on a slow machine; so the
+// worker keeps its connections (no new TLS handshake per segment) through a
+// recovery, yet holds nothing for long once the recovery ended.
+inline constexpr std::chrono::milliseconds kPrefetchLinger{3'000};
+
+// After walfetch restored the segment `restored` to `dest_path` (%p): names
+// it in the spool's "wanted" (for a lingering worker, with the digest of
+// `spool_origin`'s reader settings) and starts a detached worker process for
+// the segments after it: runs this program (/proc/self/exe) with
+// `worker_args` (the caller's options plus the worker flag), in a new
+// session, stdin/stdout on /dev/null and stderr on the spool's prefetch.log.
+// Returns false when no worker was started (one is still running: said at
+// debug level; the spool cannot be made: a warning).  Never throws: the
+// segment was restored, read-ahead is a bonus.
+bool StartPrefetchWorker(const Config& spool_origin, uint64_t system_id, const WalFileName& restored,
+                         const std::string& dest_path, const std::vector<std::string>& worker_args);
 
 // The worker: under the spool's lock (returns 0 at once when another worker
 // holds it), drops spooled files outside the window name+1 .. name+depth,
 // then fetches the window's missing segments, kPrefetchParallelFetches at a
-// time in window order, until one is not in the repository.  Returns the
-// number fetched.  An error (a damaged object,
+// time in window order, until one is not in the repository.  With `linger`
+// > 0 it then waits that long for "wanted" to name a later segment, and
+// goes on with the window after it (see above).  Returns the number
+// fetched.  An error (a damaged object,
 // an unreachable repository) ends it with the usual exception, which the
 // worker's main() logs to prefetch.log; nothing unverified is left served.
 int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id,
@@ -112,7 +131,8 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
 // a verified copy, stopping where none has one (repositories.h).
 class RepositorySet;
 int RunPrefetchWorker(RepositorySet& repositories, uint64_t system_id, const WalFileName& name,
-                      uint64_t segment_size, const std::string& dest_path);
+                      uint64_t segment_size, const std::string& dest_path,
+                      std::chrono::milliseconds linger = std::chrono::milliseconds(0));
 
 // walpush's clean-up on a primary: removes spooled segments older than
 // 10 minutes beside `wal_file_path` (what a finished recovery

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "storage/memory/memory_storage.h"
 #include "test_util.h"
@@ -78,9 +79,20 @@ struct Window {
     WriteFile(path, MakeSegment(1, segment, kSegSize, kSysId, 5));
     PushWalFile(*storage, config, path);
   }
-  int Run() {
-    return RunPrefetchWorker(*storage, config, kSysId, ParseWalFileNameOrThrow(Name(1)), kSegSize,
-                             dir / "pg_wal/RECOVERYXLOG");
+  int Run(std::chrono::milliseconds linger = std::chrono::milliseconds(0)) {
+    RepositorySet set(config, *storage);
+    return RunPrefetchWorker(set, kSysId, ParseWalFileNameOrThrow(Name(1)), kSegSize, Dest(),
+                             linger);
+  }
+  std::string Dest() const { return dir / "pg_wal/RECOVERYXLOG"; }
+  // What walfetch does once it restored `segment` (served from the spool):
+  // names it in "wanted" and starts a worker unless one runs.  Should one
+  // start after all, it is this test program with a filter that runs no
+  // test.
+  bool Asked(uint64_t segment, const Config& reader) {
+    std::filesystem::remove(Spool() + "/" + Name(segment));  // moved onto %p
+    return StartPrefetchWorker(reader, kSysId, ParseWalFileNameOrThrow(Name(segment)), Dest(),
+                               {"--test-case=no such test"});
   }
   std::string Spool() const { return dir / "pg_wal/.walstore-prefetch"; }
   bool Spooled(uint64_t segment) const {
@@ -125,6 +137,22 @@ struct Rendezvous {
   size_t most_together = 0;
   std::string fetching_when_met;
 };
+
+using Clock = std::chrono::steady_clock;
+
+// Waits up to 20 s for `done`.
+bool Eventually(const std::function<bool()>& done) {
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (!done()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 }  // namespace
 
@@ -181,5 +209,54 @@ TEST_SUITE("prefetch") {
     CHECK(w.Spooled(4));
     for (uint64_t s : {5, 6, 7}) CHECK_FALSE(Exists(w.Spool() + "/" + Window::Name(s)));
     CHECK_FALSE(Exists(w.Spool() + "/fetching"));
+  }
+
+  TEST_CASE("a lingering worker follows walfetch's calls, then ends after its idle limit") {
+    Window w;
+    w.config.prefetch = 2;
+    for (uint64_t s = 2; s <= 5; ++s) w.Archive(s);
+    int fetched = -1;
+    Clock::time_point ended;
+    std::thread worker([&] {
+      fetched = w.Run(std::chrono::milliseconds(1500));
+      ended = Clock::now();
+    });
+    REQUIRE(Eventually([&] { return w.Spooled(2) && w.Spooled(3); }));
+    // walfetch of 2: the running worker is not doubled, it moves its window.
+    CHECK_FALSE(w.Asked(2, w.config));
+    CHECK(Eventually([&] { return w.Spooled(4); }));
+    CHECK_FALSE(w.Asked(3, w.config));
+    CHECK(Eventually([&] { return w.Spooled(5); }));
+    const auto last_call = Clock::now();
+    worker.join();
+    CHECK(fetched == 4);
+    const double idle = std::chrono::duration<double>(ended - last_call).count();
+    CHECK(idle >= 1.0);  // it waited for more calls ...
+    CHECK(idle < 10);    // ... and not much longer than its limit
+    CHECK(ReadFile(w.Spool() + "/wanted").starts_with(Window::Name(3) + "\n"));
+  }
+
+  TEST_CASE("a lingering worker ends at once when walfetch reads with other settings") {
+    Window w;
+    w.config.prefetch = 2;
+    for (uint64_t s = 2; s <= 5; ++s) w.Archive(s);
+    std::thread worker([&] { w.Run(std::chrono::seconds(30)); });
+    REQUIRE(Eventually([&] { return w.Spooled(2) && w.Spooled(3); }));
+    Config other = w.config;
+    other.s3.endpoint = "https://elsewhere.example";  // another store behind the same URL
+    const auto start = Clock::now();
+    w.Asked(2, other);
+    worker.join();
+    CHECK(SecondsSince(start) < 10);  // far below its 30 s
+    CHECK_FALSE(Exists(w.Spool() + "/" + Window::Name(4)));
+  }
+
+  TEST_CASE("a miss ends the worker without lingering") {
+    Window w;
+    w.config.prefetch = 3;
+    w.Archive(2);  // 3 is missing
+    const auto start = Clock::now();
+    CHECK(w.Run(std::chrono::seconds(30)) == 1);
+    CHECK(SecondsSince(start) < 10);
   }
 }
