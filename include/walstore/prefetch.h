@@ -8,8 +8,9 @@
 //       origin                               repository URL, system id and reader settings
 //       lock                                 flock()ed by the one running worker
 //       prefetch.log                         the last workers' messages (up to ~1 MiB)
-//       fetching                             the segment the worker is fetching now
+//       fetching                             the segments the worker is fetching now
 //       stalled                              a walfetch waited for the worker in vain
+//       wanted                               the segment walfetch was last asked for
 //       000000010000000A000000FF             verified segments, ready to serve
 //
 // Rules that keep a spool from ever serving wrong WAL:
@@ -23,11 +24,16 @@
 //   a warning and the segment is fetched from the repository.
 // - The spool never says "missing": a name not spooled is looked up in the
 //   repository as without prefetch.
-// - The worker stops at the first segment the repository does not have, and
-//   at any error (logged to prefetch.log): the synchronous fetch of that
-//   segment then reports it the usual way (exit 126 for damage).
-// - The worker names the segment it is fetching in "fetching".  A walfetch
-//   asked for that very segment waits for the worker's copy (while the
+// - The worker fetches kPrefetchParallelFetches segments of its window at a
+//   time, each published when it is complete and verified, so they may
+//   arrive out of order.
+// - The worker stops claiming segments at the first one the repository does
+//   not have, and at any error (logged to prefetch.log): the synchronous
+//   fetch of that segment then reports it the usual way (exit 126 for
+//   damage).  A later segment already in flight may still be spooled: the
+//   spool never says "missing", and each spooled file is checked by name.
+// - The worker names the segments it is fetching in "fetching", one a line.
+//   A walfetch asked for one of them waits for the worker's copy (while the
 //   worker holds the lock and still names it, at most kPrefetchMaxWait)
 //   instead of fetching it a second time; a worker killed meanwhile ends
 //   the wait at once, a stuck one after kPrefetchMaxWait, and then a
@@ -37,6 +43,11 @@
 //   CPU to the server's replay and to the walfetch the server waits for.
 // - At most one worker runs per spool; it removes every spooled file outside
 //   its window, so the spool never holds more than `depth` segments.
+// - After its window the walfetch worker lingers up to kPrefetchLinger: a
+//   walfetch asked for a later segment (of the same reader settings) writes
+//   it to "wanted", and the worker moves its window to follow it, on the
+//   connections it has open.  It ends when idle that long, at a miss or an
+//   error, or when "wanted" comes from other settings.
 // - The worker stops while fewer than (depth + 3) segments' worth of space
 //   would stay free in the spool's file system: read-ahead never takes the
 //   room a synchronous fetch or the server needs.
@@ -60,6 +71,13 @@ inline constexpr const char* kPrefetchDirName = ".walstore-prefetch";
 // The spool directory for restores to `dest_path` (%p).
 std::string PrefetchSpoolDir(const std::string& dest_path);
 
+// How many segments the worker fetches at a time.  A fetch from a remote
+// store mostly waits (a round trip, then the transfer), so a second one in
+// flight hides most of a round trip per segment; each fetch in flight holds
+// its own decoder buffers and connection, so more would raise the worker's
+// memory (kept under 32 MiB) and its share of the cores the replay needs.
+inline constexpr int kPrefetchParallelFetches = 2;
+
 // How long walfetch waits for the worker's fetch of the segment it is asked
 // for before fetching that segment itself.
 inline constexpr std::chrono::milliseconds kPrefetchMaxWait{20'000};
@@ -79,18 +97,32 @@ uint64_t TakePrefetchedSegment(const Config& config, uint64_t system_id, const W
 // `path`; 0 when it has none (not a segment, unreadable).
 uint64_t SegmentSizeOf(const std::string& path);
 
-// Starts a detached worker process for the segments after `name`: runs this
-// program (/proc/self/exe) with `worker_args` (the caller's options plus the
-// worker flag), in a new session, stdin/stdout on /dev/null and stderr on the spool's
-// prefetch.log.  Returns false when no worker was started (one is still
-// running: said at debug level; the spool cannot be made: a warning).
-// Never throws: the segment was restored, read-ahead is a bonus.
-bool StartPrefetchWorker(const std::string& spool_dir, const std::vector<std::string>& worker_args);
+// How long the worker waits after its window for a walfetch to ask for a
+// later segment.  PostgreSQL asks for the next segment once it replayed one,
+// well under a second for a 16 MiB segment even on a slow machine; so the
+// worker keeps its connections (no new TLS handshake per segment) through a
+// recovery, yet holds nothing for long once the recovery ended.
+inline constexpr std::chrono::milliseconds kPrefetchLinger{3'000};
+
+// After walfetch restored the segment `restored` to `dest_path` (%p): names
+// it in the spool's "wanted" (for a lingering worker, with the digest of
+// `spool_origin`'s reader settings) and starts a detached worker process for
+// the segments after it: runs this program (/proc/self/exe) with
+// `worker_args` (the caller's options plus the worker flag), in a new
+// session, stdin/stdout on /dev/null and stderr on the spool's prefetch.log.
+// Returns false when no worker was started (one is still running: said at
+// debug level; the spool cannot be made: a warning).  Never throws: the
+// segment was restored, read-ahead is a bonus.
+bool StartPrefetchWorker(const Config& spool_origin, uint64_t system_id, const WalFileName& restored,
+                         const std::string& dest_path, const std::vector<std::string>& worker_args);
 
 // The worker: under the spool's lock (returns 0 at once when another worker
 // holds it), drops spooled files outside the window name+1 .. name+depth,
-// then fetches the window's missing segments in order until one is not in
-// the repository.  Returns the number fetched.  An error (a damaged object,
+// then fetches the window's missing segments, kPrefetchParallelFetches at a
+// time in window order, until one is not in the repository.  With `linger`
+// > 0 it then waits that long for "wanted" to name a later segment, and
+// goes on with the window after it (see above).  Returns the number
+// fetched.  An error (a damaged object,
 // an unreachable repository) ends it with the usual exception, which the
 // worker's main() logs to prefetch.log; nothing unverified is left served.
 int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id,
@@ -99,7 +131,8 @@ int RunPrefetchWorker(Storage& storage, const Config& config, uint64_t system_id
 // a verified copy, stopping where none has one (repositories.h).
 class RepositorySet;
 int RunPrefetchWorker(RepositorySet& repositories, uint64_t system_id, const WalFileName& name,
-                      uint64_t segment_size, const std::string& dest_path);
+                      uint64_t segment_size, const std::string& dest_path,
+                      std::chrono::milliseconds linger = std::chrono::milliseconds(0));
 
 // walpush's clean-up on a primary: removes spooled segments older than
 // 10 minutes beside `wal_file_path` (what a finished recovery

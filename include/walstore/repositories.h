@@ -29,11 +29,13 @@
 #include <walstore/config.h>
 #include <walstore/storage.h>
 
+#include <atomic>
 #include <cstdint>
 #include <ctime>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -60,6 +62,8 @@ class RepositorySet {
   // one repository's, or with several the top-level Config (all of them).
   const Config& spool_origin() const { return size() == 1 ? config(0) : top_; }
   // Opens repository `index` the first time; throws as OpenStorage does.
+  // Thread-safe, as the Storage it returns (read-ahead fetches from two
+  // threads through one set).
   Storage& storage(size_t index);
   std::string Label(size_t index) const { return RepositoryLabel(top_, index); }
 
@@ -69,7 +73,8 @@ class RepositorySet {
   std::vector<std::unique_ptr<Storage>> owned_;
   std::vector<Storage*> storages_;
   Opener open_;
-  bool warned_empty_ = false;  // WarnIfLackingRepositoryEmpty: once per set
+  std::unique_ptr<std::mutex> open_mutex_ = std::make_unique<std::mutex>();  // storage()'s first open
+  std::atomic<bool> warned_empty_{false};  // WarnIfLackingRepositoryEmpty: once per set
   friend void WarnIfLackingRepositoryEmpty(RepositorySet&, const std::vector<size_t>&,
                                            const ExpectedWal&, size_t);
 };

@@ -16,16 +16,19 @@ using namespace walstore;
 namespace {
 
 // Starts the read-ahead worker for the segments after `name` (a segment just
-// restored to `dest`): this same program with the same options, plus
-// --prefetch-worker and the segment size read from the restored file.
-void StartWorker(int argc, char** argv, const std::string& name, const std::string& dest) {
+// restored to `dest`), or moves a lingering one's window: this same program
+// with the same options, plus --prefetch-worker and the segment size read
+// from the restored file.
+void StartWorker(int argc, char** argv, RepositorySet& repositories, const std::string& name,
+                 const std::string& dest) {
   const auto parsed = ParseWalFileName(name);
   if (!parsed || parsed->kind != WalFileKind::kSegment) return;
   const uint64_t segment_size = SegmentSizeOf(dest);
   if (segment_size == 0) return;
   std::vector<std::string> args(argv + 1, argv + argc);
   args.insert(args.begin(), {"--prefetch-worker", std::to_string(segment_size)});
-  StartPrefetchWorker(PrefetchSpoolDir(dest), args);
+  StartPrefetchWorker(repositories.spool_origin(), ResolveSystemId(repositories.top(), "."),
+                      *parsed, dest, args);
 }
 
 }  // namespace
@@ -73,14 +76,14 @@ int main(int argc, char** argv) {
     RepositorySet repositories(config);
     if (worker_segment_size > 0) {
       RunPrefetchWorker(repositories, ResolveSystemId(config, "."), ParseWalFileNameOrThrow(name),
-                        worker_segment_size, dest);
+                        worker_segment_size, dest, kPrefetchLinger);
       return 0;
     }
     size_t restored_from = 0;
     const FetchResult result =
         FetchWalFileFromRepositories(repositories, name, dest, &restored_from);
     if (result.outcome == FetchOutcome::kRestored && config.prefetch > 0) {
-      StartWorker(argc, argv, name, dest);
+      StartWorker(argc, argv, repositories, name, dest);
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

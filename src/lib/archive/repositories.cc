@@ -93,8 +93,7 @@ std::optional<std::pair<uint32_t, uint32_t>> HistoryPosition(const WalFileName& 
 
 void WarnIfLackingRepositoryEmpty(RepositorySet& repositories, const std::vector<size_t>& lacking,
                                   const ExpectedWal& expected, size_t served_by) {
-  if (lacking.empty() || repositories.warned_empty_) return;
-  repositories.warned_empty_ = true;
+  if (lacking.empty() || repositories.warned_empty_.exchange(true)) return;
   for (size_t i : lacking) {
     try {
       if (HoldsCluster(repositories.storage(i), expected.system_id)) continue;
@@ -130,6 +129,7 @@ RepositorySet::RepositorySet(const Config& config, Storage& storage)
     : top_(config), configs_{&config}, owned_(1), storages_{&storage} {}
 
 Storage& RepositorySet::storage(size_t index) {
+  const std::lock_guard lock(*open_mutex_);
   if (storages_[index] == nullptr) {
     owned_[index] = open_(*configs_[index]);
     storages_[index] = owned_[index].get();

@@ -80,23 +80,24 @@ std::string SpoolDir::Read(const std::string& name) const {
 }
 
 void SpoolDir::Write(const std::string& name, std::string_view text) const {
+  if (!TryWrite(name, text)) FailErrno(errno, fmt::format("could not write \"{}\"", Show(name)));
+}
+
+bool SpoolDir::TryWrite(const std::string& name, std::string_view text) const noexcept {
   const std::string temp = name + ".tmp";
-  Remove(temp);  // a killed writer's leftover (the spool has one writer)
-  const int fd = Open(temp, O_WRONLY | O_CREAT | O_EXCL);
-  if (fd < 0) FailErrno(errno, fmt::format("could not create \"{}\"", Show(temp)));
+  unlinkat(fd_, temp.c_str(), 0);  // a killed writer's leftover (the spool has one writer)
+  const int fd = openat(fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
   const ssize_t n = write(fd, text.data(), text.size());
-  const int write_errno = errno;
+  int failure = n < 0 ? errno : ENOSPC;
   close(fd);
-  if (n != static_cast<ssize_t>(text.size())) {
-    Remove(temp);
-    FailErrno(n < 0 ? write_errno : ENOSPC, fmt::format("could not write \"{}\"", Show(temp)));
+  if (n == static_cast<ssize_t>(text.size())) {
+    if (renameat(fd_, temp.c_str(), fd_, name.c_str()) == 0) return true;
+    failure = errno;
   }
-  if (renameat(fd_, temp.c_str(), fd_, name.c_str()) != 0) {
-    const int rename_errno = errno;
-    Remove(temp);
-    FailErrno(rename_errno,
-              fmt::format("could not rename \"{}\" to \"{}\"", Show(temp), Show(name)));
-  }
+  unlinkat(fd_, temp.c_str(), 0);
+  errno = failure;
+  return false;
 }
 
 bool SpoolDir::Exists(const std::string& name) const {

@@ -56,6 +56,10 @@ class SpoolDir {
   // Writes `text` to `name` through a temp file and a rename, without fsync:
   // for spool state whose loss only costs redone work.  Throws kLocalIo.
   void Write(const std::string& name, std::string_view text) const;
+  // Write without throwing: false (errno set) when it failed, and then
+  // `name` is as it was.  The caller serializes writes of one name (they
+  // share the temp file).
+  bool TryWrite(const std::string& name, std::string_view text) const noexcept;
   bool Exists(const std::string& name) const;
   // lstat of `name`; false when it is absent.
   bool Stat(const std::string& name, struct stat& st) const;

@@ -3,6 +3,7 @@
 # behind tests/lib/fault_proxy.py, whose stalls hold the worker in the middle of a fetch:
 # - asked for the segment the worker is fetching, walfetch waits for the worker's copy instead
 #   of fetching it a second time (the proxy sees one GET of it);
+# - with two segments in flight, walfetch of either waits for the worker's copy;
 # - a worker killed in the middle of that fetch ends the wait at once: walfetch fetches itself;
 # - a stuck (stopped) worker is waited for at most kPrefetchMaxWait (20 s), then walfetch fetches
 #   itself with a WARNING, and leaves "stalled" so that later calls do not wait again.
@@ -44,11 +45,11 @@ fresh() {
   mkdir -p "$data/pg_wal"
   : >"$S3_PROXY_LOG"
 }
-# await_fetching NAME: waits (up to 30 s) until the worker says it fetches NAME.
+# await_fetching NAME: waits (up to 30 s) until the worker names NAME among the segments it fetches.
 await_fetching() {
   local i
   for ((i = 0; i < 600; i++)); do
-    [[ $(cat "$spool/fetching" 2>/dev/null) == "$1" ]] && return 0
+    grep -qxF "$1" "$spool/fetching" 2>/dev/null && return 0
     sleep 0.05
   done
   ws_die "the read-ahead worker never fetched $1"
@@ -72,11 +73,33 @@ ws_check "... after waiting for it (at least 1 s of the 3 s stall)" test $((SECO
 ws_same "... and the segment was fetched once, by the worker" 1 "$(gets_of "${segs[1]}")"
 same_segment "hand-off" 1
 
-# 2. A worker killed in the middle of that fetch: walfetch fetches itself, at once.
+# 1b. Two segments in flight at once (kPrefetchParallelFetches): "fetching" names both, and
+# walfetch of either waits for the worker's copy; neither is fetched twice.  Segment 2's GET
+# stalls longer, so it is still in flight when segment 1 has been served.
 fresh
-plan "stall:30 GET ${segs[1]}"
+plan "stall:2 GET ${segs[1]}" "stall:6 GET ${segs[2]}"
 fetch 0
 await_fetching "${segs[1]}"
+await_fetching "${segs[2]}"
+ws_check "both are in flight together" grep -qxF "${segs[1]}" "$spool/fetching"
+fetch 1
+ws_contains "walfetch of the first segment in flight is served the worker's copy" "$WS_OUT" \
+  '"prefetched":true'
+same_segment "first in flight" 1
+ws_check "the second is still in flight" grep -qxF "${segs[2]}" "$spool/fetching"
+start=$SECONDS
+fetch 2
+ws_contains "walfetch of the second is served the worker's copy" "$WS_OUT" '"prefetched":true'
+ws_check "... after waiting for it" test $((SECONDS - start)) -ge 1
+same_segment "second in flight" 2
+ws_same "... each fetched once, by the worker" "1 1" "$(gets_of "${segs[1]}") $(gets_of "${segs[2]}")"
+
+# 2. A worker killed in the middle of that fetch: walfetch fetches itself, at once.
+fresh
+plan "stall:30 GET ${segs[1]}" "stall:30 GET ${segs[2]}"
+fetch 0
+await_fetching "${segs[1]}"
+await_fetching "${segs[2]}"
 (sleep 1 && ws_worker_pids | xargs -r kill -KILL) &
 killer=$!
 start=$SECONDS
@@ -87,6 +110,9 @@ ws_contains "... fetched the segment itself" "$WS_OUT" '"prefetched":false'
 ws_check "... without waiting for the 20 s bound ($((SECONDS - start)) s)" \
   test $((SECONDS - start)) -lt 15
 same_segment "killed worker" 1
+fetch 2
+ws_same "walfetch of the other segment the killed worker had in flight" 0 "$WS_RC"
+same_segment "killed worker, second in flight (no partial copy served)" 2
 
 # 3. A stuck worker (stopped): waited for at most 20 s, then walfetch fetches itself.
 fresh

@@ -157,6 +157,45 @@ TEST_SUITE("spool") {
     CHECK_FALSE(Exists(dest));
   }
 
+  // With two segments in flight, "fetching" names both, one a line; the
+  // segment asked for is the second of them.
+  std::string TwoInFlight(const Recovery& r) { return SegmentFileName(1, 0, kSegSize) + "\n" + r.name; }
+
+  TEST_CASE("asked for either of two segments in flight, walfetch waits for the worker's copy") {
+    Recovery r;
+    FakeWorker worker(r, TwoInFlight(r));
+    const auto [fetched, waited] = FetchAfter(r, [&] { worker.Spool(); });
+    CHECK(fetched.prefetched);  // not fetched a second time
+    CHECK(ReadFile(r.dir / "pg_wal/RECOVERYXLOG") == r.segment);
+    CHECK(waited >= 0.25);
+    CHECK(waited < 10);
+  }
+
+  TEST_CASE("a worker killed with two in flight: its partial copy is never served, walfetch fetches") {
+    Recovery r;
+    FakeWorker worker(r, TwoInFlight(r));
+    // What a killed fetch leaves: a temp file beside the name, never the name.
+    WriteFile(r.Spool() + "/" + r.name + ".tmp", r.segment.substr(0, 1000));
+    const auto [fetched, waited] = FetchAfter(r, [&] { worker.Die(); });
+    CHECK(fetched.outcome == FetchOutcome::kRestored);
+    CHECK_FALSE(fetched.prefetched);
+    CHECK(ReadFile(r.dir / "pg_wal/RECOVERYXLOG") == r.segment);
+    CHECK(waited >= 0.25);  // it waited for the worker while it lived
+    CHECK(waited < 10);     // and not a moment after
+  }
+
+  TEST_CASE("a stuck worker with two in flight is waited for at most max_wait") {
+    Recovery r;
+    FakeWorker worker(r, TwoInFlight(r));
+    const std::string dest = r.dir / "pg_wal/RECOVERYXLOG";
+    const auto start = Clock::now();
+    CHECK(TakePrefetchedSegment(r.config, kSysId, ParseWalFileNameOrThrow(r.name), dest,
+                                std::chrono::milliseconds(300)) == 0);
+    CHECK(SecondsSince(start) >= 0.25);
+    CHECK(SecondsSince(start) < 10);
+    CHECK(Exists(r.Spool() + "/stalled"));
+  }
+
   TEST_CASE("no wait when the worker fetches another segment or no worker runs") {
     Recovery r;
     const std::string dest = r.dir / "pg_wal/RECOVERYXLOG";
