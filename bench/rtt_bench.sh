@@ -30,7 +30,7 @@
 #    MiB of WAL, archived by both tools (at the first RTT) and copied aside.  The cluster
 #    stops; the base backup is recovered to the end of the archive through walfetch (as
 #    configured by default: read-ahead) and through pgbackrest archive-get with archive-async=y
-#    (process-max 1: walfetch's read-ahead worker fetches one segment at a time) at each RTT,
+#    (process-max 2: walfetch's read-ahead worker fetches two segments at a time) at each RTT,
 #    and once with every segment already in pg_wal (no restore_command: PostgreSQL replays
 #    from pg_wal as after a crash, from the backup's checkpoint).  The figure is PostgreSQL's
 #    own "redo done ... elapsed"; every recovered cluster must hold the primary's final
@@ -108,7 +108,7 @@ conninfo="host=127.0.0.1 port=$port user=postgres"
 # proxy by a configuration of its own: the archive written at one RTT is read at another.
 mapfile -t pgbr_s3 < <(s3_pgbr_settings "${S3_ENDPOINT##*:}")
 pgbr_setup "$data" "$port" "${pgbr_s3[@]}" archive-async=y archive-check=y start-fast=y
-printf '%s\n' "" "[global:archive-push]" "process-max=2" "" "[global:archive-get]" "process-max=1" \
+printf '%s\n' "" "[global:archive-push]" "process-max=2" "" "[global:archive-get]" "process-max=2" \
   >>"$WS_TMP/pgbackrest.conf"
 declare -A ws_conf=() pgbr=()
 for rtt in "${rtts[@]}"; do
