@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <ctime>
 #include <future>
+#include <utility>
 
 #include "storage/s3/s3_reader.h"
 #include "storage/s3/s3_xml.h"
@@ -38,7 +39,9 @@ NameValues ObjectHeaders(const S3Settings& settings,
   return headers;
 }
 
-// Buffers up to multipart_threshold, then streams parts of part_size.
+// Buffers up to multipart_threshold, then streams parts of part_size.  Each
+// part is the buffer it was filled in, moved out whole (never copied), and a
+// buffer never grows past the part it holds.
 class S3ObjectWriter : public ObjectWriter {
  public:
   // Starts the existence check (HEAD) at once, in the background: it overlaps
@@ -64,28 +67,20 @@ class S3ObjectWriter : public ObjectWriter {
   }
 
   void Write(Bytes data) override {
-    buffer_.append(reinterpret_cast<const char*>(data.data()), data.size());
-    const S3Settings& settings = requests_.settings();
-    if (upload_id_.empty() && buffer_.size() <= settings.multipart_threshold) return;
-    if (upload_id_.empty()) StartUpload();
-    const size_t part_size = std::max<uint64_t>(1, settings.part_size);
-    size_t offset = 0;
-    while (buffer_.size() - offset >= part_size) {
-      std::string part = buffer_.substr(offset, part_size);
-      if (etags_.empty()) {
-        // Part 1 is uploaded last, in Commit(): its head may still be rewritten.
-        first_part_ = std::move(part);
-        etags_.emplace_back();
-      } else {
-        etags_.push_back(UploadPart(part, etags_.size() + 1));
+    while (!data.empty()) {
+      if (buffer_.size() >= BufferLimit()) CutPart();
+      const size_t limit = BufferLimit();
+      const size_t take = std::min<size_t>(data.size(), limit - buffer_.size());
+      if (buffer_.size() + take > buffer_.capacity()) {  // grow, but never past the limit
+        buffer_.reserve(std::min(limit, std::max(buffer_.size() + take, 2 * buffer_.capacity())));
       }
-      offset += part_size;
+      buffer_.append(reinterpret_cast<const char*>(data.data()), take);
+      data = data.subspan(take);
     }
-    buffer_.erase(0, offset);
   }
 
   void RewriteHead(Bytes head) override {
-    std::string& start = etags_.empty() ? buffer_ : first_part_;
+    std::string& start = upload_id_.empty() ? buffer_ : first_part_;
     if (head.size() > start.size()) Fail(ErrorCode::kInternal, "rewrite past the end of {}", key_);
     start.replace(0, head.size(), reinterpret_cast<const char*>(head.data()), head.size());
   }
@@ -104,13 +99,8 @@ class S3ObjectWriter : public ObjectWriter {
     if (upload_id_.empty()) {
       response = requests_.Send({"PUT", full_key_, {}, headers, &buffer_}, what);
     } else {
-      if (etags_.empty()) {
-        // Above multipart_threshold but below part_size: the buffer is the only part.
-        etags_.push_back(UploadPart(buffer_, 1));
-      } else {
-        if (!buffer_.empty()) etags_.push_back(UploadPart(buffer_, etags_.size() + 1));
-        etags_[0] = UploadPart(first_part_, 1);
-      }
+      if (!buffer_.empty()) etags_.push_back(UploadPart(buffer_, etags_.size() + 1));
+      etags_[0] = UploadPart(first_part_, 1);
       // After a (long) multipart upload, look again once every part is there: the window
       // between the check and the write is then one round trip, on stores that ignore
       // If-None-Match on CompleteMultipartUpload (s3rver, Ceph RGW 16.2: docs/s3.md).
@@ -126,6 +116,28 @@ class S3ObjectWriter : public ObjectWriter {
   }
 
  private:
+  // The most bytes the buffer holds: the object up to multipart_threshold,
+  // then one part.
+  size_t BufferLimit() const {
+    const S3Settings& settings = requests_.settings();
+    return upload_id_.empty() ? std::max<uint64_t>(1, settings.multipart_threshold)
+                              : std::max<uint64_t>(1, settings.part_size);
+  }
+
+  // The buffer is full and more bytes come: it becomes the next part (part 1,
+  // held back until Commit(), starts the multipart upload), a new one starts.
+  void CutPart() {
+    std::string part = std::exchange(buffer_, std::string());
+    if (upload_id_.empty()) {
+      StartUpload();
+      first_part_ = std::move(part);
+      etags_.emplace_back();  // part 1's ETag comes in Commit()
+    } else {
+      etags_.push_back(UploadPart(part, etags_.size() + 1));
+    }
+    buffer_.reserve(BufferLimit());
+  }
+
   void StartUpload() {
     const std::string what = "start multipart upload of " + key_;
     const http::Response response =

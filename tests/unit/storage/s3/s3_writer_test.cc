@@ -110,6 +110,20 @@ struct FakeEndpoint {
   TestServer server{[this](const ServerRequest& request) { return bucket.Answer(request); }};
 };
 
+// The bodies of the parts uploaded, by part number (index 0 unused).
+std::vector<std::string> PartBodies(FakeBucket& bucket) {
+  std::vector<std::string> parts(1);
+  for (size_t i = 0; i < bucket.Calls(true).size(); ++i) {
+    const ServerRequest request = bucket.Request(i);
+    const size_t at = request.head.find("partNumber=");
+    if (!request.head.starts_with("PUT ") || at == std::string::npos) continue;
+    const size_t number = std::stoul(request.head.substr(at + 11));
+    if (parts.size() <= number) parts.resize(number + 1);
+    parts[number] = request.body;
+  }
+  return parts;
+}
+
 // Multipart above 10 bytes, in parts of 8.
 void SmallParts(S3Settings& settings) {
   settings.multipart_threshold = 10;
@@ -166,7 +180,8 @@ TEST_SUITE("s3_writer") {
     FakeBucket& bucket = endpoint.bucket;
     auto s = OpenAt(endpoint.server, SmallParts);
     auto writer = s->Create(kKey, {});
-    const std::string data = "0123456789abcdefghijklmnopqrst";  // 30 bytes: parts of 8, 8, 8, 6
+    // 30 bytes: part 1 is the buffer up to the threshold (10), then parts of 8, 8, 4.
+    const std::string data = "0123456789abcdefghijklmnopqrst";
     writer->Write(AsBytes(data));
     writer->RewriteHead(AsBytes("XY"));
     CHECK(writer->Commit() == CommitResult::kCreated);
@@ -191,8 +206,10 @@ TEST_SUITE("s3_writer") {
         break;
       }
     }
-    CHECK(parts[1] == "XY234567");
-    CHECK(parts[2] + parts[3] + parts[4] == data.substr(8));
+    CHECK(parts[1] == "XY23456789");
+    CHECK(parts[2] == "abcdefgh");
+    CHECK(parts[3] == "ijklmnop");
+    CHECK(parts[4] == "qrst");
   }
 
   TEST_CASE("after a multipart upload, HEAD again once every part is sent, then complete") {
@@ -239,5 +256,22 @@ TEST_SUITE("s3_writer") {
     CHECK(calls.front() == "POST uploads=");
     CHECK(calls.back() == "DELETE uploadId=u1");
     CHECK(Contains(bucket.Find("DELETE ").head, "DELETE /b/p/" + std::string(kKey) + "?uploadId=u1 "));
+  }
+
+  TEST_CASE("parts are the buffer as filled: cut at their size across writes, no empty part") {
+    // Written 3 bytes at a time, 26 bytes end exactly at a part boundary: part 1 holds the
+    // 10 bytes up to the threshold, parts 2 and 3 eight each, and no empty part 4 follows.
+    FakeEndpoint endpoint;
+    FakeBucket& bucket = endpoint.bucket;
+    auto s = OpenAt(endpoint.server, SmallParts);
+    auto writer = s->Create(kKey, {});
+    const std::string data = "0123456789abcdefghijklmnop";
+    for (size_t at = 0; at < data.size(); at += 3) writer->Write(AsBytes(data.substr(at, 3)));
+    writer->RewriteHead(AsBytes("HEAD"));  // after several parts: part 1 is still held
+    CHECK(writer->Commit() == CommitResult::kCreated);
+    CHECK(PartBodies(bucket) == std::vector<std::string>{"", "HEAD456789", "abcdefgh", "ijklmnop"});
+    const std::string complete = bucket.Find("POST /b/p/" + std::string(kKey) + "?uploadId=u1").body;
+    CHECK(Contains(complete, "<PartNumber>3</PartNumber><ETag>\"e3\"</ETag>"));
+    CHECK(!Contains(complete, "<PartNumber>4</PartNumber>"));
   }
 }
