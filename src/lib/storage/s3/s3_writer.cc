@@ -39,7 +39,9 @@ NameValues ObjectHeaders(const S3Settings& settings,
   return headers;
 }
 
-// Buffers up to multipart_threshold, then streams parts of part_size.  Each
+// An object of known size up to multipart_threshold is buffered whole and
+// sent with one PUT; any other object goes into a multipart upload as soon
+// as more than part_size bytes were written, in parts of part_size.  Each
 // part is the buffer it was filled in, moved out whole (never copied), and a
 // buffer never grows past the part it holds.
 class S3ObjectWriter : public ObjectWriter {
@@ -51,6 +53,8 @@ class S3ObjectWriter : public ObjectWriter {
         key_(std::move(key)),
         full_key_(requests.FullKey(key_)),
         headers_(ObjectHeaders(requests.settings(), options.metadata)),
+        one_put_(options.size_hint > 0 &&
+                 options.size_hint <= requests.settings().multipart_threshold),
         existed_(std::async(std::launch::async,
                             [this] { return HeadObject(requests_, key_).has_value(); })) {
     // Room for the whole object when its size is known (an encoded object
@@ -116,12 +120,12 @@ class S3ObjectWriter : public ObjectWriter {
   }
 
  private:
-  // The most bytes the buffer holds: the object up to multipart_threshold,
-  // then one part.
+  // The most bytes the buffer holds: an object meant for one PUT up to
+  // multipart_threshold (more than its hint said starts parts), else one part.
   size_t BufferLimit() const {
     const S3Settings& settings = requests_.settings();
-    return upload_id_.empty() ? std::max<uint64_t>(1, settings.multipart_threshold)
-                              : std::max<uint64_t>(1, settings.part_size);
+    return std::max<uint64_t>(
+        1, one_put_ && upload_id_.empty() ? settings.multipart_threshold : settings.part_size);
   }
 
   // The buffer is full and more bytes come: it becomes the next part (part 1,
@@ -173,6 +177,7 @@ class S3ObjectWriter : public ObjectWriter {
   std::string key_;
   std::string full_key_;
   NameValues headers_;
+  bool one_put_;  // known size up to multipart_threshold
   std::string buffer_;
   std::string first_part_;  // multipart: part 1, held back until Commit()
   std::string upload_id_;

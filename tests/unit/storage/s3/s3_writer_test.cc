@@ -130,6 +130,12 @@ void SmallParts(S3Settings& settings) {
   settings.part_size = 8;
 }
 
+// Parts of 8 bytes, one PUT for a known size up to 100.
+void PartsBelowThreshold(S3Settings& settings) {
+  settings.multipart_threshold = 100;
+  settings.part_size = 8;
+}
+
 }  // namespace
 
 TEST_SUITE("s3_writer") {
@@ -180,7 +186,7 @@ TEST_SUITE("s3_writer") {
     FakeBucket& bucket = endpoint.bucket;
     auto s = OpenAt(endpoint.server, SmallParts);
     auto writer = s->Create(kKey, {});
-    // 30 bytes: part 1 is the buffer up to the threshold (10), then parts of 8, 8, 4.
+    // 30 bytes of unknown size: parts of 8, 8, 8, 6.
     const std::string data = "0123456789abcdefghijklmnopqrst";
     writer->Write(AsBytes(data));
     writer->RewriteHead(AsBytes("XY"));
@@ -206,10 +212,10 @@ TEST_SUITE("s3_writer") {
         break;
       }
     }
-    CHECK(parts[1] == "XY23456789");
-    CHECK(parts[2] == "abcdefgh");
-    CHECK(parts[3] == "ijklmnop");
-    CHECK(parts[4] == "qrst");
+    CHECK(parts[1] == "XY234567");
+    CHECK(parts[2] == "89abcdef");
+    CHECK(parts[3] == "ghijklmn");
+    CHECK(parts[4] == "opqrst");
   }
 
   TEST_CASE("after a multipart upload, HEAD again once every part is sent, then complete") {
@@ -259,19 +265,75 @@ TEST_SUITE("s3_writer") {
   }
 
   TEST_CASE("parts are the buffer as filled: cut at their size across writes, no empty part") {
-    // Written 3 bytes at a time, 26 bytes end exactly at a part boundary: part 1 holds the
-    // 10 bytes up to the threshold, parts 2 and 3 eight each, and no empty part 4 follows.
+    // Written 3 bytes at a time, 24 bytes end exactly at a part boundary: three parts of 8,
+    // and no empty part 4 follows.
     FakeEndpoint endpoint;
     FakeBucket& bucket = endpoint.bucket;
     auto s = OpenAt(endpoint.server, SmallParts);
     auto writer = s->Create(kKey, {});
-    const std::string data = "0123456789abcdefghijklmnop";
+    const std::string data = "0123456789abcdefghijklmn";
     for (size_t at = 0; at < data.size(); at += 3) writer->Write(AsBytes(data.substr(at, 3)));
     writer->RewriteHead(AsBytes("HEAD"));  // after several parts: part 1 is still held
     CHECK(writer->Commit() == CommitResult::kCreated);
-    CHECK(PartBodies(bucket) == std::vector<std::string>{"", "HEAD456789", "abcdefgh", "ijklmnop"});
+    CHECK(PartBodies(bucket) == std::vector<std::string>{"", "HEAD4567", "89abcdef", "ghijklmn"});
     const std::string complete = bucket.Find("POST /b/p/" + std::string(kKey) + "?uploadId=u1").body;
     CHECK(Contains(complete, "<PartNumber>3</PartNumber><ETag>\"e3\"</ETag>"));
     CHECK(!Contains(complete, "<PartNumber>4</PartNumber>"));
+  }
+
+  TEST_CASE("unknown size: the multipart upload starts once a part is full and more comes") {
+    FakeEndpoint endpoint;
+    FakeBucket& bucket = endpoint.bucket;
+    auto s = OpenAt(endpoint.server, PartsBelowThreshold);
+    SUBCASE("more than one part: the upload is under way before Commit") {
+      auto writer = s->Create(kKey, {});
+      writer->Write(AsBytes("01234567"));
+      CHECK(bucket.Calls().empty());  // one full part may still be the whole object
+      writer->Write(AsBytes("8"));
+      CHECK(bucket.Calls() == std::vector<std::string>{"POST uploads="});
+      writer->Write(AsBytes("9abcdefgh"));
+      writer->RewriteHead(AsBytes("X"));
+      CHECK(writer->Commit() == CommitResult::kCreated);
+      CHECK(PartBodies(bucket) == std::vector<std::string>{"", "X1234567", "89abcdef", "gh"});
+    }
+    SUBCASE("exactly one part is one PUT") {
+      auto writer = s->Create(kKey, {});
+      writer->Write(AsBytes("01234567"));
+      CHECK(writer->Commit() == CommitResult::kCreated);
+      CHECK(bucket.Calls() == std::vector<std::string>{"PUT"});
+    }
+  }
+
+  TEST_CASE("a known size up to multipart_threshold stays one PUT, however many parts it spans") {
+    // walpush gives the segment size: a segment costs one PUT, never a multipart upload.
+    FakeEndpoint endpoint;
+    FakeBucket& bucket = endpoint.bucket;
+    auto s = OpenAt(endpoint.server, PartsBelowThreshold);
+    const std::string data(100, 's');
+    WriteOptions options;
+    options.size_hint = data.size();
+    SUBCASE("size as hinted") {
+      auto writer = s->Create(kKey, options);
+      for (size_t at = 0; at < data.size(); at += 7) writer->Write(AsBytes(data.substr(at, 7)));
+      CHECK(writer->Commit() == CommitResult::kCreated);
+      CHECK(bucket.Calls() == std::vector<std::string>{"PUT"});
+      CHECK(bucket.Find("PUT ").body == data);
+    }
+    SUBCASE("a hint above the threshold goes in parts") {
+      options.size_hint = 101;
+      auto writer = s->Create(kKey, options);
+      writer->Write(AsBytes(data + "x"));
+      CHECK(writer->Commit() == CommitResult::kCreated);
+      const std::vector<std::string> parts = PartBodies(bucket);
+      CHECK(parts.size() == 1 + 13);
+      CHECK(parts[1] == data.substr(0, 8));
+    }
+    SUBCASE("more than the hint said, past the threshold: the buffer becomes part 1") {
+      options.size_hint = 50;
+      auto writer = s->Create(kKey, options);
+      writer->Write(AsBytes(data + "0123456789"));
+      CHECK(writer->Commit() == CommitResult::kCreated);
+      CHECK(PartBodies(bucket) == std::vector<std::string>{"", data, "01234567", "89"});
+    }
   }
 }
