@@ -4,7 +4,10 @@
 #include <walstore/log.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
+#include <deque>
+#include <exception>
 #include <future>
 #include <utility>
 
@@ -19,6 +22,13 @@ namespace {
 Call AbortUploadCall(const std::string& full_key, const std::string& upload_id) {
   return {"DELETE", full_key, {{"uploadId", upload_id}}};
 }
+
+// Part uploads one writer keeps in flight at most.  Two keep the link busy
+// while a part's reply is on its way back (one at a time, every part waits a
+// round trip with nothing sent), so smaller parts cost no speed at 50 ms;
+// more would only add memory: a writer holds part 1, the parts in flight and
+// the part being filled.
+constexpr size_t kPartsInFlight = 2;
 
 // Headers that go with a new object: metadata, storage class, encryption.
 NameValues ObjectHeaders(const S3Settings& settings,
@@ -43,7 +53,10 @@ NameValues ObjectHeaders(const S3Settings& settings,
 // sent with one PUT; any other object goes into a multipart upload as soon
 // as more than part_size bytes were written, in parts of part_size.  Each
 // part is the buffer it was filled in, moved out whole (never copied), and a
-// buffer never grows past the part it holds.
+// buffer never grows past the part it holds.  Parts 2 and up are uploaded in
+// the background, kPartsInFlight at most (Write() waits for a slot); the
+// first failure fails the next Write() and Commit(), and the destructor waits
+// for the uploads in flight before it aborts the upload.
 class S3ObjectWriter : public ObjectWriter {
  public:
   // Starts the existence check (HEAD) at once, in the background: it overlaps
@@ -67,10 +80,12 @@ class S3ObjectWriter : public ObjectWriter {
   }
 
   ~S3ObjectWriter() override {
+    for (InFlight& upload : in_flight_) upload.etag.wait();  // they use this writer
     if (!upload_id_.empty() && !completed_) AbortUploadNoThrow();
   }
 
   void Write(Bytes data) override {
+    CollectUploads(kPartsInFlight);  // a part that failed fails the object now
     while (!data.empty()) {
       if (buffer_.size() >= BufferLimit()) CutPart();
       const size_t limit = BufferLimit();
@@ -103,8 +118,9 @@ class S3ObjectWriter : public ObjectWriter {
     if (upload_id_.empty()) {
       response = requests_.Send({"PUT", full_key_, {}, headers, &buffer_}, what);
     } else {
-      if (!buffer_.empty()) etags_.push_back(UploadPart(buffer_, etags_.size() + 1));
-      etags_[0] = UploadPart(first_part_, 1);
+      if (!buffer_.empty()) StartPart(std::exchange(buffer_, std::string()));
+      StartPart(std::move(first_part_), 1);
+      CollectUploads(0);
       // After a (long) multipart upload, look again once every part is there: the window
       // between the check and the write is then one round trip, on stores that ignore
       // If-None-Match on CompleteMultipartUpload (s3rver, Ceph RGW 16.2: docs/s3.md).
@@ -135,11 +151,47 @@ class S3ObjectWriter : public ObjectWriter {
     if (upload_id_.empty()) {
       StartUpload();
       first_part_ = std::move(part);
-      etags_.emplace_back();  // part 1's ETag comes in Commit()
+      etags_.emplace_back();  // part 1 is uploaded in Commit()
     } else {
-      etags_.push_back(UploadPart(part, etags_.size() + 1));
+      StartPart(std::move(part));
     }
     buffer_.reserve(BufferLimit());
+  }
+
+  // Uploads `part` in the background as part `number` (default: the next),
+  // once fewer than kPartsInFlight are under way.
+  void StartPart(std::string part, size_t number = 0) {
+    CollectUploads(kPartsInFlight - 1);
+    if (number == 0) {
+      etags_.emplace_back();
+      number = etags_.size();
+    }
+    in_flight_.push_back({number, std::async(std::launch::async, [this, number, part = std::move(part)] {
+                            return UploadPart(part, number);
+                          })});
+  }
+
+  // Takes the ETags of the finished uploads and waits, oldest first, until
+  // at most `keep` are in flight; rethrows the first failure (again on every
+  // later call).
+  void CollectUploads(size_t keep) {
+    if (failure_) std::rethrow_exception(failure_);
+    for (auto upload = in_flight_.begin(); upload != in_flight_.end();) {
+      const bool wait = in_flight_.size() > keep;
+      if (!wait && upload->etag.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        ++upload;
+        continue;
+      }
+      std::future<std::string> etag = std::move(upload->etag);
+      const size_t number = upload->number;
+      upload = in_flight_.erase(upload);
+      try {
+        etags_[number - 1] = etag.get();
+      } catch (...) {
+        failure_ = std::current_exception();
+        throw;
+      }
+    }
   }
 
   void StartUpload() {
@@ -181,7 +233,13 @@ class S3ObjectWriter : public ObjectWriter {
   std::string buffer_;
   std::string first_part_;  // multipart: part 1, held back until Commit()
   std::string upload_id_;
-  std::vector<std::string> etags_;
+  std::vector<std::string> etags_;  // by part number - 1
+  struct InFlight {
+    size_t number;
+    std::future<std::string> etag;
+  };
+  std::deque<InFlight> in_flight_;  // oldest first
+  std::exception_ptr failure_;      // the first part upload that failed
   bool completed_ = false;
   std::future<bool> existed_;
 };
