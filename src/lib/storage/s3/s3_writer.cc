@@ -30,6 +30,13 @@ Call AbortUploadCall(const std::string& full_key, const std::string& upload_id) 
 // the part being filled.
 constexpr size_t kPartsInFlight = 2;
 
+// The part size doubles after every kPartsPerSize parts (up to S3's 5 GiB a
+// part), so that an object of unknown size fits in S3's 10000 parts: at 8 MiB,
+// 7.8 GiB in the first 1000 parts and about 8 TiB in all, while objects of
+// up to a few GiB keep small parts and memory.
+constexpr size_t kPartsPerSize = 1000;
+constexpr uint64_t kMaxPartSize = 5ull << 30;
+
 // Headers that go with a new object: metadata, storage class, encryption.
 NameValues ObjectHeaders(const S3Settings& settings,
                          const std::map<std::string, std::string>& metadata) {
@@ -137,11 +144,14 @@ class S3ObjectWriter : public ObjectWriter {
 
  private:
   // The most bytes the buffer holds: an object meant for one PUT up to
-  // multipart_threshold (more than its hint said starts parts), else one part.
+  // multipart_threshold (more than its hint said starts parts), else the part
+  // being filled (number etags_.size() + 1).
   size_t BufferLimit() const {
     const S3Settings& settings = requests_.settings();
-    return std::max<uint64_t>(
-        1, one_put_ && upload_id_.empty() ? settings.multipart_threshold : settings.part_size);
+    if (one_put_ && upload_id_.empty()) return std::max<uint64_t>(1, settings.multipart_threshold);
+    const size_t doublings = std::min<size_t>(etags_.size() / kPartsPerSize, 32);
+    return std::min(std::max<uint64_t>(1, settings.part_size) << doublings,
+                    std::max<uint64_t>(kMaxPartSize, settings.part_size));
   }
 
   // The buffer is full and more bytes come: it becomes the next part (part 1,

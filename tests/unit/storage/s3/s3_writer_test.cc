@@ -117,7 +117,8 @@ struct FakeEndpoint {
 // The bodies of the parts uploaded, by part number (index 0 unused).
 std::vector<std::string> PartBodies(FakeBucket& bucket) {
   std::vector<std::string> parts(1);
-  for (size_t i = 0; i < bucket.Calls(true).size(); ++i) {
+  const size_t count = bucket.Calls(true).size();
+  for (size_t i = 0; i < count; ++i) {
     const ServerRequest request = bucket.Request(i);
     const size_t at = request.head.find("partNumber=");
     if (!request.head.starts_with("PUT ") || at == std::string::npos) continue;
@@ -469,5 +470,21 @@ TEST_SUITE("s3_writer") {
     CHECK(std::find(calls.begin(), calls.end(), "POST uploadId=u1") == calls.end());
     CHECK(calls.back() == "DELETE uploadId=u1");
     CHECK(bucket.abort_after_parts());
+  }
+
+  TEST_CASE("after every 1000 parts the part size doubles: 10000 parts hold a large object") {
+    FakeEndpoint endpoint;
+    FakeBucket& bucket = endpoint.bucket;
+    auto s = OpenAt(endpoint.server, [](S3Settings& settings) { settings.part_size = 1; });
+    auto writer = s->Create(kKey, {});
+    std::string data;
+    for (int i = 0; i < 1003; ++i) data += static_cast<char>('a' + i % 26);
+    writer->Write(AsBytes(data));
+    CHECK(writer->Commit() == CommitResult::kCreated);
+    const std::vector<std::string> parts = PartBodies(bucket);
+    REQUIRE(parts.size() == 1 + 1002);
+    CHECK(parts[1000] == data.substr(999, 1));
+    CHECK(parts[1001] == data.substr(1000, 2));  // parts 1001..2000 have two bytes
+    CHECK(parts[1002] == data.substr(1002));
   }
 }
