@@ -80,7 +80,7 @@ class S3ObjectWriter : public ObjectWriter {
     // Room for the whole object when its size is known (an encoded object
     // is at most a little larger than its plaintext): no regrowth and
     // copying while it is written.  Pages are touched only as it fills.
-    if (options.size_hint > 0) {
+    if (one_put_) {
       buffer_.reserve(std::min<uint64_t>(options.size_hint + options.size_hint / 64 + 4096,
                                          requests.settings().multipart_threshold));
     }
@@ -117,6 +117,7 @@ class S3ObjectWriter : public ObjectWriter {
   }
 
   CommitResult Commit() override {
+    CollectUploads(kPartsInFlight);  // a part that failed fails the commit
     if (existed_.get()) return CommitResult::kAlreadyExists;
     NameValues headers = headers_;
     headers.emplace_back("if-none-match", "*");

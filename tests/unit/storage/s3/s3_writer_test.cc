@@ -465,6 +465,7 @@ TEST_SUITE("s3_writer") {
       // Every later call fails the same way: nothing goes on without part 3.
       CHECK_THROWS_WITH_AS(writer->Write(AsBytes("more")), doctest::Contains("upload part 3 of"),
                            Error);
+      CHECK_THROWS_WITH_AS(writer->Commit(), doctest::Contains("upload part 3 of"), Error);
     }
     const std::vector<std::string> calls = bucket.calls().Calls();
     CHECK(std::find(calls.begin(), calls.end(), "POST uploadId=u1") == calls.end());
