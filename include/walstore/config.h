@@ -42,7 +42,7 @@ struct S3Settings {
   std::string secret_access_key;
   std::string session_token;
   uint64_t multipart_threshold = 64ull << 20;  // bytes
-  uint64_t part_size = 16ull << 20;            // bytes
+  uint64_t part_size = 8ull << 20;             // bytes
   double connect_timeout_seconds = 10;
   double low_speed_seconds = 30;   // abort a transfer below 1 KiB/s for this long
   double retry_total_seconds = 120;  // bounded total time spent retrying

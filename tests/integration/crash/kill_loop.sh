@@ -333,14 +333,14 @@ prefetch_loop() {
 
 if [[ $kind == s3 ]]; then
   push_loop "walpush/s3 single PUT" $((kills / 2))
-  # An object above multipart_threshold but smaller than one part is a multipart upload of one
-  # part (it used to be stored empty: part 1 sent again, without its bytes).
+  # An object above multipart_threshold but smaller than one part is sent with one PUT (as a
+  # multipart upload of one part it was once stored empty: part 1 sent again, without its bytes).
   s3_config "multipart_threshold = 65536" "part_size = 33554432" >"$WS_TMP/one-part.toml"
   obj_remove "${segs[0]}"
-  ws_expect_exit 0 "multipart upload of one part: walpush" env WALSTORE_CONFIG="$WS_TMP/one-part.toml" \
+  ws_expect_exit 0 "above the threshold, below one part: walpush" env WALSTORE_CONFIG="$WS_TMP/one-part.toml" \
     "${push[@]}" "$wal/${segs[0]}"
-  ws_expect_exit 0 "multipart upload of one part: walfetch" "${fetch[@]}" "${segs[0]}" "$out/seg"
-  ws_check "multipart upload of one part: identical bytes" cmp "$wal/${segs[0]}" "$out/seg"
+  ws_expect_exit 0 "above the threshold, below one part: walfetch" "${fetch[@]}" "${segs[0]}" "$out/seg"
+  ws_check "above the threshold, below one part: identical bytes" cmp "$wal/${segs[0]}" "$out/seg"
   export WALSTORE_CONFIG=$WS_TMP/multipart.toml
   push_loop "walpush/s3 multipart" $((kills - kills / 2))
   export WALSTORE_CONFIG=$WS_TMP/single.toml

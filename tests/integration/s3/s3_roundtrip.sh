@@ -91,8 +91,9 @@ ws_expect_exit 0 "multipart: walpush of an uncompressed segment" \
 log=$(cat "$S3_PROXY_LOG")
 ws_contains "multipart: an upload was started" "$log" "?uploads="
 ws_contains "multipart: a fourth part was sent" "$log" "partNumber=4&uploadId="
-ws_same "multipart: all parts over one reused connection" 1 \
-  "$(grep partNumber= "$S3_PROXY_LOG" | awk '{print $1}' | sort -u | wc -l)"
+# Two parts upload at a time, each over a reused connection.
+ws_check "multipart: the parts over two reused connections at most" \
+  test "$(grep partNumber= "$S3_PROXY_LOG" | awk '{print $1}' | sort -u | wc -l)" -le 2
 # The existence check (HEAD) runs alongside the encoding, on a second connection at most.
 ws_check "multipart: at most two connections for the whole push" \
   test "$(awk '{print $1}' "$S3_PROXY_LOG" | sort -u | wc -l)" -le 2

@@ -11,8 +11,10 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace walstore::http::test {
 
@@ -31,8 +33,12 @@ struct ServerReply {
 
 class TestServer {
  public:
-  explicit TestServer(std::function<ServerReply(const ServerRequest&)> handler)
-      : handler_(std::move(handler)) {
+  // One connection at a time by default (a client's next connection waits in
+  // the backlog); `concurrent` serves each on a thread of its own, for
+  // clients that send several requests at once.
+  explicit TestServer(std::function<ServerReply(const ServerRequest&)> handler,
+                      bool concurrent = false)
+      : handler_(std::move(handler)), concurrent_(concurrent) {
     listener_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -50,6 +56,11 @@ class TestServer {
     shutdown(listener_, SHUT_RDWR);
     close(listener_);
     thread_.join();
+    {
+      std::lock_guard lock(mutex_);
+      for (const int fd : open_) shutdown(fd, SHUT_RDWR);
+    }
+    for (std::thread& thread : connection_threads_) thread.join();
   }
   std::string Url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
@@ -62,6 +73,17 @@ class TestServer {
       const int fd = accept(listener_, nullptr, nullptr);
       if (fd < 0) return;
       ++connections_;
+      if (concurrent_) {
+        std::lock_guard lock(mutex_);
+        open_.push_back(fd);
+        connection_threads_.emplace_back([this, fd] {
+          ServeConnection(fd);
+          std::lock_guard lock(mutex_);
+          std::erase(open_, fd);
+          close(fd);
+        });
+        continue;
+      }
       connection_ = fd;
       if (!stopping_) ServeConnection(fd);
       connection_ = -1;
@@ -114,6 +136,10 @@ class TestServer {
   std::atomic<int> connection_{-1};
   std::atomic<bool> stopping_{false};
   std::thread thread_;
+  bool concurrent_;
+  std::mutex mutex_;
+  std::vector<int> open_;  // connections being served (concurrent)
+  std::vector<std::thread> connection_threads_;
 };
 
 }  // namespace walstore::http::test

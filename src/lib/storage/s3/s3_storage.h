@@ -9,9 +9,10 @@
 //   Stat      HEAD (x-amz-meta-* -> ObjectInfo::metadata); 404 -> nullopt
 //   OpenRead  GET, streamed; a connection lost midway resumes with a Range
 //             request pinned to the ETag (If-Match); 404 -> nullptr
-//   Create    buffers up to s3.multipart_threshold bytes, then switches to a
-//             multipart upload with parts of s3.part_size, so memory stays
-//             bounded.  A writer destroyed without Commit aborts its upload;
+//   Create    one PUT for an object of known size up to
+//             s3.multipart_threshold (or any up to s3.part_size); otherwise
+//             a multipart upload that starts once one part is full, with
+//             parts of s3.part_size, so memory stays bounded.  A writer destroyed without Commit aborts its upload;
 //             a killed process leaves an incomplete upload that is invisible
 //             (an AbortIncompleteMultipartUpload lifecycle rule reclaims it).
 //   Commit    HEAD, then PUT (or CompleteMultipartUpload) with

@@ -17,14 +17,19 @@
 
 namespace walstore::s3 {
 
-// The writer of Storage::Create(key, options).  It buffers up to
-// s3.multipart_threshold bytes, then uploads parts of s3.part_size (memory
-// stays bounded), holding part 1 back until Commit() so that RewriteHead()
-// still works.  Its existence check (HEAD) starts at once in the background.
+// The writer of Storage::Create(key, options).  An object whose size_hint is
+// at most s3.multipart_threshold is buffered whole and sent with one PUT (so
+// is any object up to s3.part_size); any other starts a multipart upload once
+// more than s3.part_size bytes were written and uploads parts of that size
+// in the background, two at a time at most (Write() waits for a slot), holding
+// part 1 back until Commit() so that RewriteHead() still works: memory stays
+// at about four parts.  A part that fails fails the next Write() and
+// Commit() with its error.  Its existence check (HEAD) starts at once in the background.
 // Commit() returns kAlreadyExists when the key exists (HEAD before the write,
 // again after a multipart upload, or a 412); a writer destroyed without a
-// successful Commit() aborts its multipart upload (one attempt; a failure is
-// logged, the parts stay invisible).  `requests` must outlive the writer.
+// successful Commit() waits for its parts under way, then aborts its
+// multipart upload (one attempt; a failure is logged, the parts stay
+// invisible).  `requests` must outlive the writer.
 // Throws kInternal for a key that breaks the key rules (ValidateKey).
 std::unique_ptr<ObjectWriter> CreateObjectWriter(RequestSender& requests, const std::string& key,
                                                  const WriteOptions& options);
