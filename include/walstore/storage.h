@@ -74,6 +74,11 @@ struct WriteOptions {
   // whose bytes it has copied aside; every other write keeps test-before-
   // overwrite.
   bool replace_existing = false;
+  // The caller never calls RewriteHead (base backup archives: their header
+  // carries no digest).  S3 then uploads part 1 of a multipart upload as soon
+  // as it is full instead of holding it until Commit(): one part less in
+  // memory.  RewriteHead on such a writer throws kInternal (s3).
+  bool head_final = false;
 };
 
 enum class CommitResult {

@@ -33,7 +33,7 @@ namespace {
 class ArchiveSink : public WriteStream {
  public:
   ArchiveSink(Storage& storage, const Config& config, const std::string& key, int threads)
-      : key_(key), writer_(storage.Create(key)) {
+      : key_(key), writer_(storage.Create(key, WriteOptions{.head_final = true})) {
     EncodeOptions options;
     options.compression = config.compression;
     options.key = config.key ? &*config.key : nullptr;

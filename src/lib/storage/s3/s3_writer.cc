@@ -76,6 +76,7 @@ class S3ObjectWriter : public ObjectWriter {
         one_put_(options.size_hint > 0 &&
                  options.size_hint <= requests.settings().multipart_threshold),
         replace_(options.replace_existing),
+        head_final_(options.head_final),
         existed_(std::async(replace_ ? std::launch::deferred : std::launch::async, [this] {
           return !replace_ && HeadObject(requests_, key_).has_value();
         })) {
@@ -108,6 +109,7 @@ class S3ObjectWriter : public ObjectWriter {
   }
 
   void RewriteHead(Bytes head) override {
+    if (head_final_) Fail(ErrorCode::kInternal, "{} was created with a final head", key_);
     std::string& start = upload_id_.empty() ? buffer_ : first_part_;
     if (head.size() > start.size()) Fail(ErrorCode::kInternal, "rewrite past the end of {}", key_);
     start.replace(0, head.size(), reinterpret_cast<const char*>(head.data()), head.size());
@@ -131,7 +133,7 @@ class S3ObjectWriter : public ObjectWriter {
       response = requests_.Send({"PUT", full_key_, {}, headers, &buffer_}, what);
     } else {
       if (!buffer_.empty()) StartPart(std::exchange(buffer_, std::string()));
-      StartPart(std::move(first_part_), 1);
+      if (!head_final_) StartPart(std::move(first_part_), 1);
       CollectUploads(0);
       // After a (long) multipart upload, look again once every part is there: the window
       // between the check and the write is then one round trip, on stores that ignore
@@ -163,10 +165,10 @@ class S3ObjectWriter : public ObjectWriter {
   // held back until Commit(), starts the multipart upload), a new one starts.
   void CutPart() {
     std::string part = std::exchange(buffer_, std::string());
-    if (upload_id_.empty()) {
-      StartUpload();
+    if (upload_id_.empty()) StartUpload();
+    if (etags_.empty() && !head_final_) {
       first_part_ = std::move(part);
-      etags_.emplace_back();  // part 1 is uploaded in Commit()
+      etags_.emplace_back();  // part 1 is uploaded in Commit(): its head may be rewritten
     } else {
       StartPart(std::move(part));
     }
@@ -256,6 +258,7 @@ class S3ObjectWriter : public ObjectWriter {
   std::deque<InFlight> in_flight_;  // oldest first
   std::exception_ptr failure_;      // the first part upload that failed
   bool replace_;                    // WriteOptions::replace_existing
+  bool head_final_;                 // WriteOptions::head_final: part 1 is not held back
   bool completed_ = false;
   std::future<bool> existed_;
 };

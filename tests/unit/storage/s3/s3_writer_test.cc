@@ -309,6 +309,24 @@ TEST_SUITE("s3_writer") {
     CHECK(PartBodies(bucket) == std::vector<std::string>{"", "XY234567", "89abcdef", "ghijklmn", "opqrst"});
   }
 
+  TEST_CASE("head_final: part 1 goes as soon as it is full, not held until Commit") {
+    FakeEndpoint endpoint;
+    FakeBucket& bucket = endpoint.bucket;
+    auto s = OpenAt(endpoint.server, SmallParts);
+    auto writer = s->Create(kKey, WriteOptions{.head_final = true});
+    writer->Write(AsBytes("0123456789abcdefghijklmnopqrst"));
+    CHECK_CODE(writer->RewriteHead(AsBytes("XY")), ErrorCode::kInternal);
+    CHECK(writer->Commit() == CommitResult::kCreated);
+    const std::vector<std::string> calls = bucket.Calls();
+    REQUIRE(calls.size() == 6);
+    CHECK(calls.front() == "POST uploads=");
+    // Part 1 is among the first two parts sent (held back, it would come last).
+    CHECK((calls[1] == "PUT partNumber=1&uploadId=u1" || calls[2] == "PUT partNumber=1&uploadId=u1"));
+    CHECK(std::count(calls.begin(), calls.end(), "PUT partNumber=1&uploadId=u1") == 1);
+    CHECK(PartBodies(bucket) ==
+          std::vector<std::string>{"", "01234567", "89abcdef", "ghijklmn", "opqrst"});
+  }
+
   TEST_CASE("after a multipart upload, HEAD again once every part is sent, then complete") {
     FakeEndpoint endpoint;
     FakeBucket& bucket = endpoint.bucket;
