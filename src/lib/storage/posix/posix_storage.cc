@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <vector>
 
 #include "common/file_util.h"
@@ -315,6 +316,10 @@ class PosixStorage : public Storage {
   // Once verified, stays verified for the life of this object.
   void VerifyRepository() {
     if (verified_) return;
+    // Readers on several threads (walfetch's read-ahead fetches two segments
+    // at a time) may all find a miss at once: one verifies, and sets owner_.
+    const std::lock_guard lock(verify_mutex_);
+    if (verified_) return;
     CheckRootIsDirectory();
     if (!ReadFormatFile() && !HasEarlierLayout()) {
       throw Error(ErrorCode::kNotARepository,
@@ -439,6 +444,7 @@ class PosixStorage : public Storage {
   std::string root_;
   std::optional<FileOwner> owner_;  // set when root writes into another user's repository
   std::atomic<bool> verified_{false};  // VerifyRepository() passed
+  std::mutex verify_mutex_;            // held while VerifyRepository() runs
   std::atomic<bool> prepared_{false};  // PrepareForWrites() passed
 };
 
