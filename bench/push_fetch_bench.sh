@@ -7,7 +7,8 @@
 # Every command runs as the postgres user (at nice -15, BENCH_NICE), one process per segment as
 # PostgreSQL would run it, alternating which tool goes first.  Prints the median wall time per segment, the ratios and
 # the peak RSS of each tool (GNU time %M).  Not a test: run it by hand (as root).
-# Env: BENCH_SEGMENTS (default 48), BENCH_KEEP=1 keeps the temp dir.
+# Then the fetches again back to back (every segment in a row per mode, as a standby catching up).
+# Env: BENCH_SEGMENTS (default 48), BENCH_B2B_ROUNDS (2), BENCH_KEEP=1 keeps the temp dir.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tests/lib/common.sh
@@ -112,6 +113,33 @@ for s in "${segs[@]}"; do
   rm -f "$WS_TMP"/fetched-{ahead,oneshot}/"$s".*
 done
 
+# Back to back, as a standby catching up on the archive calls restore_command: each mode fetches
+# every segment in a row, the next call right after the last (no replay time for read-ahead to
+# hide in: the worker races the next call), the four modes in rotating order for
+# BENCH_B2B_ROUNDS (2) rounds, background work ended between two modes.
+b2b_rounds=${BENCH_B2B_ROUNDS:-2}
+ws_log "back to back: ${#segs[@]} segments per mode and round, $b2b_rounds rounds"
+for ((r = 0; r < b2b_rounds; r++)); do
+  for turn in 0 1 2 3; do
+    mode=$(((r + turn) % 4))
+    dir=$WS_TMP/b2b-$mode
+    ws_pg_dir "$dir"
+    for s in "${segs[@]}"; do
+      case $mode in
+        0) measure walfetch b2b-ahead "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
+             "$s" "$dir/$s" ;;
+        1) measure pgbackrest b2b-ahead "$s" "${pgbr[@]}" --archive-async archive-get "$s" "$dir/$s" ;;
+        2) measure walfetch b2b "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
+             --prefetch 0 "$s" "$dir/$s" ;;
+        3) measure pgbackrest b2b "$s" "${pgbr[@]}" archive-get "$s" "$dir/$s" ;;
+      esac
+    done
+    ws_quiesce
+    for s in "${segs[@]}"; do cmp "$wal/$s" "$dir/$s" || ws_die "$dir/$s differs from the original segment"; done
+    rm -rf "$dir"
+  done
+done
+
 ws_size=$(du -sb "$WS_TMP/wsrepo" | cut -f1)
 pgbr_size=$(du -sb "$WS_TMP/pgbr-repo/archive" | cut -f1)
 wal_size=$((${#segs[@]} * 16777216))
@@ -153,6 +181,19 @@ print(f"fetch ratio walfetch (default, read-ahead) / archive-get (default, sync)
 print(f"      both reading ahead (walfetch / archive-get async): {ahead_ratio:.2f}")
 print(f"      both one shot (walfetch --prefetch 0 / archive-get sync): {oneshot_ratio:.2f}")
 print(f"walpush peak RSS: {push_mem:.1f} MiB  (target < 32 MiB: {'met' if push_mem < 32 else 'NOT met'})")
+def mean(k): return statistics.mean(t[k])
+print()
+print("back to back (every segment in a row, as a standby catching up), mean ms/seg over all rounds:")
+b2b = [("walfetch, read-ahead (default)", ("walfetch", "b2b-ahead")),
+       ("pgbackrest archive-get, async", ("pgbackrest", "b2b-ahead")),
+       ("walfetch --prefetch 0 (one shot)", ("walfetch", "b2b")),
+       ("pgbackrest archive-get (sync)", ("pgbackrest", "b2b"))]
+for label, k in b2b:
+    print(f"{label:<34}{mean(k):>14.1f}  (median {med(k):.1f}, peak RSS {m[k] / 1024:.1f} MiB)")
+d = mean(("walfetch", "b2b-ahead")); z = mean(("walfetch", "b2b")); g = mean(("pgbackrest", "b2b"))
+print(f"  walfetch default / --prefetch 0: {d / z:.2f}  (target <= 1: {'met' if d <= z else 'NOT met'})")
+print(f"  walfetch default / archive-get sync: {d / g:.2f}, --prefetch 0 / archive-get sync: {z / g:.2f}  (target both <= 0.60: {'met' if max(d, z) / g <= 0.6 else 'NOT met'})")
+print(f"  walfetch default / archive-get async: {d / mean(('pgbackrest', 'b2b-ahead')):.2f}")
 load = open("/proc/loadavg").read().split()[:3]
 print(f"load average at the end: {' '.join(load)} (wall times are only meaningful on an idle machine)")
 print(f"repository size: walstore {int(ws_size) / 2**20:.0f} MiB (encrypted), pgbackrest {int(pgbr_size) / 2**20:.0f} MiB")
