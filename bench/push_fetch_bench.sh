@@ -90,20 +90,29 @@ done
 #    PostgreSQL spends replaying a segment before it asks for the next.
 #  - one shot: walfetch --prefetch 0 against synchronous archive-get (archive-async=n): every
 #    call fetches, verifies and writes its segment itself.
+# fetch_as MODE PREFIX SEG DEST: one measured fetch of SEG to DEST; MODE 0 walfetch default
+# (read-ahead), 1 archive-get async, 2 walfetch --prefetch 0, 3 archive-get sync; recorded
+# as op PREFIX-ahead (0, 1) or PREFIX (2, 3).
+fetch_as() {
+  local mode=$1 op=$2 s=$3 dest=$4
+  case $mode in
+    0) measure walfetch "$op-ahead" "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
+         "$s" "$dest" ;;
+    1) measure pgbackrest "$op-ahead" "$s" "${pgbr[@]}" --archive-async archive-get "$s" "$dest" ;;
+    2) measure walfetch "$op" "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
+         --prefetch 0 "$s" "$dest" ;;
+    3) measure pgbackrest "$op" "$s" "${pgbr[@]}" archive-get "$s" "$dest" ;;
+  esac
+}
 for d in ahead oneshot; do ws_pg_dir "$WS_TMP/fetched-$d"; done
 ws_log "archive get: ${#segs[@]} segments, each tool and mode once per segment"
+tools=(walfetch pgbackrest walfetch pgbackrest)
+dirs=(ahead ahead oneshot oneshot)
 i=0
 for s in "${segs[@]}"; do
   for turn in 0 1 2 3; do
-    case $(((i + turn) % 4)) in
-      0) measure walfetch fetch-ahead "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
-           "$s" "$WS_TMP/fetched-ahead/$s.walfetch" ;;
-      1) measure pgbackrest fetch-ahead "$s" "${pgbr[@]}" --archive-async archive-get "$s" \
-           "$WS_TMP/fetched-ahead/$s.pgbackrest" ;;
-      2) measure walfetch fetch "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
-           --prefetch 0 "$s" "$WS_TMP/fetched-oneshot/$s.walfetch" ;;
-      3) measure pgbackrest fetch "$s" "${pgbr[@]}" archive-get "$s" "$WS_TMP/fetched-oneshot/$s.pgbackrest" ;;
-    esac
+    mode=$(((i + turn) % 4))
+    fetch_as "$mode" fetch "$s" "$WS_TMP/fetched-${dirs[$mode]}/$s.${tools[$mode]}"
     ws_quiesce
   done
   i=$((i + 1))
@@ -124,16 +133,7 @@ for ((r = 0; r < b2b_rounds; r++)); do
     mode=$(((r + turn) % 4))
     dir=$WS_TMP/b2b-$mode
     ws_pg_dir "$dir"
-    for s in "${segs[@]}"; do
-      case $mode in
-        0) measure walfetch b2b-ahead "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
-             "$s" "$dir/$s" ;;
-        1) measure pgbackrest b2b-ahead "$s" "${pgbr[@]}" --archive-async archive-get "$s" "$dir/$s" ;;
-        2) measure walfetch b2b "$s" "$WS_BIN/walfetch" "${ws_opts[@]}" --system-id "$WS_WAL_SYSID" \
-             --prefetch 0 "$s" "$dir/$s" ;;
-        3) measure pgbackrest b2b "$s" "${pgbr[@]}" archive-get "$s" "$dir/$s" ;;
-      esac
-    done
+    for s in "${segs[@]}"; do fetch_as "$mode" b2b "$s" "$dir/$s"; done
     ws_quiesce
     for s in "${segs[@]}"; do cmp "$wal/$s" "$dir/$s" || ws_die "$dir/$s differs from the original segment"; done
     rm -rf "$dir"

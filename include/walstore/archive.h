@@ -61,6 +61,7 @@ enum class FetchOutcome { kRestored, kMissing };
 
 struct FetchResult {
   FetchOutcome outcome = FetchOutcome::kMissing;
+  uint64_t system_id = 0;  // the cluster asked for (config, else ./global/pg_control)
   std::string key;
   uint64_t plaintext_size = 0;
   bool prefetched = false;  // served from the read-ahead spool (prefetch.h)

@@ -19,16 +19,15 @@ namespace {
 // restored to `dest`), or moves a lingering one's window: this same program
 // with the same options, plus --prefetch-worker and the segment size read
 // from the restored file.
-void StartWorker(int argc, char** argv, RepositorySet& repositories, const std::string& name,
-                 const std::string& dest) {
+void StartWorker(int argc, char** argv, RepositorySet& repositories, uint64_t system_id,
+                 const std::string& name, const std::string& dest) {
   const auto parsed = ParseWalFileName(name);
   if (!parsed || parsed->kind != WalFileKind::kSegment) return;
   const uint64_t segment_size = SegmentSizeOf(dest);
   if (segment_size == 0) return;
   std::vector<std::string> args(argv + 1, argv + argc);
   args.insert(args.begin(), {"--prefetch-worker", std::to_string(segment_size)});
-  StartPrefetchWorker(repositories.spool_origin(), ResolveSystemId(repositories.top(), "."),
-                      *parsed, dest, args);
+  StartPrefetchWorker(repositories.spool_origin(), system_id, *parsed, dest, args);
 }
 
 }  // namespace
@@ -83,7 +82,7 @@ int main(int argc, char** argv) {
     const FetchResult result =
         FetchWalFileFromRepositories(repositories, name, dest, &restored_from);
     if (result.outcome == FetchOutcome::kRestored && config.prefetch > 0) {
-      StartWorker(argc, argv, repositories, name, dest);
+      StartWorker(argc, argv, repositories, result.system_id, name, dest);  // no second pg_control read
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -186,6 +186,7 @@ FetchResult FetchWalFileFromRepositories(RepositorySet& repositories, const std:
   const WalFileName parsed = ParseWalFileNameOrThrow(name);
   const uint64_t system_id = ResolveSystemId(top, ".");
   FetchResult result;
+  result.system_id = system_id;
   result.key = WalObjectKey(system_id, parsed);
   if (top.prefetch > 0) {
     result.plaintext_size =
