@@ -399,6 +399,37 @@ inline std::string MakeSegment(uint32_t timeline, uint64_t segment_number, uint3
 // called within one test case run; call this from a TEST_CASE (it uses SUBCASE).
 namespace walstore::test {
 
+// Forwards every call to `inner` (a test's real storage); on_open, when set,
+// runs first on each read and may throw or change the inner storage (a fault
+// a test injects).  Tests derive from it to hook more.
+class ForwardingStorage : public Storage {
+ public:
+  explicit ForwardingStorage(std::unique_ptr<Storage> inner) : inner_(std::move(inner)) {}
+  std::optional<ObjectInfo> Stat(const std::string& key) override { return inner_->Stat(key); }
+  std::unique_ptr<ReadStream> OpenRead(const std::string& key) override {
+    if (on_open) on_open(key);
+    return inner_->OpenRead(key);
+  }
+  std::unique_ptr<ObjectWriter> Create(const std::string& key, const WriteOptions& o) override {
+    return inner_->Create(key, o);
+  }
+  void List(const std::string& prefix,
+            const std::function<void(const ObjectInfo&)>& each) override {
+    inner_->List(prefix, each);
+  }
+  std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
+    return inner_->ListChildren(prefix, limit);
+  }
+  bool Remove(const std::string& key) override { return inner_->Remove(key); }
+  std::string Describe() const override { return inner_->Describe(); }
+  Storage& inner() { return *inner_; }
+
+  std::function<void(const std::string& key)> on_open;  // before a read
+
+ private:
+  std::unique_ptr<Storage> inner_;
+};
+
 inline std::string ObjectContent(Storage& s, const std::string& key) {
   auto in = s.OpenRead(key);
   REQUIRE(in != nullptr);

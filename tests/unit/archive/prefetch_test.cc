@@ -32,33 +32,7 @@ namespace {
 constexpr uint64_t kSysId = 7312345678901234568ull;
 constexpr uint32_t kSegSize = 1u << 20;
 
-// Forwards to a memory storage; on_open (when set) runs before each read.
-class HookedReads : public Storage {
- public:
-  explicit HookedReads(std::unique_ptr<Storage> inner) : inner_(std::move(inner)) {}
-  std::optional<ObjectInfo> Stat(const std::string& key) override { return inner_->Stat(key); }
-  std::unique_ptr<ReadStream> OpenRead(const std::string& key) override {
-    if (on_open) on_open(key);
-    return inner_->OpenRead(key);
-  }
-  std::unique_ptr<ObjectWriter> Create(const std::string& key, const WriteOptions& o) override {
-    return inner_->Create(key, o);
-  }
-  void List(const std::string& prefix,
-            const std::function<void(const ObjectInfo&)>& each) override {
-    inner_->List(prefix, each);
-  }
-  std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
-    return inner_->ListChildren(prefix, limit);
-  }
-  bool Remove(const std::string& key) override { return inner_->Remove(key); }
-  std::string Describe() const override { return inner_->Describe(); }
-
-  std::function<void(const std::string& key)> on_open;
-
- private:
-  std::unique_ptr<Storage> inner_;
-};
+using HookedReads = walstore::test::ForwardingStorage;
 
 // A memory repository holding segments of timeline 1, a data directory
 // beside it, and a worker over them for the window after segment 1.

@@ -39,32 +39,18 @@ std::string FreshStoreName() {
 
 // Forwards to a memory storage; the hooks (when set) run first and may
 // throw or change the inner storage: faults a test injects.
-class HookedStorage : public Storage {
+class HookedStorage : public walstore::test::ForwardingStorage {
  public:
-  explicit HookedStorage(std::unique_ptr<Storage> inner) : inner_(std::move(inner)) {}
-  std::optional<ObjectInfo> Stat(const std::string& key) override { return inner_->Stat(key); }
-  std::unique_ptr<ReadStream> OpenRead(const std::string& key) override {
-    if (on_open) on_open(key);
-    return inner_->OpenRead(key);
-  }
+  using ForwardingStorage::ForwardingStorage;
   std::unique_ptr<ObjectWriter> Create(const std::string& key, const WriteOptions& o) override {
-    return std::make_unique<Writer>(*this, key, inner_->Create(key, o));
-  }
-  void List(const std::string& prefix,
-            const std::function<void(const ObjectInfo&)>& each) override {
-    inner_->List(prefix, each);
-  }
-  std::vector<std::string> ListChildren(const std::string& prefix, size_t limit) override {
-    return inner_->ListChildren(prefix, limit);
+    return std::make_unique<Writer>(*this, key, ForwardingStorage::Create(key, o));
   }
   bool Remove(const std::string& key) override {
     if (on_remove) on_remove(key);
-    return inner_->Remove(key);
+    return ForwardingStorage::Remove(key);
   }
-  std::string Describe() const override { return "hooked " + inner_->Describe(); }
-  Storage& inner() { return *inner_; }
+  std::string Describe() const override { return "hooked " + ForwardingStorage::Describe(); }
 
-  std::function<void(const std::string& key)> on_open;    // before a read
   std::function<void(const std::string& key)> on_commit;  // before a commit
   std::function<void(const std::string& key)> after_commit;
   std::function<void(const std::string& key)> on_remove;  // before a removal
@@ -97,7 +83,6 @@ class HookedStorage : public Storage {
     std::unique_ptr<ObjectWriter> inner_;
     uint64_t written_ = 0;
   };
-  std::unique_ptr<Storage> inner_;
 };
 
 // Two memory repositories with their own keys and compression.
